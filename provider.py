@@ -1,0 +1,1184 @@
+#!/usr/bin/env python3
+# -*- coding: utf-8 -*-
+"""provider.py - a provider plugin for BitrixVM (bitrix-env).
+
+BitrixVM runs every executable at /opt/webdir/providers/NAME/bin/NAME with one
+of four options and reads one JSON object from its standard output:
+
+    NAME help                    the options it supports and whether it is enabled
+    NAME configs                 what a user may order (id and description)
+    NAME order CONFIG_ID         places an order, answers {"task_id": "24"} at once
+    NAME order_status TASK_ID    in_progress / finished (server, root password) / error
+
+This file is that executable. Copy it as is to bin/NAME (or let install.sh do it).
+Its files live beside it, in the provider's home (the folder above bin/):
+
+    etc/NAME.conf          JSON config: what may be ordered and from which backend
+    var/NAME.state.json    the orders ("tasks"), saved atomically under a lock
+    log/NAME.log           audit log, one line per order and status change
+    tasks/                 the caller's own folder: read (ids stay unique), never written
+
+People can run it by hand too: `NAME --help` lists the commands for them
+(tasks, task show/finish/fail, check). See README.md.
+"""
+
+import errno
+import json
+import os
+import sys
+import time
+
+__version__ = "1.0.0"
+
+
+# ---------------------------------------------------------------------------
+# Constants and the error-code table
+# ---------------------------------------------------------------------------
+
+PROTOCOL_OPTIONS = ("help", "configs", "order", "order_status")
+
+STATE_SCHEMA = 1
+DEFAULT_LOCK_WAIT = 10.0          # seconds to wait for the state lock
+MAX_STATE_BYTES = 256 * 1024 * 1024
+
+# Internal task statuses are the protocol's three; the finer "phase" is the
+# backend's own and only shows in `message` and in the admin commands.
+IN_PROGRESS, FINISHED, ERROR = "in_progress", "finished", "error"
+TERMINAL = (FINISHED, ERROR)
+
+# code -> (what it means, what to do). README.md lists the same table.
+E_USAGE = 100
+E_UNKNOWN_CONFIG = 101
+E_NO_TASK = 102
+E_DISABLED = 103
+E_CONFIG = 104
+E_STATE = 105
+E_LOCK = 106
+E_WRITE = 107
+E_BACKEND = 108
+E_EXHAUSTED = 109
+E_UNSAFE = 110
+E_TASK_STATE = 111
+E_INTERNAL = 199
+
+ERROR_CODES = {
+    E_USAGE: "wrong arguments: unknown option, missing or extra argument",
+    E_UNKNOWN_CONFIG: "no configuration with that id",
+    E_NO_TASK: "no task with that id",
+    E_DISABLED: "the provider is disabled or has no config",
+    E_CONFIG: "the config file is broken (the message names the JSON path)",
+    E_STATE: "the state file is damaged or of an unknown version; it was left untouched",
+    E_LOCK: "another process held the state lock for longer than lock_wait",
+    E_WRITE: "the state could not be saved (disk full, read-only, quota); nothing changed",
+    E_BACKEND: "the backend could not place the order",
+    E_EXHAUSTED: "nothing left to order for that configuration",
+    E_UNSAFE: "a file or folder has unsafe ownership or permissions",
+    E_TASK_STATE: "the task is not in a state that allows this action",
+    E_INTERNAL: "a bug: the traceback is in the log",
+}
+
+
+# ---------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------
+
+class ProviderError(Exception):
+    """Every failure a user can cause: a stable code and a plain message."""
+
+    def __init__(self, code, message):
+        Exception.__init__(self, message)
+        self.code = code
+        self.message = message
+
+
+class UsageError(ProviderError):
+    def __init__(self, message):
+        ProviderError.__init__(self, E_USAGE, message)
+
+
+def error_object(action, code, message):
+    return {"error": 1,
+            "error_message": "%s error N%d, %s" % (action, code, message)}
+
+
+# ---------------------------------------------------------------------------
+# Paths
+# ---------------------------------------------------------------------------
+
+class Paths(object):
+    """Where the provider's files are, derived from the path it was invoked by.
+
+    /opt/webdir/providers/NAME/bin/NAME -> home /opt/webdir/providers/NAME.
+    A script not inside a bin/ folder uses its own folder as home. The path
+    is taken as called (sys.argv[0]), not resolved through symlinks, so one
+    copy linked into several homes serves each with its own files.
+    """
+
+    def __init__(self, invoked, home=None, config=None):
+        invoked = os.path.abspath(invoked or "provider.py")
+        name = os.path.basename(invoked)
+        if name.endswith(".py"):
+            name = name[:-3]
+        self.name = name or "provider"
+        self.script = invoked
+        home = home or os.environ.get("BXPROVIDER_HOME")
+        if not home:
+            folder = os.path.dirname(invoked)
+            home = os.path.dirname(folder) if os.path.basename(folder) == "bin" else folder
+        self.home = os.path.abspath(home)
+        config = config or os.environ.get("BXPROVIDER_CONFIG")
+        self.config = os.path.abspath(config) if config else \
+            os.path.join(self.home, "etc", self.name + ".conf")
+        self.var = os.path.join(self.home, "var")
+        self.state = os.path.join(self.var, self.name + ".state.json")
+        self.backup = self.state + ".bak"
+        self.lock = os.path.join(self.var, self.name + ".lock")
+        self.log_dir = os.path.join(self.home, "log")
+        self.log = os.path.join(self.log_dir, self.name + ".log")
+        self.caller_tasks = os.path.join(self.home, "tasks")
+
+
+def ensure_private_dir(path):
+    """Create a 0700 folder (and its parents) if it is missing."""
+    if not os.path.isdir(path):
+        try:
+            os.makedirs(path, 0o700)
+        except OSError as exc:
+            if not os.path.isdir(path):
+                raise ProviderError(E_WRITE, "cannot create %s: %s" % (path, exc.strerror))
+
+
+# ---------------------------------------------------------------------------
+# Audit log (never a password: callers pass only safe fields)
+# ---------------------------------------------------------------------------
+
+class AuditLog(object):
+    def __init__(self, path, verbose=False):
+        self.path = path
+        self.verbose = verbose
+
+    def write(self, event, task_id=None, **fields):
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        parts = [stamp, "pid=%d" % os.getpid(), event]
+        if task_id is not None:
+            parts.append("task=%s" % task_id)
+        for key in sorted(fields):
+            parts.append("%s=%s" % (key, json.dumps(fields[key], ensure_ascii=False)))
+        line = " ".join(parts) + "\n"
+        self.debug(line.rstrip("\n"))
+        try:
+            ensure_private_dir(os.path.dirname(self.path))
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, line.encode("utf-8", "replace"))
+            finally:
+                os.close(fd)
+        except (OSError, ProviderError) as exc:
+            # The log is for people; a full disk must not turn an order into an error.
+            sys.stderr.write("warning: cannot write the log %s: %s\n" % (self.path, exc))
+
+    def debug(self, text):
+        if self.verbose:
+            sys.stderr.write("debug: %s\n" % text)
+
+
+# ---------------------------------------------------------------------------
+# State store: one JSON file, a lock file, atomic saves, a backup
+# ---------------------------------------------------------------------------
+
+def empty_state(name):
+    return {"schema": STATE_SCHEMA, "provider": name, "next_id": 1, "tasks": {}}
+
+
+class StateStore(object):
+    """The tasks, in var/NAME.state.json.
+
+    Writers hold an exclusive flock on var/NAME.lock (bounded wait), read the
+    file, change it and save it atomically: a unique temp file in the same
+    folder, fsync, rename over the old one, fsync the folder. The file being
+    replaced is kept as NAME.state.json.bak (a hard link, so no copy). Readers
+    need no lock: they always see a whole file. A file that does not parse or
+    has an unknown schema is never overwritten.
+    """
+
+    def __init__(self, paths, lock_wait=DEFAULT_LOCK_WAIT):
+        self.paths = paths
+        self._lock_wait = lock_wait
+
+    @property
+    def lock_wait(self):
+        """Seconds to wait for the lock; a callable is asked only when writing."""
+        wait = self._lock_wait
+        return wait() if callable(wait) else wait
+
+    # -- reading -----------------------------------------------------------
+
+    def load(self):
+        """The current state; an empty one when there is no file yet."""
+        path = self.paths.state
+        try:
+            with open(path, "rb") as handle:
+                raw = handle.read(MAX_STATE_BYTES + 1)
+        except IOError as exc:
+            if exc.errno == errno.ENOENT:
+                return empty_state(self.paths.name)
+            raise ProviderError(E_STATE, "cannot read the state file %s: %s"
+                                % (path, exc.strerror))
+        return self.parse(raw, path)
+
+    def parse(self, raw, path):
+        problem = None
+        state = None
+        if len(raw) > MAX_STATE_BYTES:
+            problem = "larger than %d bytes" % MAX_STATE_BYTES
+        else:
+            try:
+                state = json.loads(raw.decode("utf-8"))
+            except ValueError as exc:
+                problem = "not valid JSON (%s)" % exc
+        if problem is None:
+            if not isinstance(state, dict) or not isinstance(state.get("tasks"), dict) \
+                    or not isinstance(state.get("next_id"), int):
+                problem = "not a provider.py state file"
+            elif state.get("schema") != STATE_SCHEMA:
+                problem = "schema version %r, this provider.py %s reads %d" % (
+                    state.get("schema"), __version__, STATE_SCHEMA)
+        if problem:
+            raise ProviderError(E_STATE, "the state file %s is %s; it was left untouched; "
+                                "the previous good copy is %s" % (path, problem, self.paths.backup))
+        return state
+
+    def find(self, task_id):
+        return self.load()["tasks"].get(task_id)
+
+    # -- writing -----------------------------------------------------------
+
+    def update(self, change):
+        """Run change(state) under the lock and save the state it leaves.
+
+        change may raise ProviderError to refuse: then nothing is saved.
+        Returns what change returned.
+        """
+        lock_fd = self._acquire()
+        try:
+            state = self.load()
+            result = change(state)
+            self._save(state)
+            return result
+        finally:
+            os.close(lock_fd)          # closing the descriptor drops the flock
+
+    def _acquire(self):
+        import fcntl
+        ensure_private_dir(self.paths.var)
+        try:
+            fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise ProviderError(E_WRITE, "cannot open the lock file %s: %s"
+                                % (self.paths.lock, exc.strerror))
+        lock_wait = self.lock_wait
+        deadline = time.time() + lock_wait
+        delay = 0.002
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except (IOError, OSError) as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    os.close(fd)
+                    raise ProviderError(E_WRITE, "cannot lock %s: %s"
+                                        % (self.paths.lock, exc.strerror))
+            if time.time() >= deadline:
+                os.close(fd)
+                raise ProviderError(E_LOCK, "the state lock %s is held by another process "
+                                    "for more than %g s; try again" % (self.paths.lock, lock_wait))
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def _save(self, state):
+        data = (json.dumps(state, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+                + "\n").encode("utf-8")
+        folder = self.paths.var
+        temp = os.path.join(folder, ".%s.%d.%d.tmp" % (
+            os.path.basename(self.paths.state), os.getpid(), int(time.time() * 1e6)))
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self._keep_backup()
+            os.replace(temp, self.paths.state)
+        except OSError as exc:
+            try:
+                os.unlink(temp)
+            except OSError:
+                pass
+            raise ProviderError(E_WRITE, "cannot save the state in %s: %s; nothing was changed"
+                                % (folder, exc.strerror))
+        fsync_dir(folder)
+
+    def _keep_backup(self):
+        """Keep the file about to be replaced as the backup (a hard link)."""
+        current, backup = self.paths.state, self.paths.backup
+        if not os.path.exists(current):
+            return
+        link = backup + ".%d.tmp" % os.getpid()
+        try:
+            os.link(current, link)
+        except OSError:
+            return   # no hard links here: keep the older backup rather than fail
+        os.replace(link, backup)
+
+    # -- task ids ----------------------------------------------------------
+
+    def allocate_id(self, state):
+        """A decimal id above every id ever handed out, here or in tasks/."""
+        next_id = max(state["next_id"], self.highest_known_id() + 1)
+        state["next_id"] = next_id + 1
+        return str(next_id)
+
+    def highest_known_id(self):
+        highest = 0
+        try:
+            names = os.listdir(self.paths.caller_tasks)
+        except OSError:
+            names = []
+        for name in names:
+            if name.isdigit():
+                highest = max(highest, int(name))
+        # A lost state file must not restart the count: the backup knows it too.
+        try:
+            with open(self.paths.backup, "rb") as handle:
+                backup = json.loads(handle.read().decode("utf-8"))
+            highest = max(highest, int(backup.get("next_id", 1)) - 1)
+        except (IOError, OSError, ValueError, TypeError, AttributeError):
+            pass
+        return highest
+
+
+def fsync_dir(folder):
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------------------
+# Config: load, validate (every problem with its JSON path), defaults
+# ---------------------------------------------------------------------------
+
+ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+def valid_config_id(text):
+    return 0 < len(text) <= 64 and all(ch in ID_CHARS for ch in text)
+
+
+def type_name(value):
+    return {dict: "object", list: "array", str: "string", bool: "boolean",
+            int: "integer", float: "number", type(None): "null"}.get(type(value), "value")
+
+
+class Checker(object):
+    """Collects config problems, each with the JSON path it is about."""
+
+    KINDS = {"string": (str,), "boolean": (bool,), "object": (dict,), "array": (list,),
+             "integer": (int,), "number": (int, float)}
+
+    def __init__(self):
+        self.problems = []
+
+    def add(self, path, text):
+        self.problems.append("%s: %s" % (path, text))
+
+    def is_a(self, value, kind, path):
+        """True when value has the kind; a bool is not a number here."""
+        ok = isinstance(value, self.KINDS[kind]) and \
+            not (kind in ("integer", "number") and isinstance(value, bool))
+        if not ok:
+            self.add(path, "must be %s %s, not %s" % (
+                "an" if kind[0] in "aeiou" else "a", kind, type_name(value)))
+        return ok
+
+    def keys(self, obj, path, fields, required=()):
+        """Check an object's keys against fields {key: (kind, check or None)};
+        a check is called as check(checker, value, path)."""
+        for key in required:
+            if key not in obj:
+                self.add(path, "missing key %r" % key)
+        for key, value in obj.items():
+            if key.startswith("_"):
+                continue      # "_comment" and friends: JSON has no comments
+            where = "%s.%s" % (path, key)
+            if key not in fields:
+                self.add(where, "unknown key (known: %s)" % ", ".join(sorted(fields)))
+                continue
+            kind, extra = fields[key]
+            if self.is_a(value, kind, where) and extra is not None:
+                extra(self, value, where)
+
+    def positive(self, value, path):
+        if value <= 0:
+            self.add(path, "must be greater than 0")
+
+    def nonempty(self, value, path):
+        if not value.strip():
+            self.add(path, "must not be empty")
+
+
+class Config(object):
+    """A validated config. Holds the settings and the backend object."""
+
+    TOP_FIELDS = {
+        "enabled": ("boolean", None),
+        "backend": ("object", None),
+        "configurations": ("array", None),
+        "lock_wait": ("number", Checker.positive),
+    }
+
+    def __init__(self, data, path, paths, log):
+        self.path = path
+        self.data = data
+        self.enabled = data.get("enabled", False)
+        self.lock_wait = float(data.get("lock_wait", DEFAULT_LOCK_WAIT))
+        self.configurations = data["configurations"]
+        self.by_id = dict((c["id"], c) for c in self.configurations)
+        backend_class = BACKENDS[data["backend"]["type"]]
+        self.backend = backend_class(data["backend"], paths, log)
+
+    @classmethod
+    def load(cls, paths, log):
+        path = paths.config
+        try:
+            with open(path, "rb") as handle:
+                raw = handle.read()
+        except IOError as exc:
+            if exc.errno == errno.ENOENT:
+                raise ProviderError(E_DISABLED, "no config at %s" % path)
+            raise ProviderError(E_CONFIG, "cannot read the config %s: %s" % (path, exc.strerror))
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ProviderError(E_CONFIG, "the config %s is not valid JSON: %s" % (path, exc))
+        problems = validate_config(data)
+        if problems:
+            raise ProviderError(E_CONFIG, "the config %s has %d problem%s: %s" % (
+                path, len(problems), "" if len(problems) == 1 else "s", "; ".join(problems)))
+        return cls(data, path, paths, log)
+
+    def configuration(self, config_id):
+        found = self.by_id.get(config_id)
+        if found is None:
+            raise ProviderError(E_UNKNOWN_CONFIG, "no configuration %s (known: %s)" % (
+                printable(config_id), ", ".join(sorted(self.by_id)) or "none"))
+        return found
+
+
+def validate_config(data):
+    """Every problem of a config, as 'json.path: what is wrong'."""
+    check = Checker()
+    if not isinstance(data, dict):
+        check.add("$", "the config must be a JSON object, not %s" % type_name(data))
+        return check.problems
+    check.keys(data, "$", Config.TOP_FIELDS, required=("enabled", "backend", "configurations"))
+    backend_class = None
+    backend = data.get("backend")
+    if isinstance(backend, dict):
+        kind = backend.get("type")
+        if kind is None:
+            check.add("$.backend", "missing key 'type' (one of: %s)" % ", ".join(sorted(BACKENDS)))
+        elif not isinstance(kind, str) or kind not in BACKENDS:
+            check.add("$.backend.type", "unknown backend %s (one of: %s)" % (
+                json.dumps(kind, ensure_ascii=False), ", ".join(sorted(BACKENDS))))
+        else:
+            backend_class = BACKENDS[kind]
+            fields = dict(backend_class.SETTINGS)
+            fields["type"] = ("string", None)
+            check.keys(backend, "$.backend", fields)
+    configurations = data.get("configurations")
+    if isinstance(configurations, list):
+        fields = {"id": ("string", None), "descr": ("string", Checker.nonempty)}
+        if backend_class is not None:
+            fields.update(backend_class.PARAMETERS)
+        seen = {}
+        for index, item in enumerate(configurations):
+            where = "$.configurations[%d]" % index
+            if not check.is_a(item, "object", where):
+                continue
+            check.keys(item, where, fields, required=("id", "descr"))
+            config_id = item.get("id")
+            if isinstance(config_id, str):
+                if not valid_config_id(config_id):
+                    check.add(where + ".id", "%s is not 1-64 letters, digits, '.', '_', '-'"
+                              % json.dumps(config_id, ensure_ascii=False))
+                elif config_id in seen:
+                    check.add(where + ".id", "duplicate id %s (also at $.configurations[%d])"
+                              % (json.dumps(config_id), seen[config_id]))
+                else:
+                    seen[config_id] = index
+            if backend_class is not None:
+                backend_class.validate_configuration(item, where, check)
+    if backend_class is not None and isinstance(backend, dict) and not check.problems:
+        backend_class.validate_settings(backend, "$.backend", check)
+    return check.problems
+
+
+# ---------------------------------------------------------------------------
+# Helpers shared by the backends
+# ---------------------------------------------------------------------------
+
+def now():
+    return int(time.time())
+
+
+def printable(text, limit=80):
+    """A user-supplied string made safe to quote in a one-line message."""
+    text = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:")
+
+
+def valid_server_address(text):
+    """An IPv4/IPv6 address or a host name the caller can ssh to (not loopback)."""
+    if not text or len(text) > 253 or text[0] in "-." or not set(text) <= HOST_CHARS:
+        return False
+    lowered = text.lower()
+    return not (lowered == "localhost" or lowered.startswith("127.") or lowered == "::1")
+
+
+def ssh_banner_probe(host, port=22, timeout=5.0):
+    """(True, banner) when host:port answers with an SSH banner, else (False, why)."""
+    import socket
+    try:
+        conn = socket.create_connection((host, port), timeout=timeout)
+    except (socket.error, socket.timeout, ValueError) as exc:
+        return False, "no connection to %s port %d (%s)" % (host, port, exc)
+    try:
+        conn.settimeout(timeout)
+        data = b""
+        while b"\n" not in data and len(data) < 256:
+            chunk = conn.recv(256)
+            if not chunk:
+                break
+            data += chunk
+    except (socket.error, socket.timeout) as exc:
+        return False, "no SSH banner from %s port %d (%s)" % (host, port, exc)
+    finally:
+        conn.close()
+    if not data.startswith(b"SSH-"):
+        return False, "%s port %d does not speak SSH" % (host, port)
+    return True, data.split(b"\n")[0].strip().decode("ascii", "replace")
+
+
+# ---------------------------------------------------------------------------
+# Backends
+# ---------------------------------------------------------------------------
+
+class Backend(object):
+    """What every backend provides. A new backend is one subclass + BACKENDS.
+
+    SETTINGS and PARAMETERS declare the keys a backend reads from the
+    config's "backend" object and from each configuration, as
+    {key: (kind, extra check or None)}; validate_settings and
+    validate_configuration add checks that span keys.
+
+    The order of calls for one task:
+      place(task, configuration, state)  under the state lock, no network, no
+          child process: fills the task or raises ProviderError, and then no
+          task is created. It may change other parts of state (a pool claim).
+      launch(task, configuration)        after the task is saved, lock released:
+          start the real work (a detached worker, an API create). Returns a
+          dict of task changes or None.
+      poll(task, configuration)          on order_status of a pending task, with
+          no lock: look at the real world, return task changes or None.
+      check()                            for `check`: a list of (ok, text).
+    Task changes are applied under the lock only if the task is still pending.
+    """
+
+    TYPE = None
+    SETTINGS = {}
+    PARAMETERS = {}
+
+    def __init__(self, settings, paths, log):
+        self.settings = settings
+        self.paths = paths
+        self.log = log
+
+    @classmethod
+    def validate_settings(cls, settings, path, check):
+        pass
+
+    @classmethod
+    def validate_configuration(cls, configuration, path, check):
+        pass
+
+    def place(self, task, configuration, state):
+        raise NotImplementedError
+
+    def launch(self, task, configuration):
+        return None
+
+    def poll(self, task, configuration):
+        return None
+
+    def check(self):
+        return []
+
+
+class ManualBackend(Backend):
+    """An operator finishes each order by hand: `NAME task finish ID --server ADDR`."""
+
+    TYPE = "manual"
+
+    def place(self, task, configuration, state):
+        task["phase"] = "waiting"
+        task["message"] = "waiting for the operator"
+
+    def check(self):
+        return [(True, "manual backend: orders wait until an operator runs "
+                       "`%s task finish ID --server ADDR` or `task fail ID`" % self.paths.name)]
+
+
+BACKENDS = dict((cls.TYPE, cls) for cls in (ManualBackend,))
+
+
+# ---------------------------------------------------------------------------
+# Tasks: the record, and what the protocol shows of it
+# ---------------------------------------------------------------------------
+
+def new_task(task_id, config_id, backend_type):
+    stamp = now()
+    return {"id": task_id, "config_id": config_id, "backend": backend_type,
+            "status": IN_PROGRESS, "phase": "new", "message": "",
+            "server": "", "server_password": "",
+            "created": stamp, "updated": stamp, "data": {}}
+
+
+def status_answer(task):
+    return {"task_id": task["id"], "status": task["status"],
+            "server": task.get("server", ""),
+            "server_password": task.get("server_password", ""),
+            "message": task.get("message", "")}
+
+
+def valid_task_id(text):
+    """Ids are positive decimals without leading zeros: "024" is not task 24."""
+    return (0 < len(text) <= 20 and all(ch in "0123456789" for ch in text)
+            and not text.startswith("0"))
+
+
+# ---------------------------------------------------------------------------
+# The provider: config, state, log and backend together
+# ---------------------------------------------------------------------------
+
+class Provider(object):
+    def __init__(self, paths, verbose=False):
+        self.paths = paths
+        self.log = AuditLog(paths.log, verbose)
+        self._config = None
+        self.store = StateStore(paths, self.lock_wait)
+
+    @property
+    def config(self):
+        if self._config is None:
+            self._config = Config.load(self.paths, self.log)
+        return self._config
+
+    def enabled_config(self):
+        config = self.config
+        if not config.enabled:
+            raise ProviderError(E_DISABLED, "the provider is disabled in %s" % config.path)
+        return config
+
+    def lock_wait(self):
+        """The config's lock_wait; the default when the config is unusable."""
+        try:
+            return self.config.lock_wait
+        except ProviderError:
+            return DEFAULT_LOCK_WAIT
+
+    def get_task(self, task_id):
+        if not valid_task_id(task_id):
+            raise ProviderError(E_NO_TASK, "no task %s (task ids are decimal numbers)"
+                                % printable(task_id))
+        task = self.store.find(task_id)
+        if task is None:
+            raise ProviderError(E_NO_TASK, "no task %s" % task_id)
+        return task
+
+    def apply(self, task_id, changes, event="status"):
+        """Save a backend's changes to a pending task; returns the task as saved."""
+        def change(state):
+            task = state["tasks"].get(task_id)
+            if task is None or task["status"] in TERMINAL:
+                return task           # someone else finished it meanwhile
+            before = (task["status"], task.get("phase"), task.get("message"))
+            task.update(changes)
+            task["updated"] = now()
+            if (task["status"], task.get("phase"), task.get("message")) != before:
+                self.log.write(event, task_id, status=task["status"], phase=task.get("phase"),
+                               server=task.get("server", ""), message=task.get("message", ""))
+            return task
+        return self.store.update(change)
+
+    def status_message(self):
+        """Why `help` says disabled, or None when enabled."""
+        try:
+            config = self.config
+        except ProviderError as exc:
+            return exc.message
+        if not config.enabled:
+            return "disabled in %s" % config.path
+        return None
+
+
+# ---------------------------------------------------------------------------
+# Protocol handlers: help, configs, order, order_status
+# ---------------------------------------------------------------------------
+
+def cmd_help(provider, args):
+    answer = {"options": list(PROTOCOL_OPTIONS)}
+    reason = provider.status_message()
+    answer["status"] = "disabled" if reason else "enabled"
+    if reason:
+        answer["message"] = reason
+    return answer
+
+
+def cmd_configs(provider, args):
+    config = provider.enabled_config()
+    return {"configurations": [{"id": c["id"], "descr": c["descr"]}
+                               for c in config.configurations],
+            "status": "enabled"}
+
+
+def cmd_order(provider, args):
+    config = provider.enabled_config()
+    configuration = config.configuration(args.config_id)
+    backend = config.backend
+
+    def change(state):
+        task = new_task(provider.store.allocate_id(state), configuration["id"], backend.TYPE)
+        backend.place(task, configuration, state)
+        state["tasks"][task["id"]] = task
+        return task
+
+    task = provider.store.update(change)
+    provider.log.write("order", task["id"], config=task["config_id"], backend=backend.TYPE,
+                       status=task["status"], phase=task["phase"], message=task["message"])
+    try:
+        changes = backend.launch(task, configuration)
+    except ProviderError as exc:
+        # The caller will not know this id: the task must not stay pending.
+        provider.apply(task["id"], {"status": ERROR, "phase": "failed", "message": exc.message})
+        raise ProviderError(E_BACKEND, "task %s could not be started: %s"
+                            % (task["id"], exc.message))
+    if changes:
+        provider.apply(task["id"], changes)
+    return {"task_id": task["id"]}
+
+
+def cmd_order_status(provider, args):
+    task = provider.get_task(args.task_id)
+    if task["status"] not in TERMINAL:
+        config = provider.config
+        changes = config.backend.poll(task, config.by_id.get(task["config_id"], {}))
+        if changes:
+            task = provider.apply(task["id"], changes) or task
+    return status_answer(task)
+
+
+# ---------------------------------------------------------------------------
+# Admin handlers for people: tasks, task show/finish/fail, check
+# ---------------------------------------------------------------------------
+
+def format_age(seconds):
+    seconds = max(0, int(seconds))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return "%d%s" % (seconds // size, unit)
+    return "%ds" % seconds
+
+
+def format_table(header, rows):
+    widths = [max(len(str(row[i])) for row in [header] + rows) for i in range(len(header))]
+    lines = []
+    for row in [header] + rows:
+        cells = [str(cell).ljust(width) for cell, width in zip(row, widths)]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def public_task(task, show_password=False):
+    shown = dict(task)
+    if shown.get("server_password") and not show_password:
+        shown["server_password"] = "********"
+    return shown
+
+
+def cmd_tasks(provider, args):
+    tasks = sorted(provider.store.load()["tasks"].values(), key=lambda t: int(t["id"]))
+    if args.json:
+        return {"tasks": [public_task(t) for t in tasks]}
+    if not tasks:
+        return "no tasks yet (state: %s)" % provider.paths.state
+    stamp = now()
+    rows = [[t["id"], t["config_id"], t["status"], t.get("server") or "-",
+             format_age(stamp - t.get("created", stamp)), printable(t.get("message", ""), 60)]
+            for t in tasks]
+    return format_table(["ID", "CONFIG", "STATUS", "SERVER", "AGE", "MESSAGE"], rows)
+
+
+def cmd_task_show(provider, args):
+    task = public_task(provider.get_task(args.task_id), args.show_password)
+    if args.json:
+        return task
+    lines = []
+    for key in ("id", "config_id", "backend", "status", "phase", "server", "server_password",
+                "message"):
+        lines.append("%-16s %s" % (key + ":", task.get(key, "")))
+    for key in ("created", "updated"):
+        stamp = task.get(key)
+        lines.append("%-16s %s" % (key + ":", time.strftime(
+            "%Y-%m-%d %H:%M:%S UTC", time.gmtime(stamp)) if stamp else ""))
+    for key in sorted(task.get("data") or {}):
+        lines.append("%-16s %s" % ("data." + key + ":", json.dumps(task["data"][key],
+                                                                   ensure_ascii=False)))
+    return "\n".join(lines)
+
+
+def read_password(args):
+    """The root password from stdin (a pipe) or a prompt; never from argv."""
+    if args.no_password:
+        return ""
+    if sys.stdin is None:
+        raise UsageError("no password: pipe it on stdin or give --no-password")
+    if sys.stdin.isatty():
+        import getpass
+        first = getpass.getpass("root password for %s: " % args.server)
+        if getpass.getpass("again: ") != first:
+            raise UsageError("the two passwords differ")
+        password = first
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise UsageError("empty password: give --no-password for hosts that hold the pool key")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in password):
+        raise UsageError("the password has control characters")
+    return password
+
+
+def pending_task_change(provider, task_id, changes, event):
+    """Finish or fail a pending task by hand; refuses terminal ones."""
+    provider.get_task(task_id)            # a clear "no task" before taking the lock
+
+    def change(state):
+        task = state["tasks"].get(task_id)
+        if task is None:
+            raise ProviderError(E_NO_TASK, "no task %s" % task_id)
+        if task["status"] in TERMINAL:
+            raise ProviderError(E_TASK_STATE, "task %s is already %s" % (task_id, task["status"]))
+        task.update(changes)
+        task["updated"] = now()
+        return task
+
+    task = provider.store.update(change)
+    provider.log.write(event, task_id, status=task["status"], server=task["server"],
+                       message=task["message"], by=operator_name())
+    return task
+
+
+def operator_name():
+    try:
+        import pwd
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
+        return str(os.getuid())
+
+
+def cmd_task_finish(provider, args):
+    if not valid_server_address(args.server):
+        raise UsageError("%s is not a server address the caller can ssh to "
+                         "(an IP address or host name, not localhost)" % printable(args.server))
+    password = read_password(args)
+    task = pending_task_change(provider, args.task_id, {
+        "status": FINISHED, "phase": "done", "server": args.server,
+        "server_password": password, "message": "finished by the operator"}, "finish")
+    return "task %s finished: server %s, %s" % (
+        task["id"], task["server"], "root password saved" if password else "no password (key login)")
+
+
+def cmd_task_fail(provider, args):
+    message = args.message.strip()
+    if not message:
+        raise UsageError("--message must say why the order failed")
+    task = pending_task_change(provider, args.task_id, {
+        "status": ERROR, "phase": "failed", "message": message}, "fail")
+    return "task %s marked error: %s" % (task["id"], task["message"])
+
+
+def mode_problem(path, want_mode):
+    """None when path is ours (or root's) and not more open than want_mode.
+
+    Run as root (as bx-provider does) any owner is accepted: bx-provider
+    itself chowns the provider's home to bitrix.
+    """
+    info = os.stat(path)
+    if os.getuid() != 0 and info.st_uid not in (os.getuid(), 0):
+        return "owned by uid %d, not by uid %d who runs the plugin" % (info.st_uid, os.getuid())
+    extra = info.st_mode & 0o777 & ~want_mode
+    if extra:
+        return "mode %03o is more open than %03o" % (info.st_mode & 0o777, want_mode)
+    return None
+
+
+def cmd_check(provider, args):
+    paths = provider.paths
+    report = []          # (ok, text)
+
+    def add(ok, text):
+        report.append((ok, text))
+
+    add(True, "provider %s, provider.py %s, Python %s" % (
+        paths.name, __version__, sys.version.split()[0]))
+    add(os.path.isdir(paths.home), "home %s" % paths.home)
+    script_ok = os.access(paths.script, os.X_OK)
+    add(script_ok, "script %s is %sexecutable" % (paths.script, "" if script_ok else "NOT "))
+    config = None
+    try:
+        config = provider.config
+        add(True, "config %s is valid: backend %s, %d configuration(s)" % (
+            paths.config, config.backend.TYPE, len(config.configurations)))
+        problem = mode_problem(paths.config, 0o600)
+        add(problem is None, "config permissions: %s" % (problem or "0600 or stricter"))
+        add(config.enabled, "provider is %s" % ("enabled" if config.enabled else
+                                                "DISABLED (set \"enabled\": true)"))
+        if not config.configurations:
+            add(False, "no configurations: the web interface will offer nothing")
+    except ProviderError as exc:
+        add(False, exc.message)
+    for folder, label in ((paths.var, "state folder"), (paths.log_dir, "log folder")):
+        if os.path.isdir(folder):
+            problem = mode_problem(folder, 0o700)
+            add(problem is None and os.access(folder, os.W_OK),
+                "%s %s: %s" % (label, folder, problem or "private and writable"))
+        else:
+            parent = os.path.dirname(folder)
+            add(os.access(parent, os.W_OK), "%s %s does not exist yet; %s" % (
+                label, folder, "it will be created" if os.access(parent, os.W_OK)
+                else "and %s is not writable" % parent))
+    try:
+        state = StateStore(paths).load()
+        add(True, "state %s: %d task(s), next id %d" % (
+            paths.state, len(state["tasks"]), state["next_id"]))
+    except ProviderError as exc:
+        add(False, exc.message)
+    if os.path.isdir(paths.caller_tasks):
+        add(os.access(paths.caller_tasks, os.R_OK), "caller's tasks folder %s is readable"
+            % paths.caller_tasks)
+    else:
+        add(True, "caller's tasks folder %s does not exist yet (bx-provider makes it)"
+            % paths.caller_tasks)
+    if config is not None:
+        for ok, text in config.backend.check():
+            add(ok, text)
+    failed = sum(1 for ok, _ in report if not ok)
+    lines = ["%s %s" % ("ok  " if ok else "FAIL", text) for ok, text in report]
+    lines.append("%d problem%s found" % (failed, "" if failed == 1 else "s") if failed
+                 else "everything looks fine")
+    return CheckReport("\n".join(lines), failed)
+
+
+class CheckReport(str):
+    """A human report that also carries how many problems it found."""
+
+    def __new__(cls, text, failed):
+        self = str.__new__(cls, text)
+        self.failed = failed
+        return self
+
+
+# ---------------------------------------------------------------------------
+# Command line: build_parser() and main()
+# ---------------------------------------------------------------------------
+
+def build_parser(prog):
+    import argparse
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message):        # never argparse's exit(2) with text on stderr
+            raise UsageError(message)
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--home", metavar="DIR", default=argparse.SUPPRESS,
+                        help="the provider's home (default: the folder above bin/; "
+                             "env BXPROVIDER_HOME)")
+    common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
+                        help="the config file (default: HOME/etc/NAME.conf; env BXPROVIDER_CONFIG)")
+    common.add_argument("--pretty", action="store_true", default=argparse.SUPPRESS,
+                        help="indent JSON output for people")
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="debug output on stderr")
+
+    parser = Parser(prog=prog, parents=[common],
+                    description="BitrixVM provider plugin. The caller runs: help, configs, "
+                                "order CONFIG_ID, order_status TASK_ID; each prints one JSON "
+                                "object. The other commands are for people.")
+    parser.add_argument("--version", action="version", version="provider.py " + __version__)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+
+    def command(name, handler, text, parent=commands):
+        sub = parent.add_parser(name, parents=[common], help=text, description=text)
+        sub.set_defaults(handler=handler, action=name)
+        return sub
+
+    command("help", cmd_help, "protocol: supported options and enabled/disabled (JSON)")
+    command("configs", cmd_configs, "protocol: the configurations a user may order (JSON)")
+    command("order", cmd_order, "protocol: order a configuration; prints the task id (JSON)") \
+        .add_argument("config_id", metavar="CONFIG_ID")
+    command("order_status", cmd_order_status, "protocol: the state of an order (JSON)") \
+        .add_argument("task_id", metavar="TASK_ID")
+
+    listing = command("tasks", cmd_tasks, "list the tasks as a table")
+    listing.add_argument("--json", action="store_true", help="JSON instead of a table")
+
+    task = command("task", None, "look at or act on one task")
+    actions = task.add_subparsers(dest="task_command", metavar="ACTION", parser_class=Parser)
+    show = command("show", cmd_task_show, "show one task (password masked)", actions)
+    show.add_argument("task_id", metavar="ID")
+    show.add_argument("--show-password", action="store_true", help="print the root password")
+    show.add_argument("--json", action="store_true", help="JSON instead of text")
+    finish = command("finish", cmd_task_finish,
+                     "mark a task finished: the server is ready for the caller's SSH login; "
+                     "the root password is read from stdin or prompted", actions)
+    finish.add_argument("task_id", metavar="ID")
+    finish.add_argument("--server", required=True, metavar="ADDR",
+                        help="the server's IPv4 address or host name")
+    finish.add_argument("--no-password", action="store_true",
+                        help="no password: the server already holds the pool's SSH key")
+    fail = command("fail", cmd_task_fail, "mark a task failed", actions)
+    fail.add_argument("task_id", metavar="ID")
+    fail.add_argument("--message", required=True, help="why it failed (shown to the admin)")
+    command("check", cmd_check, "check the config, files, permissions and backend")
+    return parser
+
+
+PROTOCOL_ARITY = {"help": 0, "configs": 0, "order": 1, "order_status": 1}
+PROTOCOL_ARG = {"order": "config_id", "order_status": "task_id"}
+
+
+class Args(object):
+    """The parsed command line; the protocol fast path fills it without argparse."""
+
+    def __init__(self, **values):
+        self.home = self.config = None
+        self.pretty = self.verbose = False
+        self.__dict__.update(values)
+
+
+def parse_args(argv, prog):
+    """argparse for everything; the caller's exact forms skip it (start-up time)."""
+    if argv and argv[0] in PROTOCOL_ARITY and len(argv) == 1 + PROTOCOL_ARITY[argv[0]] \
+            and not any(a.startswith("-") for a in argv[1:]):
+        values = {"action": argv[0], "handler": PROTOCOL_HANDLERS[argv[0]]}
+        if argv[0] in PROTOCOL_ARG:
+            values[PROTOCOL_ARG[argv[0]]] = argv[1]
+        return Args(**values)
+    namespace = build_parser(prog).parse_args(argv)
+    args = Args(**vars(namespace))
+    if getattr(args, "handler", None) is None:
+        if getattr(args, "command", None) == "task":
+            raise UsageError("task needs an action: show, finish or fail")
+        raise UsageError("no option given (one of: %s)" % ", ".join(PROTOCOL_OPTIONS))
+    return args
+
+
+PROTOCOL_HANDLERS = {"help": cmd_help, "configs": cmd_configs, "order": cmd_order,
+                     "order_status": cmd_order_status}
+
+
+def guess_action(argv):
+    """The action named in a bad command line, for the error message."""
+    words = [a for a in argv if not a.startswith("-")]
+    if words and words[0] in PROTOCOL_ARITY:
+        return words[0]
+    if words[:1] == ["task"] and len(words) > 1 and words[1] in ("show", "finish", "fail"):
+        return "task " + words[1]
+    if words and words[0] in ("tasks", "check"):
+        return words[0]
+    return "usage"
+
+
+def emit(answer, stream, pretty=False):
+    """Write the one answer: a JSON object or text, as UTF-8 bytes whatever the locale."""
+    if isinstance(answer, dict):
+        answer = json.dumps(answer, ensure_ascii=False, indent=2 if pretty else None)
+    data = (answer + "\n").encode("utf-8", "replace")
+    try:
+        stream.flush()
+        out = getattr(stream, "buffer", None)
+        if out is None:
+            stream.write(data.decode("utf-8"))
+        else:
+            out.write(data)
+        stream.flush()
+    except (IOError, OSError):
+        pass      # the reader went away: nothing left to tell anybody
+
+
+def main(argv=None, prog=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    prog = prog or sys.argv[0]
+    verbose = "-v" in argv or "--verbose" in argv
+    pretty = "--pretty" in argv
+    action = guess_action(argv)
+    provider = None
+    real_stdout = sys.stdout
+    try:
+        args = parse_args(argv, prog)
+        action, pretty, verbose = args.action, args.pretty, args.verbose
+        if args.action in ("show", "finish", "fail"):
+            action = "task " + args.action
+        provider = Provider(Paths(prog, args.home, args.config), verbose)
+        sys.stdout = sys.stderr        # a stray print() must never reach the caller
+        answer = args.handler(provider, args)
+        code = getattr(answer, "failed", 0) and 1
+    except UsageError as exc:
+        answer, code = error_object(action, exc.code, exc.message), 2
+    except ProviderError as exc:
+        answer, code = error_object(action, exc.code, exc.message), 1
+    except SystemExit as exc:           # argparse's --help and --version
+        return exc.code or 0
+    except KeyboardInterrupt:
+        answer, code = error_object(action, E_INTERNAL, "interrupted"), 1
+    except Exception as exc:  # a bug: still one JSON object on stdout
+        import traceback
+        trace = traceback.format_exc()
+        if verbose:
+            sys.stderr.write(trace)
+        log = provider.log if provider else None
+        if log is not None:
+            log.write("bug", trace=trace)
+        answer = error_object(action, E_INTERNAL, "internal error (%s); the traceback is in %s"
+                              % (type(exc).__name__, provider.paths.log if provider else "-v"))
+        code = 1
+    finally:
+        sys.stdout = real_stdout
+    emit(answer, real_stdout, pretty)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
