@@ -1,0 +1,167 @@
+# -*- coding: utf-8 -*-
+"""Shared helpers for the tests: a provider home in a temp folder, running
+the real script as a subprocess, and the caller's own parsing rules."""
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, "provider.py")
+PYTHON = sys.executable
+
+MANUAL_CONFIG = {
+    "enabled": True,
+    "backend": {"type": "manual"},
+    "configurations": [
+        {"id": "1", "descr": "Bitrix-env, 1 месяц, CentOS 7, 2 CPU, 2 ГБ RAM"},
+        {"id": "big", "descr": "Bitrix-env, 8 CPU, 16 GB"},
+    ],
+}
+
+
+def load_module():
+    """provider.py imported by path, as a module (not run as __main__)."""
+    spec = importlib.util.spec_from_file_location("provider_under_test", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class Result(object):
+    def __init__(self, code, out, err):
+        self.code = code
+        self.out = out          # bytes
+        self.err = err          # bytes
+
+    @property
+    def json(self):
+        return caller_parse(self.out)
+
+    @property
+    def text(self):
+        return self.out.decode("utf-8")
+
+    def __repr__(self):
+        return "Result(code=%r, out=%r, err=%r)" % (self.code, self.out[:2000], self.err[-2000:])
+
+
+def caller_parse(out):
+    """Parse stdout the way bx-provider does (PROTOCOL.md): the whole output is
+    one JSON document; empty output is an error. Raises AssertionError."""
+    if not out.strip():
+        raise AssertionError("empty stdout: the caller reports 'return empty string'")
+    text = out.decode("utf-8")            # raw UTF-8, never another encoding
+    decoder = json.JSONDecoder()
+    value, end = decoder.raw_decode(text.lstrip())
+    rest = text.lstrip()[end:]
+    if rest.strip():
+        raise AssertionError("more than one JSON document on stdout: %r" % text[:500])
+    if not isinstance(value, dict):
+        raise AssertionError("stdout is not a JSON object: %r" % text[:500])
+    if not out.endswith(b"\n"):
+        raise AssertionError("the JSON object is not followed by a newline")
+    return value
+
+
+class Home(object):
+    """A provider home in a temp folder: HOME/bin/provider, HOME/etc/provider.conf."""
+
+    def __init__(self, config=MANUAL_CONFIG, name="provider", copy_script=True):
+        self.dir = tempfile.mkdtemp(prefix="bxprov-")
+        self.name = name
+        os.makedirs(os.path.join(self.dir, "bin"))
+        os.makedirs(os.path.join(self.dir, "etc"))
+        self.script = os.path.join(self.dir, "bin", name)
+        if copy_script:
+            shutil.copy(SCRIPT, self.script)
+            os.chmod(self.script, 0o755)
+        self.config_path = os.path.join(self.dir, "etc", name + ".conf")
+        self.state_path = os.path.join(self.dir, "var", name + ".state.json")
+        self.backup_path = self.state_path + ".bak"
+        self.lock_path = os.path.join(self.dir, "var", name + ".lock")
+        self.log_path = os.path.join(self.dir, "log", name + ".log")
+        self.tasks_dir = os.path.join(self.dir, "tasks")
+        if config is not None:
+            self.write_config(config)
+
+    def write_config(self, config):
+        data = config if isinstance(config, (bytes, str)) else json.dumps(
+            config, ensure_ascii=False, indent=2)
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        with open(self.config_path, "wb") as handle:
+            handle.write(data)
+        os.chmod(self.config_path, 0o600)
+
+    def env(self, extra=None):
+        env = dict(os.environ)
+        for key in ("BXPROVIDER_HOME", "BXPROVIDER_CONFIG"):
+            env.pop(key, None)
+        env.update(extra or {})
+        return env
+
+    def run(self, *args, **kwargs):
+        """Run HOME/bin/NAME ARGS with this interpreter; returns a Result."""
+        stdin = kwargs.pop("stdin", None)
+        env = self.env(kwargs.pop("env", None))
+        timeout = kwargs.pop("timeout", 60)
+        command = [PYTHON, self.script] + list(args)
+        proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=env, cwd=self.dir)
+        if isinstance(stdin, str):
+            stdin = stdin.encode("utf-8")
+        out, err = proc.communicate(stdin or b"", timeout=timeout)
+        return Result(proc.returncode, out, err)
+
+    def ok(self, *args, **kwargs):
+        """Run a protocol call that must succeed; returns the parsed object."""
+        result = self.run(*args, **kwargs)
+        answer = result.json
+        if "error" in answer or result.code != 0:
+            raise AssertionError("%s failed: %r" % (" ".join(args), result))
+        return answer
+
+    def state(self):
+        with open(self.state_path, "rb") as handle:
+            return json.loads(handle.read().decode("utf-8"))
+
+    def read(self, path):
+        with open(path, "rb") as handle:
+            return handle.read()
+
+    def caller_marks(self, task_id, text=""):
+        """What bx-provider does after a successful order: tasks/<id>."""
+        if not os.path.isdir(self.tasks_dir):
+            os.makedirs(self.tasks_dir, 0o770)
+        with open(os.path.join(self.tasks_dir, str(task_id)), "w") as handle:
+            handle.write(text)
+
+    def cleanup(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class HomeTestCase(unittest.TestCase):
+    """A fresh home per test, removed afterwards."""
+
+    config = MANUAL_CONFIG
+
+    def setUp(self):
+        self.home = Home(self.config)
+        self.addCleanup(self.home.cleanup)
+
+    def assertError(self, result, code, action=None, exit_code=1):
+        answer = result.json
+        self.assertEqual(answer.get("error"), 1, result)
+        self.assertEqual(sorted(answer), ["error", "error_message"], result)
+        self.assertIn(" error N%d, " % code, answer["error_message"], result)
+        if action:
+            self.assertTrue(answer["error_message"].startswith(action + " error N"), result)
+        self.assertEqual(result.code, exit_code, result)
+        self.assertNotIn(b"Traceback", result.err)
+        return answer["error_message"]
