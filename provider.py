@@ -1039,28 +1039,30 @@ def build_parser(prog):
     parser.add_argument("--version", action="version", version="provider.py " + __version__)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
-    def command(name, handler, text, parent=commands):
-        sub = parent.add_parser(name, parents=[common], help=text, description=text)
-        sub.set_defaults(handler=handler, action=name)
+    def command(action, text, parent=commands):
+        """A subcommand whose handler is HANDLERS[action]."""
+        sub = parent.add_parser(action.split()[-1], parents=[common], help=text,
+                                description=text)
+        sub.set_defaults(action=action)
         return sub
 
-    command("help", cmd_help, "protocol: supported options and enabled/disabled (JSON)")
-    command("configs", cmd_configs, "protocol: the configurations a user may order (JSON)")
-    command("order", cmd_order, "protocol: order a configuration; prints the task id (JSON)") \
+    command("help", "protocol: supported options and enabled/disabled (JSON)")
+    command("configs", "protocol: the configurations a user may order (JSON)")
+    command("order", "protocol: order a configuration; prints the task id (JSON)") \
         .add_argument("config_id", metavar="CONFIG_ID")
-    command("order_status", cmd_order_status, "protocol: the state of an order (JSON)") \
+    command("order_status", "protocol: the state of an order (JSON)") \
         .add_argument("task_id", metavar="TASK_ID")
 
-    listing = command("tasks", cmd_tasks, "list the tasks as a table")
+    listing = command("tasks", "list the tasks as a table")
     listing.add_argument("--json", action="store_true", help="JSON instead of a table")
 
-    task = command("task", None, "look at or act on one task")
+    task = command("task", "look at or act on one task")
     actions = task.add_subparsers(dest="task_command", metavar="ACTION", parser_class=Parser)
-    show = command("show", cmd_task_show, "show one task (password masked)", actions)
+    show = command("task show", "show one task (password masked)", actions)
     show.add_argument("task_id", metavar="ID")
     show.add_argument("--show-password", action="store_true", help="print the root password")
     show.add_argument("--json", action="store_true", help="JSON instead of text")
-    finish = command("finish", cmd_task_finish,
+    finish = command("task finish",
                      "mark a task finished: the server is ready for the caller's SSH login; "
                      "the root password is read from stdin or prompted", actions)
     finish.add_argument("task_id", metavar="ID")
@@ -1068,15 +1070,21 @@ def build_parser(prog):
                         help="the server's IPv4 address or host name")
     finish.add_argument("--no-password", action="store_true",
                         help="no password: the server already holds the pool's SSH key")
-    fail = command("fail", cmd_task_fail, "mark a task failed", actions)
+    fail = command("task fail", "mark a task failed", actions)
     fail.add_argument("task_id", metavar="ID")
     fail.add_argument("--message", required=True, help="why it failed (shown to the admin)")
-    command("check", cmd_check, "check the config, files, permissions and backend")
+    command("check", "check the config, files, permissions and backend")
     return parser
 
 
 PROTOCOL_ARITY = {"help": 0, "configs": 0, "order": 1, "order_status": 1}
 PROTOCOL_ARG = {"order": "config_id", "order_status": "task_id"}
+
+
+# action -> handler(provider, args); each returns a dict (printed as JSON) or text.
+HANDLERS = {"help": cmd_help, "configs": cmd_configs, "order": cmd_order,
+            "order_status": cmd_order_status, "tasks": cmd_tasks, "task show": cmd_task_show,
+            "task finish": cmd_task_finish, "task fail": cmd_task_fail, "check": cmd_check}
 
 
 class Args(object):
@@ -1092,21 +1100,17 @@ def parse_args(argv, prog):
     """argparse for everything; the caller's exact forms skip it (start-up time)."""
     if argv and argv[0] in PROTOCOL_ARITY and len(argv) == 1 + PROTOCOL_ARITY[argv[0]] \
             and not any(a.startswith("-") for a in argv[1:]):
-        values = {"action": argv[0], "handler": PROTOCOL_HANDLERS[argv[0]]}
+        values = {"action": argv[0]}
         if argv[0] in PROTOCOL_ARG:
             values[PROTOCOL_ARG[argv[0]]] = argv[1]
         return Args(**values)
     namespace = build_parser(prog).parse_args(argv)
     args = Args(**vars(namespace))
-    if getattr(args, "handler", None) is None:
+    if getattr(args, "action", "task") == "task":
         if getattr(args, "command", None) == "task":
             raise UsageError("task needs an action: show, finish or fail")
         raise UsageError("no option given (one of: %s)" % ", ".join(PROTOCOL_OPTIONS))
     return args
-
-
-PROTOCOL_HANDLERS = {"help": cmd_help, "configs": cmd_configs, "order": cmd_order,
-                     "order_status": cmd_order_status}
 
 
 def guess_action(argv):
@@ -1149,11 +1153,9 @@ def main(argv=None, prog=None):
     try:
         args = parse_args(argv, prog)
         action, pretty, verbose = args.action, args.pretty, args.verbose
-        if args.action in ("show", "finish", "fail"):
-            action = "task " + args.action
         provider = Provider(Paths(prog, args.home, args.config), verbose)
         sys.stdout = sys.stderr        # a stray print() must never reach the caller
-        answer = args.handler(provider, args)
+        answer = HANDLERS[action](provider, args)
         code = getattr(answer, "failed", 0) and 1
     except UsageError as exc:
         answer, code = error_object(action, exc.code, exc.message), 2
