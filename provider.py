@@ -337,25 +337,39 @@ class StateStore(object):
 
     def allocate_id(self, state):
         """A decimal id above every id ever handed out, here or in tasks/."""
-        next_id = max(state["next_id"], self.highest_known_id() + 1)
+        highest = self.highest_caller_id()
+        if state["next_id"] == 1:
+            # No state yet, or a lost one: the count must not restart.
+            highest = max(highest, self.highest_lost_id())
+        next_id = max(state["next_id"], highest + 1)
         state["next_id"] = next_id + 1
         return str(next_id)
 
-    def highest_known_id(self):
-        highest = 0
+    def highest_caller_id(self):
+        """The largest id in the caller's tasks/ folder (it never forgets one)."""
         try:
             names = os.listdir(self.paths.caller_tasks)
         except OSError:
-            names = []
-        for name in names:
-            if name.isdigit():
-                highest = max(highest, int(name))
-        # A lost state file must not restart the count: the backup knows it too.
+            return 0
+        return max([int(name) for name in names if name.isdigit()] or [0])
+
+    def highest_lost_id(self):
+        """The largest id the backup or the audit log knows of."""
+        highest = 0
         try:
             with open(self.paths.backup, "rb") as handle:
                 backup = json.loads(handle.read().decode("utf-8"))
-            highest = max(highest, int(backup.get("next_id", 1)) - 1)
+            highest = int(backup.get("next_id", 1)) - 1
         except (IOError, OSError, ValueError, TypeError, AttributeError):
+            pass
+        try:
+            import re
+            with open(self.paths.log, "rb") as handle:
+                for line in handle:
+                    found = re.search(br" order task=(\d+)", line)
+                    if found:
+                        highest = max(highest, int(found.group(1)))
+        except (IOError, OSError):
             pass
         return highest
 

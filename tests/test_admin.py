@@ -1,0 +1,74 @@
+# -*- coding: utf-8 -*-
+"""The commands for people: tasks, task show, check."""
+
+import json
+import os
+import unittest
+
+from support import MANUAL_CONFIG, HomeTestCase
+
+PASSWORD = "Adm1n-pw-for-show"
+
+
+class TasksTest(HomeTestCase):
+    def test_empty(self):
+        result = self.home.run("tasks")
+        self.assertEqual(result.code, 0)
+        self.assertIn(b"no tasks yet", result.out)
+
+    def test_table_and_json(self):
+        first = self.home.ok("order", "1")["task_id"]
+        second = self.home.ok("order", "big")["task_id"]
+        self.home.run("task", "finish", first, "--server", "10.9.9.9", stdin=PASSWORD)
+        result = self.home.run("tasks")
+        lines = result.text.splitlines()
+        self.assertEqual(lines[0].split(), ["ID", "CONFIG", "STATUS", "SERVER", "AGE", "MESSAGE"])
+        self.assertEqual(lines[1].split()[:4], [first, "1", "finished", "10.9.9.9"])
+        self.assertEqual(lines[2].split()[:4], [second, "big", "in_progress", "-"])
+        self.assertNotIn(PASSWORD, result.text)
+        listing = json.loads(self.home.run("tasks", "--json").text)["tasks"]
+        self.assertEqual([t["id"] for t in listing], [first, second])
+        self.assertEqual(listing[0]["server_password"], "********")
+
+    def test_show_masks_the_password_unless_asked(self):
+        task_id = self.home.ok("order", "1")["task_id"]
+        self.home.run("task", "finish", task_id, "--server", "10.9.9.9", stdin=PASSWORD)
+        shown = self.home.run("task", "show", task_id).text
+        self.assertIn("status:          finished", shown)
+        self.assertNotIn(PASSWORD, shown)
+        self.assertIn(PASSWORD, self.home.run("task", "show", task_id, "--show-password").text)
+        as_json = json.loads(self.home.run("task", "show", task_id, "--json").text)
+        self.assertEqual(as_json["server"], "10.9.9.9")
+        self.assertError(self.home.run("task", "show", "77"), 102, "task show")
+
+
+class CheckTest(HomeTestCase):
+    def test_a_good_setup(self):
+        self.home.ok("order", "1")
+        result = self.home.run("check")
+        self.assertEqual(result.code, 0, result)
+        self.assertIn("everything looks fine", result.text)
+        self.assertNotIn("FAIL", result.text)
+
+    def test_every_problem_is_reported(self):
+        self.home.write_config(dict(MANUAL_CONFIG, enabled=False))
+        os.chmod(self.home.config_path, 0o644)
+        result = self.home.run("check")
+        self.assertEqual(result.code, 1)
+        self.assertIn("FAIL config permissions: mode 644 is more open than 600", result.text)
+        self.assertIn("FAIL provider is DISABLED", result.text)
+        self.assertIn("2 problems found", result.text)
+
+    def test_broken_config_and_damaged_state(self):
+        self.home.write_config({"enabled": True})
+        os.makedirs(os.path.dirname(self.home.state_path), 0o700)
+        with open(self.home.state_path, "w") as handle:
+            handle.write("{")
+        result = self.home.run("check")
+        self.assertEqual(result.code, 1)
+        self.assertIn("$: missing key 'backend'", result.text)
+        self.assertIn("is not valid JSON", result.text)
+
+
+if __name__ == "__main__":
+    unittest.main()
