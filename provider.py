@@ -1118,7 +1118,7 @@ def parse_args(argv, prog):
         if argv[0] in PROTOCOL_ARG:
             values[PROTOCOL_ARG[argv[0]]] = argv[1]
         return Args(**values)
-    namespace = build_parser(prog).parse_args(argv)
+    namespace = build_parser(os.path.basename(prog)).parse_args(argv)
     args = Args(**vars(namespace))
     if getattr(args, "action", "task") == "task":
         if getattr(args, "command", None) == "task":

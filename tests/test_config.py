@@ -98,5 +98,18 @@ class ConfigFileTest(HomeTestCase):
         self.assertError(self.home.run("order", "1"), 104, "order")
 
 
+class ExamplesTest(unittest.TestCase):
+    def test_every_example_config_is_valid(self):
+        import glob
+        import os
+        from support import ROOT
+        paths = glob.glob(os.path.join(ROOT, "examples", "*.conf"))
+        self.assertTrue(paths)
+        for path in paths:
+            with open(path, "rb") as handle:
+                data = json.loads(handle.read().decode("utf-8"))
+            self.assertEqual(provider.validate_config(data), [], path)
+
+
 if __name__ == "__main__":
     unittest.main()
