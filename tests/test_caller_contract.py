@@ -134,5 +134,58 @@ class CallerContractTest(HomeTestCase):
             self.caller.require("configs")
 
 
+PERL_CALLER = r"""
+use strict; use warnings; use JSON::PP;
+# As bxProvider.pm: open(cmd |), join the lines, one from_json call (no utf8
+# decoding: the bytes pass through), any "error" key means failure.
+my $cmd = shift @ARGV;
+open(my $fh, "$cmd |") or die "cannot run $cmd";
+my @lines = <$fh>;
+close($fh);
+my $out = join("", @lines);
+if ($out eq "") { print "EMPTY\n"; exit 0; }
+my $data = JSON::PP->new->decode($out);
+if (exists $data->{error}) { print "ERROR ", $data->{error_message}, "\n"; exit 0; }
+print "OK ", JSON::PP->new->canonical->encode($data), "\n";
+"""
+
+
+def perl_available():
+    try:
+        return subprocess.call(["perl", "-MJSON::PP", "-e", "1"],
+                               stderr=subprocess.DEVNULL) == 0
+    except OSError:
+        return False
+
+
+@unittest.skipUnless(perl_available(), "perl with JSON::PP is not installed")
+class PerlCallerTest(HomeTestCase):
+    """Our output through Perl's own JSON parser, as the real caller reads it."""
+
+    def setUp(self):
+        HomeTestCase.setUp(self)
+        self.caller = Caller(self.home)
+        self.addCleanup(self.caller.cleanup)
+
+    def perl(self, command):
+        proc = subprocess.Popen(["perl", "-e", PERL_CALLER, self.home.script + " " + command],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=self.caller.env)
+        out, err = proc.communicate(timeout=60)
+        self.assertEqual(proc.returncode, 0, err)
+        self.assertNotIn(b"Wide character", err)
+        return out
+
+    def test_answers_parse_in_perl(self):
+        out = self.perl("configs")
+        self.assertTrue(out.startswith(b"OK "), out)
+        # Raw UTF-8 went in as bytes and comes out as the same bytes.
+        self.assertIn(u"1 месяц".encode("utf-8"), out)
+        self.assertTrue(self.perl("order 1").startswith(b'OK {"task_id":"1"}'))
+        self.assertIn(b'"status":"in_progress"', self.perl("order_status 1"))
+        self.assertTrue(self.perl("order_status 99").startswith(b"ERROR order_status error N102"))
+        self.assertTrue(self.perl("bogus").startswith(b"ERROR usage error N100"))
+
+
 if __name__ == "__main__":
     unittest.main()
