@@ -1,0 +1,447 @@
+#!/bin/sh
+# install.sh - install, upgrade, remove or package the BitrixVM provider plugin (provider.py).
+# POSIX sh (dash, bash). Run ./install.sh --help for the usage.
+set -eu
+
+PROG=install.sh
+DEFAULT_PREFIX=/opt/webdir/providers
+
+usage() {
+    cat <<EOF
+Usage: $PROG [options] NAME
+
+Install provider.py (the file next to this script) as the BitrixVM provider plugin NAME,
+into PREFIX/NAME (default PREFIX: $DEFAULT_PREFIX):
+
+  PREFIX/NAME/bin/NAME        the plugin (0755)
+  PREFIX/NAME/etc/NAME.conf   its JSON config (0600)
+  PREFIX/NAME/var/            its state (0700)
+  PREFIX/NAME/log/            its log (0700)
+  PREFIX/NAME/tasks/          bx-provider's own folder: never created or touched here
+
+NAME: 1-64 letters, digits, '_' and '-' (not starting with '-').
+
+Re-running upgrades the plugin only: config, state and logs are left as they are.
+Without --config, and with no config yet, a starting config is written that keeps the
+provider disabled; edit it (see README.md), then run: PREFIX/NAME/bin/NAME check
+
+Options:
+  --prefix DIR      install into DIR/NAME instead of $DEFAULT_PREFIX/NAME
+  --config FILE     install FILE (JSON) as etc/NAME.conf; an existing, different config is
+                    only replaced with --force
+  --force           with --config: replace an existing config; the old one is kept as
+                    etc/NAME.conf.YYYYmmdd-HHMMSS.bak
+  --python PATH     the Python 3.6+ that install.sh itself uses (config syntax, archive,
+                    the final 'NAME check'); default: python3 from PATH. The plugin keeps
+                    its '#!/usr/bin/env python3' line.
+  --uninstall       remove the plugin (bin/NAME); keep config, state and logs
+  --purge           remove bin/, etc/, var/ and log/ (config, state, logs), then the
+                    home itself if it is empty; tasks/ is left to bx-provider
+  -y, --yes         do not ask before --purge deletes (asked only on a terminal)
+  --archive FILE    build FILE (must end in .tar.gz) for
+                      bx-provider -a install --provider NAME --archive FILE
+                    holding bin/NAME and etc/NAME.conf (the --config FILE, or the
+                    starting config); installs nothing
+  -h, --help        show this help
+
+Ownership: files are created by the user running this script (root: owned by root) and
+no chown is done. 'bx-provider -a install' chowns the home to bitrix itself.
+
+Exit status: 0 done (also when the final check reports problems: read its report),
+1 failure, 2 bad usage or bad NAME.
+EOF
+}
+
+die() {      # die STATUS MESSAGE...
+    status=$1
+    shift
+    printf '%s: error: %s\n' "$PROG" "$*" >&2
+    exit "$status"
+}
+
+usage_error() {
+    printf '%s: error: %s\n' "$PROG" "$*" >&2
+    printf "Run '%s --help' for the usage.\n" "$PROG" >&2
+    exit 2
+}
+
+say() {
+    printf '%s\n' "$*"
+}
+
+# ----------------------------------------------------------------------------- arguments
+
+name=
+prefix=$DEFAULT_PREFIX
+prefix_given=
+config_src=
+force=
+python=python3
+action=install
+yes=
+archive=
+
+set_action() {
+    if [ "$action" != install ] && [ "$action" != "$1" ]; then
+        usage_error "--$action and --$1 cannot be combined"
+    fi
+    action=$1
+}
+
+need_value() {  # need_value OPTION ARGC
+    [ "$2" -ge 2 ] || usage_error "$1 needs a value"
+}
+
+while [ $# -gt 0 ]; do
+    case $1 in
+        -h|--help) usage; exit 0 ;;
+        --prefix) need_value "$1" $#; prefix=$2; prefix_given=1; shift ;;
+        --prefix=*) prefix=${1#*=}; prefix_given=1 ;;
+        --config) need_value "$1" $#; config_src=$2; shift ;;
+        --config=*) config_src=${1#*=} ;;
+        --python) need_value "$1" $#; python=$2; shift ;;
+        --python=*) python=${1#*=} ;;
+        --archive) need_value "$1" $#; set_action archive; archive=$2; shift ;;
+        --archive=*) set_action archive; archive=${1#*=} ;;
+        --force) force=1 ;;
+        --uninstall) set_action uninstall ;;
+        --purge) set_action purge ;;
+        --yes|-y) yes=1 ;;
+        --) shift; break ;;
+        -*) usage_error "unknown option: $1" ;;
+        *)
+            [ -z "$name" ] || usage_error "only one NAME, got '$name' and '$1'"
+            name=$1 ;;
+    esac
+    shift
+done
+if [ $# -gt 0 ]; then
+    if [ -n "$name" ] || [ $# -gt 1 ]; then
+        usage_error "only one NAME expected"
+    fi
+    name=$1
+fi
+
+[ -n "$name" ] || usage_error "NAME is missing"
+case $name in
+    -*|*[!ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-]*)
+        usage_error "bad NAME '$name': use 1-64 letters, digits, '_' and '-' (not starting with '-')" ;;
+esac
+[ "${#name}" -le 64 ] || usage_error "bad NAME: longer than 64 characters"
+
+case $action in
+    uninstall|purge)
+        [ -z "$config_src" ] || usage_error "--config cannot be used with --$action"
+        [ -z "$force" ] || usage_error "--force cannot be used with --$action" ;;
+    archive)
+        [ -z "$prefix_given" ] || usage_error "--prefix cannot be used with --archive (it installs nothing)"
+        case $archive in
+            *.tar.gz) ;;
+            *) usage_error "--archive FILE must end in .tar.gz, got '$archive'" ;;
+        esac ;;
+esac
+if [ -n "$force" ] && [ -z "$config_src" ]; then
+    usage_error "--force only applies with --config FILE"
+fi
+[ -n "$prefix" ] || usage_error "--prefix needs a folder"
+case $action in install|archive) [ -z "$yes" ] || usage_error "--yes only applies with --purge or --uninstall" ;; esac
+
+home=${prefix%/}/$name
+conf_rel=etc/$name.conf
+conf=$home/$conf_rel
+
+# The program files, relative to the home. One place: install, uninstall and archive all use
+# it, so a launcher plus module layout only changes install_program and this list.
+program_files() {
+    printf '%s\n' "bin/$name"
+}
+
+here=$(dirname "$0")
+source_py=$here/provider.py
+
+# ----------------------------------------------------------------------------- helpers
+
+tmp_file=   # the temporary file put_file is writing, if any
+stage=      # the archive's staging folder, if any
+cleanup() {
+    if [ -n "$tmp_file" ]; then rm -f "$tmp_file"; fi
+    if [ -n "$stage" ]; then rm -rf "$stage"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+check_python() {
+    if ! command -v "$python" >/dev/null 2>&1; then
+        die 1 "Python not found: '$python'. The plugin needs Python 3.6 or newer; name one with --python PATH."
+    fi
+    if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 6))' >/dev/null 2>&1; then
+        die 1 "'$python' is not Python 3.6 or newer"
+    fi
+}
+
+check_source() {
+    [ -f "$source_py" ] || die 1 "cannot read $source_py (install.sh installs the provider.py next to it)"
+}
+
+# validate_config FILE: it must be a JSON object. The full validation is the final 'check'.
+validate_config() {
+    [ -f "$1" ] || die 1 "config file '$1' does not exist or is not a file"
+    if ! err=$("$python" - "$1" 2>&1 <<'PY'
+import json, sys
+try:
+    with open(sys.argv[1], "rb") as f:
+        data = json.loads(f.read().decode("utf-8"))
+except OSError as e:
+    sys.exit("cannot read it: %s" % e.strerror)
+except ValueError as e:  # also UnicodeDecodeError
+    sys.exit("not valid UTF-8 JSON: %s" % e)
+if not isinstance(data, dict):
+    sys.exit("not a JSON object ({...})")
+PY
+    ); then
+        die 1 "config file '$1': $err"
+    fi
+}
+
+# The starting config: provider disabled, manual backend, one example configuration.
+# JSON has no comments; the plugin ignores every key starting with "_".
+starting_config() {
+    cat <<EOF
+{
+  "_comment": "Config of the BitrixVM provider plugin '$name', written by install.sh. JSON has no comments: the plugin ignores every key that starts with '_'. The full reference is in README.md (section Config). After editing, run: bin/$name check",
+  "_enabled": "false keeps the provider off: 'help' answers status disabled and the Bitrix web interface hides it. Set true when the configurations below are what you sell.",
+  "enabled": false,
+  "_backend": "How servers are provisioned. manual: every order waits for the operator, who runs 'bin/$name task finish ID --server ADDR' (root password on stdin) or 'bin/$name task fail ID --message TEXT'. Other backend types and their settings: README.md.",
+  "backend": {
+    "type": "manual"
+  },
+  "_configurations": "What the admin can order. id: 1-64 letters, digits, '.', '_', '-'; the web page sends it back with the order. descr: the text shown beside it (plain text, any language).",
+  "configurations": [
+    {
+      "id": "1",
+      "descr": "Example: 2 CPU, 4 GB RAM, 40 GB SSD"
+    }
+  ]
+}
+EOF
+}
+
+# put_file DEST MODE <SRC: write stdin to DEST atomically (a temp file in DEST's folder,
+# then mv), so a plugin call running meanwhile sees the old file or the new, never half.
+put_file() {
+    tmp_file=$(mktemp "$(dirname "$1")/.install.XXXXXX")
+    cat >"$tmp_file"
+    chmod "$2" "$tmp_file"
+    mv -f "$tmp_file" "$1"
+    tmp_file=
+}
+
+# install_program HOME: put the program files (program_files) into HOME.
+install_program() {
+    mkdir -p "$1/bin"
+    chmod 0755 "$1/bin"
+    put_file "$1/bin/$name" 0755 <"$source_py"
+}
+
+# make_dir DIR MODE: create DIR with MODE if missing; an existing folder keeps its mode.
+make_dir() {
+    if [ ! -d "$1" ]; then
+        mkdir "$1"
+        chmod "$2" "$1"
+    fi
+}
+
+# ----------------------------------------------------------------------------- actions
+
+do_archive() {
+    check_source
+    check_python
+    if [ -n "$config_src" ]; then
+        validate_config "$config_src"
+    fi
+    stage=$(mktemp -d "${TMPDIR:-/tmp}/provider-archive.XXXXXX")
+    install_program "$stage"
+    mkdir -m 0700 "$stage/etc"
+    if [ -n "$config_src" ]; then
+        put_file "$stage/$conf_rel" 0600 <"$config_src"
+    else
+        starting_config >"$stage/$conf_rel"
+        chmod 0600 "$stage/$conf_rel"
+    fi
+    # Python's tarfile rather than tar(1): the same member names (no "./"), modes and
+    # root ownership whatever tar the host has. Files only, no folder entries: bx-provider
+    # makes bin/ and etc/ itself.
+    # shellcheck disable=SC2046 # program_files prints plain relative paths
+    "$python" - "$archive" "$stage" $(program_files) "$conf_rel" <<'PY' || die 1 "cannot write archive '$archive'"
+import os, sys, tarfile, time
+out, stage, members = sys.argv[1], sys.argv[2], sys.argv[3:]
+tmp = "%s.tmp%d" % (out, os.getpid())
+now = int(time.time())
+try:
+    with tarfile.open(tmp, "w:gz", format=tarfile.USTAR_FORMAT) as tar:
+        for rel in members:
+            info = tar.gettarinfo(os.path.join(stage, rel), arcname=rel)
+            info.uid = info.gid = 0
+            info.uname = info.gname = "root"
+            info.mtime = now
+            with open(os.path.join(stage, rel), "rb") as f:
+                tar.addfile(info, f)
+    os.replace(tmp, out)
+except Exception as e:
+    try:
+        os.unlink(tmp)
+    except OSError:
+        pass
+    sys.exit("%s: %s" % (type(e).__name__, e))
+for rel in members:
+    print("  %s" % rel)
+PY
+    say "Built $archive with the members above. Install it on the host with:"
+    say "  /opt/webdir/bin/bx-provider -a install --provider $name --archive $archive"
+    if [ -z "$config_src" ]; then
+        say "Its etc/$name.conf is the starting config: the provider stays disabled until it is edited."
+    fi
+}
+
+do_uninstall() {
+    found=
+    for rel in $(program_files); do
+        if [ -e "$home/$rel" ] || [ -L "$home/$rel" ]; then
+            rm -f "$home/$rel"
+            say "Removed $home/$rel"
+            found=1
+        fi
+    done
+    rmdir "$home/bin" 2>/dev/null || :
+    if [ -z "$found" ]; then
+        say "Nothing to remove: $name is not installed in $home"
+    fi
+    if [ -e "$home" ]; then
+        say "Kept config, state and logs in $home (remove them with --purge)."
+    fi
+}
+
+do_purge() {
+    [ -d "$home" ] || { say "Nothing to remove: $home does not exist"; return 0; }
+    doomed=
+    for sub in bin etc var log; do
+        if [ -e "$home/$sub" ] || [ -L "$home/$sub" ]; then
+            doomed="$doomed $sub"
+        fi
+    done
+    if [ -z "$doomed" ]; then
+        say "Nothing to remove in $home"
+    else
+        say "This deletes, with everything in them:"
+        for sub in $doomed; do
+            say "  $home/$sub/"
+        done
+        if [ -t 0 ] && [ -z "$yes" ]; then
+            printf 'Delete them? [y/N] '
+            answer=
+            read -r answer || :
+            case $answer in
+                y|Y|yes|YES|Yes) ;;
+                *) say "Nothing deleted."; exit 1 ;;
+            esac
+        fi
+        for sub in $doomed; do
+            rm -rf "${home:?}/$sub"
+        done
+        say "Deleted."
+    fi
+    if rmdir "$home" 2>/dev/null; then
+        say "Removed the empty folder $home"
+    else
+        say "Kept $home: it still holds files not made by install.sh (tasks/ belongs to bx-provider)."
+    fi
+}
+
+do_install() {
+    check_source
+    check_python
+    if [ -n "$config_src" ]; then
+        validate_config "$config_src"
+    fi
+    if ! command -v python3 >/dev/null 2>&1; then
+        say "WARNING: no python3 in PATH; the plugin starts with '#!/usr/bin/env python3' and bx-provider will not be able to run it." >&2
+    fi
+
+    # Decide about the config before changing anything.
+    config_note=
+    if [ -n "$config_src" ] && [ -e "$conf" ]; then
+        if cmp -s "$config_src" "$conf"; then
+            config_note="unchanged (same as $config_src)"
+            config_src=
+        elif [ -z "$force" ]; then
+            die 1 "$conf exists and differs from $config_src; nothing changed. Add --force to replace it (the old one is kept as a dated .bak)."
+        fi
+    fi
+
+    if [ -e "$home/bin/$name" ]; then verb=Upgraded; else verb=Installed; fi
+    umask 022
+    mkdir -p "$home"
+    install_program "$home"
+    make_dir "$home/etc" 0700
+    make_dir "$home/var" 0700
+    make_dir "$home/log" 0700
+
+    if [ -n "$config_src" ]; then
+        if [ -e "$conf" ]; then
+            stamp=$(date +%Y%m%d-%H%M%S)
+            backup=$conf.$stamp.bak
+            n=1
+            while [ -e "$backup" ]; do
+                backup=$conf.$stamp-$n.bak
+                n=$((n + 1))
+            done
+            cp -p "$conf" "$backup"
+            chmod 0600 "$backup"
+            config_note="installed from $config_src; the old one is kept as $backup"
+        else
+            config_note="installed from $config_src"
+        fi
+        put_file "$conf" 0600 <"$config_src"
+    elif [ ! -e "$conf" ]; then
+        put_file "$conf" 0600 <<EOF
+$(starting_config)
+EOF
+        config_note="starting config written: the provider is DISABLED until you edit it"
+    elif [ -z "$config_note" ]; then
+        config_note="kept as it was"
+    fi
+
+    version=$("$python" "$home/bin/$name" --version 2>/dev/null) || version=
+    say "$verb $name${version:+ ($version)} in $home"
+    say ""
+    say "Running: $home/bin/$name check"
+    check_ok=1
+    "$python" "$home/bin/$name" check || check_ok=
+
+    say ""
+    say "Where everything is:"
+    say "  script:  $home/bin/$name"
+    say "  config:  $conf ($config_note)"
+    say "  state:   $home/var/"
+    say "  log:     $home/log/$name.log"
+    say "  tasks:   $home/tasks/ (bx-provider's; the plugin only reads it)"
+    say "  test:    $home/bin/$name help"
+    say ""
+    if [ -n "$check_ok" ]; then
+        say "The check passed."
+    else
+        say "The check reported problems (above). Edit $conf (see README.md;"
+        say "\"enabled\": true switches the provider on), then run: $home/bin/$name check"
+    fi
+    if [ "$(id -u)" = 0 ]; then
+        say "The files are owned by root (install.sh does no chown; bx-provider -a install chowns to bitrix)."
+    fi
+}
+
+case $action in
+    install) do_install ;;
+    uninstall) do_uninstall ;;
+    purge) do_purge ;;
+    archive) do_archive ;;
+esac

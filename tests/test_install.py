@@ -1,0 +1,479 @@
+"""Tests of install.sh, run as a subprocess against a temporary prefix.
+
+Every test runs under each distinct shell found: sh, dash and bash (a shell that is only
+another name of one already listed, like sh -> dash, runs once). install.sh runs the plugin with
+`python3` from PATH, and the plugin's own `#!/usr/bin/env python3` does too: the tests put a
+folder first in PATH whose python3 is this interpreter, so each interpreter tests itself.
+
+    python3 -m unittest discover -s tests -p 'test_install.py' -v
+"""
+
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import tarfile
+import tempfile
+import unittest
+
+from support import MANUAL_CONFIG, ROOT, SCRIPT, caller_parse
+
+INSTALL_SH = os.path.join(ROOT, "install.sh")
+NAME = "testprov"
+
+
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def mode_of(path):
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+def find_shells():
+    shells, seen = [], set()
+    for name in ("sh", "dash", "bash"):
+        path = shutil.which(name)
+        if path is None:
+            continue
+        real = os.path.realpath(path)
+        if real in seen:
+            continue
+        seen.add(real)
+        shells.append((name, path))
+    return shells
+
+
+class InstallTestsBase(object):
+    """The tests; one concrete TestCase per shell is made at the bottom of the file."""
+
+    shell = None  # path of the shell running install.sh
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="test-install-")
+        self.addCleanup(shutil.rmtree, self.tmp)
+        pybin = os.path.join(self.tmp, "pybin")
+        os.mkdir(pybin)
+        os.symlink(sys.executable, os.path.join(pybin, "python3"))
+        self.env = dict(os.environ)
+        for key in list(self.env):
+            if key.startswith("BXPROVIDER_") or key.startswith("PYTHON"):
+                del self.env[key]
+        self.env["PATH"] = pybin + os.pathsep + "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+        self.prefix = os.path.join(self.tmp, "providers")
+        self.home = os.path.join(self.prefix, NAME)
+        self.script = os.path.join(self.home, "bin", NAME)
+        self.conf = os.path.join(self.home, "etc", NAME + ".conf")
+
+    # ---------------------------------------------------------------- helpers
+
+    def run_cmd(self, argv, decode=True):
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=self.env, cwd=self.tmp)
+        out, err = proc.communicate(timeout=120)
+        if decode:
+            out = out.decode("utf-8", "replace")
+        return proc.returncode, out, err.decode("utf-8", "replace")
+
+    def run_install(self, *args, **kwargs):
+        installer = kwargs.pop("installer", INSTALL_SH)
+        return self.run_cmd([self.shell, installer] + list(args))
+
+    def install_ok(self, *args, **kwargs):
+        rc, out, err = self.run_install(*args, **kwargs)
+        self.assertEqual(rc, 0, "install.sh %s failed:\n%s\n%s" % (" ".join(args), out, err))
+        return out
+
+    def install(self, *extra):
+        return self.install_ok("--prefix", self.prefix, *(list(extra) + [NAME]))
+
+    def write(self, name, data):
+        path = os.path.join(self.tmp, name)
+        with open(path, "wb") as f:
+            f.write(data if isinstance(data, bytes) else data.encode("utf-8"))
+        return path
+
+    def write_json(self, name, obj):
+        return self.write(name, json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
+
+    def snapshot(self, skip=("bin",)):
+        """{relative path: (mode, bytes or None)} of everything under the home but skip."""
+        result = {}
+        for dirpath, dirnames, filenames in os.walk(self.home):
+            rel_dir = os.path.relpath(dirpath, self.home)
+            if rel_dir.split(os.sep)[0] in skip:
+                continue
+            result[rel_dir] = (mode_of(dirpath), None)
+            for fn in filenames:
+                path = os.path.join(dirpath, fn)
+                result[os.path.join(rel_dir, fn)] = (mode_of(path), read_bytes(path))
+        return result
+
+    def plugin_help(self):
+        """The installed plugin's answer to `help`, run as bx-provider runs it (its path,
+        through the shebang) and parsed with the caller's rules."""
+        rc, out, err = self.run_cmd([self.script, "help"], decode=False)
+        return caller_parse(out)
+
+    # ---------------------------------------------------------------- fresh install
+
+    def test_fresh_install_layout_and_modes(self):
+        out = self.install()
+        self.assertEqual(read_bytes(self.script), read_bytes(SCRIPT))
+        self.assertEqual(mode_of(self.script), 0o755)
+        self.assertEqual(mode_of(os.path.join(self.home, "bin")), 0o755)
+        for sub in ("etc", "var", "log"):
+            self.assertEqual(mode_of(os.path.join(self.home, sub)), 0o700, sub)
+        self.assertEqual(mode_of(self.conf), 0o600)
+        self.assertFalse(os.path.exists(os.path.join(self.home, "tasks")),
+                         "tasks/ is bx-provider's: install.sh must not create it")
+        # no temporary files left behind
+        self.assertEqual(os.listdir(os.path.join(self.home, "bin")), [NAME])
+        self.assertEqual(os.listdir(os.path.join(self.home, "etc")), [NAME + ".conf"])
+        # it says where everything is, and how to test
+        for text in (self.script, self.conf, os.path.join(self.home, "var"),
+                     os.path.join(self.home, "log", NAME + ".log"),
+                     os.path.join(self.home, "tasks"), self.script + " help"):
+            self.assertIn(text, out)
+        self.assertIn("check", out)
+
+    def test_starting_config_is_commented_json_and_disabled(self):
+        self.install()
+        with open(self.conf, encoding="utf-8") as f:
+            config = json.load(f)
+        self.assertIs(config["enabled"], False)
+        self.assertEqual(config["backend"]["type"], "manual")
+        self.assertEqual(len(config["configurations"]), 1)
+        self.assertTrue(config["configurations"][0]["id"])
+        self.assertTrue(config["configurations"][0]["descr"])
+        comments = [k for k in config if k.startswith("_")]
+        self.assertTrue(comments, "the starting config explains itself in _ keys")
+        self.assertIn("README.md", json.dumps(config))
+
+    def test_installed_plugin_answers_help_with_one_json_object(self):
+        self.install()
+        answer = self.plugin_help()
+        self.assertNotIn("error", answer)
+        for option in ("help", "configs", "order", "order_status"):
+            self.assertIn(option, answer["options"])
+        self.assertEqual(answer["status"], "disabled")
+
+    def test_starting_config_is_valid_apart_from_being_disabled(self):
+        self.install()
+        with open(self.conf, encoding="utf-8") as f:
+            config = json.load(f)
+        config["enabled"] = True
+        self.install("--config", self.write_json("on.conf", config), "--force")
+        self.assertEqual(self.plugin_help()["status"], "enabled")
+
+    def test_given_config_enables_the_plugin(self):
+        src = self.write_json("my.conf", MANUAL_CONFIG)
+        out = self.install("--config", src)
+        self.assertEqual(read_bytes(self.conf), read_bytes(src))
+        self.assertEqual(mode_of(self.conf), 0o600)
+        self.assertEqual(self.plugin_help()["status"], "enabled")
+
+    def test_install_succeeds_although_check_reports_the_disabled_provider(self):
+        out = self.install()
+        # the starting config is disabled, so check has something to report; the install
+        # itself still succeeds and says what to do next
+        self.assertIn("enabled", out)
+        self.assertIn(self.conf, out)
+
+    # ---------------------------------------------------------------- upgrade
+
+    def test_rerun_upgrades_script_only(self):
+        self.install()
+        for rel, data in (("var/%s.state.json" % NAME, b'{"schema": 1, "tasks": {}}\n'),
+                          ("log/%s.log" % NAME, b"2024-01-01 order 1\n"),
+                          ("tasks/7", b"complete: ok\n")):
+            path = os.path.join(self.home, rel)
+            if not os.path.isdir(os.path.dirname(path)):
+                os.mkdir(os.path.dirname(path), 0o770)
+            with open(path, "wb") as f:
+                f.write(data)
+        with open(self.conf, "ab") as f:
+            f.write(b" \n")  # an edit by the admin
+        os.chmod(os.path.join(self.home, "log"), 0o750)  # an admin's choice, kept
+        with open(self.script, "ab") as f:
+            f.write(b"\n# an older version\n")
+        before = self.snapshot()
+
+        out = self.install()
+        self.assertEqual(self.snapshot(), before)
+        self.assertEqual(read_bytes(self.script), read_bytes(SCRIPT))
+        self.assertEqual(mode_of(self.script), 0o755)
+        self.assertIn("Upgraded", out)
+
+    # ---------------------------------------------------------------- --config, --force
+
+    def test_config_is_not_overwritten_without_force(self):
+        self.install()
+        with open(self.script, "ab") as f:
+            f.write(b"\n# installed earlier\n")
+        before = self.snapshot(skip=())
+        src = self.write_json("new.conf", MANUAL_CONFIG)
+        rc, out, err = self.run_install("--prefix", self.prefix, "--config", src, NAME)
+        self.assertNotEqual(rc, 0)
+        self.assertIn("--force", err)
+        self.assertEqual(self.snapshot(skip=()), before, "a refused install changes nothing")
+
+    def test_same_config_again_needs_no_force(self):
+        src = self.write_json("my.conf", MANUAL_CONFIG)
+        self.install("--config", src)
+        self.install("--config", src)
+        self.assertEqual(os.listdir(os.path.join(self.home, "etc")), [NAME + ".conf"])
+
+    def test_force_replaces_config_and_keeps_a_dated_backup(self):
+        self.install()
+        old = read_bytes(self.conf)
+        os.chmod(self.conf, 0o644)  # loosened by hand: its backup is private all the same
+        src = self.write_json("new.conf", MANUAL_CONFIG)
+        self.install("--config", src, "--force")
+        self.assertEqual(read_bytes(self.conf), read_bytes(src))
+        self.assertEqual(mode_of(self.conf), 0o600)
+        pattern = re.compile(r"^%s\.conf\.\d{8}-\d{6}(-\d+)?\.bak$" % re.escape(NAME))
+        backups = [fn for fn in os.listdir(os.path.join(self.home, "etc")) if pattern.match(fn)]
+        self.assertEqual(len(backups), 1, os.listdir(os.path.join(self.home, "etc")))
+        backup = os.path.join(self.home, "etc", backups[0])
+        self.assertEqual(read_bytes(backup), old)
+        self.assertEqual(mode_of(backup), 0o600)
+
+        # a second replacement within the same second still keeps every old config
+        src2 = self.write_json("newer.conf", dict(MANUAL_CONFIG, enabled=False))
+        self.install("--config", src2, "--force")
+        backups = [fn for fn in os.listdir(os.path.join(self.home, "etc")) if pattern.match(fn)]
+        self.assertEqual(len(backups), 2)
+        self.assertEqual(read_bytes(self.conf), read_bytes(src2))
+
+    def test_invalid_config_is_refused_before_anything_is_installed(self):
+        for name, data in (("broken.conf", b'{"enabled": true,'),
+                           ("list.conf", b"[1, 2]"),
+                           ("latin1.conf", b'{"descr": "\xe9"}')):
+            src = self.write(name, data)
+            rc, out, err = self.run_install("--prefix", self.prefix, "--config", src, NAME)
+            self.assertNotEqual(rc, 0, name)
+            self.assertIn(src, err)
+            self.assertFalse(os.path.exists(self.prefix), name)
+        rc, out, err = self.run_install("--prefix", self.prefix, "--config",
+                                        os.path.join(self.tmp, "missing.conf"), NAME)
+        self.assertNotEqual(rc, 0)
+        self.assertIn("missing.conf", err)
+        self.assertFalse(os.path.exists(self.prefix))
+
+    def test_force_without_config_is_a_usage_error(self):
+        rc, out, err = self.run_install("--prefix", self.prefix, "--force", NAME)
+        self.assertEqual(rc, 2)
+        self.assertIn("--force", err)
+        self.assertFalse(os.path.exists(self.prefix))
+
+    # ---------------------------------------------------------------- --uninstall, --purge
+
+    def test_uninstall_removes_the_script_only(self):
+        self.install()
+        before = self.snapshot()
+        out = self.install_ok("--prefix", self.prefix, "--uninstall", NAME)
+        self.assertFalse(os.path.exists(self.script))
+        self.assertFalse(os.path.exists(os.path.join(self.home, "bin")))
+        self.assertEqual(self.snapshot(), before)
+        self.assertIn(self.script, out)
+        # uninstalling again is not an error
+        self.install_ok("--prefix", self.prefix, "--uninstall", NAME)
+
+    def test_purge_lists_and_deletes_everything_but_the_callers_tasks(self):
+        self.install()
+        tasks = os.path.join(self.home, "tasks")
+        os.mkdir(tasks, 0o770)
+        with open(os.path.join(tasks, "12"), "wb") as f:
+            f.write(b"complete: ok\n")
+        out = self.install_ok("--prefix", self.prefix, "--purge", "--yes", NAME)
+        for sub in ("bin", "etc", "var", "log"):
+            self.assertIn(os.path.join(self.home, sub), out)
+            self.assertFalse(os.path.exists(os.path.join(self.home, sub)), sub)
+        self.assertEqual(read_bytes(os.path.join(tasks, "12")), b"complete: ok\n")
+        self.assertEqual(os.listdir(self.home), ["tasks"])
+
+    def test_purge_removes_an_emptied_home(self):
+        self.install()
+        self.install_ok("--prefix", self.prefix, "--purge", "--yes", NAME)
+        self.assertFalse(os.path.exists(self.home))
+        self.assertTrue(os.path.isdir(self.prefix), "the prefix is left alone")
+        # purging again is not an error
+        self.install_ok("--prefix", self.prefix, "--purge", "--yes", NAME)
+
+    def purge_on_a_terminal(self, answer):
+        master, slave = os.openpty()
+        try:
+            proc = subprocess.Popen(
+                [self.shell, INSTALL_SH, "--prefix", self.prefix, "--purge", NAME],
+                stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env)
+            os.close(slave)
+            slave = None
+            os.write(master, answer)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if slave is not None:
+                os.close(slave)
+            os.close(master)
+        return proc.returncode, out.decode("utf-8"), err.decode("utf-8")
+
+    @unittest.skipUnless(hasattr(os, "openpty"), "needs a pseudo-terminal")
+    def test_purge_asks_on_a_terminal(self):
+        self.install()
+        before = self.snapshot(skip=())
+        rc, out, err = self.purge_on_a_terminal(b"n\n")
+        self.assertNotEqual(rc, 0)
+        self.assertIn("[y/N]", out)
+        self.assertEqual(self.snapshot(skip=()), before, "answering no deletes nothing")
+        rc, out, err = self.purge_on_a_terminal(b"y\n")
+        self.assertEqual(rc, 0, err)
+        self.assertFalse(os.path.exists(self.home))
+
+    def test_uninstall_and_purge_refuse_config(self):
+        for action in ("--uninstall", "--purge"):
+            rc, out, err = self.run_install("--prefix", self.prefix, action, "--config",
+                                            self.write_json("c.conf", MANUAL_CONFIG), NAME)
+            self.assertEqual(rc, 2, action)
+
+    # ---------------------------------------------------------------- NAME and usage
+
+    def test_bad_names_are_rejected(self):
+        for bad in ("", "a b", "a/b", "../x", "x" * 65, "é", "a.b", "a.py", "-x", "a$b", "a*",
+                    "a\nb", "."):
+            rc, out, err = self.run_install("--prefix", self.prefix, bad)
+            self.assertEqual(rc, 2, "NAME %r: %s" % (bad, err))
+            self.assertIn("error", err, bad)
+            self.assertFalse(os.path.exists(self.prefix), bad)
+        rc, out, err = self.run_install("--prefix", self.prefix, "a", "b")
+        self.assertEqual(rc, 2)
+
+    def test_prefix_with_spaces_and_quotes(self):
+        prefix = os.path.join(self.tmp, "my 'providers' $HOME")
+        home = os.path.join(prefix, NAME)
+        src = self.write_json("my.conf", MANUAL_CONFIG)
+        self.install_ok("--prefix", prefix, NAME)
+        self.install_ok("--prefix", prefix, "--config", src, "--force", NAME)
+        self.assertEqual(read_bytes(os.path.join(home, "etc", NAME + ".conf")), read_bytes(src))
+        self.assertEqual(mode_of(os.path.join(home, "bin", NAME)), 0o755)
+        self.install_ok("--prefix", prefix, "--purge", "--yes", NAME)
+        self.assertFalse(os.path.exists(home))
+        self.assertEqual(os.listdir(prefix), [])
+
+    def test_names_at_the_limits_are_accepted(self):
+        for good in ("x" * 64, "a_B-9", "7"):
+            self.install_ok("--prefix", self.prefix, good)
+            self.assertEqual(mode_of(os.path.join(self.prefix, good, "bin", good)), 0o755)
+
+    def test_help_and_unknown_options(self):
+        for flag in ("-h", "--help"):
+            rc, out, err = self.run_install(flag)
+            self.assertEqual(rc, 0)
+            for word in ("--prefix", "--config", "--force", "--uninstall", "--purge", "--yes",
+                         "--archive", "--python", "chown", "/opt/webdir/providers"):
+                self.assertIn(word, out)
+        rc, out, err = self.run_install("--prefix", self.prefix, "--bogus", NAME)
+        self.assertEqual(rc, 2)
+        self.assertIn("--bogus", err)
+        rc, out, err = self.run_install("--prefix")
+        self.assertEqual(rc, 2)
+
+    def test_missing_provider_py_is_a_clear_error(self):
+        lonely = os.path.join(self.tmp, "lonely")
+        os.mkdir(lonely)
+        shutil.copy(INSTALL_SH, lonely)
+        rc, out, err = self.run_install("--prefix", self.prefix, NAME,
+                                        installer=os.path.join(lonely, "install.sh"))
+        self.assertEqual(rc, 1)
+        self.assertIn("provider.py", err)
+        self.assertFalse(os.path.exists(self.prefix))
+
+    def test_python_option(self):
+        rc, out, err = self.run_install("--prefix", self.prefix, "--python",
+                                        os.path.join(self.tmp, "no-such-python"), NAME)
+        self.assertEqual(rc, 1)
+        self.assertIn("no-such-python", err)
+        self.assertFalse(os.path.exists(self.prefix))
+        self.install("--python", sys.executable)
+        self.assertEqual(mode_of(self.script), 0o755)
+
+    # ---------------------------------------------------------------- --archive
+
+    def archive_members(self, path):
+        with tarfile.open(path, "r:gz") as tar:
+            members = tar.getmembers()
+            files = {}
+            for m in members:
+                self.assertTrue(m.isfile(), m.name)
+                files[m.name] = (m.mode, tar.extractfile(m).read())
+        return [m.name for m in members], files
+
+    def test_archive_holds_the_plugin_and_the_starting_config(self):
+        name = "archtest%d" % os.getpid()
+        out = self.install_ok("--archive", "out.tar.gz", name)
+        self.assertFalse(os.path.exists(os.path.join("/opt/webdir/providers", name)),
+                         "building an archive installs nothing")
+        path = os.path.join(self.tmp, "out.tar.gz")
+        names, files = self.archive_members(path)
+        self.assertEqual(sorted(names), ["bin/" + name, "etc/%s.conf" % name])
+        self.assertEqual(files["bin/" + name], (0o755, read_bytes(SCRIPT)))
+        mode, conf = files["etc/%s.conf" % name]
+        self.assertEqual(mode, 0o600)
+        config = json.loads(conf.decode("utf-8"))
+        self.assertIs(config["enabled"], False)
+        self.assertEqual(config["backend"]["type"], "manual")
+        self.assertIn("bx-provider -a install --provider %s --archive" % name, out)
+
+    def test_archive_with_config_extracts_into_an_empty_folder(self):
+        src = self.write_json("my.conf", MANUAL_CONFIG)
+        path = os.path.join(self.tmp, "x.tar.gz")
+        self.install_ok("--config", src, "--archive", path, NAME)
+        names, files = self.archive_members(path)
+        self.assertEqual(files["etc/%s.conf" % NAME], (0o600, read_bytes(src)))
+
+        extractors = [("tarfile", None)]
+        if shutil.which("tar"):
+            extractors.append(("tar", ["tar", "-xzf", path, "-C"]))
+        for label, argv in extractors:
+            target = os.path.join(self.tmp, "unpacked-" + label)
+            os.mkdir(target)
+            if argv is None:
+                with tarfile.open(path, "r:gz") as tar:
+                    kwargs = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+                    tar.extractall(target, **kwargs)
+            else:
+                subprocess.check_call(argv + [target])
+            found = sorted(os.path.relpath(os.path.join(d, f), target)
+                           for d, _, fs in os.walk(target) for f in fs)
+            self.assertEqual(found, ["bin/" + NAME, "etc/%s.conf" % NAME], label)
+            self.assertEqual(mode_of(os.path.join(target, "bin", NAME)), 0o755, label)
+            self.assertEqual(mode_of(os.path.join(target, "etc", NAME + ".conf")), 0o600, label)
+
+    def test_archive_usage_errors(self):
+        rc, out, err = self.run_install("--archive", "out.zip", NAME)
+        self.assertEqual(rc, 2)
+        self.assertIn(".tar.gz", err)
+        rc, out, err = self.run_install("--archive", "out.tar.gz", "--uninstall", NAME)
+        self.assertEqual(rc, 2)
+        rc, out, err = self.run_install("--archive", "out.tar.gz", "--prefix", self.prefix, NAME)
+        self.assertEqual(rc, 2)
+        rc, out, err = self.run_install("--archive", "out.tar.gz", "--config",
+                                        self.write("bad.conf", b"{"), NAME)
+        self.assertNotEqual(rc, 0)
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "out.tar.gz")))
+
+
+def _make_shell_cases():
+    for name, path in find_shells():
+        cls_name = "InstallUnder" + name.capitalize()
+        globals()[cls_name] = type(cls_name, (InstallTestsBase, unittest.TestCase),
+                                   {"shell": path})
+
+
+_make_shell_cases()
+
+if __name__ == "__main__":
+    unittest.main()
