@@ -449,6 +449,10 @@ class Checker(object):
         if not value.strip():
             self.add(path, "must not be empty")
 
+    def port(self, value, path):
+        if not 0 < value < 65536:
+            self.add(path, "must be a TCP port, 1-65535")
+
 
 class Config(object):
     """A validated config. Holds the settings and the backend object."""
@@ -544,6 +548,8 @@ def validate_config(data):
                 backend_class.validate_configuration(item, where, check)
     if backend_class is not None and isinstance(backend, dict) and not check.problems:
         backend_class.validate_settings(backend, "$.backend", check)
+    if backend_class is not None and isinstance(configurations, list) and not check.problems:
+        backend_class.validate_across(backend, configurations, "$.configurations", check)
     return check.problems
 
 
@@ -564,12 +570,19 @@ def printable(text, limit=80):
 HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:")
 
 
+def valid_host(text):
+    """The syntax of an IPv4/IPv6 address or a host name (loopback included)."""
+    return bool(text) and len(text) <= 253 and text[0] not in "-." and set(text) <= HOST_CHARS
+
+
+def is_loopback(text):
+    lowered = text.lower()
+    return lowered == "localhost" or lowered.startswith("127.") or lowered == "::1"
+
+
 def valid_server_address(text):
     """An IPv4/IPv6 address or a host name the caller can ssh to (not loopback)."""
-    if not text or len(text) > 253 or text[0] in "-." or not set(text) <= HOST_CHARS:
-        return False
-    lowered = text.lower()
-    return not (lowered == "localhost" or lowered.startswith("127.") or lowered == "::1")
+    return valid_host(text) and not is_loopback(text)
 
 
 def ssh_banner_probe(host, port=22, timeout=5.0):
@@ -596,6 +609,46 @@ def ssh_banner_probe(host, port=22, timeout=5.0):
     return True, data.split(b"\n")[0].strip().decode("ascii", "replace")
 
 
+# Backend settings for backends that hand out servers they did not build by hand.
+SSH_SETTINGS = {
+    "ssh_probe": ("boolean", None),
+    "ssh_port": ("integer", lambda check, value, path: check.port(value, path)),
+    "ssh_timeout": ("number", Checker.positive),
+    "allow_loopback": ("boolean", None),
+}
+DEFAULT_SSH_TIMEOUT = 3.0
+
+
+def ssh_ready_changes(settings, server):
+    """Task changes after probing server: finished when it answers SSH, else
+    in_progress "waiting for SSH on ADDR" (poll() probes again)."""
+    if not settings.get("ssh_probe", True):
+        return {"status": FINISHED, "phase": "done", "message": "ready (SSH probe disabled)"}
+    port = settings.get("ssh_port", 22)
+    ok, detail = ssh_banner_probe(server, port, settings.get("ssh_timeout", DEFAULT_SSH_TIMEOUT))
+    if ok:
+        return {"status": FINISHED, "phase": "done",
+                "message": "ready: %s port %d answers %s" % (server, port, printable(detail, 60))}
+    return {"status": IN_PROGRESS, "phase": "waiting_ssh", "message": "waiting for SSH on %s" % server}
+
+
+def password_problem(text):
+    """Why text cannot be a root password the caller types into ssh, or None."""
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        return "has control characters"
+    return None
+
+
+def server_problem(text, allow_loopback):
+    """Why text is no server the caller can use, or None."""
+    if not isinstance(text, str) or not valid_host(text):
+        return "%s is not an IP address or host name" % json.dumps(text, ensure_ascii=False)
+    if is_loopback(text) and not allow_loopback:
+        return ("%s is a loopback address, which the caller refuses (allow_loopback: true "
+                "is for tests only)" % text)
+    return None
+
+
 # ---------------------------------------------------------------------------
 # Backends
 # ---------------------------------------------------------------------------
@@ -617,8 +670,18 @@ class Backend(object):
           dict of task changes or None.
       poll(task, configuration)          on order_status of a pending task, with
           no lock: look at the real world, return task changes or None.
-      check()                            for `check`: a list of (ok, text).
+      check(configurations, state)       for `check`: a list of (ok, text);
+          state is None when the state file cannot be read.
     Task changes are applied under the lock only if the task is still pending.
+
+    Optional hooks (the defaults suit a backend with nothing to count):
+      validate_across(settings, configurations, path, check)  checks that span
+          the settings and all configurations (a server listed twice).
+      configs_need_state()  True when available() must see the state; only
+          then does `configs` read the state file.
+      available(configuration, state)  False hides a sold-out configuration.
+      release(task, state)  under the lock, for `task release`: give back
+          what the task holds and return a text saying what, or raise.
     """
 
     TYPE = None
@@ -638,6 +701,20 @@ class Backend(object):
     def validate_configuration(cls, configuration, path, check):
         pass
 
+    @classmethod
+    def validate_across(cls, settings, configurations, path, check):
+        pass
+
+    def configs_need_state(self):
+        return False
+
+    def available(self, configuration, state):
+        return True
+
+    def release(self, task, state):
+        raise ProviderError(E_TASK_STATE, "task %s holds nothing to release: the %s backend "
+                            "keeps no pool" % (task["id"], self.TYPE))
+
     def place(self, task, configuration, state):
         raise NotImplementedError
 
@@ -647,7 +724,7 @@ class Backend(object):
     def poll(self, task, configuration):
         return None
 
-    def check(self):
+    def check(self, configurations, state):
         return []
 
 
@@ -660,12 +737,196 @@ class ManualBackend(Backend):
         task["phase"] = "waiting"
         task["message"] = "waiting for the operator"
 
-    def check(self):
+    def check(self, configurations, state):
         return [(True, "manual backend: orders wait until an operator runs "
                        "`%s task finish ID --server ADDR` or `task fail ID`" % self.paths.name)]
 
 
-BACKENDS = dict((cls.TYPE, cls) for cls in (ManualBackend,))
+class PoolBackend(Backend):
+    """Servers that are already built, handed out one per order.
+
+    Config: "backend": {"type": "pool", "ssh_probe": true, "ssh_port": 22,
+    "ssh_timeout": 3, "hide_when_empty": false, "allow_loopback": false} and
+    per configuration "servers": [{"server": ADDR, "password": "..."} or
+    {"server": ADDR, "password_file": PATH} or {"server": ADDR} (a host that
+    already holds the caller's pool key)]. A relative password_file is
+    relative to the config file's folder; it is read at order time.
+
+    state["pool"] = {ADDR: task_id} holds the servers handed out. place()
+    claims the first free server of the configuration under the state lock,
+    so two orders never get the same one; launch() and poll() probe SSH
+    outside the lock. A server stays taken until `task release ID`.
+    """
+
+    TYPE = "pool"
+    SETTINGS = dict(SSH_SETTINGS, hide_when_empty=("boolean", None))
+    PARAMETERS = {"servers": ("array", None)}
+    SERVER_FIELDS = {"server": ("string", None), "password": ("string", None),
+                     "password_file": ("string", Checker.nonempty)}
+
+    @classmethod
+    def validate_configuration(cls, configuration, path, check):
+        if "servers" not in configuration:
+            check.add(path, "missing key 'servers' (the pool backend's ready servers)")
+            return
+        servers = configuration["servers"]
+        if not isinstance(servers, list):
+            return                    # already reported by keys()
+        for index, entry in enumerate(servers):
+            where = "%s.servers[%d]" % (path, index)
+            if not check.is_a(entry, "object", where):
+                continue
+            check.keys(entry, where, cls.SERVER_FIELDS, required=("server",))
+            if "password" in entry and "password_file" in entry:
+                check.add(where, "give password or password_file, not both")
+            password = entry.get("password")
+            if isinstance(password, str):
+                if not password:
+                    check.add(where + ".password", "must not be empty (leave it out for "
+                              "hosts that hold the pool key)")
+                elif password_problem(password):
+                    check.add(where + ".password", password_problem(password))
+
+    @classmethod
+    def validate_across(cls, settings, configurations, path, check):
+        allow_loopback = settings.get("allow_loopback", False)
+        seen = {}
+        for index, configuration in enumerate(configurations):
+            for number, entry in enumerate(configuration.get("servers", [])):
+                where = "%s[%d].servers[%d].server" % (path, index, number)
+                server = entry["server"]
+                problem = server_problem(server, allow_loopback)
+                if problem:
+                    check.add(where, problem)
+                    continue
+                if server.lower() in seen:
+                    check.add(where, "duplicate server %s (also at %s)"
+                              % (server, seen[server.lower()]))
+                else:
+                    seen[server.lower()] = where
+
+    @staticmethod
+    def taken(state):
+        return state.setdefault("pool", {})
+
+    def free_servers(self, configuration, state):
+        taken = self.taken(state)
+        return [e for e in configuration.get("servers", []) if e["server"] not in taken]
+
+    def configs_need_state(self):
+        return bool(self.settings.get("hide_when_empty", False))
+
+    def available(self, configuration, state):
+        return bool(self.free_servers(configuration, state))
+
+    def password_path(self, entry):
+        return os.path.join(os.path.dirname(self.paths.config), entry["password_file"])
+
+    def read_password(self, entry, configuration):
+        """The entry's root password, read now; a clear error and no claim if it fails."""
+        if "password_file" not in entry:
+            return entry.get("password", "")
+        path = self.password_path(entry)
+        where = "server %s of configuration %s: password_file %s" % (
+            entry["server"], configuration["id"], path)
+        try:
+            with open(path, "rb") as handle:
+                raw = handle.read(4096)
+        except (IOError, OSError) as exc:
+            raise ProviderError(E_CONFIG, "%s cannot be read (%s); no server was claimed"
+                                % (where, exc.strerror))
+        try:
+            password = raw.decode("utf-8").split("\n")[0].rstrip("\r")
+        except UnicodeDecodeError:
+            raise ProviderError(E_CONFIG, "%s is not UTF-8; no server was claimed" % where)
+        problem = "is empty" if not password else password_problem(password)
+        if problem:
+            raise ProviderError(E_CONFIG, "%s: the password %s; no server was claimed"
+                                % (where, problem))
+        return password
+
+    def place(self, task, configuration, state):
+        free = self.free_servers(configuration, state)
+        if not free:
+            raise ProviderError(E_EXHAUSTED, "no free server for configuration %s"
+                                % configuration["id"])
+        entry = free[0]
+        password = self.read_password(entry, configuration)
+        self.taken(state)[entry["server"]] = task["id"]
+        task.update({"phase": "claimed", "server": entry["server"], "server_password": password,
+                     "message": "claimed %s, checking SSH" % entry["server"]})
+        task["data"]["pool_server"] = entry["server"]
+
+    def launch(self, task, configuration):
+        self.log.write("claim", task["id"], config=task["config_id"], server=task["server"])
+        return ssh_ready_changes(self.settings, task["server"])
+
+    def poll(self, task, configuration):
+        if task.get("server"):
+            return ssh_ready_changes(self.settings, task["server"])
+        return None
+
+    def release(self, task, state):
+        server = (task.get("data") or {}).get("pool_server")
+        taken = self.taken(state)
+        if not server or taken.get(server) != task["id"]:
+            raise ProviderError(E_TASK_STATE, "task %s holds no server of the pool%s" % (
+                task["id"], " (%s was released already)" % server if server else ""))
+        del taken[server]
+        return server
+
+    def inventory(self, configurations, state):
+        """[(config id, free servers, [(server, task id, status)])] and the taken
+        servers no configuration lists any more."""
+        taken = dict(self.taken(state))
+        tasks = state["tasks"]
+        rows = []
+        for configuration in configurations:
+            free, held = [], []
+            for entry in configuration.get("servers", []):
+                task_id = taken.pop(entry["server"], None)
+                if task_id is None:
+                    free.append(entry["server"])
+                else:
+                    held.append((entry["server"], task_id,
+                                 (tasks.get(task_id) or {}).get("status", "?")))
+            rows.append((configuration["id"], free, held))
+        orphans = [(server, task_id, (tasks.get(task_id) or {}).get("status", "?"))
+                   for server, task_id in sorted(taken.items())]
+        return rows, orphans
+
+    def check(self, configurations, state):
+        report = []
+        settings = self.settings
+        if settings.get("allow_loopback"):
+            report.append((False, "pool: allow_loopback is true: the caller refuses loopback "
+                                  "servers; this is for tests only"))
+        if settings.get("ssh_port", 22) != 22:
+            report.append((True, "pool: SSH is probed on port %d, the caller logs in on 22"
+                                 % settings["ssh_port"]))
+        if not settings.get("ssh_probe", True):
+            report.append((True, "pool: ssh_probe is off: orders finish without looking"))
+        for configuration in configurations:
+            servers = configuration.get("servers", [])
+            free = self.free_servers(configuration, state or {})
+            report.append((bool(free), "pool: configuration %s has %d of %d server(s) free"
+                           % (configuration["id"], len(free), len(servers))))
+            for entry in servers:
+                if "password_file" not in entry:
+                    continue
+                path = self.password_path(entry)
+                try:
+                    self.read_password(entry, configuration)
+                    problem = mode_problem(path, 0o600)
+                    text = "pool: password_file %s: %s" % (path, problem or
+                                                           "readable, 0600 or stricter")
+                except ProviderError as exc:
+                    problem = text = "pool: " + exc.message.replace("; no server was claimed", "")
+                report.append((problem is None, text))
+        return report
+
+
+BACKENDS = dict((cls.TYPE, cls) for cls in (ManualBackend, PoolBackend))
 
 
 # ---------------------------------------------------------------------------
@@ -681,9 +942,11 @@ def new_task(task_id, config_id, backend_type):
 
 
 def status_answer(task):
+    """The protocol's view: the root password only once the task is finished."""
+    finished = task["status"] == FINISHED
     return {"task_id": task["id"], "status": task["status"],
             "server": task.get("server", ""),
-            "server_password": task.get("server_password", ""),
+            "server_password": task.get("server_password", "") if finished else "",
             "message": task.get("message", "")}
 
 
@@ -773,8 +1036,11 @@ def cmd_help(provider, args):
 
 def cmd_configs(provider, args):
     config = provider.enabled_config()
+    backend = config.backend
+    state = provider.store.load() if backend.configs_need_state() else None
     return {"configurations": [{"id": c["id"], "descr": c["descr"]}
-                               for c in config.configurations],
+                               for c in config.configurations
+                               if state is None or backend.available(c, state)],
             "status": "enabled"}
 
 
@@ -943,6 +1209,67 @@ def cmd_task_fail(provider, args):
     return "task %s marked error: %s" % (task["id"], task["message"])
 
 
+def cmd_task_release(provider, args):
+    """Give a failed or abandoned task's server back to its backend's pool."""
+    backend = provider.config.backend
+    provider.get_task(args.task_id)
+    found = {}
+
+    def change(state):
+        task = state["tasks"].get(args.task_id)
+        if task is None:
+            raise ProviderError(E_NO_TASK, "no task %s" % args.task_id)
+        if task["status"] == FINISHED and not args.force:
+            raise ProviderError(E_TASK_STATE, "task %s is finished: the caller may have added "
+                                "%s to its pool already; give --force if it did not"
+                                % (task["id"], task.get("server") or "its server"))
+        found["what"] = backend.release(task, state)
+        found["status"] = task["status"]
+        task.setdefault("data", {})["released"] = now()
+        if task["status"] != ERROR:
+            # Pending or finished: it must never show this server as finished again.
+            task.update({"status": ERROR, "phase": "released",
+                         "message": "cancelled by the operator; the server went back to the pool"})
+        task["updated"] = now()
+        return task
+
+    task = provider.store.update(change)
+    provider.log.write("release", task["id"], server=found["what"], was=found["status"],
+                       status=task["status"], by=operator_name())
+    return "task %s released %s back to the pool; the task is %s" % (
+        task["id"], found["what"], task["status"])
+
+
+def cmd_pool(provider, args):
+    """The pool backend's servers: free and taken, per configuration (no passwords)."""
+    config = provider.config
+    backend = config.backend
+    if not hasattr(backend, "inventory"):
+        raise UsageError("the %s backend keeps no pool (this needs \"type\": \"pool\")"
+                         % backend.TYPE)
+    rows, orphans = backend.inventory(config.configurations, provider.store.load())
+    if args.json:
+        def held(items):
+            return [{"server": s, "task_id": t, "status": st} for s, t, st in items]
+        return {"configurations": [{"id": c, "free": free, "taken": held(taken)}
+                                   for c, free, taken in rows],
+                "taken_not_in_config": held(orphans)}
+    lines = []
+    table = []
+    for config_id, free, taken in rows:
+        for server in free:
+            table.append([config_id, server, "free", "-", "-"])
+        for server, task_id, status in taken:
+            table.append([config_id, server, "taken", task_id, status])
+        lines.append("%s: %d free, %d taken" % (config_id, len(free), len(taken)))
+    for server, task_id, status in orphans:
+        table.append(["(not in config)", server, "taken", task_id, status])
+    if not table:
+        return "the pool lists no servers"
+    return format_table(["CONFIG", "SERVER", "STATE", "TASK", "TASK STATUS"], table) + \
+        "\n\n" + "\n".join(lines)
+
+
 def mode_problem(path, want_mode):
     """None when path is ours (or root's) and not more open than want_mode.
 
@@ -993,6 +1320,7 @@ def cmd_check(provider, args):
             add(os.access(parent, os.W_OK), "%s %s does not exist yet; %s" % (
                 label, folder, "it will be created" if os.access(parent, os.W_OK)
                 else "and %s is not writable" % parent))
+    state = None
     try:
         state = StateStore(paths).load()
         add(True, "state %s: %d task(s), next id %d" % (
@@ -1006,7 +1334,7 @@ def cmd_check(provider, args):
         add(True, "caller's tasks folder %s does not exist yet (bx-provider makes it)"
             % paths.caller_tasks)
     if config is not None:
-        for ok, text in config.backend.check():
+        for ok, text in config.backend.check(config.configurations, state):
             add(ok, text)
     failed = sum(1 for ok, _ in report if not ok)
     lines = ["%s %s" % ("ok  " if ok else "FAIL", text) for ok, text in report]
@@ -1087,6 +1415,14 @@ def build_parser(prog):
     fail = command("task fail", "mark a task failed", actions)
     fail.add_argument("task_id", metavar="ID")
     fail.add_argument("--message", required=True, help="why it failed (shown to the admin)")
+    release = command("task release", "pool backend: give a failed or abandoned task's server "
+                      "back to the pool (a pending task becomes error)", actions)
+    release.add_argument("task_id", metavar="ID")
+    release.add_argument("--force", action="store_true",
+                         help="release a finished task's server too (only when the caller "
+                              "never added it)")
+    command("pool", "pool backend: each configuration's free and taken servers") \
+        .add_argument("--json", action="store_true", help="JSON instead of a table")
     command("check", "check the config, files, permissions and backend")
     return parser
 
@@ -1098,7 +1434,8 @@ PROTOCOL_ARG = {"order": "config_id", "order_status": "task_id"}
 # action -> handler(provider, args); each returns a dict (printed as JSON) or text.
 HANDLERS = {"help": cmd_help, "configs": cmd_configs, "order": cmd_order,
             "order_status": cmd_order_status, "tasks": cmd_tasks, "task show": cmd_task_show,
-            "task finish": cmd_task_finish, "task fail": cmd_task_fail, "check": cmd_check}
+            "task finish": cmd_task_finish, "task fail": cmd_task_fail,
+            "task release": cmd_task_release, "pool": cmd_pool, "check": cmd_check}
 
 
 class Args(object):
@@ -1122,7 +1459,7 @@ def parse_args(argv, prog):
     args = Args(**vars(namespace))
     if getattr(args, "action", "task") == "task":
         if getattr(args, "command", None) == "task":
-            raise UsageError("task needs an action: show, finish or fail")
+            raise UsageError("task needs an action: show, finish, fail or release")
         raise UsageError("no option given (one of: %s)" % ", ".join(PROTOCOL_OPTIONS))
     return args
 
@@ -1132,9 +1469,10 @@ def guess_action(argv):
     words = [a for a in argv if not a.startswith("-")]
     if words and words[0] in PROTOCOL_ARITY:
         return words[0]
-    if words[:1] == ["task"] and len(words) > 1 and words[1] in ("show", "finish", "fail"):
+    if words[:1] == ["task"] and len(words) > 1 and words[1] in ("show", "finish", "fail",
+                                                                 "release"):
         return "task " + words[1]
-    if words and words[0] in ("tasks", "check"):
+    if words and words[0] in ("tasks", "check", "pool"):
         return words[0]
     return "usage"
 
