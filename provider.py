@@ -926,7 +926,513 @@ class PoolBackend(Backend):
         return report
 
 
-BACKENDS = dict((cls.TYPE, cls) for cls in (ManualBackend, PoolBackend))
+class CommandBackend(Backend):
+    """Any provisioning program you already have, run once per order.
+
+    Config: "backend": {"type": "command", "command": ["/path/prog", "arg"],
+    "timeout": 3600, "env": {"NAME": "value"}, "ssh_probe": true,
+    "ssh_port": 22, "ssh_timeout": 3, "allow_loopback": false}. The command
+    is an argv list, run without a shell; a relative program path with a "/"
+    is relative to the provider's home, a bare name is looked up in PATH.
+
+    Each configuration may carry "params": {...}, a free-form JSON object
+    passed to the program as it is. Free-form values live in that one key so
+    that a typo in any other key of a configuration is still reported.
+
+    The program gets BXPROVIDER_TASK_ID, BXPROVIDER_CONFIG_ID and
+    BXPROVIDER_PARAMS (JSON) in its environment, and {"task_id", "config_id",
+    "params"} as one JSON line on stdin. `order` starts a detached supervisor
+    (`NAME _worker ID`, its own session, no inherited descriptors) and
+    answers at once. The supervisor runs the program in a process group of
+    its own, logs its output to log/tasks/ID.log, turns "progress: TEXT"
+    lines of its stderr into the task's message, kills the group after
+    `timeout` seconds and saves the result:
+      exit 0, last stdout line {"server": ..., "server_password": ...}
+          -> finished once SSH answers (else "waiting for SSH on ADDR")
+      any other exit -> error, message = the last stderr line
+    The supervisor holds an flock on var/workers/ID.lock from before it is
+    started until it has saved the result; poll() finds a task whose lock is
+    free and whose result is missing and marks it error (worker killed,
+    machine restarted), and kills the program's process group if it is still
+    the same process (checked by its start time).
+    """
+
+    TYPE = "command"
+    SETTINGS = dict(SSH_SETTINGS, command=("array", None), env=("object", None),
+                    timeout=("number", Checker.positive))
+    PARAMETERS = {"params": ("object", None)}
+    DEFAULT_TIMEOUT = 3600
+    STARTUP_GRACE = 60      # s a task may wait for launch() to start its worker
+    KILL_GRACE = 5          # s between SIGTERM and SIGKILL of the program's group
+    EOF_GRACE = 2           # s to drain output once the program has exited
+    PROGRESS_EVERY = 0.5    # s between two saves of a progress message
+
+    @classmethod
+    def validate_settings(cls, settings, path, check):
+        command = settings.get("command")
+        if command is None:
+            check.add(path, "missing key 'command' (the program and its arguments, a list)")
+        elif not command:
+            check.add(path + ".command", "must name a program")
+        else:
+            for index, arg in enumerate(command):
+                where = "%s.command[%d]" % (path, index)
+                if check.is_a(arg, "string", where) and "\0" in arg:
+                    check.add(where, "must not contain a NUL character")
+            if isinstance(command[0], str) and not command[0].strip():
+                check.add(path + ".command[0]", "must not be empty")
+        for key, value in sorted(settings.get("env", {}).items()):
+            where = "%s.env.%s" % (path, key)
+            if not key or "=" in key or "\0" in key:
+                check.add(where, "is not an environment variable name")
+            elif key.startswith("BXPROVIDER_"):
+                check.add(where, "BXPROVIDER_* variables are set by the provider")
+            elif check.is_a(value, "string", where) and "\0" in value:
+                check.add(where, "must not contain a NUL character")
+
+    # -- files -------------------------------------------------------------
+
+    def worker_lock(self, task_id):
+        return os.path.join(self.paths.var, "workers", task_id + ".lock")
+
+    def task_log(self, task_id):
+        return os.path.join(self.paths.log_dir, "tasks", task_id + ".log")
+
+    def program(self):
+        argv = list(self.settings["command"])
+        if os.sep in argv[0] and not os.path.isabs(argv[0]):
+            argv[0] = os.path.normpath(os.path.join(self.paths.home, argv[0]))
+        return argv
+
+    # -- the order ---------------------------------------------------------
+
+    def place(self, task, configuration, state):
+        task["phase"] = "starting"
+        task["message"] = "starting the provisioning program"
+
+    def launch(self, task, configuration):
+        """Start the detached supervisor, already holding its lock."""
+        import fcntl
+        import subprocess
+        lock = self.worker_lock(task["id"])
+        log_path = self.task_log(task["id"])
+        ensure_private_dir(os.path.dirname(lock))
+        ensure_private_dir(os.path.dirname(log_path))
+        temp = "%s.%d.tmp" % (lock, os.getpid())
+        lock_fd = log_fd = None
+        try:
+            lock_fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            os.replace(temp, lock)          # nobody sees the file unlocked
+            log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            env = dict(os.environ, BXPROVIDER_HOME=self.paths.home,
+                       BXPROVIDER_CONFIG=self.paths.config)
+            argv = ([sys.executable] if sys.executable else []) + \
+                [self.paths.script, "_worker", task["id"]]
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=log_fd, close_fds=True, pass_fds=(lock_fd,),
+                                    start_new_session=True, cwd=self.paths.home, env=env)
+        except OSError as exc:
+            for path in (temp, lock):
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+            raise ProviderError(E_BACKEND, "cannot start the worker: %s"
+                                % (exc.strerror or exc))
+        finally:
+            for fd in (lock_fd, log_fd):
+                if fd is not None:
+                    os.close(fd)
+        self.log.write("worker", task["id"], pid=proc.pid, log=log_path)
+        proc.returncode = 0     # not ours to wait for: it outlives this process
+        return None
+
+    def poll(self, task, configuration):
+        if task.get("phase") == "waiting_ssh":
+            return ssh_ready_changes(self.settings, task["server"])
+        lock = self.worker_lock(task["id"])
+        alive = lock_is_held(lock)
+        if alive or (alive is None and task.get("phase") == "starting"
+                     and now() - task.get("created", 0) < self.STARTUP_GRACE):
+            return None
+        # The result is saved before the lock is dropped: no result, no worker.
+        killed = kill_group_if_same(task.get("data") or {})
+        try:
+            os.unlink(lock)
+        except OSError:
+            pass
+        return {"status": ERROR, "phase": "failed",
+                "message": "the worker stopped without a result (killed, or the machine "
+                           "restarted)%s; see %s" % ("; the program was killed" if killed else "",
+                                                     self.task_log(task["id"]))}
+
+    def check(self, configurations, state):
+        report = []
+        argv = self.program()
+        program = argv[0]
+        if os.sep not in program:
+            found = [os.path.join(d, program) for d in
+                     os.environ.get("PATH", os.defpath).split(os.pathsep) if d]
+            found = [p for p in found if os.access(p, os.X_OK)]
+            program = found[0] if found else program
+        runnable = os.path.isfile(program) and os.access(program, os.X_OK)
+        report.append((runnable, "command: %s %s" % (
+            program, "is executable" if runnable else "is not an executable file")))
+        report.append((True, "command: timeout %g s; program output goes to %s" % (
+            self.settings.get("timeout", self.DEFAULT_TIMEOUT),
+            os.path.join(self.paths.log_dir, "tasks", "ID.log"))))
+        if self.settings.get("allow_loopback"):
+            report.append((False, "command: allow_loopback is true: the caller refuses "
+                                  "loopback servers; this is for tests only"))
+        if not self.settings.get("ssh_probe", True):
+            report.append((True, "command: ssh_probe is off: orders finish when the "
+                                 "program says so"))
+        return report
+
+    # -- the supervisor: `NAME _worker ID` -----------------------------------
+
+    def supervise(self, provider, task_id):
+        """Run the program for a task placed by `order`, and save its result."""
+        import signal
+        import subprocess
+        task = provider.store.find(task_id)
+        if task is None or task["status"] in TERMINAL or task.get("phase") != "starting":
+            return "task %s is not waiting for a worker" % task_id
+        log = TaskLog(self.task_log(task_id))
+        configuration = provider.config.by_id.get(task["config_id"])
+        lock = self.worker_lock(task_id)
+        proc = None
+        data = dict(task.get("data") or {}, worker_pid=os.getpid())
+
+        def stop(signum, frame):
+            raise WorkerStopped(signum)
+
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, stop)
+        try:
+            if configuration is None:
+                changes = {"status": ERROR, "phase": "failed", "message": "configuration %s "
+                           "is no longer in the config" % task["config_id"]}
+            else:
+                params = configuration.get("params", {})
+                argv = self.program()
+                env = dict(os.environ)
+                env.update(self.settings.get("env", {}))
+                env.update({"BXPROVIDER_TASK_ID": task_id,
+                            "BXPROVIDER_CONFIG_ID": task["config_id"],
+                            "BXPROVIDER_PARAMS": json.dumps(params, ensure_ascii=False)})
+                log.note("run %s (timeout %g s)" % (json.dumps(argv, ensure_ascii=False),
+                                                    self.timeout()))
+                try:
+                    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                            stderr=subprocess.PIPE, close_fds=True,
+                                            start_new_session=True, cwd=self.paths.home,
+                                            env=env)
+                except OSError as exc:
+                    changes = {"status": ERROR, "phase": "failed", "message": "cannot run %s: %s"
+                               % (argv[0], exc.strerror or exc)}
+                else:
+                    data.update(pgid=proc.pid, pgid_start=process_start_time(proc.pid))
+                    provider.apply(task_id, {"phase": "running", "data": data,
+                                             "message": "running %s" % os.path.basename(argv[0])})
+                    request = {"task_id": task_id, "config_id": task["config_id"],
+                               "params": params}
+                    changes = self.watch(provider, task_id, proc, log, request)
+        except WorkerStopped as exc:
+            changes = {"status": ERROR, "phase": "failed",
+                       "message": "the worker was stopped by signal %d" % exc.signum}
+        except Exception:
+            import traceback
+            log.note("worker bug: " + traceback.format_exc())
+            changes = {"status": ERROR, "phase": "failed",
+                       "message": "the worker failed (a bug); see %s" % log.path}
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                signal.signal(signum, signal.SIG_IGN)
+            if proc is not None and proc.returncode is None:
+                kill_group(proc, self.KILL_GRACE)
+        data.update(ended=now())
+        if proc is not None:
+            data["exit_code"] = proc.returncode
+        changes["data"] = data
+        if changes.get("server_password"):
+            log.scrub(changes["server_password"])
+        log.note("result: %s, %s" % (changes["status"], changes.get("message", "")))
+        try:
+            provider.apply(task_id, changes)
+        finally:
+            try:
+                os.unlink(lock)         # only now: a free lock means "no worker"
+            except OSError:
+                pass
+        return "task %s: %s" % (task_id, changes["status"])
+
+    def timeout(self):
+        return self.settings.get("timeout", self.DEFAULT_TIMEOUT)
+
+    def watch(self, provider, task_id, proc, log, request):
+        """Feed the program, follow its output until it ends; the task changes."""
+        import selectors
+        import subprocess
+        try:
+            proc.stdin.write(json.dumps(request, ensure_ascii=False).encode("utf-8") + b"\n")
+            proc.stdin.close()
+        except (IOError, OSError):
+            pass                         # a program that does not read stdin
+        deadline = time.time() + self.timeout()
+        selector = selectors.DefaultSelector()
+        streams = {}
+        for name, pipe in (("out", proc.stdout), ("err", proc.stderr)):
+            selector.register(pipe.fileno(), selectors.EVENT_READ, name)
+            streams[name] = LineSplitter()
+        seen = {"last_out": None, "held": None, "last_err": None, "progress": None}
+        progress = {"text": None, "saved": 0.0}
+
+        def line(name, raw):
+            text = raw.decode("utf-8", "replace").rstrip("\r")
+            if name == "out":
+                if text.strip():
+                    if seen["held"] is not None:
+                        log.line("out", seen["held"])
+                        seen["held"] = None
+                    seen["last_out"] = text
+                    if text.lstrip().startswith("{"):
+                        seen["held"] = text        # maybe the result: logged redacted
+                        return
+                log.line("out", text)
+                return
+            log.line("err", text)
+            if text.startswith("progress:"):
+                progress["text"] = seen["progress"] = text[len("progress:"):].strip()
+            elif text.strip():
+                seen["last_err"] = text.strip()
+
+        def save_progress(force=False):
+            if progress["text"] is not None and (
+                    force or time.time() - progress["saved"] >= self.PROGRESS_EVERY):
+                provider.apply(task_id, {"message": printable(progress["text"], 200)})
+                progress["text"], progress["saved"] = None, time.time()
+
+        timed_out = False
+        exited = None
+        while selector.get_map():
+            left = deadline - time.time()
+            if left <= 0:
+                timed_out = True
+                break
+            if exited is not None and time.time() - exited > self.EOF_GRACE:
+                break                    # a background child keeps the pipes open
+            for key, _ in selector.select(min(left, self.PROGRESS_EVERY)):
+                chunk = os.read(key.fd, 65536)
+                if chunk:
+                    lines = streams[key.data].feed(chunk)
+                else:
+                    selector.unregister(key.fd)
+                    lines = streams[key.data].finish()
+                for raw in lines:
+                    line(key.data, raw)
+            if exited is None and proc.poll() is not None:
+                exited = time.time()
+            save_progress()
+        selector.close()
+        for name in ("out", "err"):
+            for raw in streams[name].finish():
+                line(name, raw)
+        if not timed_out:
+            try:
+                proc.wait(timeout=max(0.0, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                timed_out = True
+        if timed_out:
+            log.note("timed out after %g s: killing the process group %d"
+                     % (self.timeout(), proc.pid))
+            kill_group(proc, self.KILL_GRACE)
+        for pipe in (proc.stdout, proc.stderr):
+            pipe.close()
+        result = seen["last_out"]
+        parsed = parse_result(result, self.settings.get("allow_loopback", False)) \
+            if result is not None else None
+        if seen["held"] is not None:
+            log.line("out", redact_result(seen["held"]))
+        if timed_out:
+            return {"status": ERROR, "phase": "failed",
+                    "message": "timed out after %g s" % self.timeout()}
+        code = proc.returncode
+        log.note("the program exited with status %d" % code)
+        if code != 0:
+            message = seen["last_err"] or seen["progress"] or (
+                "the program was killed by signal %d" % -code if code < 0 else
+                "the program exited with status %d" % code)
+            return {"status": ERROR, "phase": "failed", "message": printable(message, 300)}
+        if not isinstance(parsed, tuple):
+            return {"status": ERROR, "phase": "failed", "message": printable(
+                "the program exited 0 but its last line of output is not "
+                "{\"server\": ..., \"server_password\": ...}: %s"
+                % (parsed or "it printed nothing"), 300)}
+        server, password = parsed
+        changes = ssh_ready_changes(self.settings, server)
+        changes.update(server=server, server_password=password)
+        return changes
+
+
+class WorkerStopped(Exception):
+    def __init__(self, signum):
+        Exception.__init__(self, "signal %d" % signum)
+        self.signum = signum
+
+
+class LineSplitter(object):
+    """Bytes in, complete lines out (without the newline); long lines are cut."""
+
+    LIMIT = 64 * 1024
+
+    def __init__(self):
+        self.rest = b""
+
+    def feed(self, chunk):
+        lines = (self.rest + chunk).split(b"\n")
+        self.rest = lines.pop()
+        if len(self.rest) > self.LIMIT:
+            lines.append(self.rest)
+            self.rest = b""
+        return lines
+
+    def finish(self):
+        rest, self.rest = self.rest, b""
+        return [rest] if rest else []
+
+
+class TaskLog(object):
+    """log/tasks/ID.log: the program's output with a time stamp per line, 0600."""
+
+    def __init__(self, path):
+        self.path = path
+        ensure_private_dir(os.path.dirname(path))
+
+    def line(self, stream, text):
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        data = ("%s %s: %s\n" % (stamp, stream, text)).encode("utf-8", "replace")
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+        except OSError:
+            pass                 # the log is for people; it must not fail the order
+
+    def note(self, text):
+        self.line("provider", text)
+
+    def scrub(self, secret):
+        """Replace a password the program may have printed anywhere in the log."""
+        if len(secret) < 4:
+            return               # too short to replace without mangling the log
+        try:
+            with open(self.path, "r+b") as handle:
+                data = handle.read()
+                clean = data.replace(secret.encode("utf-8"), b"********")
+                if clean != data:
+                    handle.seek(0)
+                    handle.write(clean)
+                    handle.truncate()
+        except (IOError, OSError):
+            pass
+
+
+def parse_result(line, allow_loopback):
+    """(server, password) from the program's result line, or why not (a string)."""
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return "not JSON"
+    if not isinstance(value, dict):
+        return "not a JSON object"
+    problem = server_problem(value.get("server"), allow_loopback)
+    if problem:
+        return "server: " + problem
+    password = value.get("server_password") or ""
+    if not isinstance(password, str):
+        return "server_password is not a string"
+    if password_problem(password):
+        return "server_password " + password_problem(password)
+    return value["server"], password
+
+
+def redact_result(line):
+    """The result line as the log may keep it: the password replaced."""
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return line
+    if isinstance(value, dict) and value.get("server_password"):
+        value["server_password"] = "********"
+        return json.dumps(value, ensure_ascii=False)
+    return line
+
+
+def lock_is_held(path):
+    """True when another process holds an flock on path, False when nobody
+    does, None when there is no such file."""
+    import fcntl
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except (IOError, OSError):
+        return True
+    finally:
+        os.close(fd)             # drops the lock if we took it
+
+
+def process_start_time(pid):
+    """A process's start time in clock ticks (Linux /proc), or None."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+        return int(fields[19])
+    except (IOError, OSError, IndexError, ValueError):
+        return None
+
+
+def kill_group(proc, grace):
+    """SIGTERM the program's process group, SIGKILL what is left after grace s."""
+    import signal
+    import subprocess
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except OSError:
+        pass
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        pass
+    proc.wait()
+
+
+def kill_group_if_same(data):
+    """Kill an orphaned program's group, only if its leader is the process the
+    worker started (same start time): pids get reused."""
+    import signal
+    pgid, started = data.get("pgid"), data.get("pgid_start")
+    if not pgid or started is None or process_start_time(pgid) != started:
+        return False
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+        return True
+    except OSError:
+        return False
+
+
+BACKENDS = dict((cls.TYPE, cls) for cls in (ManualBackend, PoolBackend, CommandBackend))
 
 
 # ---------------------------------------------------------------------------
@@ -1240,6 +1746,19 @@ def cmd_task_release(provider, args):
         task["id"], found["what"], task["status"])
 
 
+def cmd_worker(provider, args):
+    """Hidden: the command backend's detached supervisor for one task."""
+    try:
+        backend = provider.config.backend
+    except ProviderError as exc:
+        provider.apply(args.task_id, {"status": ERROR, "phase": "failed",
+                                      "message": "the worker could not start: " + exc.message})
+        raise
+    if not hasattr(backend, "supervise"):
+        raise UsageError("the %s backend runs no workers" % backend.TYPE)
+    return backend.supervise(provider, args.task_id)
+
+
 def cmd_pool(provider, args):
     """The pool backend's servers: free and taken, per configuration (no passwords)."""
     config = provider.config
@@ -1435,7 +1954,8 @@ PROTOCOL_ARG = {"order": "config_id", "order_status": "task_id"}
 HANDLERS = {"help": cmd_help, "configs": cmd_configs, "order": cmd_order,
             "order_status": cmd_order_status, "tasks": cmd_tasks, "task show": cmd_task_show,
             "task finish": cmd_task_finish, "task fail": cmd_task_fail,
-            "task release": cmd_task_release, "pool": cmd_pool, "check": cmd_check}
+            "task release": cmd_task_release, "pool": cmd_pool, "check": cmd_check,
+            "_worker": cmd_worker}
 
 
 class Args(object):
@@ -1455,6 +1975,10 @@ def parse_args(argv, prog):
         if argv[0] in PROTOCOL_ARG:
             values[PROTOCOL_ARG[argv[0]]] = argv[1]
         return Args(**values)
+    if argv[:1] == ["_worker"]:              # hidden: started by the command backend
+        if len(argv) != 2 or not valid_task_id(argv[1]):
+            raise UsageError("_worker needs one task id")
+        return Args(action="_worker", task_id=argv[1])
     namespace = build_parser(os.path.basename(prog)).parse_args(argv)
     args = Args(**vars(namespace))
     if getattr(args, "action", "task") == "task":
@@ -1472,7 +1996,7 @@ def guess_action(argv):
     if words[:1] == ["task"] and len(words) > 1 and words[1] in ("show", "finish", "fail",
                                                                  "release"):
         return "task " + words[1]
-    if words and words[0] in ("tasks", "check", "pool"):
+    if words and words[0] in ("tasks", "check", "pool", "_worker"):
         return words[0]
     return "usage"
 
