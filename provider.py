@@ -1117,15 +1117,18 @@ class CommandBackend(Backend):
             else:
                 params = configuration.get("params", {})
                 argv = self.program()
-                env = dict(os.environ)
-                env.update(self.settings.get("env", {}))
-                env.update({"BXPROVIDER_TASK_ID": task_id,
-                            "BXPROVIDER_CONFIG_ID": task["config_id"],
-                            "BXPROVIDER_PARAMS": json.dumps(params, ensure_ascii=False)})
+                # Bytes, UTF-8: under LANG=C Python 3.6 cannot encode Cyrillic itself.
+                env = dict(os.environb)
+                extra = dict(self.settings.get("env", {}))
+                extra.update({"BXPROVIDER_TASK_ID": task_id,
+                              "BXPROVIDER_CONFIG_ID": task["config_id"],
+                              "BXPROVIDER_PARAMS": json.dumps(params, ensure_ascii=False)})
+                env.update((k.encode("utf-8"), v.encode("utf-8")) for k, v in extra.items())
                 log.note("run %s (timeout %g s)" % (json.dumps(argv, ensure_ascii=False),
                                                     self.timeout()))
                 try:
-                    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                    proc = subprocess.Popen([a.encode("utf-8") for a in argv],
+                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                             stderr=subprocess.PIPE, close_fds=True,
                                             start_new_session=True, cwd=self.paths.home,
                                             env=env)
