@@ -612,7 +612,7 @@ def ssh_banner_probe(host, port=22, timeout=5.0):
 # Backend settings for backends that hand out servers they did not build by hand.
 SSH_SETTINGS = {
     "ssh_probe": ("boolean", None),
-    "ssh_port": ("integer", lambda check, value, path: check.port(value, path)),
+    "ssh_port": ("integer", Checker.port),
     "ssh_timeout": ("number", Checker.positive),
     "allow_loopback": ("boolean", None),
 }
@@ -629,7 +629,8 @@ def ssh_ready_changes(settings, server):
     if ok:
         return {"status": FINISHED, "phase": "done",
                 "message": "ready: %s port %d answers %s" % (server, port, printable(detail, 60))}
-    return {"status": IN_PROGRESS, "phase": "waiting_ssh", "message": "waiting for SSH on %s" % server}
+    return {"status": IN_PROGRESS, "phase": "waiting_ssh",
+            "message": "waiting for SSH on %s" % server}
 
 
 def password_problem(text):
