@@ -449,6 +449,10 @@ class Checker(object):
         if not value.strip():
             self.add(path, "must not be empty")
 
+    def port(self, value, path):
+        if not 0 < value < 65536:
+            self.add(path, "must be a TCP port, 1-65535")
+
 
 class Config(object):
     """A validated config. Holds the settings and the backend object."""
@@ -544,6 +548,8 @@ def validate_config(data):
                 backend_class.validate_configuration(item, where, check)
     if backend_class is not None and isinstance(backend, dict) and not check.problems:
         backend_class.validate_settings(backend, "$.backend", check)
+    if backend_class is not None and isinstance(configurations, list) and not check.problems:
+        backend_class.validate_across(backend, configurations, "$.configurations", check)
     return check.problems
 
 
@@ -564,12 +570,19 @@ def printable(text, limit=80):
 HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:")
 
 
+def valid_host(text):
+    """The syntax of an IPv4/IPv6 address or a host name (loopback included)."""
+    return bool(text) and len(text) <= 253 and text[0] not in "-." and set(text) <= HOST_CHARS
+
+
+def is_loopback(text):
+    lowered = text.lower()
+    return lowered == "localhost" or lowered.startswith("127.") or lowered == "::1"
+
+
 def valid_server_address(text):
     """An IPv4/IPv6 address or a host name the caller can ssh to (not loopback)."""
-    if not text or len(text) > 253 or text[0] in "-." or not set(text) <= HOST_CHARS:
-        return False
-    lowered = text.lower()
-    return not (lowered == "localhost" or lowered.startswith("127.") or lowered == "::1")
+    return valid_host(text) and not is_loopback(text)
 
 
 def ssh_banner_probe(host, port=22, timeout=5.0):
@@ -596,6 +609,47 @@ def ssh_banner_probe(host, port=22, timeout=5.0):
     return True, data.split(b"\n")[0].strip().decode("ascii", "replace")
 
 
+# Backend settings for backends that hand out servers they did not build by hand.
+SSH_SETTINGS = {
+    "ssh_probe": ("boolean", None),
+    "ssh_port": ("integer", Checker.port),
+    "ssh_timeout": ("number", Checker.positive),
+    "allow_loopback": ("boolean", None),
+}
+DEFAULT_SSH_TIMEOUT = 3.0
+
+
+def ssh_ready_changes(settings, server):
+    """Task changes after probing server: finished when it answers SSH, else
+    in_progress "waiting for SSH on ADDR" (poll() probes again)."""
+    if not settings.get("ssh_probe", True):
+        return {"status": FINISHED, "phase": "done", "message": "ready (SSH probe disabled)"}
+    port = settings.get("ssh_port", 22)
+    ok, detail = ssh_banner_probe(server, port, settings.get("ssh_timeout", DEFAULT_SSH_TIMEOUT))
+    if ok:
+        return {"status": FINISHED, "phase": "done",
+                "message": "ready: %s port %d answers %s" % (server, port, printable(detail, 60))}
+    return {"status": IN_PROGRESS, "phase": "waiting_ssh",
+            "message": "waiting for SSH on %s" % server}
+
+
+def password_problem(text):
+    """Why text cannot be a root password the caller types into ssh, or None."""
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        return "has control characters"
+    return None
+
+
+def server_problem(text, allow_loopback):
+    """Why text is no server the caller can use, or None."""
+    if not isinstance(text, str) or not valid_host(text):
+        return "%s is not an IP address or host name" % json.dumps(text, ensure_ascii=False)
+    if is_loopback(text) and not allow_loopback:
+        return ("%s is a loopback address, which the caller refuses (allow_loopback: true "
+                "is for tests only)" % text)
+    return None
+
+
 # ---------------------------------------------------------------------------
 # Backends
 # ---------------------------------------------------------------------------
@@ -617,8 +671,18 @@ class Backend(object):
           dict of task changes or None.
       poll(task, configuration)          on order_status of a pending task, with
           no lock: look at the real world, return task changes or None.
-      check()                            for `check`: a list of (ok, text).
+      check(configurations, state)       for `check`: a list of (ok, text);
+          state is None when the state file cannot be read.
     Task changes are applied under the lock only if the task is still pending.
+
+    Optional hooks (the defaults suit a backend with nothing to count):
+      validate_across(settings, configurations, path, check)  checks that span
+          the settings and all configurations (a server listed twice).
+      configs_need_state()  True when available() must see the state; only
+          then does `configs` read the state file.
+      available(configuration, state)  False hides a sold-out configuration.
+      release(task, state)  under the lock, for `task release`: give back
+          what the task holds and return a text saying what, or raise.
     """
 
     TYPE = None
@@ -638,6 +702,20 @@ class Backend(object):
     def validate_configuration(cls, configuration, path, check):
         pass
 
+    @classmethod
+    def validate_across(cls, settings, configurations, path, check):
+        pass
+
+    def configs_need_state(self):
+        return False
+
+    def available(self, configuration, state):
+        return True
+
+    def release(self, task, state):
+        raise ProviderError(E_TASK_STATE, "task %s holds nothing to release: the %s backend "
+                            "keeps no pool" % (task["id"], self.TYPE))
+
     def place(self, task, configuration, state):
         raise NotImplementedError
 
@@ -647,7 +725,7 @@ class Backend(object):
     def poll(self, task, configuration):
         return None
 
-    def check(self):
+    def check(self, configurations, state):
         return []
 
 
@@ -660,12 +738,705 @@ class ManualBackend(Backend):
         task["phase"] = "waiting"
         task["message"] = "waiting for the operator"
 
-    def check(self):
+    def check(self, configurations, state):
         return [(True, "manual backend: orders wait until an operator runs "
                        "`%s task finish ID --server ADDR` or `task fail ID`" % self.paths.name)]
 
 
-BACKENDS = dict((cls.TYPE, cls) for cls in (ManualBackend,))
+class PoolBackend(Backend):
+    """Servers that are already built, handed out one per order.
+
+    Config: "backend": {"type": "pool", "ssh_probe": true, "ssh_port": 22,
+    "ssh_timeout": 3, "hide_when_empty": false, "allow_loopback": false} and
+    per configuration "servers": [{"server": ADDR, "password": "..."} or
+    {"server": ADDR, "password_file": PATH} or {"server": ADDR} (a host that
+    already holds the caller's pool key)]. A relative password_file is
+    relative to the config file's folder; it is read at order time.
+
+    state["pool"] = {ADDR: task_id} holds the servers handed out. place()
+    claims the first free server of the configuration under the state lock,
+    so two orders never get the same one; launch() and poll() probe SSH
+    outside the lock. A server stays taken until `task release ID`.
+    """
+
+    TYPE = "pool"
+    SETTINGS = dict(SSH_SETTINGS, hide_when_empty=("boolean", None))
+    PARAMETERS = {"servers": ("array", None)}
+    SERVER_FIELDS = {"server": ("string", None), "password": ("string", None),
+                     "password_file": ("string", Checker.nonempty)}
+
+    @classmethod
+    def validate_configuration(cls, configuration, path, check):
+        if "servers" not in configuration:
+            check.add(path, "missing key 'servers' (the pool backend's ready servers)")
+            return
+        servers = configuration["servers"]
+        if not isinstance(servers, list):
+            return                    # already reported by keys()
+        for index, entry in enumerate(servers):
+            where = "%s.servers[%d]" % (path, index)
+            if not check.is_a(entry, "object", where):
+                continue
+            check.keys(entry, where, cls.SERVER_FIELDS, required=("server",))
+            if "password" in entry and "password_file" in entry:
+                check.add(where, "give password or password_file, not both")
+            password = entry.get("password")
+            if isinstance(password, str):
+                if not password:
+                    check.add(where + ".password", "must not be empty (leave it out for "
+                              "hosts that hold the pool key)")
+                elif password_problem(password):
+                    check.add(where + ".password", password_problem(password))
+
+    @classmethod
+    def validate_across(cls, settings, configurations, path, check):
+        allow_loopback = settings.get("allow_loopback", False)
+        seen = {}
+        for index, configuration in enumerate(configurations):
+            for number, entry in enumerate(configuration.get("servers", [])):
+                where = "%s[%d].servers[%d].server" % (path, index, number)
+                server = entry["server"]
+                problem = server_problem(server, allow_loopback)
+                if problem:
+                    check.add(where, problem)
+                    continue
+                if server.lower() in seen:
+                    check.add(where, "duplicate server %s (also at %s)"
+                              % (server, seen[server.lower()]))
+                else:
+                    seen[server.lower()] = where
+
+    @staticmethod
+    def taken(state):
+        return state.setdefault("pool", {})
+
+    def free_servers(self, configuration, state):
+        taken = self.taken(state)
+        return [e for e in configuration.get("servers", []) if e["server"] not in taken]
+
+    def configs_need_state(self):
+        return bool(self.settings.get("hide_when_empty", False))
+
+    def available(self, configuration, state):
+        return bool(self.free_servers(configuration, state))
+
+    def password_path(self, entry):
+        return os.path.join(os.path.dirname(self.paths.config), entry["password_file"])
+
+    def read_password(self, entry, configuration):
+        """The entry's root password, read now; a clear error and no claim if it fails."""
+        if "password_file" not in entry:
+            return entry.get("password", "")
+        path = self.password_path(entry)
+        where = "server %s of configuration %s: password_file %s" % (
+            entry["server"], configuration["id"], path)
+        try:
+            with open(path, "rb") as handle:
+                raw = handle.read(4096)
+        except (IOError, OSError) as exc:
+            raise ProviderError(E_CONFIG, "%s cannot be read (%s); no server was claimed"
+                                % (where, exc.strerror))
+        try:
+            password = raw.decode("utf-8").split("\n")[0].rstrip("\r")
+        except UnicodeDecodeError:
+            raise ProviderError(E_CONFIG, "%s is not UTF-8; no server was claimed" % where)
+        problem = "is empty" if not password else password_problem(password)
+        if problem:
+            raise ProviderError(E_CONFIG, "%s: the password %s; no server was claimed"
+                                % (where, problem))
+        return password
+
+    def place(self, task, configuration, state):
+        free = self.free_servers(configuration, state)
+        if not free:
+            raise ProviderError(E_EXHAUSTED, "no free server for configuration %s"
+                                % configuration["id"])
+        entry = free[0]
+        password = self.read_password(entry, configuration)
+        self.taken(state)[entry["server"]] = task["id"]
+        task.update({"phase": "claimed", "server": entry["server"], "server_password": password,
+                     "message": "claimed %s, checking SSH" % entry["server"]})
+        task["data"]["pool_server"] = entry["server"]
+
+    def launch(self, task, configuration):
+        self.log.write("claim", task["id"], config=task["config_id"], server=task["server"])
+        return ssh_ready_changes(self.settings, task["server"])
+
+    def poll(self, task, configuration):
+        if task.get("server"):
+            return ssh_ready_changes(self.settings, task["server"])
+        return None
+
+    def release(self, task, state):
+        server = (task.get("data") or {}).get("pool_server")
+        taken = self.taken(state)
+        if not server or taken.get(server) != task["id"]:
+            raise ProviderError(E_TASK_STATE, "task %s holds no server of the pool%s" % (
+                task["id"], " (%s was released already)" % server if server else ""))
+        del taken[server]
+        return server
+
+    def inventory(self, configurations, state):
+        """[(config id, free servers, [(server, task id, status)])] and the taken
+        servers no configuration lists any more."""
+        taken = dict(self.taken(state))
+        tasks = state["tasks"]
+        rows = []
+        for configuration in configurations:
+            free, held = [], []
+            for entry in configuration.get("servers", []):
+                task_id = taken.pop(entry["server"], None)
+                if task_id is None:
+                    free.append(entry["server"])
+                else:
+                    held.append((entry["server"], task_id,
+                                 (tasks.get(task_id) or {}).get("status", "?")))
+            rows.append((configuration["id"], free, held))
+        orphans = [(server, task_id, (tasks.get(task_id) or {}).get("status", "?"))
+                   for server, task_id in sorted(taken.items())]
+        return rows, orphans
+
+    def check(self, configurations, state):
+        report = []
+        settings = self.settings
+        if settings.get("allow_loopback"):
+            report.append((False, "pool: allow_loopback is true: the caller refuses loopback "
+                                  "servers; this is for tests only"))
+        if settings.get("ssh_port", 22) != 22:
+            report.append((True, "pool: SSH is probed on port %d, the caller logs in on 22"
+                                 % settings["ssh_port"]))
+        if not settings.get("ssh_probe", True):
+            report.append((True, "pool: ssh_probe is off: orders finish without looking"))
+        for configuration in configurations:
+            servers = configuration.get("servers", [])
+            free = self.free_servers(configuration, state or {})
+            report.append((bool(free), "pool: configuration %s has %d of %d server(s) free"
+                           % (configuration["id"], len(free), len(servers))))
+            for entry in servers:
+                if "password_file" not in entry:
+                    continue
+                path = self.password_path(entry)
+                try:
+                    self.read_password(entry, configuration)
+                    problem = mode_problem(path, 0o600)
+                    text = "pool: password_file %s: %s" % (path, problem or
+                                                           "readable, 0600 or stricter")
+                except ProviderError as exc:
+                    problem = text = "pool: " + exc.message.replace("; no server was claimed", "")
+                report.append((problem is None, text))
+        return report
+
+
+class CommandBackend(Backend):
+    """Any provisioning program you already have, run once per order.
+
+    Config: "backend": {"type": "command", "command": ["/path/prog", "arg"],
+    "timeout": 3600, "env": {"NAME": "value"}, "ssh_probe": true,
+    "ssh_port": 22, "ssh_timeout": 3, "allow_loopback": false}. The command
+    is an argv list, run without a shell; a relative program path with a "/"
+    is relative to the provider's home, a bare name is looked up in PATH.
+
+    Each configuration may carry "params": {...}, a free-form JSON object
+    passed to the program as it is. Free-form values live in that one key so
+    that a typo in any other key of a configuration is still reported.
+
+    The program gets BXPROVIDER_TASK_ID, BXPROVIDER_CONFIG_ID and
+    BXPROVIDER_PARAMS (JSON) in its environment, and {"task_id", "config_id",
+    "params"} as one JSON line on stdin. `order` starts a detached supervisor
+    (`NAME _worker ID`, its own session, no inherited descriptors) and
+    answers at once. The supervisor runs the program in a process group of
+    its own, logs its output to log/tasks/ID.log, turns "progress: TEXT"
+    lines of its stderr into the task's message, kills the group after
+    `timeout` seconds and saves the result:
+      exit 0, last stdout line {"server": ..., "server_password": ...}
+          -> finished once SSH answers (else "waiting for SSH on ADDR")
+      any other exit -> error, message = the last stderr line
+    The supervisor holds an flock on var/workers/ID.lock from before it is
+    started until it has saved the result; poll() finds a task whose lock is
+    free and whose result is missing and marks it error (worker killed,
+    machine restarted), and kills the program's process group if it is still
+    the same process (checked by its start time).
+    """
+
+    TYPE = "command"
+    SETTINGS = dict(SSH_SETTINGS, command=("array", None), env=("object", None),
+                    timeout=("number", Checker.positive))
+    PARAMETERS = {"params": ("object", None)}
+    DEFAULT_TIMEOUT = 3600
+    STARTUP_GRACE = 60      # s a task may wait for launch() to start its worker
+    KILL_GRACE = 5          # s between SIGTERM and SIGKILL of the program's group
+    EOF_GRACE = 2           # s to drain output once the program has exited
+    PROGRESS_EVERY = 0.5    # s between two saves of a progress message
+
+    @classmethod
+    def validate_settings(cls, settings, path, check):
+        command = settings.get("command")
+        if command is None:
+            check.add(path, "missing key 'command' (the program and its arguments, a list)")
+        elif not command:
+            check.add(path + ".command", "must name a program")
+        else:
+            for index, arg in enumerate(command):
+                where = "%s.command[%d]" % (path, index)
+                if check.is_a(arg, "string", where) and "\0" in arg:
+                    check.add(where, "must not contain a NUL character")
+            if isinstance(command[0], str) and not command[0].strip():
+                check.add(path + ".command[0]", "must not be empty")
+        for key, value in sorted(settings.get("env", {}).items()):
+            where = "%s.env.%s" % (path, key)
+            if not key or "=" in key or "\0" in key:
+                check.add(where, "is not an environment variable name")
+            elif key.startswith("BXPROVIDER_"):
+                check.add(where, "BXPROVIDER_* variables are set by the provider")
+            elif check.is_a(value, "string", where) and "\0" in value:
+                check.add(where, "must not contain a NUL character")
+
+    # -- files -------------------------------------------------------------
+
+    def worker_lock(self, task_id):
+        return os.path.join(self.paths.var, "workers", task_id + ".lock")
+
+    def task_log(self, task_id):
+        return os.path.join(self.paths.log_dir, "tasks", task_id + ".log")
+
+    def program(self):
+        argv = list(self.settings["command"])
+        if os.sep in argv[0] and not os.path.isabs(argv[0]):
+            argv[0] = os.path.normpath(os.path.join(self.paths.home, argv[0]))
+        return argv
+
+    # -- the order ---------------------------------------------------------
+
+    def place(self, task, configuration, state):
+        task["phase"] = "starting"
+        task["message"] = "starting the provisioning program"
+
+    def launch(self, task, configuration):
+        """Start the detached supervisor, already holding its lock."""
+        import fcntl
+        import subprocess
+        lock = self.worker_lock(task["id"])
+        log_path = self.task_log(task["id"])
+        ensure_private_dir(os.path.dirname(lock))
+        ensure_private_dir(os.path.dirname(log_path))
+        temp = "%s.%d.tmp" % (lock, os.getpid())
+        lock_fd = log_fd = None
+        try:
+            lock_fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            os.replace(temp, lock)          # nobody sees the file unlocked
+            log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            env = dict(os.environ, BXPROVIDER_HOME=self.paths.home,
+                       BXPROVIDER_CONFIG=self.paths.config)
+            argv = ([sys.executable] if sys.executable else []) + \
+                [self.paths.script, "_worker", task["id"]]
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=log_fd, close_fds=True, pass_fds=(lock_fd,),
+                                    start_new_session=True, cwd=self.paths.home, env=env)
+        except OSError as exc:
+            for path in (temp, lock):
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+            raise ProviderError(E_BACKEND, "cannot start the worker: %s"
+                                % (exc.strerror or exc))
+        finally:
+            for fd in (lock_fd, log_fd):
+                if fd is not None:
+                    os.close(fd)
+        self.log.write("worker", task["id"], pid=proc.pid, log=log_path)
+        proc.returncode = 0     # not ours to wait for: it outlives this process
+        return None
+
+    def poll(self, task, configuration):
+        if task.get("phase") == "waiting_ssh":
+            return ssh_ready_changes(self.settings, task["server"])
+        lock = self.worker_lock(task["id"])
+        alive = lock_is_held(lock)
+        if alive or (alive is None and task.get("phase") == "starting"
+                     and now() - task.get("created", 0) < self.STARTUP_GRACE):
+            return None
+        # The result is saved before the lock is dropped: no result, no worker.
+        killed = kill_group_if_same(task.get("data") or {})
+        try:
+            os.unlink(lock)
+        except OSError:
+            pass
+        return {"status": ERROR, "phase": "failed",
+                "message": "the worker stopped without a result (killed, or the machine "
+                           "restarted)%s; see %s" % ("; the program was killed" if killed else "",
+                                                     self.task_log(task["id"]))}
+
+    def check(self, configurations, state):
+        report = []
+        argv = self.program()
+        program = argv[0]
+        if os.sep not in program:
+            found = [os.path.join(d, program) for d in
+                     os.environ.get("PATH", os.defpath).split(os.pathsep) if d]
+            found = [p for p in found if os.access(p, os.X_OK)]
+            program = found[0] if found else program
+        runnable = os.path.isfile(program) and os.access(program, os.X_OK)
+        report.append((runnable, "command: %s %s" % (
+            program, "is executable" if runnable else "is not an executable file")))
+        report.append((True, "command: timeout %g s; program output goes to %s" % (
+            self.settings.get("timeout", self.DEFAULT_TIMEOUT),
+            os.path.join(self.paths.log_dir, "tasks", "ID.log"))))
+        if self.settings.get("allow_loopback"):
+            report.append((False, "command: allow_loopback is true: the caller refuses "
+                                  "loopback servers; this is for tests only"))
+        if not self.settings.get("ssh_probe", True):
+            report.append((True, "command: ssh_probe is off: orders finish when the "
+                                 "program says so"))
+        return report
+
+    # -- the supervisor: `NAME _worker ID` -----------------------------------
+
+    def supervise(self, provider, task_id):
+        """Run the program for a task placed by `order`, and save its result."""
+        import signal
+        import subprocess
+        task = provider.store.find(task_id)
+        if task is None or task["status"] in TERMINAL or task.get("phase") != "starting":
+            return "task %s is not waiting for a worker" % task_id
+        log = TaskLog(self.task_log(task_id))
+        configuration = provider.config.by_id.get(task["config_id"])
+        lock = self.worker_lock(task_id)
+        proc = None
+        data = dict(task.get("data") or {}, worker_pid=os.getpid())
+
+        def stop(signum, frame):
+            raise WorkerStopped(signum)
+
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, stop)
+        try:
+            if configuration is None:
+                changes = {"status": ERROR, "phase": "failed", "message": "configuration %s "
+                           "is no longer in the config" % task["config_id"]}
+            else:
+                params = configuration.get("params", {})
+                argv = self.program()
+                # Bytes, UTF-8: under LANG=C Python 3.6 cannot encode Cyrillic itself.
+                env = dict(os.environb)
+                extra = dict(self.settings.get("env", {}))
+                extra.update({"BXPROVIDER_TASK_ID": task_id,
+                              "BXPROVIDER_CONFIG_ID": task["config_id"],
+                              "BXPROVIDER_PARAMS": json.dumps(params, ensure_ascii=False)})
+                env.update((k.encode("utf-8"), v.encode("utf-8")) for k, v in extra.items())
+                log.note("run %s (timeout %g s)" % (json.dumps(argv, ensure_ascii=False),
+                                                    self.timeout()))
+                try:
+                    proc = subprocess.Popen([a.encode("utf-8") for a in argv],
+                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                            stderr=subprocess.PIPE, close_fds=True,
+                                            start_new_session=True, cwd=self.paths.home,
+                                            env=env)
+                except OSError as exc:
+                    changes = {"status": ERROR, "phase": "failed", "message": "cannot run %s: %s"
+                               % (argv[0], exc.strerror or exc)}
+                else:
+                    data.update(pgid=proc.pid, pgid_start=process_start_time(proc.pid))
+                    provider.apply(task_id, {"phase": "running", "data": data,
+                                             "message": "running %s" % os.path.basename(argv[0])})
+                    request = {"task_id": task_id, "config_id": task["config_id"],
+                               "params": params}
+                    changes = self.watch(provider, task_id, proc, log, request)
+        except WorkerStopped as exc:
+            changes = {"status": ERROR, "phase": "failed",
+                       "message": "the worker was stopped by signal %d" % exc.signum}
+        except Exception:
+            import traceback
+            log.note("worker bug: " + traceback.format_exc())
+            changes = {"status": ERROR, "phase": "failed",
+                       "message": "the worker failed (a bug); see %s" % log.path}
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                signal.signal(signum, signal.SIG_IGN)
+            if proc is not None and proc.returncode is None:
+                kill_group(proc, self.KILL_GRACE)
+        data.update(ended=now())
+        if proc is not None:
+            data["exit_code"] = proc.returncode
+        changes["data"] = data
+        if changes.get("server_password"):
+            log.scrub(changes["server_password"])
+        log.note("result: %s, %s" % (changes["status"], changes.get("message", "")))
+        try:
+            provider.apply(task_id, changes)
+        finally:
+            try:
+                os.unlink(lock)         # only now: a free lock means "no worker"
+            except OSError:
+                pass
+        return "task %s: %s" % (task_id, changes["status"])
+
+    def timeout(self):
+        return self.settings.get("timeout", self.DEFAULT_TIMEOUT)
+
+    def watch(self, provider, task_id, proc, log, request):
+        """Feed the program, follow its output until it ends; the task changes."""
+        import selectors
+        import subprocess
+        try:
+            proc.stdin.write(json.dumps(request, ensure_ascii=False).encode("utf-8") + b"\n")
+            proc.stdin.close()
+        except (IOError, OSError):
+            pass                         # a program that does not read stdin
+        deadline = time.time() + self.timeout()
+        selector = selectors.DefaultSelector()
+        streams = {}
+        for name, pipe in (("out", proc.stdout), ("err", proc.stderr)):
+            selector.register(pipe.fileno(), selectors.EVENT_READ, name)
+            streams[name] = LineSplitter()
+        seen = {"last_out": None, "held": None, "last_err": None, "progress": None}
+        progress = {"text": None, "saved": 0.0}
+
+        def line(name, raw):
+            text = raw.decode("utf-8", "replace").rstrip("\r")
+            if name == "out":
+                if text.strip():
+                    if seen["held"] is not None:
+                        log.line("out", seen["held"])
+                        seen["held"] = None
+                    seen["last_out"] = text
+                    if text.lstrip().startswith("{"):
+                        seen["held"] = text        # maybe the result: logged redacted
+                        return
+                log.line("out", text)
+                return
+            log.line("err", text)
+            if text.startswith("progress:"):
+                progress["text"] = seen["progress"] = text[len("progress:"):].strip()
+            elif text.strip():
+                seen["last_err"] = text.strip()
+
+        def save_progress(force=False):
+            if progress["text"] is not None and (
+                    force or time.time() - progress["saved"] >= self.PROGRESS_EVERY):
+                provider.apply(task_id, {"message": printable(progress["text"], 200)})
+                progress["text"], progress["saved"] = None, time.time()
+
+        timed_out = False
+        exited = None
+        while selector.get_map():
+            left = deadline - time.time()
+            if left <= 0:
+                timed_out = True
+                break
+            if exited is not None and time.time() - exited > self.EOF_GRACE:
+                break                    # a background child keeps the pipes open
+            for key, _ in selector.select(min(left, self.PROGRESS_EVERY)):
+                chunk = os.read(key.fd, 65536)
+                if chunk:
+                    lines = streams[key.data].feed(chunk)
+                else:
+                    selector.unregister(key.fd)
+                    lines = streams[key.data].finish()
+                for raw in lines:
+                    line(key.data, raw)
+            if exited is None and proc.poll() is not None:
+                exited = time.time()
+            save_progress()
+        selector.close()
+        for name in ("out", "err"):
+            for raw in streams[name].finish():
+                line(name, raw)
+        if not timed_out:
+            try:
+                proc.wait(timeout=max(0.0, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                timed_out = True
+        if timed_out:
+            log.note("timed out after %g s: killing the process group %d"
+                     % (self.timeout(), proc.pid))
+            kill_group(proc, self.KILL_GRACE)
+        for pipe in (proc.stdout, proc.stderr):
+            pipe.close()
+        result = seen["last_out"]
+        parsed = parse_result(result, self.settings.get("allow_loopback", False)) \
+            if result is not None else None
+        if seen["held"] is not None:
+            log.line("out", redact_result(seen["held"]))
+        if timed_out:
+            return {"status": ERROR, "phase": "failed",
+                    "message": "timed out after %g s" % self.timeout()}
+        code = proc.returncode
+        log.note("the program exited with status %d" % code)
+        if code != 0:
+            message = seen["last_err"] or seen["progress"] or (
+                "the program was killed by signal %d" % -code if code < 0 else
+                "the program exited with status %d" % code)
+            return {"status": ERROR, "phase": "failed", "message": printable(message, 300)}
+        if not isinstance(parsed, tuple):
+            return {"status": ERROR, "phase": "failed", "message": printable(
+                "the program exited 0 but its last line of output is not "
+                "{\"server\": ..., \"server_password\": ...}: %s"
+                % (parsed or "it printed nothing"), 300)}
+        server, password = parsed
+        changes = ssh_ready_changes(self.settings, server)
+        changes.update(server=server, server_password=password)
+        return changes
+
+
+class WorkerStopped(Exception):
+    def __init__(self, signum):
+        Exception.__init__(self, "signal %d" % signum)
+        self.signum = signum
+
+
+class LineSplitter(object):
+    """Bytes in, complete lines out (without the newline); long lines are cut."""
+
+    LIMIT = 64 * 1024
+
+    def __init__(self):
+        self.rest = b""
+
+    def feed(self, chunk):
+        lines = (self.rest + chunk).split(b"\n")
+        self.rest = lines.pop()
+        if len(self.rest) > self.LIMIT:
+            lines.append(self.rest)
+            self.rest = b""
+        return lines
+
+    def finish(self):
+        rest, self.rest = self.rest, b""
+        return [rest] if rest else []
+
+
+class TaskLog(object):
+    """log/tasks/ID.log: the program's output with a time stamp per line, 0600."""
+
+    def __init__(self, path):
+        self.path = path
+        ensure_private_dir(os.path.dirname(path))
+
+    def line(self, stream, text):
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        data = ("%s %s: %s\n" % (stamp, stream, text)).encode("utf-8", "replace")
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+        except OSError:
+            pass                 # the log is for people; it must not fail the order
+
+    def note(self, text):
+        self.line("provider", text)
+
+    def scrub(self, secret):
+        """Replace a password the program may have printed anywhere in the log."""
+        if len(secret) < 4:
+            return               # too short to replace without mangling the log
+        try:
+            with open(self.path, "r+b") as handle:
+                data = handle.read()
+                clean = data.replace(secret.encode("utf-8"), b"********")
+                if clean != data:
+                    handle.seek(0)
+                    handle.write(clean)
+                    handle.truncate()
+        except (IOError, OSError):
+            pass
+
+
+def parse_result(line, allow_loopback):
+    """(server, password) from the program's result line, or why not (a string)."""
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return "not JSON"
+    if not isinstance(value, dict):
+        return "not a JSON object"
+    problem = server_problem(value.get("server"), allow_loopback)
+    if problem:
+        return "server: " + problem
+    password = value.get("server_password") or ""
+    if not isinstance(password, str):
+        return "server_password is not a string"
+    if password_problem(password):
+        return "server_password " + password_problem(password)
+    return value["server"], password
+
+
+def redact_result(line):
+    """The result line as the log may keep it: the password replaced."""
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return line
+    if isinstance(value, dict) and value.get("server_password"):
+        value["server_password"] = "********"
+        return json.dumps(value, ensure_ascii=False)
+    return line
+
+
+def lock_is_held(path):
+    """True when another process holds an flock on path, False when nobody
+    does, None when there is no such file."""
+    import fcntl
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except (IOError, OSError):
+        return True
+    finally:
+        os.close(fd)             # drops the lock if we took it
+
+
+def process_start_time(pid):
+    """A process's start time in clock ticks (Linux /proc), or None."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+        return int(fields[19])
+    except (IOError, OSError, IndexError, ValueError):
+        return None
+
+
+def kill_group(proc, grace):
+    """SIGTERM the program's process group, SIGKILL what is left after grace s."""
+    import signal
+    import subprocess
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except OSError:
+        pass
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        pass
+    proc.wait()
+
+
+def kill_group_if_same(data):
+    """Kill an orphaned program's group, only if its leader is the process the
+    worker started (same start time): pids get reused."""
+    import signal
+    pgid, started = data.get("pgid"), data.get("pgid_start")
+    if not pgid or started is None or process_start_time(pgid) != started:
+        return False
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+        return True
+    except OSError:
+        return False
+
+
+BACKENDS = dict((cls.TYPE, cls) for cls in (ManualBackend, PoolBackend, CommandBackend))
 
 
 # ---------------------------------------------------------------------------
@@ -681,9 +1452,11 @@ def new_task(task_id, config_id, backend_type):
 
 
 def status_answer(task):
+    """The protocol's view: the root password only once the task is finished."""
+    finished = task["status"] == FINISHED
     return {"task_id": task["id"], "status": task["status"],
             "server": task.get("server", ""),
-            "server_password": task.get("server_password", ""),
+            "server_password": task.get("server_password", "") if finished else "",
             "message": task.get("message", "")}
 
 
@@ -773,8 +1546,11 @@ def cmd_help(provider, args):
 
 def cmd_configs(provider, args):
     config = provider.enabled_config()
+    backend = config.backend
+    state = provider.store.load() if backend.configs_need_state() else None
     return {"configurations": [{"id": c["id"], "descr": c["descr"]}
-                               for c in config.configurations],
+                               for c in config.configurations
+                               if state is None or backend.available(c, state)],
             "status": "enabled"}
 
 
@@ -943,6 +1719,80 @@ def cmd_task_fail(provider, args):
     return "task %s marked error: %s" % (task["id"], task["message"])
 
 
+def cmd_task_release(provider, args):
+    """Give a failed or abandoned task's server back to its backend's pool."""
+    backend = provider.config.backend
+    provider.get_task(args.task_id)
+    found = {}
+
+    def change(state):
+        task = state["tasks"].get(args.task_id)
+        if task is None:
+            raise ProviderError(E_NO_TASK, "no task %s" % args.task_id)
+        if task["status"] == FINISHED and not args.force:
+            raise ProviderError(E_TASK_STATE, "task %s is finished: the caller may have added "
+                                "%s to its pool already; give --force if it did not"
+                                % (task["id"], task.get("server") or "its server"))
+        found["what"] = backend.release(task, state)
+        found["status"] = task["status"]
+        task.setdefault("data", {})["released"] = now()
+        if task["status"] != ERROR:
+            # Pending or finished: it must never show this server as finished again.
+            task.update({"status": ERROR, "phase": "released",
+                         "message": "cancelled by the operator; the server went back to the pool"})
+        task["updated"] = now()
+        return task
+
+    task = provider.store.update(change)
+    provider.log.write("release", task["id"], server=found["what"], was=found["status"],
+                       status=task["status"], by=operator_name())
+    return "task %s released %s back to the pool; the task is %s" % (
+        task["id"], found["what"], task["status"])
+
+
+def cmd_worker(provider, args):
+    """Hidden: the command backend's detached supervisor for one task."""
+    try:
+        backend = provider.config.backend
+    except ProviderError as exc:
+        provider.apply(args.task_id, {"status": ERROR, "phase": "failed",
+                                      "message": "the worker could not start: " + exc.message})
+        raise
+    if not hasattr(backend, "supervise"):
+        raise UsageError("the %s backend runs no workers" % backend.TYPE)
+    return backend.supervise(provider, args.task_id)
+
+
+def cmd_pool(provider, args):
+    """The pool backend's servers: free and taken, per configuration (no passwords)."""
+    config = provider.config
+    backend = config.backend
+    if not hasattr(backend, "inventory"):
+        raise UsageError("the %s backend keeps no pool (this needs \"type\": \"pool\")"
+                         % backend.TYPE)
+    rows, orphans = backend.inventory(config.configurations, provider.store.load())
+    if args.json:
+        def held(items):
+            return [{"server": s, "task_id": t, "status": st} for s, t, st in items]
+        return {"configurations": [{"id": c, "free": free, "taken": held(taken)}
+                                   for c, free, taken in rows],
+                "taken_not_in_config": held(orphans)}
+    lines = []
+    table = []
+    for config_id, free, taken in rows:
+        for server in free:
+            table.append([config_id, server, "free", "-", "-"])
+        for server, task_id, status in taken:
+            table.append([config_id, server, "taken", task_id, status])
+        lines.append("%s: %d free, %d taken" % (config_id, len(free), len(taken)))
+    for server, task_id, status in orphans:
+        table.append(["(not in config)", server, "taken", task_id, status])
+    if not table:
+        return "the pool lists no servers"
+    return format_table(["CONFIG", "SERVER", "STATE", "TASK", "TASK STATUS"], table) + \
+        "\n\n" + "\n".join(lines)
+
+
 def mode_problem(path, want_mode):
     """None when path is ours (or root's) and not more open than want_mode.
 
@@ -993,6 +1843,7 @@ def cmd_check(provider, args):
             add(os.access(parent, os.W_OK), "%s %s does not exist yet; %s" % (
                 label, folder, "it will be created" if os.access(parent, os.W_OK)
                 else "and %s is not writable" % parent))
+    state = None
     try:
         state = StateStore(paths).load()
         add(True, "state %s: %d task(s), next id %d" % (
@@ -1006,7 +1857,7 @@ def cmd_check(provider, args):
         add(True, "caller's tasks folder %s does not exist yet (bx-provider makes it)"
             % paths.caller_tasks)
     if config is not None:
-        for ok, text in config.backend.check():
+        for ok, text in config.backend.check(config.configurations, state):
             add(ok, text)
     failed = sum(1 for ok, _ in report if not ok)
     lines = ["%s %s" % ("ok  " if ok else "FAIL", text) for ok, text in report]
@@ -1087,6 +1938,14 @@ def build_parser(prog):
     fail = command("task fail", "mark a task failed", actions)
     fail.add_argument("task_id", metavar="ID")
     fail.add_argument("--message", required=True, help="why it failed (shown to the admin)")
+    release = command("task release", "pool backend: give a failed or abandoned task's server "
+                      "back to the pool (a pending task becomes error)", actions)
+    release.add_argument("task_id", metavar="ID")
+    release.add_argument("--force", action="store_true",
+                         help="release a finished task's server too (only when the caller "
+                              "never added it)")
+    command("pool", "pool backend: each configuration's free and taken servers") \
+        .add_argument("--json", action="store_true", help="JSON instead of a table")
     command("check", "check the config, files, permissions and backend")
     return parser
 
@@ -1098,7 +1957,9 @@ PROTOCOL_ARG = {"order": "config_id", "order_status": "task_id"}
 # action -> handler(provider, args); each returns a dict (printed as JSON) or text.
 HANDLERS = {"help": cmd_help, "configs": cmd_configs, "order": cmd_order,
             "order_status": cmd_order_status, "tasks": cmd_tasks, "task show": cmd_task_show,
-            "task finish": cmd_task_finish, "task fail": cmd_task_fail, "check": cmd_check}
+            "task finish": cmd_task_finish, "task fail": cmd_task_fail,
+            "task release": cmd_task_release, "pool": cmd_pool, "check": cmd_check,
+            "_worker": cmd_worker}
 
 
 class Args(object):
@@ -1118,11 +1979,15 @@ def parse_args(argv, prog):
         if argv[0] in PROTOCOL_ARG:
             values[PROTOCOL_ARG[argv[0]]] = argv[1]
         return Args(**values)
+    if argv[:1] == ["_worker"]:              # hidden: started by the command backend
+        if len(argv) != 2 or not valid_task_id(argv[1]):
+            raise UsageError("_worker needs one task id")
+        return Args(action="_worker", task_id=argv[1])
     namespace = build_parser(os.path.basename(prog)).parse_args(argv)
     args = Args(**vars(namespace))
     if getattr(args, "action", "task") == "task":
         if getattr(args, "command", None) == "task":
-            raise UsageError("task needs an action: show, finish or fail")
+            raise UsageError("task needs an action: show, finish, fail or release")
         raise UsageError("no option given (one of: %s)" % ", ".join(PROTOCOL_OPTIONS))
     return args
 
@@ -1132,9 +1997,10 @@ def guess_action(argv):
     words = [a for a in argv if not a.startswith("-")]
     if words and words[0] in PROTOCOL_ARITY:
         return words[0]
-    if words[:1] == ["task"] and len(words) > 1 and words[1] in ("show", "finish", "fail"):
+    if words[:1] == ["task"] and len(words) > 1 and words[1] in ("show", "finish", "fail",
+                                                                 "release"):
         return "task " + words[1]
-    if words and words[0] in ("tasks", "check"):
+    if words and words[0] in ("tasks", "check", "pool", "_worker"):
         return words[0]
     return "usage"
 

@@ -165,3 +165,111 @@ class HomeTestCase(unittest.TestCase):
         self.assertEqual(result.code, exit_code, result)
         self.assertNotIn(b"Traceback", result.err)
         return answer["error_message"]
+
+
+class SSHBanner(object):
+    """A TCP listener on loopback addresses that answers like sshd:
+    "SSH-2.0-..." and closes. It listens on 127.0.0.1 and on every address
+    in `also` (all of 127/8 is loopback on Linux), all on the same port.
+    silent=True accepts connections but says nothing (a host whose sshd
+    hangs); the attribute may be flipped while it runs."""
+
+    BANNER = b"SSH-2.0-OpenSSH_8.0 test\r\n"
+    ALSO = ["127.0.0.%d" % n for n in range(2, 9)] + ["127.0.1.%d" % n for n in range(1, 4)]
+
+    def __init__(self, silent=False, also=None):
+        self.silent = silent
+        self.also = self.ALSO if also is None else also
+        self.port = None
+        self._socks = []
+        self._threads = []
+        self._held = []
+
+    def start(self):
+        import socket
+        for _ in range(20):
+            try:
+                self._listen_all(socket)
+                break
+            except OSError:
+                self._close_listeners()      # the port is taken on another address
+        else:
+            raise AssertionError("no free port for the SSH banner")
+        import threading
+        for sock in self._socks:
+            thread = threading.Thread(target=self._serve, args=(sock,))
+            thread.daemon = True
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def _listen_all(self, socket):
+        port = 0
+        for address in ["127.0.0.1"] + list(self.also):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self._socks.append(sock)
+            sock.bind((address, port))
+            sock.listen(64)
+            port = sock.getsockname()[1]
+        self.port = port
+
+    def _serve(self, sock):
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return                       # stop() closed the socket
+            if self.silent:
+                self._held.append(conn)      # say nothing; the client times out
+                continue
+            try:
+                conn.sendall(self.BANNER)
+            except OSError:
+                pass
+            conn.close()
+
+    def _close_listeners(self):
+        import socket
+        for sock in self._socks:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+        self._socks = []
+
+    def stop(self):
+        self._close_listeners()
+        for conn in self._held:
+            conn.close()
+        for thread in self._threads:
+            thread.join(5)
+        self._threads = []
+
+
+def wait_for(condition, timeout=20.0, what="the condition"):
+    """Poll condition() until it returns something true; its value. Fails after timeout."""
+    import time
+    deadline = time.time() + timeout
+    delay = 0.02
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.time() > deadline:
+            raise AssertionError("timed out waiting for %s" % what)
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.2)
+
+
+def pid_alive(pid):
+    """True while pid runs; a zombie (nobody reaped it yet) counts as gone."""
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (IOError, OSError, IndexError):
+        return True

@@ -1,0 +1,338 @@
+# -*- coding: utf-8 -*-
+"""The command backend: a provisioning program run by a detached supervisor.
+
+No wall-clock thresholds: every test waits for a condition with a bounded
+poll (support.wait_for), and programs block on a "go" file the test creates,
+so "order returned while the program still runs" is a fact, not a timing."""
+
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import unittest
+
+from support import PYTHON, ROOT, HomeTestCase, SSHBanner, pid_alive, wait_for
+
+WAIT_FOR_GO = '''
+n=0
+while [ ! -e go ]; do
+  n=$((n + 1)); [ $n -gt 600 ] && { echo "no go file" >&2; exit 9; }
+  sleep 0.05
+done
+'''
+
+
+def command_config(port, **settings):
+    backend = {"type": "command", "command": ["./prog.sh", "first arg"], "timeout": 60,
+               "env": {"HOSTER_TOKEN": "t-123"}, "ssh_port": port, "ssh_timeout": 0.2,
+               "allow_loopback": True}
+    backend.update(settings)
+    return {"enabled": True, "backend": backend,
+            "configurations": [{"id": "vm2", "descr": "ВМ: 2 CPU, 4 ГБ",
+                                "params": {"cpu": 2, "ram_gb": 4, "os": "Rocky 9"}},
+                               {"id": "bare", "descr": "no params"}]}
+
+
+class CommandTestCase(HomeTestCase):
+    def setUp(self):
+        self.ssh = SSHBanner().start()
+        self.addCleanup(self.ssh.stop)
+        HomeTestCase.setUp(self)
+        self.home.write_config(command_config(self.ssh.port))
+        self.addCleanup(self.release_programs)
+
+    def release_programs(self):
+        """Never leave a program waiting: create go, kill what is left."""
+        self.go()
+        for name in ("started", "child"):
+            pid = self.read_pid(name)
+            if pid and pid_alive(pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+
+    def path(self, name):
+        return os.path.join(self.home.dir, name)
+
+    def program(self, body):
+        with open(self.path("prog.sh"), "w") as handle:
+            handle.write("#!/bin/sh\n" + body)
+        os.chmod(self.path("prog.sh"), 0o755)
+
+    def go(self):
+        open(self.path("go"), "w").close()
+
+    def read_pid(self, name):
+        try:
+            with open(self.path(name)) as handle:
+                return int(handle.read().strip() or 0)
+        except (IOError, ValueError):
+            return None
+
+    def order(self, config_id="vm2"):
+        return self.home.ok("order", config_id)["task_id"]
+
+    def status(self, task_id):
+        return self.home.ok("order_status", task_id)
+
+    def wait_status(self, task_id, status):
+        """Wait (reading the state file: the worker saves there) for the task's
+        status, then answer the caller's order_status."""
+        wait_for(lambda: self.task(task_id)["status"] == status,
+                 what="task %s to be %s" % (task_id, status))
+        return self.status(task_id)
+
+    def task(self, task_id):
+        return self.home.state()["tasks"][task_id]
+
+    def task_log(self, task_id):
+        return os.path.join(self.home.dir, "log", "tasks", task_id + ".log")
+
+
+RESULT = '''echo '{"server": "127.0.0.1", "server_password": "Pa55-w0rd-xyz"}'
+'''
+
+
+class BackgroundTest(CommandTestCase):
+    def test_order_returns_while_the_program_runs(self):
+        self.program("echo $$ > started\n" + WAIT_FOR_GO + RESULT)
+        task_id = self.order()
+        # The order has answered; the program cannot end before the go file exists.
+        pid = wait_for(lambda: self.read_pid("started"), what="the program to start")
+        self.assertTrue(pid_alive(pid))
+        self.assertEqual(self.status(task_id)["status"], "in_progress")
+        self.assertEqual(self.task(task_id)["phase"], "running")
+        self.go()
+        answer = self.wait_status(task_id, "finished")
+        self.assertEqual(answer["server"], "127.0.0.1")
+        self.assertEqual(answer["server_password"], "Pa55-w0rd-xyz")
+        wait_for(lambda: not pid_alive(pid), what="the program to end")
+        self.assertFalse(os.listdir(os.path.join(self.home.dir, "var", "workers")))
+
+    def test_caller_reads_stdout_until_eof(self):
+        """bx-provider reads the plugin's stdout to EOF: no worker may hold it."""
+        self.program("echo $$ > started\n" + WAIT_FOR_GO + RESULT)
+        proc = subprocess.Popen([PYTHON, self.home.script, "order", "vm2"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=self.home.env())
+        try:
+            out, err = proc.communicate(timeout=30)    # EOF on both pipes, or fail
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            self.fail("the caller would hang: the plugin's stdout stayed open")
+        task_id = json.loads(out.decode("utf-8"))["task_id"]
+        pid = wait_for(lambda: self.read_pid("started"), what="the program to start")
+        self.assertTrue(pid_alive(pid), "EOF came while the program still runs")
+        self.assertFalse(os.path.exists(self.path("go")))
+        self.assertEqual(self.status(task_id)["status"], "in_progress")
+        self.go()
+        self.wait_status(task_id, "finished")
+
+
+class ResultTest(CommandTestCase):
+    def test_success_gets_env_stdin_and_finishes_with_password(self):
+        self.program('''
+printf '%s\\n' "$BXPROVIDER_TASK_ID" "$BXPROVIDER_CONFIG_ID" "$BXPROVIDER_PARAMS" \\
+    "$HOSTER_TOKEN" "$1" > env.txt
+cat > stdin.txt
+echo "creating the VM"
+echo "debug: the password will be Pa55-w0rd-xyz"
+''' + RESULT)
+        task_id = self.order()
+        answer = self.wait_status(task_id, "finished")
+        self.assertEqual(answer["server"], "127.0.0.1")
+        self.assertEqual(answer["server_password"], "Pa55-w0rd-xyz")
+        self.assertIn("answers SSH-2.0", answer["message"])
+        with open(self.path("env.txt"), "rb") as handle:
+            env = handle.read().decode("utf-8").split("\n")
+        params = {"cpu": 2, "ram_gb": 4, "os": "Rocky 9"}
+        self.assertEqual(env[:2], [task_id, "vm2"])
+        self.assertEqual(json.loads(env[2]), params)
+        self.assertEqual(env[3:5], ["t-123", "first arg"])
+        with open(self.path("stdin.txt"), "rb") as handle:
+            self.assertEqual(json.loads(handle.read().decode("utf-8")),
+                             {"task_id": task_id, "config_id": "vm2", "params": params})
+        log_path = self.task_log(task_id)
+        log = self.home.read(log_path).decode("utf-8")
+        self.assertIn("creating the VM", log)
+        self.assertIn('"server": "127.0.0.1"', log)
+        self.assertNotIn("Pa55-w0rd-xyz", log)
+        self.assertEqual(stat.S_IMODE(os.stat(log_path).st_mode), 0o600)
+        self.assertEqual(stat.S_IMODE(os.stat(os.path.dirname(log_path)).st_mode), 0o700)
+        self.assertNotIn(b"Pa55-w0rd-xyz", self.home.read(self.home.log_path))
+
+    def test_no_params_and_no_password(self):
+        self.program('printf "%s" "$BXPROVIDER_PARAMS" > params.txt\n'
+                     'echo \'{"server": "127.0.0.2"}\'\n')
+        answer = self.wait_status(self.order("bare"), "finished")
+        self.assertEqual((answer["server"], answer["server_password"]), ("127.0.0.2", ""))
+        self.assertEqual(self.home.read(self.path("params.txt")), b"{}")
+
+    def test_cyrillic_params_env_and_args_under_the_c_locale(self):
+        config = command_config(self.ssh.port, command=["./prog.sh", "Москва"])
+        config["backend"]["env"]["REGION"] = "Регион-1"
+        config["configurations"][0]["params"] = {"name": "Сервер"}
+        self.home.write_config(config)
+        self.program('printf "%s|%s|%s" "$1" "$REGION" "$BXPROVIDER_PARAMS" > out.txt\n'
+                     'echo "progress: создаём ВМ" >&2\n' + RESULT)
+        task_id = self.home.ok("order", "vm2", env={"LANG": "C", "LC_ALL": "C"})["task_id"]
+        self.wait_status(task_id, "finished")
+        got = self.home.read(self.path("out.txt")).decode("utf-8").split("|")
+        self.assertEqual(got[:2], ["Москва", "Регион-1"])
+        self.assertEqual(json.loads(got[2]), {"name": "Сервер"})
+        self.assertIn("создаём ВМ", self.home.read(self.task_log(task_id)).decode("utf-8"))
+
+    def test_failure_reports_the_last_stderr_line(self):
+        self.program('''
+echo "progress: creating the VM" >&2
+echo "some output"
+echo "Error: quota exceeded for account 42" >&2
+exit 3
+''')
+        task_id = self.order()
+        answer = self.wait_status(task_id, "error")
+        self.assertEqual(answer["message"], "Error: quota exceeded for account 42")
+        self.assertEqual(answer["server_password"], "")
+        self.assertEqual(self.task(task_id)["data"]["exit_code"], 3)
+
+    def test_exit_0_without_a_result_line_is_an_error(self):
+        self.program('echo "all done"\n')
+        answer = self.wait_status(self.order(), "error")
+        self.assertIn("last line of output is not", answer["message"])
+
+    def test_loopback_result_refused_by_default(self):
+        self.home.write_config(command_config(self.ssh.port, allow_loopback=False))
+        self.program(RESULT)
+        answer = self.wait_status(self.order(), "error")
+        self.assertIn("loopback", answer["message"])
+
+    def test_missing_program(self):
+        self.home.write_config(command_config(self.ssh.port, command=["./no-such-program"]))
+        answer = self.wait_status(self.order(), "error")
+        self.assertIn("cannot run", answer["message"])
+
+    def test_progress_lines_become_the_message(self):
+        self.program('echo "progress: creating the VM" >&2\n' + WAIT_FOR_GO +
+                     'echo "progress: installing bitrix-env" >&2\n' + RESULT)
+        task_id = self.order()
+        wait_for(lambda: self.task(task_id)["message"] == "creating the VM",
+                 what="the progress message")
+        self.assertEqual(self.status(task_id)["message"], "creating the VM")
+        self.go()
+        answer = self.wait_status(task_id, "finished")
+        log = self.home.read(self.home.log_path).decode("utf-8")
+        self.assertIn('message="creating the VM"', log)
+        self.assertIn("installing bitrix-env", self.home.read(self.task_log(task_id))
+                      .decode("utf-8"))
+        self.assertEqual(answer["status"], "finished")
+
+    def test_waits_for_ssh_then_finishes(self):
+        self.ssh.silent = True
+        self.program(RESULT)
+        task_id = self.order()
+        wait_for(lambda: self.task(task_id)["phase"] == "waiting_ssh", what="the SSH wait")
+        answer = self.status(task_id)
+        self.assertEqual(answer["message"], "waiting for SSH on 127.0.0.1")
+        self.assertEqual((answer["status"], answer["server_password"]), ("in_progress", ""))
+        self.ssh.silent = False
+        answer = self.status(task_id)
+        self.assertEqual((answer["status"], answer["server_password"]),
+                         ("finished", "Pa55-w0rd-xyz"))
+
+
+class StopTest(CommandTestCase):
+    def test_timeout_kills_the_process_group(self):
+        self.home.write_config(command_config(self.ssh.port, timeout=1))
+        self.program('sleep 300 &\necho $! > child\necho $$ > started\nsleep 300\n')
+        task_id = self.order()
+        answer = self.wait_status(task_id, "error")
+        self.assertEqual(answer["message"], "timed out after 1 s")
+        for name in ("started", "child"):
+            pid = self.read_pid(name)
+            wait_for(lambda: not pid_alive(pid), what="%s (pid %s) to be killed" % (name, pid))
+
+    def test_dead_worker_is_detected(self):
+        self.program('echo $$ > started\n' + WAIT_FOR_GO + RESULT)
+        task_id = self.order()
+        pid = wait_for(lambda: self.read_pid("started"), what="the program to start")
+        worker = wait_for(lambda: self.task(task_id)["data"].get("worker_pid"),
+                          what="the worker's pid")
+        os.kill(worker, signal.SIGKILL)
+        wait_for(lambda: not pid_alive(worker), what="the worker to die")
+        answer = self.status(task_id)
+        self.assertEqual(answer["status"], "error")
+        self.assertIn("the worker stopped without a result", answer["message"])
+        self.assertIn("the program was killed", answer["message"])
+        wait_for(lambda: not pid_alive(pid), what="the orphaned program to be killed")
+        self.assertEqual(self.status(task_id)["status"], "error")
+
+    def test_worker_stopped_by_sigterm_kills_the_program(self):
+        self.program('echo $$ > started\n' + WAIT_FOR_GO + RESULT)
+        task_id = self.order()
+        pid = wait_for(lambda: self.read_pid("started"), what="the program to start")
+        worker = wait_for(lambda: self.task(task_id)["data"].get("worker_pid"),
+                          what="the worker's pid")
+        os.kill(worker, signal.SIGTERM)
+        answer = self.wait_status(task_id, "error")
+        self.assertEqual(answer["message"], "the worker was stopped by signal %d"
+                         % signal.SIGTERM)
+        wait_for(lambda: not pid_alive(pid), what="the program to be killed")
+
+
+class ValidationTest(HomeTestCase):
+    def problems(self, config):
+        self.home.write_config(config)
+        return self.home.ok("help")["message"]
+
+    def test_settings(self):
+        config = command_config(22, command=[], timeout=0, env={"A": 1, "BXPROVIDER_X": "y"})
+        message = self.problems(config)
+        self.assertIn("$.backend.timeout: must be greater than 0", message)
+        config = command_config(22, command=["", 3], env={"A": 1, "BXPROVIDER_X": "y"})
+        message = self.problems(config)
+        for text in ("$.backend.command[0]: must not be empty",
+                     "$.backend.command[1]: must be a string",
+                     "$.backend.env.A: must be a string",
+                     "$.backend.env.BXPROVIDER_X: BXPROVIDER_* variables are set"):
+            self.assertIn(text, message)
+        config = command_config(22)
+        del config["backend"]["command"]
+        self.assertIn("$.backend: missing key 'command'", self.problems(config))
+
+    def test_params_is_an_object_and_other_keys_are_typos(self):
+        config = command_config(22)
+        config["configurations"][0]["params"] = [1]
+        config["configurations"][1]["cpu"] = 2
+        message = self.problems(config)
+        self.assertIn("$.configurations[0].params: must be an object", message)
+        self.assertIn("$.configurations[1].cpu: unknown key", message)
+
+
+class ExampleTest(CommandTestCase):
+    def test_the_example_program_and_config(self):
+        with open(os.path.join(ROOT, "examples", "command.conf"), "rb") as handle:
+            config = json.loads(handle.read().decode("utf-8"))
+        self.home.write_config(config)
+        check = self.home.run("check")
+        self.assertNotIn("config %s has" % self.home.config_path, check.text)
+        self.assertIn("is valid: backend command", check.text)
+        # Run it for real, pointed at the test's SSH banner and without delays.
+        shutil.copytree(os.path.join(ROOT, "examples"), os.path.join(self.home.dir, "examples"))
+        config["backend"].update(ssh_port=self.ssh.port, allow_loopback=True)
+        config["backend"]["command"][0] = "examples/provision-example.sh"
+        config["backend"]["env"]["EXAMPLE_SERVER"] = "127.0.0.1"
+        config["backend"]["env"]["EXAMPLE_DELAY"] = "0"
+        self.home.write_config(config)
+        task_id = self.order(config["configurations"][0]["id"])
+        answer = self.wait_status(task_id, "finished")
+        self.assertEqual(answer["server"], "127.0.0.1")
+        self.assertTrue(len(answer["server_password"]) >= 16)
+        self.assertNotIn(answer["server_password"].encode("ascii"),
+                         self.home.read(self.task_log(task_id)))
+
+
+if __name__ == "__main__":
+    unittest.main()

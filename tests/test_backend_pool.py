@@ -1,0 +1,271 @@
+# -*- coding: utf-8 -*-
+"""The pool backend: ready servers handed out one per order."""
+
+import json
+import os
+import subprocess
+import unittest
+
+from support import PYTHON, Home, HomeTestCase, SSHBanner, caller_parse
+
+
+def pool_config(port, servers=None, **settings):
+    backend = {"type": "pool", "ssh_port": port, "ssh_timeout": 0.2, "allow_loopback": True}
+    backend.update(settings)
+    return {
+        "enabled": True,
+        "backend": backend,
+        "configurations": [
+            {"id": "small", "descr": "Bitrix-env, 2 CPU, 4 ГБ",
+             "servers": servers if servers is not None else [
+                 {"server": "127.0.0.1", "password": "pw-one"},
+                 {"server": "127.0.0.2"}]},
+            {"id": "big", "descr": "Bitrix-env, 8 CPU",
+             "servers": [{"server": "127.0.1.3", "password": "pw-big"}]},
+        ],
+    }
+
+
+class PoolTestCase(HomeTestCase):
+    def setUp(self):
+        self.ssh = SSHBanner().start()
+        self.addCleanup(self.ssh.stop)
+        HomeTestCase.setUp(self)
+        self.home.write_config(pool_config(self.ssh.port))
+
+    def order(self, config_id):
+        return self.home.ok("order", config_id)["task_id"]
+
+    def status(self, task_id):
+        return self.home.ok("order_status", task_id)
+
+
+class ClaimTest(PoolTestCase):
+    def test_order_claims_the_first_free_server_and_finishes(self):
+        task_id = self.order("small")
+        answer = self.status(task_id)
+        self.assertEqual(answer["status"], "finished", answer)
+        self.assertEqual(answer["server"], "127.0.0.1")
+        self.assertEqual(answer["server_password"], "pw-one")
+        self.assertEqual(self.home.state()["pool"], {"127.0.0.1": task_id})
+        second = self.status(self.order("small"))
+        self.assertEqual((second["status"], second["server"], second["server_password"]),
+                         ("finished", "127.0.0.2", ""))
+
+    def test_sold_out_is_an_error_and_creates_no_task(self):
+        self.order("big")
+        before = self.home.state()
+        result = self.home.run("order", "big")
+        message = self.assertError(result, 109, "order")
+        self.assertIn("no free server for configuration big", message)
+        after = self.home.state()
+        self.assertEqual(sorted(after["tasks"]), sorted(before["tasks"]))
+        self.assertEqual(after["next_id"], before["next_id"])
+
+    def test_password_is_never_logged(self):
+        self.status(self.order("small"))
+        log = self.home.read(self.home.log_path).decode("utf-8")
+        self.assertIn("claim", log)
+        self.assertIn("127.0.0.1", log)
+        self.assertNotIn("pw-one", log)
+
+    def test_eight_concurrent_orders_against_five_servers(self):
+        servers = [{"server": "127.0.0.%d" % n, "password": "pw%d" % n} for n in range(1, 6)]
+        self.home.write_config(pool_config(self.ssh.port, servers))
+        procs = [subprocess.Popen([PYTHON, self.home.script, "order", "small"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  env=self.home.env()) for _ in range(8)]
+        answers = [caller_parse(p.communicate(timeout=60)[0]) for p in procs]
+        ids = [a["task_id"] for a in answers if "task_id" in a]
+        errors = [a for a in answers if "error" in a]
+        self.assertEqual(len(ids), 5, answers)
+        self.assertEqual(len(set(ids)), 5)
+        self.assertEqual(len(errors), 3, answers)
+        for error in errors:
+            self.assertIn("N109, no free server for configuration small", error["error_message"])
+        state = self.home.state()
+        self.assertEqual(sorted(state["pool"]), ["127.0.0.%d" % n for n in range(1, 6)])
+        self.assertEqual(sorted(state["pool"].values()), sorted(ids))
+        got = [self.status(i) for i in ids]
+        self.assertEqual(sorted(a["server"] for a in got), sorted(state["pool"]))
+        self.assertEqual(set(a["status"] for a in got), set(["finished"]))
+        for answer in got:
+            self.assertEqual(answer["server_password"], "pw" + answer["server"][-1])
+
+
+class ConfigsTest(PoolTestCase):
+    def test_sold_out_stays_listed_by_default(self):
+        self.order("big")
+        ids = [c["id"] for c in self.home.ok("configs")["configurations"]]
+        self.assertEqual(ids, ["small", "big"])
+
+    def test_hide_when_empty(self):
+        self.home.write_config(pool_config(self.ssh.port, hide_when_empty=True))
+        self.assertEqual([c["id"] for c in self.home.ok("configs")["configurations"]],
+                         ["small", "big"])
+        task_id = self.order("big")
+        self.assertEqual([c["id"] for c in self.home.ok("configs")["configurations"]],
+                         ["small"])
+        self.assertEqual(self.home.run("task", "release", task_id, "--force").code, 0)
+        self.assertEqual([c["id"] for c in self.home.ok("configs")["configurations"]],
+                         ["small", "big"])
+
+
+class ReleaseTest(PoolTestCase):
+    def test_release_a_failed_task(self):
+        self.ssh.silent = True
+        task_id = self.order("big")
+        self.assertEqual(self.home.run("task", "fail", task_id, "--message", "broken disk")
+                         .code, 0)
+        self.assertError(self.home.run("order", "big"), 109)
+        result = self.home.run("task", "release", task_id)
+        self.assertEqual(result.code, 0, result)
+        self.assertIn("127.0.1.3", result.text)
+        self.assertEqual(self.home.state()["pool"], {})
+        self.assertEqual(self.status(task_id)["message"], "broken disk")
+        self.ssh.silent = False
+        again = self.status(self.order("big"))
+        self.assertEqual(again["server"], "127.0.1.3")
+        log = self.home.read(self.home.log_path).decode("utf-8")
+        self.assertIn(" release task=%s " % task_id, log)
+
+    def test_release_a_pending_task_makes_it_error(self):
+        self.ssh.silent = True
+        task_id = self.order("big")
+        self.assertEqual(self.status(task_id)["status"], "in_progress")
+        self.assertEqual(self.home.run("task", "release", task_id).code, 0)
+        self.ssh.silent = False
+        answer = self.status(task_id)
+        self.assertEqual(answer["status"], "error")
+        self.assertEqual(answer["server_password"], "")
+        self.assertIn("went back to the pool", answer["message"])
+
+    def test_finished_needs_force(self):
+        task_id = self.order("big")
+        self.assertEqual(self.status(task_id)["status"], "finished")
+        message = self.assertError(self.home.run("task", "release", task_id), 111,
+                                   "task release")
+        self.assertIn("--force", message)
+        self.assertEqual(self.home.state()["pool"], {"127.0.1.3": task_id})
+        self.assertEqual(self.home.run("task", "release", task_id, "--force").code, 0)
+        self.assertEqual(self.home.state()["pool"], {})
+        self.assertEqual(self.status(task_id)["status"], "error")
+        self.assertError(self.home.run("task", "release", task_id), 111)
+
+    def test_release_needs_the_pool_backend(self):
+        self.home.write_config(dict(json.loads(json.dumps(pool_config(1))),
+                                    backend={"type": "manual"},
+                                    configurations=[{"id": "1", "descr": "x"}]))
+        task_id = self.order("1")
+        self.assertError(self.home.run("task", "release", task_id), 111)
+        self.assertError(self.home.run("pool"), 100, exit_code=2)
+
+
+class PasswordFileTest(PoolTestCase):
+    def setUp(self):
+        PoolTestCase.setUp(self)
+        servers = [{"server": "127.0.0.1", "password_file": "secret.txt"},
+                   {"server": "127.0.0.2", "password_file": "/nonexistent/pw"}]
+        self.home.write_config(pool_config(self.ssh.port, servers))
+        self.secret = os.path.join(os.path.dirname(self.home.config_path), "secret.txt")
+
+    def test_read_at_order_time(self):
+        with open(self.secret, "w") as handle:
+            handle.write("from-file\n")
+        os.chmod(self.secret, 0o600)
+        answer = self.status(self.order("small"))
+        self.assertEqual((answer["server"], answer["server_password"]),
+                         ("127.0.0.1", "from-file"))
+
+    def test_missing_file_claims_nothing(self):
+        message = self.assertError(self.home.run("order", "small"), 104, "order")
+        self.assertIn(self.secret, message)
+        self.assertIn("no server was claimed", message)
+        self.assertFalse(os.path.exists(self.home.state_path))
+        check = self.home.run("check")
+        self.assertEqual(check.code, 1)
+        self.assertIn("cannot be read", check.text)
+
+
+class ProbeTest(PoolTestCase):
+    def test_waits_for_ssh_then_finishes(self):
+        self.ssh.silent = True
+        task_id = self.order("small")
+        answer = self.status(task_id)
+        self.assertEqual(answer["status"], "in_progress")
+        self.assertEqual(answer["message"], "waiting for SSH on 127.0.0.1")
+        self.assertEqual(answer["server_password"], "")       # only once finished
+        self.ssh.silent = False
+        answer = self.status(task_id)
+        self.assertEqual(answer["status"], "finished")
+        self.assertEqual(answer["server_password"], "pw-one")
+
+    def test_nothing_listening(self):
+        self.ssh.stop()
+        answer = self.status(self.order("small"))
+        self.assertEqual((answer["status"], answer["message"]),
+                         ("in_progress", "waiting for SSH on 127.0.0.1"))
+
+    def test_probe_off(self):
+        self.ssh.stop()
+        self.home.write_config(pool_config(self.ssh.port, ssh_probe=False))
+        self.assertEqual(self.status(self.order("small"))["status"], "finished")
+
+
+class ValidationTest(HomeTestCase):
+    def problems(self, config):
+        self.home.write_config(config)
+        return self.home.ok("help")["message"]
+
+    def test_duplicate_server_across_configurations(self):
+        config = pool_config(22)
+        config["configurations"][1]["servers"][0]["server"] = "127.0.0.1"
+        self.assertIn("$.configurations[1].servers[0].server: duplicate server 127.0.0.1 "
+                      "(also at $.configurations[0].servers[0].server)", self.problems(config))
+
+    def test_loopback_refused_unless_allowed(self):
+        config = pool_config(22)
+        del config["backend"]["allow_loopback"]
+        self.assertIn("$.configurations[0].servers[0].server: 127.0.0.1 is a loopback address",
+                      self.problems(config))
+
+    def test_entries(self):
+        config = pool_config(0, [{"server": "10.0.0.1", "password": "a", "password_file": "b"},
+                                 {"password": ""}, "x", {"server": "bad host!", "pwd": 1}])
+        config["backend"]["hide_when_empty"] = "yes"
+        message = self.problems(config)
+        for text in ("$.backend.ssh_port: must be a TCP port",
+                     "$.backend.hide_when_empty: must be a boolean",
+                     "$.configurations[0].servers[0]: give password or password_file, not both",
+                     "$.configurations[0].servers[1]: missing key 'server'",
+                     "$.configurations[0].servers[1].password: must not be empty",
+                     "$.configurations[0].servers[2]: must be an object",
+                     "$.configurations[0].servers[3].pwd: unknown key"):
+            self.assertIn(text, message)
+        config = pool_config(22, [{"server": "bad host!"}])
+        self.assertIn('$.configurations[0].servers[0].server: "bad host!" is not an IP '
+                      'address or host name', self.problems(config))
+
+    def test_servers_required(self):
+        config = pool_config(22)
+        del config["configurations"][0]["servers"]
+        self.assertIn("$.configurations[0]: missing key 'servers'", self.problems(config))
+
+
+class PoolCommandTest(PoolTestCase):
+    def test_lists_free_and_taken_without_passwords(self):
+        task_id = self.order("small")
+        result = self.home.run("pool")
+        self.assertEqual(result.code, 0, result)
+        self.assertNotIn("pw-", result.text)
+        self.assertIn("small: 1 free, 1 taken", result.text)
+        answer = self.home.ok("pool", "--json")
+        self.assertEqual(answer["configurations"][0], {
+            "id": "small", "free": ["127.0.0.2"],
+            "taken": [{"server": "127.0.0.1", "task_id": task_id, "status": "finished"}]})
+        self.assertEqual(answer["configurations"][1]["free"], ["127.0.1.3"])
+        self.assertNotIn("pw-", json.dumps(answer))
+
+
+if __name__ == "__main__":
+    unittest.main()
