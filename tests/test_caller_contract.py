@@ -37,6 +37,7 @@ class Caller(object):
         proc = subprocess.Popen(command, shell=True, stdout=subprocess.PIPE,
                                 stdin=subprocess.DEVNULL, env=self.env)
         out = proc.stdout.read()                  # until EOF
+        proc.stdout.close()
         proc.wait()
         if not out:
             return False, "Command %s return empty string" % command
