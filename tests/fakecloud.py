@@ -1,0 +1,893 @@
+# -*- coding: utf-8 -*-
+"""Fake Hetzner Cloud and Timeweb Cloud APIs, and a fake SSH banner, for tests.
+
+Standard library only; Python 3.6 to 3.13.  Everything listens on 127.0.0.1, port 0.
+
+    api = FakeHetzner(token="T", polls_per_status=1, ip_after_polls=2).start()
+    ... point the plugin's backend "api_url" at api.url ...
+    api.stop()
+
+Both fakes follow the shapes in /work/notes/cloud-apis.md (documented request/response fields,
+error bodies, status names).  Where the public references are silent, the fake makes a guess
+that is marked "GUESS" below; a backend must not depend on a guess being exact.
+
+Knobs common to both fakes (constructor keyword arguments, also plain attributes):
+
+    token             the only accepted bearer token (others -> 401 with the provider's body)
+    ipv4              public IPv4 given to created servers (default "127.0.0.1")
+    polls_per_status  how many GETs that return a server it takes to move it one step along
+                      status_sequence (0 = already final in the create response)
+    ip_after_polls    the public IPv4 is shown once the server has been returned by this many
+                      GETs (0 = already in the create response)
+    status_sequence   list of statuses a new server walks through; last one is final
+    unique_names      a create with a name that already exists -> 409
+
+A "poll" is any GET response (by id or in a list) that contains the server.
+
+Failure injection (all consume one "count" per matching request, first matching rule wins):
+
+    api.fail_next(status, count=1, method=None, path=None, body=None, headers=None, apply=False)
+        answer `count` matching requests with `status` and the provider's error body (or `body`).
+        apply=True: the request is carried out first (e.g. the server IS created) and only
+        the answer is replaced.
+    api.rate_limit_next(count=1, reset_in=1, retry_after=True, method=None, path=None)
+    api.server_error_next(count=1, method=None, path=None, apply=False)
+    api.error_next(status, code, message, count=1, method=None, path=None, details=None)
+        a documented error body with a chosen code (Hetzner `code`, Timeweb `error_code`).
+    api.hang_next(seconds, count=1, method=None, path=None, apply=True)
+        carry the request out (apply=True), then send nothing for `seconds` and close the
+        connection without an answer.  stop() releases a hang at once.
+    api.hang_next_create(seconds, count=1)   the same for POST /servers.
+    api.clear_failures()
+
+`method` filters on the HTTP method; `path` is a regular expression searched in the path
+below the API prefix (e.g. r"^/servers$" or r"^/servers/\\d+$").
+
+Inspection:
+
+    api.requests              list of dicts: method, path (below the prefix), query (dict of
+                              lists), headers (dict; Authorization value replaced by
+                              "Bearer <redacted>"), token_ok (bool), body (parsed JSON or None),
+                              raw_body (str), status (answer status or None when hung)
+    api.requests_for(method=None, path=None)   filtered copy (path = regex as above)
+    api.create_requests()     the POST /servers records
+    api.servers               dict id -> server record (the fake's internal state)
+    api.server(id)            the record; api.set_status(id, status) pins a status;
+    api.add_server(...)       pre-seed a server; api.remove_server(id) makes it vanish
+    api.reset()               forget servers, requests and failure rules
+
+SSHBannerServer(banner=..., silent=False, hold=0.2).start() -> .host, .port, .connections;
+set .silent = True at any time to accept connections and send nothing.
+"""
+
+import json
+import re
+import socket
+import socketserver
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+from urllib.parse import urlsplit, parse_qs
+
+
+__all__ = ["FakeHetzner", "FakeTimeweb", "SSHBannerServer"]
+
+
+class _ThreadingHTTPServer(socketserver.ThreadingMixIn, HTTPServer):
+    """http.server.ThreadingHTTPServer only exists from 3.7: build it here."""
+
+    daemon_threads = True
+    block_on_close = False  # 3.7+: do not join hung handler threads in server_close()
+    allow_reuse_address = True
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"  # one request per connection, like a simple client expects
+    server_version = "FakeCloud/1.0"
+
+    def log_message(self, fmt, *args):  # keep test output clean
+        pass
+
+    def _dispatch(self):
+        self.server.owner._handle(self)
+
+    do_GET = _dispatch
+    do_POST = _dispatch
+    do_DELETE = _dispatch
+    do_PUT = _dispatch
+    do_PATCH = _dispatch
+
+
+class _Answer(object):
+    """What the fake decided to answer: status, JSON body (or None) and extra headers."""
+
+    def __init__(self, status, body=None, headers=None):
+        self.status = status
+        self.body = body
+        self.headers = dict(headers or {})
+
+
+class _FakeAPI(object):
+    """Common machinery: server lifecycle, auth, recording, failure rules, server states."""
+
+    prefix = ""                      # API path prefix, e.g. "/v1"
+    default_sequence = ["running"]
+
+    def __init__(self, token="test-token", ipv4="127.0.0.1", polls_per_status=1,
+                 ip_after_polls=0, status_sequence=None, unique_names=True):
+        self.token = token
+        self.ipv4 = ipv4
+        self.polls_per_status = polls_per_status
+        self.ip_after_polls = ip_after_polls
+        self.status_sequence = list(status_sequence or self.default_sequence)
+        self.unique_names = unique_names
+        self.lock = threading.RLock()
+        self._stop_event = threading.Event()
+        self._httpd = None
+        self._thread = None
+        self.reset()
+
+    # ---- lifecycle -------------------------------------------------------------------
+    def start(self):
+        self._stop_event.clear()
+        self._httpd = _ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd.owner = self
+        self._thread = threading.Thread(target=self._httpd.serve_forever,
+                                        kwargs={"poll_interval": 0.05})
+        self._thread.daemon = True
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stop_event.set()  # releases hung handlers
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._thread.join(5)
+            self._httpd = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def port(self):
+        return self._httpd.server_address[1]
+
+    @property
+    def base_url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    @property
+    def url(self):
+        """The value for the backend's "api_url" (includes the API prefix)."""
+        return self.base_url + self.prefix
+
+    def reset(self):
+        with self.lock:
+            self.servers = {}
+            self.requests = []
+            self.rules = []
+            self._next_id = 4711
+            self._next_action = 100
+
+    # ---- failure rules ---------------------------------------------------------------
+    def fail_next(self, status, count=1, method=None, path=None, body=None, headers=None,
+                  apply=False):
+        if body is None:
+            body = self.error_body(status, self.default_code(status),
+                                   "injected failure (HTTP %d)" % status)
+        self._add_rule(dict(kind="answer", status=status, count=count, method=method,
+                            path=path, body=body, headers=headers or {}, apply=apply))
+
+    def error_next(self, status, code, message, count=1, method=None, path=None,
+                   details=None):
+        self.fail_next(status, count=count, method=method, path=path,
+                       body=self.error_body(status, code, message, details))
+
+    def server_error_next(self, count=1, method=None, path=None, apply=False):
+        self.fail_next(500, count=count, method=method, path=path, apply=apply)
+
+    def rate_limit_next(self, count=1, reset_in=1, retry_after=True, method=None, path=None):
+        self._add_rule(dict(kind="ratelimit", status=429, count=count, method=method,
+                            path=path, reset_in=reset_in, retry_after=retry_after,
+                            apply=False))
+
+    def hang_next(self, seconds, count=1, method=None, path=None, apply=True):
+        self._add_rule(dict(kind="hang", status=None, count=count, method=method, path=path,
+                            seconds=seconds, apply=apply))
+
+    def hang_next_create(self, seconds, count=1):
+        self.hang_next(seconds, count=count, method="POST", path=r"^/servers/?$", apply=True)
+
+    def clear_failures(self):
+        with self.lock:
+            self.rules = []
+
+    def _add_rule(self, rule):
+        with self.lock:
+            self.rules.append(rule)
+
+    def _take_rule(self, method, path):
+        with self.lock:
+            for rule in self.rules:
+                if rule["count"] <= 0:
+                    continue
+                if rule["method"] and rule["method"].upper() != method:
+                    continue
+                if rule["path"] and not re.search(rule["path"], path):
+                    continue
+                rule["count"] -= 1
+                return dict(rule)
+        return None
+
+    # ---- inspection ------------------------------------------------------------------
+    def requests_for(self, method=None, path=None):
+        with self.lock:
+            return [dict(r) for r in self.requests
+                    if (method is None or r["method"] == method.upper())
+                    and (path is None or re.search(path, r["path"]))]
+
+    def create_requests(self):
+        return self.requests_for("POST", r"^/servers/?$")
+
+    def server(self, server_id):
+        with self.lock:
+            return self.servers.get(int(server_id))
+
+    def set_status(self, server_id, status):
+        """Pin a server to `status` (stops the automatic progression)."""
+        with self.lock:
+            rec = self.servers[int(server_id)]
+            rec["pinned_status"] = status
+
+    def remove_server(self, server_id):
+        with self.lock:
+            self.servers.pop(int(server_id), None)
+
+    # ---- server records --------------------------------------------------------------
+    def _new_record(self, name, request, labels=None, comment=""):
+        with self.lock:
+            self._next_id += 1
+            sid = self._next_id
+            rec = {
+                "id": sid, "name": name, "labels": dict(labels or {}), "comment": comment,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "polls": 0, "pinned_status": None, "ipv4": self.ipv4,
+                "polls_per_status": self.polls_per_status,
+                "ip_after_polls": self.ip_after_polls,
+                "status_sequence": list(self.status_sequence),
+                "request": request,
+                "root_password": "Provider" + uuid.uuid4().hex[:12],
+            }
+            self.servers[sid] = rec
+            return rec
+
+    def add_server(self, name, labels=None, comment="", status=None, ipv4=None, **extra):
+        """Pre-seed a server (as if made earlier, e.g. by a run that was killed)."""
+        rec = self._new_record(name, dict(extra), labels=labels, comment=comment)
+        rec["ipv4"] = ipv4 if ipv4 is not None else self.ipv4
+        rec["ip_after_polls"] = 0
+        if status:
+            rec["pinned_status"] = status
+        else:
+            rec["polls_per_status"] = 0
+        return rec
+
+    @staticmethod
+    def current_status(rec):
+        if rec["pinned_status"]:
+            return rec["pinned_status"]
+        seq = rec["status_sequence"]
+        pps = rec["polls_per_status"]
+        if pps <= 0:
+            return seq[-1]
+        return seq[min(rec["polls"] // pps, len(seq) - 1)]
+
+    @staticmethod
+    def current_ipv4(rec):
+        if rec["ipv4"] and rec["polls"] >= rec["ip_after_polls"]:
+            return rec["ipv4"]
+        return None
+
+    def _observe(self, rec):
+        """Render the server for a GET answer, then count the poll."""
+        body = self.render(rec)
+        rec["polls"] += 1
+        return body
+
+    # ---- HTTP ------------------------------------------------------------------------
+    def _handle(self, h):
+        split = urlsplit(h.path)
+        path = split.path
+        if self.prefix and path.startswith(self.prefix):
+            path = path[len(self.prefix):] or "/"
+        elif self.prefix:
+            path = "!outside-prefix!" + path
+        query = parse_qs(split.query, keep_blank_values=True)
+        method = h.command.upper()
+        length = int(h.headers.get("Content-Length") or 0)
+        raw = h.rfile.read(length).decode("utf-8", "replace") if length else ""
+        auth = h.headers.get("Authorization", "")
+        token_ok = auth == "Bearer " + self.token
+        headers = {}
+        for key in h.headers.keys():
+            headers[key] = h.headers[key]
+        if "Authorization" in headers:
+            headers["Authorization"] = "Bearer <redacted>"
+        body = None
+        bad_json = False
+        if raw:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                bad_json = True
+        rec = {"method": method, "path": path, "query": query, "headers": headers,
+               "token_ok": token_ok, "body": body, "raw_body": raw, "status": None,
+               "time": time.time()}
+        with self.lock:
+            self.requests.append(rec)
+
+        rule = self._take_rule(method, path)
+        if rule is not None and not rule["apply"]:
+            # rejected before anything happens
+            if rule["kind"] == "hang":
+                self._hang(h, rec, rule["seconds"])
+                return
+            answer = self._rule_answer(rule)
+        else:
+            if path.startswith("!outside-prefix!"):
+                answer = _Answer(404, self.error_body(404, "not_found", "no such endpoint"))
+            elif not token_ok:
+                answer = self.unauthorized()
+            elif bad_json:
+                answer = self.bad_json()
+            else:
+                with self.lock:
+                    answer = self.route(method, path, query, body)
+            if rule is not None:
+                # the request was carried out; only the answer is replaced (or withheld)
+                if rule["kind"] == "hang":
+                    self._hang(h, rec, rule["seconds"])
+                    return
+                answer = self._rule_answer(rule)
+        rec["status"] = answer.status
+        self._send(h, answer)
+
+    def _hang(self, h, rec, seconds):
+        self._stop_event.wait(seconds)
+        rec["status"] = None
+        h.close_connection = True
+        try:
+            h.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _rule_answer(self, rule):
+        if rule["kind"] == "ratelimit":
+            return self.rate_limited(rule["reset_in"], rule["retry_after"])
+        return _Answer(rule["status"], rule["body"], rule["headers"])
+
+    def _send(self, h, answer):
+        data = b""
+        if answer.body is not None:
+            data = json.dumps(answer.body).encode("utf-8")
+        headers = self.common_headers()
+        headers.update(answer.headers)
+        try:
+            h.send_response(answer.status)
+            if answer.body is not None:
+                h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Length", str(len(data)))
+            for key, value in headers.items():
+                h.send_header(key, str(value))
+            h.end_headers()
+            if data:
+                h.wfile.write(data)
+        except (OSError, socket.error):
+            pass  # client gave up (its timeout); nothing to do
+
+    # ---- provider specifics (overridden) ----------------------------------------------
+    def common_headers(self):
+        return {}
+
+    def error_body(self, status, code, message, details=None):
+        raise NotImplementedError
+
+    def default_code(self, status):
+        raise NotImplementedError
+
+    def unauthorized(self):
+        raise NotImplementedError
+
+    def bad_json(self):
+        raise NotImplementedError
+
+    def rate_limited(self, reset_in, retry_after):
+        raise NotImplementedError
+
+    def route(self, method, path, query, body):
+        raise NotImplementedError
+
+    def render(self, rec):
+        raise NotImplementedError
+
+
+# ======================================================================================
+# Hetzner Cloud
+# ======================================================================================
+
+_HZ_CODES = {400: "json_error", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+             405: "method_not_allowed", 409: "conflict", 412: "resource_unavailable",
+             422: "invalid_input", 423: "locked", 429: "rate_limit_exceeded",
+             500: "server_error", 503: "unavailable", 504: "timeout"}
+
+_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?$")
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
+
+
+def _label_key_ok(key):
+    if "/" in key:
+        prefix, name = key.rsplit("/", 1)
+        if not prefix or len(prefix) > 253 or prefix.startswith("hetzner.cloud"):
+            return False
+        if not all(_LABEL_NAME.match(p) for p in prefix.split(".")):
+            return False
+    else:
+        name = key
+    return bool(_LABEL_NAME.match(name))
+
+
+def _split_selector(selector):
+    """Split on commas that are not inside parentheses."""
+    parts, depth, cur = [], 0, ""
+    for ch in selector:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    parts.append(cur)
+    return [p.strip() for p in parts if p.strip()]
+
+
+def label_selector_matches(selector, labels):
+    """Hetzner label-selector semantics (k=v, k==v, k!=v, k, !k, k in (..), k notin (..)).
+
+    Raises ValueError on a selector it cannot parse.
+    """
+    for term in _split_selector(selector):
+        m = re.match(r"^(\S+)\s+(in|notin)\s+\(([^)]*)\)$", term)
+        if m:
+            key, op, values = m.group(1), m.group(2), [v.strip() for v in m.group(3).split(",")]
+            present = key in labels and labels[key] in values
+            if (op == "in") != present:
+                return False
+            continue
+        m = re.match(r"^([^=!\s]+)\s*(==|=|!=)\s*(\S*)$", term)
+        if m:
+            key, op, value = m.groups()
+            if op == "!=":
+                if labels.get(key) == value:
+                    return False
+            elif labels.get(key) != value:
+                return False
+            continue
+        m = re.match(r"^(!?)([^=!\s()]+)$", term)
+        if m:
+            if bool(m.group(1)) == (m.group(2) in labels):
+                return False
+            continue
+        raise ValueError("cannot parse label selector term %r" % term)
+    return True
+
+
+class FakeHetzner(_FakeAPI):
+    """Fake of https://api.hetzner.cloud/v1 (servers, locations)."""
+
+    prefix = "/v1"
+    default_sequence = ["initializing", "starting", "running"]
+    rate_limit = 3600
+
+    def __init__(self, **kw):
+        _FakeAPI.__init__(self, **kw)
+        self.remaining = self.rate_limit
+        self._last_refill = time.time()
+
+    # ---- shapes ----------------------------------------------------------------------
+    def error_body(self, status, code, message, details=None):
+        return {"error": {"code": code, "message": message, "details": details}}
+
+    def default_code(self, status):
+        return _HZ_CODES.get(status, "server_error" if status >= 500 else "invalid_input")
+
+    def common_headers(self):
+        # documented behaviour: RateLimit-Remaining drops by one per request and recovers by
+        # one per second; RateLimit-Reset is the UNIX time of full recovery
+        now = time.time()
+        with self.lock:
+            gained = int(now - self._last_refill)
+            self._last_refill += gained
+            self.remaining = min(self.rate_limit, self.remaining + gained)
+            self.remaining = max(0, self.remaining - 1)
+            remaining = self.remaining
+        return {"RateLimit-Limit": self.rate_limit, "RateLimit-Remaining": remaining,
+                "RateLimit-Reset": int(now) + (self.rate_limit - remaining)}
+
+    def unauthorized(self):
+        return _Answer(401, self.error_body(401, "unauthorized", "unable to authenticate"))
+
+    def bad_json(self):
+        return _Answer(400, self.error_body(400, "json_error", "invalid JSON in request body"))
+
+    def rate_limited(self, reset_in, retry_after):
+        reset = int(time.time()) + int(reset_in)
+        headers = {"RateLimit-Limit": self.rate_limit, "RateLimit-Remaining": 0,
+                   "RateLimit-Reset": reset}
+        if retry_after:  # GUESS: Hetzner Cloud's spec does not document Retry-After
+            headers["Retry-After"] = int(reset_in)
+        return _Answer(429, self.error_body(429, "rate_limit_exceeded", "limit of %d requests"
+                                            " per hour reached" % self.rate_limit), headers)
+
+    def resource_limit_next(self, count=1):
+        """Convenience: next create fails with 403 resource_limit_exceeded."""
+        self.error_next(403, "resource_limit_exceeded", "project limit exceeded", count=count,
+                        method="POST", path=r"^/servers/?$",
+                        details={"limits": [{"name": "project_limit"}]})
+
+    def _action(self, command, server_id, status="running"):
+        self._next_action += 1
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        return {"id": self._next_action, "command": command, "status": status,
+                "progress": 0 if status == "running" else 100, "started": now,
+                "finished": None if status == "running" else now,
+                "resources": [{"id": server_id, "type": "server"}], "error": None}
+
+    def render(self, rec):
+        req = rec["request"] or {}
+        ip = self.current_ipv4(rec)
+        ipv4 = None
+        if ip:
+            ipv4 = {"id": rec["id"] + 9000, "ip": ip, "blocked": False,
+                    "dns_ptr": "static.%s.clients.your-server.de" % ip}
+        location = req.get("location") or "fsn1"
+        return {
+            "id": rec["id"], "name": rec["name"], "status": self.current_status(rec),
+            "created": rec["created"],
+            "public_net": {"ipv4": ipv4, "ipv6": None, "floating_ips": [], "firewalls": []},
+            "private_net": [],
+            "server_type": {"id": 1, "name": req.get("server_type") or "cx22"},
+            "location": {"id": 1, "name": location},
+            "datacenter": {"id": 1, "name": location + "-dc1",
+                           "location": {"id": 1, "name": location}},
+            "image": {"id": 1, "type": "system", "name": req.get("image") or "ubuntu-24.04"},
+            "iso": None, "rescue_enabled": False, "locked": False, "backup_window": None,
+            "outgoing_traffic": 0, "ingoing_traffic": 0, "included_traffic": 21990232555520,
+            "protection": {"delete": False, "rebuild": False},
+            "labels": dict(rec["labels"]), "volumes": [], "load_balancers": [],
+            "primary_disk_size": 40, "placement_group": None,
+        }
+
+    # ---- routes ----------------------------------------------------------------------
+    def route(self, method, path, query, body):
+        if path.rstrip("/") == "/servers":
+            if method == "GET":
+                return self._list(query)
+            if method == "POST":
+                return self._create(body)
+            return _Answer(405, self.error_body(405, "method_not_allowed", "method not allowed"))
+        m = re.match(r"^/servers/(\d+)/?$", path)
+        if m:
+            rec = self.servers.get(int(m.group(1)))
+            if rec is None:
+                return _Answer(404, self.error_body(404, "not_found", "server with ID '%s' "
+                                                    "not found" % m.group(1)))
+            if method == "GET":
+                return _Answer(200, {"server": self._observe(rec)})
+            if method == "DELETE":
+                del self.servers[rec["id"]]
+                return _Answer(200, {"action": self._action("delete_server", rec["id"])})
+            return _Answer(405, self.error_body(405, "method_not_allowed", "method not allowed"))
+        if path.rstrip("/") == "/locations" and method == "GET":
+            return _Answer(200, {"locations": [
+                {"id": 1, "name": "fsn1", "description": "Falkenstein DC Park 1",
+                 "country": "DE", "city": "Falkenstein", "network_zone": "eu-central"}],
+                "meta": {"pagination": {"page": 1, "per_page": 25, "previous_page": None,
+                                        "next_page": None, "last_page": 1,
+                                        "total_entries": 1}}})
+        return _Answer(404, self.error_body(404, "not_found", "not found"))
+
+    def _list(self, query):
+        items = sorted(self.servers.values(), key=lambda r: r["id"])
+        if "name" in query:
+            items = [r for r in items if r["name"] == query["name"][0]]
+        if "label_selector" in query:
+            try:
+                items = [r for r in items
+                         if label_selector_matches(query["label_selector"][0], r["labels"])]
+            except ValueError as exc:
+                return _Answer(400, self.error_body(400, "invalid_input", str(exc)))
+        if "status" in query:
+            items = [r for r in items if self.current_status(r) in query["status"]]
+        try:
+            page = max(1, int(query.get("page", ["1"])[0]))
+            per_page = min(50, max(1, int(query.get("per_page", ["25"])[0])))
+        except ValueError:
+            return _Answer(400, self.error_body(400, "invalid_input", "invalid page"))
+        total = len(items)
+        last = max(1, (total + per_page - 1) // per_page)
+        chunk = items[(page - 1) * per_page:page * per_page]
+        return _Answer(200, {
+            "servers": [self._observe(r) for r in chunk],
+            "meta": {"pagination": {"page": page, "per_page": per_page,
+                                    "previous_page": page - 1 if page > 1 else None,
+                                    "next_page": page + 1 if page < last else None,
+                                    "last_page": last, "total_entries": total}}})
+
+    def _invalid(self, field, message):
+        return _Answer(422, self.error_body(
+            422, "invalid_input", "invalid input in field '%s': %s" % (field, message),
+            {"fields": [{"name": field, "messages": [message]}]}))
+
+    def _create(self, body):
+        if not isinstance(body, dict):
+            return self._invalid("body", "must be an object")
+        for field in ("name", "server_type", "image"):
+            if not isinstance(body.get(field), (str, int)) or body.get(field) in ("", None):
+                return self._invalid(field, "is required")
+        name = body["name"]
+        if not isinstance(name, str) or not _HOSTNAME.match(name):
+            return self._invalid("name", "must be a valid hostname")
+        labels = body.get("labels") or {}
+        if not isinstance(labels, dict):
+            return self._invalid("labels", "must be an object")
+        for key, value in labels.items():
+            if not isinstance(value, str) or not _label_key_ok(key) \
+                    or not _LABEL_VALUE.match(value):
+                return self._invalid("labels", "invalid label %s=%r" % (key, value))
+        user_data = body.get("user_data")
+        if user_data is not None:
+            if not isinstance(user_data, str):
+                return self._invalid("user_data", "must be a string")
+            if len(user_data.encode("utf-8")) > 32 * 1024:
+                return self._invalid("user_data", "is too long")
+        if self.unique_names and any(r["name"] == name for r in self.servers.values()):
+            return _Answer(409, self.error_body(409, "uniqueness_error", "server name is "
+                                                "already used", {"fields": [{"name": "name"}]}))
+        rec = self._new_record(name, body, labels=labels)
+        server = self.render(rec)  # the create answer is not a poll
+        next_actions = []
+        if body.get("start_after_create", True):
+            next_actions.append(self._action("start_server", rec["id"]))
+        return _Answer(201, {
+            "server": server,
+            "action": self._action("create_server", rec["id"]),
+            "next_actions": next_actions,
+            "root_password": None if body.get("ssh_keys") else rec["root_password"],
+        })
+
+
+# ======================================================================================
+# Timeweb Cloud
+# ======================================================================================
+
+_TW_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+             409: "conflict", 423: "locked", 429: "too_many_requests",
+             500: "internal_error"}  # GUESS except not_found / forbidden (documented)
+
+
+class FakeTimeweb(_FakeAPI):
+    """Fake of https://api.timeweb.cloud/api/v1 (servers, account status, presets)."""
+
+    prefix = "/api/v1"
+    default_sequence = ["installing", "on"]
+
+    def __init__(self, delete_needs_confirmation=False, **kw):
+        _FakeAPI.__init__(self, **kw)
+        self.delete_needs_confirmation = delete_needs_confirmation
+
+    def error_body(self, status, code, message, details=None):
+        body = {"status_code": status, "error_code": code, "message": message,
+                "response_id": str(uuid.uuid4())}
+        return body
+
+    def default_code(self, status):
+        return _TW_CODES.get(status, "internal_error" if status >= 500 else "bad_request")
+
+    def unauthorized(self):
+        return _Answer(401, self.error_body(401, "unauthorized", "Unauthorized"))
+
+    def bad_json(self):
+        return _Answer(400, self.error_body(400, "bad_request", "invalid JSON"))
+
+    def rate_limited(self, reset_in, retry_after):
+        headers = {}
+        if retry_after:  # GUESS: Timeweb does not document any rate-limit header
+            headers["Retry-After"] = int(reset_in)
+        return _Answer(429, self.error_body(429, "too_many_requests", "Too many requests"),
+                       headers)
+
+    def render(self, rec):
+        req = rec["request"] or {}
+        ip = self.current_ipv4(rec)
+        ips = []
+        if ip:
+            ips = [{"type": "ipv4", "ip": ip, "ptr": "", "is_main": True}]
+        return {
+            "id": rec["id"], "name": rec["name"], "comment": rec["comment"],
+            "created_at": rec["created"],
+            "os": {"id": req.get("os_id") or 0, "name": "ubuntu", "version": "22.04"},
+            "software": None, "preset_id": req.get("preset_id"), "location": "ru-1",
+            "configurator_id": None, "boot_mode": "std", "status": self.current_status(rec),
+            "start_at": None, "is_ddos_guard": bool(req.get("is_ddos_guard", False)),
+            "is_master_ssh": False, "is_dedicated_cpu": False, "gpu": 0,
+            "cpu": 1, "cpu_frequency": "3.3", "ram": 1024,
+            "disks": [{"id": rec["id"] + 100, "size": 15360, "used": 0, "type": "nvme",
+                       "is_mounted": True, "is_system": True, "system_name": "vda",
+                       "status": "on"}],
+            "avatar_id": None, "vnc_pass": "vnc" + uuid.uuid4().hex[:8],
+            "root_pass": rec["root_password"],
+            "image": {"id": req["image_id"]} if req.get("image_id") else None,
+            "networks": [{"type": "public", "ips": ips, "is_ddos_guard": False,
+                          "bandwidth": 200}],
+            "cloud_init": req.get("cloud_init"), "is_qemu_agent": True,
+            "availability_zone": req.get("availability_zone") or "spb-3",
+        }
+
+    def route(self, method, path, query, body):
+        if path.rstrip("/") == "/servers":
+            if method == "GET":
+                return self._list(query)
+            if method == "POST":
+                return self._create(body)
+            return _Answer(405, self.error_body(405, "method_not_allowed", "Method not allowed"))
+        m = re.match(r"^/servers/(\d+)/?$", path)
+        if m:
+            rec = self.servers.get(int(m.group(1)))
+            if rec is None:
+                return _Answer(404, self.error_body(404, "not_found", "Server not found"))
+            if method == "GET":
+                return _Answer(200, {"server": self._observe(rec),
+                                     "response_id": str(uuid.uuid4())})
+            if method == "DELETE":
+                if self.delete_needs_confirmation and "code" not in query:
+                    return _Answer(423, self.error_body(
+                        423, "locked", "Deletion must be confirmed (hash and code)"))
+                del self.servers[rec["id"]]
+                return _Answer(200, {"server_delete": {"hash": uuid.uuid4().hex},
+                                     "response_id": str(uuid.uuid4())})
+            return _Answer(405, self.error_body(405, "method_not_allowed", "Method not allowed"))
+        if path.rstrip("/") == "/account/status" and method == "GET":
+            return _Answer(200, {"status": {"is_blocked": False, "is_permanent_blocked": False,
+                                            "is_send_bill_letters": True,
+                                            "last_password_changed_at": None},
+                                 "response_id": str(uuid.uuid4())})
+        if path.rstrip("/") == "/presets/servers" and method == "GET":
+            return _Answer(200, {"meta": {"total": 1}, "server_presets": [
+                {"id": 2447, "location": "ru-1", "price": 477, "cpu": 1, "ram": 2048,
+                 "disk": 30720, "disk_type": "nvme", "bandwidth": 200,
+                 "description": "1 x 3.3 ГГц CPU • 2 Гб RAM • 30 Гб NVMe"}],
+                "response_id": str(uuid.uuid4())})
+        return _Answer(404, self.error_body(404, "not_found", "Not found"))
+
+    def _list(self, query):
+        items = sorted(self.servers.values(), key=lambda r: r["id"])
+        try:
+            limit = max(1, int(query.get("limit", ["100"])[0]))
+            offset = max(0, int(query.get("offset", ["0"])[0]))
+        except ValueError:
+            return _Answer(400, self.error_body(400, "bad_request", "invalid limit/offset"))
+        chunk = items[offset:offset + limit]
+        return _Answer(200, {"meta": {"total": len(items)},
+                             "servers": [self._observe(r) for r in chunk],
+                             "response_id": str(uuid.uuid4())})
+
+    def _bad(self, message):
+        return _Answer(400, self.error_body(400, "bad_request", [message]))
+
+    def _create(self, body):
+        if not isinstance(body, dict):
+            return self._bad("body must be an object")
+        name = body.get("name")
+        if not isinstance(name, str) or not name or len(name) > 255:
+            return self._bad("name is required (max 255 characters)")
+        if ("preset_id" in body) == ("configuration" in body):
+            return self._bad("exactly one of preset_id or configuration is required")
+        if ("os_id" in body) == ("image_id" in body):
+            return self._bad("exactly one of os_id or image_id is required")
+        comment = body.get("comment") or ""
+        if not isinstance(comment, str) or len(comment) > 255:
+            return self._bad("comment must be a string of at most 255 characters")
+        if "cloud_init" in body and not isinstance(body["cloud_init"], str):
+            return self._bad("cloud_init must be a string")
+        if self.unique_names and any(r["name"] == name for r in self.servers.values()):
+            return _Answer(409, self.error_body(409, "conflict",  # GUESS: code not documented
+                                                "Server with this name already exists"))
+        rec = self._new_record(name, body, comment=comment)
+        return _Answer(201, {"server": self.render(rec), "response_id": str(uuid.uuid4())})
+
+
+# ======================================================================================
+# SSH banner
+# ======================================================================================
+
+class SSHBannerServer(object):
+    """A TCP socket on 127.0.0.1 that speaks an SSH banner (or, silent, nothing at all)."""
+
+    def __init__(self, banner=b"SSH-2.0-OpenSSH_8.0\r\n", silent=False, hold=0.2,
+                 silent_hold=30.0):
+        self.banner = banner
+        self.silent = silent
+        self.hold = hold
+        self.silent_hold = silent_hold
+        self.host = "127.0.0.1"
+        self.port = None
+        self.connections = 0
+        self._sock = None
+        self._thread = None
+        self._stop = threading.Event()
+
+    def start(self):
+        self._stop.clear()
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((self.host, 0))
+        self._sock.listen(16)
+        self._sock.settimeout(0.05)
+        self.port = self._sock.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve)
+        self._thread.daemon = True
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def _serve(self):
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            self.connections += 1
+            t = threading.Thread(target=self._talk, args=(conn, self.silent))
+            t.daemon = True
+            t.start()
+
+    def _talk(self, conn, silent):
+        try:
+            if silent:
+                self._stop.wait(self.silent_hold)
+            else:
+                conn.sendall(self.banner)
+                self._stop.wait(self.hold)
+        except OSError:
+            pass
+        finally:
+            try:
+                conn.close()
+            except OSError:
+                pass
