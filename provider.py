@@ -683,6 +683,8 @@ class Backend(object):
       available(configuration, state)  False hides a sold-out configuration.
       release(task, state)  under the lock, for `task release`: give back
           what the task holds and return a text saying what, or raise.
+      delete_server(task)  no lock held, for `task delete-server`: destroy the
+          cloud server the task rents (task["data"]["server_id"]); returns a text.
     """
 
     TYPE = None
@@ -727,6 +729,9 @@ class Backend(object):
 
     def check(self, configurations, state):
         return []
+
+    def delete_server(self, task):
+        raise ProviderError(E_TASK_STATE, "the %s backend rents no servers" % self.TYPE)
 
 
 class ManualBackend(Backend):
@@ -1436,7 +1441,766 @@ def kill_group_if_same(data):
         return False
 
 
-BACKENDS = dict((cls.TYPE, cls) for cls in (ManualBackend, PoolBackend, CommandBackend))
+# -- The cloud layer: what every backend that rents servers from an API shares --
+
+PASSWORD_ALPHABET = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+PASSWORD_LENGTH = 24
+CRYPT_ALPHABET = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+CLOUD_INIT_DONE = "/var/lib/cloud/instance/boot-finished"
+ANSIBLE_CFG = "/etc/ansible/ansible.cfg"
+DEFAULT_POOL_KEY = "/etc/ansible/.ssh/id_rsa"   # when ansible.cfg names no private_key_file
+CREATE_SETTLE = 30      # seconds a create may take to show in the API before another one
+MAX_CREATES = 3         # creates per task, each after a look-up found nothing
+RETRY_ATTEMPTS = 4      # tries of one read, or of a create the API refused with 429
+MAX_RETRY_WAIT = 8.0    # longest pause between two tries
+SSH_CHECK_TIMEOUT = 30  # seconds for the whole `ssh ... test -f boot-finished`
+
+# cloud-init's part types, by the first line of a configuration's user_data
+USER_DATA_TYPES = (("#cloud-config", "text/cloud-config"), ("#!", "text/x-shellscript"),
+                   ("#cloud-boothook", "text/cloud-boothook"), ("#include", "text/x-include-url"))
+
+# sha512-crypt writes the 64 digest bytes in this order, three at a time
+SHA512_CRYPT_ORDER = (
+    (0, 21, 42), (22, 43, 1), (44, 2, 23), (3, 24, 45), (25, 46, 4), (47, 5, 26),
+    (6, 27, 48), (28, 49, 7), (50, 8, 29), (9, 30, 51), (31, 52, 10), (53, 11, 32),
+    (12, 33, 54), (34, 55, 13), (56, 14, 35), (15, 36, 57), (37, 58, 16), (59, 17, 38),
+    (18, 39, 60), (40, 61, 19), (62, 20, 41))
+
+
+def sha512_crypt(password, salt, rounds=None):
+    """The "$6$" hash of crypt(3) (Drepper's SHA-crypt), for cloud-init's chpasswd.
+
+    The crypt module is deprecated and gone in Python 3.13, hence this.
+    rounds=None means the default 5000, and no "rounds=" in the result.
+    """
+    import hashlib
+    key = password.encode("utf-8")
+    salt = salt.encode("ascii")[:16]
+    count = 5000 if rounds is None else min(max(int(rounds), 1000), 999999999)
+
+    def sha(*parts):
+        digest = hashlib.sha512()
+        for part in parts:
+            digest.update(part)
+        return digest.digest()
+
+    def stretch(block, size):           # block repeated to exactly size bytes
+        return block * (size // 64) + block[:size % 64]
+
+    alternate = sha(key, salt, key)
+    first = hashlib.sha512(key + salt + stretch(alternate, len(key)))
+    length = len(key)
+    while length:
+        first.update(alternate if length & 1 else key)
+        length >>= 1
+    digest = first.digest()
+    p_bytes = stretch(sha(key * len(key)), len(key))
+    s_bytes = stretch(sha(salt * (16 + bytearray(digest)[0])), len(salt))
+    for index in range(count):
+        parts = [p_bytes if index & 1 else digest]
+        if index % 3:
+            parts.append(s_bytes)
+        if index % 7:
+            parts.append(p_bytes)
+        parts.append(digest if index & 1 else p_bytes)
+        digest = sha(*parts)
+    data = bytearray(digest)
+    out = []
+    for a, b, c in SHA512_CRYPT_ORDER:
+        word = (data[a] << 16) | (data[b] << 8) | data[c]
+        out.extend(CRYPT_ALPHABET[(word >> (6 * i)) & 63] for i in range(4))
+    out.extend(CRYPT_ALPHABET[(data[63] >> (6 * i)) & 63] for i in range(2))
+    prefix = "$6$" if rounds is None else "$6$rounds=%d$" % count
+    return "%s%s$%s" % (prefix, salt.decode("ascii"), "".join(out))
+
+
+def random_text(alphabet, length):
+    import secrets
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def generate_password():
+    """A root password with nothing a shell, expect or chpasswd minds: letters and
+    digits (no look-alikes), at least one of each kind."""
+    while True:
+        password = random_text(PASSWORD_ALPHABET, PASSWORD_LENGTH)
+        if any(c.islower() for c in password) and any(c.isupper() for c in password) \
+                and any(c.isdigit() for c in password):
+            return password
+
+
+def user_data_type(text):
+    for start, mime_type in USER_DATA_TYPES:
+        if text.startswith(start):
+            return mime_type
+    return None
+
+
+def mime_multipart(parts):
+    """A multi-part MIME archive, the way cloud-init takes several parts: (type, name, text)."""
+    boundary = "==provider-py-%s==" % random_text("0123456789abcdef", 24)
+    out = ['Content-Type: multipart/mixed; boundary="%s"\nMIME-Version: 1.0\n' % boundary]
+    for mime_type, name, text in parts:
+        if not text.endswith("\n"):
+            text += "\n"
+        encoding = "7bit" if all(ord(ch) < 128 for ch in text) else "8bit"
+        out.append('--%s\nContent-Type: %s; charset="utf-8"\nMIME-Version: 1.0\n'
+                   'Content-Transfer-Encoding: %s\nContent-Disposition: attachment; '
+                   'filename="%s"\n\n%s' % (boundary, mime_type, encoding, name, text))
+    out.append("--%s--\n" % boundary)
+    return "\n".join(out)
+
+
+def ansible_private_key(config=ANSIBLE_CFG):
+    """[defaults] private_key_file of the master's ansible config, or None."""
+    import configparser
+    parser = configparser.RawConfigParser(strict=False, inline_comment_prefixes=(";", "#"))
+    try:
+        parser.read(config)
+        value = parser.get("defaults", "private_key_file")
+    except (configparser.Error, UnicodeDecodeError, OSError):
+        return None
+    return os.path.expanduser(value.strip()) if value and value.strip() else None
+
+
+def owner_tag(paths):
+    """8 hex digits naming this host and home: two masters sharing one cloud
+    project both have a task 1, and must not mistake each other's servers."""
+    import hashlib
+    seed = "%s\0%s" % (os.uname()[1], paths.home)
+    return hashlib.sha256(seed.encode("utf-8", "replace")).hexdigest()[:8]
+
+
+def server_name(name, task_id, tag):
+    """A valid host name carrying the provider's name, the task id and the owner tag."""
+    safe = "".join(ch if ch in "abcdefghijklmnopqrstuvwxyz0123456789" else "-"
+                   for ch in name.lower()).strip("-")[:30].strip("-")
+    return "%s-%s-%s" % (safe or "bx", task_id, tag)
+
+
+def retry_wait(headers):
+    """Seconds the API asks us to wait (Retry-After, else RateLimit-Reset), or None."""
+    value = headers.get("Retry-After") if headers else None
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            pass                       # an HTTP date: fall back to our own backoff
+    value = headers.get("RateLimit-Reset") if headers else None
+    if value:
+        try:
+            reset = float(value)
+        except ValueError:
+            return None
+        # Hetzner sends the UNIX time of FULL recovery, but gives back one request
+        # per second: never sit out the whole hour, just pause a little.
+        wait = reset - time.time() if reset > 1e9 else reset
+        return max(0.0, min(wait, MAX_RETRY_WAIT))
+    return None
+
+
+class CloudError(ProviderError):
+    """A failed API call. transient: 429, 5xx or no answer - worth another try.
+    uncertain: a create that may have been carried out all the same."""
+
+    def __init__(self, message, status=None, api_code=None, transient=False, uncertain=False,
+                 wait=None):
+        ProviderError.__init__(self, E_BACKEND, message)
+        self.status = status
+        self.api_code = api_code
+        self.transient = transient
+        self.uncertain = uncertain
+        self.wait = wait
+
+
+class CloudAPI(object):
+    """JSON over HTTPS with a bearer token, on urllib.
+
+    Every request has a timeout. Reads (and deletes) are retried with backoff on
+    429, 5xx and no answer; a create is retried only after a 429 (the API refused
+    it, so nothing was made). Anything else that went wrong with a create is
+    raised as uncertain: the caller looks the server up before creating again.
+    """
+
+    def __init__(self, backend, token):
+        self.label = backend.LABEL
+        self.base = backend.api_url.rstrip("/")
+        self.timeout = backend.request_timeout
+        self.error_text = backend.error_text
+        self.debug = backend.log.debug
+        self.token = token
+
+    def call(self, method, path, body=None, query=None, attempts=RETRY_ATTEMPTS, budget=None):
+        import urllib.parse
+        url = self.base + path + ("?" + urllib.parse.urlencode(query) if query else "")
+        create = method == "POST"
+        deadline = time.time() + (3 * self.timeout if budget is None else budget)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self.once(method, url, path, body)
+            except CloudError as exc:
+                error = exc
+            if not error.transient or (create and error.status != 429) or attempt >= attempts:
+                raise error
+            wait = error.wait if error.wait is not None else min(0.25 * 2 ** (attempt - 1),
+                                                                  MAX_RETRY_WAIT)
+            wait = max(wait, 0.1)
+            if time.time() + wait > deadline:
+                raise error
+            self.debug("%s %s: %s; trying again in %.1f s" % (method, path, error.message, wait))
+            time.sleep(wait)
+
+    def once(self, method, url, path, body):
+        import http.client
+        import socket
+        import urllib.error
+        import urllib.request
+        headers = {"Authorization": "Bearer " + self.token, "Accept": "application/json",
+                   "User-Agent": "provider.py/" + __version__}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode("utf-8")
+            headers["Content-Type"] = "application/json"
+        request = urllib.request.Request(url, data=data, headers=headers, method=method)
+        what = "%s %s" % (method, path)
+        try:
+            try:
+                response = urllib.request.urlopen(request, timeout=self.timeout)
+            except urllib.error.HTTPError as exc:
+                response = exc
+            try:
+                status, reply_headers, raw = response.getcode(), response.headers, \
+                    response.read()
+            finally:
+                response.close()
+        except (urllib.error.URLError, socket.timeout, http.client.HTTPException, OSError) \
+                as exc:
+            reason = getattr(exc, "reason", exc)
+            refused = isinstance(reason, ConnectionRefusedError)
+            raise CloudError("%s: no answer to %s from %s (%s)" % (
+                self.label, what, self.base, reason or type(reason).__name__),
+                transient=True, uncertain=method == "POST" and not refused)
+        try:
+            answer = json.loads(raw.decode("utf-8")) if raw.strip() else {}
+        except (ValueError, UnicodeDecodeError):
+            answer = None
+        if 200 <= status < 300:
+            if isinstance(answer, dict):
+                return answer
+            raise CloudError("%s: %s answered HTTP %d without a JSON object" % (
+                self.label, what, status), status=status, uncertain=method == "POST")
+        try:
+            code, text = self.error_text(answer)
+        except (AttributeError, TypeError, ValueError):
+            code, text = None, None
+        if not text:
+            text = http.client.responses.get(status, "unexpected answer")
+        transient = status == 429 or status >= 500
+        raise CloudError("%s: %s: %s (HTTP %d to %s)" % (
+            self.label, code or "http_%d" % status, printable(str(text), 300), status, what),
+            status=status, api_code=code, transient=transient,
+            uncertain=method == "POST" and status >= 500,
+            wait=retry_wait(reply_headers) if status == 429 else None)
+
+
+def check_api_url(checker, value, path):
+    import urllib.parse
+    parts = urllib.parse.urlsplit(value)
+    local = (parts.hostname or "") in ("127.0.0.1", "localhost", "::1")
+    if parts.scheme == "https" and parts.hostname:
+        return
+    if parts.scheme == "http" and local:
+        return
+    checker.add(path, "must be an https:// URL (plain http only to 127.0.0.1 or localhost: "
+                      "the token travels in every request)")
+
+
+def check_not_negative(checker, value, path):
+    if value < 0:
+        checker.add(path, "must be 0 or more")
+
+
+def check_login(checker, value, path):
+    if value not in ("password", "key"):
+        checker.add(path, "must be \"password\" (the plugin sets a root password) or \"key\" "
+                          "(the pool key is installed, no password)")
+
+
+def check_user_data(checker, value, path):
+    if value.strip() and user_data_type(value) is None:
+        checker.add(path, "must start with one of: %s (a script or a cloud-config)"
+                    % ", ".join(start for start, _ in USER_DATA_TYPES))
+
+
+class CloudBackend(Backend):
+    """A backend that rents servers from a cloud API. A provider is a subclass with
+
+        TYPE, LABEL (for messages), DEFAULT_API_URL, CHECK_PATH (a cheap GET),
+        MAX_USER_DATA, PARAMETERS/REQUIRED of its configurations, and
+        create_body(task, configuration, user_data)  the POST /servers body
+        find(api, task, attempts)   the server this task made, or None
+        describe(server)            (one of "booting", "running", "failed"; the API's word)
+        ipv4(server)                the public IPv4 address, or None
+        error_text(answer)          (code, message) of an error body
+
+    The task's data holds: owner (tag), name, creates, create_at, key_installed,
+    server_id once known, ipv4, ssh_since, server_deleted.
+    """
+
+    LABEL = None
+    DEFAULT_API_URL = None
+    CHECK_PATH = None
+    MAX_USER_DATA = None
+    SERVERS = "/servers"
+    REQUIRED = ()
+    SETTINGS = {
+        "token_file": ("string", Checker.nonempty),
+        "token_env": ("string", Checker.nonempty),
+        "api_url": ("string", check_api_url),
+        "pool_key": ("string", Checker.nonempty),
+        "ssh_port": ("integer", Checker.port),
+        "ready_grace": ("number", check_not_negative),
+        "timeout": ("number", Checker.positive),
+        "request_timeout": ("number", Checker.positive),
+    }
+    PARAMETERS = {"login": ("string", check_login), "user_data": ("string", check_user_data)}
+
+    def __init__(self, settings, paths, log):
+        Backend.__init__(self, settings, paths, log)
+        self.api_url = settings.get("api_url", self.DEFAULT_API_URL)
+        self.ssh_port = settings.get("ssh_port", 22)
+        self.ready_grace = settings.get("ready_grace", 60)
+        self.timeout = settings.get("timeout", 3600)
+        self.request_timeout = settings.get("request_timeout", 15)
+
+    @classmethod
+    def validate_settings(cls, settings, path, check):
+        if ("token_file" in settings) == ("token_env" in settings):
+            check.add(path, "needs exactly one of 'token_file' (a 0600 file holding the API "
+                            "token) or 'token_env' (the name of an environment variable)")
+
+    @classmethod
+    def validate_configuration(cls, configuration, path, check):
+        for key in cls.REQUIRED:
+            if key not in configuration:
+                check.add(path, "missing key %r (a %s backend needs %s)" % (
+                    key, cls.TYPE, ", ".join(cls.REQUIRED)))
+
+    # -- the token, the pool key, the user data --------------------------------
+
+    def token(self):
+        """The API token; never printed, never logged."""
+        path = self.settings.get("token_file")
+        if path:
+            try:
+                problem = mode_problem(path, 0o600)
+                with open(path, "rb") as handle:
+                    token = handle.read(65536).decode("utf-8", "replace")
+            except (IOError, OSError) as exc:
+                raise ProviderError(E_CONFIG, "cannot read the token_file %s: %s"
+                                    % (path, exc.strerror))
+            if problem:
+                raise ProviderError(E_UNSAFE, "the token_file %s is %s: the API token must "
+                                    "be private (chmod 600 %s)" % (path, problem, path))
+            where = "the token_file %s" % path
+        else:
+            name = self.settings["token_env"]
+            token = os.environ.get(name, "")
+            where = "the environment variable %s (token_env)" % name
+        token = token.strip()
+        if not token or any(ord(ch) <= 32 or ord(ch) >= 127 for ch in token):
+            raise ProviderError(E_CONFIG, "%s holds no API token (one line, printable "
+                                "ASCII)" % where)
+        return token
+
+    def api(self):
+        return CloudAPI(self, self.token())
+
+    def pool_key(self):
+        """(path of the pool's private key, its public key line or None if unusable)."""
+        path = self.settings.get("pool_key") or ansible_private_key() or DEFAULT_POOL_KEY
+        try:
+            with open(path + ".pub", "rb") as handle:
+                public = handle.read(16384).decode("utf-8", "replace").strip()
+        except (IOError, OSError):
+            return path, None
+        if "\n" in public or not public.startswith(("ssh-", "ecdsa-", "sk-")) \
+                or not os.access(path, os.R_OK):
+            return path, None
+        return path, public
+
+    def user_data(self, task, configuration):
+        """Our #cloud-config (root password hash, pool key), then the configuration's own."""
+        password = task.get("server_password")
+        public = self.pool_key()[1] if task["data"].get("key_installed") else None
+        lines = ["#cloud-config",
+                 "# provider.py: %s task %s" % (self.paths.name, task["id"]),
+                 "disable_root: false"]
+        if password:
+            hashed = json.dumps(sha512_crypt(password, random_text(CRYPT_ALPHABET, 16)))
+            # "users" for cloud-init 22.2 and later, "list" for the older ones
+            lines += ["ssh_pwauth: true", "chpasswd:", "  expire: false", "  users:",
+                      "    - name: root", "      password: " + hashed, "      type: hash",
+                      "  list:", "    - root:" + hashed.strip('"')]
+        if public:
+            lines += ["ssh_authorized_keys:", "  - " + json.dumps(public)]
+        ours = "\n".join(lines) + "\n"
+        own = configuration.get("user_data", "")
+        if not own.strip():
+            text = ours
+        else:
+            text = mime_multipart([("text/cloud-config", "provider-py.cfg", ours),
+                                   (user_data_type(own), "user-data", own)])
+        if self.MAX_USER_DATA and len(text.encode("utf-8")) > self.MAX_USER_DATA:
+            raise ProviderError(E_CONFIG, "configuration %s: user_data is too long: %s takes "
+                                "at most %d bytes with ours" % (
+                                    configuration.get("id"), self.LABEL, self.MAX_USER_DATA))
+        return text
+
+    # -- the order ----------------------------------------------------------------
+
+    def place(self, task, configuration, state):
+        self.token()                 # a missing or open token file fails before any task
+        password = configuration.get("login", "password") == "password"
+        key_path, public = self.pool_key()
+        if not password and public is None:
+            raise ProviderError(E_CONFIG, "configuration %s logs in with the pool key, but "
+                                "%s and %s.pub are not both readable (backend.pool_key)"
+                                % (configuration["id"], key_path, key_path))
+        tag = owner_tag(self.paths)
+        task["server_password"] = generate_password() if password else ""
+        task["phase"] = "creating"
+        task["message"] = "creating: asking %s for a server" % self.LABEL
+        task["data"] = {"owner": tag, "name": server_name(self.paths.name, task["id"], tag),
+                        "creates": 1, "create_at": now(), "key_installed": public is not None}
+
+    def launch(self, task, configuration):
+        return self.create(task, configuration)
+
+    def create(self, task, configuration):
+        """One create, never repeated blindly. Task changes; raises CloudError when the
+        API refused (bad token, quota, bad input): then nothing was made."""
+        api = self.api()
+        body = self.create_body(task, configuration, self.user_data(task, configuration))
+        try:
+            answer = api.call("POST", self.SERVERS, body=body)
+        except CloudError as exc:
+            if not (exc.uncertain or exc.status == 409):
+                raise
+            self.log.write("create_unconfirmed", task["id"], reason=exc.message)
+            try:                      # the server may exist: look before anything else
+                server = self.find(api, task, 1)
+            except CloudError:
+                server = None
+            if server is None:
+                return {"phase": "creating", "message": "creating: %s did not confirm the "
+                        "create; looking the server up again (%s)" % (self.LABEL, exc.message)}
+            return self.adopt(task, server)
+        return self.adopt(task, answer.get("server") or {})
+
+    def adopt(self, task, server):
+        server_id = server.get("id")
+        if server_id is None:
+            return {"phase": "creating", "message": "creating: %s answered without a server "
+                    "id; looking the server up again" % self.LABEL}
+        data = dict(task["data"], server_id=str(server_id))
+        self.log.write("server", task["id"], server_id=data["server_id"], name=data["name"])
+        return {"data": data, "phase": "booting", "message": "booting: %s server %s (%s)"
+                % (self.LABEL, server_id, data["name"])}
+
+    def claim_create(self, task_id):
+        """Under the lock: count one more create, unless another call just made one.
+        Returns the task as saved, or None when this call must not create."""
+        def change(state):
+            task = state["tasks"].get(task_id)
+            if task is None or task["status"] in TERMINAL:
+                return None
+            data = task["data"]
+            if data.get("server_id") or now() - data.get("create_at", 0) < CREATE_SETTLE:
+                return None
+            data["creates"] = data.get("creates", 0) + 1
+            data["create_at"] = now()
+            return task
+        return StateStore(self.paths).update(change)
+
+    def fail(self, task, text):
+        server_id = task["data"].get("server_id")
+        if server_id and not task["data"].get("server_deleted"):
+            text += "; %s server %s still exists and is billed: `%s task delete-server %s " \
+                    "--yes` removes it" % (self.LABEL, server_id, self.paths.name, task["id"])
+        return {"status": ERROR, "phase": "failed", "message": text}
+
+    def poll(self, task, configuration):
+        age = now() - task["created"]
+        if age > self.timeout:
+            return self.fail(task, "timed out after %s (%s)" % (
+                format_age(age), task.get("message") or task.get("phase")))
+        try:
+            return self.advance(task, configuration)
+        except CloudError as exc:
+            phase = (task.get("message") or task.get("phase") or "").split(" (")[0]
+            return {"message": "%s (%s; trying again at the next status call)"
+                    % (phase, exc.message)}
+
+    def advance(self, task, configuration):
+        data = task["data"]
+        api = self.api()
+        if not data.get("server_id"):
+            server = self.find(api, task)
+            if server is not None:
+                return self.adopt(task, server)
+            if now() - data.get("create_at", task["created"]) < CREATE_SETTLE:
+                return {"phase": "creating", "message": "creating: waiting for %s to show "
+                        "server %s" % (self.LABEL, data["name"])}
+            if data.get("creates", 0) >= MAX_CREATES:
+                return self.fail(task, "%s never showed server %s after %d creates" % (
+                    self.LABEL, data["name"], data.get("creates", 0)))
+            task = self.claim_create(task["id"])
+            if task is None:
+                return None
+            try:
+                return self.create(task, configuration)
+            except CloudError as exc:
+                return self.fail(task, exc.message)
+        try:
+            server = api.call("GET", "%s/%s" % (self.SERVERS, data["server_id"])).get("server")
+        except CloudError as exc:
+            if exc.status != 404:
+                raise
+            task["data"] = dict(data, server_deleted=now())
+            changes = self.fail(task, "%s server %s is gone (deleted outside the plugin?)"
+                                % (self.LABEL, data["server_id"]))
+            changes["data"] = task["data"]
+            return changes
+        state, said = self.describe(server or {})
+        where = "%s server %s" % (self.LABEL, data["server_id"])
+        if state == "failed":
+            return self.fail(task, "%s is %s" % (where, said))
+        if state != "running":
+            return {"phase": "booting", "message": "booting: %s is %s" % (where, said)}
+        address = self.ipv4(server)
+        if not address:
+            return {"phase": "booting", "message": "booting: %s runs, waiting for its public "
+                                                   "IPv4 address" % where}
+        data = dict(data, ipv4=address)
+        ok, why = ssh_banner_probe(address, self.ssh_port, min(5.0, self.request_timeout))
+        if not ok:
+            return {"data": data, "phase": "ssh", "message": "waiting for SSH: %s" % why}
+        key_path, public = self.pool_key()
+        if data.get("key_installed") and public:
+            done, why = self.cloud_init_finished(address, key_path)
+            if done:
+                return self.finish(task, address, data)
+            if done is not None:
+                return {"data": data, "phase": "setup", "message": "running setup: %s" % why}
+        data.setdefault("ssh_since", now())
+        left = self.ready_grace - (now() - data["ssh_since"])
+        if left <= 0:
+            return self.finish(task, address, data)
+        return {"data": data, "phase": "setup", "message": "running setup: SSH answers; "
+                "ready in %d s (ready_grace: no pool key to ask cloud-init)" % left}
+
+    def finish(self, task, address, data):
+        return {"status": FINISHED, "phase": "done", "server": address, "data": data,
+                "message": "ready: %s server %s (%s), %s" % (
+                    self.LABEL, data["server_id"], data["name"],
+                    "root password set by the plugin" if task.get("server_password")
+                    else "log in with the pool key")}
+
+    def cloud_init_finished(self, address, key_path):
+        """(True, "") when cloud-init is done, (False, why) when not yet,
+        (None, why) when ssh cannot run at all (then: the grace period)."""
+        import subprocess
+        command = ["ssh", "-i", key_path, "-p", str(self.ssh_port),
+                   "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+                   "-o", "ConnectTimeout=%d" % max(1, min(10, int(self.request_timeout))),
+                   "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                   "-o", "LogLevel=ERROR", "root@" + address, "test -f " + CLOUD_INIT_DONE]
+        try:
+            proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, close_fds=True)
+        except OSError as exc:
+            return None, "cannot run ssh: %s" % exc.strerror
+        try:
+            _, err = proc.communicate(timeout=SSH_CHECK_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            return False, "ssh got no answer in %d s" % SSH_CHECK_TIMEOUT
+        if proc.returncode == 0:
+            return True, ""
+        if proc.returncode == 1:
+            return False, "cloud-init has not finished yet"
+        lines = err.decode("utf-8", "replace").strip().splitlines()
+        return False, "the pool key does not log in yet (%s)" % printable(
+            lines[-1] if lines else "ssh exit %d" % proc.returncode)
+
+    # -- admin ----------------------------------------------------------------
+
+    def delete_server(self, task):
+        server_id = task["data"]["server_id"]
+        try:
+            self.api().call("DELETE", "%s/%s" % (self.SERVERS, server_id))
+        except CloudError as exc:
+            if exc.status != 404:
+                raise
+            return "%s server %s was already gone" % (self.LABEL, server_id)
+        return "%s server %s deleted" % (self.LABEL, server_id)
+
+    def check(self, configurations, state):
+        try:
+            token = self.token()
+        except ProviderError as exc:
+            return [(False, exc.message)]
+        source = self.settings.get("token_file") or "$" + self.settings.get("token_env", "")
+        report = [(True, "%s API token from %s" % (self.LABEL, source))]
+        try:
+            CloudAPI(self, token).call("GET", self.CHECK_PATH, attempts=2)
+            report.append((True, "%s API %s accepts the token" % (self.LABEL, self.api_url)))
+        except CloudError as exc:
+            report.append((False, "%s API %s refuses: %s" % (self.LABEL, self.api_url,
+                                                             exc.message)))
+        key_path, public = self.pool_key()
+        by_key = [c["id"] for c in configurations if c.get("login") == "key"]
+        if public:
+            report.append((True, "pool key %s: installed on new servers; readiness asks "
+                                 "cloud-init over SSH" % key_path))
+        else:
+            report.append((not by_key, "pool key %s: no usable key and .pub: readiness is the "
+                           "SSH banner plus ready_grace %s s%s" % (
+                               key_path, self.ready_grace, "; configurations with login "
+                               "\"key\" cannot be ordered: " + ", ".join(by_key)
+                               if by_key else "")))
+        return report
+
+
+class HetznerBackend(CloudBackend):
+    """Hetzner Cloud: https://docs.hetzner.cloud/ (servers carry labels)."""
+
+    TYPE = "hetzner"
+    LABEL = "Hetzner"
+    DEFAULT_API_URL = "https://api.hetzner.cloud/v1"
+    CHECK_PATH = "/locations"
+    MAX_USER_DATA = 32 * 1024
+    PARAMETERS = dict(CloudBackend.PARAMETERS, server_type=("string", Checker.nonempty),
+                      image=("string", Checker.nonempty), location=("string", Checker.nonempty))
+    REQUIRED = ("server_type", "image")
+
+    def labels(self, task):
+        return {"managed-by": "provider.py", "bx-owner": task["data"]["owner"],
+                "bx-task": task["id"]}
+
+    def create_body(self, task, configuration, user_data):
+        body = {"name": task["data"]["name"], "server_type": configuration["server_type"],
+                "image": configuration["image"], "user_data": user_data,
+                "labels": self.labels(task), "start_after_create": True}
+        if configuration.get("location"):
+            body["location"] = configuration["location"]
+        return body
+
+    def find(self, api, task, attempts=RETRY_ATTEMPTS):
+        selector = ",".join("%s=%s" % item for item in sorted(self.labels(task).items()))
+        servers = api.call("GET", self.SERVERS, query={"label_selector": selector},
+                           attempts=attempts).get("servers") or []
+        return servers[0] if servers else None
+
+    def describe(self, server):
+        said = server.get("status") or "unknown"
+        return {"running": "running", "deleting": "failed"}.get(said, "booting"), said
+
+    def ipv4(self, server):
+        return ((server.get("public_net") or {}).get("ipv4") or {}).get("ip") or None
+
+    def error_text(self, answer):
+        error = answer["error"]
+        text = error.get("message") or ""
+        details = error.get("details") or {}
+        fields = details.get("fields") if isinstance(details, dict) else None
+        if fields:
+            text += " [%s]" % "; ".join("%s: %s" % (f.get("name"), ", ".join(
+                f.get("messages") or [])) if f.get("messages") else str(f.get("name"))
+                for f in fields)
+        return error.get("code"), text
+
+
+class TimewebBackend(CloudBackend):
+    """Timeweb Cloud: https://timeweb.cloud/api-docs (no labels: name and comment)."""
+
+    TYPE = "timeweb"
+    LABEL = "Timeweb"
+    DEFAULT_API_URL = "https://api.timeweb.cloud/api/v1"
+    CHECK_PATH = "/account/status"
+    PARAMETERS = dict(CloudBackend.PARAMETERS, preset_id=("integer", Checker.positive),
+                      os_id=("integer", Checker.positive), image_id=("string", Checker.nonempty),
+                      availability_zone=("string", Checker.nonempty))
+    REQUIRED = ("preset_id",)
+    FAILED = ("removing", "removed", "blocked", "permanent_blocked", "no_paid")
+    PAGE = 100
+
+    @classmethod
+    def validate_configuration(cls, configuration, path, check):
+        CloudBackend.validate_configuration(configuration, path, check)
+        if ("os_id" in configuration) == ("image_id" in configuration):
+            check.add(path, "needs exactly one of 'os_id' or 'image_id'")
+
+    def comment(self, task):
+        return "provider.py owner=%s task=%s" % (task["data"]["owner"], task["id"])
+
+    def create_body(self, task, configuration, user_data):
+        body = {"name": task["data"]["name"], "comment": self.comment(task),
+                "preset_id": configuration["preset_id"], "cloud_init": user_data,
+                "is_ddos_guard": False}
+        for key in ("os_id", "image_id", "availability_zone"):
+            if key in configuration:
+                body[key] = configuration[key]
+        return body
+
+    def find(self, api, task, attempts=RETRY_ATTEMPTS):
+        name, comment, offset = task["data"]["name"], self.comment(task), 0
+        while True:       # no server-side filter: page through them all
+            answer = api.call("GET", self.SERVERS, query={"limit": self.PAGE, "offset": offset},
+                              attempts=attempts)
+            servers = answer.get("servers") or []
+            for server in servers:
+                if server.get("name") == name and server.get("comment") == comment:
+                    return server
+            offset += len(servers)
+            if not servers or offset >= (answer.get("meta") or {}).get("total", 0):
+                return None
+
+    def describe(self, server):
+        said = server.get("status") or "unknown"
+        return ("running" if said == "on" else "failed" if said in self.FAILED
+                else "booting"), said
+
+    def ipv4(self, server):
+        found = [ip for net in server.get("networks") or [] if net.get("type") == "public"
+                 for ip in net.get("ips") or [] if ip.get("type") == "ipv4" and ip.get("ip")]
+        found.sort(key=lambda ip: not ip.get("is_main"))
+        return found[0]["ip"] if found else None
+
+    def error_text(self, answer):
+        text = answer.get("message") or ""
+        if isinstance(text, list):
+            text = "; ".join(str(item) for item in text)
+        if answer.get("response_id"):
+            text += " (response_id %s)" % answer["response_id"]
+        return answer.get("error_code"), text
+
+    def delete_server(self, task):
+        try:
+            return CloudBackend.delete_server(self, task)
+        except CloudError as exc:
+            if exc.status == 423:
+                exc.message += "; Timeweb wants the deletion confirmed: delete the server in " \
+                               "the panel, or use a token allowed to delete without confirmation"
+            raise
+
+
+BACKENDS = dict((cls.TYPE, cls) for cls in (ManualBackend, PoolBackend, CommandBackend,
+                                                HetznerBackend, TimewebBackend))
 
 
 # ---------------------------------------------------------------------------
@@ -1458,6 +2222,12 @@ def status_answer(task):
             "server": task.get("server", ""),
             "server_password": task.get("server_password", "") if finished else "",
             "message": task.get("message", "")}
+
+
+def rented_server(task):
+    """The id of the cloud server a task still rents (costs money), or None."""
+    data = task.get("data") or {}
+    return None if data.get("server_deleted") else data.get("server_id")
 
 
 def valid_task_id(text):
@@ -1628,7 +2398,14 @@ def cmd_tasks(provider, args):
     rows = [[t["id"], t["config_id"], t["status"], t.get("server") or "-",
              format_age(stamp - t.get("created", stamp)), printable(t.get("message", ""), 60)]
             for t in tasks]
-    return format_table(["ID", "CONFIG", "STATUS", "SERVER", "AGE", "MESSAGE"], rows)
+    header = ["ID", "CONFIG", "STATUS", "SERVER", "AGE", "MESSAGE"]
+    if any((t.get("data") or {}).get("server_id") for t in tasks):
+        # cloud backends: which orders still rent (and pay for) a server
+        header.insert(4, "RENTS")
+        for row, task in zip(rows, tasks):
+            row.insert(4, rented_server(task) or ("deleted" if (task.get("data") or {})
+                                                  .get("server_id") else "-"))
+    return format_table(header, rows)
 
 
 def cmd_task_show(provider, args):
@@ -1793,6 +2570,42 @@ def cmd_pool(provider, args):
         "\n\n" + "\n".join(lines)
 
 
+def cmd_task_delete_server(provider, args):
+    """Destroy the cloud server of a failed or abandoned order (it costs money)."""
+    task = provider.get_task(args.task_id)
+    server_id = rented_server(task)
+    if not server_id:
+        raise ProviderError(E_TASK_STATE, "task %s rents no server%s" % (task["id"], (
+            " any more (deleted)" if (task.get("data") or {}).get("server_id") else "")))
+    try:
+        with open(os.path.join(provider.paths.caller_tasks, task["id"]), "rb") as handle:
+            mark = handle.read(64)
+    except (IOError, OSError):
+        mark = b""
+    if mark.startswith(b"complete"):
+        raise ProviderError(E_TASK_STATE, "task %s: server %s is in the pool (tasks/%s says "
+                            "complete); remove it from the pool first" % (
+                                task["id"], task.get("server") or server_id, task["id"]))
+    if not args.yes:
+        raise UsageError("this destroys server %s of task %s and everything on it; "
+                         "add --yes" % (server_id, task["id"]))
+    text = provider.config.backend.delete_server(task)
+
+    def change(state):
+        saved = state["tasks"][task["id"]]
+        saved["data"] = dict(saved.get("data") or {}, server_deleted=now())
+        if saved["status"] != ERROR:
+            saved.update(status=ERROR, phase="failed",
+                         message="cancelled: the operator deleted server %s" % server_id)
+        saved["updated"] = now()
+        return saved
+
+    saved = provider.store.update(change)
+    provider.log.write("delete_server", task["id"], server_id=server_id,
+                       status=saved["status"], by=operator_name())
+    return "task %s: %s" % (task["id"], text)
+
+
 def mode_problem(path, want_mode):
     """None when path is ours (or root's) and not more open than want_mode.
 
@@ -1944,6 +2757,10 @@ def build_parser(prog):
     release.add_argument("--force", action="store_true",
                          help="release a finished task's server too (only when the caller "
                               "never added it)")
+    delete = command("task delete-server", "cloud backends: destroy the cloud server of a "
+                     "failed or abandoned order (the task becomes error)", actions)
+    delete.add_argument("task_id", metavar="ID")
+    delete.add_argument("--yes", action="store_true", help="yes, destroy it")
     command("pool", "pool backend: each configuration's free and taken servers") \
         .add_argument("--json", action="store_true", help="JSON instead of a table")
     command("check", "check the config, files, permissions and backend")
@@ -1958,7 +2775,8 @@ PROTOCOL_ARG = {"order": "config_id", "order_status": "task_id"}
 HANDLERS = {"help": cmd_help, "configs": cmd_configs, "order": cmd_order,
             "order_status": cmd_order_status, "tasks": cmd_tasks, "task show": cmd_task_show,
             "task finish": cmd_task_finish, "task fail": cmd_task_fail,
-            "task release": cmd_task_release, "pool": cmd_pool, "check": cmd_check,
+            "task release": cmd_task_release, "task delete-server": cmd_task_delete_server,
+            "pool": cmd_pool, "check": cmd_check,
             "_worker": cmd_worker}
 
 
@@ -1987,7 +2805,8 @@ def parse_args(argv, prog):
     args = Args(**vars(namespace))
     if getattr(args, "action", "task") == "task":
         if getattr(args, "command", None) == "task":
-            raise UsageError("task needs an action: show, finish, fail or release")
+            raise UsageError("task needs an action: show, finish, fail, release or "
+                             "delete-server")
         raise UsageError("no option given (one of: %s)" % ", ".join(PROTOCOL_OPTIONS))
     return args
 
@@ -1998,7 +2817,7 @@ def guess_action(argv):
     if words and words[0] in PROTOCOL_ARITY:
         return words[0]
     if words[:1] == ["task"] and len(words) > 1 and words[1] in ("show", "finish", "fail",
-                                                                 "release"):
+                                                                 "release", "delete-server"):
         return "task " + words[1]
     if words and words[0] in ("tasks", "check", "pool", "_worker"):
         return words[0]
