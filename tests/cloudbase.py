@@ -1,0 +1,431 @@
+# -*- coding: utf-8 -*-
+"""What the Hetzner and Timeweb backend tests share: a provider home whose
+backend points at a fake API (tests/fakecloud.py), an SSH banner socket, a
+stand-in `ssh` on PATH for the cloud-init check, a pool key, a token file.
+
+A provider's test module subclasses CloudTests with unittest.TestCase and says
+FAKE, TYPE, LABEL and its configuration fields.
+"""
+
+import email
+import json
+import os
+import re
+import shutil
+import socket
+import stat
+import tempfile
+import time
+
+from fakecloud import SSHBannerServer
+from support import Home, load_module
+
+provider = load_module()
+
+TOKEN = "tok-8f1d2c3b4a5e6f708192a3b4c5d6e7f8"
+PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPoolKeyForTests pool@master"
+SSH_STUB = """#!/bin/sh
+echo "$*" >> "%(dir)s/ssh.log"
+exit "$(cat "%(dir)s/ssh.rc" 2>/dev/null || echo 0)"
+"""
+
+
+def closed_port():
+    """A local TCP port where nobody listens (connections are refused)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
+class CloudTests(object):
+    """The behaviour every cloud backend owes; mixed into a unittest.TestCase."""
+
+    FAKE = None          # FakeHetzner or FakeTimeweb
+    TYPE = None          # backend type
+    LABEL = None         # how messages name the provider
+    CONFIGURATION = {}   # the provider's own configuration fields
+
+    def setUp(self):
+        # servers are ready at once unless a test asks for the phases (fewer runs)
+        self.api = self.FAKE(token=TOKEN, polls_per_status=0).start()
+        self.addCleanup(self.api.stop)
+        self.ssh = SSHBannerServer().start()
+        self.addCleanup(self.ssh.stop)
+        self.tmp = tempfile.mkdtemp(prefix="bxcloud-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.bin = os.path.join(self.tmp, "bin")
+        os.mkdir(self.bin)
+        stub = os.path.join(self.bin, "ssh")
+        with open(stub, "w") as handle:
+            handle.write(SSH_STUB % {"dir": self.tmp})
+        os.chmod(stub, 0o755)
+        self.ssh_answers(0)
+        self.key = os.path.join(self.tmp, "id_rsa")
+        for path, text in ((self.key, "not a real key\n"), (self.key + ".pub", PUBLIC_KEY + "\n")):
+            with open(path, "w") as handle:
+                handle.write(text)
+            os.chmod(path, 0o600)
+        self.token_file = os.path.join(self.tmp, "token")
+        self.write_token(TOKEN)
+        self.env = {"PATH": self.bin + os.pathsep + os.environ.get("PATH", ""),
+                    "no_proxy": "127.0.0.1,localhost", "NO_PROXY": "127.0.0.1,localhost"}
+        self.home = Home(config=None)
+        self.addCleanup(self.home.cleanup)
+        self.configure()
+
+    # -- set-up helpers -----------------------------------------------------------
+
+    def write_token(self, token, mode=0o600):
+        with open(self.token_file, "w") as handle:
+            handle.write(token + "\n")
+        os.chmod(self.token_file, mode)
+
+    def ssh_answers(self, code):
+        """The exit code of the stand-in ssh: 0 cloud-init done, 1 not yet, 255 no login."""
+        with open(os.path.join(self.tmp, "ssh.rc"), "w") as handle:
+            handle.write("%d\n" % code)
+
+    def ssh_calls(self):
+        try:
+            with open(os.path.join(self.tmp, "ssh.log")) as handle:
+                return handle.read().splitlines()
+        except IOError:
+            return []
+
+    def configure(self, configuration=None, **backend):
+        settings = {"type": self.TYPE, "token_file": self.token_file, "api_url": self.api.url,
+                    "pool_key": self.key, "ssh_port": self.ssh.port, "ready_grace": 0,
+                    "timeout": 3600, "request_timeout": 1}
+        settings.update(backend)
+        settings = dict((k, v) for k, v in settings.items() if v is not None)
+        item = {"id": "1", "descr": "Bitrix-env VPS"}
+        item.update(self.CONFIGURATION)
+        item.update(configuration or {})
+        self.home.write_config({"enabled": True, "backend": settings, "configurations": [item]})
+
+    # -- running the plugin -----------------------------------------------------------
+
+    def run_plugin(self, *args, **kwargs):
+        return self.home.run(*args, env=self.env, **kwargs)
+
+    def ok(self, *args):
+        result = self.run_plugin(*args)
+        answer = result.json
+        self.assertNotIn("error", answer, result)
+        self.assertEqual(result.code, 0, result)
+        return answer
+
+    def order(self):
+        return self.ok("order", "1")["task_id"]
+
+    def poll(self, task_id, until=("finished", "error"), limit=30, pause=0.0, hook=None):
+        """order_status until the status is in `until`; returns all the answers."""
+        answers = []
+        for _ in range(limit):
+            answer = self.ok("order_status", task_id)
+            answers.append(answer)
+            if answer["status"] in until:
+                return answers
+            if hook:
+                hook(answer)
+            time.sleep(pause)
+        self.fail("task %s never got %s: %r" % (task_id, until, answers[-3:]))
+
+    def finished(self, task_id):
+        answer = self.poll(task_id)[-1]
+        self.assertEqual(answer["status"], "finished", answer)
+        return answer
+
+    def age_task(self, task_id, seconds):
+        """Move a task's clocks back (the plugin is not running: no lock needed)."""
+        state = self.home.state()
+        task = state["tasks"][task_id]
+        task["created"] -= seconds
+        for key in ("create_at", "ssh_since"):
+            if key in task["data"]:
+                task["data"][key] -= seconds
+        with open(self.home.state_path, "w") as handle:
+            json.dump(state, handle)
+
+    def user_data(self, request):
+        """The cloud-init user data a create request carried."""
+        raise NotImplementedError
+
+    def our_cloud_config(self, request):
+        text = self.user_data(request)
+        if text.startswith("Content-Type: multipart"):
+            text = email.message_from_string(text).get_payload()[0].get_payload()
+        self.assertTrue(text.startswith("#cloud-config\n"), text)
+        return text
+
+    # -- the tests ------------------------------------------------------------------
+
+    def test_order_goes_through_the_phases_to_finished(self):
+        self.api.polls_per_status, self.api.ip_after_polls = 1, 2
+        self.configure(ssh_port=closed_port())
+        self.ssh_answers(1)
+        task_id = self.order()
+
+        def hook(answer):
+            if answer["message"].startswith("waiting for SSH"):
+                self.configure()                 # sshd comes up
+            self.assertEqual(answer["server_password"], "")
+
+        answers = self.poll(task_id, hook=lambda a: (
+            hook(a), a["message"].startswith("running setup") and self.ssh_answers(0)))
+        messages = [a["message"] for a in answers]
+        phases = []
+        for message in messages:
+            phase = message.split(":")[0]
+            if not phases or phases[-1] != phase:
+                phases.append(phase)
+        self.assertEqual(phases, ["booting", "waiting for SSH", "running setup", "ready"],
+                         messages)
+        with open(self.home.log_path) as handle:
+            self.assertIn("creating: asking %s" % self.LABEL, handle.read())
+        answer = answers[-1]
+        self.assertEqual((answer["status"], answer["server"]), ("finished", "127.0.0.1"))
+        password = answer["server_password"]
+        self.assertGreaterEqual(len(password), 20)
+        self.assertTrue(re.match(r"^[A-Za-z0-9]+$", password), password)
+        [create] = self.api.create_requests()
+        [server] = self.api.servers.values()
+        self.assertNotEqual(password, server["root_password"])
+        config = self.our_cloud_config(create)
+        hashes = set(re.findall(r"\$6\$[^$\s\"]+\$[./0-9A-Za-z]+", config))
+        self.assertEqual(len(hashes), 1, config)
+        hashed = hashes.pop()
+        salt = hashed.split("$")[2]
+        self.assertEqual(provider.sha512_crypt(password, salt), hashed)
+        self.assertNotIn(password, json.dumps(create["body"]))
+        for line in ("ssh_pwauth: true", "  expire: false", "disable_root: false",
+                     '  - "%s"' % PUBLIC_KEY):
+            self.assertIn(line + "\n", config)
+        self.assertIn(task_id, server["name"])
+        calls = self.ssh_calls()
+        self.assertTrue(calls)
+        self.assertIn("-i %s -p %d" % (self.key, self.ssh.port), calls[-1])
+        self.assertTrue(calls[-1].endswith("root@127.0.0.1 test -f "
+                                           "/var/lib/cloud/instance/boot-finished"), calls[-1])
+        self.assertIn("BatchMode=yes", calls[-1])
+        # terminal: answered from the state, no more API calls
+        before = len(self.api.requests)
+        self.assertEqual(self.ok("order_status", task_id), answer)
+        self.assertEqual(len(self.api.requests), before)
+
+    def test_a_create_that_times_out_after_the_server_was_made_makes_one_server(self):
+        self.api.hang_next_create(10)
+        started = time.time()
+        task_id = self.order()
+        self.assertLess(time.time() - started, 8)        # request_timeout is 1 s
+        self.finished(task_id)
+        self.assertEqual(len(self.api.create_requests()), 1)
+        self.assertEqual(len(self.api.servers), 1)
+
+    def test_a_create_answered_with_500_after_the_server_was_made_makes_one_server(self):
+        self.api.server_error_next(method="POST", apply=True)
+        self.finished(self.order())
+        self.assertEqual(len(self.api.create_requests()), 1)
+        self.assertEqual(len(self.api.servers), 1)
+
+    def test_the_server_id_never_saved_is_found_by_its_label(self):
+        # the create hangs and the look-up fails: as if the plugin was killed
+        self.api.hang_next_create(10)
+        self.api.server_error_next(count=50, method="GET")
+        task_id = self.order()
+        task = self.home.state()["tasks"][task_id]
+        self.assertEqual((task["status"], task["phase"]), ("in_progress", "creating"))
+        self.assertNotIn("server_id", task["data"])
+        self.api.clear_failures()
+        self.finished(task_id)
+        self.assertEqual(len(self.api.create_requests()), 1)
+        self.assertEqual(len(self.api.servers), 1)
+
+    def test_a_create_that_made_nothing_is_made_again_only_after_a_look_up(self):
+        self.api.server_error_next(method="POST")             # nothing created
+        task_id = self.order()
+        answer = self.ok("order_status", task_id)
+        self.assertIn("waiting for %s to show" % self.LABEL, answer["message"])
+        self.assertEqual(len(self.api.create_requests()), 1)
+        self.age_task(task_id, 60)
+        self.finished(task_id)
+        self.assertEqual(len(self.api.create_requests()), 2)
+        self.assertEqual(len(self.api.servers), 1)
+
+    def test_rate_limits_are_ridden_out(self):
+        self.api.rate_limit_next(count=1, reset_in=1, method="POST")
+        self.api.rate_limit_next(count=2, reset_in=0, method="GET")
+        self.finished(self.order())
+        self.assertEqual(len(self.api.servers), 1)
+        statuses = [r["status"] for r in self.api.requests]
+        self.assertEqual(statuses.count(429), 3)
+        self.assertEqual(len(self.api.requests_for("POST")), 2)
+
+    def test_server_errors_on_reads_are_retried(self):
+        task_id = self.order()
+        self.api.server_error_next(count=2, method="GET")
+        answer = self.ok("order_status", task_id)
+        self.assertEqual(answer["status"], "finished", answer)
+        self.assertEqual([r["status"] for r in self.api.requests_for("GET")], [500, 500, 200])
+
+    def test_an_api_down_for_long_only_delays_the_task(self):
+        task_id = self.order()
+        self.api.server_error_next(count=4, method="GET")      # every try of one call
+        answer = self.ok("order_status", task_id)
+        self.assertEqual(answer["status"], "in_progress")
+        self.assertIn("HTTP 500", answer["message"])
+        self.assertIn("trying again", answer["message"])
+        self.api.clear_failures()
+        self.finished(task_id)
+
+    def test_a_bad_token_is_a_clear_error_at_order_and_in_check(self):
+        self.write_token("wrong-token")
+        result = self.run_plugin("order", "1")
+        message = self.assertErrorCode(result, 108)
+        self.assertIn("%s: unauthorized" % self.LABEL, message)
+        self.assertIn("HTTP 401", message)
+        self.assertEqual(self.api.servers, {})
+        result = self.run_plugin("check")
+        self.assertEqual(result.code, 1, result)
+        self.assertRegex(result.text, r"FAIL .*%s.*unauthorized" % self.LABEL)
+        for text in (result.out + result.err, ):
+            self.assertNotIn(b"wrong-token", text)
+        self.write_token(TOKEN)
+        result = self.run_plugin("check")
+        self.assertEqual(result.code, 0, result)
+        self.assertIn("accepts the token", result.text)
+        self.assertNotIn(TOKEN.encode(), result.out + result.err)
+
+    def test_a_token_file_others_can_read_is_refused(self):
+        os.chmod(self.token_file, 0o644)
+        message = self.assertErrorCode(self.run_plugin("order", "1"), 110)
+        self.assertIn("chmod 600", message)
+        self.assertEqual(self.api.requests, [])
+        self.assertFalse(os.path.exists(self.home.state_path))   # no task was made
+
+    def test_the_token_from_an_environment_variable(self):
+        self.configure(token_file=None, token_env="CLOUD_TOKEN")
+        self.assertErrorCode(self.run_plugin("order", "1"), 104)
+        self.env["CLOUD_TOKEN"] = TOKEN
+        self.finished(self.order())
+
+    def test_a_task_past_its_timeout_becomes_error_and_its_server_can_be_deleted(self):
+        self.configure(timeout=600)
+        self.ssh_answers(1)                        # cloud-init never finishes
+        task_id = self.order()
+        answer = self.ok("order_status", task_id)
+        self.assertEqual(answer["message"], "running setup: cloud-init has not finished yet")
+        self.age_task(task_id, 601)
+        answer = self.ok("order_status", task_id)
+        self.assertEqual(answer["status"], "error")
+        self.assertIn("timed out after", answer["message"])
+        self.assertIn("delete-server %s --yes" % task_id, answer["message"])
+        [server_id] = [str(i) for i in self.api.servers]
+        table = self.run_plugin("tasks").text.splitlines()
+        self.assertEqual(table[0].split()[:5], ["ID", "CONFIG", "STATUS", "SERVER", "RENTS"])
+        self.assertEqual(table[1].split()[:5], [task_id, "1", "error", "-", server_id])
+        result = self.run_plugin("task", "delete-server", task_id)
+        self.assertErrorCode(result, 100, exit_code=2)
+        self.assertEqual(len(self.api.servers), 1)
+        result = self.run_plugin("task", "delete-server", task_id, "--yes")
+        self.assertEqual(result.code, 0, result)
+        self.assertIn("deleted", result.text)
+        self.assertEqual(self.api.servers, {})
+        self.assertEqual(self.run_plugin("tasks").text.splitlines()[1].split()[4], "deleted")
+        self.assertErrorCode(self.run_plugin("task", "delete-server", task_id, "--yes"), 111)
+
+    def test_delete_server_cancels_a_pending_task_but_spares_a_pooled_one(self):
+        first, second = self.order(), self.order()
+        self.ok("order_status", first)
+        self.home.caller_marks(second, "complete: added to the pool")
+        self.assertErrorCode(self.run_plugin("task", "delete-server", second, "--yes"), 111)
+        result = self.run_plugin("task", "delete-server", first, "--yes")
+        self.assertEqual(result.code, 0, result)
+        answer = self.ok("order_status", first)
+        self.assertEqual(answer["status"], "error")
+        self.assertIn("cancelled", answer["message"])
+        self.assertEqual(len(self.api.servers), 1)
+
+    def test_login_key_gives_an_empty_password_and_installs_the_pool_key(self):
+        self.configure({"login": "key"})
+        answer = self.finished(self.order())
+        self.assertEqual(answer["server_password"], "")
+        config = self.our_cloud_config(self.api.create_requests()[0])
+        self.assertIn('ssh_authorized_keys:\n  - "%s"\n' % PUBLIC_KEY, config)
+        self.assertNotIn("chpasswd", config)
+        self.assertNotIn("$6$", config)
+
+    def test_login_key_without_a_pool_key_is_refused(self):
+        self.configure({"login": "key"}, pool_key=os.path.join(self.tmp, "missing"))
+        message = self.assertErrorCode(self.run_plugin("order", "1"), 104)
+        self.assertIn("pool key", message)
+        self.assertEqual(self.api.requests, [])
+
+    def test_without_a_pool_key_ssh_plus_the_grace_period_is_ready(self):
+        self.configure(pool_key=os.path.join(self.tmp, "missing"), ready_grace=0)
+        answer = self.finished(self.order())
+        self.assertTrue(answer["server_password"])
+        self.assertEqual(self.ssh_calls(), [])
+        self.assertNotIn("ssh_authorized_keys", self.our_cloud_config(
+            self.api.create_requests()[0]))
+        self.configure(pool_key=os.path.join(self.tmp, "missing"), ready_grace=300)
+        task_id = self.order()
+        answer = self.ok("order_status", task_id)
+        self.assertEqual(answer["status"], "in_progress")
+        self.assertRegex(answer["message"], r"^running setup: SSH answers; ready in 30\d s")
+        self.age_task(task_id, 300)
+        self.assertEqual(self.ok("order_status", task_id)["status"], "finished")
+
+    def test_the_configurations_user_data_runs_after_ours(self):
+        script = "#!/bin/sh\necho 'installing bitrix-env' > /root/установка.log\n"
+        self.configure({"user_data": script})
+        self.finished(self.order())
+        text = self.user_data(self.api.create_requests()[0])
+        message = email.message_from_bytes(text.encode("utf-8"))
+        self.assertTrue(message.is_multipart())
+        parts = message.get_payload()
+        self.assertEqual([p.get_content_type() for p in parts],
+                         ["text/cloud-config", "text/x-shellscript"])
+        self.assertTrue(parts[0].get_payload().startswith("#cloud-config\n"))
+        self.assertEqual(parts[1].get_payload(decode=True).decode("utf-8"), script)
+
+    def test_no_token_or_password_in_any_file_but_the_state(self):
+        task_id = self.order()
+        password = self.finished(task_id)["server_password"]
+        self.run_plugin("tasks")
+        self.run_plugin("task", "show", task_id)
+        self.run_plugin("check")
+        secrets = (TOKEN.encode(), password.encode())
+        for folder, _, files in os.walk(self.home.dir):
+            for name in files:
+                path = os.path.join(folder, name)
+                if path in (self.home.state_path, self.home.backup_path):
+                    continue
+                data = self.home.read(path)
+                for secret in secrets:
+                    self.assertNotIn(secret, data, path)
+        self.assertIn(password.encode(), self.home.read(self.home.state_path))
+        mode = stat.S_IMODE(os.stat(self.home.state_path).st_mode)
+        self.assertEqual(mode, 0o600)
+
+    def test_the_order_is_refused_when_the_api_refuses(self):
+        self.refuse_next_create()
+        message = self.assertErrorCode(self.run_plugin("order", "1"), 108)
+        self.assertIn(self.REFUSAL, message)
+        self.assertEqual(self.api.servers, {})
+        [task] = self.home.state()["tasks"].values()
+        self.assertEqual(task["status"], "error")
+        self.assertIn(self.REFUSAL, task["message"])
+
+    # -- helpers for assertions --------------------------------------------------------
+
+    def assertErrorCode(self, result, code, exit_code=1):
+        answer = result.json
+        self.assertEqual(sorted(answer), ["error", "error_message"], result)
+        self.assertIn(" error N%d, " % code, answer["error_message"], result)
+        self.assertEqual(result.code, exit_code, result)
+        self.assertNotIn(b"Traceback", result.err)
+        self.assertNotIn(TOKEN.encode(), result.out + result.err)
+        return answer["error_message"]

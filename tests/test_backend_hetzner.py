@@ -1,0 +1,55 @@
+# -*- coding: utf-8 -*-
+"""The Hetzner Cloud backend against tests/fakecloud.py's FakeHetzner."""
+
+import unittest
+
+from cloudbase import CloudTests
+from fakecloud import FakeHetzner
+
+
+class HetznerTest(CloudTests, unittest.TestCase):
+    FAKE = FakeHetzner
+    TYPE = "hetzner"
+    LABEL = "Hetzner"
+    CONFIGURATION = {"server_type": "cx22", "image": "ubuntu-24.04", "location": "fsn1"}
+    REFUSAL = "Hetzner: resource_limit_exceeded: project limit exceeded (HTTP 403"
+
+    def user_data(self, request):
+        return request["body"]["user_data"]
+
+    def refuse_next_create(self):
+        self.api.resource_limit_next()
+
+    def test_the_server_carries_labels_and_the_configuration(self):
+        task_id = self.order()
+        [create] = self.api.create_requests()
+        body = create["body"]
+        self.assertEqual((body["server_type"], body["image"], body["location"]),
+                         ("cx22", "ubuntu-24.04", "fsn1"))
+        self.assertEqual(body["labels"]["bx-task"], task_id)
+        self.assertEqual(body["labels"]["managed-by"], "provider.py")
+        self.assertNotIn("ssh_keys", body)
+        self.finished(task_id)
+        selectors = [r["query"].get("label_selector") for r in self.api.requests_for("GET")]
+        self.assertEqual(selectors, [None] * len(selectors))   # the id was known: no look-up
+
+    def test_another_masters_task_with_the_same_id_is_not_adopted(self):
+        self.api.add_server("other-1-00000000", labels={
+            "managed-by": "provider.py", "bx-owner": "00000000", "bx-task": "1"})
+        self.api.hang_next_create(10)
+        self.api.server_error_next(count=50, method="GET")
+        task_id = self.order()
+        self.api.clear_failures()
+        self.finished(task_id)
+        self.assertEqual(len(self.api.servers), 2)
+        self.assertEqual(len(self.api.create_requests()), 1)
+
+    def test_user_data_over_32_kib_is_refused_before_the_create(self):
+        self.configure({"user_data": "#!/bin/sh\n" + "# padding\n" * 3300})
+        message = self.assertErrorCode(self.run_plugin("order", "1"), 108)
+        self.assertIn("user_data is too long", message)
+        self.assertEqual(self.api.create_requests(), [])
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,61 @@
+# -*- coding: utf-8 -*-
+"""The Timeweb Cloud backend against tests/fakecloud.py's FakeTimeweb."""
+
+import unittest
+
+from cloudbase import CloudTests
+from fakecloud import FakeTimeweb
+
+
+class TimewebTest(CloudTests, unittest.TestCase):
+    FAKE = FakeTimeweb
+    TYPE = "timeweb"
+    LABEL = "Timeweb"
+    CONFIGURATION = {"preset_id": 2447, "os_id": 99, "availability_zone": "spb-3"}
+    REFUSAL = "Timeweb: bad_request: preset 2447 is not available"
+
+    def user_data(self, request):
+        return request["body"]["cloud_init"]
+
+    def refuse_next_create(self):
+        self.api.error_next(400, "bad_request", ["preset 2447 is not available"],
+                            method="POST", path=r"^/servers$")
+
+    def test_the_server_carries_name_comment_and_the_configuration(self):
+        task_id = self.order()
+        body = self.api.create_requests()[0]["body"]
+        self.assertEqual((body["preset_id"], body["os_id"], body["availability_zone"]),
+                         (2447, 99, "spb-3"))
+        self.assertNotIn("image_id", body)
+        self.assertIn("task=%s" % task_id, body["comment"])
+        self.assertTrue(body["name"].endswith("-%s-%s" % (task_id, body["comment"].split(
+            "owner=")[1].split()[0])), body)
+
+    def test_the_look_up_pages_through_many_servers(self):
+        for number in range(130):
+            self.api.add_server("someone-else-%d" % number)
+        self.api.hang_next_create(10)
+        self.api.server_error_next(count=50, method="GET")
+        task_id = self.order()
+        self.api.clear_failures()
+        self.finished(task_id)
+        self.assertEqual(len(self.api.servers), 131)
+        self.assertEqual(len(self.api.create_requests()), 1)
+        offsets = [r["query"].get("offset") for r in self.api.requests_for("GET", r"^/servers$")]
+        self.assertIn(["100"], offsets)
+
+    def test_a_deletion_timeweb_wants_confirmed_is_explained(self):
+        self.api.delete_needs_confirmation = True
+        task_id = self.order()
+        self.ok("order_status", task_id)
+        result = self.run_plugin("task", "delete-server", task_id, "--yes")
+        message = self.assertErrorCode(result, 108)
+        self.assertIn("HTTP 423", message)
+        self.assertIn("confirmed", message)
+        self.assertEqual(len(self.api.servers), 1)
+        self.assertEqual(self.ok("order_status", task_id)["status"], "finished")
+        self.assertNotIn("server_deleted", self.home.state()["tasks"][task_id]["data"])
+
+
+if __name__ == "__main__":
+    unittest.main()
