@@ -1933,6 +1933,8 @@ class CloudBackend(Backend):
         return {"status": ERROR, "phase": "failed", "message": text}
 
     def poll(self, task, configuration):
+        if task.get("backend") != self.TYPE:
+            return None       # ordered under another backend: nothing to ask this API
         age = now() - task["created"]
         if age > self.timeout:
             return self.fail(task, "timed out after %s (%s)" % (
@@ -2589,7 +2591,11 @@ def cmd_task_delete_server(provider, args):
     if not args.yes:
         raise UsageError("this destroys server %s of task %s and everything on it; "
                          "add --yes" % (server_id, task["id"]))
-    text = provider.config.backend.delete_server(task)
+    backend = provider.config.backend
+    if task.get("backend") != backend.TYPE:
+        raise ProviderError(E_TASK_STATE, "task %s was ordered from the %s backend, the config "
+                            "now says %s" % (task["id"], task.get("backend"), backend.TYPE))
+    text = backend.delete_server(task)
 
     def change(state):
         saved = state["tasks"][task["id"]]

@@ -419,6 +419,16 @@ class CloudTests(object):
         self.assertEqual(task["status"], "error")
         self.assertIn(self.REFUSAL, task["message"])
 
+    def test_tasks_of_another_backend_are_left_alone(self):
+        self.home.write_config({"enabled": True, "backend": {"type": "manual"},
+                                "configurations": [{"id": "1", "descr": "by hand"}]})
+        task_id = self.ok("order", "1")["task_id"]
+        self.configure()
+        answer = self.ok("order_status", task_id)
+        self.assertEqual((answer["status"], answer["message"]),
+                         ("in_progress", "waiting for the operator"))
+        self.assertEqual(self.api.requests, [])
+
     # -- helpers for assertions --------------------------------------------------------
 
     def assertErrorCode(self, result, code, exit_code=1):
