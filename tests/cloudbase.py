@@ -230,8 +230,9 @@ class CloudTests(object):
         self.assertEqual(len(self.api.create_requests()), 1)
         self.assertEqual(len(self.api.servers), 1)
 
-    def test_the_server_id_never_saved_is_found_by_its_label(self):
-        # the create hangs and the look-up fails: as if the plugin was killed
+    def order_losing_the_server_id(self):
+        """An order whose create hangs and whose look-up fails: as if the plugin was
+        killed between the API's answer and saving the server id. Returns the task id."""
         self.api.hang_next_create(10)
         self.api.server_error_next(count=50, method="GET")
         task_id = self.order()
@@ -239,7 +240,10 @@ class CloudTests(object):
         self.assertEqual((task["status"], task["phase"]), ("in_progress", "creating"))
         self.assertNotIn("server_id", task["data"])
         self.api.clear_failures()
-        self.finished(task_id)
+        return task_id
+
+    def test_the_server_id_never_saved_is_found_by_its_label(self):
+        self.finished(self.order_losing_the_server_id())
         self.assertEqual(len(self.api.create_requests()), 1)
         self.assertEqual(len(self.api.servers), 1)
 

@@ -36,11 +36,7 @@ class HetznerTest(CloudTests, unittest.TestCase):
     def test_another_masters_task_with_the_same_id_is_not_adopted(self):
         self.api.add_server("other-1-00000000", labels={
             "managed-by": "provider.py", "bx-owner": "00000000", "bx-task": "1"})
-        self.api.hang_next_create(10)
-        self.api.server_error_next(count=50, method="GET")
-        task_id = self.order()
-        self.api.clear_failures()
-        self.finished(task_id)
+        self.finished(self.order_losing_the_server_id())
         self.assertEqual(len(self.api.servers), 2)
         self.assertEqual(len(self.api.create_requests()), 1)
 

@@ -34,11 +34,7 @@ class TimewebTest(CloudTests, unittest.TestCase):
     def test_the_look_up_pages_through_many_servers(self):
         for number in range(130):
             self.api.add_server("someone-else-%d" % number)
-        self.api.hang_next_create(10)
-        self.api.server_error_next(count=50, method="GET")
-        task_id = self.order()
-        self.api.clear_failures()
-        self.finished(task_id)
+        self.finished(self.order_losing_the_server_id())
         self.assertEqual(len(self.api.servers), 131)
         self.assertEqual(len(self.api.create_requests()), 1)
         offsets = [r["query"].get("offset") for r in self.api.requests_for("GET", r"^/servers$")]
