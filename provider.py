@@ -1933,8 +1933,6 @@ class CloudBackend(Backend):
         return {"status": ERROR, "phase": "failed", "message": text}
 
     def poll(self, task, configuration):
-        if task.get("backend") != self.TYPE:
-            return None       # ordered under another backend: nothing to ask this API
         age = now() - task["created"]
         if age > self.timeout:
             return self.fail(task, "timed out after %s (%s)" % (
@@ -2354,8 +2352,10 @@ def cmd_order(provider, args):
 
 def cmd_order_status(provider, args):
     task = provider.get_task(args.task_id)
-    if task["status"] not in TERMINAL:
-        config = provider.config
+    config = provider.config if task["status"] not in TERMINAL else None
+    # A task ordered under another backend (the config changed since) is not
+    # this backend's to poll: it answers from the state until someone acts.
+    if config is not None and task.get("backend") == config.backend.TYPE:
         changes = config.backend.poll(task, config.by_id.get(task["config_id"], {}))
         if changes:
             task = provider.apply(task["id"], changes) or task
