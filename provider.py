@@ -37,7 +37,12 @@ __version__ = "1.0.0"
 
 PROTOCOL_OPTIONS = ("help", "configs", "order", "order_status")
 
-STATE_SCHEMA = 1
+STATE_SCHEMA = 2                  # 2: old terminal tasks live in var/archive/
+READABLE_STATE_SCHEMAS = (1, 2)   # 1 (all tasks in the state file) is migrated on write
+ARCHIVE_SCHEMA = 1
+ARCHIVE_SPAN = 100                # task ids per archive file: NAME.1-100.json, ...
+ARCHIVE_BATCH = 200               # most tasks one write moves to the archive
+DEFAULT_RETENTION_DAYS = 30       # terminal tasks stay in the state file this long
 DEFAULT_LOCK_WAIT = 10.0          # seconds to wait for the state lock
 MAX_STATE_BYTES = 256 * 1024 * 1024
 
@@ -132,6 +137,7 @@ class Paths(object):
         self.var = os.path.join(self.home, "var")
         self.state = os.path.join(self.var, self.name + ".state.json")
         self.backup = self.state + ".bak"
+        self.archive = os.path.join(self.var, "archive")
         self.lock = os.path.join(self.var, self.name + ".lock")
         self.log_dir = os.path.join(self.home, "log")
         self.log = os.path.join(self.log_dir, self.name + ".log")
@@ -183,15 +189,21 @@ class AuditLog(object):
 
 
 # ---------------------------------------------------------------------------
-# State store: one JSON file, a lock file, atomic saves, a backup
+# State store: the hot JSON file, its lock, atomic saves, a backup, an archive
 # ---------------------------------------------------------------------------
 
 def empty_state(name):
-    return {"schema": STATE_SCHEMA, "provider": name, "next_id": 1, "tasks": {}}
+    return {"schema": STATE_SCHEMA, "provider": name, "next_id": 1, "tasks": {},
+            "archived_max_id": 0}
+
+
+def archive_start(task_id):
+    """The first id of the archive file that holds (or would hold) task_id."""
+    return (int(task_id) - 1) // ARCHIVE_SPAN * ARCHIVE_SPAN + 1
 
 
 class StateStore(object):
-    """The tasks, in var/NAME.state.json.
+    """The tasks: live ones in var/NAME.state.json, old ones in var/archive/.
 
     Writers hold an exclusive flock on var/NAME.lock (bounded wait), read the
     file, change it and save it atomically: a unique temp file in the same
@@ -199,17 +211,34 @@ class StateStore(object):
     replaced is kept as NAME.state.json.bak (a hard link, so no copy). Readers
     need no lock: they always see a whole file. A file that does not parse or
     has an unknown schema is never overwritten.
+
+    Archive: terminal tasks not updated for retention_days leave the state
+    file for var/archive/NAME.<first>-<last>.json, ARCHIVE_SPAN ids per file,
+    so the answer for an old task opens one small file however long the
+    history. Each write moves at most ARCHIVE_BATCH of them, in the same
+    locked transaction: the archive file is saved first (same atomic way,
+    with its own .bak), then the state file without them. A crash between
+    the two leaves a task in both; the state file's copy wins, and the next
+    write moves it again. `state compact` moves all of them at once.
     """
 
-    def __init__(self, paths, lock_wait=DEFAULT_LOCK_WAIT):
+    def __init__(self, paths, lock_wait=DEFAULT_LOCK_WAIT,
+                 retention_days=DEFAULT_RETENTION_DAYS):
         self.paths = paths
         self._lock_wait = lock_wait
+        self._retention_days = retention_days
+        self.state_missing = False      # the last load() found no state file
 
     @property
     def lock_wait(self):
         """Seconds to wait for the lock; a callable is asked only when writing."""
         wait = self._lock_wait
         return wait() if callable(wait) else wait
+
+    @property
+    def retention_days(self):
+        days = self._retention_days
+        return days() if callable(days) else days
 
     # -- reading -----------------------------------------------------------
 
@@ -221,9 +250,11 @@ class StateStore(object):
                 raw = handle.read(MAX_STATE_BYTES + 1)
         except IOError as exc:
             if exc.errno == errno.ENOENT:
+                self.state_missing = True
                 return empty_state(self.paths.name)
             raise ProviderError(E_STATE, "cannot read the state file %s: %s"
                                 % (path, exc.strerror))
+        self.state_missing = False
         return self.parse(raw, path)
 
     def parse(self, raw, path):
@@ -240,16 +271,145 @@ class StateStore(object):
             if not isinstance(state, dict) or not isinstance(state.get("tasks"), dict) \
                     or not isinstance(state.get("next_id"), int):
                 problem = "not a provider.py state file"
-            elif state.get("schema") != STATE_SCHEMA:
-                problem = "schema version %r, this provider.py %s reads %d" % (
-                    state.get("schema"), __version__, STATE_SCHEMA)
+            elif state.get("schema") not in READABLE_STATE_SCHEMAS:
+                problem = "schema version %r, this provider.py %s reads %s" % (
+                    state.get("schema"), __version__,
+                    " and ".join(str(v) for v in READABLE_STATE_SCHEMAS))
+            elif not isinstance(state.setdefault("archived_max_id", 0), int):
+                problem = "not a provider.py state file (archived_max_id)"
         if problem:
             raise ProviderError(E_STATE, "the state file %s is %s; it was left untouched; "
                                 "the previous good copy is %s" % (path, problem, self.paths.backup))
+        # Schema 1 (everything in this file) reads as schema 2 with an empty
+        # archive; the next write saves it as schema 2.
+        state["schema"] = STATE_SCHEMA
         return state
 
     def find(self, task_id):
-        return self.load()["tasks"].get(task_id)
+        """The task from the state file, else from its archive file, else None."""
+        task = self.load()["tasks"].get(task_id)
+        if task is None and task_id.isdigit() and int(task_id) > 0:
+            task = self.load_archive(archive_start(task_id)).get(task_id)
+        return task
+
+    # -- the archive -------------------------------------------------------
+
+    def archive_path(self, start):
+        return os.path.join(self.paths.archive, "%s.%d-%d.json" % (
+            self.paths.name, start, start + ARCHIVE_SPAN - 1))
+
+    def archive_starts(self):
+        """The first ids of the archive files there are, ascending; no file is read."""
+        prefix, suffix = self.paths.name + ".", ".json"
+        try:
+            names = os.listdir(self.paths.archive)
+        except OSError:
+            return []
+        starts = []
+        for name in names:
+            if name.startswith(prefix) and name.endswith(suffix):
+                span = name[len(prefix):-len(suffix)].split("-")
+                if len(span) == 2 and span[0].isdigit() and span[1].isdigit() \
+                        and int(span[0]) == archive_start(span[0]) \
+                        and int(span[1]) == int(span[0]) + ARCHIVE_SPAN - 1:
+                    starts.append(int(span[0]))
+        return sorted(starts)
+
+    def load_archive(self, start):
+        """{id: task} of one archive file; {} when it does not exist."""
+        path = self.archive_path(start)
+        try:
+            with open(path, "rb") as handle:
+                raw = handle.read(MAX_STATE_BYTES + 1)
+        except IOError as exc:
+            if exc.errno == errno.ENOENT:
+                return {}
+            raise ProviderError(E_STATE, "cannot read the archive file %s: %s"
+                                % (path, exc.strerror))
+        problem = None
+        data = None
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except ValueError as exc:
+            problem = "not valid JSON (%s)" % exc
+        if problem is None:
+            last = start + ARCHIVE_SPAN - 1
+            if not isinstance(data, dict) or not isinstance(data.get("tasks"), dict) \
+                    or data.get("first_id") != start or data.get("last_id") != last:
+                problem = "not a provider.py archive file for ids %d-%d" % (start, last)
+            elif data.get("schema") != ARCHIVE_SCHEMA:
+                problem = "schema version %r, this provider.py %s reads %d" % (
+                    data.get("schema"), __version__, ARCHIVE_SCHEMA)
+            elif not all(isinstance(task, dict) and k.isdigit() and start <= int(k) <= last
+                         for k, task in data["tasks"].items()):
+                problem = "holding a task outside ids %d-%d" % (start, last)
+        if problem:
+            raise ProviderError(E_STATE, "the archive file %s is %s; it was left untouched; "
+                                "the previous good copy is %s.bak" % (path, problem, path))
+        return data["tasks"]
+
+    def archived_tasks(self):
+        """Every archived task, {id: task} (reads the whole archive: for people)."""
+        tasks = {}
+        for start in self.archive_starts():
+            tasks.update(self.load_archive(start))
+        return tasks
+
+    def _write_archive(self, start, tasks):
+        data = {"schema": ARCHIVE_SCHEMA, "provider": self.paths.name, "first_id": start,
+                "last_id": start + ARCHIVE_SPAN - 1, "tasks": tasks}
+        ensure_private_dir(self.paths.archive)
+        path = self.archive_path(start)
+        write_atomic(path, encode_json(data), path + ".bak", "the archive file %s" % path)
+
+    def archive(self, tasks):
+        """Merge {id: task} into the archive files (the caller holds the lock).
+
+        Returns the ids now safely archived; a damaged archive file is left
+        untouched and its tasks are not moved (ProviderError when strict).
+        """
+        buckets = {}
+        for task_id in tasks:
+            buckets.setdefault(archive_start(task_id), []).append(task_id)
+        done = []
+        for start in sorted(buckets):
+            held = self.load_archive(start)
+            for task_id in buckets[start]:
+                held[task_id] = tasks[task_id]
+            self._write_archive(start, held)
+            done.extend(buckets[start])
+        return done
+
+    def retire(self, state, limit=ARCHIVE_BATCH, strict=False, days=None):
+        """Move terminal tasks older than the retention to the archive.
+
+        At most `limit` tasks (None: all), oldest ids first. Runs inside the
+        locked transaction, before the state is saved. Not strict (a normal
+        write): a problem only warns, the tasks stay here and nothing is lost.
+        Returns how many tasks left the state.
+        """
+        days = self.retention_days if days is None else days
+        cutoff = time.time() - days * 86400.0
+        old = [task_id for task_id, task in state["tasks"].items()
+               if isinstance(task, dict) and task.get("status") in TERMINAL
+               and task_id.isdigit() and int(task_id) > 0
+               and (task.get("updated") or task.get("created") or 0) <= cutoff]
+        if not old:
+            return 0
+        old.sort(key=int)
+        if limit is not None:
+            old = old[:limit]
+        try:
+            moved = self.archive(dict((task_id, state["tasks"][task_id]) for task_id in old))
+        except ProviderError as exc:
+            if strict:
+                raise
+            sys.stderr.write("warning: old tasks stay in the state file: %s\n" % exc.message)
+            return 0
+        for task_id in moved:
+            del state["tasks"][task_id]
+            state["archived_max_id"] = max(state.get("archived_max_id", 0), int(task_id))
+        return len(moved)
 
     # -- writing -----------------------------------------------------------
 
@@ -257,16 +417,29 @@ class StateStore(object):
         """Run change(state) under the lock and save the state it leaves.
 
         change may raise ProviderError to refuse: then nothing is saved.
+        The same transaction moves a bounded batch of old tasks to the archive.
         Returns what change returned.
         """
         lock_fd = self._acquire()
         try:
             state = self.load()
             result = change(state)
+            self.retire(state)
             self._save(state)
             return result
         finally:
             os.close(lock_fd)          # closing the descriptor drops the flock
+
+    def compact(self, days=None):
+        """Move every old terminal task to the archive now; (moved, staying)."""
+        lock_fd = self._acquire()
+        try:
+            state = self.load()
+            moved = self.retire(state, limit=None, strict=True, days=days)
+            self._save(state)           # also saves an old schema as the current one
+            return moved, len(state["tasks"])
+        finally:
+            os.close(lock_fd)
 
     def _acquire(self):
         import fcntl
@@ -296,52 +469,25 @@ class StateStore(object):
             delay = min(delay * 2, 0.05)
 
     def _save(self, state):
-        data = (json.dumps(state, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-                + "\n").encode("utf-8")
-        folder = self.paths.var
-        temp = os.path.join(folder, ".%s.%d.%d.tmp" % (
-            os.path.basename(self.paths.state), os.getpid(), int(time.time() * 1e6)))
-        try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            self._keep_backup()
-            os.replace(temp, self.paths.state)
-        except OSError as exc:
-            try:
-                os.unlink(temp)
-            except OSError:
-                pass
-            raise ProviderError(E_WRITE, "cannot save the state in %s: %s; nothing was changed"
-                                % (folder, exc.strerror))
-        fsync_dir(folder)
-
-    def _keep_backup(self):
-        """Keep the file about to be replaced as the backup (a hard link)."""
-        current, backup = self.paths.state, self.paths.backup
-        if not os.path.exists(current):
-            return
-        link = backup + ".%d.tmp" % os.getpid()
-        try:
-            os.link(current, link)
-        except OSError:
-            return   # no hard links here: keep the older backup rather than fail
-        os.replace(link, backup)
+        write_atomic(self.paths.state, encode_json(state), self.paths.backup,
+                     "the state in %s" % self.paths.var)
 
     # -- task ids ----------------------------------------------------------
 
     def allocate_id(self, state):
-        """A decimal id above every id ever handed out, here or in tasks/."""
-        highest = self.highest_caller_id()
-        if state["next_id"] == 1:
-            # No state yet, or a lost one: the count must not restart.
-            highest = max(highest, self.highest_lost_id())
-        next_id = max(state["next_id"], highest + 1)
+        """A decimal id above every id ever handed out, here, in the archive or in tasks/.
+
+        The state's next_id is trusted while the state file exists and the
+        caller has no tasks/<next_id> yet (two cheap checks, instead of listing
+        a tasks/ folder that grows with the history). Otherwise (no state file,
+        or one restored from an old copy) everything is scanned: tasks/, the
+        backup, the audit log and the highest archive file.
+        """
+        next_id = max(state["next_id"], state.get("archived_max_id", 0) + 1)
+        if self.state_missing or state["next_id"] == 1 or os.path.exists(
+                os.path.join(self.paths.caller_tasks, str(next_id))):
+            highest = max(self.highest_caller_id(), self.highest_lost_id())
+            next_id = max(next_id, highest + 1)
         state["next_id"] = next_id + 1
         return str(next_id)
 
@@ -359,7 +505,8 @@ class StateStore(object):
         try:
             with open(self.paths.backup, "rb") as handle:
                 backup = json.loads(handle.read().decode("utf-8"))
-            highest = int(backup.get("next_id", 1)) - 1
+            highest = max(int(backup.get("next_id", 1)) - 1,
+                          int(backup.get("archived_max_id", 0)))
         except (IOError, OSError, ValueError, TypeError, AttributeError):
             pass
         try:
@@ -371,7 +518,61 @@ class StateStore(object):
                         highest = max(highest, int(found.group(1)))
         except (IOError, OSError):
             pass
+        # ... and so does the archive: its highest file, or that file's range
+        # when it is damaged (file names carry the ranges).
+        starts = self.archive_starts()
+        if starts:
+            try:
+                held = [int(k) for k in self.load_archive(starts[-1])]
+                highest = max([highest] + held)
+            except ProviderError:
+                highest = max(highest, starts[-1] + ARCHIVE_SPAN - 1)
         return highest
+
+
+def encode_json(value):
+    return (json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+            + "\n").encode("utf-8")
+
+
+def write_atomic(path, data, backup=None, what=None):
+    """Replace path by data: temp file in the same folder, fsync, rename, fsync
+    the folder. The file replaced is kept as `backup` (a hard link)."""
+    folder = os.path.dirname(path)
+    temp = os.path.join(folder, ".%s.%d.%d.tmp" % (
+        os.path.basename(path), os.getpid(), int(time.time() * 1e6)))
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if backup:
+            keep_backup(path, backup)
+        os.replace(temp, path)
+    except OSError as exc:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        raise ProviderError(E_WRITE, "cannot save %s: %s; nothing was changed"
+                            % (what or path, exc.strerror))
+    fsync_dir(folder)
+
+
+def keep_backup(current, backup):
+    """Keep the file about to be replaced as the backup (a hard link)."""
+    if not os.path.exists(current):
+        return
+    link = backup + ".%d.tmp" % os.getpid()
+    try:
+        os.link(current, link)
+    except OSError:
+        return   # no hard links here: keep the older backup rather than fail
+    os.replace(link, backup)
 
 
 def fsync_dir(folder):
@@ -445,6 +646,10 @@ class Checker(object):
         if value <= 0:
             self.add(path, "must be greater than 0")
 
+    def non_negative(self, value, path):
+        if not 0 <= value < float("inf"):        # also refuses NaN and Infinity
+            self.add(path, "must be a finite number, 0 or more")
+
     def nonempty(self, value, path):
         if not value.strip():
             self.add(path, "must not be empty")
@@ -462,6 +667,7 @@ class Config(object):
         "backend": ("object", None),
         "configurations": ("array", None),
         "lock_wait": ("number", Checker.positive),
+        "retention_days": ("number", Checker.non_negative),
     }
 
     def __init__(self, data, path, paths, log):
@@ -469,6 +675,7 @@ class Config(object):
         self.data = data
         self.enabled = data.get("enabled", False)
         self.lock_wait = float(data.get("lock_wait", DEFAULT_LOCK_WAIT))
+        self.retention_days = float(data.get("retention_days", DEFAULT_RETENTION_DAYS))
         self.configurations = data["configurations"]
         self.by_id = dict((c["id"], c) for c in self.configurations)
         backend_class = BACKENDS[data["backend"]["type"]]
@@ -2245,7 +2452,7 @@ class Provider(object):
         self.paths = paths
         self.log = AuditLog(paths.log, verbose)
         self._config = None
-        self.store = StateStore(paths, self.lock_wait)
+        self.store = StateStore(paths, self.lock_wait, self.retention_days)
 
     @property
     def config(self):
@@ -2265,6 +2472,13 @@ class Provider(object):
             return self.config.lock_wait
         except ProviderError:
             return DEFAULT_LOCK_WAIT
+
+    def retention_days(self):
+        """The config's retention_days; the default when the config is unusable."""
+        try:
+            return self.config.retention_days
+        except ProviderError:
+            return DEFAULT_RETENTION_DAYS
 
     def get_task(self, task_id):
         if not valid_task_id(task_id):
@@ -2391,11 +2605,19 @@ def public_task(task, show_password=False):
 
 
 def cmd_tasks(provider, args):
-    tasks = sorted(provider.store.load()["tasks"].values(), key=lambda t: int(t["id"]))
+    store = provider.store
+    tasks = store.load()["tasks"]
+    if args.all:
+        hot, tasks = tasks, store.archived_tasks()
+        tasks.update(hot)             # a task in both (a crash while archiving): hot wins
+    tasks = sorted(tasks.values(), key=lambda t: int(t["id"]))
     if args.json:
         return {"tasks": [public_task(t) for t in tasks]}
     if not tasks:
         return "no tasks yet (state: %s)" % provider.paths.state
+    note = ""
+    if not args.all and store.archive_starts():
+        note = "\n(older finished and failed tasks are in %s: tasks --all)" % provider.paths.archive
     stamp = now()
     rows = [[t["id"], t["config_id"], t["status"], t.get("server") or "-",
              format_age(stamp - t.get("created", stamp)), printable(t.get("message", ""), 60)]
@@ -2407,7 +2629,19 @@ def cmd_tasks(provider, args):
         for row, task in zip(rows, tasks):
             row.insert(4, rented_server(task) or ("deleted" if (task.get("data") or {})
                                                   .get("server_id") else "-"))
-    return format_table(header, rows)
+    return format_table(header, rows) + note
+
+
+def cmd_state_compact(provider, args):
+    days = args.days
+    if days is None:
+        days = provider.config.retention_days     # a broken config is an error here
+    elif not 0 <= days < float("inf"):
+        raise UsageError("--days must be a finite number, 0 or more")
+    moved, staying = provider.store.compact(days)
+    provider.log.write("compact", moved=moved, staying=staying, days=days, by=operator_name())
+    return "moved %d task(s) to %s; %d task(s) stay in %s" % (
+        moved, provider.paths.archive, staying, provider.paths.state)
 
 
 def cmd_task_show(provider, args):
@@ -2451,7 +2685,9 @@ def read_password(args):
 
 def pending_task_change(provider, task_id, changes, event):
     """Finish or fail a pending task by hand; refuses terminal ones."""
-    provider.get_task(task_id)            # a clear "no task" before taking the lock
+    found = provider.get_task(task_id)    # a clear "no task" before taking the lock
+    if found["status"] in TERMINAL:       # (archived tasks are all terminal)
+        raise ProviderError(E_TASK_STATE, "task %s is already %s" % (task_id, found["status"]))
 
     def change(state):
         task = state["tasks"].get(task_id)
@@ -2739,6 +2975,8 @@ def build_parser(prog):
 
     listing = command("tasks", "list the tasks as a table")
     listing.add_argument("--json", action="store_true", help="JSON instead of a table")
+    listing.add_argument("--all", action="store_true",
+                         help="also the archived tasks (finished or failed long ago)")
 
     task = command("task", "look at or act on one task")
     actions = task.add_subparsers(dest="task_command", metavar="ACTION", parser_class=Parser)
@@ -2770,6 +3008,14 @@ def build_parser(prog):
     command("pool", "pool backend: each configuration's free and taken servers") \
         .add_argument("--json", action="store_true", help="JSON instead of a table")
     command("check", "check the config, files, permissions and backend")
+    state = command("state", "maintain the state file and its archive")
+    state_actions = state.add_subparsers(dest="state_command", metavar="ACTION",
+                                         parser_class=Parser)
+    compact = command("state compact",
+                      "move every finished or failed task older than retention_days to the "
+                      "archive now (writes do it bit by bit anyway)", state_actions)
+    compact.add_argument("--days", type=float, metavar="DAYS", default=None,
+                         help="this retention instead of the config's retention_days")
     return parser
 
 
@@ -2783,7 +3029,7 @@ HANDLERS = {"help": cmd_help, "configs": cmd_configs, "order": cmd_order,
             "task finish": cmd_task_finish, "task fail": cmd_task_fail,
             "task release": cmd_task_release, "task delete-server": cmd_task_delete_server,
             "pool": cmd_pool, "check": cmd_check,
-            "_worker": cmd_worker}
+            "state compact": cmd_state_compact, "_worker": cmd_worker}
 
 
 class Args(object):
@@ -2795,8 +3041,34 @@ class Args(object):
         self.__dict__.update(values)
 
 
+# The installed layout (install.sh): bin/NAME is this launcher and the code is
+# HOME/lib/provider.py, imported as a module, so Python caches its bytecode in
+# HOME/lib/__pycache__ instead of compiling ~1,500 lines on every call. The
+# launcher passes its own path as the invoked path, so HOME, NAME and every
+# file are found exactly as for a copy of provider.py at bin/NAME; lib/ is
+# found beside bin/ of the launcher's real location (symlinks resolved).
+# `provider.py _launcher` prints it; install.sh writes it verbatim.
+LAUNCHER = """#!/usr/bin/env python3
+# BitrixVM provider plugin launcher (provider.py %s): the code is ../lib/provider.py.
+import os.path, sys
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
+    os.path.realpath(__file__))), "lib"))
+from provider import main
+sys.exit(main(sys.argv[1:], sys.argv[0]))
+""" % __version__
+
+
+def cmd_launcher(provider, args):
+    return LAUNCHER.rstrip("\n")
+
+
+HANDLERS["_launcher"] = cmd_launcher      # hidden: not in --help
+
+
 def parse_args(argv, prog):
     """argparse for everything; the caller's exact forms skip it (start-up time)."""
+    if argv == ["_launcher"]:              # hidden: for install.sh
+        return Args(action="_launcher")
     if argv and argv[0] in PROTOCOL_ARITY and len(argv) == 1 + PROTOCOL_ARITY[argv[0]] \
             and not any(a.startswith("-") for a in argv[1:]):
         values = {"action": argv[0]}
@@ -2809,10 +3081,12 @@ def parse_args(argv, prog):
         return Args(action="_worker", task_id=argv[1])
     namespace = build_parser(os.path.basename(prog)).parse_args(argv)
     args = Args(**vars(namespace))
-    if getattr(args, "action", "task") == "task":
+    if getattr(args, "action", "task") in ("task", "state"):
         if getattr(args, "command", None) == "task":
             raise UsageError("task needs an action: show, finish, fail, release or "
                              "delete-server")
+        if getattr(args, "command", None) == "state":
+            raise UsageError("state needs an action: compact")
         raise UsageError("no option given (one of: %s)" % ", ".join(PROTOCOL_OPTIONS))
     return args
 
@@ -2825,6 +3099,8 @@ def guess_action(argv):
     if words[:1] == ["task"] and len(words) > 1 and words[1] in ("show", "finish", "fail",
                                                                  "release", "delete-server"):
         return "task " + words[1]
+    if words[:2] == ["state", "compact"]:
+        return "state compact"
     if words and words[0] in ("tasks", "check", "pool", "_worker"):
         return words[0]
     return "usage"
