@@ -255,18 +255,28 @@ class StateStore(object):
             raise ProviderError(E_STATE, "cannot read the state file %s: %s"
                                 % (path, exc.strerror))
         self.state_missing = False
-        return self.parse(raw, path)
+        return self.parse([raw], path)          # a list, so parse can drop the bytes early
 
     def parse(self, raw, path):
+        """The state in raw (bytes, or a one-item list of bytes that parse empties
+        to free them before building the tasks: peak memory)."""
+        if isinstance(raw, list):
+            raw = raw.pop()
         problem = None
         state = None
         if len(raw) > MAX_STATE_BYTES:
             problem = "larger than %d bytes" % MAX_STATE_BYTES
         else:
             try:
-                state = json.loads(raw.decode("utf-8"))
+                text = raw.decode("utf-8")
+                raw = None
+                state = json.loads(text)
             except ValueError as exc:
                 problem = "not valid JSON (%s)" % exc
+            text = None
+        return self._checked(state, problem, path)
+
+    def _checked(self, state, problem, path):
         if problem is None:
             if not isinstance(state, dict) or not isinstance(state.get("tasks"), dict) \
                     or not isinstance(state.get("next_id"), int):
@@ -287,10 +297,45 @@ class StateStore(object):
 
     def find(self, task_id):
         """The task from the state file, else from its archive file, else None."""
-        task = self.load()["tasks"].get(task_id)
+        task = self.find_hot(task_id)
         if task is None and task_id.isdigit() and int(task_id) > 0:
             task = self.load_archive(archive_start(task_id)).get(task_id)
         return task
+
+    def find_hot(self, task_id):
+        """One task of the state file, parsing only its line when the file has
+        the layout this store writes (see encode_tasks_file); else all of it."""
+        path = self.paths.state
+        try:
+            with open(path, "rb") as handle:
+                raw = handle.read(MAX_STATE_BYTES + 1)
+        except IOError as exc:
+            if exc.errno == errno.ENOENT:
+                return None
+            raise ProviderError(E_STATE, "cannot read the state file %s: %s"
+                                % (path, exc.strerror))
+        head_end = raw.find(b"\n")
+        if head_end > 0 and raw.endswith(TASKS_END) and len(raw) <= MAX_STATE_BYTES \
+                and raw[head_end - len(TASKS_START):head_end] == TASKS_START:
+            try:
+                head = json.loads(raw[:head_end].decode("utf-8") + "}}")
+            except ValueError:
+                head = None
+            if isinstance(head, dict) and head.get("schema") in READABLE_STATE_SCHEMAS \
+                    and isinstance(head.get("next_id"), int):
+                key = json.dumps(task_id).encode("utf-8")
+                start = raw.find(b"\n" + key + b":{", head_end)
+                if start < 0:
+                    return None
+                end = raw.find(b"\n", start + 1)
+                line = raw[start + 1:end].rstrip(b",")
+                try:
+                    task = json.loads((b"{" + line + b"}").decode("utf-8"))[task_id]
+                except (ValueError, KeyError):
+                    task = None
+                if isinstance(task, dict):
+                    return task
+        return self.parse(raw, path)["tasks"].get(task_id)      # any other file: in full
 
     # -- the archive -------------------------------------------------------
 
@@ -360,7 +405,8 @@ class StateStore(object):
                 "last_id": start + ARCHIVE_SPAN - 1, "tasks": tasks}
         ensure_private_dir(self.paths.archive)
         path = self.archive_path(start)
-        write_atomic(path, encode_json(data), path + ".bak", "the archive file %s" % path)
+        write_atomic(path, encode_tasks_file(data), path + ".bak",
+                     "the archive file %s" % path)
 
     def archive(self, tasks):
         """Merge {id: task} into the archive files (the caller holds the lock).
@@ -469,7 +515,7 @@ class StateStore(object):
             delay = min(delay * 2, 0.05)
 
     def _save(self, state):
-        write_atomic(self.paths.state, encode_json(state), self.paths.backup,
+        write_atomic(self.paths.state, encode_tasks_file(state), self.paths.backup,
                      "the state in %s" % self.paths.var)
 
     # -- task ids ----------------------------------------------------------
@@ -530,23 +576,54 @@ class StateStore(object):
         return highest
 
 
-def encode_json(value):
-    return (json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-            + "\n").encode("utf-8")
+TASKS_START = b'"tasks":{'
+TASKS_END = b"\n}}\n"
 
 
-def write_atomic(path, data, backup=None, what=None):
-    """Replace path by data: temp file in the same folder, fsync, rename, fsync
-    the folder. The file replaced is kept as `backup` (a hard link)."""
+def encode_tasks_file(document):
+    """A state or archive file as byte chunks: one JSON object whose "tasks"
+    come last, one task per line in id order:
+
+        {"next_id":25,...,"tasks":{
+        "23":{...},
+        "24":{...}
+        }}
+
+    Compact JSON never holds a raw newline, so a line starting with "24":{
+    can only be task 24: a reader finds one task without parsing the rest
+    (StateStore.find_hot). Encoding task by task also keeps the memory low.
+    """
+    def dump(value):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    tasks = document["tasks"]
+    head = dict((key, value) for key, value in document.items() if key != "tasks")
+    text = dump(head)[:-1]                      # '{"next_id":25,...' without its '}'
+    yield ((text + "," if len(text) > 1 else text) + '"tasks":{').encode("utf-8")
+    ids = sorted(tasks, key=lambda k: (len(k), k))
+    last = len(ids) - 1
+    for index, task_id in enumerate(ids):
+        yield ("\n%s:%s%s" % (dump(task_id), dump(tasks[task_id]),
+                              "," if index < last else "")).encode("utf-8")
+    yield TASKS_END
+
+
+def write_atomic(path, chunks, backup=None, what=None):
+    """Replace path by the byte chunks: temp file in the same folder, fsync,
+    rename, fsync the folder. The file replaced is kept as `backup` (a hard link)."""
     folder = os.path.dirname(path)
     temp = os.path.join(folder, ".%s.%d.%d.tmp" % (
         os.path.basename(path), os.getpid(), int(time.time() * 1e6)))
     try:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            pending, size = [], 0
+            for chunk in chunks:
+                pending.append(chunk)
+                size += len(chunk)
+                if size >= 65536:
+                    write_all(fd, b"".join(pending))
+                    pending, size = [], 0
+            write_all(fd, b"".join(pending))
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -561,6 +638,12 @@ def write_atomic(path, data, backup=None, what=None):
         raise ProviderError(E_WRITE, "cannot save %s: %s; nothing was changed"
                             % (what or path, exc.strerror))
     fsync_dir(folder)
+
+
+def write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def keep_backup(current, backup):

@@ -275,6 +275,29 @@ class DamagedArchiveTest(ArchiveCase):
         self.assertEqual(self.home.read(path), raw)
 
 
+class StateLayoutTest(ArchiveCase):
+
+    def test_one_task_per_line_lookup_is_exact(self):
+        tricky = task_record(1, "error", age_days=0, message='x\n"2":{"id":"2"} \u2028 end')
+        self.write_state([tricky, task_record(2, age_days=0), task_record(12, "in_progress")])
+        self.home.ok("order", "1")                      # saved in the one-task-per-line layout
+        raw = self.home.read(self.home.state_path)
+        self.assertEqual(raw.count(b"\n"), 6)           # head, 4 tasks, end
+        self.assertEqual(self.home.ok("order_status", "1")["message"], tricky["message"])
+        self.assertEqual(self.home.ok("order_status", "2")["server"], "10.0.0.2")
+        self.assertEqual(self.home.ok("order_status", "12")["status"], "in_progress")
+        self.assertError(self.home.run("order_status", "3"), 102, "order_status")
+
+    def test_truncated_state_is_refused_by_a_lookup_too(self):
+        self.write_state([task_record(i, age_days=0) for i in range(1, 6)])
+        self.home.ok("order", "1")
+        raw = self.home.read(self.home.state_path)
+        with open(self.home.state_path, "wb") as handle:
+            handle.write(raw[:len(raw) * 2 // 3])
+        self.assertError(self.home.run("order_status", "1"), 105, "order_status")
+        self.assertEqual(self.home.read(self.home.state_path), raw[:len(raw) * 2 // 3])
+
+
 class LauncherTest(ArchiveCase):
 
     def test_installed_layout_answers_like_the_copy(self):
