@@ -15,6 +15,8 @@ Its files live beside it, in the provider's home (the folder above bin/):
 
     etc/NAME.conf          JSON config: what may be ordered and from which backend
     var/NAME.state.json    the orders ("tasks"), saved atomically under a lock
+    var/archive/           finished and failed orders older than retention_days,
+                           100 ids per file (NAME.1-100.json, ...)
     log/NAME.log           audit log, one line per order and status change
     tasks/                 the caller's own folder: read (ids stay unique), never written
 
