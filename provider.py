@@ -431,17 +431,23 @@ class StateStore(object):
     def retire(self, state, limit=ARCHIVE_BATCH, strict=False, days=None):
         """Move terminal tasks older than the retention to the archive.
 
-        At most `limit` tasks (None: all), oldest ids first. Runs inside the
+        At most `limit` tasks (None: all), oldest ids first. Tasks that still
+        hold a pool server (state["pool"]) or rent a cloud server stay, so that
+        `task release` and `task delete-server` keep finding them. Runs inside the
         locked transaction, before the state is saved. Not strict (a normal
         write): a problem only warns, the tasks stay here and nothing is lost.
         Returns how many tasks left the state.
         """
         days = self.retention_days if days is None else days
         cutoff = time.time() - days * 86400.0
+        pool = state.get("pool")
+        claims = set(str(v) for v in pool.values()) if isinstance(pool, dict) else set()
         old = [task_id for task_id, task in state["tasks"].items()
                if isinstance(task, dict) and task.get("status") in TERMINAL
                and task_id.isdigit() and int(task_id) > 0
-               and (task.get("updated") or task.get("created") or 0) <= cutoff]
+               and (task.get("updated") or task.get("created") or 0) <= cutoff
+               # still holding something an admin command acts on: stays here
+               and task_id not in claims and not rented_server(task)]
         if not old:
             return 0
         old.sort(key=int)

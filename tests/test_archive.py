@@ -135,6 +135,19 @@ class RetentionTest(ArchiveCase):
         self.assertEqual(self.home.ok("order_status", "1")["message"],
                          "finished by the operator")
 
+    def test_tasks_holding_a_pool_server_or_a_rented_server_stay(self):
+        rented = task_record(2, "error", data={"server_id": 77})
+        deleted = task_record(3, "error", data={"server_id": 78, "server_deleted": 1})
+        self.write_state([task_record(1), rented, deleted, task_record(4)])
+        state = self.home.state()
+        state["pool"] = {"10.0.0.4": "4"}
+        with open(self.home.state_path, "wb") as handle:
+            handle.write(json.dumps(state).encode("utf-8"))
+        self.assertEqual(self.home.run("state", "compact").code, 0)
+        self.assertEqual(self.archived_ids(), {"1", "3"})
+        self.assertEqual(self.hot_ids(), {"2", "4"})
+        self.assertEqual(self.home.state()["pool"], {"10.0.0.4": "4"})
+
     def test_retention_days_from_the_config(self):
         config = dict(MANUAL_CONFIG, retention_days=10)
         self.home.write_config(config)
