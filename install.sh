@@ -13,7 +13,8 @@ Usage: $PROG [options] NAME
 Install provider.py (the file next to this script) as the BitrixVM provider plugin NAME,
 into PREFIX/NAME (default PREFIX: $DEFAULT_PREFIX):
 
-  PREFIX/NAME/bin/NAME        the plugin (0755)
+  PREFIX/NAME/bin/NAME        the plugin: a small launcher (0755)
+  PREFIX/NAME/lib/provider.py the plugin's code (0644), precompiled in lib/__pycache__
   PREFIX/NAME/etc/NAME.conf   its JSON config (0600)
   PREFIX/NAME/var/            its state (0700)
   PREFIX/NAME/log/            its log (0700)
@@ -34,13 +35,13 @@ Options:
   --python PATH     the Python 3.6+ that install.sh itself uses (config syntax, archive,
                     the final 'NAME check'); default: python3 from PATH. The plugin keeps
                     its '#!/usr/bin/env python3' line.
-  --uninstall       remove the plugin (bin/NAME); keep config, state and logs
-  --purge           remove bin/, etc/, var/ and log/ (config, state, logs), then the
+  --uninstall       remove the plugin (bin/NAME, lib/); keep config, state and logs
+  --purge           remove bin/, lib/, etc/, var/ and log/ (config, state, logs), then the
                     home itself if it is empty; tasks/ is left to bx-provider
   -y, --yes         do not ask before --purge deletes (asked only on a terminal)
   --archive FILE    build FILE (must end in .tar.gz) for
                       bx-provider -a install --provider NAME --archive FILE
-                    holding bin/NAME and etc/NAME.conf (the --config FILE, or the
+                    holding bin/NAME, lib/provider.py and etc/NAME.conf (the --config FILE, or the
                     starting config); installs nothing
   -h, --help        show this help
 
@@ -150,10 +151,13 @@ home=${prefix%/}/$name
 conf_rel=etc/$name.conf
 conf=$home/$conf_rel
 
-# The program files, relative to the home. One place: install, uninstall and archive all use
-# it, so a launcher plus module layout only changes install_program and this list.
+# The program files, relative to the home; install, uninstall and archive all use this list.
+# bin/NAME is a small launcher and lib/provider.py the code: Python caches the bytecode of an
+# imported module (lib/__pycache__), never that of the script it runs, so every call of a
+# plain copy would compile 3,000 lines again. A plain copy of provider.py as bin/NAME works
+# too; it is only slower to start.
 program_files() {
-    printf '%s\n' "bin/$name"
+    printf '%s\n' "lib/provider.py" "bin/$name"
 }
 
 here=$(dirname "$0")
@@ -237,11 +241,26 @@ put_file() {
     tmp_file=
 }
 
-# install_program HOME: put the program files (program_files) into HOME.
+# install_program HOME: put the program files (program_files) into HOME: the module first,
+# then the launcher, so a call made meanwhile finds a whole old or a whole new plugin.
 install_program() {
-    mkdir -p "$1/bin"
-    chmod 0755 "$1/bin"
-    put_file "$1/bin/$name" 0755 <"$source_py"
+    launcher=$("$python" "$source_py" _launcher) || die 1 "cannot get the launcher from $source_py"
+    mkdir -p "$1/lib" "$1/bin"
+    chmod 0755 "$1/lib" "$1/bin"
+    put_file "$1/lib/provider.py" 0644 <"$source_py"
+    printf '%s\n' "$launcher" | put_file "$1/bin/$name" 0755
+}
+
+# precompile HOME: write lib/__pycache__ for the interpreters that will run the plugin
+# (--python, and the python3 its '#!/usr/bin/env python3' finds). Without it the first
+# call, as root, writes it; where bytecode writing is off, every call would compile.
+precompile() {
+    for py in "$python" python3; do
+        command -v "$py" >/dev/null 2>&1 || continue
+        "$py" -c 'import py_compile, sys; py_compile.compile(sys.argv[1], doraise=True)' \
+            "$1/lib/provider.py" >/dev/null 2>&1 \
+            || say "WARNING: $py could not precompile $1/lib/provider.py; the plugin still works." >&2
+    done
 }
 
 # make_dir DIR MODE: create DIR with MODE if missing; an existing folder keeps its mode.
@@ -313,6 +332,8 @@ do_uninstall() {
             found=1
         fi
     done
+    rm -rf "$home/lib/__pycache__"
+    rmdir "$home/lib" 2>/dev/null || :
     rmdir "$home/bin" 2>/dev/null || :
     if [ -z "$found" ]; then
         say "Nothing to remove: $name is not installed in $home"
@@ -325,7 +346,7 @@ do_uninstall() {
 do_purge() {
     [ -d "$home" ] || { say "Nothing to remove: $home does not exist"; return 0; }
     doomed=
-    for sub in bin etc var log; do
+    for sub in bin lib etc var log; do
         if [ -e "$home/$sub" ] || [ -L "$home/$sub" ]; then
             doomed="$doomed $sub"
         fi
@@ -383,6 +404,7 @@ do_install() {
     umask 022
     mkdir -p "$home"
     install_program "$home"
+    precompile "$home"
     make_dir "$home/etc" 0700
     make_dir "$home/var" 0700
     make_dir "$home/log" 0700

@@ -25,6 +25,11 @@ INSTALL_SH = os.path.join(ROOT, "install.sh")
 NAME = "testprov"
 
 
+def launcher_bytes():
+    """What install.sh puts in bin/NAME: provider.py's own launcher text."""
+    return subprocess.check_output([sys.executable, SCRIPT, "_launcher"])
+
+
 def read_bytes(path):
     with open(path, "rb") as f:
         return f.read()
@@ -100,7 +105,7 @@ class InstallTestsBase(object):
     def write_json(self, name, obj):
         return self.write(name, json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
 
-    def snapshot(self, skip=("bin",)):
+    def snapshot(self, skip=("bin", "lib")):
         """{relative path: (mode, bytes or None)} of everything under the home but skip."""
         result = {}
         for dirpath, dirnames, filenames in os.walk(self.home):
@@ -123,9 +128,16 @@ class InstallTestsBase(object):
 
     def test_fresh_install_layout_and_modes(self):
         out = self.install()
-        self.assertEqual(read_bytes(self.script), read_bytes(SCRIPT))
+        # bin/NAME is the launcher, lib/provider.py the code, with its bytecode cached.
+        self.assertEqual(read_bytes(self.script), launcher_bytes())
         self.assertEqual(mode_of(self.script), 0o755)
         self.assertEqual(mode_of(os.path.join(self.home, "bin")), 0o755)
+        module = os.path.join(self.home, "lib", "provider.py")
+        self.assertEqual(read_bytes(module), read_bytes(SCRIPT))
+        self.assertEqual(mode_of(module), 0o644)
+        import importlib.util
+        self.assertTrue(os.path.exists(importlib.util.cache_from_source(module)),
+                        "the module is precompiled for this interpreter")
         for sub in ("etc", "var", "log"):
             self.assertEqual(mode_of(os.path.join(self.home, sub)), 0o700, sub)
         self.assertEqual(mode_of(self.conf), 0o600)
@@ -199,13 +211,16 @@ class InstallTestsBase(object):
         with open(self.conf, "ab") as f:
             f.write(b" \n")  # an edit by the admin
         os.chmod(os.path.join(self.home, "log"), 0o750)  # an admin's choice, kept
-        with open(self.script, "ab") as f:
-            f.write(b"\n# an older version\n")
+        module = os.path.join(self.home, "lib", "provider.py")
+        for path in (self.script, module):
+            with open(path, "ab") as f:
+                f.write(b"\n# an older version\n")
         before = self.snapshot()
 
         out = self.install()
         self.assertEqual(self.snapshot(), before)
-        self.assertEqual(read_bytes(self.script), read_bytes(SCRIPT))
+        self.assertEqual(read_bytes(self.script), launcher_bytes())
+        self.assertEqual(read_bytes(module), read_bytes(SCRIPT))
         self.assertEqual(mode_of(self.script), 0o755)
         self.assertIn("Upgraded", out)
 
@@ -279,6 +294,7 @@ class InstallTestsBase(object):
         out = self.install_ok("--prefix", self.prefix, "--uninstall", NAME)
         self.assertFalse(os.path.exists(self.script))
         self.assertFalse(os.path.exists(os.path.join(self.home, "bin")))
+        self.assertFalse(os.path.exists(os.path.join(self.home, "lib")))
         self.assertEqual(self.snapshot(), before)
         self.assertIn(self.script, out)
         # uninstalling again is not an error
@@ -291,7 +307,7 @@ class InstallTestsBase(object):
         with open(os.path.join(tasks, "12"), "wb") as f:
             f.write(b"complete: ok\n")
         out = self.install_ok("--prefix", self.prefix, "--purge", "--yes", NAME)
-        for sub in ("bin", "etc", "var", "log"):
+        for sub in ("bin", "lib", "etc", "var", "log"):
             self.assertIn(os.path.join(self.home, sub), out)
             self.assertFalse(os.path.exists(os.path.join(self.home, sub)), sub)
         self.assertEqual(read_bytes(os.path.join(tasks, "12")), b"complete: ok\n")
@@ -418,8 +434,9 @@ class InstallTestsBase(object):
                          "building an archive installs nothing")
         path = os.path.join(self.tmp, "out.tar.gz")
         names, files = self.archive_members(path)
-        self.assertEqual(sorted(names), ["bin/" + name, "etc/%s.conf" % name])
-        self.assertEqual(files["bin/" + name], (0o755, read_bytes(SCRIPT)))
+        self.assertEqual(sorted(names), ["bin/" + name, "etc/%s.conf" % name, "lib/provider.py"])
+        self.assertEqual(files["bin/" + name], (0o755, launcher_bytes()))
+        self.assertEqual(files["lib/provider.py"], (0o644, read_bytes(SCRIPT)))
         mode, conf = files["etc/%s.conf" % name]
         self.assertEqual(mode, 0o600)
         config = json.loads(conf.decode("utf-8"))
@@ -448,9 +465,15 @@ class InstallTestsBase(object):
                 subprocess.check_call(argv + [target])
             found = sorted(os.path.relpath(os.path.join(d, f), target)
                            for d, _, fs in os.walk(target) for f in fs)
-            self.assertEqual(found, ["bin/" + NAME, "etc/%s.conf" % NAME], label)
+            self.assertEqual(found, ["bin/" + NAME, "etc/%s.conf" % NAME, "lib/provider.py"],
+                             label)
             self.assertEqual(mode_of(os.path.join(target, "bin", NAME)), 0o755, label)
             self.assertEqual(mode_of(os.path.join(target, "etc", NAME + ".conf")), 0o600, label)
+            # the unpacked launcher finds its lib/ and answers like an installed plugin
+            answer = caller_parse(subprocess.check_output(
+                [sys.executable, os.path.join(target, "bin", NAME), "configs"]))
+            self.assertEqual(answer["configurations"][0]["id"],
+                             MANUAL_CONFIG["configurations"][0]["id"], label)
 
     def test_archive_usage_errors(self):
         rc, out, err = self.run_install("--archive", "out.zip", NAME)
