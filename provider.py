@@ -3214,8 +3214,22 @@ def emit(answer, stream, pretty=False):
         pass      # the reader went away: nothing left to tell anybody
 
 
+def clean_arg(arg):
+    """An argument as valid text: bytes that are not UTF-8 (which Python hands
+    over as lone surrogates) become U+FFFD, so they can never reach the state
+    or the log as something json/utf-8 cannot write."""
+    if isinstance(arg, bytes):
+        return arg.decode("utf-8", "replace")
+    if not any(0xD800 <= ord(ch) <= 0xDFFF for ch in arg):
+        return arg
+    try:
+        return arg.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:      # a surrogate that is not an escaped byte
+        return arg.encode("utf-8", "replace").decode("utf-8")
+
+
 def main(argv=None, prog=None):
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = [clean_arg(arg) for arg in (sys.argv[1:] if argv is None else argv)]
     prog = prog or sys.argv[0]
     verbose = "-v" in argv or "--verbose" in argv
     pretty = "--pretty" in argv
