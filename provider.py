@@ -3029,10 +3029,14 @@ def build_parser(prog):
     import argparse
 
     class Parser(argparse.ArgumentParser):
+        def __init__(self, *args, **kwargs):
+            kwargs.setdefault("allow_abbrev", False)   # "--hom" is not "--home"
+            argparse.ArgumentParser.__init__(self, *args, **kwargs)
+
         def error(self, message):        # never argparse's exit(2) with text on stderr
             raise UsageError(message)
 
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     common.add_argument("--home", metavar="DIR", default=argparse.SUPPRESS,
                         help="the provider's home (default: the folder above bin/; "
                              "env BXPROVIDER_HOME)")

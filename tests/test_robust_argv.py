@@ -177,6 +177,18 @@ class HostileArgvTest(unittest.TestCase):
         self.assertEqual(home.ok("order_status", "2")["message"], "x?")
         json.loads(home.read(home.state_path).decode("utf-8"))
 
+    def test_abbreviated_flags_are_unknown_flags(self):
+        # Regression: argparse took "--pre" for --pretty and "--hom X" for --home X,
+        # so a typo could run a real order (or point it at another home).
+        home = self.prepare(BACKEND_CASES[0])
+        before = snapshot(home)
+        for argv in (["order", "1", "--pre"], ["--hom", home.dir, "order", "1"],
+                     ["order_status", "1", "--verb"], ["tasks", "--js"]):
+            result = run(home, argv)
+            self.assertEqual(result.code, 2, result)
+            self.assertIn("N100", result.json["error_message"])
+            self.assertEqual(snapshot(home), before)
+
 
 if __name__ == "__main__":
     unittest.main()
