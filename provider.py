@@ -736,6 +736,8 @@ class Checker(object):
     def positive(self, value, path):
         if value <= 0:
             self.add(path, "must be greater than 0")
+        elif not value < float("inf"):    # NaN and Infinity: Python's json accepts them
+            self.add(path, "must be a finite number, not %s" % value)
 
     def non_negative(self, value, path):
         if not 0 <= value < float("inf"):        # also refuses NaN and Infinity
@@ -811,7 +813,7 @@ def validate_config(data):
     backend = data.get("backend")
     if isinstance(backend, dict):
         kind = backend.get("type")
-        if kind is None:
+        if "type" not in backend:
             check.add("$.backend", "missing key 'type' (one of: %s)" % ", ".join(sorted(BACKENDS)))
         elif not isinstance(kind, str) or kind not in BACKENDS:
             check.add("$.backend.type", "unknown backend %s (one of: %s)" % (
