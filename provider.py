@@ -27,6 +27,7 @@ People can run it by hand too: `NAME --help` lists the commands for them
 import errno
 import json
 import os
+import stat
 import sys
 import time
 
@@ -46,6 +47,8 @@ ARCHIVE_SPAN = 100                # task ids per archive file: NAME.1-100.json, 
 ARCHIVE_BATCH = 200               # most tasks one write moves to the archive
 DEFAULT_RETENTION_DAYS = 30       # terminal tasks stay in the state file this long
 DEFAULT_LOCK_WAIT = 10.0          # seconds to wait for the state lock
+DEFAULT_PASSWORD_TTL_DAYS = 7     # a finished task's root password is kept this long at most
+SCRUB_FILE_CHECKS = 256           # tasks/<id> files read per write, looking for "complete"
 MAX_STATE_BYTES = 256 * 1024 * 1024
 
 # Internal task statuses are the protocol's three; the finer "phase" is the
@@ -222,14 +225,24 @@ class StateStore(object):
     with its own .bak), then the state file without them. A crash between
     the two leaves a task in both; the state file's copy wins, and the next
     write moves it again. `state compact` moves all of them at once.
+
+    Safety: var/, var/archive/ and every file read must belong to a trusted
+    user (see trusted_uids) and the folders must not be writable by others;
+    a file read must be a regular file, not a symlink. A writer first removes
+    the temp files a killed writer left (sweep). tidy(state), when given, runs
+    before every save; when it returns True it removed a secret, and the
+    backup is then replaced by the saved state too, so no file keeps that
+    secret.
     """
 
     def __init__(self, paths, lock_wait=DEFAULT_LOCK_WAIT,
-                 retention_days=DEFAULT_RETENTION_DAYS):
+                 retention_days=DEFAULT_RETENTION_DAYS, tidy=None):
         self.paths = paths
         self._lock_wait = lock_wait
         self._retention_days = retention_days
+        self.tidy = tidy
         self.state_missing = False      # the last load() found no state file
+        self._trusted = None
 
     @property
     def lock_wait(self):
@@ -244,57 +257,123 @@ class StateStore(object):
 
     # -- reading -----------------------------------------------------------
 
+    def trusted_uids(self):
+        """Who may own var/ and the state: the user running the plugin, root, and
+        the owner of the home (bx-provider chowns the home to bitrix and runs the
+        plugin as root; that owner can already replace bin/NAME itself)."""
+        if self._trusted is None:
+            uids = set([os.geteuid(), 0])
+            try:
+                uids.add(os.stat(self.paths.home).st_uid)
+            except OSError:
+                pass
+            self._trusted = uids
+        return self._trusted
+
+    def check_folder(self, folder=None):
+        """Refuse a var/ (or var/archive/) in which another user could swap files
+        (symlink races)."""
+        folder = folder or self.paths.var
+        try:
+            info = os.stat(folder)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                return
+            raise ProviderError(E_STATE, "cannot read the state folder %s: %s"
+                                % (folder, exc.strerror))
+        problem = None
+        if not stat.S_ISDIR(info.st_mode):
+            problem = "not a folder"
+        elif info.st_uid not in self.trusted_uids():
+            problem = "owned by uid %d, who is neither uid %d (running the plugin), root nor " \
+                      "the owner of the home" % (info.st_uid, os.geteuid())
+        elif info.st_mode & 0o022:
+            problem = "writable by other users (mode %03o; it must be 0700)" % (
+                info.st_mode & 0o777)
+        if problem:
+            raise ProviderError(E_UNSAFE, "the state folder %s is %s; refusing to use it"
+                                % (folder, problem))
+
+    def read_file(self, path, advice=None):
+        """The bytes of a state (or archive) file, None when there is none. Refuses
+        a symlink or a file of another owner (N110) and a non-file (N105)."""
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        try:
+            fd = os.open(path, flags)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                return None
+            if exc.errno == errno.ELOOP:
+                raise ProviderError(E_UNSAFE, "%s is a symbolic link, not the plugin's own file; "
+                                    "it was left untouched" % path)
+            raise ProviderError(E_STATE, "cannot read %s: %s" % (path, exc.strerror))
+        with os.fdopen(fd, "rb") as handle:
+            try:
+                info = os.fstat(fd)
+                if not stat.S_ISREG(info.st_mode):
+                    raise ProviderError(E_STATE, "%s is not a regular file; it was left "
+                                        "untouched; %s" % (path, advice or (
+                                            "`%s state repair` moves it aside"
+                                            % self.paths.name)))
+                if info.st_uid not in self.trusted_uids():
+                    raise ProviderError(E_UNSAFE, "%s is owned by uid %d, who is neither uid %d "
+                                        "(running the plugin), root nor the owner of the home; "
+                                        "it was left untouched"
+                                        % (path, info.st_uid, os.geteuid()))
+                return handle.read(MAX_STATE_BYTES + 1)
+            except (IOError, OSError) as exc:
+                raise ProviderError(E_STATE, "cannot read %s: %s" % (path, exc.strerror))
+
     def load(self):
         """The current state; an empty one when there is no file yet."""
-        path = self.paths.state
-        try:
-            with open(path, "rb") as handle:
-                raw = handle.read(MAX_STATE_BYTES + 1)
-        except IOError as exc:
-            if exc.errno == errno.ENOENT:
-                self.state_missing = True
-                return empty_state(self.paths.name)
-            raise ProviderError(E_STATE, "cannot read the state file %s: %s"
-                                % (path, exc.strerror))
+        self.check_folder()
+        raw = self.read_file(self.paths.state)
+        if raw is None:
+            self.state_missing = True
+            return empty_state(self.paths.name)
         self.state_missing = False
-        return self.parse([raw], path)          # a list, so parse can drop the bytes early
+        return self.parse([raw], self.paths.state)   # a list, so parse can drop the bytes early
 
-    def parse(self, raw, path):
-        """The state in raw (bytes, or a one-item list of bytes that parse empties
-        to free them before building the tasks: peak memory)."""
+    @staticmethod
+    def problem(raw):
+        """(state, None) when raw is a state this version reads, else (None, why).
+
+        raw: bytes, or a one-item list of bytes that this empties to free them
+        before building the tasks (peak memory). A schema 1 state (everything
+        in one file) comes back as schema 2 with an empty archive; the next
+        write saves it as schema 2.
+        """
         if isinstance(raw, list):
             raw = raw.pop()
-        problem = None
-        state = None
         if len(raw) > MAX_STATE_BYTES:
-            problem = "larger than %d bytes" % MAX_STATE_BYTES
-        else:
-            try:
-                text = raw.decode("utf-8")
-                raw = None
-                state = json.loads(text)
-            except ValueError as exc:
-                problem = "not valid JSON (%s)" % exc
-            text = None
-        return self._checked(state, problem, path)
+            return None, "larger than %d bytes" % MAX_STATE_BYTES
+        try:
+            text = raw.decode("utf-8")
+            raw = None
+            state = json.loads(text)
+        except ValueError as exc:
+            return None, "not valid JSON (%s)" % exc
+        text = None
+        if not isinstance(state, dict) or not isinstance(state.get("tasks"), dict) \
+                or not isinstance(state.get("next_id"), int):
+            return None, "not a provider.py state file"
+        if state.get("schema") not in READABLE_STATE_SCHEMAS:
+            return None, "schema version %r, this provider.py %s reads %s" % (
+                state.get("schema"), __version__,
+                " and ".join(str(v) for v in READABLE_STATE_SCHEMAS))
+        if not isinstance(state.setdefault("archived_max_id", 0), int):
+            return None, "not a provider.py state file (archived_max_id)"
+        state["schema"] = STATE_SCHEMA
+        return state, None
 
-    def _checked(self, state, problem, path):
-        if problem is None:
-            if not isinstance(state, dict) or not isinstance(state.get("tasks"), dict) \
-                    or not isinstance(state.get("next_id"), int):
-                problem = "not a provider.py state file"
-            elif state.get("schema") not in READABLE_STATE_SCHEMAS:
-                problem = "schema version %r, this provider.py %s reads %s" % (
-                    state.get("schema"), __version__,
-                    " and ".join(str(v) for v in READABLE_STATE_SCHEMAS))
-            elif not isinstance(state.setdefault("archived_max_id", 0), int):
-                problem = "not a provider.py state file (archived_max_id)"
+    def parse(self, raw, path):
+        state, problem = self.problem(raw)
         if problem:
             raise ProviderError(E_STATE, "the state file %s is %s; it was left untouched; "
-                                "the previous good copy is %s" % (path, problem, self.paths.backup))
-        # Schema 1 (everything in this file) reads as schema 2 with an empty
-        # archive; the next write saves it as schema 2.
-        state["schema"] = STATE_SCHEMA
+                                "the previous good copy is %s; `%s state restore-backup` or "
+                                "`%s state repair` put things right" % (
+                                    path, problem, self.paths.backup, self.paths.name,
+                                    self.paths.name))
         return state
 
     def find(self, task_id):
@@ -308,14 +387,10 @@ class StateStore(object):
         """One task of the state file, parsing only its line when the file has
         the layout this store writes (see encode_tasks_file); else all of it."""
         path = self.paths.state
-        try:
-            with open(path, "rb") as handle:
-                raw = handle.read(MAX_STATE_BYTES + 1)
-        except IOError as exc:
-            if exc.errno == errno.ENOENT:
-                return None
-            raise ProviderError(E_STATE, "cannot read the state file %s: %s"
-                                % (path, exc.strerror))
+        self.check_folder()
+        raw = self.read_file(path)
+        if raw is None:
+            return None
         head_end = raw.find(b"\n")
         if head_end > 0 and raw.endswith(TASKS_END) and len(raw) <= MAX_STATE_BYTES \
                 and raw[head_end - len(TASKS_START):head_end] == TASKS_START:
@@ -337,7 +412,7 @@ class StateStore(object):
                     task = None
                 if isinstance(task, dict):
                     return task
-        return self.parse(raw, path)["tasks"].get(task_id)      # any other file: in full
+        return self.parse([raw], path)["tasks"].get(task_id)    # any other file: in full
 
     # -- the archive -------------------------------------------------------
 
@@ -363,22 +438,22 @@ class StateStore(object):
         return sorted(starts)
 
     def load_archive(self, start):
-        """{id: task} of one archive file; {} when it does not exist."""
+        """{id: task} of one archive file; {} when it does not exist. The same
+        safety as the state file: no symlink, no foreign owner, a regular file
+        in a folder nobody else can write."""
         path = self.archive_path(start)
-        try:
-            with open(path, "rb") as handle:
-                raw = handle.read(MAX_STATE_BYTES + 1)
-        except IOError as exc:
-            if exc.errno == errno.ENOENT:
-                return {}
-            raise ProviderError(E_STATE, "cannot read the archive file %s: %s"
-                                % (path, exc.strerror))
+        self.check_folder(self.paths.archive)
+        raw = self.read_file(path, advice="move it away by hand (its previous good copy "
+                             "is %s.bak)" % path)
+        if raw is None:
+            return {}
         problem = None
         data = None
         try:
             data = json.loads(raw.decode("utf-8"))
         except ValueError as exc:
             problem = "not valid JSON (%s)" % exc
+        raw = None
         if problem is None:
             last = start + ARCHIVE_SPAN - 1
             if not isinstance(data, dict) or not isinstance(data.get("tasks"), dict) \
@@ -406,6 +481,7 @@ class StateStore(object):
         data = {"schema": ARCHIVE_SCHEMA, "provider": self.paths.name, "first_id": start,
                 "last_id": start + ARCHIVE_SPAN - 1, "tasks": tasks}
         ensure_private_dir(self.paths.archive)
+        self.check_folder(self.paths.archive)
         path = self.archive_path(start)
         write_atomic(path, encode_tasks_file(data), path + ".bak",
                      "the archive file %s" % path)
@@ -478,8 +554,9 @@ class StateStore(object):
         try:
             state = self.load()
             result = change(state)
+            secret_removed = self.tidy(state) if self.tidy else False
             self.retire(state)
-            self._save(state)
+            self._save(state, refresh_backup=secret_removed)
             return result
         finally:
             os.close(lock_fd)          # closing the descriptor drops the flock
@@ -489,17 +566,59 @@ class StateStore(object):
         lock_fd = self._acquire()
         try:
             state = self.load()
+            secret_removed = self.tidy(state) if self.tidy else False
             moved = self.retire(state, limit=None, strict=True, days=days)
-            self._save(state)           # also saves an old schema as the current one
+            self._save(state, refresh_backup=secret_removed)   # also migrates an old schema
             return moved, len(state["tasks"])
         finally:
             os.close(lock_fd)
 
     def _acquire(self):
+        """Take the lock (bounded wait); then sweep what a killed writer left."""
+        fd = self._lock()
+        try:
+            self.sweep()
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def sweep(self):
+        """Remove the temp files of writers that died mid-save, in var/ and in
+        var/archive/. Call it holding the lock: temps are only made under the
+        lock, so every one found is stale."""
+        base = os.path.basename(self.paths.state)
+        removed = []
+        for folder, ours in ((self.paths.var, lambda name: name.startswith("." + base + ".")
+                              or name.startswith(base + ".bak.")),
+                             (self.paths.archive, self.archive_temp)):
+            try:
+                names = os.listdir(folder)
+            except OSError:
+                continue
+            for name in names:
+                if name.endswith(".tmp") and ours(name):
+                    try:
+                        os.unlink(os.path.join(folder, name))
+                        removed.append(name)
+                    except OSError:
+                        pass
+        return removed
+
+    def archive_temp(self, name):
+        """True for the temp names write_atomic and keep_backup use for an archive
+        file: .NAME.1-100.json.PID.USEC.tmp and NAME.1-100.json.bak.PID.tmp."""
+        import re
+        return re.match(r"\.?%s\.\d+-\d+\.json(\.bak)?\.\d+(\.\d+)?\.tmp\Z"
+                        % re.escape(self.paths.name), name) is not None
+
+    def _lock(self):
         import fcntl
         ensure_private_dir(self.paths.var)
+        self.check_folder()
         try:
-            fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT
+                         | getattr(os, "O_NOFOLLOW", 0), 0o600)
         except OSError as exc:
             raise ProviderError(E_WRITE, "cannot open the lock file %s: %s"
                                 % (self.paths.lock, exc.strerror))
@@ -522,9 +641,141 @@ class StateStore(object):
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
 
-    def _save(self, state):
+    def _save(self, state, refresh_backup=False):
         write_atomic(self.paths.state, encode_tasks_file(state), self.paths.backup,
                      "the state in %s" % self.paths.var)
+        if refresh_backup:
+            keep_backup(self.paths.state, self.paths.backup)  # the old one may hold what went
+
+    # -- repair, for people (under the lock; never deletes anything) ---------
+
+    def _read_raw(self, path):
+        """The bytes of whatever is at path, for salvage: b"" for a link or a non-file."""
+        try:
+            info = os.lstat(path)
+            if not stat.S_ISREG(info.st_mode):
+                return b""
+            with open(path, "rb") as handle:
+                return handle.read(MAX_STATE_BYTES)
+        except (IOError, OSError):
+            return b""
+
+    def keep_aside(self):
+        """Rename the state file (whatever it is: damaged, a folder, a link) to
+        NAME.state.json.damaged-STAMP beside it; the new path, or None if none."""
+        if not os.path.lexists(self.paths.state):
+            return None
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        aside = "%s.damaged-%s" % (self.paths.state, stamp)
+        count = 1
+        while os.path.lexists(aside):
+            count += 1
+            aside = "%s.damaged-%s-%d" % (self.paths.state, stamp, count)
+        try:
+            os.rename(self.paths.state, aside)
+        except OSError as exc:
+            raise ProviderError(E_WRITE, "cannot move %s aside: %s; nothing was changed"
+                                % (self.paths.state, exc.strerror))
+        fsync_dir(self.paths.var)
+        return aside
+
+    def known_ids(self, raw=b""):
+        """The largest task id anything remembers: the caller's tasks/, the log, the
+        backup, the archive, and the ids and next_id readable in raw (a damaged state)."""
+        import re
+        highest = max(self.highest_caller_id(), self.highest_lost_id())
+        for found in re.finditer(br'"next_id"\s*:\s*(\d{1,20})', raw):
+            highest = max(highest, int(found.group(1)) - 1)
+        for found in re.finditer(br'"archived_max_id"\s*:\s*(\d{1,20})', raw):
+            highest = max(highest, int(found.group(1)))
+        for found in re.finditer(br'"id"\s*:\s*"([1-9]\d{0,19})"', raw):
+            highest = max(highest, int(found.group(1)))
+        return highest
+
+    def _bump(self, state, raw=b""):
+        """Raise next_id above every id known anywhere; (before, after)."""
+        before = state["next_id"]
+        known = max([self.known_ids(raw), state.get("archived_max_id", 0)]
+                    + [int(t) for t in state["tasks"] if t.isdigit()])
+        state["next_id"] = max(before, known + 1)
+        return before, state["next_id"]
+
+    def restore_backup(self):
+        """Put the backup back in place; the current file is kept aside. Lines of text."""
+        lock_fd = self._acquire()
+        try:
+            raw = self.read_file(self.paths.backup)
+            if raw is None:
+                raise ProviderError(E_STATE, "there is no backup %s; nothing was changed; "
+                                    "`%s state repair` rebuilds what it can"
+                                    % (self.paths.backup, self.paths.name))
+            state, problem = self.problem(raw)
+            if problem:
+                raise ProviderError(E_STATE, "the backup %s is %s too; nothing was changed; "
+                                    "`%s state repair` rebuilds what it can"
+                                    % (self.paths.backup, problem, self.paths.name))
+            damaged = self._read_raw(self.paths.state)
+            before, after = self._bump(state, damaged)
+            aside = self.keep_aside()
+            self._save(state)
+        finally:
+            os.close(lock_fd)
+        lines = ["the state file was %s" % ("moved aside to %s" % aside if aside else "missing"),
+                 "restored the backup %s: %d task(s)" % (self.paths.backup, len(state["tasks"]))]
+        lines.append("next id %d (the backup said %d; higher ids are known from tasks/, the log, "
+                     "the archive or the old file)" % (after, before) if after != before
+                     else "next id %d" % after)
+        return lines
+
+    def repair(self):
+        """Rebuild a state from everything that survives. Lines of text saying what."""
+        lock_fd = self._acquire()
+        try:
+            lines = []
+            try:
+                state = self.load()
+                problem = None
+            except ProviderError as exc:
+                state, problem = None, exc.message
+            if state is not None:
+                raw, aside, recovered = b"", None, {}
+                lines.append("the state file %s is valid: no task to rebuild" % self.paths.state)
+            else:
+                lines.append("the state file is unusable: %s" % problem)
+                raw = self._read_raw(self.paths.state)
+                backup_raw = self._read_raw(self.paths.backup)
+                state, why = self.problem(backup_raw) if backup_raw else (None, "missing")
+                if state is None:
+                    state = empty_state(self.paths.name)
+                    lines.append("the backup %s is %s: starting from an empty state"
+                                 % (self.paths.backup, why))
+                else:
+                    lines.append("started from the backup %s: %d task(s)"
+                                 % (self.paths.backup, len(state["tasks"])))
+                recovered = recover_tasks(raw)
+                newer = [t for t in recovered if t not in state["tasks"]
+                         or state["tasks"][t] != recovered[t]]
+                state["tasks"].update(recovered)
+                lines.append("%d complete task record(s) read from the damaged file, %d of them "
+                             "newer than the backup's: %s" % (
+                                 len(recovered), len(newer),
+                                 ", ".join(sorted(newer, key=int)) or "none"))
+            before, after = self._bump(state, raw)
+            lines.append("next id %d -> %d (above every id in the state, the archive, tasks/, "
+                         "the log, the backup and the damaged file)" % (before, after)
+                         if after != before else "next id %d (nothing known above it)" % after)
+            if problem is not None:
+                aside = self.keep_aside()
+                if aside:
+                    lines.append("the damaged file was moved aside to %s" % aside)
+            if problem is not None or after != before:
+                self._save(state)
+                lines.append("saved %s: %d task(s)" % (self.paths.state, len(state["tasks"])))
+            else:
+                lines.append("nothing changed")
+            return lines
+        finally:
+            os.close(lock_fd)
 
     # -- task ids ----------------------------------------------------------
 
@@ -554,14 +805,13 @@ class StateStore(object):
         return max([int(name) for name in names if name.isdigit()] or [0])
 
     def highest_lost_id(self):
-        """The largest id the backup or the audit log knows of."""
+        """The largest id the backup, the audit log or the archive knows of."""
         highest = 0
         try:
-            with open(self.paths.backup, "rb") as handle:
-                backup = json.loads(handle.read().decode("utf-8"))
+            backup = json.loads(self._read_raw(self.paths.backup).decode("utf-8"))
             highest = max(int(backup.get("next_id", 1)) - 1,
                           int(backup.get("archived_max_id", 0)))
-        except (IOError, OSError, ValueError, TypeError, AttributeError):
+        except (ValueError, TypeError, AttributeError):
             pass
         try:
             import re
@@ -573,7 +823,7 @@ class StateStore(object):
         except (IOError, OSError):
             pass
         # ... and so does the archive: its highest file, or that file's range
-        # when it is damaged (file names carry the ranges).
+        # when it is damaged or refused (file names carry the ranges).
         starts = self.archive_starts()
         if starts:
             try:
@@ -582,6 +832,38 @@ class StateStore(object):
             except ProviderError:
                 highest = max(highest, starts[-1] + ARCHIVE_SPAN - 1)
         return highest
+
+
+def recover_tasks(raw):
+    """The whole task records readable in a damaged state file, by id."""
+    text = raw.decode("utf-8", "replace")
+    decoder = json.JSONDecoder()
+    found, covered = {}, 0
+    import re
+    for match in re.finditer(r'\{\s*"', text):
+        if match.start() < covered:
+            continue
+        try:
+            value, end = decoder.raw_decode(text, match.start())
+        except ValueError:
+            continue
+        if isinstance(value, dict) and isinstance(value.get("id"), str) \
+                and valid_task_id(value["id"]) and value.get("status") in (IN_PROGRESS, FINISHED,
+                                                                           ERROR) \
+                and isinstance(value.get("config_id"), str):
+            task = new_task(value["id"], value["config_id"], "")
+            task.update(value)
+            for key in ("backend", "phase", "message", "server", "server_password"):
+                if not isinstance(task.get(key), str):
+                    task[key] = ""
+            for key in ("created", "updated"):
+                if not isinstance(task.get(key), int) or isinstance(task.get(key), bool):
+                    task[key] = 0
+            if not isinstance(task.get("data"), dict):
+                task["data"] = {}
+            found[value["id"]] = task
+            covered = end
+    return found
 
 
 TASKS_START = b'"tasks":{'
@@ -658,6 +940,11 @@ def keep_backup(current, backup):
     """Keep the file about to be replaced as the backup (a hard link)."""
     if not os.path.exists(current):
         return
+    try:
+        if os.path.samefile(current, backup):
+            return   # already the same file (rename() of a link to itself does nothing)
+    except OSError:
+        pass
     link = backup + ".%d.tmp" % os.getpid()
     try:
         os.link(current, link)
@@ -761,6 +1048,7 @@ class Config(object):
         "configurations": ("array", None),
         "lock_wait": ("number", Checker.positive),
         "retention_days": ("number", Checker.non_negative),
+        "password_ttl_days": ("number", Checker.positive),
     }
 
     def __init__(self, data, path, paths, log):
@@ -769,6 +1057,7 @@ class Config(object):
         self.enabled = data.get("enabled", False)
         self.lock_wait = float(data.get("lock_wait", DEFAULT_LOCK_WAIT))
         self.retention_days = float(data.get("retention_days", DEFAULT_RETENTION_DAYS))
+        self.password_ttl_days = float(data.get("password_ttl_days", DEFAULT_PASSWORD_TTL_DAYS))
         self.configurations = data["configurations"]
         self.by_id = dict((c["id"], c) for c in self.configurations)
         backend_class = BACKENDS[data["backend"]["type"]]
@@ -2515,6 +2804,13 @@ def new_task(task_id, config_id, backend_type):
             "created": stamp, "updated": stamp, "data": {}}
 
 
+def scrub_task(task, reason, stamp):
+    task["server_password"] = ""
+    task["password_removed"] = stamp
+    note = "root password removed %s" % reason
+    task["message"] = "%s; %s" % (task["message"], note) if task.get("message") else note
+
+
 def status_answer(task):
     """The protocol's view: the root password only once the task is finished."""
     finished = task["status"] == FINISHED
@@ -2545,7 +2841,8 @@ class Provider(object):
         self.paths = paths
         self.log = AuditLog(paths.log, verbose)
         self._config = None
-        self.store = StateStore(paths, self.lock_wait, self.retention_days)
+        self.store = StateStore(paths, self.lock_wait, self.retention_days,
+                                tidy=self.scrub_passwords)
 
     @property
     def config(self):
@@ -2572,6 +2869,51 @@ class Provider(object):
             return self.config.retention_days
         except ProviderError:
             return DEFAULT_RETENTION_DAYS
+
+    def password_ttl_days(self):
+        try:
+            return self.config.password_ttl_days
+        except ProviderError:
+            return DEFAULT_PASSWORD_TTL_DAYS
+
+    def caller_completed(self, task_id):
+        """True when the caller wrote "complete..." into tasks/<id> (added to its pool)."""
+        try:
+            with open(os.path.join(self.paths.caller_tasks, task_id), "rb") as handle:
+                return handle.read(16).startswith(b"complete")
+        except (IOError, OSError):
+            return False
+
+    def password_reason(self, task, stamp, ttl_days, check_caller=True):
+        """Why a finished task's root password must go now, or None."""
+        if task.get("status") != FINISHED or not task.get("server_password"):
+            return None
+        updated = task.get("updated")
+        if not isinstance(updated, (int, float)) or stamp - updated >= ttl_days * 86400:
+            return "after %g day%s (password_ttl_days)" % (ttl_days, "" if ttl_days == 1 else "s")
+        if check_caller and self.caller_completed(task["id"]):
+            return "because the server was added to the pool"
+        return None
+
+    def scrub_passwords(self, state):
+        """Remove the root passwords nobody needs any more; runs before every save.
+
+        Bounded: the age test is in memory; at most SCRUB_FILE_CHECKS tasks/<id>
+        files are read per call. True when a password was removed (the store
+        then also replaces the backup, which would still hold it).
+        """
+        stamp, ttl, reads, removed = now(), self.password_ttl_days(), 0, False
+        for task in state["tasks"].values():
+            if not isinstance(task, dict) or task.get("status") != FINISHED \
+                    or not task.get("server_password"):
+                continue
+            reason = self.password_reason(task, stamp, ttl, check_caller=reads < SCRUB_FILE_CHECKS)
+            reads += 1
+            if reason:
+                scrub_task(task, reason, stamp)
+                self.log.write("scrub", task["id"], reason=reason)
+                removed = True
+        return removed
 
     def get_task(self, task_id):
         if not valid_task_id(task_id):
@@ -2659,6 +3001,16 @@ def cmd_order(provider, args):
 
 def cmd_order_status(provider, args):
     task = provider.get_task(args.task_id)
+    reason = provider.password_reason(task, now(), provider.password_ttl_days())
+    if reason:
+        # Its time is up: remove it now (a short write); answer without it anyway.
+        try:
+            task = provider.store.update(lambda state: state["tasks"].get(task["id"])) or task
+        except ProviderError:
+            pass
+        if task.get("server_password"):
+            task = dict(task)
+            scrub_task(task, reason, now())
     config = provider.config if task["status"] not in TERMINAL else None
     # A task ordered under another backend (the config changed since) is not
     # this backend's to poll: it answers from the state until someone acts.
@@ -2941,6 +3293,18 @@ def cmd_task_delete_server(provider, args):
     return "task %s: %s" % (task["id"], text)
 
 
+def cmd_state_restore_backup(provider, args):
+    lines = provider.store.restore_backup()
+    provider.log.write("state-restore-backup", by=operator_name(), did="; ".join(lines))
+    return "\n".join("state restore-backup: " + line for line in lines)
+
+
+def cmd_state_repair(provider, args):
+    lines = provider.store.repair()
+    provider.log.write("state-repair", by=operator_name(), did="; ".join(lines))
+    return "\n".join("state repair: " + line for line in lines)
+
+
 def mode_problem(path, want_mode):
     """None when path is ours (or root's) and not more open than want_mode.
 
@@ -3105,7 +3469,8 @@ def build_parser(prog):
     command("pool", "pool backend: each configuration's free and taken servers") \
         .add_argument("--json", action="store_true", help="JSON instead of a table")
     command("check", "check the config, files, permissions and backend")
-    state = command("state", "maintain the state file and its archive")
+    state = command("state", "maintain the state file and its archive (nothing is ever "
+                    "deleted)")
     state_actions = state.add_subparsers(dest="state_command", metavar="ACTION",
                                          parser_class=Parser)
     compact = command("state compact",
@@ -3113,6 +3478,11 @@ def build_parser(prog):
                       "archive now (writes do it bit by bit anyway)", state_actions)
     compact.add_argument("--days", type=float, metavar="DAYS", default=None,
                          help="this retention instead of the config's retention_days")
+    command("state restore-backup", "put the backup NAME.state.json.bak back in place; the "
+            "current file is kept aside as NAME.state.json.damaged-DATE", state_actions)
+    command("state repair", "rebuild the state from the backup and the task records readable "
+            "in the damaged file, with next_id above every known id; the damaged file is kept "
+            "aside as NAME.state.json.damaged-DATE", state_actions)
     return parser
 
 
@@ -3126,7 +3496,8 @@ HANDLERS = {"help": cmd_help, "configs": cmd_configs, "order": cmd_order,
             "task finish": cmd_task_finish, "task fail": cmd_task_fail,
             "task release": cmd_task_release, "task delete-server": cmd_task_delete_server,
             "pool": cmd_pool, "check": cmd_check,
-            "state compact": cmd_state_compact, "_worker": cmd_worker}
+            "state compact": cmd_state_compact, "_worker": cmd_worker,
+            "state restore-backup": cmd_state_restore_backup, "state repair": cmd_state_repair}
 
 
 class Args(object):
@@ -3183,7 +3554,7 @@ def parse_args(argv, prog):
             raise UsageError("task needs an action: show, finish, fail, release or "
                              "delete-server")
         if getattr(args, "command", None) == "state":
-            raise UsageError("state needs an action: compact")
+            raise UsageError("state needs an action: compact, restore-backup or repair")
         raise UsageError("no option given (one of: %s)" % ", ".join(PROTOCOL_OPTIONS))
     return args
 
@@ -3196,8 +3567,9 @@ def guess_action(argv):
     if words[:1] == ["task"] and len(words) > 1 and words[1] in ("show", "finish", "fail",
                                                                  "release", "delete-server"):
         return "task " + words[1]
-    if words[:2] == ["state", "compact"]:
-        return "state compact"
+    if words[:1] == ["state"] and len(words) > 1 and words[1] in ("compact", "restore-backup",
+                                                                  "repair"):
+        return "state " + words[1]
     if words and words[0] in ("tasks", "check", "pool", "_worker"):
         return words[0]
     return "usage"
