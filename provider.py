@@ -150,10 +150,11 @@ class Paths(object):
 
 
 def ensure_private_dir(path):
-    """Create a 0700 folder (and its parents) if it is missing."""
+    """Create a 0700 folder if it is missing (not its parents: a home that does not
+    exist is a mistake, e.g. a mistyped --home, not something to create)."""
     if not os.path.isdir(path):
         try:
-            os.makedirs(path, 0o700)
+            os.mkdir(path, 0o700)
         except OSError as exc:
             if not os.path.isdir(path):
                 raise ProviderError(E_WRITE, "cannot create %s: %s" % (path, exc.strerror))

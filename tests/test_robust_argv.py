@@ -26,13 +26,14 @@ HOSTILE = [
     "../", "../../etc/passwd", "/etc/passwd", "..", ".", "~", "~root", "$HOME", "${IFS}",
     "`id`", "$(id)", "; rm -rf /", "| cat", "&& true", "> x", "< /dev/null", "'", '"', "\\",
     "*", "?", "[", "{}", "{\"a\":1}", "%s%s%n", "%(x)s", "{0}", "\u202e1", "\ufeff1", "тест",
-    "💥", "\ud800"[:0] + "x\u0301", "big", "BIG", "1,2", "1;2", "1 2",
+    "💥", "x\u0301", "BIG", "big ", "1,2", "1;2", "1 2",
 ]
 HOSTILE_BYTES = [b"\xff", b"\xfe\xff", b"\xc0\xaf", b"\xed\xa0\x80", b"1\xff", b"\x80abc",
                  b"\xf4\x90\x80\x80", b"caf\xe9"]
-FLAGS = ["--frobnicate", "-x", "--", "-", "--pretty=1", "--verbose=yes", "--home", "--config",
-         "--json", "--show-password", "--no-password", "--server", "--message", "-vv",
-         "--pre", "--hom"]
+# (--home/--config with a value would point the call at another home: shape 7 tests them
+# without one; -v, --pretty are real flags: only their wrong forms are here)
+FLAGS = ["--frobnicate", "-x", "-", "--pretty=1", "--verbose=yes", "--json",
+         "--show-password", "--no-password", "--server", "--message", "--pre", "--hom", "-q"]
 VERBS = ["help", "configs", "order", "order_status", "task", "tasks", "check", "state",
          "HELP", "Order", "order-status", "orders_list", "init", "list", "status", "delete"]
 

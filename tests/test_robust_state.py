@@ -194,6 +194,14 @@ class RepairTest(HomeTestCase):
         self.assertEqual(self.home.ok("order_status", "2")["status"], "in_progress")
         self.assertEqual(self.home.state()["next_id"], 4)
 
+    def test_a_missing_home_is_not_created(self):
+        # Regression: `state repair --home /mistyped` created /mistyped/var (makedirs),
+        # found by the hostile-argv suite.
+        missing = os.path.join(self.home.dir, "no", "such", "home")
+        result = self.home.run("state", "repair", "--home", missing)
+        self.assertEqual(result.json.get("error"), 1, result)
+        self.assertFalse(os.path.exists(os.path.join(self.home.dir, "no")))
+
     def test_state_commands_need_an_action(self):
         self.assertError(self.home.run("state"), 100, exit_code=2)
         self.assertError(self.home.run("state", "destroy"), 100, exit_code=2)
