@@ -150,9 +150,12 @@ class Paths(object):
 
 
 def ensure_private_dir(path):
-    """Create a 0700 folder if it is missing (not its parents: a home that does not
-    exist is a mistake, e.g. a mistyped --home, not something to create)."""
+    """Create a 0700 folder (and its missing parents, each 0700 whatever the umask:
+    os.makedirs gives the parents 0777 & ~umask from Python 3.7) if it is missing."""
     if not os.path.isdir(path):
+        parent = os.path.dirname(path)
+        if parent and parent != path and not os.path.isdir(parent):
+            ensure_private_dir(parent)
         try:
             os.mkdir(path, 0o700)
         except OSError as exc:
@@ -615,6 +618,8 @@ class StateStore(object):
 
     def _lock(self):
         import fcntl
+        if not os.path.isdir(self.paths.home):     # a mistyped --home: create nothing
+            raise ProviderError(E_WRITE, "the home %s does not exist" % self.paths.home)
         ensure_private_dir(self.paths.var)
         self.check_folder()
         try:
