@@ -156,7 +156,9 @@ class HostileArgvTest(unittest.TestCase):
                 os.chdir(cwd)
                 os.rmdir(scratch)
             for _ in range(subproc):
-                argv = generate(rng)
+                # the kernel takes at most 128 KiB per argument (MAX_ARG_STRLEN)
+                argv = [a if isinstance(a, bytes) else a.encode("utf-8")[:100000]
+                        for a in generate(rng)]
                 self.check(run(home, argv, stdin=b""), argv, before, home)
             figure("hostile-argv backend=%s lists=%d in-process=%d subprocess=%d failures=0 "
                    "seconds=%.1f" % (case.name, inproc + subproc, inproc, subproc,
