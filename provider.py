@@ -311,20 +311,23 @@ class StateStore(object):
                 raise ProviderError(E_UNSAFE, "%s is a symbolic link, not the plugin's own file; "
                                     "it was left untouched" % path)
             raise ProviderError(E_STATE, "cannot read %s: %s" % (path, exc.strerror))
-        with os.fdopen(fd, "rb") as handle:
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise ProviderError(E_STATE, "%s is not a regular file; it was left untouched; "
+                                    "%s" % (path, advice or ("`%s state repair` moves it aside"
+                                                             % self.paths.name)))
+            if info.st_uid not in self.trusted_uids():
+                raise ProviderError(E_UNSAFE, "%s is owned by uid %d, who is neither uid %d "
+                                    "(running the plugin), root nor the owner of the home; it "
+                                    "was left untouched" % (path, info.st_uid, os.geteuid()))
+            handle = os.fdopen(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
+        with handle:
             try:
-                info = os.fstat(fd)
-                if not stat.S_ISREG(info.st_mode):
-                    raise ProviderError(E_STATE, "%s is not a regular file; it was left "
-                                        "untouched; %s" % (path, advice or (
-                                            "`%s state repair` moves it aside"
-                                            % self.paths.name)))
-                if info.st_uid not in self.trusted_uids():
-                    raise ProviderError(E_UNSAFE, "%s is owned by uid %d, who is neither uid %d "
-                                        "(running the plugin), root nor the owner of the home; "
-                                        "it was left untouched"
-                                        % (path, info.st_uid, os.geteuid()))
-                return handle.read(MAX_STATE_BYTES + 1)
+                return handle.read(MAX_STATE_BYTES + 1)     # one read, as big as the file
             except (IOError, OSError) as exc:
                 raise ProviderError(E_STATE, "cannot read %s: %s" % (path, exc.strerror))
 

@@ -71,7 +71,7 @@ class DamagedStateTest(HomeTestCase):
     def test_truncated_garbage_other_schema_empty(self):
         good = self.home.read(self.home.state_path)
         for what, data in (("truncated", good[:len(good) // 2]), ("garbage", b"\x00\xff\xfe" * 9),
-                           ("schema 2", good.replace(b'"schema":1', b'"schema":2')),
+                           ("schema 3", good.replace(b'"schema":2', b'"schema":3')),
                            ("empty", b""), ("a list", b"[]"), ("not utf-8", b'{"a": "\xff"}')):
             self.damage(data)
             self.assertRefused(105, what)
