@@ -484,7 +484,7 @@ class StateStore(object):
             tasks.update(self.load_archive(start))
         return tasks
 
-    def _write_archive(self, start, tasks):
+    def _write_archive(self, start, tasks, refresh_backup=False):
         data = {"schema": ARCHIVE_SCHEMA, "provider": self.paths.name, "first_id": start,
                 "last_id": start + ARCHIVE_SPAN - 1, "tasks": tasks}
         ensure_private_dir(self.paths.archive)
@@ -492,6 +492,31 @@ class StateStore(object):
         path = self.archive_path(start)
         write_atomic(path, encode_tasks_file(data), path + ".bak",
                      "the archive file %s" % path)
+        if refresh_backup:
+            keep_backup(path, path + ".bak")      # the old one may hold what tidy removed
+
+    def _tidy_archive(self, starts=None):
+        """Run tidy over archive files (all when starts is None), rewriting those it
+        changed with a fresh .bak; the caller holds the lock. Tasks are archived
+        only once their password is gone (retire); this cleans files written
+        before that rule. Returns how many files changed."""
+        if not self.tidy:
+            return 0
+        changed = 0
+        for start in (self.archive_starts() if starts is None else starts):
+            held = self.load_archive(start)
+            if held and self.tidy({"tasks": held}):
+                self._write_archive(start, held, refresh_backup=True)
+                changed += 1
+        return changed
+
+    def tidy_archive(self, starts=None):
+        """_tidy_archive under the lock."""
+        lock_fd = self._acquire()
+        try:
+            return self._tidy_archive(starts)
+        finally:
+            os.close(lock_fd)
 
     def archive(self, tasks):
         """Merge {id: task} into the archive files (the caller holds the lock).
@@ -505,9 +530,10 @@ class StateStore(object):
         done = []
         for start in sorted(buckets):
             held = self.load_archive(start)
+            secret_removed = self.tidy({"tasks": held}) if self.tidy and held else False
             for task_id in buckets[start]:
                 held[task_id] = tasks[task_id]
-            self._write_archive(start, held)
+            self._write_archive(start, held, refresh_backup=secret_removed)
             done.extend(buckets[start])
         return done
 
@@ -516,7 +542,11 @@ class StateStore(object):
 
         At most `limit` tasks (None: all), oldest ids first. Tasks that still
         hold a pool server (state["pool"]) or rent a cloud server stay, so that
-        `task release` and `task delete-server` keep finding them. Runs inside the
+        `task release` and `task delete-server` keep finding them; so do finished
+        tasks still holding their root password (the caller may not have read it
+        yet): tidy removes it after password_ttl_days or once the caller added
+        the server, and the task moves then, so no archive file ever holds a
+        password and only the state file (and its backup) do. Runs inside the
         locked transaction, before the state is saved. Not strict (a normal
         write): a problem only warns, the tasks stay here and nothing is lost.
         Returns how many tasks left the state.
@@ -530,7 +560,8 @@ class StateStore(object):
                and task_id.isdigit() and int(task_id) > 0
                and (task.get("updated") or task.get("created") or 0) <= cutoff
                # still holding something an admin command acts on: stays here
-               and task_id not in claims and not rented_server(task)]
+               and task_id not in claims and not rented_server(task)
+               and not task.get("server_password")]
         if not old:
             return 0
         old.sort(key=int)
@@ -576,6 +607,7 @@ class StateStore(object):
             secret_removed = self.tidy(state) if self.tidy else False
             moved = self.retire(state, limit=None, strict=True, days=days)
             self._save(state, refresh_backup=secret_removed)   # also migrates an old schema
+            self._tidy_archive()       # passwords archived by an older provider.py
             return moved, len(state["tasks"])
         finally:
             os.close(lock_fd)
@@ -3014,7 +3046,11 @@ def cmd_order_status(provider, args):
     if reason:
         # Its time is up: remove it now (a short write); answer without it anyway.
         try:
-            task = provider.store.update(lambda state: state["tasks"].get(task["id"])) or task
+            found = provider.store.update(lambda state: state["tasks"].get(task["id"]))
+            if found is None:       # archived (by an older provider.py, with its password)
+                provider.store.tidy_archive([archive_start(task["id"])])
+                found = provider.store.find(task["id"])
+            task = found or task
         except ProviderError:
             pass
         if task.get("server_password"):

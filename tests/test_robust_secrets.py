@@ -139,6 +139,61 @@ class SecretsTest(unittest.TestCase):
         home.ok("order_status", "1")
         self.assertNotIn(PASSWORDS[0].encode(), home.read(home.state_path))
 
+    def archive_dir(self, home):
+        return os.path.join(home.dir, "var", "archive")
+
+    def test_no_archive_file_ever_holds_a_password(self):
+        # Retention 0: a finished task would be archived by the next write. It stays in
+        # the state while it holds its root password (the caller may not have read it),
+        # and moves, without it, in the write that removes it.
+        case = BACKEND_CASES[0]
+        home = self.home_for(case, retention_days=0)
+        home.ok("order", "1")
+        home.ok("order", "1")
+        case.finish(home, "1", PASSWORDS[0])
+        home.run("task", "fail", "2", "--message", "no")
+        home.ok("order", "1")
+        self.assertEqual(sorted(home.state()["tasks"]), ["1", "3"])   # 2 archived, 1 not
+        self.assertTrue(os.listdir(self.archive_dir(home)))
+        self.assertEqual(self.holders(home, PASSWORDS),
+                         ["var/provider.state.json", "var/provider.state.json.bak"])
+        self.assertEqual(home.ok("order_status", "1")["server_password"], PASSWORDS[0])
+        home.caller_marks("1", "complete: added to the pool")
+        home.ok("order", "1")
+        self.assertNotIn("1", home.state()["tasks"])                  # archived now
+        answer = home.ok("order_status", "1")
+        self.assertEqual(answer["server_password"], "")
+        self.assertIn("added to the pool", answer["message"])
+        self.assertEqual(self.holders(home, PASSWORDS), [])
+
+    def test_passwords_archived_by_an_older_version_are_removed(self):
+        # perf's first archive moved finished tasks with their passwords. An expired one is
+        # never answered; order_status removes it from its archive file and that file's
+        # .bak, `state compact` from every archive file.
+        from support import load_module
+        module = load_module()
+        case = BACKEND_CASES[0]
+        home = self.home_for(case)
+        home.ok("order", "1")
+        old = int(time.time()) - 10 * 86400
+        store = module.StateStore(module.Paths(home.script))          # no tidy: as before
+        for task_id, password in (("150", PASSWORDS[1]), ("250", PASSWORDS[2])):
+            task = module.new_task(task_id, "1", "manual")
+            task.update(status="finished", server="203.0.113.8", server_password=password,
+                        message="finished by the operator", created=old, updated=old)
+            store.archive({task_id: task})
+            store.archive({task_id: task})                           # the .bak holds it too
+        self.assertEqual(len(self.holders(home, PASSWORDS)), 4)
+        answer = home.ok("order_status", "150")
+        self.assertEqual(answer["server_password"], "")
+        self.assertIn("after 7 days (password_ttl_days)", answer["message"])
+        self.assertEqual(home.ok("order_status", "150")["message"], answer["message"])
+        self.assertEqual(self.holders(home, PASSWORDS[1:2]), [])
+        self.assertEqual(len(self.holders(home, PASSWORDS[2:])), 2)
+        self.assertEqual(home.run("state", "compact").code, 0)
+        self.assertEqual(self.holders(home, PASSWORDS), [])
+        self.assertEqual(home.ok("order_status", "250")["server"], "203.0.113.8")
+
 
 if __name__ == "__main__":
     unittest.main()
