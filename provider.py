@@ -741,6 +741,49 @@ class StateStore(object):
         state["next_id"] = max(before, known + 1)
         return before, state["next_id"]
 
+    def _reconcile(self, state):
+        """After rebuilding a state from an older copy: a task that the archive
+        holds in a newer (terminal) version stays archived instead of coming back
+        older (e.g. in_progress) into the state; archived_max_id covers the archive.
+        Archive files are read, never changed. Lines of text."""
+        lines = []
+        starts = self.archive_starts()
+        if not starts:
+            return lines
+        try:
+            held_ids = [int(k) for k in self.load_archive(starts[-1])]
+            highest = max(held_ids or [starts[-1]])
+        except ProviderError:
+            highest = starts[-1] + ARCHIVE_SPAN - 1
+        state["archived_max_id"] = max(state.get("archived_max_id", 0), highest)
+        present = set(starts)
+        buckets = {}
+        for task_id in state["tasks"]:
+            if task_id.isdigit() and int(task_id) > 0 and archive_start(task_id) in present:
+                buckets.setdefault(archive_start(task_id), []).append(task_id)
+        newer, unreadable = [], []
+        for start in sorted(buckets):
+            try:
+                held = self.load_archive(start)
+            except ProviderError:
+                unreadable.append(self.archive_path(start))
+                continue
+            for task_id in buckets[start]:
+                mine, archived = state["tasks"][task_id], held.get(task_id)
+                if not isinstance(archived, dict) or archived.get("status") not in TERMINAL:
+                    continue
+                if not isinstance(mine, dict) or mine.get("status") not in TERMINAL \
+                        or (archived.get("updated") or 0) >= (mine.get("updated") or 0):
+                    del state["tasks"][task_id]
+                    newer.append(task_id)
+        if newer:
+            lines.append("%d task(s) left to the archive, which holds them newer: %s"
+                         % (len(newer), ", ".join(sorted(newer, key=int))))
+        if unreadable:
+            lines.append("archive file(s) not read (damaged or refused; left untouched): %s"
+                         % ", ".join(unreadable))
+        return lines
+
     def restore_backup(self):
         """Put the backup back in place; the current file is kept aside. Lines of text."""
         lock_fd = self._acquire()
@@ -756,13 +799,15 @@ class StateStore(object):
                                     "`%s state repair` rebuilds what it can"
                                     % (self.paths.backup, problem, self.paths.name))
             damaged = self._read_raw(self.paths.state)
+            count = len(state["tasks"])
+            archived = self._reconcile(state)
             before, after = self._bump(state, damaged)
             aside = self.keep_aside()
             self._save(state)
         finally:
             os.close(lock_fd)
         lines = ["the state file was %s" % ("moved aside to %s" % aside if aside else "missing"),
-                 "restored the backup %s: %d task(s)" % (self.paths.backup, len(state["tasks"]))]
+                 "restored the backup %s: %d task(s)" % (self.paths.backup, count)] + archived
         lines.append("next id %d (the backup said %d; higher ids are known from tasks/, the log, "
                      "the archive or the old file)" % (after, before) if after != before
                      else "next id %d" % after)
@@ -801,6 +846,7 @@ class StateStore(object):
                              "newer than the backup's: %s" % (
                                  len(recovered), len(newer),
                                  ", ".join(sorted(newer, key=int)) or "none"))
+                lines.extend(self._reconcile(state))
             before, after = self._bump(state, raw)
             lines.append("next id %d -> %d (above every id in the state, the archive, tasks/, "
                          "the log, the backup and the damaged file)" % (before, after)

@@ -207,5 +207,88 @@ class RepairTest(HomeTestCase):
         self.assertError(self.home.run("state", "destroy"), 100, exit_code=2)
 
 
+class ArchiveSafetyTest(HomeTestCase):
+    """The archive (var/archive/) gets the state file's safety and repair rules."""
+    config = dict(BACKEND_CASES[0].config, retention_days=0)
+
+    def setUp(self):
+        HomeTestCase.setUp(self)
+        for _ in range(3):
+            self.home.ok("order", "1")
+        # retention 0: a failed task leaves the state in the write that fails it
+        self.home.run("task", "fail", "1", "--message", "no")
+        self.home.run("task", "fail", "2", "--message", "no")
+        self.var = os.path.dirname(self.home.state_path)
+        self.archive = os.path.join(self.var, "archive")
+        self.file = os.path.join(self.archive, "provider.1-100.json")
+        self.assertEqual(sorted(self.home.state()["tasks"]), ["3"])
+        self.assertEqual(self.home.ok("order_status", "1")["status"], "error")
+
+    def assertRefused(self, code, what, path):
+        before = fingerprint(path)
+        message = self.assertError(self.home.run("order_status", "1"), code, "order_status")
+        self.assertIn(path, message, what)
+        self.assertEqual(fingerprint(path), before, what)
+
+    def test_a_symlinked_archive_file_is_refused(self):
+        other = os.path.join(self.home.dir, "other.json")
+        os.rename(self.file, other)
+        os.symlink(other, self.file)
+        self.assertRefused(110, "symlink", self.file)
+        self.assertEqual(self.home.ok("order_status", "3")["status"], "in_progress")
+
+    def test_a_non_file_archive_file_is_refused(self):
+        os.rename(self.file, self.file + ".x")
+        os.mkdir(self.file)
+        self.assertRefused(105, "directory", self.file)
+
+    @unittest.skipUnless(IS_ROOT, "chown needs root")
+    def test_an_archive_file_of_another_user_is_refused(self):
+        os.chown(self.file, nobody(), -1)
+        self.assertRefused(110, "foreign owner", self.file)
+
+    def test_a_world_writable_archive_folder_is_refused(self):
+        os.chmod(self.archive, 0o777)
+        self.assertRefused(110, "world-writable folder", self.archive)
+        os.chmod(self.archive, 0o700)
+        self.assertEqual(self.home.ok("order_status", "1")["status"], "error")
+
+    def test_stale_archive_temps_are_swept_by_the_next_write(self):
+        stale = [".provider.1-100.json.4242.1700000000000000.tmp",
+                 "provider.1-100.json.bak.4242.tmp"]
+        for name in stale + ["notes.tmp"]:
+            open(os.path.join(self.archive, name), "w").close()
+        self.home.ok("order_status", "1")                 # a read does not touch them
+        self.home.ok("order", "1")
+        self.assertEqual(sorted(n for n in os.listdir(self.archive) if n.endswith(".tmp")),
+                         ["notes.tmp"])
+
+    def test_repair_keeps_the_archive_and_counts_above_it(self):
+        with open(self.home.state_path, "wb") as handle:
+            handle.write(b"garbage")
+        os.unlink(self.home.backup_path)
+        os.unlink(self.home.log_path)                    # only the archive remembers ids
+        before = fingerprint(self.archive)
+        result = self.home.run("state", "repair")
+        self.assertEqual(result.code, 0, result)
+        self.assertEqual(fingerprint(self.archive), before)
+        state = self.home.state()
+        self.assertEqual(state["archived_max_id"], 2)
+        self.assertGreaterEqual(state["next_id"], 3)
+        self.assertEqual(self.home.ok("order_status", "2")["status"], "error")
+        self.assertEqual(self.home.run("tasks", "--all", "--json").json["tasks"][0]["id"], "1")
+
+    def test_restore_backup_does_not_bring_back_an_older_copy_of_an_archived_task(self):
+        # The backup is the state before task 2 failed (and was archived): in_progress.
+        self.assertEqual(parse_state_file(self.home.backup_path)["tasks"]["2"]["status"],
+                         "in_progress")
+        result = self.home.run("state", "restore-backup")
+        self.assertEqual(result.code, 0, result)
+        self.assertIn(b"left to the archive, which holds them newer: 2", result.out)
+        self.assertEqual(sorted(self.home.state()["tasks"]), ["3"])
+        self.assertEqual(self.home.ok("order_status", "2")["status"], "error")
+        self.assertEqual(self.home.ok("order", "1")["task_id"], "4")
+
+
 if __name__ == "__main__":
     unittest.main()
