@@ -3088,7 +3088,10 @@ def cmd_order(provider, args):
 
 def cmd_order_status(provider, args):
     task = provider.get_task(args.task_id)
-    reason = provider.password_reason(task, now(), provider.password_ttl_days())
+    reason = None
+    if task.get("status") == FINISHED and task.get("server_password"):
+        # (only then: a terminal task without one answers without reading the config)
+        reason = provider.password_reason(task, now(), provider.password_ttl_days())
     if reason:
         # Its time is up: remove it now (a short write); answer without it anyway.
         try:
