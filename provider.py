@@ -247,6 +247,7 @@ class StateStore(object):
         self.tidy = tidy
         self.state_missing = False      # the last load() found no state file
         self._trusted = None
+        self._archive_swept = False     # this lock's holder swept var/archive/ already
 
     @property
     def lock_wait(self):
@@ -512,7 +513,7 @@ class StateStore(object):
 
     def tidy_archive(self, starts=None):
         """_tidy_archive under the lock."""
-        lock_fd = self._acquire()
+        lock_fd = self._acquire(archive=True)
         try:
             return self._tidy_archive(starts)
         finally:
@@ -528,6 +529,8 @@ class StateStore(object):
         for task_id in tasks:
             buckets.setdefault(archive_start(task_id), []).append(task_id)
         done = []
+        if not self._archive_swept:
+            self.sweep(archive=True)          # about to write there: its stale temps go first
         for start in sorted(buckets):
             held = self.load_archive(start)
             secret_removed = self.tidy({"tasks": held}) if self.tidy and held else False
@@ -601,7 +604,7 @@ class StateStore(object):
 
     def compact(self, days=None):
         """Move every old terminal task to the archive now; (moved, staying)."""
-        lock_fd = self._acquire()
+        lock_fd = self._acquire(archive=True)
         try:
             state = self.load()
             secret_removed = self.tidy(state) if self.tidy else False
@@ -612,25 +615,31 @@ class StateStore(object):
         finally:
             os.close(lock_fd)
 
-    def _acquire(self):
+    def _acquire(self, archive=False):
         """Take the lock (bounded wait); then sweep what a killed writer left."""
         fd = self._lock()
+        self._archive_swept = False
         try:
-            self.sweep()
+            self.sweep(archive)
         except BaseException:
             os.close(fd)
             raise
         return fd
 
-    def sweep(self):
-        """Remove the temp files of writers that died mid-save, in var/ and in
-        var/archive/. Call it holding the lock: temps are only made under the
-        lock, so every one found is stale."""
+    def sweep(self, archive=False):
+        """Remove the temp files of writers that died mid-save, in var/ and (with
+        archive) in var/archive/. Call it holding the lock: temps are only made
+        under the lock, so every one found is stale. var/archive/ is swept by the
+        commands for people and before a write to the archive, not by every write:
+        listing a folder that grows with the history would make every order pay."""
         base = os.path.basename(self.paths.state)
         removed = []
-        for folder, ours in ((self.paths.var, lambda name: name.startswith("." + base + ".")
-                              or name.startswith(base + ".bak.")),
-                             (self.paths.archive, self.archive_temp)):
+        folders = [(self.paths.var, lambda name: name.startswith("." + base + ".")
+                    or name.startswith(base + ".bak."))]
+        if archive:
+            folders.append((self.paths.archive, self.archive_temp))
+            self._archive_swept = True
+        for folder, ours in folders:
             try:
                 names = os.listdir(folder)
             except OSError:
@@ -786,7 +795,7 @@ class StateStore(object):
 
     def restore_backup(self):
         """Put the backup back in place; the current file is kept aside. Lines of text."""
-        lock_fd = self._acquire()
+        lock_fd = self._acquire(archive=True)
         try:
             raw = self.read_file(self.paths.backup)
             if raw is None:
@@ -815,7 +824,7 @@ class StateStore(object):
 
     def repair(self):
         """Rebuild a state from everything that survives. Lines of text saying what."""
-        lock_fd = self._acquire()
+        lock_fd = self._acquire(archive=True)
         try:
             lines = []
             try:

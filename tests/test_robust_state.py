@@ -258,10 +258,18 @@ class ArchiveSafetyTest(HomeTestCase):
                  "provider.1-100.json.bak.4242.tmp"]
         for name in stale + ["notes.tmp"]:
             open(os.path.join(self.archive, name), "w").close()
+        def temps():
+            return sorted(n for n in os.listdir(self.archive) if n.endswith(".tmp"))
         self.home.ok("order_status", "1")                 # a read does not touch them
-        self.home.ok("order", "1")
-        self.assertEqual(sorted(n for n in os.listdir(self.archive) if n.endswith(".tmp")),
-                         ["notes.tmp"])
+        self.home.ok("order", "1")                        # nor a write that does not archive
+        self.assertEqual(len(temps()), 3)
+        self.home.run("task", "fail", "3", "--message", "no")    # archives task 3
+        self.assertEqual(temps(), ["notes.tmp"])                 # only our own patterns
+        for name in stale:
+            open(os.path.join(self.archive, name), "w").close()
+        self.assertEqual(self.home.run("state", "compact").code, 0)   # the commands for people
+        self.assertEqual(temps(), ["notes.tmp"])
+        self.assertIn("3", self.home.run("tasks", "--all", "--json").text)
 
     def test_repair_keeps_the_archive_and_counts_above_it(self):
         with open(self.home.state_path, "wb") as handle:
