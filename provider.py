@@ -20,8 +20,13 @@ Its files live beside it, in the provider's home (the folder above bin/):
     log/NAME.log           audit log, one line per order and status change
     tasks/                 the caller's own folder: read (ids stay unique), never written
 
+Backends (config "backend": {"type": ...}): manual (an operator finishes each
+order), pool (servers already built), command (your own provisioning program),
+hetzner and timeweb (a new cloud server per order).
+
 People can run it by hand too: `NAME --help` lists the commands for them
-(tasks, task show/finish/fail, check). See README.md.
+(tasks, task show/finish/fail/release/delete-server, pool, state, check).
+See README.md.
 """
 
 import errno
@@ -108,7 +113,7 @@ class UsageError(ProviderError):
 
 def error_object(action, code, message):
     return {"error": 1,
-            "error_message": "%s error N%d, %s" % (action, code, message)}
+            "error_message": "%s error N%s, %s" % (action, code, message)}
 
 
 # ---------------------------------------------------------------------------
@@ -1404,7 +1409,8 @@ class Backend(object):
                             "keeps no pool" % (task["id"], self.TYPE))
 
     def place(self, task, configuration, state):
-        raise NotImplementedError
+        """Fill in the new task (phase, message, data); see the class docstring."""
+        task["phase"] = "placed"
 
     def launch(self, task, configuration):
         return None
@@ -3027,7 +3033,11 @@ class Provider(object):
             if task is None or task["status"] in TERMINAL:
                 return task           # someone else finished it meanwhile
             before = (task["status"], task.get("phase"), task.get("message"))
-            task.update(changes)
+            if "data" in changes:       # a backend sends the data keys it changes
+                data = dict(task.get("data") or {})
+                data.update(changes["data"])
+                task["data"] = data
+            task.update((key, value) for key, value in changes.items() if key != "data")
             task["updated"] = now()
             if (task["status"], task.get("phase"), task.get("message")) != before:
                 self.log.write(event, task_id, status=task["status"], phase=task.get("phase"),
@@ -3085,9 +3095,13 @@ def cmd_order(provider, args):
                        status=task["status"], phase=task["phase"], message=task["message"])
     try:
         changes = backend.launch(task, configuration)
-    except ProviderError as exc:
+    except Exception as exc:
         # The caller will not know this id: the task must not stay pending.
-        provider.apply(task["id"], {"status": ERROR, "phase": "failed", "message": exc.message})
+        known = isinstance(exc, ProviderError)
+        reason = exc.message if known else "internal error (%s)" % type(exc).__name__
+        provider.apply(task["id"], {"status": ERROR, "phase": "failed", "message": reason})
+        if not known:
+            raise                       # a bug: main() logs the traceback
         raise ProviderError(E_BACKEND, "task %s could not be started: %s"
                             % (task["id"], exc.message))
     if changes:
@@ -3614,7 +3628,7 @@ class Args(object):
 
 # The installed layout (install.sh): bin/NAME is this launcher and the code is
 # HOME/lib/provider.py, imported as a module, so Python caches its bytecode in
-# HOME/lib/__pycache__ instead of compiling ~1,500 lines on every call. The
+# HOME/lib/__pycache__ instead of compiling ~3,700 lines on every call. The
 # launcher passes its own path as the invoked path, so HOME, NAME and every
 # file are found exactly as for a copy of provider.py at bin/NAME; lib/ is
 # found beside bin/ of the launcher's real location (symlinks resolved).
@@ -3737,9 +3751,11 @@ def main(argv=None, prog=None):
         trace = traceback.format_exc()
         if verbose:
             sys.stderr.write(trace)
-        log = provider.log if provider else None
-        if log is not None:
-            log.write("bug", trace=trace)
+        try:
+            if provider is not None:
+                provider.log.write("bug", trace=trace)
+        except Exception:
+            sys.stderr.write(trace)     # the log failed too: stderr is all that is left
         answer = error_object(action, E_INTERNAL, "internal error (%s); the traceback is in %s"
                               % (type(exc).__name__, provider.paths.log if provider else "-v"))
         code = 1

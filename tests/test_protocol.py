@@ -175,6 +175,37 @@ class CommandLineTest(HomeTestCase):
         with open(self.home.log_path) as handle:
             self.assertIn("surprise", handle.read())
 
+    def run_patched(self, patch, *argv):
+        """Run main() in a child whose module got `patch` (code using `m`) applied."""
+        code = ("import importlib.util, sys\n"
+                "spec = importlib.util.spec_from_file_location('p', %r)\n"
+                "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
+                "%s\n"
+                "sys.exit(m.main(sys.argv[1:], prog=%r))\n" % (SCRIPT, patch, self.home.script))
+        proc = subprocess.Popen([PYTHON, "-c", code] + list(argv), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=self.home.env())
+        out, err = proc.communicate(timeout=60)
+        return proc.returncode, caller_parse(out), err
+
+    def test_a_bug_in_launch_fails_the_task_it_made(self):
+        patch = ("def launch(self, task, configuration):\n"
+                 "    raise ValueError('launch bug')\n"
+                 "m.ManualBackend.launch = launch")
+        code, answer, err = self.run_patched(patch, "order", "1")
+        self.assertEqual(code, 1)
+        self.assertIn("N199", answer["error_message"])
+        task = self.home.state()["tasks"]["1"]
+        self.assertEqual(task["status"], "error")
+        self.assertIn("ValueError", task["message"])
+
+    def test_an_error_with_an_odd_code_is_still_one_json_object(self):
+        patch = ("def boom(provider, args):\n"
+                 "    raise m.ProviderError('E-odd', 'odd code')\n"
+                 "m.HANDLERS['help'] = boom")
+        code, answer, err = self.run_patched(patch, "help")
+        self.assertEqual(code, 1)
+        self.assertEqual(answer["error_message"], "help error NE-odd, odd code")
+
 
 class PathsTest(unittest.TestCase):
     def test_home_from_bin_folder_and_overrides(self):

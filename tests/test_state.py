@@ -111,5 +111,18 @@ class DurabilityTest(HomeTestCase):
         self.assertEqual(self.home.ok("order", "1")["task_id"], "42")
 
 
+class ApplyTest(HomeTestCase):
+    def test_backend_changes_merge_into_the_task_data(self):
+        from support import load_module
+        module = load_module()
+        self.home.ok("order", "1")
+        provider = module.Provider(module.Paths(self.home.script))
+        provider.apply("1", {"data": {"a": 1, "b": 2}, "message": "first"})
+        task = provider.apply("1", {"data": {"b": 3}, "phase": "next"})
+        self.assertEqual(task["data"], {"a": 1, "b": 3})
+        self.assertEqual(self.home.state()["tasks"]["1"]["data"], {"a": 1, "b": 3})
+        self.assertEqual((task["message"], task["phase"]), ("first", "next"))
+
+
 if __name__ == "__main__":
     unittest.main()
