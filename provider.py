@@ -154,6 +154,18 @@ class Paths(object):
         self.caller_tasks = os.path.join(self.home, "tasks")
 
 
+def trusted_uids(home):
+    """Who may own the provider's private files: the user running the plugin,
+    root, and the owner of the home (bx-provider chowns the home to bitrix and
+    runs the plugin as root; that owner can already replace bin/NAME itself)."""
+    uids = set([os.geteuid(), 0])
+    try:
+        uids.add(os.stat(home).st_uid)
+    except OSError:
+        pass
+    return uids
+
+
 def ensure_private_dir(path):
     """Create a 0700 folder (and its missing parents, each 0700 whatever the umask:
     os.makedirs gives the parents 0777 & ~umask from Python 3.7) if it is missing."""
@@ -268,16 +280,9 @@ class StateStore(object):
     # -- reading -----------------------------------------------------------
 
     def trusted_uids(self):
-        """Who may own var/ and the state: the user running the plugin, root, and
-        the owner of the home (bx-provider chowns the home to bitrix and runs the
-        plugin as root; that owner can already replace bin/NAME itself)."""
+        """Who may own var/ and the state (the module's trusted_uids, once a call)."""
         if self._trusted is None:
-            uids = set([os.geteuid(), 0])
-            try:
-                uids.add(os.stat(self.paths.home).st_uid)
-            except OSError:
-                pass
-            self._trusted = uids
+            self._trusted = trusted_uids(self.paths.home)
         return self._trusted
 
     def check_folder(self, folder=None):
@@ -1614,7 +1619,7 @@ class PoolBackend(Backend):
                 path = self.password_path(entry)
                 try:
                     self.read_password(entry, configuration)
-                    problem = mode_problem(path, 0o600)
+                    problem = mode_problem(path, 0o600, self.paths.home)
                     text = "pool: password_file %s: %s" % (path, problem or
                                                            "readable, 0600 or stricter")
                 except ProviderError as exc:
@@ -2486,7 +2491,7 @@ class CloudBackend(Backend):
         path = self.settings.get("token_file")
         if path:
             try:
-                problem = mode_problem(path, 0o600)
+                problem = mode_problem(path, 0o600, self.paths.home)
                 with open(path, "rb") as handle:
                     token = handle.read(65536).decode("utf-8", "replace")
             except (IOError, OSError) as exc:
@@ -3422,15 +3427,13 @@ def cmd_state_repair(provider, args):
     return "\n".join("state repair: " + line for line in lines)
 
 
-def mode_problem(path, want_mode):
-    """None when path is ours (or root's) and not more open than want_mode.
-
-    Run as root (as bx-provider does) any owner is accepted: bx-provider
-    itself chowns the provider's home to bitrix.
-    """
+def mode_problem(path, want_mode, home):
+    """None when path has a trusted owner (trusted_uids) and is not more open
+    than want_mode."""
     info = os.stat(path)
-    if os.getuid() != 0 and info.st_uid not in (os.getuid(), 0):
-        return "owned by uid %d, not by uid %d who runs the plugin" % (info.st_uid, os.getuid())
+    if info.st_uid not in trusted_uids(home):
+        return "owned by uid %d, who is neither uid %d (running the plugin), root nor the " \
+               "owner of the home" % (info.st_uid, os.geteuid())
     extra = info.st_mode & 0o777 & ~want_mode
     if extra:
         return "mode %03o is more open than %03o" % (info.st_mode & 0o777, want_mode)
@@ -3454,7 +3457,7 @@ def cmd_check(provider, args):
         config = provider.config
         add(True, "config %s is valid: backend %s, %d configuration(s)" % (
             paths.config, config.backend.TYPE, len(config.configurations)))
-        problem = mode_problem(paths.config, 0o600)
+        problem = mode_problem(paths.config, 0o600, paths.home)
         add(problem is None, "config permissions: %s" % (problem or "0600 or stricter"))
         add(config.enabled, "provider is %s" % ("enabled" if config.enabled else
                                                 "DISABLED (set \"enabled\": true)"))
@@ -3464,7 +3467,7 @@ def cmd_check(provider, args):
         add(False, exc.message)
     for folder, label in ((paths.var, "state folder"), (paths.log_dir, "log folder")):
         if os.path.isdir(folder):
-            problem = mode_problem(folder, 0o700)
+            problem = mode_problem(folder, 0o700, paths.home)
             add(problem is None and os.access(folder, os.W_OK),
                 "%s %s: %s" % (label, folder, problem or "private and writable"))
         else:

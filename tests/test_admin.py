@@ -70,5 +70,20 @@ class CheckTest(HomeTestCase):
         self.assertIn("is not valid JSON", result.text)
 
 
+@unittest.skipUnless(os.geteuid() == 0, "needs root to chown")
+class CheckOwnershipTest(HomeTestCase):
+    def test_check_uses_the_same_trusted_owners_as_the_state(self):
+        # The home's owner (bitrix, after bx-provider's chown) is trusted...
+        os.chown(self.home.dir, 65534, 65534)
+        os.chown(self.home.config_path, 65534, 65534)
+        result = self.home.run("check")
+        self.assertIn("ok   config permissions", result.text)
+        # ...another user is not, even for root.
+        os.chown(self.home.dir, 0, 0)
+        result = self.home.run("check")
+        self.assertEqual(result.code, 1)
+        self.assertIn("FAIL config permissions: owned by uid 65534", result.text)
+
+
 if __name__ == "__main__":
     unittest.main()
