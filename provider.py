@@ -1380,6 +1380,8 @@ class Backend(object):
           what the task holds and return a text saying what, or raise.
       delete_server(task)  no lock held, for `task delete-server`: destroy the
           cloud server the task rents (task["data"]["server_id"]); returns a text.
+      cancel(task)  no lock held, after `task fail` saved a pending task as
+          error: stop the work still running for it; returns a text or None.
     """
 
     TYPE = None
@@ -1428,6 +1430,9 @@ class Backend(object):
 
     def delete_server(self, task):
         raise ProviderError(E_TASK_STATE, "the %s backend rents no servers" % self.TYPE)
+
+    def cancel(self, task):
+        return None
 
 
 class ManualBackend(Backend):
@@ -1656,7 +1661,8 @@ class CommandBackend(Backend):
     started until it has saved the result; poll() finds a task whose lock is
     free and whose result is missing and marks it error (worker killed,
     machine restarted), and kills the program's process group if it is still
-    the same process (checked by its start time).
+    the same process (checked by its start time). `task fail` on a running
+    task SIGTERMs the supervisor, which stops the program's group.
     """
 
     TYPE = "command"
@@ -1769,6 +1775,22 @@ class CommandBackend(Backend):
                            "restarted)%s; see %s" % ("; the program was killed" if killed else "",
                                                      self.task_log(task["id"]))}
 
+    def cancel(self, task):
+        """SIGTERM the task's supervisor (if it is still the same process): it
+        stops the program's group. A supervisor that has not saved its pid yet
+        finds the task failed when it does, and stops the program itself."""
+        import signal
+        data = task.get("data") or {}
+        pid, started = data.get("worker_pid"), data.get("worker_start")
+        if not pid or started is None or not lock_is_held(self.worker_lock(task["id"])) \
+                or process_start_time(pid) != started:
+            return None
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except OSError:
+            return None
+        return "its worker (pid %d) is stopping the program" % pid
+
     def check(self, configurations, state):
         report = []
         argv = self.program()
@@ -1805,7 +1827,8 @@ class CommandBackend(Backend):
         configuration = provider.config.by_id.get(task["config_id"])
         lock = self.worker_lock(task_id)
         proc = None
-        data = dict(task.get("data") or {}, worker_pid=os.getpid())
+        data = dict(task.get("data") or {}, worker_pid=os.getpid(),
+                    worker_start=process_start_time(os.getpid()))
 
         def stop(signum, frame):
             raise WorkerStopped(signum)
@@ -1839,14 +1862,18 @@ class CommandBackend(Backend):
                                % (argv[0], exc.strerror or exc)}
                 else:
                     data.update(pgid=proc.pid, pgid_start=process_start_time(proc.pid))
-                    provider.apply(task_id, {"phase": "running", "data": data,
-                                             "message": "running %s" % os.path.basename(argv[0])})
+                    saved = provider.apply(task_id, {
+                        "phase": "running", "data": data,
+                        "message": "running %s" % os.path.basename(argv[0])})
+                    if saved is None or saved["status"] in TERMINAL:
+                        # failed by hand before this worker could say its pid
+                        raise WorkerStopped(None, "the task was %s meanwhile" % (
+                            saved["status"] if saved else "removed"))
                     request = {"task_id": task_id, "config_id": task["config_id"],
                                "params": params}
                     changes = self.watch(provider, task_id, proc, log, request)
         except WorkerStopped as exc:
-            changes = {"status": ERROR, "phase": "failed",
-                       "message": "the worker was stopped by signal %d" % exc.signum}
+            changes = {"status": ERROR, "phase": "failed", "message": exc.why}
         except Exception:
             import traceback
             log.note("worker bug: " + traceback.format_exc())
@@ -1982,8 +2009,9 @@ class CommandBackend(Backend):
 
 
 class WorkerStopped(Exception):
-    def __init__(self, signum):
-        Exception.__init__(self, "signal %d" % signum)
+    def __init__(self, signum, why=None):
+        self.why = why or "the worker was stopped by signal %d" % signum
+        Exception.__init__(self, self.why)
         self.signum = signum
 
 
@@ -3298,7 +3326,19 @@ def cmd_task_fail(provider, args):
         raise UsageError("--message must say why the order failed")
     task = pending_task_change(provider, args.task_id, {
         "status": ERROR, "phase": "failed", "message": message}, "fail")
-    return "task %s marked error: %s" % (task["id"], task["message"])
+    lines = ["task %s marked error: %s" % (task["id"], task["message"])]
+    try:
+        backend = provider.config.backend
+    except ProviderError:           # a broken config: the task is failed all the same
+        backend = None
+    if backend is not None and backend.TYPE == task.get("backend"):
+        stopping = backend.cancel(task)
+        if stopping:
+            lines.append(stopping)
+    if rented_server(task):
+        lines.append("it still rents server %s: `%s task delete-server %s --yes` deletes it"
+                     % (rented_server(task), provider.paths.name, task["id"]))
+    return "\n".join(lines)
 
 
 def cmd_task_release(provider, args):

@@ -352,6 +352,17 @@ class CloudTests(object):
         self.assertIn("cancelled", answer["message"])
         self.assertEqual(len(self.api.servers), 1)
 
+    def test_task_fail_names_the_server_the_task_still_rents(self):
+        self.ssh_answers(1)                        # cloud-init never finishes
+        task_id = self.order()
+        self.ok("order_status", task_id)
+        [server_id] = [str(i) for i in self.api.servers]
+        result = self.run_plugin("task", "fail", task_id, "--message", "not needed")
+        self.assertEqual(result.code, 0, result)
+        self.assertIn("it still rents server %s: `provider task delete-server %s --yes`"
+                      % (server_id, task_id), result.text)
+        self.assertEqual(len(self.api.servers), 1)     # failing a task deletes nothing
+
     def test_login_key_gives_an_empty_password_and_installs_the_pool_key(self):
         self.configure({"login": "key"})
         answer = self.finished(self.order())

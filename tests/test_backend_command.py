@@ -13,7 +13,7 @@ import stat
 import subprocess
 import unittest
 
-from support import PYTHON, ROOT, HomeTestCase, SSHBanner, pid_alive, wait_for
+from support import PYTHON, ROOT, HomeTestCase, SSHBanner, load_module, pid_alive, wait_for
 
 WAIT_FOR_GO = '''
 n=0
@@ -280,6 +280,74 @@ class StopTest(CommandTestCase):
         self.assertEqual(answer["message"], "the worker was stopped by signal %d"
                          % signal.SIGTERM)
         wait_for(lambda: not pid_alive(pid), what="the program to be killed")
+
+
+class CancelTest(CommandTestCase):
+    """`task fail` on a running order stops its program, not only its task."""
+
+    def test_task_fail_stops_the_program_and_its_children(self):
+        self.program('sleep 300 &\necho $! > child\necho $$ > started\n' + WAIT_FOR_GO + RESULT)
+        task_id = self.order()
+        pid = wait_for(lambda: self.read_pid("started"), what="the program to start")
+        worker = wait_for(lambda: self.task(task_id)["data"].get("worker_pid"),
+                          what="the worker's pid")
+        result = self.home.run("task", "fail", task_id, "--message", "wrong datacenter")
+        self.assertEqual(result.code, 0, result)
+        self.assertIn("task %s marked error: wrong datacenter" % task_id, result.text)
+        self.assertIn("its worker (pid %d) is stopping the program" % worker, result.text)
+        for name in ("started", "child"):
+            gone = self.read_pid(name)
+            wait_for(lambda: not pid_alive(gone), what="%s (pid %s) to be stopped" % (name, gone))
+        wait_for(lambda: not os.path.exists(self.path("var/workers/%s.lock" % task_id)),
+                 what="the worker to end")
+        answer = self.status(task_id)
+        self.assertEqual((answer["status"], answer["message"]), ("error", "wrong datacenter"))
+        self.assertFalse(pid_alive(pid))
+
+    def test_task_fail_of_a_finished_program_stops_nothing(self):
+        self.program(RESULT)
+        task_id = self.order()
+        self.wait_status(task_id, "finished")
+        result = self.home.run("task", "fail", task_id, "--message", "late")
+        self.assertIn("N111", result.json["error_message"])
+
+    def test_a_worker_that_finds_its_task_failed_stops_the_program(self):
+        # The race `task fail` can lose: the operator fails the task after the
+        # worker read it and before it saved its pid. The fail is made here
+        # in-process, holding the state lock, while the program already runs
+        # and the worker waits for the lock to say "running".
+        config = command_config(self.ssh.port)
+        config["lock_wait"] = 60
+        self.home.write_config(config)
+        self.program('echo $$ > started\n' + WAIT_FOR_GO + RESULT)
+        module = load_module()
+        provider = module.Provider(module.Paths(self.home.script))
+        configuration = provider.config.by_id["vm2"]
+
+        def place(state):       # what `order` saves, without launching a worker
+            task = module.new_task(provider.store.allocate_id(state), "vm2", "command")
+            provider.config.backend.place(task, configuration, state)
+            state["tasks"][task["id"]] = task
+            return task["id"]
+
+        task_id = provider.store.update(place)
+        worker = subprocess.Popen([PYTHON, self.home.script, "_worker", task_id],
+                                  env=self.home.env(), stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        self.addCleanup(worker.wait)
+
+        def fail_once_the_program_runs(state):
+            wait_for(lambda: self.read_pid("started"), what="the program to start")
+            state["tasks"][task_id].update(status="error", phase="failed", message="by hand")
+
+        provider.store.update(fail_once_the_program_runs)
+        pid = self.read_pid("started")
+        wait_for(lambda: not pid_alive(pid), what="the program (pid %d) to be stopped" % pid)
+        self.assertEqual(worker.wait(timeout=60), 0)
+        task = self.task(task_id)
+        self.assertEqual((task["status"], task["message"]), ("error", "by hand"))
+        with open(self.task_log(task_id)) as handle:
+            self.assertIn("the task was error meanwhile", handle.read())
 
 
 class ValidationTest(HomeTestCase):
