@@ -1381,7 +1381,8 @@ class Backend(object):
       delete_server(task)  no lock held, for `task delete-server`: destroy the
           cloud server the task rents (task["data"]["server_id"]); returns a text.
       cancel(task)  no lock held, after `task fail` saved a pending task as
-          error: stop the work still running for it; returns a text or None.
+          error: stop the work still running for it, or say what it still
+          holds; returns a text or None.
     """
 
     TYPE = None
@@ -1581,6 +1582,14 @@ class PoolBackend(Backend):
                 task["id"], " (%s was released already)" % server if server else ""))
         del taken[server]
         return server
+
+    def cancel(self, task):
+        # A pending task's server is still taken (a release makes the task error).
+        server = (task.get("data") or {}).get("pool_server")
+        if server:
+            return "it still holds pool server %s: `%s task release %s` gives it back" % (
+                server, self.paths.name, task["id"])
+        return None
 
     def inventory(self, configurations, state):
         """[(config id, free servers, [(server, task id, status)])] and the taken

@@ -140,6 +140,17 @@ class ReleaseTest(PoolTestCase):
         self.assertEqual(answer["server_password"], "")
         self.assertIn("went back to the pool", answer["message"])
 
+    def test_task_fail_keeps_the_server_taken_and_says_how_to_release_it(self):
+        self.ssh.silent = True
+        task_id = self.order("big")
+        result = self.home.run("task", "fail", task_id, "--message", "wrong disk")
+        self.assertEqual(result.code, 0, result)
+        self.assertIn("it still holds pool server 127.0.1.3: `provider task release %s`"
+                      % task_id, result.text)
+        self.assertEqual(self.home.state()["pool"], {"127.0.1.3": task_id})
+        self.assertEqual(self.home.run("task", "release", task_id).code, 0)
+        self.assertEqual(self.home.state()["pool"], {})
+
     def test_finished_needs_force(self):
         task_id = self.order("big")
         self.assertEqual(self.status(task_id)["status"], "finished")
