@@ -1871,7 +1871,7 @@ class CommandBackend(Backend):
                                % (argv[0], exc.strerror or exc)}
                 else:
                     data.update(pgid=proc.pid, pgid_start=process_start_time(proc.pid))
-                    saved = provider.apply(task_id, {
+                    saved = self.save(provider, task_id, {
                         "phase": "running", "data": data,
                         "message": "running %s" % os.path.basename(argv[0])})
                     if saved is None or saved["status"] in TERMINAL:
@@ -1911,6 +1911,19 @@ class CommandBackend(Backend):
 
     def timeout(self):
         return self.settings.get("timeout", self.DEFAULT_TIMEOUT)
+
+    @staticmethod
+    def save(provider, task_id, changes):
+        """provider.apply with the stop signals held back: a SIGTERM (`task
+        fail`) lands after the transaction, never inside it with the state
+        lock taken and its descriptor not yet closed."""
+        import signal
+        stops = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+        signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+        try:
+            return provider.apply(task_id, changes)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
 
     def watch(self, provider, task_id, proc, log, request):
         """Feed the program, follow its output until it ends; the task changes."""
@@ -1952,7 +1965,7 @@ class CommandBackend(Backend):
         def save_progress(force=False):
             if progress["text"] is not None and (
                     force or time.time() - progress["saved"] >= self.PROGRESS_EVERY):
-                provider.apply(task_id, {"message": printable(progress["text"], 200)})
+                self.save(provider, task_id, {"message": printable(progress["text"], 200)})
                 progress["text"], progress["saved"] = None, time.time()
 
         timed_out = False

@@ -311,20 +311,18 @@ class CancelTest(CommandTestCase):
         result = self.home.run("task", "fail", task_id, "--message", "late")
         self.assertIn("N111", result.json["error_message"])
 
-    def test_a_worker_that_finds_its_task_failed_stops_the_program(self):
-        # The race `task fail` can lose: the operator fails the task after the
-        # worker read it and before it saved its pid. The fail is made here
-        # in-process, holding the state lock, while the program already runs
-        # and the worker waits for the lock to say "running".
+    def start_worker_by_hand(self):
+        """A task placed as `order` places it, and its worker started here (not
+        by launch), with a lock_wait long enough for a test to hold the state
+        lock while the worker waits. Returns (provider in-process, task id, worker)."""
         config = command_config(self.ssh.port)
         config["lock_wait"] = 60
         self.home.write_config(config)
-        self.program('echo $$ > started\n' + WAIT_FOR_GO + RESULT)
         module = load_module()
         provider = module.Provider(module.Paths(self.home.script))
         configuration = provider.config.by_id["vm2"]
 
-        def place(state):       # what `order` saves, without launching a worker
+        def place(state):
             task = module.new_task(provider.store.allocate_id(state), "vm2", "command")
             provider.config.backend.place(task, configuration, state)
             state["tasks"][task["id"]] = task
@@ -335,6 +333,15 @@ class CancelTest(CommandTestCase):
                                   env=self.home.env(), stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL)
         self.addCleanup(worker.wait)
+        return provider, task_id, worker
+
+    def test_a_worker_that_finds_its_task_failed_stops_the_program(self):
+        # The race `task fail` can lose: the operator fails the task after the
+        # worker read it and before it saved its pid. The fail is made here
+        # in-process, holding the state lock, while the program already runs
+        # and the worker waits for the lock to say "running".
+        self.program('echo $$ > started\n' + WAIT_FOR_GO + RESULT)
+        provider, task_id, worker = self.start_worker_by_hand()
 
         def fail_once_the_program_runs(state):
             wait_for(lambda: self.read_pid("started"), what="the program to start")
@@ -348,6 +355,40 @@ class CancelTest(CommandTestCase):
         self.assertEqual((task["status"], task["message"]), ("error", "by hand"))
         with open(self.task_log(task_id)) as handle:
             self.assertIn("the task was error meanwhile", handle.read())
+
+    def test_a_stop_signal_during_a_save_lands_after_it(self):
+        # SIGTERM while the worker waits for the state lock (to say "running")
+        # stays pending until that transaction is over: the save completes,
+        # then the worker stops the program and fails the task.
+        self.program('echo $$ > started\n' + WAIT_FOR_GO + RESULT)
+        provider, task_id, worker = self.start_worker_by_hand()
+
+        def signal_the_waiting_worker(state):
+            wait_for(lambda: self.read_pid("started"), what="the program to start")
+            os.kill(worker.pid, signal.SIGTERM)
+            wait_for(lambda: pending_signals(worker.pid) & (1 << (signal.SIGTERM - 1)),
+                     what="SIGTERM to be held pending by the worker")
+
+        provider.store.update(signal_the_waiting_worker)
+        pid = self.read_pid("started")
+        wait_for(lambda: not pid_alive(pid), what="the program (pid %d) to be stopped" % pid)
+        self.assertEqual(worker.wait(timeout=60), 0)
+        task = self.task(task_id)
+        self.assertEqual((task["status"], task["message"]),
+                         ("error", "the worker was stopped by signal %d" % signal.SIGTERM))
+        with open(os.path.join(self.home.dir, "log", "provider.log")) as handle:
+            phases = [line.split(" phase=")[1].split()[0] for line in handle
+                      if " task=%s " % task_id in line and " phase=" in line]
+        self.assertEqual(phases, ['"running"', '"failed"'])
+
+
+def pending_signals(pid):
+    """The signals pending for the whole process (ShdPnd in /proc/PID/status)."""
+    with open("/proc/%d/status" % pid) as handle:
+        for line in handle:
+            if line.startswith("ShdPnd:"):
+                return int(line.split()[1], 16)
+    return 0
 
 
 class ValidationTest(HomeTestCase):
