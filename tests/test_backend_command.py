@@ -363,10 +363,14 @@ class CancelTest(CommandTestCase):
         self.program('echo $$ > started\n' + WAIT_FOR_GO + RESULT)
         provider, task_id, worker = self.start_worker_by_hand()
 
+        term = 1 << (signal.SIGTERM - 1)
+
         def signal_the_waiting_worker(state):
             wait_for(lambda: self.read_pid("started"), what="the program to start")
+            wait_for(lambda: signal_mask(worker.pid, "SigBlk") & term,
+                     what="the worker to wait for the lock in its save")
             os.kill(worker.pid, signal.SIGTERM)
-            wait_for(lambda: pending_signals(worker.pid) & (1 << (signal.SIGTERM - 1)),
+            wait_for(lambda: signal_mask(worker.pid, "ShdPnd") & term,
                      what="SIGTERM to be held pending by the worker")
 
         provider.store.update(signal_the_waiting_worker)
@@ -382,11 +386,12 @@ class CancelTest(CommandTestCase):
         self.assertEqual(phases, ['"running"', '"failed"'])
 
 
-def pending_signals(pid):
-    """The signals pending for the whole process (ShdPnd in /proc/PID/status)."""
+def signal_mask(pid, field):
+    """A signal set of /proc/PID/status: SigBlk (blocked by its main thread),
+    ShdPnd (pending for the whole process)."""
     with open("/proc/%d/status" % pid) as handle:
         for line in handle:
-            if line.startswith("ShdPnd:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1], 16)
     return 0
 
