@@ -3635,7 +3635,8 @@ def build_parser(prog):
                         help="the server's IPv4 address or host name")
     finish.add_argument("--no-password", action="store_true",
                         help="no password: the server already holds the pool's SSH key")
-    fail = command("task fail", "mark a task failed", actions)
+    fail = command("task fail", "mark a pending task failed; the command backend's program "
+                   "is stopped, a pool or cloud server stays until released or deleted", actions)
     fail.add_argument("task_id", metavar="ID")
     fail.add_argument("--message", required=True, help="why it failed (shown to the admin)")
     release = command("task release", "pool backend: give a failed or abandoned task's server "
