@@ -3228,9 +3228,14 @@ def cmd_tasks(provider, args):
         hot, tasks = tasks, store.archived_tasks()
         tasks.update(hot)             # a task in both (a crash while archiving): hot wins
     tasks = sorted(tasks.values(), key=lambda t: int(t["id"]))
+    if args.status:
+        tasks = [t for t in tasks if t["status"] == args.status]
     if args.json:
         return {"tasks": [public_task(t) for t in tasks]}
     if not tasks:
+        if args.status:
+            return "no %s tasks%s" % (args.status, "" if args.all else " (tasks --all: "
+                                      "also the archived ones)")
         return "no tasks yet (state: %s)" % provider.paths.state
     note = ""
     if not args.all and store.archive_starts():
@@ -3620,6 +3625,8 @@ def build_parser(prog):
     listing.add_argument("--json", action="store_true", help="JSON instead of a table")
     listing.add_argument("--all", action="store_true",
                          help="also the archived tasks (finished or failed long ago)")
+    listing.add_argument("--status", choices=(IN_PROGRESS, FINISHED, ERROR),
+                         help="only the tasks in this status")
 
     task = command("task", "look at or act on one task")
     actions = task.add_subparsers(dest="task_command", metavar="ACTION", parser_class=Parser)

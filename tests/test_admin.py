@@ -30,6 +30,17 @@ class TasksTest(HomeTestCase):
         self.assertEqual([t["id"] for t in listing], [first, second])
         self.assertEqual(listing[0]["server_password"], "********")
 
+    def test_status_filter(self):
+        first = self.home.ok("order", "1")["task_id"]
+        second = self.home.ok("order", "big")["task_id"]
+        self.home.run("task", "finish", first, "--server", "10.9.9.9", stdin=PASSWORD)
+        lines = self.home.run("tasks", "--status", "in_progress").text.splitlines()
+        self.assertEqual([line.split()[0] for line in lines[1:]], [second])
+        listing = json.loads(self.home.run("tasks", "--status", "finished", "--json").text)
+        self.assertEqual([t["id"] for t in listing["tasks"]], [first])
+        self.assertIn("no error tasks", self.home.run("tasks", "--status", "error").text)
+        self.assertError(self.home.run("tasks", "--status", "done"), 100, "tasks", exit_code=2)
+
     def test_show_masks_the_password_unless_asked(self):
         task_id = self.home.ok("order", "1")["task_id"]
         self.home.run("task", "finish", task_id, "--server", "10.9.9.9", stdin=PASSWORD)
