@@ -52,6 +52,7 @@ ARCHIVE_SPAN = 100                # task ids per archive file: NAME.1-100.json, 
 ARCHIVE_BATCH = 200               # most tasks one write moves to the archive
 DEFAULT_RETENTION_DAYS = 30       # terminal tasks stay in the state file this long
 DEFAULT_LOCK_WAIT = 10.0          # seconds to wait for the state lock
+MAX_TASK_ID = 10 ** 20 - 1        # ids have at most 20 digits (valid_task_id)
 DEFAULT_PASSWORD_TTL_DAYS = 7     # a finished task's root password is kept this long at most
 SCRUB_FILE_CHECKS = 256           # tasks/<id> files read per write, looking for "complete"
 MAX_STATE_BYTES = 256 * 1024 * 1024
@@ -347,10 +348,23 @@ class StateStore(object):
         self.check_folder()
         raw = self.read_file(self.paths.state)
         if raw is None:
+            self.refuse_lost_state()
             self.state_missing = True
             return empty_state(self.paths.name)
         self.state_missing = False
         return self.parse([raw], self.paths.state)   # a list, so parse can drop the bytes early
+
+    def refuse_lost_state(self):
+        """No state file but a backup: the state was lost (deleted by hand), not
+        never made. Starting afresh would replace that backup at the second
+        write and lose its tasks, so every call refuses until a person decides."""
+        if os.path.lexists(self.paths.backup):
+            raise ProviderError(E_STATE, "the state file %s is missing but its backup %s is "
+                                "there; nothing was changed; `%s state restore-backup` puts the "
+                                "backup back (`%s state repair` if it is damaged too); to start "
+                                "afresh, delete the backup as well" % (
+                                    self.paths.state, self.paths.backup, self.paths.name,
+                                    self.paths.name))
 
     @staticmethod
     def problem(raw):
@@ -397,7 +411,7 @@ class StateStore(object):
     def find(self, task_id):
         """The task from the state file, else from its archive file, else None."""
         task = self.find_hot(task_id)
-        if task is None and task_id.isdigit() and int(task_id) > 0:
+        if task is None and valid_task_id(task_id):
             task = self.load_archive(archive_start(task_id)).get(task_id)
         return task
 
@@ -408,6 +422,7 @@ class StateStore(object):
         self.check_folder()
         raw = self.read_file(path)
         if raw is None:
+            self.refuse_lost_state()
             return None
         head_end = raw.find(b"\n")
         if head_end > 0 and raw.endswith(TASKS_END) and len(raw) <= MAX_STATE_BYTES \
@@ -449,7 +464,7 @@ class StateStore(object):
         for name in names:
             if name.startswith(prefix) and name.endswith(suffix):
                 span = name[len(prefix):-len(suffix)].split("-")
-                if len(span) == 2 and span[0].isdigit() and span[1].isdigit() \
+                if len(span) == 2 and valid_task_id(span[0]) and valid_task_id(span[1]) \
                         and int(span[0]) == archive_start(span[0]) \
                         and int(span[1]) == int(span[0]) + ARCHIVE_SPAN - 1:
                     starts.append(int(span[0]))
@@ -480,7 +495,7 @@ class StateStore(object):
             elif data.get("schema") != ARCHIVE_SCHEMA:
                 problem = "schema version %r, this provider.py %s reads %d" % (
                     data.get("schema"), __version__, ARCHIVE_SCHEMA)
-            elif not all(isinstance(task, dict) and k.isdigit() and start <= int(k) <= last
+            elif not all(isinstance(task, dict) and valid_task_id(k) and start <= int(k) <= last
                          for k, task in data["tasks"].items()):
                 problem = "holding a task outside ids %d-%d" % (start, last)
         if problem:
@@ -570,7 +585,7 @@ class StateStore(object):
         claims = set(str(v) for v in pool.values()) if isinstance(pool, dict) else set()
         old = [task_id for task_id, task in state["tasks"].items()
                if isinstance(task, dict) and task.get("status") in TERMINAL
-               and task_id.isdigit() and int(task_id) > 0
+               and valid_task_id(task_id)
                and (task.get("updated") or task.get("created") or 0) <= cutoff
                # still holding something an admin command acts on: stays here
                and task_id not in claims and not rented_server(task)
@@ -720,22 +735,42 @@ class StateStore(object):
         except (IOError, OSError):
             return b""
 
-    def keep_aside(self):
-        """Rename the state file (whatever it is: damaged, a folder, a link) to
-        NAME.state.json.damaged-STAMP beside it; the new path, or None if none."""
-        if not os.path.lexists(self.paths.state):
-            return None
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        aside = "%s.damaged-%s" % (self.paths.state, stamp)
-        count = 1
-        while os.path.lexists(aside):
-            count += 1
-            aside = "%s.damaged-%s-%d" % (self.paths.state, stamp, count)
+    def save_keeping_aside(self, state):
+        """Save state in place of the current state file, which is kept as
+        NAME.state.json.damaged-STAMP; returns that path, or None if there was
+        no file. A regular file is hard-linked there first, so the state path
+        is never empty for a reader; anything else (a folder, a link) is
+        renamed. The backup is left as it is (it is not the damaged file). If
+        the save fails, the kept copy goes again: nothing was changed."""
+        aside = None
+        renamed = False
+        if os.path.lexists(self.paths.state):
+            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+            aside = "%s.damaged-%s" % (self.paths.state, stamp)
+            count = 1
+            while os.path.lexists(aside):
+                count += 1
+                aside = "%s.damaged-%s-%d" % (self.paths.state, stamp, count)
+            regular = stat.S_ISREG(os.lstat(self.paths.state).st_mode)
+            try:
+                if regular:
+                    os.link(self.paths.state, aside)
+                else:
+                    os.rename(self.paths.state, aside)
+                    renamed = True
+            except OSError as exc:
+                raise ProviderError(E_WRITE, "cannot keep %s aside as %s: %s; nothing was "
+                                    "changed" % (self.paths.state, aside, exc.strerror))
         try:
-            os.rename(self.paths.state, aside)
-        except OSError as exc:
-            raise ProviderError(E_WRITE, "cannot move %s aside: %s; nothing was changed"
-                                % (self.paths.state, exc.strerror))
+            write_atomic(self.paths.state, encode_tasks_file(state), None,
+                         "the state in %s" % self.paths.var)
+        except ProviderError:
+            if aside:
+                try:
+                    os.rename(aside, self.paths.state) if renamed else os.unlink(aside)
+                except OSError:
+                    pass
+            raise
         fsync_dir(self.paths.var)
         return aside
 
@@ -756,7 +791,7 @@ class StateStore(object):
         """Raise next_id above every id known anywhere; (before, after)."""
         before = state["next_id"]
         known = max([self.known_ids(raw), state.get("archived_max_id", 0)]
-                    + [int(t) for t in state["tasks"] if t.isdigit()])
+                    + [int(t) for t in state["tasks"] if valid_task_id(t)])
         state["next_id"] = max(before, known + 1)
         return before, state["next_id"]
 
@@ -778,7 +813,7 @@ class StateStore(object):
         present = set(starts)
         buckets = {}
         for task_id in state["tasks"]:
-            if task_id.isdigit() and int(task_id) > 0 and archive_start(task_id) in present:
+            if valid_task_id(task_id) and archive_start(task_id) in present:
                 buckets.setdefault(archive_start(task_id), []).append(task_id)
         newer, unreadable = [], []
         for start in sorted(buckets):
@@ -821,11 +856,10 @@ class StateStore(object):
             count = len(state["tasks"])
             archived = self._reconcile(state)
             before, after = self._bump(state, damaged)
-            aside = self.keep_aside()
-            self._save(state)
+            aside = self.save_keeping_aside(state)
         finally:
             os.close(lock_fd)
-        lines = ["the state file was %s" % ("moved aside to %s" % aside if aside else "missing"),
+        lines = ["the state file was %s" % ("kept aside as %s" % aside if aside else "missing"),
                  "restored the backup %s: %d task(s)" % (self.paths.backup, count)] + archived
         lines.append("next id %d (the backup said %d; higher ids are known from tasks/, the log, "
                      "the archive or the old file)" % (after, before) if after != before
@@ -871,10 +905,11 @@ class StateStore(object):
                          "the log, the backup and the damaged file)" % (before, after)
                          if after != before else "next id %d (nothing known above it)" % after)
             if problem is not None:
-                aside = self.keep_aside()
+                aside = self.save_keeping_aside(state)
                 if aside:
-                    lines.append("the damaged file was moved aside to %s" % aside)
-            if problem is not None or after != before:
+                    lines.append("the damaged file was kept aside as %s" % aside)
+                lines.append("saved %s: %d task(s)" % (self.paths.state, len(state["tasks"])))
+            elif after != before:
                 self._save(state)
                 lines.append("saved %s: %d task(s)" % (self.paths.state, len(state["tasks"])))
             else:
@@ -899,6 +934,10 @@ class StateStore(object):
                 os.path.join(self.paths.caller_tasks, str(next_id))):
             highest = max(self.highest_caller_id(), self.highest_lost_id())
             next_id = max(next_id, highest + 1)
+        if next_id > MAX_TASK_ID:
+            raise ProviderError(E_STATE, "next_id %d in %s is beyond the largest task id (%d "
+                                "digits); nothing was changed" % (
+                                    next_id, self.paths.state, len(str(MAX_TASK_ID))))
         state["next_id"] = next_id + 1
         return str(next_id)
 
@@ -908,22 +947,25 @@ class StateStore(object):
             names = os.listdir(self.paths.caller_tasks)
         except OSError:
             return 0
-        return max([int(name) for name in names if name.isdigit()] or [0])
+        return max([int(name) for name in names if valid_task_id(name)] or [0])
 
     def highest_lost_id(self):
         """The largest id the backup, the audit log or the archive knows of."""
         highest = 0
         try:
             backup = json.loads(self._read_raw(self.paths.backup).decode("utf-8"))
-            highest = max(int(backup.get("next_id", 1)) - 1,
-                          int(backup.get("archived_max_id", 0)))
+            highest = max([highest] + [n for n in (backup.get("next_id", 1) - 1,
+                                                   backup.get("archived_max_id", 0))
+                                       if isinstance(n, int) and 0 < n <= MAX_TASK_ID])
         except (ValueError, TypeError, AttributeError):
             pass
         try:
             import re
+            # only the log's own "order" events: a message quoting "order task=N" is not one
+            event = re.compile(br"\S+ pid=\d+ order task=([1-9]\d{0,19}) ")
             with open(self.paths.log, "rb") as handle:
                 for line in handle:
-                    found = re.search(br" order task=(\d+)", line)
+                    found = event.match(line)
                     if found:
                         highest = max(highest, int(found.group(1)))
         except (IOError, OSError):
@@ -933,7 +975,7 @@ class StateStore(object):
         starts = self.archive_starts()
         if starts:
             try:
-                held = [int(k) for k in self.load_archive(starts[-1])]
+                held = [int(k) for k in self.load_archive(starts[-1]) if valid_task_id(k)]
                 highest = max([highest] + held)
             except ProviderError:
                 highest = max(highest, starts[-1] + ARCHIVE_SPAN - 1)

@@ -41,6 +41,31 @@ class FileSizeLimitTest(unittest.TestCase):
             self.assertEqual(home.ok("order", "1")["task_id"], "4")
 
 
+class StateCommandsUnderASizeLimitTest(unittest.TestCase):
+    # Regression: restore-backup and repair renamed the state file away before
+    # saving; a failed save answered "nothing was changed" with no state left.
+    def test_restore_backup_and_repair_change_nothing_when_the_save_fails(self):
+        home = Home(BACKEND_CASES[0].config)
+        self.addCleanup(home.cleanup)
+        for _ in range(3):
+            home.ok("order", "1")
+        with open(home.state_path, "ab") as handle:
+            handle.write(b"garbage")                 # a damaged state, a good backup
+        files = (home.state_path, home.backup_path)
+        before = snapshot(home, files)
+        for argv in (["state", "restore-backup"], ["state", "repair"]):
+            result = run(home, argv, preexec_fn=fsize_limit(0))
+            self.assertIn(" error N107, ", result.json.get("error_message", ""), result)
+            self.assertIn("nothing was changed", result.json["error_message"])
+            self.assertEqual(snapshot(home, files), before, argv)
+            self.assertEqual(temp_leftovers(home), [])
+            self.assertEqual([n for n in os.listdir(os.path.dirname(home.state_path))
+                              if ".damaged-" in n], [], argv)
+        result = home.run("state", "restore-backup")     # with room again, it works
+        self.assertEqual(result.code, 0, result)
+        self.assertEqual(home.ok("order_status", "2")["status"], "in_progress")
+
+
 class FullTmpfsTest(HomeTestCase):
     def setUp(self):
         HomeTestCase.setUp(self)

@@ -137,7 +137,7 @@ class RepairTest(HomeTestCase):
         backup = parse_state_file(self.home.backup_path)
         result = self.home.run("state", "restore-backup")
         self.assertEqual(result.code, 0, result)
-        self.assertIn(b"moved aside to", result.out)
+        self.assertIn(b"kept aside as", result.out)
         [kept] = self.aside()
         self.assertEqual(self.home.read(os.path.join(self.var, kept)), damaged)
         state = self.home.state()

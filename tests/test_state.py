@@ -90,13 +90,51 @@ class DurabilityTest(HomeTestCase):
         os.unlink(self.home.backup_path)
         self.assertEqual(self.home.ok("order", "1")["task_id"], "4")
 
-    def test_ids_stay_unique_when_only_the_backup_survives(self):
+    def test_a_lost_state_with_its_backup_left_is_refused_until_restored(self):
+        # Regression: an order went on with an empty state; its second write
+        # replaced the backup, and the tasks only the backup held were gone.
         for _ in range(3):
             self.home.ok("order", "1")
         os.unlink(self.home.state_path)
         os.unlink(self.home.log_path)
+        backup = self.home.read(self.home.backup_path)
+        for args in (("order", "1"), ("order_status", "1"), ("tasks",)):
+            message = self.assertError(self.home.run(*args), 105, args[0])
+            self.assertIn("is missing but its backup", message)
+            self.assertIn("state restore-backup", message)
+        self.assertFalse(os.path.exists(self.home.state_path))
+        self.assertEqual(self.home.read(self.home.backup_path), backup)
+        self.assertEqual(self.home.run("state", "restore-backup").code, 0)
         # The backup is one save behind: it knows ids up to 2.
+        self.assertEqual(self.home.ok("order_status", "2")["status"], "in_progress")
         self.assertEqual(self.home.ok("order", "1")["task_id"], "3")
+
+    def test_state_repair_starts_from_the_backup_when_the_state_is_lost(self):
+        for _ in range(3):
+            self.home.ok("order", "1")
+        os.unlink(self.home.state_path)
+        result = self.home.run("state", "repair")
+        self.assertEqual(result.code, 0, result)
+        self.assertIn("started from the backup", result.text)
+        self.assertEqual(self.home.ok("order_status", "2")["status"], "in_progress")
+        self.assertEqual(self.home.ok("order", "1")["task_id"], "4")     # the log knew 3
+
+    def test_only_the_logs_own_order_events_count_for_ids(self):
+        # Regression: a message quoting "order task=<24 digits>" pushed the next id
+        # past what order_status accepts (and 5,000 digits crashed int()).
+        task_id = self.home.ok("order", "1")["task_id"]
+        self.home.run("task", "fail", task_id, "--message",
+                      "dup of order task=123456789012345678901234 and order task=" + "9" * 5000)
+        os.unlink(self.home.state_path)
+        os.unlink(self.home.backup_path)
+        self.assertEqual(self.home.ok("order", "1")["task_id"], "2")
+
+    def test_names_in_the_callers_folder_that_are_no_ids_are_ignored(self):
+        self.home.caller_marks("0")
+        for name in ("\u00b2", "\u0663", "007", "1" * 21):      # ², an Arabic 3, ...
+            path = os.path.join(self.home.tasks_dir.encode(), name.encode("utf-8"))
+            open(path, "wb").close()
+        self.assertEqual(self.home.ok("order", "1")["task_id"], "1")
 
     def test_ids_stay_unique_when_only_the_log_survives(self):
         for _ in range(3):
