@@ -3095,7 +3095,9 @@ class Provider(object):
         return None
 
     def scrub_passwords(self, state):
-        """Remove the root passwords nobody needs any more; runs before every save.
+        """Remove the root passwords nobody needs any more; runs before every save:
+        a failed task's at once, a finished task's after password_ttl_days or
+        once the caller added the server.
 
         Bounded: the age test is in memory; at most SCRUB_FILE_CHECKS tasks/<id>
         files are read per call. True when a password was removed (the store
@@ -3103,8 +3105,17 @@ class Provider(object):
         """
         stamp, ttl, reads, removed = now(), self.password_ttl_days(), 0, False
         for task in state["tasks"].values():
-            if not isinstance(task, dict) or task.get("status") != FINISHED \
-                    or not task.get("server_password"):
+            if not isinstance(task, dict) or not task.get("server_password"):
+                continue
+            if task.get("status") == ERROR:
+                # a failed order's password is never shown to the caller: it goes at once
+                # (the message, the admin's reason for the failure, is left as it is)
+                task["server_password"] = ""
+                task["password_removed"] = stamp
+                self.log.write("scrub", task["id"], reason="the order failed")
+                removed = True
+                continue
+            if task.get("status") != FINISHED:
                 continue
             reason = self.password_reason(task, stamp, ttl, check_caller=reads < SCRUB_FILE_CHECKS)
             reads += 1

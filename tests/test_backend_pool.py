@@ -151,6 +151,20 @@ class ReleaseTest(PoolTestCase):
         self.assertEqual(self.home.run("task", "release", task_id).code, 0)
         self.assertEqual(self.home.state()["pool"], {})
 
+    def test_a_failed_task_keeps_no_password(self):
+        # Regression: only finished tasks had their password removed; a failed
+        # one kept it in the state (and out of the archive) for ever.
+        self.ssh.silent = True
+        task_id = self.order("big")
+        self.assertIn(b"pw-big", self.home.read(self.home.state_path))
+        self.assertEqual(self.home.run("task", "fail", task_id, "--message", "no").code, 0)
+        for path in (self.home.state_path, self.home.backup_path):
+            self.assertNotIn(b"pw-big", self.home.read(path), path)
+        self.assertEqual(self.status(task_id)["status"], "error")
+        self.assertEqual(self.home.run("task", "release", task_id).code, 0)
+        result = self.home.run("state", "compact", "--days", "0")   # nothing holds it back now
+        self.assertIn("moved 1 task(s)", result.text)
+
     def test_finished_needs_force(self):
         task_id = self.order("big")
         self.assertEqual(self.status(task_id)["status"], "finished")
