@@ -1032,16 +1032,21 @@ def encode_tasks_file(document):
     (StateStore.find_hot). Encoding task by task also keeps the memory low.
     """
     def dump(value):
-        return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        text = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:
+            # a lone surrogate (a "\ud800" escape in something an API or a program
+            # said): UTF-8 cannot hold it, JSON's own \u escape can
+            return json.dumps(value, sort_keys=True, separators=(",", ":")).encode("ascii")
     tasks = document["tasks"]
     head = dict((key, value) for key, value in document.items() if key != "tasks")
     text = dump(head)[:-1]                      # '{"next_id":25,...' without its '}'
-    yield ((text + "," if len(text) > 1 else text) + '"tasks":{').encode("utf-8")
+    yield (text + b"," if len(text) > 1 else text) + b'"tasks":{'
     ids = sorted(tasks, key=lambda k: (len(k), k))
     last = len(ids) - 1
     for index, task_id in enumerate(ids):
-        yield ("\n%s:%s%s" % (dump(task_id), dump(tasks[task_id]),
-                              "," if index < last else "")).encode("utf-8")
+        yield b"\n" + dump(task_id) + b":" + dump(tasks[task_id]) + (b"," if index < last else b"")
     yield TASKS_END
 
 
@@ -1068,11 +1073,13 @@ def write_atomic(path, chunks, backup=None, what=None):
         if backup:
             keep_backup(path, backup)
         os.replace(temp, path)
-    except OSError as exc:
+    except BaseException as exc:          # no temp file is left behind, whatever went wrong
         try:
             os.unlink(temp)
         except OSError:
             pass
+        if not isinstance(exc, OSError):
+            raise
         raise ProviderError(E_WRITE, "cannot save %s: %s; nothing was changed"
                             % (what or path, exc.strerror))
     fsync_dir(folder)
@@ -1374,6 +1381,8 @@ def password_problem(text):
     """Why text cannot be a root password the caller types into ssh, or None."""
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
         return "has control characters"
+    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in text):
+        return "is not valid Unicode text (a lone surrogate, e.g. \\ud800 in JSON)"
     return None
 
 
@@ -3350,11 +3359,20 @@ def read_password(args):
             raise UsageError("the two passwords differ")
         password = first
     else:
-        password = sys.stdin.readline().rstrip("\r\n")
+        # bytes, decoded here: the locale's decoding (ASCII under LANG=C on 3.6)
+        # would turn a Cyrillic password into surrogates no file can hold
+        stream = getattr(sys.stdin, "buffer", sys.stdin)
+        line = stream.readline()
+        try:
+            password = line.decode("utf-8") if isinstance(line, bytes) else line
+        except UnicodeDecodeError:
+            raise UsageError("the password on stdin is not UTF-8 text")
+        password = password.rstrip("\r\n")
     if not password:
         raise UsageError("empty password: give --no-password for hosts that hold the pool key")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in password):
-        raise UsageError("the password has control characters")
+    problem = password_problem(password)
+    if problem:
+        raise UsageError("the password %s" % problem)
     return password
 
 

@@ -56,6 +56,24 @@ class ManualTest(HomeTestCase):
                                        "--no-password"), 102, "task finish")
         self.assertEqual(self.home.read(self.home.state_path), before)
 
+    def test_a_utf8_password_under_any_locale(self):
+        # Regression: under LANG=C, Python 3.6 read a Cyrillic password as
+        # surrogates, and the save crashed (N199).
+        password = "пароль-Ω-1"
+        result = self.home.run("task", "finish", self.task_id, "--server", "203.0.113.7",
+                               stdin=password + "\n",
+                               env={"LANG": "C", "LC_ALL": "C", "PYTHONIOENCODING": ""})
+        self.assertEqual(result.code, 0, result)
+        self.assertEqual(self.home.ok("order_status", self.task_id)["server_password"], password)
+
+    def test_a_password_that_is_not_utf8_is_refused(self):
+        before = self.home.read(self.home.state_path)
+        result = self.home.run("task", "finish", self.task_id, "--server", "203.0.113.7",
+                               stdin=b"pass\xe9word\n")
+        message = self.assertError(result, 100, "task finish", exit_code=2)
+        self.assertIn("not UTF-8", message)
+        self.assertEqual(self.home.read(self.home.state_path), before)
+
     def test_a_finished_task_cannot_be_finished_or_failed_again(self):
         self.home.run("task", "finish", self.task_id, "--server", "10.1.1.1", "--no-password")
         before = self.home.read(self.home.state_path)

@@ -151,6 +151,18 @@ class ReleaseTest(PoolTestCase):
         self.assertEqual(self.home.run("task", "release", task_id).code, 0)
         self.assertEqual(self.home.state()["pool"], {})
 
+    def test_a_password_no_file_can_hold_is_a_config_error(self):
+        # Regression: "\\ud800" passed the check, then every order crashed (N199).
+        servers = [{"server": "127.0.0.1", "password": "ab\ud800cd"}]
+        self.home.write_config(json.dumps(pool_config(self.ssh.port, servers)))   # \ud800 escaped
+        answer = self.home.ok("help")
+        self.assertEqual(answer["status"], "disabled")
+        self.assertIn("$.configurations[0].servers[0].password: is not valid Unicode",
+                      answer["message"])
+        self.assertError(self.home.run("order", "small"), 104, "order")
+        self.assertEqual(os.listdir(self.home.dir + "/var") if os.path.isdir(
+            self.home.dir + "/var") else [], [])
+
     def test_a_failed_task_keeps_no_password(self):
         # Regression: only finished tasks had their password removed; a failed
         # one kept it in the state (and out of the archive) for ever.

@@ -149,6 +149,20 @@ class DurabilityTest(HomeTestCase):
         self.assertEqual(self.home.ok("order", "1")["task_id"], "42")
 
 
+class EncodeTest(unittest.TestCase):
+    def test_a_lone_surrogate_is_saved_as_a_json_escape(self):
+        # Regression: a "\\ud800" escape in text from an API or a program could
+        # not be encoded as UTF-8, and the save failed (N199, a temp file left).
+        from support import load_module
+        module = load_module()
+        document = {"schema": 2, "next_id": 3, "tasks": {
+            "1": {"id": "1", "message": "x\ud800y"}, "2": {"id": "2", "message": "ok ✓"}}}
+        data = b"".join(module.encode_tasks_file(document))
+        self.assertEqual(json.loads(data.decode("utf-8")), document)
+        self.assertIn("ok ✓".encode("utf-8"), data)          # the rest stays raw UTF-8
+        self.assertEqual(data.count(b"\n"), 4)               # still one task per line
+
+
 class ApplyTest(HomeTestCase):
     def test_backend_changes_merge_into_the_task_data(self):
         from support import load_module
