@@ -1175,15 +1175,19 @@ class Checker(object):
             if self.is_a(value, kind, where) and extra is not None:
                 extra(self, value, where)
 
+    # Seconds and days beyond this overflow time_t and float (timeouts, sockets);
+    # NaN and Infinity, which Python's json accepts, are refused as well.
+    LARGEST = 10 ** 9
+
     def positive(self, value, path):
         if value <= 0:
             self.add(path, "must be greater than 0")
-        elif not value < float("inf"):    # NaN and Infinity: Python's json accepts them
-            self.add(path, "must be a finite number, not %s" % value)
+        elif not value <= self.LARGEST:
+            self.add(path, "must be a finite number, at most %d" % self.LARGEST)
 
     def non_negative(self, value, path):
-        if not 0 <= value < float("inf"):        # also refuses NaN and Infinity
-            self.add(path, "must be a finite number, 0 or more")
+        if not 0 <= value <= self.LARGEST:
+            self.add(path, "must be a finite number, 0 to %d" % self.LARGEST)
 
     def nonempty(self, value, path):
         if not value.strip():
@@ -2515,8 +2519,7 @@ def check_api_url(checker, value, path):
 
 
 def check_not_negative(checker, value, path):
-    if value < 0:
-        checker.add(path, "must be 0 or more")
+    Checker.non_negative(checker, value, path)
 
 
 def check_login(checker, value, path):

@@ -159,7 +159,8 @@ class RetentionTest(ArchiveCase):
         self.assertEqual(self.hot_ids(), {"2", "3"})
 
     def test_retention_days_is_validated(self):
-        for bad, text in ((-1, "must be a finite number, 0 or more"),
+        for bad, text in ((-1, "must be a finite number, 0 to 1000000000"),
+                          (10 ** 400, "must be a finite number, 0 to 1000000000"),
                           ("30", "must be a number, not string"),
                           (True, "must be a number, not boolean")):
             self.home.write_config(dict(MANUAL_CONFIG, retention_days=bad))

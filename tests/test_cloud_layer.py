@@ -77,7 +77,7 @@ class ValidationTest(unittest.TestCase):
         for expected in ("$.backend.token_file: must not be empty",
                          "$.backend.api_url: must be an https:// URL",
                          "$.backend.ssh_port: must be a TCP port",
-                         "$.backend.ready_grace: must be 0 or more",
+                         "$.backend.ready_grace: must be a finite number, 0 to",
                          "$.backend.timeout: must be greater than 0",
                          "$.backend.pool_key: must be a string, not integer"):
             self.assertTrue(any(p.startswith(expected) for p in problems), (expected, problems))

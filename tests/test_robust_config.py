@@ -7,7 +7,7 @@ import time
 import unittest
 
 from robust_support import BACKEND_CASES, figure, with_config
-from support import Home, HomeTestCase, load_module
+from support import MANUAL_CONFIG, Home, HomeTestCase, load_module
 
 provider = load_module()
 
@@ -90,6 +90,12 @@ class HostileConfigProcessTest(HomeTestCase):
                                b"\"configurations\": [], \"lock_wait\": NaN}")
         self.assertIn("$.lock_wait: must be a finite number",
                       self.home.run("order", "1").json["error_message"])
+        # Regression: a huge integer passed, then float() overflowed: N199 even for help.
+        for key in ("lock_wait", "password_ttl_days", "retention_days"):
+            self.home.write_config(dict(MANUAL_CONFIG, **{key: 10 ** 400}))
+            answer = self.home.ok("help")
+            self.assertEqual(answer["status"], "disabled")
+            self.assertIn("$.%s: must be a finite number" % key, answer["message"])
 
 
 if __name__ == "__main__":
