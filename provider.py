@@ -3219,13 +3219,24 @@ def cmd_order(provider, args):
         # The caller will not know this id: the task must not stay pending.
         known = isinstance(exc, ProviderError)
         reason = exc.message if known else "internal error (%s)" % type(exc).__name__
-        provider.apply(task["id"], {"status": ERROR, "phase": "failed", "message": reason})
+        try:
+            provider.apply(task["id"], {"status": ERROR, "phase": "failed", "message": reason})
+        except ProviderError as save_error:     # the launch's error is the one to tell
+            sys.stderr.write("warning: task %s stays in_progress: %s\n"
+                             % (task["id"], save_error.message))
         if not known:
             raise                       # a bug: main() logs the traceback
         raise ProviderError(E_BACKEND, "task %s could not be started: %s"
                             % (task["id"], exc.message))
     if changes:
-        provider.apply(task["id"], changes)
+        # The work has started (a worker, a server being made): from here on the
+        # caller must get the id. Changes that cannot be saved now (the lock is
+        # busy, the disk full) are found again by the next order_status's poll.
+        try:
+            provider.apply(task["id"], changes)
+        except ProviderError as exc:
+            sys.stderr.write("warning: task %s: its first progress was not saved (%s); "
+                             "order_status looks again\n" % (task["id"], exc.message))
     return {"task_id": task["id"]}
 
 

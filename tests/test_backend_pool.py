@@ -6,7 +6,7 @@ import os
 import subprocess
 import unittest
 
-from support import PYTHON, Home, HomeTestCase, SSHBanner, caller_parse
+from support import PYTHON, Home, HomeTestCase, SSHBanner, caller_parse, wait_for
 
 
 def pool_config(port, servers=None, **settings):
@@ -236,6 +236,28 @@ class ProbeTest(PoolTestCase):
         answer = self.status(task_id)
         self.assertEqual(answer["status"], "finished")
         self.assertEqual(answer["server_password"], "pw-one")
+
+    def test_the_id_is_answered_even_when_the_first_progress_cannot_be_saved(self):
+        # Regression: the save after launch() failed (lock busy) and `order` answered
+        # an error, though the server was claimed: the caller never learned the id.
+        import fcntl
+        self.home.write_config(dict(pool_config(self.ssh.port, ssh_timeout=5), lock_wait=0.3))
+        self.ssh.silent = True                 # the probe in launch() waits its 5 s
+        proc = subprocess.Popen([PYTHON, self.home.script, "order", "small"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=self.home.env())
+        wait_for(lambda: os.path.exists(self.home.state_path)
+                 and "1" in self.home.state()["tasks"], what="the task to be saved")
+        lock = os.open(os.path.join(self.home.dir, "var", "provider.lock"), os.O_RDWR)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)   # held until the order has answered
+            out, err = proc.communicate(timeout=60)
+        finally:
+            os.close(lock)
+        self.assertEqual(caller_parse(out), {"task_id": "1"}, err)
+        self.assertIn(b"its first progress was not saved", err)
+        self.ssh.silent = False
+        self.assertEqual(self.status("1")["status"], "finished")
 
     def test_nothing_listening(self):
         self.ssh.stop()
