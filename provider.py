@@ -1926,13 +1926,11 @@ class CommandBackend(Backend):
                                % (argv[0], exc.strerror or exc)}
                 else:
                     data.update(pgid=proc.pid, pgid_start=process_start_time(proc.pid))
-                    saved = self.save(provider, task_id, {
+                    # (a task failed by hand before this worker could say its pid
+                    # is found here, and the program stopped)
+                    self.save(provider, task_id, log, {
                         "phase": "running", "data": data,
                         "message": "running %s" % os.path.basename(argv[0])})
-                    if saved is None or saved["status"] in TERMINAL:
-                        # failed by hand before this worker could say its pid
-                        raise WorkerStopped(None, "the task was %s meanwhile" % (
-                            saved["status"] if saved else "removed"))
                     request = {"task_id": task_id, "config_id": task["config_id"],
                                "params": params}
                     changes = self.watch(provider, task_id, proc, log, request)
@@ -1956,7 +1954,7 @@ class CommandBackend(Backend):
             log.scrub(changes["server_password"])
         log.note("result: %s, %s" % (changes["status"], changes.get("message", "")))
         try:
-            provider.apply(task_id, changes)
+            self.save_result(provider, task_id, log, changes)
         finally:
             try:
                 os.unlink(lock)         # only now: a free lock means "no worker"
@@ -1968,17 +1966,44 @@ class CommandBackend(Backend):
         return self.settings.get("timeout", self.DEFAULT_TIMEOUT)
 
     @staticmethod
-    def save(provider, task_id, changes):
-        """provider.apply with the stop signals held back: a SIGTERM (`task
-        fail`) lands after the transaction, never inside it with the state
-        lock taken and its descriptor not yet closed."""
+    def save(provider, task_id, log, changes):
+        """Save progress while the program runs. The stop signals are held back
+        meanwhile: a SIGTERM (`task fail`) lands after the transaction, never
+        inside it with the state lock taken. A save that fails (the lock busy,
+        the disk full) is only noted: the program goes on. A task found ended
+        by hand (`task fail`, `task finish`) or gone stops the worker, and so
+        the program."""
         import signal
         stops = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
         signal.pthread_sigmask(signal.SIG_BLOCK, stops)
         try:
-            return provider.apply(task_id, changes)
+            saved = provider.apply(task_id, changes)
+        except ProviderError as exc:
+            log.note("progress not saved, the program goes on: %s" % exc.message)
+            return
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
+        if saved is None or saved["status"] in TERMINAL:
+            raise WorkerStopped(None, "the task was %s meanwhile" % (
+                saved["status"] if saved else "removed"))
+
+    SAVE_RESULT_PAUSES = (1, 2, 4, 8, 15, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30)
+
+    @classmethod
+    def save_result(cls, provider, task_id, log, changes):
+        """Save the result; a failed save (the lock busy, the disk full) is tried
+        again for about 7 minutes, holding the worker lock, so that a server
+        and its password are not lost to a moment of contention."""
+        for pause in cls.SAVE_RESULT_PAUSES + (None,):
+            try:
+                provider.apply(task_id, changes)
+                return
+            except ProviderError as exc:
+                if pause is None:
+                    raise
+                log.note("the result could not be saved (%s); trying again in %d s"
+                         % (exc.message, pause))
+                time.sleep(pause)
 
     def watch(self, provider, task_id, proc, log, request):
         """Feed the program, follow its output until it ends; the task changes."""
@@ -2020,7 +2045,7 @@ class CommandBackend(Backend):
         def save_progress(force=False):
             if progress["text"] is not None and (
                     force or time.time() - progress["saved"] >= self.PROGRESS_EVERY):
-                self.save(provider, task_id, {"message": printable(progress["text"], 200)})
+                self.save(provider, task_id, log, {"message": printable(progress["text"], 200)})
                 progress["text"], progress["saved"] = None, time.time()
 
         timed_out = False

@@ -386,6 +386,57 @@ class CancelTest(CommandTestCase):
         self.assertEqual(phases, ['"running"', '"failed"'])
 
 
+class BusyLockTest(CommandTestCase):
+    """Saves that fail while the program runs (the state lock held too long)."""
+
+    def hold_the_state_lock(self):
+        import fcntl
+        lock = os.open(os.path.join(self.home.dir, "var", "provider.lock"), os.O_RDWR)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return lock
+
+    def log_says(self, task_id, text):
+        return lambda: os.path.exists(self.task_log(task_id)) and \
+            text in open(self.task_log(task_id)).read()
+
+    def test_a_progress_that_cannot_be_saved_does_not_stop_the_program(self):
+        # Regression: the failed save was taken for a worker bug, and the
+        # program was killed.
+        self.home.write_config(dict(command_config(self.ssh.port), lock_wait=0.3))
+        self.program('echo $$ > started\n'
+                     'while [ ! -e go1 ]; do sleep 0.05; done\n'
+                     'echo "progress: half way" >&2\n' + WAIT_FOR_GO + RESULT)
+        task_id = self.order()
+        wait_for(lambda: self.task(task_id)["phase"] == "running", what="the program to run")
+        lock = self.hold_the_state_lock()
+        try:
+            open(self.path("go1"), "w").close()
+            wait_for(self.log_says(task_id, "progress not saved, the program goes on"),
+                     what="the worker to fail to save the progress")
+        finally:
+            os.close(lock)
+        self.go()
+        answer = self.wait_status(task_id, "finished")
+        self.assertEqual(answer["server_password"], "Pa55-w0rd-xyz")
+
+    def test_the_result_is_saved_once_the_lock_is_free_again(self):
+        self.home.write_config(dict(command_config(self.ssh.port), lock_wait=0.3))
+        self.program('echo $$ > started\n' + WAIT_FOR_GO + RESULT)
+        task_id = self.order()
+        wait_for(lambda: self.task(task_id)["phase"] == "running", what="the program to run")
+        lock = self.hold_the_state_lock()
+        try:
+            self.go()
+            wait_for(self.log_says(task_id, "the result could not be saved"),
+                     what="the worker to fail to save the result")
+            self.assertEqual(self.status(task_id)["status"], "in_progress")   # still its worker's
+        finally:
+            os.close(lock)
+        answer = self.wait_status(task_id, "finished")
+        self.assertEqual((answer["server"], answer["server_password"]),
+                         ("127.0.0.1", "Pa55-w0rd-xyz"))
+
+
 def signal_mask(pid, field):
     """A signal set of /proc/PID/status: SigBlk (blocked by its main thread),
     ShdPnd (pending for the whole process)."""
