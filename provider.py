@@ -2887,7 +2887,7 @@ class TimewebBackend(CloudBackend):
 
     @classmethod
     def validate_configuration(cls, configuration, path, check):
-        CloudBackend.validate_configuration(configuration, path, check)
+        super(TimewebBackend, cls).validate_configuration(configuration, path, check)
         if ("os_id" in configuration) == ("image_id" in configuration):
             check.add(path, "needs exactly one of 'os_id' or 'image_id'")
 

@@ -103,6 +103,7 @@ class CloudTests(object):
         item = {"id": "1", "descr": "Bitrix-env VPS"}
         item.update(self.CONFIGURATION)
         item.update(configuration or {})
+        item = dict((k, v) for k, v in item.items() if v is not None)   # None: leave it out
         self.home.write_config({"enabled": True, "backend": settings, "configurations": [item]})
 
     # -- running the plugin -----------------------------------------------------------

@@ -109,6 +109,16 @@ class ValidationTest(unittest.TestCase):
         self.assertTrue(any(p.startswith("$.configurations[0].preset_id: unknown key")
                             for p in problems), problems)
 
+    def test_each_backend_checks_its_own_required_keys(self):
+        for backend, item, key, needs in (
+                ("hetzner", HETZNER, "image", "server_type, image"),
+                ("timeweb", TIMEWEB, "preset_id", "preset_id")):
+            item = dict(item)
+            del item[key]
+            self.assertEqual(self.problems(config({"type": backend, "token_env": "T"}, item)),
+                             ["$.configurations[0]: missing key %r (a %s backend needs %s)"
+                              % (key, backend, needs)])
+
     def test_timeweb_needs_one_of_os_id_and_image_id(self):
         both = dict(TIMEWEB, image_id="abc")
         neither = dict(TIMEWEB)
