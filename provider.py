@@ -2439,8 +2439,9 @@ class CloudAPI(object):
                 self.label, what, status), status=status, uncertain=method == "POST")
         try:
             code, text = self.error_text(answer)
-        except (AttributeError, TypeError, ValueError):
+        except Exception:     # a body in no shape we know: the HTTP status says it all
             code, text = None, None
+        code = printable(code, 60) if isinstance(code, str) and code else None
         if not text:
             text = http.client.responses.get(status, "unexpected answer")
         transient = status == 429 or status >= 500
@@ -2489,7 +2490,8 @@ class CloudBackend(Backend):
         find(api, task, attempts)   the server this task made, or None
         describe(server)            (one of "booting", "running", "failed"; the API's word)
         ipv4(server)                the public IPv4 address, or None
-        error_text(answer)          (code, message) of an error body
+        error_text(answer)          (code, message) of an error body; never raises
+                                    (any JSON, or None, may come from a proxy)
 
     The task's data holds: owner (tag), name, creates, create_at, key_installed,
     server_id once known, ipv4, ssh_since, server_deleted.
@@ -2860,14 +2862,30 @@ class HetznerBackend(CloudBackend):
         return ((server.get("public_net") or {}).get("ipv4") or {}).get("ip") or None
 
     def error_text(self, answer):
-        error = answer["error"]
+        """Never raises: a body not in Hetzner's shape (a proxy's 502 page, an empty
+        body) gives what it can, and the HTTP status speaks for the rest."""
+        answer = answer if isinstance(answer, dict) else {}
+        error = answer.get("error")
+        if not isinstance(error, dict):
+            text = error if isinstance(error, str) else answer.get("message")
+            return None, text if isinstance(text, str) else ""
         text = error.get("message") or ""
-        details = error.get("details") or {}
+        text = text if isinstance(text, str) else str(text)
+        details = error.get("details")
         fields = details.get("fields") if isinstance(details, dict) else None
-        if fields:
-            text += " [%s]" % "; ".join("%s: %s" % (f.get("name"), ", ".join(
-                f.get("messages") or [])) if f.get("messages") else str(f.get("name"))
-                for f in fields)
+        if isinstance(fields, list):
+            notes = []
+            for field in fields:
+                if not isinstance(field, dict):
+                    continue
+                messages = field.get("messages")
+                if isinstance(messages, list) and messages:
+                    notes.append("%s: %s" % (field.get("name"),
+                                             ", ".join(str(m) for m in messages)))
+                else:
+                    notes.append(str(field.get("name")))
+            if notes:
+                text += " [%s]" % "; ".join(notes)
         return error.get("code"), text
 
 
@@ -2928,9 +2946,14 @@ class TimewebBackend(CloudBackend):
         return found[0]["ip"] if found else None
 
     def error_text(self, answer):
+        """Never raises: any other body gives what it can (see HetznerBackend's)."""
+        if not isinstance(answer, dict):
+            return None, ""
         text = answer.get("message") or ""
         if isinstance(text, list):
             text = "; ".join(str(item) for item in text)
+        elif not isinstance(text, str):
+            text = str(text)
         if answer.get("response_id"):
             text += " (response_id %s)" % answer["response_id"]
         return answer.get("error_code"), text

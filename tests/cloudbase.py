@@ -231,6 +231,40 @@ class CloudTests(object):
         self.assertEqual(len(self.api.create_requests()), 1)
         self.assertEqual(len(self.api.servers), 1)
 
+    def test_a_create_answered_5xx_by_a_proxy_after_the_server_was_made_makes_one_server(self):
+        # bodies not in the API's shape, as a load balancer in front of it sends them
+        for number, failure in enumerate((
+                {"raw": b""},
+                {"body": {"message": "Bad Gateway"}},
+                {"raw": "<html><body>502 Bad Gateway</body></html>",
+                 "headers": {"Content-Type": "text/html"}}), 1):
+            self.api.fail_next(502, method="POST", apply=True, **failure)
+            task_id = self.order()
+            self.assertEqual(self.api.requests_for("POST")[-1]["status"], 502)
+            self.finished(task_id)
+            self.assertEqual(len(self.api.create_requests()), number, failure)
+            self.assertEqual(len(self.api.servers), number, failure)
+        with open(self.home.log_path) as handle:
+            self.assertIn("%s: http_502: Bad Gateway (HTTP 502 to POST /servers)" % self.LABEL,
+                          handle.read())
+
+    def test_a_bare_503_is_a_clear_answer_to_order_status_and_check(self):
+        task_id = self.order()
+        said = "%s: http_503: Service Unavailable (HTTP 503 to GET " % self.LABEL
+        self.api.fail_next(503, count=4, method="GET", raw=b"")     # every try of one call
+        answer = self.ok("order_status", task_id)
+        self.assertEqual(answer["status"], "in_progress", answer)
+        self.assertIn(said, answer["message"])
+        self.assertIn("trying again", answer["message"])
+        self.api.fail_next(503, count=2, method="GET", raw=b"")     # check tries twice
+        result = self.run_plugin("check")
+        self.assertEqual(result.code, 1, result)
+        self.assertNotIn(b"Traceback", result.err)
+        self.assertTrue(any(line.startswith("FAIL") and "refuses: " + said in line
+                            for line in result.text.splitlines()), result.text)
+        self.assertEqual([r["status"] for r in self.api.requests_for("GET")], [503] * 6)
+        self.finished(task_id)
+
     def order_losing_the_server_id(self):
         """An order whose create hangs and whose look-up fails: as if the plugin was
         killed between the API's answer and saving the server id. Returns the task id."""

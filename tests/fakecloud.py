@@ -26,10 +26,13 @@ A "poll" is any GET response (by id or in a list) that contains the server.
 
 Failure injection (all consume one "count" per matching request, first matching rule wins):
 
-    api.fail_next(status, count=1, method=None, path=None, body=None, headers=None, apply=False)
+    api.fail_next(status, count=1, method=None, path=None, body=None, headers=None, apply=False,
+                  raw=None)
         answer `count` matching requests with `status` and the provider's error body (or `body`).
         apply=True: the request is carried out first (e.g. the server IS created) and only
-        the answer is replaced.
+        the answer is replaced.  raw (bytes or str): send exactly that body instead, without a
+        JSON Content-Type (b"": an empty body, as a load balancer's 502/503 may have);
+        `headers` may add a Content-Type.
     api.rate_limit_next(count=1, reset_in=1, retry_after=True, method=None, path=None)
     api.server_error_next(count=1, method=None, path=None, apply=False)
     api.error_next(status, code, message, count=1, method=None, path=None, details=None)
@@ -103,10 +106,11 @@ class _Handler(BaseHTTPRequestHandler):
 class _Answer(object):
     """What the fake decided to answer: status, JSON body (or None) and extra headers."""
 
-    def __init__(self, status, body=None, headers=None):
+    def __init__(self, status, body=None, headers=None, raw=None):
         self.status = status
         self.body = body
         self.headers = dict(headers or {})
+        self.raw = raw.encode("utf-8") if isinstance(raw, str) else raw   # sent as is
 
 
 class _FakeAPI(object):
@@ -177,12 +181,13 @@ class _FakeAPI(object):
 
     # ---- failure rules ---------------------------------------------------------------
     def fail_next(self, status, count=1, method=None, path=None, body=None, headers=None,
-                  apply=False):
-        if body is None:
+                  apply=False, raw=None):
+        if body is None and raw is None:
             body = self.error_body(status, self.default_code(status),
                                    "injected failure (HTTP %d)" % status)
         self._add_rule(dict(kind="answer", status=status, count=count, method=method,
-                            path=path, body=body, headers=headers or {}, apply=apply))
+                            path=path, body=body, headers=headers or {}, apply=apply,
+                            raw=raw))
 
     def error_next(self, status, code, message, count=1, method=None, path=None,
                    details=None):
@@ -370,17 +375,20 @@ class _FakeAPI(object):
     def _rule_answer(self, rule):
         if rule["kind"] == "ratelimit":
             return self.rate_limited(rule["reset_in"], rule["retry_after"])
-        return _Answer(rule["status"], rule["body"], rule["headers"])
+        return _Answer(rule["status"], rule["body"], rule["headers"], rule.get("raw"))
 
     def _send(self, h, answer):
         data = b""
-        if answer.body is not None:
+        json_body = answer.raw is None and answer.body is not None
+        if answer.raw is not None:
+            data = answer.raw
+        elif json_body:
             data = json.dumps(answer.body).encode("utf-8")
         headers = self.common_headers()
         headers.update(answer.headers)
         try:
             h.send_response(answer.status)
-            if answer.body is not None:
+            if json_body:
                 h.send_header("Content-Type", "application/json")
             h.send_header("Content-Length", str(len(data)))
             for key, value in headers.items():
