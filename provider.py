@@ -2495,6 +2495,10 @@ class CloudBackend(Backend):
 
     The task's data holds: owner (tag), name, creates, create_at, key_installed,
     server_id once known, ipv4, ssh_since, server_deleted.
+
+    self.store is the provider's own StateStore (Provider.config sets it): the
+    one write a cloud backend makes itself (claim_create) must keep the
+    config's lock_wait, retention_days and password scrub like every other.
     """
 
     LABEL = None
@@ -2522,6 +2526,7 @@ class CloudBackend(Backend):
         self.ready_grace = settings.get("ready_grace", 60)
         self.timeout = settings.get("timeout", 3600)
         self.request_timeout = settings.get("request_timeout", 15)
+        self.store = None
 
     @classmethod
     def validate_settings(cls, settings, path, check):
@@ -2671,7 +2676,7 @@ class CloudBackend(Backend):
             data["creates"] = data.get("creates", 0) + 1
             data["create_at"] = now()
             return task
-        return StateStore(self.paths).update(change)
+        return self.store.update(change)
 
     def fail(self, task, text):
         server_id = task["data"].get("server_id")
@@ -3028,6 +3033,7 @@ class Provider(object):
     def config(self):
         if self._config is None:
             self._config = Config.load(self.paths, self.log)
+            self._config.backend.store = self.store    # a backend's own writes: same store
         return self._config
 
     def enabled_config(self):

@@ -94,7 +94,7 @@ class CloudTests(object):
         except IOError:
             return []
 
-    def configure(self, configuration=None, **backend):
+    def configure(self, configuration=None, top=None, **backend):
         settings = {"type": self.TYPE, "token_file": self.token_file, "api_url": self.api.url,
                     "pool_key": self.key, "ssh_port": self.ssh.port, "ready_grace": 0,
                     "timeout": 3600, "request_timeout": 1}
@@ -104,7 +104,9 @@ class CloudTests(object):
         item.update(self.CONFIGURATION)
         item.update(configuration or {})
         item = dict((k, v) for k, v in item.items() if v is not None)   # None: leave it out
-        self.home.write_config({"enabled": True, "backend": settings, "configurations": [item]})
+        data = {"enabled": True, "backend": settings, "configurations": [item]}
+        data.update(top or {})                  # lock_wait, retention_days, ...
+        self.home.write_config(data)
 
     # -- running the plugin -----------------------------------------------------------
 
@@ -264,6 +266,31 @@ class CloudTests(object):
                             for line in result.text.splitlines()), result.text)
         self.assertEqual([r["status"] for r in self.api.requests_for("GET")], [503] * 6)
         self.finished(task_id)
+
+    def test_a_create_made_again_keeps_the_configs_retention(self):
+        # The status call that creates again saves its claim itself: through the
+        # provider's own store, so retention_days 365 keeps a 40-day-old error task.
+        # ("login": "key": an error task keeping an unused root password never leaves)
+        self.configure({"login": "key"}, top={"retention_days": 365})
+        self.refuse_next_create()
+        self.run_plugin("order", "1")
+        state = self.home.state()
+        [(old_id, old)] = state["tasks"].items()
+        self.assertEqual(old["status"], "error")
+        for key in ("created", "updated"):
+            old[key] -= 40 * 86400
+        with open(self.home.state_path, "w") as handle:
+            json.dump(state, handle)
+        self.api.server_error_next(method="POST")             # nothing created
+        task_id = self.order()
+        self.assertEqual(self.home.state()["tasks"][old_id]["status"], "error")
+        self.age_task(task_id, 60)
+        answer = self.ok("order_status", task_id)
+        self.assertIn(answer["status"], ("in_progress", "finished"), answer)
+        self.assertEqual(len(self.api.create_requests()), 3)   # the refused, the lost, this
+        self.assertEqual(self.home.state()["tasks"][task_id]["data"]["creates"], 2)
+        self.assertIn(old_id, self.home.state()["tasks"])
+        self.assertEqual(self.ok("order_status", old_id)["status"], "error")
 
     def order_losing_the_server_id(self):
         """An order whose create hangs and whose look-up fails: as if the plugin was
