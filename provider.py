@@ -2401,6 +2401,7 @@ class CloudAPI(object):
     def once(self, method, url, path, body):
         import http.client
         import socket
+        import ssl
         import urllib.error
         import urllib.request
         headers = {"Authorization": "Bearer " + self.token, "Accept": "application/json",
@@ -2421,9 +2422,14 @@ class CloudAPI(object):
                     response.read()
             finally:
                 response.close()
+        except ssl.CertificateError as exc:    # 3.6: a ValueError, not wrapped in URLError
+            raise self.untrusted(what, exc)
         except (urllib.error.URLError, socket.timeout, http.client.HTTPException, OSError) \
                 as exc:
             reason = getattr(exc, "reason", exc)
+            if isinstance(reason, ssl.CertificateError) or \
+                    getattr(reason, "reason", None) == "CERTIFICATE_VERIFY_FAILED":   # 3.6
+                raise self.untrusted(what, reason)
             refused = isinstance(reason, ConnectionRefusedError)
             raise CloudError("%s: no answer to %s from %s (%s)" % (
                 self.label, what, self.base, reason or type(reason).__name__),
@@ -2450,6 +2456,13 @@ class CloudAPI(object):
             status=status, api_code=code, transient=transient,
             uncertain=method == "POST" and status >= 500,
             wait=retry_wait(reply_headers) if status == 429 else None)
+
+    def untrusted(self, what, reason):
+        """The API's certificate failed the check (wrong name, unknown issuer): the
+        handshake stopped before the request was sent, and trying again will not help."""
+        return CloudError("%s: %s was not sent: the TLS certificate of %s failed the check "
+                          "(%s); is api_url right?" % (self.label, what, self.base,
+                                                      printable(str(reason), 300)))
 
 
 def check_api_url(checker, value, path):

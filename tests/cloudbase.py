@@ -14,8 +14,10 @@ import re
 import shutil
 import socket
 import stat
+import subprocess
 import tempfile
 import time
+import unittest
 
 from fakecloud import SSHBannerServer
 from support import Home, load_module
@@ -37,6 +39,25 @@ def closed_port():
     port = sock.getsockname()[1]
     sock.close()
     return port
+
+
+def self_signed(folder, name, alt_name):
+    """(certificate, key) files of a new self-signed certificate for alt_name (e.g.
+    "IP:127.0.0.1"), made with the openssl command; skips the test without it."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise unittest.SkipTest("no openssl command on PATH to make a test certificate")
+    cert, key = os.path.join(folder, name + ".crt"), os.path.join(folder, name + ".key")
+    proc = subprocess.Popen(
+        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "2", "-subj", "/CN=" + alt_name.split(":", 1)[1],
+         "-addext", "subjectAltName=" + alt_name, "-keyout", key, "-out", cert],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = proc.communicate(timeout=60)[0]
+    if proc.returncode != 0:
+        raise unittest.SkipTest("openssl cannot make a test certificate (1.1.1 or later needed "
+                                "for -addext): %s" % out.decode("utf-8", "replace")[-300:])
+    return cert, key
 
 
 class CloudTests(object):
@@ -291,6 +312,32 @@ class CloudTests(object):
         self.assertEqual(self.home.state()["tasks"][task_id]["data"]["creates"], 2)
         self.assertIn(old_id, self.home.state()["tasks"])
         self.assertEqual(self.ok("order_status", old_id)["status"], "error")
+
+    def test_an_api_whose_certificate_is_for_another_name_is_a_clear_error(self):
+        other = self_signed(self.tmp, "other", "DNS:api.example.invalid")
+        ours = self_signed(self.tmp, "ours", "IP:127.0.0.1")
+        for served, trusted in ((other, other),      # trusted, but not for 127.0.0.1
+                                (ours, other)):      # for 127.0.0.1, but nobody vouches
+            api = self.FAKE(token=TOKEN, polls_per_status=0, tls=served).start()
+            self.addCleanup(api.stop)
+            self.assertTrue(api.url.startswith("https://127.0.0.1:"), api.url)
+            self.configure(api_url=api.url)
+            self.env["SSL_CERT_FILE"] = trusted[0]
+            said = "the TLS certificate of %s failed the check" % api.url
+            message = self.assertErrorCode(self.run_plugin("order", "1"), 108)
+            self.assertIn("%s: POST /servers was not sent: %s" % (self.LABEL, said), message)
+            self.assertEqual(api.requests, [])          # no HTTP request got through
+            task = max(self.home.state()["tasks"].values(), key=lambda t: int(t["id"]))
+            self.assertEqual(task["status"], "error", task)
+            result = self.run_plugin("check")
+            self.assertEqual(result.code, 1, result)
+            self.assertNotIn(b"Traceback", result.err)
+            self.assertTrue(any(line.startswith("FAIL") and said in line
+                                for line in result.text.splitlines()), result.text)
+        # the same API with its own certificate trusted: only the certificate was wrong
+        self.env["SSL_CERT_FILE"] = ours[0]
+        self.finished(self.order())
+        self.assertEqual(len(api.servers), 1)
 
     def order_losing_the_server_id(self):
         """An order whose create hangs and whose look-up fails: as if the plugin was

@@ -21,6 +21,7 @@ Knobs common to both fakes (constructor keyword arguments, also plain attributes
                       GETs (0 = already in the create response)
     status_sequence   list of statuses a new server walks through; last one is final
     unique_names      a create with a name that already exists -> 409
+    tls               (certfile, keyfile): serve HTTPS with that certificate (url is https://)
 
 A "poll" is any GET response (by id or in a list) that contains the server.
 
@@ -67,6 +68,7 @@ import json
 import re
 import socket
 import socketserver
+import sys
 import threading
 import time
 import uuid
@@ -84,6 +86,13 @@ class _ThreadingHTTPServer(socketserver.ThreadingMixIn, HTTPServer):
     daemon_threads = True
     block_on_close = False  # 3.7+: do not join hung handler threads in server_close()
     allow_reuse_address = True
+    tls = False
+
+    def handle_error(self, request, client_address):
+        # a TLS client that refuses our certificate hangs up mid-handshake: not news
+        if self.tls and isinstance(sys.exc_info()[1], OSError):
+            return
+        HTTPServer.handle_error(self, request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -120,8 +129,9 @@ class _FakeAPI(object):
     default_sequence = ["running"]
 
     def __init__(self, token="test-token", ipv4="127.0.0.1", polls_per_status=1,
-                 ip_after_polls=0, status_sequence=None, unique_names=True):
+                 ip_after_polls=0, status_sequence=None, unique_names=True, tls=None):
         self.token = token
+        self.tls = tls
         self.ipv4 = ipv4
         self.polls_per_status = polls_per_status
         self.ip_after_polls = ip_after_polls
@@ -138,6 +148,12 @@ class _FakeAPI(object):
         self._stop_event.clear()
         self._httpd = _ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.owner = self
+        if self.tls:
+            import ssl
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.tls)
+            self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
+            self._httpd.tls = True
         self._thread = threading.Thread(target=self._httpd.serve_forever,
                                         kwargs={"poll_interval": 0.05})
         self._thread.daemon = True
@@ -164,7 +180,7 @@ class _FakeAPI(object):
 
     @property
     def base_url(self):
-        return "http://127.0.0.1:%d" % self.port
+        return "%s://127.0.0.1:%d" % ("https" if self.tls else "http", self.port)
 
     @property
     def url(self):
