@@ -2481,6 +2481,7 @@ class CloudAPI(object):
     def once(self, method, url, path, body):
         import http.client
         import socket
+        import ssl
         import urllib.error
         import urllib.request
         headers = {"Authorization": "Bearer " + self.token, "Accept": "application/json",
@@ -2501,9 +2502,14 @@ class CloudAPI(object):
                     response.read()
             finally:
                 response.close()
+        except ssl.CertificateError as exc:    # 3.6: a ValueError, not wrapped in URLError
+            raise self.untrusted(what, exc)
         except (urllib.error.URLError, socket.timeout, http.client.HTTPException, OSError) \
                 as exc:
             reason = getattr(exc, "reason", exc)
+            if isinstance(reason, ssl.CertificateError) or \
+                    getattr(reason, "reason", None) == "CERTIFICATE_VERIFY_FAILED":   # 3.6
+                raise self.untrusted(what, reason)
             refused = isinstance(reason, ConnectionRefusedError)
             raise CloudError("%s: no answer to %s from %s (%s)" % (
                 self.label, what, self.base, reason or type(reason).__name__),
@@ -2519,8 +2525,9 @@ class CloudAPI(object):
                 self.label, what, status), status=status, uncertain=method == "POST")
         try:
             code, text = self.error_text(answer)
-        except (AttributeError, TypeError, ValueError):
+        except Exception:     # a body in no shape we know: the HTTP status says it all
             code, text = None, None
+        code = printable(code, 60) if isinstance(code, str) and code else None
         if not text:
             text = http.client.responses.get(status, "unexpected answer")
         transient = status == 429 or status >= 500
@@ -2529,6 +2536,13 @@ class CloudAPI(object):
             status=status, api_code=code, transient=transient,
             uncertain=method == "POST" and status >= 500,
             wait=retry_wait(reply_headers) if status == 429 else None)
+
+    def untrusted(self, what, reason):
+        """The API's certificate failed the check (wrong name, unknown issuer): the
+        handshake stopped before the request was sent, and trying again will not help."""
+        return CloudError("%s: %s was not sent: the TLS certificate of %s failed the check "
+                          "(%s); is api_url right?" % (self.label, what, self.base,
+                                                      printable(str(reason), 300)))
 
 
 def check_api_url(checker, value, path):
@@ -2568,10 +2582,15 @@ class CloudBackend(Backend):
         find(api, task, attempts)   the server this task made, or None
         describe(server)            (one of "booting", "running", "failed"; the API's word)
         ipv4(server)                the public IPv4 address, or None
-        error_text(answer)          (code, message) of an error body
+        error_text(answer)          (code, message) of an error body; never raises
+                                    (any JSON, or None, may come from a proxy)
 
     The task's data holds: owner (tag), name, creates, create_at, key_installed,
     server_id once known, ipv4, ssh_since, server_deleted.
+
+    self.store is the provider's own StateStore (Provider.config sets it): the
+    one write a cloud backend makes itself (claim_create) must keep the
+    config's lock_wait, retention_days and password scrub like every other.
     """
 
     LABEL = None
@@ -2599,6 +2618,7 @@ class CloudBackend(Backend):
         self.ready_grace = settings.get("ready_grace", 60)
         self.timeout = settings.get("timeout", 3600)
         self.request_timeout = settings.get("request_timeout", 15)
+        self.store = None
 
     @classmethod
     def validate_settings(cls, settings, path, check):
@@ -2748,7 +2768,7 @@ class CloudBackend(Backend):
             data["creates"] = data.get("creates", 0) + 1
             data["create_at"] = now()
             return task
-        return StateStore(self.paths).update(change)
+        return self.store.update(change)
 
     def fail(self, task, text):
         server_id = task["data"].get("server_id")
@@ -2939,14 +2959,30 @@ class HetznerBackend(CloudBackend):
         return ((server.get("public_net") or {}).get("ipv4") or {}).get("ip") or None
 
     def error_text(self, answer):
-        error = answer["error"]
+        """Never raises: a body not in Hetzner's shape (a proxy's 502 page, an empty
+        body) gives what it can, and the HTTP status speaks for the rest."""
+        answer = answer if isinstance(answer, dict) else {}
+        error = answer.get("error")
+        if not isinstance(error, dict):
+            text = error if isinstance(error, str) else answer.get("message")
+            return None, text if isinstance(text, str) else ""
         text = error.get("message") or ""
-        details = error.get("details") or {}
+        text = text if isinstance(text, str) else str(text)
+        details = error.get("details")
         fields = details.get("fields") if isinstance(details, dict) else None
-        if fields:
-            text += " [%s]" % "; ".join("%s: %s" % (f.get("name"), ", ".join(
-                f.get("messages") or [])) if f.get("messages") else str(f.get("name"))
-                for f in fields)
+        if isinstance(fields, list):
+            notes = []
+            for field in fields:
+                if not isinstance(field, dict):
+                    continue
+                messages = field.get("messages")
+                if isinstance(messages, list) and messages:
+                    notes.append("%s: %s" % (field.get("name"),
+                                             ", ".join(str(m) for m in messages)))
+                else:
+                    notes.append(str(field.get("name")))
+            if notes:
+                text += " [%s]" % "; ".join(notes)
         return error.get("code"), text
 
 
@@ -2966,7 +3002,7 @@ class TimewebBackend(CloudBackend):
 
     @classmethod
     def validate_configuration(cls, configuration, path, check):
-        CloudBackend.validate_configuration(configuration, path, check)
+        super(TimewebBackend, cls).validate_configuration(configuration, path, check)
         if ("os_id" in configuration) == ("image_id" in configuration):
             check.add(path, "needs exactly one of 'os_id' or 'image_id'")
 
@@ -3007,9 +3043,14 @@ class TimewebBackend(CloudBackend):
         return found[0]["ip"] if found else None
 
     def error_text(self, answer):
+        """Never raises: any other body gives what it can (see HetznerBackend's)."""
+        if not isinstance(answer, dict):
+            return None, ""
         text = answer.get("message") or ""
         if isinstance(text, list):
             text = "; ".join(str(item) for item in text)
+        elif not isinstance(text, str):
+            text = str(text)
         if answer.get("response_id"):
             text += " (response_id %s)" % answer["response_id"]
         return answer.get("error_code"), text
@@ -3084,6 +3125,7 @@ class Provider(object):
     def config(self):
         if self._config is None:
             self._config = Config.load(self.paths, self.log)
+            self._config.backend.store = self.store    # a backend's own writes: same store
         return self._config
 
     def enabled_config(self):

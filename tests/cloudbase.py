@@ -14,8 +14,10 @@ import re
 import shutil
 import socket
 import stat
+import subprocess
 import tempfile
 import time
+import unittest
 
 from fakecloud import SSHBannerServer
 from support import Home, load_module
@@ -37,6 +39,25 @@ def closed_port():
     port = sock.getsockname()[1]
     sock.close()
     return port
+
+
+def self_signed(folder, name, alt_name):
+    """(certificate, key) files of a new self-signed certificate for alt_name (e.g.
+    "IP:127.0.0.1"), made with the openssl command; skips the test without it."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise unittest.SkipTest("no openssl command on PATH to make a test certificate")
+    cert, key = os.path.join(folder, name + ".crt"), os.path.join(folder, name + ".key")
+    proc = subprocess.Popen(
+        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "2", "-subj", "/CN=" + alt_name.split(":", 1)[1],
+         "-addext", "subjectAltName=" + alt_name, "-keyout", key, "-out", cert],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = proc.communicate(timeout=60)[0]
+    if proc.returncode != 0:
+        raise unittest.SkipTest("openssl cannot make a test certificate (1.1.1 or later needed "
+                                "for -addext): %s" % out.decode("utf-8", "replace")[-300:])
+    return cert, key
 
 
 class CloudTests(object):
@@ -94,7 +115,7 @@ class CloudTests(object):
         except IOError:
             return []
 
-    def configure(self, configuration=None, **backend):
+    def configure(self, configuration=None, top=None, **backend):
         settings = {"type": self.TYPE, "token_file": self.token_file, "api_url": self.api.url,
                     "pool_key": self.key, "ssh_port": self.ssh.port, "ready_grace": 0,
                     "timeout": 3600, "request_timeout": 1}
@@ -103,7 +124,10 @@ class CloudTests(object):
         item = {"id": "1", "descr": "Bitrix-env VPS"}
         item.update(self.CONFIGURATION)
         item.update(configuration or {})
-        self.home.write_config({"enabled": True, "backend": settings, "configurations": [item]})
+        item = dict((k, v) for k, v in item.items() if v is not None)   # None: leave it out
+        data = {"enabled": True, "backend": settings, "configurations": [item]}
+        data.update(top or {})                  # lock_wait, retention_days, ...
+        self.home.write_config(data)
 
     # -- running the plugin -----------------------------------------------------------
 
@@ -229,6 +253,91 @@ class CloudTests(object):
         self.finished(self.order())
         self.assertEqual(len(self.api.create_requests()), 1)
         self.assertEqual(len(self.api.servers), 1)
+
+    def test_a_create_answered_5xx_by_a_proxy_after_the_server_was_made_makes_one_server(self):
+        # bodies not in the API's shape, as a load balancer in front of it sends them
+        for number, failure in enumerate((
+                {"raw": b""},
+                {"body": {"message": "Bad Gateway"}},
+                {"raw": "<html><body>502 Bad Gateway</body></html>",
+                 "headers": {"Content-Type": "text/html"}}), 1):
+            self.api.fail_next(502, method="POST", apply=True, **failure)
+            task_id = self.order()
+            self.assertEqual(self.api.requests_for("POST")[-1]["status"], 502)
+            self.finished(task_id)
+            self.assertEqual(len(self.api.create_requests()), number, failure)
+            self.assertEqual(len(self.api.servers), number, failure)
+        with open(self.home.log_path) as handle:
+            self.assertIn("%s: http_502: Bad Gateway (HTTP 502 to POST /servers)" % self.LABEL,
+                          handle.read())
+
+    def test_a_bare_503_is_a_clear_answer_to_order_status_and_check(self):
+        task_id = self.order()
+        said = "%s: http_503: Service Unavailable (HTTP 503 to GET " % self.LABEL
+        self.api.fail_next(503, count=4, method="GET", raw=b"")     # every try of one call
+        answer = self.ok("order_status", task_id)
+        self.assertEqual(answer["status"], "in_progress", answer)
+        self.assertIn(said, answer["message"])
+        self.assertIn("trying again", answer["message"])
+        self.api.fail_next(503, count=2, method="GET", raw=b"")     # check tries twice
+        result = self.run_plugin("check")
+        self.assertEqual(result.code, 1, result)
+        self.assertNotIn(b"Traceback", result.err)
+        self.assertTrue(any(line.startswith("FAIL") and "refuses: " + said in line
+                            for line in result.text.splitlines()), result.text)
+        self.assertEqual([r["status"] for r in self.api.requests_for("GET")], [503] * 6)
+        self.finished(task_id)
+
+    def test_a_create_made_again_keeps_the_configs_retention(self):
+        # The status call that creates again saves its claim itself: through the
+        # provider's own store, so retention_days 365 keeps a 40-day-old error task.
+        # ("login": "key": an error task keeping an unused root password never leaves)
+        self.configure({"login": "key"}, top={"retention_days": 365})
+        self.refuse_next_create()
+        self.run_plugin("order", "1")
+        state = self.home.state()
+        [(old_id, old)] = state["tasks"].items()
+        self.assertEqual(old["status"], "error")
+        for key in ("created", "updated"):
+            old[key] -= 40 * 86400
+        with open(self.home.state_path, "w") as handle:
+            json.dump(state, handle)
+        self.api.server_error_next(method="POST")             # nothing created
+        task_id = self.order()
+        self.assertEqual(self.home.state()["tasks"][old_id]["status"], "error")
+        self.age_task(task_id, 60)
+        answer = self.ok("order_status", task_id)
+        self.assertIn(answer["status"], ("in_progress", "finished"), answer)
+        self.assertEqual(len(self.api.create_requests()), 3)   # the refused, the lost, this
+        self.assertEqual(self.home.state()["tasks"][task_id]["data"]["creates"], 2)
+        self.assertIn(old_id, self.home.state()["tasks"])
+        self.assertEqual(self.ok("order_status", old_id)["status"], "error")
+
+    def test_an_api_whose_certificate_is_for_another_name_is_a_clear_error(self):
+        other = self_signed(self.tmp, "other", "DNS:api.example.invalid")
+        ours = self_signed(self.tmp, "ours", "IP:127.0.0.1")
+        for served, trusted in ((other, other),      # trusted, but not for 127.0.0.1
+                                (ours, other)):      # for 127.0.0.1, but nobody vouches
+            api = self.FAKE(token=TOKEN, polls_per_status=0, tls=served).start()
+            self.addCleanup(api.stop)
+            self.assertTrue(api.url.startswith("https://127.0.0.1:"), api.url)
+            self.configure(api_url=api.url)
+            self.env["SSL_CERT_FILE"] = trusted[0]
+            said = "the TLS certificate of %s failed the check" % api.url
+            message = self.assertErrorCode(self.run_plugin("order", "1"), 108)
+            self.assertIn("%s: POST /servers was not sent: %s" % (self.LABEL, said), message)
+            self.assertEqual(api.requests, [])          # no HTTP request got through
+            task = max(self.home.state()["tasks"].values(), key=lambda t: int(t["id"]))
+            self.assertEqual(task["status"], "error", task)
+            result = self.run_plugin("check")
+            self.assertEqual(result.code, 1, result)
+            self.assertNotIn(b"Traceback", result.err)
+            self.assertTrue(any(line.startswith("FAIL") and said in line
+                                for line in result.text.splitlines()), result.text)
+        # the same API with its own certificate trusted: only the certificate was wrong
+        self.env["SSL_CERT_FILE"] = ours[0]
+        self.finished(self.order())
+        self.assertEqual(len(api.servers), 1)
 
     def order_losing_the_server_id(self):
         """An order whose create hangs and whose look-up fails: as if the plugin was

@@ -21,15 +21,19 @@ Knobs common to both fakes (constructor keyword arguments, also plain attributes
                       GETs (0 = already in the create response)
     status_sequence   list of statuses a new server walks through; last one is final
     unique_names      a create with a name that already exists -> 409
+    tls               (certfile, keyfile): serve HTTPS with that certificate (url is https://)
 
 A "poll" is any GET response (by id or in a list) that contains the server.
 
 Failure injection (all consume one "count" per matching request, first matching rule wins):
 
-    api.fail_next(status, count=1, method=None, path=None, body=None, headers=None, apply=False)
+    api.fail_next(status, count=1, method=None, path=None, body=None, headers=None, apply=False,
+                  raw=None)
         answer `count` matching requests with `status` and the provider's error body (or `body`).
         apply=True: the request is carried out first (e.g. the server IS created) and only
-        the answer is replaced.
+        the answer is replaced.  raw (bytes or str): send exactly that body instead, without a
+        JSON Content-Type (b"": an empty body, as a load balancer's 502/503 may have);
+        `headers` may add a Content-Type.
     api.rate_limit_next(count=1, reset_in=1, retry_after=True, method=None, path=None)
     api.server_error_next(count=1, method=None, path=None, apply=False)
     api.error_next(status, code, message, count=1, method=None, path=None, details=None)
@@ -64,6 +68,7 @@ import json
 import re
 import socket
 import socketserver
+import sys
 import threading
 import time
 import uuid
@@ -81,6 +86,13 @@ class _ThreadingHTTPServer(socketserver.ThreadingMixIn, HTTPServer):
     daemon_threads = True
     block_on_close = False  # 3.7+: do not join hung handler threads in server_close()
     allow_reuse_address = True
+    tls = False
+
+    def handle_error(self, request, client_address):
+        # a TLS client that refuses our certificate hangs up mid-handshake: not news
+        if self.tls and isinstance(sys.exc_info()[1], OSError):
+            return
+        HTTPServer.handle_error(self, request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -103,10 +115,11 @@ class _Handler(BaseHTTPRequestHandler):
 class _Answer(object):
     """What the fake decided to answer: status, JSON body (or None) and extra headers."""
 
-    def __init__(self, status, body=None, headers=None):
+    def __init__(self, status, body=None, headers=None, raw=None):
         self.status = status
         self.body = body
         self.headers = dict(headers or {})
+        self.raw = raw.encode("utf-8") if isinstance(raw, str) else raw   # sent as is
 
 
 class _FakeAPI(object):
@@ -116,8 +129,9 @@ class _FakeAPI(object):
     default_sequence = ["running"]
 
     def __init__(self, token="test-token", ipv4="127.0.0.1", polls_per_status=1,
-                 ip_after_polls=0, status_sequence=None, unique_names=True):
+                 ip_after_polls=0, status_sequence=None, unique_names=True, tls=None):
         self.token = token
+        self.tls = tls
         self.ipv4 = ipv4
         self.polls_per_status = polls_per_status
         self.ip_after_polls = ip_after_polls
@@ -134,6 +148,12 @@ class _FakeAPI(object):
         self._stop_event.clear()
         self._httpd = _ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._httpd.owner = self
+        if self.tls:
+            import ssl
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.tls)
+            self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
+            self._httpd.tls = True
         self._thread = threading.Thread(target=self._httpd.serve_forever,
                                         kwargs={"poll_interval": 0.05})
         self._thread.daemon = True
@@ -160,7 +180,7 @@ class _FakeAPI(object):
 
     @property
     def base_url(self):
-        return "http://127.0.0.1:%d" % self.port
+        return "%s://127.0.0.1:%d" % ("https" if self.tls else "http", self.port)
 
     @property
     def url(self):
@@ -177,12 +197,13 @@ class _FakeAPI(object):
 
     # ---- failure rules ---------------------------------------------------------------
     def fail_next(self, status, count=1, method=None, path=None, body=None, headers=None,
-                  apply=False):
-        if body is None:
+                  apply=False, raw=None):
+        if body is None and raw is None:
             body = self.error_body(status, self.default_code(status),
                                    "injected failure (HTTP %d)" % status)
         self._add_rule(dict(kind="answer", status=status, count=count, method=method,
-                            path=path, body=body, headers=headers or {}, apply=apply))
+                            path=path, body=body, headers=headers or {}, apply=apply,
+                            raw=raw))
 
     def error_next(self, status, code, message, count=1, method=None, path=None,
                    details=None):
@@ -370,17 +391,20 @@ class _FakeAPI(object):
     def _rule_answer(self, rule):
         if rule["kind"] == "ratelimit":
             return self.rate_limited(rule["reset_in"], rule["retry_after"])
-        return _Answer(rule["status"], rule["body"], rule["headers"])
+        return _Answer(rule["status"], rule["body"], rule["headers"], rule.get("raw"))
 
     def _send(self, h, answer):
         data = b""
-        if answer.body is not None:
+        json_body = answer.raw is None and answer.body is not None
+        if answer.raw is not None:
+            data = answer.raw
+        elif json_body:
             data = json.dumps(answer.body).encode("utf-8")
         headers = self.common_headers()
         headers.update(answer.headers)
         try:
             h.send_response(answer.status)
-            if answer.body is not None:
+            if json_body:
                 h.send_header("Content-Type", "application/json")
             h.send_header("Content-Length", str(len(data)))
             for key, value in headers.items():

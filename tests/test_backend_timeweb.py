@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 """The Timeweb Cloud backend against tests/fakecloud.py's FakeTimeweb."""
 
+import os
 import unittest
 
 from cloudbase import CloudTests
@@ -30,6 +31,23 @@ class TimewebTest(CloudTests, unittest.TestCase):
         self.assertIn("task=%s" % task_id, body["comment"])
         self.assertTrue(body["name"].endswith("-%s-%s" % (task_id, body["comment"].split(
             "owner=")[1].split()[0])), body)
+
+    def test_a_configuration_without_preset_id_is_refused_as_a_config_error(self):
+        self.configure({"preset_id": None})
+        problem = "$.configurations[0]: missing key 'preset_id' (a timeweb backend needs " \
+                  "preset_id)"
+        answer = self.run_plugin("help").json
+        self.assertEqual(answer["status"], "disabled", answer)
+        self.assertIn(problem, answer["message"])
+        message = self.assertErrorCode(self.run_plugin("order", "1"), 104)
+        self.assertIn(problem, message)
+        self.assertEqual(self.api.requests, [])
+        self.assertFalse(os.path.exists(self.home.state_path))     # no task was made
+        result = self.run_plugin("check")
+        self.assertEqual(result.code, 1, result)
+        self.assertIn(problem, result.text)
+        self.assertTrue(any(line.startswith("FAIL") and problem in line
+                            for line in result.text.splitlines()), result.text)
 
     def test_the_look_up_pages_through_many_servers(self):
         for number in range(130):

@@ -109,6 +109,16 @@ class ValidationTest(unittest.TestCase):
         self.assertTrue(any(p.startswith("$.configurations[0].preset_id: unknown key")
                             for p in problems), problems)
 
+    def test_each_backend_checks_its_own_required_keys(self):
+        for backend, item, key, needs in (
+                ("hetzner", HETZNER, "image", "server_type, image"),
+                ("timeweb", TIMEWEB, "preset_id", "preset_id")):
+            item = dict(item)
+            del item[key]
+            self.assertEqual(self.problems(config({"type": backend, "token_env": "T"}, item)),
+                             ["$.configurations[0]: missing key %r (a %s backend needs %s)"
+                              % (key, backend, needs)])
+
     def test_timeweb_needs_one_of_os_id_and_image_id(self):
         both = dict(TIMEWEB, image_id="abc")
         neither = dict(TIMEWEB)
@@ -135,6 +145,23 @@ class PiecesTest(unittest.TestCase):
                          "provider-24-0a1b2c3d")
         self.assertEqual(provider.server_name("My_Hoster.py", "7", "ff"), "my-hoster-py-7-ff")
         self.assertEqual(provider.server_name("__", "7", "ff"), "bx-7-ff")
+
+    def test_error_text_never_raises_on_a_body_in_another_shape(self):
+        bodies = (None, {}, [], "Bad Gateway", 502, {"message": "Bad Gateway"},
+                  {"error": "boom"}, {"error": None}, {"error": {"message": 5, "code": 7}},
+                  {"error": {"details": {"fields": ["x", {"name": "n", "messages": "m"}]}}},
+                  {"message": {"text": "x"}, "response_id": 9}, {"message": 5})
+        for backend_class in (provider.HetznerBackend, provider.TimewebBackend):
+            backend = backend_class({"type": backend_class.TYPE, "token_env": "T"}, None, None)
+            for body in bodies:
+                code, text = backend.error_text(body)
+                self.assertIsInstance(text, str, (backend_class.TYPE, body))
+        hetzner = provider.HetznerBackend({"type": "hetzner", "token_env": "T"}, None, None)
+        self.assertEqual(hetzner.error_text({"message": "Bad Gateway"}), (None, "Bad Gateway"))
+        self.assertEqual(hetzner.error_text({"error": {
+            "code": "invalid_input", "message": "invalid input",
+            "details": {"fields": [{"name": "image", "messages": ["is required"]}]}}}),
+            ("invalid_input", "invalid input [image: is required]"))
 
     def test_retry_wait(self):
         self.assertEqual(provider.retry_wait({"Retry-After": "3"}), 3.0)

@@ -194,6 +194,24 @@ class HetznerTest(unittest.TestCase):
         self.assertEqual((status, got["error"]["code"]), (500, "server_error"))
         self.assertEqual(call(self.api, "GET", "/servers")[0], 200)
 
+    def test_raw_bodies_as_a_load_balancer_sends_them(self):
+        self.api.fail_next(503, method="GET", raw=b"")
+        self.api.fail_next(502, method="POST", path=r"^/servers$", apply=True,
+                           raw="<html>502 Bad Gateway</html>", headers={"Content-Type":
+                                                                         "text/html"})
+        status, hdrs, got = call(self.api, "GET", "/servers")
+        self.assertEqual((status, got, hdrs["Content-Length"]), (503, None, "0"))
+        self.assertIsNone(hdrs.get("Content-Type"))
+        req = Request(self.api.url + "/servers", data=json.dumps(HZ_CREATE).encode("utf-8"),
+                      headers={"Authorization": "Bearer " + TOKEN}, method="POST")
+        with self.assertRaises(HTTPError) as caught:
+            urlopen(req, timeout=5)
+        self.assertEqual(caught.exception.code, 502)
+        self.assertEqual(caught.exception.headers["Content-Type"], "text/html")
+        self.assertEqual(caught.exception.read(), b"<html>502 Bad Gateway</html>")
+        self.assertEqual(len(self.api.servers), 1)           # carried out all the same
+        self.assertEqual(call(self.api, "GET", "/servers")[0], 200)
+
     def test_500_after_create_applied(self):
         self.api.server_error_next(method="POST", path=r"^/servers$", apply=True)
         self.assertEqual(call(self.api, "POST", "/servers", HZ_CREATE)[0], 500)
