@@ -544,11 +544,13 @@ class StateStore(object):
         finally:
             os.close(lock_fd)
 
-    def archive(self, tasks):
+    def archive(self, tasks, strict=False):
         """Merge {id: task} into the archive files (the caller holds the lock).
 
-        Returns the ids now safely archived; a damaged archive file is left
-        untouched and its tasks are not moved (ProviderError when strict).
+        Returns the ids now safely archived. A damaged (or refused) archive
+        file is left untouched and only its own tasks are not moved, with a
+        warning on stderr; the other files are written (strict: ProviderError
+        at the first such file).
         """
         buckets = {}
         for task_id in tasks:
@@ -557,11 +559,17 @@ class StateStore(object):
         if not self._archive_swept:
             self.sweep(archive=True)          # about to write there: its stale temps go first
         for start in sorted(buckets):
-            held = self.load_archive(start)
-            secret_removed = self.tidy({"tasks": held}) if self.tidy and held else False
-            for task_id in buckets[start]:
-                held[task_id] = tasks[task_id]
-            self._write_archive(start, held, refresh_backup=secret_removed)
+            try:
+                held = self.load_archive(start)
+                secret_removed = self.tidy({"tasks": held}) if self.tidy and held else False
+                for task_id in buckets[start]:
+                    held[task_id] = tasks[task_id]
+                self._write_archive(start, held, refresh_backup=secret_removed)
+            except ProviderError as exc:
+                if strict:
+                    raise
+                sys.stderr.write("warning: old tasks stay in the state file: %s\n" % exc.message)
+                continue
             done.extend(buckets[start])
         return done
 
@@ -596,8 +604,9 @@ class StateStore(object):
         if limit is not None:
             old = old[:limit]
         try:
-            moved = self.archive(dict((task_id, state["tasks"][task_id]) for task_id in old))
-        except ProviderError as exc:
+            moved = self.archive(dict((task_id, state["tasks"][task_id]) for task_id in old),
+                                 strict=strict)
+        except ProviderError as exc:       # the archive folder itself (refused, unwritable)
             if strict:
                 raise
             sys.stderr.write("warning: old tasks stay in the state file: %s\n" % exc.message)

@@ -278,6 +278,25 @@ class DamagedArchiveTest(ArchiveCase):
         self.assertEqual(self.home.read(path), damaged)
         self.assertEqual(self.home.ok("order_status", task_id)["status"], "in_progress")
 
+    def test_one_damaged_file_holds_back_only_its_own_tasks(self):
+        # Regression: the first damaged file stopped all archiving, and a file
+        # written before it was written again on every call.
+        self.write_state([task_record(1)])
+        self.home.run("state", "compact")
+        path = self.archive_file(1)
+        with open(path, "wb") as handle:
+            handle.write(b"{garbage")
+        self.write_state([task_record(2), task_record(SPAN + 1), task_record(2 * SPAN + 1)],
+                         next_id=2 * SPAN + 2)
+        result = self.home.run("order", "1")
+        self.assertEqual(result.code, 0, result)
+        self.assertIn(b"warning: old tasks stay in the state file", result.err)
+        self.assertEqual(self.hot_ids(), {"2", str(2 * SPAN + 2)})
+        for task_id in (SPAN + 1, 2 * SPAN + 1):
+            with open(self.archive_file(task_id), "rb") as handle:
+                self.assertIn(str(task_id), json.loads(handle.read().decode("utf-8"))["tasks"])
+        self.assertEqual(self.home.read(path), b"{garbage")
+
     def test_unknown_archive_schema_is_refused(self):
         self.write_state([task_record(1)])
         self.home.run("state", "compact")
