@@ -145,6 +145,9 @@ if [ -n "$force" ] && [ -z "$config_src" ]; then
     usage_error "--force only applies with --config FILE"
 fi
 [ -n "$prefix" ] || usage_error "--prefix needs a folder"
+case $prefix in -*) prefix=./$prefix ;; esac     # never an option to mkdir, rm, cp
+# The checks below run the installed plugin on its own home, not on one these name.
+unset BXPROVIDER_HOME BXPROVIDER_CONFIG
 case $action in install|archive) [ -z "$yes" ] || usage_error "--yes only applies with --purge or --uninstall" ;; esac
 
 home=${prefix%/}/$name
@@ -317,7 +320,7 @@ for rel in members:
     print("  %s" % rel)
 PY
     say "Built $archive with the members above. Install it on the host with:"
-    say "  /opt/webdir/bin/bx-provider -a install --provider $name --archive $archive"
+    say "  /opt/webdir/bin/bx-provider -a install --provider $name --archive '$archive'"
     if [ -z "$config_src" ]; then
         say "Its etc/$name.conf is the starting config: the provider stays disabled until it is edited."
     fi
@@ -325,7 +328,9 @@ PY
 
 do_uninstall() {
     found=
-    for rel in $(program_files); do
+    # bin/NAME first: a call meanwhile then finds no plugin (bx-provider: not_exists)
+    # rather than a launcher without its code (empty stdout)
+    for rel in "bin/$name" "lib/provider.py"; do
         if [ -e "$home/$rel" ] || [ -L "$home/$rel" ]; then
             rm -f "$home/$rel"
             say "Removed $home/$rel"

@@ -1138,7 +1138,10 @@ ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012345
 
 
 def valid_config_id(text):
-    return 0 < len(text) <= 64 and all(ch in ID_CHARS for ch in text)
+    # a leading "-" or "." would reach the plugin as an option (`order -h`)
+    # or look like a hidden file: the first character is a letter or digit
+    return 0 < len(text) <= 64 and all(ch in ID_CHARS for ch in text) \
+        and text[0] not in "-._"
 
 
 def type_name(value):
@@ -1294,7 +1297,8 @@ def validate_config(data):
             config_id = item.get("id")
             if isinstance(config_id, str):
                 if not valid_config_id(config_id):
-                    check.add(where + ".id", "%s is not 1-64 letters, digits, '.', '_', '-'"
+                    check.add(where + ".id", "%s is not 1-64 letters, digits, '.', '_', '-' "
+                              "starting with a letter or digit"
                               % json.dumps(config_id, ensure_ascii=False))
                 elif config_id in seen:
                     check.add(where + ".id", "duplicate id %s (also at $.configurations[%d])"
@@ -3696,8 +3700,10 @@ def cmd_check(provider, args):
     for folder, label in ((paths.var, "state folder"), (paths.log_dir, "log folder")):
         if os.path.isdir(folder):
             problem = mode_problem(folder, 0o700, paths.home)
-            add(problem is None and os.access(folder, os.W_OK),
-                "%s %s: %s" % (label, folder, problem or "private and writable"))
+            writable = os.access(folder, os.W_OK)
+            add(problem is None and writable, "%s %s: %s" % (
+                label, folder, problem or ("private and writable" if writable else
+                                           "not writable by uid %d" % os.geteuid())))
         else:
             parent = os.path.dirname(folder)
             add(os.access(parent, os.W_OK), "%s %s does not exist yet; %s" % (
@@ -3930,7 +3936,13 @@ def emit(answer, stream, pretty=False):
     """Write the one answer: a JSON object or text, as UTF-8 bytes whatever the locale."""
     if isinstance(answer, dict):
         answer = json.dumps(answer, ensure_ascii=False, indent=2 if pretty else None)
-    data = (answer + "\n").encode("utf-8", "replace")
+    text = answer + "\n"
+    try:
+        # a path Python 3.6 decoded under LANG=C holds its UTF-8 bytes as escapes
+        data = text.encode("utf-8", "surrogateescape")
+        data.decode("utf-8")
+    except UnicodeError:            # not UTF-8 after all: never invalid bytes out
+        data = text.encode("utf-8", "replace")
     try:
         stream.flush()
         out = getattr(stream, "buffer", None)

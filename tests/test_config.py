@@ -62,22 +62,26 @@ class ValidateTest(unittest.TestCase):
             {"descr": ""},
             "nope",
             {"id": "ok", "descr": "x", "cpu": 2},
+            {"id": "-h", "descr": "would reach the plugin as `order -h`"},
+            {"id": ".hidden", "descr": "x"},
         ]
         problems = self.problems(with_changes(configurations=configurations))
         expected = [
             '$.configurations[1].id: duplicate id "1" (also at $.configurations[0])',
-            '$.configurations[2].id: "bad id" is not 1-64 letters, digits, \'.\', \'_\', \'-\'',
+            '$.configurations[2].id: "bad id" is not 1-64 letters, digits, \'.\', \'_\', \'-\' starting with a letter or digit',
             "$.configurations[4].id: must be a string, not integer",
             "$.configurations[5]: missing key 'id'",
             "$.configurations[5].descr: must not be empty",
             "$.configurations[6]: must be an object, not string",
+            '$.configurations[8].id: "-h" is not 1-64 letters, digits, \'.\', \'_\', \'-\' starting with a letter or digit',
+            '$.configurations[9].id: ".hidden" is not 1-64 letters, digits, \'.\', \'_\', \'-\' starting with a letter or digit',
         ]
         for line in expected:
             self.assertIn(line, problems)
         self.assertTrue(any(p.startswith("$.configurations[3].id: ") for p in problems))
         self.assertTrue(any(p.startswith("$.configurations[7].cpu: unknown key")
                             for p in problems))
-        self.assertEqual(len(problems), 8, problems)
+        self.assertEqual(len(problems), 10, problems)
 
     def test_lock_wait_must_be_positive(self):
         self.assertEqual(self.problems(with_changes(lock_wait=0)),

@@ -379,6 +379,28 @@ class InstallTestsBase(object):
         self.assertFalse(os.path.exists(home))
         self.assertEqual(os.listdir(prefix), [])
 
+    def test_uninstall_removes_the_launcher_before_the_code(self):
+        # a call meanwhile then finds no plugin, not a launcher without its module
+        self.install()
+        out = self.install_ok("--prefix", self.prefix, "--uninstall", NAME)
+        launcher = out.index("Removed " + self.script)
+        code = out.index("Removed " + os.path.join(self.home, "lib", "provider.py"))
+        self.assertLess(launcher, code, out)
+
+    def test_a_relative_prefix_starting_with_a_dash(self):
+        self.install_ok("--prefix", "-p", NAME)
+        self.assertEqual(mode_of(os.path.join(self.tmp, "-p", NAME, "bin", NAME)), 0o755)
+
+    def test_the_final_check_looks_at_the_installed_home_only(self):
+        # Regression: BXPROVIDER_HOME left exported from debugging made the final
+        # `check` (and --version) look at another home.
+        other = os.path.join(self.tmp, "elsewhere")
+        self.env["BXPROVIDER_HOME"] = other
+        self.env["BXPROVIDER_CONFIG"] = os.path.join(other, "etc", "x.conf")
+        out = self.install()
+        self.assertNotIn(other, out)
+        self.assertIn("ok   home %s\n" % self.home, out)
+
     def test_names_at_the_limits_are_accepted(self):
         for good in ("x" * 64, "a_B-9", "7"):
             self.install_ok("--prefix", self.prefix, good)

@@ -224,6 +224,24 @@ class PathsTest(unittest.TestCase):
         self.assertTrue(os.path.exists(other.state_path))
         self.assertFalse(os.path.exists(home.state_path))
 
+    def test_a_home_path_that_is_not_ascii_under_the_c_locale(self):
+        # Regression: Python 3.6 under LANG=C answered "no config at /tmp/??????/..."
+        import shutil
+        import tempfile
+        base = tempfile.mkdtemp(prefix="bxprov-")
+        self.addCleanup(shutil.rmtree, base)
+        home = os.path.join(base.encode(), "провайдер".encode("utf-8"))
+        os.makedirs(os.path.join(home, b"bin"))
+        script = os.path.join(home, b"bin", b"demo")
+        shutil.copy(SCRIPT.encode(), script)
+        env = dict(os.environ, LANG="C", LC_ALL="C", PYTHONIOENCODING="")
+        for key in ("BXPROVIDER_HOME", "BXPROVIDER_CONFIG"):
+            env.pop(key, None)
+        out = subprocess.check_output([PYTHON.encode(), script, b"help"], env=env)
+        answer = caller_parse(out)
+        self.assertEqual(answer["message"],
+                         "no config at %s/etc/demo.conf" % home.decode("utf-8"))
+
     def test_name_comes_from_the_invoked_path_not_the_link_target(self):
         home = Home(name="hoster")
         self.addCleanup(home.cleanup)
