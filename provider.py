@@ -1751,6 +1751,7 @@ class CommandBackend(Backend):
     KILL_GRACE = 5          # s between SIGTERM and SIGKILL of the program's group
     EOF_GRACE = 2           # s to drain output once the program has exited
     PROGRESS_EVERY = 0.5    # s between two saves of a progress message
+    RETRY_UNSAVED = 5       # s between two tries to save the worker's data after a failure
 
     @classmethod
     def validate_settings(cls, settings, path, check):
@@ -1978,36 +1979,42 @@ class CommandBackend(Backend):
     def timeout(self):
         return self.settings.get("timeout", self.DEFAULT_TIMEOUT)
 
-    @staticmethod
-    def save(provider, task_id, log, changes):
+    unsaved_data = None     # the worker's data (its pid, the program's group) not saved yet
+
+    def save(self, provider, task_id, log, changes):
         """Save progress while the program runs. The stop signals are held back
         meanwhile: a SIGTERM (`task fail`) lands after the transaction, never
         inside it with the state lock taken. A save that fails (the lock busy,
-        the disk full) is only noted: the program goes on. A task found ended
-        by hand (`task fail`, `task finish`) or gone stops the worker, and so
-        the program."""
+        the disk full) is only noted: the program goes on, and the data it
+        carried (what `task fail` and a dead worker's poll need to stop the
+        program) goes with the next save. A task found ended by hand (`task
+        fail`, `task finish`) or gone stops the worker, and so the program."""
         import signal
+        if self.unsaved_data is not None and "data" not in changes:
+            changes = dict(changes, data=self.unsaved_data)
         stops = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
         signal.pthread_sigmask(signal.SIG_BLOCK, stops)
         try:
             saved = provider.apply(task_id, changes)
         except ProviderError as exc:
             log.note("progress not saved, the program goes on: %s" % exc.message)
+            if "data" in changes:
+                self.unsaved_data = changes["data"]
             return
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
+        self.unsaved_data = None
         if saved is None or saved["status"] in TERMINAL:
             raise WorkerStopped(None, "the task was %s meanwhile" % (
                 saved["status"] if saved else "removed"))
 
     SAVE_RESULT_PAUSES = (1, 2, 4, 8, 15, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30)
 
-    @classmethod
-    def save_result(cls, provider, task_id, log, changes):
+    def save_result(self, provider, task_id, log, changes):
         """Save the result; a failed save (the lock busy, the disk full) is tried
         again for about 7 minutes, holding the worker lock, so that a server
         and its password are not lost to a moment of contention."""
-        for pause in cls.SAVE_RESULT_PAUSES + (None,):
+        for pause in self.SAVE_RESULT_PAUSES + (None,):
             try:
                 provider.apply(task_id, changes)
                 return
@@ -2060,6 +2067,10 @@ class CommandBackend(Backend):
                     force or time.time() - progress["saved"] >= self.PROGRESS_EVERY):
                 self.save(provider, task_id, log, {"message": printable(progress["text"], 200)})
                 progress["text"], progress["saved"] = None, time.time()
+            elif self.unsaved_data is not None and \
+                    time.time() - progress["saved"] >= self.RETRY_UNSAVED:
+                self.save(provider, task_id, log, {})     # the data, without a message
+                progress["saved"] = time.time()
 
         timed_out = False
         exited = None
@@ -3390,8 +3401,9 @@ def cmd_tasks(provider, args):
         return {"tasks": [public_task(t) for t in tasks]}
     if not tasks:
         if args.status:
-            return "no %s tasks%s" % (args.status, "" if args.all else " (tasks --all: "
-                                      "also the archived ones)")
+            archived = args.status != IN_PROGRESS and not args.all and store.archive_starts()
+            return "no %s tasks%s" % (args.status, " (tasks --all: also the archived ones)"
+                                      if archived else "")
         return "no tasks yet (state: %s)" % provider.paths.state
     note = ""
     if not args.all and store.archive_starts():

@@ -91,6 +91,43 @@ class CommandTestCase(HomeTestCase):
     def task_log(self, task_id):
         return os.path.join(self.home.dir, "log", "tasks", task_id + ".log")
 
+    def start_worker_by_hand(self, lock_wait=60, before_start=None):
+        """A task placed as `order` places it, and its worker started here (not
+        by launch), by default with a lock_wait long enough for a test to hold
+        the state lock while the worker waits. Returns (provider in-process,
+        task id, worker)."""
+        config = command_config(self.ssh.port)
+        config["lock_wait"] = lock_wait
+        self.home.write_config(config)
+        module = load_module()
+        provider = module.Provider(module.Paths(self.home.script))
+        configuration = provider.config.by_id["vm2"]
+
+        def place(state):
+            task = module.new_task(provider.store.allocate_id(state), "vm2", "command")
+            provider.config.backend.place(task, configuration, state)
+            state["tasks"][task["id"]] = task
+            return task["id"]
+
+        task_id = provider.store.update(place)
+        if before_start:
+            before_start()
+        # as launch() does: the worker inherits its lock, already held
+        import fcntl
+        workers = os.path.join(self.home.dir, "var", "workers")
+        if not os.path.isdir(workers):
+            os.mkdir(workers, 0o700)
+        lock = os.open(os.path.join(workers, task_id + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            worker = subprocess.Popen([PYTHON, self.home.script, "_worker", task_id],
+                                      env=self.home.env(), stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL, pass_fds=(lock,))
+        finally:
+            os.close(lock)
+        self.addCleanup(worker.wait)
+        return provider, task_id, worker
+
 
 RESULT = '''echo '{"server": "127.0.0.1", "server_password": "Pa55-w0rd-xyz"}'
 '''
@@ -311,30 +348,6 @@ class CancelTest(CommandTestCase):
         result = self.home.run("task", "fail", task_id, "--message", "late")
         self.assertIn("N111", result.json["error_message"])
 
-    def start_worker_by_hand(self):
-        """A task placed as `order` places it, and its worker started here (not
-        by launch), with a lock_wait long enough for a test to hold the state
-        lock while the worker waits. Returns (provider in-process, task id, worker)."""
-        config = command_config(self.ssh.port)
-        config["lock_wait"] = 60
-        self.home.write_config(config)
-        module = load_module()
-        provider = module.Provider(module.Paths(self.home.script))
-        configuration = provider.config.by_id["vm2"]
-
-        def place(state):
-            task = module.new_task(provider.store.allocate_id(state), "vm2", "command")
-            provider.config.backend.place(task, configuration, state)
-            state["tasks"][task["id"]] = task
-            return task["id"]
-
-        task_id = provider.store.update(place)
-        worker = subprocess.Popen([PYTHON, self.home.script, "_worker", task_id],
-                                  env=self.home.env(), stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
-        self.addCleanup(worker.wait)
-        return provider, task_id, worker
-
     def test_a_worker_that_finds_its_task_failed_stops_the_program(self):
         # The race `task fail` can lose: the operator fails the task after the
         # worker read it and before it saved its pid. The fail is made here
@@ -363,11 +376,13 @@ class CancelTest(CommandTestCase):
         self.program('echo $$ > started\n' + WAIT_FOR_GO + RESULT)
         provider, task_id, worker = self.start_worker_by_hand()
 
-        term = 1 << (signal.SIGTERM - 1)
+        term, usr1 = 1 << (signal.SIGTERM - 1), 1 << (signal.SIGUSR1 - 1)
 
         def signal_the_waiting_worker(state):
             wait_for(lambda: self.read_pid("started"), what="the program to start")
-            wait_for(lambda: signal_mask(worker.pid, "SigBlk") & term,
+            # only the stop signals blocked: inside save(), not in Popen (which
+            # blocks every signal around its fork on 3.10+)
+            wait_for(lambda: signal_mask(worker.pid, "SigBlk") & (term | usr1) == term,
                      what="the worker to wait for the lock in its save")
             os.kill(worker.pid, signal.SIGTERM)
             wait_for(lambda: signal_mask(worker.pid, "ShdPnd") & term,
@@ -389,9 +404,33 @@ class CancelTest(CommandTestCase):
 class BusyLockTest(CommandTestCase):
     """Saves that fail while the program runs (the state lock held too long)."""
 
+    def test_data_a_failed_save_carried_is_saved_later_so_task_fail_still_works(self):
+        # Regression: the first save (the worker's pid, the program's group)
+        # failed and later saves carried only messages: `task fail` then could
+        # not stop the program.
+        self.program('echo $$ > started\n' + WAIT_FOR_GO + RESULT)
+        held = []
+        provider, task_id, worker = self.start_worker_by_hand(
+            lock_wait=0.3, before_start=lambda: held.append(self.hold_the_state_lock()))
+        lock = held[0]
+        try:
+            wait_for(self.log_says(task_id, "progress not saved, the program goes on"),
+                     what="the worker's first save to fail")
+        finally:
+            os.close(lock)
+        wait_for(lambda: self.task(task_id)["data"].get("worker_pid") == worker.pid,
+                 what="the worker's data to be saved by a later try")
+        result = self.home.run("task", "fail", task_id, "--message", "stop it")
+        self.assertIn("is stopping the program", result.text)
+        pid = self.read_pid("started")
+        wait_for(lambda: not pid_alive(pid), what="the program (pid %d) to be stopped" % pid)
+
     def hold_the_state_lock(self):
         import fcntl
-        lock = os.open(os.path.join(self.home.dir, "var", "provider.lock"), os.O_RDWR)
+        var = os.path.join(self.home.dir, "var")
+        if not os.path.isdir(var):
+            os.mkdir(var, 0o700)
+        lock = os.open(os.path.join(var, "provider.lock"), os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(lock, fcntl.LOCK_EX)
         return lock
 
