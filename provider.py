@@ -725,9 +725,9 @@ class StateStore(object):
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
 
-    def _save(self, state, refresh_backup=False):
-        write_atomic(self.paths.state, encode_tasks_file(state), self.paths.backup,
-                     "the state in %s" % self.paths.var)
+    def _save(self, state, refresh_backup=False, backup=True):
+        write_atomic(self.paths.state, encode_tasks_file(state),
+                     self.paths.backup if backup else None, "the state in %s" % self.paths.var)
         if refresh_backup:
             keep_backup(self.paths.state, self.paths.backup)  # the old one may hold what went
 
@@ -771,8 +771,7 @@ class StateStore(object):
                 raise ProviderError(E_WRITE, "cannot keep %s aside as %s: %s; nothing was "
                                     "changed" % (self.paths.state, aside, exc.strerror))
         try:
-            write_atomic(self.paths.state, encode_tasks_file(state), None,
-                         "the state in %s" % self.paths.var)
+            self._save(state, backup=False)     # (write_atomic also syncs the folder)
         except ProviderError:
             if aside:
                 try:
@@ -780,7 +779,6 @@ class StateStore(object):
                 except OSError:
                     pass
             raise
-        fsync_dir(self.paths.var)
         return aside
 
     def known_ids(self, raw=b""):
@@ -2581,10 +2579,6 @@ def check_api_url(checker, value, path):
                       "the token travels in every request)")
 
 
-def check_not_negative(checker, value, path):
-    Checker.non_negative(checker, value, path)
-
-
 def check_login(checker, value, path):
     if value not in ("password", "key"):
         checker.add(path, "must be \"password\" (the plugin sets a root password) or \"key\" "
@@ -2629,7 +2623,7 @@ class CloudBackend(Backend):
         "api_url": ("string", check_api_url),
         "pool_key": ("string", Checker.nonempty),
         "ssh_port": ("integer", Checker.port),
-        "ready_grace": ("number", check_not_negative),
+        "ready_grace": ("number", Checker.non_negative),
         "timeout": ("number", Checker.positive),
         "request_timeout": ("number", Checker.positive),
     }
@@ -2908,6 +2902,13 @@ class CloudBackend(Backend):
 
     # -- admin ----------------------------------------------------------------
 
+    def cancel(self, task):
+        # failing a task deletes nothing: the server it rents is named instead
+        if rented_server(task):
+            return "it still rents server %s: `%s task delete-server %s --yes` deletes it" % (
+                rented_server(task), self.paths.name, task["id"])
+        return None
+
     def delete_server(self, task):
         server_id = task["data"]["server_id"]
         try:
@@ -3105,11 +3106,13 @@ def new_task(task_id, config_id, backend_type):
             "created": stamp, "updated": stamp, "data": {}}
 
 
-def scrub_task(task, reason, stamp):
+def scrub_task(task, reason, stamp, say=True):
+    """Remove the root password; say: add why to the message."""
     task["server_password"] = ""
     task["password_removed"] = stamp
-    note = "root password removed %s" % reason
-    task["message"] = "%s; %s" % (task["message"], note) if task.get("message") else note
+    if say:
+        note = "root password removed %s" % reason
+        task["message"] = "%s; %s" % (task["message"], note) if task.get("message") else note
 
 
 def status_answer(task):
@@ -3213,17 +3216,15 @@ class Provider(object):
             if task.get("status") == ERROR:
                 # a failed order's password is never shown to the caller: it goes at once
                 # (the message, the admin's reason for the failure, is left as it is)
-                task["server_password"] = ""
-                task["password_removed"] = stamp
-                self.log.write("scrub", task["id"], reason="the order failed")
-                removed = True
+                reason, say = "because the order failed", False
+            elif task.get("status") == FINISHED:
+                reason, say = self.password_reason(
+                    task, stamp, ttl, check_caller=reads < SCRUB_FILE_CHECKS), True
+                reads += 1
+            else:
                 continue
-            if task.get("status") != FINISHED:
-                continue
-            reason = self.password_reason(task, stamp, ttl, check_caller=reads < SCRUB_FILE_CHECKS)
-            reads += 1
             if reason:
-                scrub_task(task, reason, stamp)
+                scrub_task(task, reason, stamp, say)
                 self.log.write("scrub", task["id"], reason=reason)
                 removed = True
         return removed
@@ -3539,9 +3540,6 @@ def cmd_task_fail(provider, args):
         stopping = backend.cancel(task)
         if stopping:
             lines.append(stopping)
-    if rented_server(task):
-        lines.append("it still rents server %s: `%s task delete-server %s --yes` deletes it"
-                     % (rented_server(task), provider.paths.name, task["id"]))
     return "\n".join(lines)
 
 
@@ -3950,11 +3948,14 @@ def emit(answer, stream, pretty=False):
         answer = json.dumps(answer, ensure_ascii=False, indent=2 if pretty else None)
     text = answer + "\n"
     try:
-        # a path Python 3.6 decoded under LANG=C holds its UTF-8 bytes as escapes
-        data = text.encode("utf-8", "surrogateescape")
-        data.decode("utf-8")
-    except UnicodeError:            # not UTF-8 after all: never invalid bytes out
-        data = text.encode("utf-8", "replace")
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            # a path Python 3.6 decoded under LANG=C holds its UTF-8 bytes as escapes
+            data = text.encode("utf-8", "surrogateescape")
+            data.decode("utf-8")
+        except UnicodeError:        # not UTF-8 after all: never invalid bytes out
+            data = text.encode("utf-8", "replace")
     try:
         stream.flush()
         out = getattr(stream, "buffer", None)

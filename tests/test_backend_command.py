@@ -91,6 +91,15 @@ class CommandTestCase(HomeTestCase):
     def task_log(self, task_id):
         return os.path.join(self.home.dir, "log", "tasks", task_id + ".log")
 
+    def running_order(self):
+        """Order; wait until the program runs and the worker saved its pid.
+        Returns (task id, the program's pid, the worker's pid)."""
+        task_id = self.order()
+        pid = wait_for(lambda: self.read_pid("started"), what="the program to start")
+        worker = wait_for(lambda: self.task(task_id)["data"].get("worker_pid"),
+                          what="the worker's pid")
+        return task_id, pid, worker
+
     def start_worker_by_hand(self, lock_wait=60, before_start=None):
         """A task placed as `order` places it, and its worker started here (not
         by launch), by default with a lock_wait long enough for a test to hold
@@ -293,10 +302,7 @@ class StopTest(CommandTestCase):
 
     def test_dead_worker_is_detected(self):
         self.program('echo $$ > started\n' + WAIT_FOR_GO + RESULT)
-        task_id = self.order()
-        pid = wait_for(lambda: self.read_pid("started"), what="the program to start")
-        worker = wait_for(lambda: self.task(task_id)["data"].get("worker_pid"),
-                          what="the worker's pid")
+        task_id, pid, worker = self.running_order()
         os.kill(worker, signal.SIGKILL)
         wait_for(lambda: not pid_alive(worker), what="the worker to die")
         answer = self.status(task_id)
@@ -308,10 +314,7 @@ class StopTest(CommandTestCase):
 
     def test_worker_stopped_by_sigterm_kills_the_program(self):
         self.program('echo $$ > started\n' + WAIT_FOR_GO + RESULT)
-        task_id = self.order()
-        pid = wait_for(lambda: self.read_pid("started"), what="the program to start")
-        worker = wait_for(lambda: self.task(task_id)["data"].get("worker_pid"),
-                          what="the worker's pid")
+        task_id, pid, worker = self.running_order()
         os.kill(worker, signal.SIGTERM)
         answer = self.wait_status(task_id, "error")
         self.assertEqual(answer["message"], "the worker was stopped by signal %d"
@@ -324,10 +327,7 @@ class CancelTest(CommandTestCase):
 
     def test_task_fail_stops_the_program_and_its_children(self):
         self.program('sleep 300 &\necho $! > child\necho $$ > started\n' + WAIT_FOR_GO + RESULT)
-        task_id = self.order()
-        pid = wait_for(lambda: self.read_pid("started"), what="the program to start")
-        worker = wait_for(lambda: self.task(task_id)["data"].get("worker_pid"),
-                          what="the worker's pid")
+        task_id, pid, worker = self.running_order()
         result = self.home.run("task", "fail", task_id, "--message", "wrong datacenter")
         self.assertEqual(result.code, 0, result)
         self.assertIn("task %s marked error: wrong datacenter" % task_id, result.text)
