@@ -218,6 +218,11 @@ class AuditLog(object):
 # ---------------------------------------------------------------------------
 # State store: the hot JSON file, its lock, atomic saves, a backup, an archive
 # ---------------------------------------------------------------------------
+#
+# One class per job: StateFile (the locked, atomically saved JSON file and its
+# backup), Archive (old terminal tasks in var/archive/), TaskIds (ids never
+# reused), StateRepair (restore-backup and repair, for people) and StateStore,
+# which composes them into the transactions the rest of the plugin uses.
 
 def empty_state(name):
     return {"schema": STATE_SCHEMA, "provider": name, "next_id": 1, "tasks": {},
@@ -229,67 +234,24 @@ def archive_start(task_id):
     return (int(task_id) - 1) // ARCHIVE_SPAN * ARCHIVE_SPAN + 1
 
 
-class StateStore(object):
-    """The tasks: live ones in var/NAME.state.json, old ones in var/archive/.
+class TrustedFiles(object):
+    """The trust rule for the plugin's own folders and files (it runs as root):
+    owned by a trusted user (see trusted_uids), folders not writable by others,
+    files read regular and never through a symlink."""
 
-    Writers hold an exclusive flock on var/NAME.lock (bounded wait), read the
-    file, change it and save it atomically: a unique temp file in the same
-    folder, fsync, rename over the old one, fsync the folder. The file being
-    replaced is kept as NAME.state.json.bak (a hard link, so no copy). Readers
-    need no lock: they always see a whole file. A file that does not parse or
-    has an unknown schema is never overwritten.
-
-    Archive: terminal tasks not updated for retention_days leave the state
-    file for var/archive/NAME.<first>-<last>.json, ARCHIVE_SPAN ids per file,
-    so the answer for an old task opens one small file however long the
-    history. Each write moves at most ARCHIVE_BATCH of them, in the same
-    locked transaction: the archive file is saved first (same atomic way,
-    with its own .bak), then the state file without them. A crash between
-    the two leaves a task in both; the state file's copy wins, and the next
-    write moves it again. `state compact` moves all of them at once.
-
-    Safety: var/, var/archive/ and every file read must belong to a trusted
-    user (see trusted_uids) and the folders must not be writable by others;
-    a file read must be a regular file, not a symlink. A writer first removes
-    the temp files a killed writer left (sweep). tidy(state), when given, runs
-    before every save; when it returns True it removed a secret, and the
-    backup is then replaced by the saved state too, so no file keeps that
-    secret.
-    """
-
-    def __init__(self, paths, lock_wait=DEFAULT_LOCK_WAIT,
-                 retention_days=DEFAULT_RETENTION_DAYS, tidy=None):
+    def __init__(self, paths):
         self.paths = paths
-        self._lock_wait = lock_wait
-        self._retention_days = retention_days
-        self.tidy = tidy
-        self.state_missing = False      # the last load() found no state file
-        self._trusted = None
-        self._archive_swept = False     # this lock's holder swept var/archive/ already
+        self._uids = None
 
-    @property
-    def lock_wait(self):
-        """Seconds to wait for the lock; a callable is asked only when writing."""
-        wait = self._lock_wait
-        return wait() if callable(wait) else wait
+    def uids(self):
+        """Who may own the plugin's files (the module's trusted_uids, once a call)."""
+        if self._uids is None:
+            self._uids = trusted_uids(self.paths.home)
+        return self._uids
 
-    @property
-    def retention_days(self):
-        days = self._retention_days
-        return days() if callable(days) else days
-
-    # -- reading -----------------------------------------------------------
-
-    def trusted_uids(self):
-        """Who may own var/ and the state (the module's trusted_uids, once a call)."""
-        if self._trusted is None:
-            self._trusted = trusted_uids(self.paths.home)
-        return self._trusted
-
-    def check_folder(self, folder=None):
+    def check_folder(self, folder):
         """Refuse a var/ (or var/archive/) in which another user could swap files
         (symlink races)."""
-        folder = folder or self.paths.var
         try:
             info = os.stat(folder)
         except OSError as exc:
@@ -300,7 +262,7 @@ class StateStore(object):
         problem = None
         if not stat.S_ISDIR(info.st_mode):
             problem = "not a folder"
-        elif info.st_uid not in self.trusted_uids():
+        elif info.st_uid not in self.uids():
             problem = "owned by uid %d, who is neither uid %d (running the plugin), root nor " \
                       "the owner of the home" % (info.st_uid, os.geteuid())
         elif info.st_mode & 0o022:
@@ -329,7 +291,7 @@ class StateStore(object):
                 raise ProviderError(E_STATE, "%s is not a regular file; it was left untouched; "
                                     "%s" % (path, advice or ("`%s state repair` moves it aside"
                                                              % self.paths.name)))
-            if info.st_uid not in self.trusted_uids():
+            if info.st_uid not in self.uids():
                 raise ProviderError(E_UNSAFE, "%s is owned by uid %d, who is neither uid %d "
                                     "(running the plugin), root nor the owner of the home; it "
                                     "was left untouched" % (path, info.st_uid, os.geteuid()))
@@ -343,15 +305,53 @@ class StateStore(object):
             except (IOError, OSError) as exc:
                 raise ProviderError(E_STATE, "cannot read %s: %s" % (path, exc.strerror))
 
+
+def salvage_bytes(path):
+    """The bytes of whatever is at path, for salvage: b"" for a link or a non-file."""
+    try:
+        info = os.lstat(path)
+        if not stat.S_ISREG(info.st_mode):
+            return b""
+        with open(path, "rb") as handle:
+            return handle.read(MAX_STATE_BYTES)
+    except (IOError, OSError):
+        return b""
+
+
+class StateFile(object):
+    """var/NAME.state.json: its lock, its reading, its atomic save and backup.
+
+    Writers hold an exclusive flock on var/NAME.lock (bounded wait), read the
+    file, change it and save it atomically: a unique temp file in the same
+    folder, fsync, rename over the old one, fsync the folder. The file being
+    replaced is kept as NAME.state.json.bak (a hard link, so no copy). Readers
+    need no lock: they always see a whole file. A file that does not parse or
+    has an unknown schema is never overwritten.
+    """
+
+    def __init__(self, paths, trust, lock_wait=DEFAULT_LOCK_WAIT):
+        self.paths = paths
+        self.trust = trust
+        self._lock_wait = lock_wait
+        self.missing = False            # the last load() found no state file
+
+    @property
+    def lock_wait(self):
+        """Seconds to wait for the lock; a callable is asked only when writing."""
+        wait = self._lock_wait
+        return wait() if callable(wait) else wait
+
+    # -- reading -----------------------------------------------------------
+
     def load(self):
         """The current state; an empty one when there is no file yet."""
-        self.check_folder()
-        raw = self.read_file(self.paths.state)
+        self.trust.check_folder(self.paths.var)
+        raw = self.trust.read_file(self.paths.state)
         if raw is None:
             self.refuse_lost_state()
-            self.state_missing = True
+            self.missing = True
             return empty_state(self.paths.name)
-        self.state_missing = False
+        self.missing = False
         return self.parse([raw], self.paths.state)   # a list, so parse can drop the bytes early
 
     def refuse_lost_state(self):
@@ -409,18 +409,11 @@ class StateStore(object):
         return state
 
     def find(self, task_id):
-        """The task from the state file, else from its archive file, else None."""
-        task = self.find_hot(task_id)
-        if task is None and valid_task_id(task_id):
-            task = self.load_archive(archive_start(task_id)).get(task_id)
-        return task
-
-    def find_hot(self, task_id):
         """One task of the state file, parsing only its line when the file has
         the layout this store writes (see encode_tasks_file); else all of it."""
         path = self.paths.state
-        self.check_folder()
-        raw = self.read_file(path)
+        self.trust.check_folder(self.paths.var)
+        raw = self.trust.read_file(path)
         if raw is None:
             self.refuse_lost_state()
             return None
@@ -447,13 +440,140 @@ class StateStore(object):
                     return task
         return self.parse([raw], path)["tasks"].get(task_id)    # any other file: in full
 
-    # -- the archive -------------------------------------------------------
+    # -- the lock and writing ----------------------------------------------
 
-    def archive_path(self, start):
+    def lock(self):
+        """An open descriptor holding the exclusive lock (bounded wait); closing it
+        drops the lock."""
+        import fcntl
+        if not os.path.isdir(self.paths.home):     # a mistyped --home: create nothing
+            raise ProviderError(E_WRITE, "the home %s does not exist" % self.paths.home)
+        ensure_private_dir(self.paths.var)
+        self.trust.check_folder(self.paths.var)
+        try:
+            fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT
+                         | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        except OSError as exc:
+            raise ProviderError(E_WRITE, "cannot open the lock file %s: %s"
+                                % (self.paths.lock, exc.strerror))
+        lock_wait = self.lock_wait
+        deadline = time.time() + lock_wait
+        delay = 0.002
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except (IOError, OSError) as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    os.close(fd)
+                    raise ProviderError(E_WRITE, "cannot lock %s: %s"
+                                        % (self.paths.lock, exc.strerror))
+            if time.time() >= deadline:
+                os.close(fd)
+                raise ProviderError(E_LOCK, "the state lock %s is held by another process "
+                                    "for more than %g s; try again" % (self.paths.lock, lock_wait))
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def sweep(self):
+        """Remove the temp files of writers that died mid-save from var/. Call it
+        holding the lock: temps are only made under the lock, so every one found
+        is stale."""
+        base = os.path.basename(self.paths.state)
+        return remove_temps(self.paths.var, lambda name: name.startswith("." + base + ".")
+                            or name.startswith(base + ".bak."))
+
+    def save(self, state, refresh_backup=False, backup=True):
+        write_atomic(self.paths.state, encode_tasks_file(state),
+                     self.paths.backup if backup else None, "the state in %s" % self.paths.var)
+        if refresh_backup:
+            keep_backup(self.paths.state, self.paths.backup)  # the old one may hold what went
+
+    def save_keeping_aside(self, state):
+        """Save state in place of the current state file, which is kept as
+        NAME.state.json.damaged-STAMP; returns that path, or None if there was
+        no file. A regular file is hard-linked there first, so the state path
+        is never empty for a reader; anything else (a folder, a link) is
+        renamed. The backup is left as it is (it is not the damaged file). If
+        the save fails, the kept copy goes again: nothing was changed."""
+        aside = None
+        renamed = False
+        if os.path.lexists(self.paths.state):
+            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+            aside = "%s.damaged-%s" % (self.paths.state, stamp)
+            count = 1
+            while os.path.lexists(aside):
+                count += 1
+                aside = "%s.damaged-%s-%d" % (self.paths.state, stamp, count)
+            regular = stat.S_ISREG(os.lstat(self.paths.state).st_mode)
+            try:
+                if regular:
+                    os.link(self.paths.state, aside)
+                else:
+                    os.rename(self.paths.state, aside)
+                    renamed = True
+            except OSError as exc:
+                raise ProviderError(E_WRITE, "cannot keep %s aside as %s: %s; nothing was "
+                                    "changed" % (self.paths.state, aside, exc.strerror))
+        try:
+            self.save(state, backup=False)     # (write_atomic also syncs the folder)
+        except ProviderError:
+            if aside:
+                try:
+                    os.rename(aside, self.paths.state) if renamed else os.unlink(aside)
+                except OSError:
+                    pass
+            raise
+        return aside
+
+
+def remove_temps(folder, ours):
+    """Remove the files of folder named *.tmp for which ours(name) is true; their names."""
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        if name.endswith(".tmp") and ours(name):
+            try:
+                os.unlink(os.path.join(folder, name))
+                removed.append(name)
+            except OSError:
+                pass
+    return removed
+
+
+class Archive(object):
+    """Old terminal tasks, in var/archive/NAME.<first>-<last>.json.
+
+    Terminal tasks not updated for retention_days leave the state file for
+    the archive, ARCHIVE_SPAN ids per file, so the answer for an old task
+    opens one small file however long the history. Each write moves at most
+    ARCHIVE_BATCH of them, in the same locked transaction: the archive file is
+    saved first (same atomic way, with its own .bak), then the state file
+    without them. A crash between the two leaves a task in both; the state
+    file's copy wins, and the next write moves it again. `state compact` moves
+    all of them at once. The same safety as the state file (TrustedFiles).
+    """
+
+    def __init__(self, paths, trust, retention_days=DEFAULT_RETENTION_DAYS, tidy=None):
+        self.paths = paths
+        self.trust = trust
+        self._retention_days = retention_days
+        self.tidy = tidy
+        self.swept = False              # this lock's holder swept var/archive/ already
+
+    @property
+    def retention_days(self):
+        days = self._retention_days
+        return days() if callable(days) else days
+
+    def path(self, start):
         return os.path.join(self.paths.archive, "%s.%d-%d.json" % (
             self.paths.name, start, start + ARCHIVE_SPAN - 1))
 
-    def archive_starts(self):
+    def starts(self):
         """The first ids of the archive files there are, ascending; no file is read."""
         prefix, suffix = self.paths.name + ".", ".json"
         try:
@@ -470,14 +590,14 @@ class StateStore(object):
                     starts.append(int(span[0]))
         return sorted(starts)
 
-    def load_archive(self, start):
+    def load(self, start):
         """{id: task} of one archive file; {} when it does not exist. The same
         safety as the state file: no symlink, no foreign owner, a regular file
         in a folder nobody else can write."""
-        path = self.archive_path(start)
-        self.check_folder(self.paths.archive)
-        raw = self.read_file(path, advice="move it away by hand (its previous good copy "
-                             "is %s.bak)" % path)
+        path = self.path(start)
+        self.trust.check_folder(self.paths.archive)
+        raw = self.trust.read_file(path, advice="move it away by hand (its previous good copy "
+                                   "is %s.bak)" % path)
         if raw is None:
             return {}
         problem = None
@@ -488,40 +608,46 @@ class StateStore(object):
             problem = "not valid JSON (%s)" % exc
         raw = None
         if problem is None:
-            last = start + ARCHIVE_SPAN - 1
-            if not isinstance(data, dict) or not isinstance(data.get("tasks"), dict) \
-                    or data.get("first_id") != start or data.get("last_id") != last:
-                problem = "not a provider.py archive file for ids %d-%d" % (start, last)
-            elif data.get("schema") != ARCHIVE_SCHEMA:
-                problem = "schema version %r, this provider.py %s reads %d" % (
-                    data.get("schema"), __version__, ARCHIVE_SCHEMA)
-            elif not all(isinstance(task, dict) and valid_task_id(k) and start <= int(k) <= last
-                         for k, task in data["tasks"].items()):
-                problem = "holding a task outside ids %d-%d" % (start, last)
+            problem = self.shape_problem(data, start)
         if problem:
             raise ProviderError(E_STATE, "the archive file %s is %s; it was left untouched; "
                                 "the previous good copy is %s.bak" % (path, problem, path))
         return data["tasks"]
 
-    def archived_tasks(self):
+    @staticmethod
+    def shape_problem(data, start):
+        """Why data is not the archive file for ids start.., or None."""
+        last = start + ARCHIVE_SPAN - 1
+        if not isinstance(data, dict) or not isinstance(data.get("tasks"), dict) \
+                or data.get("first_id") != start or data.get("last_id") != last:
+            return "not a provider.py archive file for ids %d-%d" % (start, last)
+        if data.get("schema") != ARCHIVE_SCHEMA:
+            return "schema version %r, this provider.py %s reads %d" % (
+                data.get("schema"), __version__, ARCHIVE_SCHEMA)
+        if not all(isinstance(task, dict) and valid_task_id(k) and start <= int(k) <= last
+                   for k, task in data["tasks"].items()):
+            return "holding a task outside ids %d-%d" % (start, last)
+        return None
+
+    def tasks(self):
         """Every archived task, {id: task} (reads the whole archive: for people)."""
         tasks = {}
-        for start in self.archive_starts():
-            tasks.update(self.load_archive(start))
+        for start in self.starts():
+            tasks.update(self.load(start))
         return tasks
 
-    def _write_archive(self, start, tasks, refresh_backup=False):
+    def write(self, start, tasks, refresh_backup=False):
         data = {"schema": ARCHIVE_SCHEMA, "provider": self.paths.name, "first_id": start,
                 "last_id": start + ARCHIVE_SPAN - 1, "tasks": tasks}
         ensure_private_dir(self.paths.archive)
-        self.check_folder(self.paths.archive)
-        path = self.archive_path(start)
+        self.trust.check_folder(self.paths.archive)
+        path = self.path(start)
         write_atomic(path, encode_tasks_file(data), path + ".bak",
                      "the archive file %s" % path)
         if refresh_backup:
             keep_backup(path, path + ".bak")      # the old one may hold what tidy removed
 
-    def _tidy_archive(self, starts=None):
+    def tidy_files(self, starts=None):
         """Run tidy over archive files (all when starts is None), rewriting those it
         changed with a fresh .bak; the caller holds the lock. Tasks are archived
         only once their password is gone (retire); this cleans files written
@@ -529,22 +655,14 @@ class StateStore(object):
         if not self.tidy:
             return 0
         changed = 0
-        for start in (self.archive_starts() if starts is None else starts):
-            held = self.load_archive(start)
+        for start in (self.starts() if starts is None else starts):
+            held = self.load(start)
             if held and self.tidy({"tasks": held}):
-                self._write_archive(start, held, refresh_backup=True)
+                self.write(start, held, refresh_backup=True)
                 changed += 1
         return changed
 
-    def tidy_archive(self, starts=None):
-        """_tidy_archive under the lock."""
-        lock_fd = self._acquire(archive=True)
-        try:
-            return self._tidy_archive(starts)
-        finally:
-            os.close(lock_fd)
-
-    def archive(self, tasks, strict=False):
+    def add(self, tasks, strict=False):
         """Merge {id: task} into the archive files (the caller holds the lock).
 
         Returns the ids now safely archived. A damaged (or refused) archive
@@ -556,15 +674,15 @@ class StateStore(object):
         for task_id in tasks:
             buckets.setdefault(archive_start(task_id), []).append(task_id)
         done = []
-        if not self._archive_swept:
-            self.sweep(archive=True)          # about to write there: its stale temps go first
+        if not self.swept:
+            self.sweep()                   # about to write there: its stale temps go first
         for start in sorted(buckets):
             try:
-                held = self.load_archive(start)
+                held = self.load(start)
                 secret_removed = self.tidy({"tasks": held}) if self.tidy and held else False
                 for task_id in buckets[start]:
                     held[task_id] = tasks[task_id]
-                self._write_archive(start, held, refresh_backup=secret_removed)
+                self.write(start, held, refresh_backup=secret_removed)
             except ProviderError as exc:
                 if strict:
                     raise
@@ -604,8 +722,8 @@ class StateStore(object):
         if limit is not None:
             old = old[:limit]
         try:
-            moved = self.archive(dict((task_id, state["tasks"][task_id]) for task_id in old),
-                                 strict=strict)
+            moved = self.add(dict((task_id, state["tasks"][task_id]) for task_id in old),
+                             strict=strict)
         except ProviderError as exc:       # the archive folder itself (refused, unwritable)
             if strict:
                 raise
@@ -616,318 +734,31 @@ class StateStore(object):
             state["archived_max_id"] = max(state.get("archived_max_id", 0), int(task_id))
         return len(moved)
 
-    # -- writing -----------------------------------------------------------
+    def sweep(self):
+        """Remove the temp files of writers that died mid-save from var/archive/
+        (holding the lock). Done by the commands for people and before a write to
+        the archive, not by every write: listing a folder that grows with the
+        history would make every order pay."""
+        self.swept = True
+        return remove_temps(self.paths.archive, self.is_temp)
 
-    def update(self, change):
-        """Run change(state) under the lock and save the state it leaves.
-
-        change may raise ProviderError to refuse: then nothing is saved.
-        The same transaction moves a bounded batch of old tasks to the archive.
-        Returns what change returned.
-        """
-        lock_fd = self._acquire()
-        try:
-            state = self.load()
-            result = change(state)
-            secret_removed = self.tidy(state) if self.tidy else False
-            self.retire(state)
-            self._save(state, refresh_backup=secret_removed)
-            return result
-        finally:
-            os.close(lock_fd)          # closing the descriptor drops the flock
-
-    def compact(self, days=None):
-        """Move every old terminal task to the archive now; (moved, staying)."""
-        lock_fd = self._acquire(archive=True)
-        try:
-            state = self.load()
-            secret_removed = self.tidy(state) if self.tidy else False
-            moved = self.retire(state, limit=None, strict=True, days=days)
-            self._save(state, refresh_backup=secret_removed)   # also migrates an old schema
-            self._tidy_archive()       # passwords archived by an older provider.py
-            return moved, len(state["tasks"])
-        finally:
-            os.close(lock_fd)
-
-    def _acquire(self, archive=False):
-        """Take the lock (bounded wait); then sweep what a killed writer left."""
-        fd = self._lock()
-        self._archive_swept = False
-        try:
-            self.sweep(archive)
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd
-
-    def sweep(self, archive=False):
-        """Remove the temp files of writers that died mid-save, in var/ and (with
-        archive) in var/archive/. Call it holding the lock: temps are only made
-        under the lock, so every one found is stale. var/archive/ is swept by the
-        commands for people and before a write to the archive, not by every write:
-        listing a folder that grows with the history would make every order pay."""
-        base = os.path.basename(self.paths.state)
-        removed = []
-        folders = [(self.paths.var, lambda name: name.startswith("." + base + ".")
-                    or name.startswith(base + ".bak."))]
-        if archive:
-            folders.append((self.paths.archive, self.archive_temp))
-            self._archive_swept = True
-        for folder, ours in folders:
-            try:
-                names = os.listdir(folder)
-            except OSError:
-                continue
-            for name in names:
-                if name.endswith(".tmp") and ours(name):
-                    try:
-                        os.unlink(os.path.join(folder, name))
-                        removed.append(name)
-                    except OSError:
-                        pass
-        return removed
-
-    def archive_temp(self, name):
+    def is_temp(self, name):
         """True for the temp names write_atomic and keep_backup use for an archive
         file: .NAME.1-100.json.PID.USEC.tmp and NAME.1-100.json.bak.PID.tmp."""
         import re
         return re.match(r"\.?%s\.\d+-\d+\.json(\.bak)?\.\d+(\.\d+)?\.tmp\Z"
                         % re.escape(self.paths.name), name) is not None
 
-    def _lock(self):
-        import fcntl
-        if not os.path.isdir(self.paths.home):     # a mistyped --home: create nothing
-            raise ProviderError(E_WRITE, "the home %s does not exist" % self.paths.home)
-        ensure_private_dir(self.paths.var)
-        self.check_folder()
-        try:
-            fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT
-                         | getattr(os, "O_NOFOLLOW", 0), 0o600)
-        except OSError as exc:
-            raise ProviderError(E_WRITE, "cannot open the lock file %s: %s"
-                                % (self.paths.lock, exc.strerror))
-        lock_wait = self.lock_wait
-        deadline = time.time() + lock_wait
-        delay = 0.002
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return fd
-            except (IOError, OSError) as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                    os.close(fd)
-                    raise ProviderError(E_WRITE, "cannot lock %s: %s"
-                                        % (self.paths.lock, exc.strerror))
-            if time.time() >= deadline:
-                os.close(fd)
-                raise ProviderError(E_LOCK, "the state lock %s is held by another process "
-                                    "for more than %g s; try again" % (self.paths.lock, lock_wait))
-            time.sleep(delay)
-            delay = min(delay * 2, 0.05)
 
-    def _save(self, state, refresh_backup=False, backup=True):
-        write_atomic(self.paths.state, encode_tasks_file(state),
-                     self.paths.backup if backup else None, "the state in %s" % self.paths.var)
-        if refresh_backup:
-            keep_backup(self.paths.state, self.paths.backup)  # the old one may hold what went
+class TaskIds(object):
+    """Task ids: decimal, strictly increasing, never reused, also after the state
+    file was lost (everything that remembers an id is asked)."""
 
-    # -- repair, for people (under the lock; never deletes anything) ---------
+    def __init__(self, paths, archive):
+        self.paths = paths
+        self.archive = archive
 
-    def _read_raw(self, path):
-        """The bytes of whatever is at path, for salvage: b"" for a link or a non-file."""
-        try:
-            info = os.lstat(path)
-            if not stat.S_ISREG(info.st_mode):
-                return b""
-            with open(path, "rb") as handle:
-                return handle.read(MAX_STATE_BYTES)
-        except (IOError, OSError):
-            return b""
-
-    def save_keeping_aside(self, state):
-        """Save state in place of the current state file, which is kept as
-        NAME.state.json.damaged-STAMP; returns that path, or None if there was
-        no file. A regular file is hard-linked there first, so the state path
-        is never empty for a reader; anything else (a folder, a link) is
-        renamed. The backup is left as it is (it is not the damaged file). If
-        the save fails, the kept copy goes again: nothing was changed."""
-        aside = None
-        renamed = False
-        if os.path.lexists(self.paths.state):
-            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-            aside = "%s.damaged-%s" % (self.paths.state, stamp)
-            count = 1
-            while os.path.lexists(aside):
-                count += 1
-                aside = "%s.damaged-%s-%d" % (self.paths.state, stamp, count)
-            regular = stat.S_ISREG(os.lstat(self.paths.state).st_mode)
-            try:
-                if regular:
-                    os.link(self.paths.state, aside)
-                else:
-                    os.rename(self.paths.state, aside)
-                    renamed = True
-            except OSError as exc:
-                raise ProviderError(E_WRITE, "cannot keep %s aside as %s: %s; nothing was "
-                                    "changed" % (self.paths.state, aside, exc.strerror))
-        try:
-            self._save(state, backup=False)     # (write_atomic also syncs the folder)
-        except ProviderError:
-            if aside:
-                try:
-                    os.rename(aside, self.paths.state) if renamed else os.unlink(aside)
-                except OSError:
-                    pass
-            raise
-        return aside
-
-    def known_ids(self, raw=b""):
-        """The largest task id anything remembers: the caller's tasks/, the log, the
-        backup, the archive, and the ids and next_id readable in raw (a damaged state)."""
-        import re
-        highest = max(self.highest_caller_id(), self.highest_lost_id())
-        for found in re.finditer(br'"next_id"\s*:\s*(\d{1,20})', raw):
-            highest = max(highest, int(found.group(1)) - 1)
-        for found in re.finditer(br'"archived_max_id"\s*:\s*(\d{1,20})', raw):
-            highest = max(highest, int(found.group(1)))
-        for found in re.finditer(br'"id"\s*:\s*"([1-9]\d{0,19})"', raw):
-            highest = max(highest, int(found.group(1)))
-        return highest
-
-    def _bump(self, state, raw=b""):
-        """Raise next_id above every id known anywhere; (before, after)."""
-        before = state["next_id"]
-        known = max([self.known_ids(raw), state.get("archived_max_id", 0)]
-                    + [int(t) for t in state["tasks"] if valid_task_id(t)])
-        state["next_id"] = max(before, known + 1)
-        return before, state["next_id"]
-
-    def _reconcile(self, state):
-        """After rebuilding a state from an older copy: a task that the archive
-        holds in a newer (terminal) version stays archived instead of coming back
-        older (e.g. in_progress) into the state; archived_max_id covers the archive.
-        Archive files are read, never changed. Lines of text."""
-        lines = []
-        starts = self.archive_starts()
-        if not starts:
-            return lines
-        try:
-            held_ids = [int(k) for k in self.load_archive(starts[-1])]
-            highest = max(held_ids or [starts[-1]])
-        except ProviderError:
-            highest = starts[-1] + ARCHIVE_SPAN - 1
-        state["archived_max_id"] = max(state.get("archived_max_id", 0), highest)
-        present = set(starts)
-        buckets = {}
-        for task_id in state["tasks"]:
-            if valid_task_id(task_id) and archive_start(task_id) in present:
-                buckets.setdefault(archive_start(task_id), []).append(task_id)
-        newer, unreadable = [], []
-        for start in sorted(buckets):
-            try:
-                held = self.load_archive(start)
-            except ProviderError:
-                unreadable.append(self.archive_path(start))
-                continue
-            for task_id in buckets[start]:
-                mine, archived = state["tasks"][task_id], held.get(task_id)
-                if not isinstance(archived, dict) or archived.get("status") not in TERMINAL:
-                    continue
-                if not isinstance(mine, dict) or mine.get("status") not in TERMINAL \
-                        or (archived.get("updated") or 0) >= (mine.get("updated") or 0):
-                    del state["tasks"][task_id]
-                    newer.append(task_id)
-        if newer:
-            lines.append("%d task(s) left to the archive, which holds them newer: %s"
-                         % (len(newer), ", ".join(sorted(newer, key=int))))
-        if unreadable:
-            lines.append("archive file(s) not read (damaged or refused; left untouched): %s"
-                         % ", ".join(unreadable))
-        return lines
-
-    def restore_backup(self):
-        """Put the backup back in place; the current file is kept aside. Lines of text."""
-        lock_fd = self._acquire(archive=True)
-        try:
-            raw = self.read_file(self.paths.backup)
-            if raw is None:
-                raise ProviderError(E_STATE, "there is no backup %s; nothing was changed; "
-                                    "`%s state repair` rebuilds what it can"
-                                    % (self.paths.backup, self.paths.name))
-            state, problem = self.problem(raw)
-            if problem:
-                raise ProviderError(E_STATE, "the backup %s is %s too; nothing was changed; "
-                                    "`%s state repair` rebuilds what it can"
-                                    % (self.paths.backup, problem, self.paths.name))
-            damaged = self._read_raw(self.paths.state)
-            count = len(state["tasks"])
-            archived = self._reconcile(state)
-            before, after = self._bump(state, damaged)
-            aside = self.save_keeping_aside(state)
-        finally:
-            os.close(lock_fd)
-        lines = ["the state file was %s" % ("kept aside as %s" % aside if aside else "missing"),
-                 "restored the backup %s: %d task(s)" % (self.paths.backup, count)] + archived
-        lines.append("next id %d (the backup said %d; higher ids are known from tasks/, the log, "
-                     "the archive or the old file)" % (after, before) if after != before
-                     else "next id %d" % after)
-        return lines
-
-    def repair(self):
-        """Rebuild a state from everything that survives. Lines of text saying what."""
-        lock_fd = self._acquire(archive=True)
-        try:
-            lines = []
-            try:
-                state = self.load()
-                problem = None
-            except ProviderError as exc:
-                state, problem = None, exc.message
-            if state is not None:
-                raw, aside, recovered = b"", None, {}
-                lines.append("the state file %s is valid: no task to rebuild" % self.paths.state)
-            else:
-                lines.append("the state file is unusable: %s" % problem)
-                raw = self._read_raw(self.paths.state)
-                backup_raw = self._read_raw(self.paths.backup)
-                state, why = self.problem(backup_raw) if backup_raw else (None, "missing")
-                if state is None:
-                    state = empty_state(self.paths.name)
-                    lines.append("the backup %s is %s: starting from an empty state"
-                                 % (self.paths.backup, why))
-                else:
-                    lines.append("started from the backup %s: %d task(s)"
-                                 % (self.paths.backup, len(state["tasks"])))
-                recovered = recover_tasks(raw)
-                newer = [t for t in recovered if t not in state["tasks"]
-                         or state["tasks"][t] != recovered[t]]
-                state["tasks"].update(recovered)
-                lines.append("%d complete task record(s) read from the damaged file, %d of them "
-                             "newer than the backup's: %s" % (
-                                 len(recovered), len(newer),
-                                 ", ".join(sorted(newer, key=int)) or "none"))
-                lines.extend(self._reconcile(state))
-            before, after = self._bump(state, raw)
-            lines.append("next id %d -> %d (above every id in the state, the archive, tasks/, "
-                         "the log, the backup and the damaged file)" % (before, after)
-                         if after != before else "next id %d (nothing known above it)" % after)
-            if problem is not None:
-                aside = self.save_keeping_aside(state)
-                if aside:
-                    lines.append("the damaged file was kept aside as %s" % aside)
-                lines.append("saved %s: %d task(s)" % (self.paths.state, len(state["tasks"])))
-            elif after != before:
-                self._save(state)
-                lines.append("saved %s: %d task(s)" % (self.paths.state, len(state["tasks"])))
-            else:
-                lines.append("nothing changed")
-            return lines
-        finally:
-            os.close(lock_fd)
-
-    # -- task ids ----------------------------------------------------------
-
-    def allocate_id(self, state):
+    def allocate(self, state, state_missing):
         """A decimal id above every id ever handed out, here, in the archive or in tasks/.
 
         The state's next_id is trusted while the state file exists and the
@@ -937,7 +768,7 @@ class StateStore(object):
         backup, the audit log and the highest archive file.
         """
         next_id = max(state["next_id"], state.get("archived_max_id", 0) + 1)
-        if self.state_missing or state["next_id"] == 1 or os.path.exists(
+        if state_missing or state["next_id"] == 1 or os.path.exists(
                 os.path.join(self.paths.caller_tasks, str(next_id))):
             highest = max(self.highest_caller_id(), self.highest_lost_id())
             next_id = max(next_id, highest + 1)
@@ -960,7 +791,7 @@ class StateStore(object):
         """The largest id the backup, the audit log or the archive knows of."""
         highest = 0
         try:
-            backup = json.loads(self._read_raw(self.paths.backup).decode("utf-8"))
+            backup = json.loads(salvage_bytes(self.paths.backup).decode("utf-8"))
             highest = max([highest] + [n for n in (backup.get("next_id", 1) - 1,
                                                    backup.get("archived_max_id", 0))
                                        if isinstance(n, int) and 0 < n <= MAX_TASK_ID])
@@ -979,14 +810,281 @@ class StateStore(object):
             pass
         # ... and so does the archive: its highest file, or that file's range
         # when it is damaged or refused (file names carry the ranges).
-        starts = self.archive_starts()
+        starts = self.archive.starts()
         if starts:
             try:
-                held = [int(k) for k in self.load_archive(starts[-1]) if valid_task_id(k)]
+                held = [int(k) for k in self.archive.load(starts[-1]) if valid_task_id(k)]
                 highest = max([highest] + held)
             except ProviderError:
                 highest = max(highest, starts[-1] + ARCHIVE_SPAN - 1)
         return highest
+
+    def known(self, raw=b""):
+        """The largest task id anything remembers: the caller's tasks/, the log, the
+        backup, the archive, and the ids and next_id readable in raw (a damaged state)."""
+        import re
+        highest = max(self.highest_caller_id(), self.highest_lost_id())
+        for found in re.finditer(br'"next_id"\s*:\s*(\d{1,20})', raw):
+            highest = max(highest, int(found.group(1)) - 1)
+        for found in re.finditer(br'"archived_max_id"\s*:\s*(\d{1,20})', raw):
+            highest = max(highest, int(found.group(1)))
+        for found in re.finditer(br'"id"\s*:\s*"([1-9]\d{0,19})"', raw):
+            highest = max(highest, int(found.group(1)))
+        return highest
+
+    def bump(self, state, raw=b""):
+        """Raise next_id above every id known anywhere; (before, after)."""
+        before = state["next_id"]
+        known = max([self.known(raw), state.get("archived_max_id", 0)]
+                    + [int(t) for t in state["tasks"] if valid_task_id(t)])
+        state["next_id"] = max(before, known + 1)
+        return before, state["next_id"]
+
+
+class StateRepair(object):
+    """`state restore-backup` and `state repair`, for people: under the lock (the
+    caller holds it), never deleting anything; each returns lines of text."""
+
+    def __init__(self, paths, state_file, archive, ids):
+        self.paths = paths
+        self.file = state_file
+        self.archive = archive
+        self.ids = ids
+
+    def reconcile(self, state):
+        """After rebuilding a state from an older copy: a task that the archive
+        holds in a newer (terminal) version stays archived instead of coming back
+        older (e.g. in_progress) into the state; archived_max_id covers the archive.
+        Archive files are read, never changed. Lines of text."""
+        lines = []
+        starts = self.archive.starts()
+        if not starts:
+            return lines
+        try:
+            held_ids = [int(k) for k in self.archive.load(starts[-1])]
+            highest = max(held_ids or [starts[-1]])
+        except ProviderError:
+            highest = starts[-1] + ARCHIVE_SPAN - 1
+        state["archived_max_id"] = max(state.get("archived_max_id", 0), highest)
+        present = set(starts)
+        buckets = {}
+        for task_id in state["tasks"]:
+            if valid_task_id(task_id) and archive_start(task_id) in present:
+                buckets.setdefault(archive_start(task_id), []).append(task_id)
+        newer, unreadable = [], []
+        for start in sorted(buckets):
+            try:
+                held = self.archive.load(start)
+            except ProviderError:
+                unreadable.append(self.archive.path(start))
+                continue
+            for task_id in buckets[start]:
+                mine, archived = state["tasks"][task_id], held.get(task_id)
+                if not isinstance(archived, dict) or archived.get("status") not in TERMINAL:
+                    continue
+                if not isinstance(mine, dict) or mine.get("status") not in TERMINAL \
+                        or (archived.get("updated") or 0) >= (mine.get("updated") or 0):
+                    del state["tasks"][task_id]
+                    newer.append(task_id)
+        if newer:
+            lines.append("%d task(s) left to the archive, which holds them newer: %s"
+                         % (len(newer), ", ".join(sorted(newer, key=int))))
+        if unreadable:
+            lines.append("archive file(s) not read (damaged or refused; left untouched): %s"
+                         % ", ".join(unreadable))
+        return lines
+
+    def restore_backup(self):
+        """Put the backup back in place; the current file is kept aside."""
+        raw = self.file.trust.read_file(self.paths.backup)
+        if raw is None:
+            raise ProviderError(E_STATE, "there is no backup %s; nothing was changed; "
+                                "`%s state repair` rebuilds what it can"
+                                % (self.paths.backup, self.paths.name))
+        state, problem = self.file.problem(raw)
+        if problem:
+            raise ProviderError(E_STATE, "the backup %s is %s too; nothing was changed; "
+                                "`%s state repair` rebuilds what it can"
+                                % (self.paths.backup, problem, self.paths.name))
+        damaged = salvage_bytes(self.paths.state)
+        count = len(state["tasks"])
+        archived = self.reconcile(state)
+        before, after = self.ids.bump(state, damaged)
+        aside = self.file.save_keeping_aside(state)
+        lines = ["the state file was %s" % ("kept aside as %s" % aside if aside else "missing"),
+                 "restored the backup %s: %d task(s)" % (self.paths.backup, count)] + archived
+        lines.append("next id %d (the backup said %d; higher ids are known from tasks/, the log, "
+                     "the archive or the old file)" % (after, before) if after != before
+                     else "next id %d" % after)
+        return lines
+
+    def repair(self):
+        """Rebuild a state from everything that survives."""
+        lines = []
+        try:
+            state = self.file.load()
+            problem = None
+        except ProviderError as exc:
+            state, problem = None, exc.message
+        if state is not None:
+            raw = b""
+            lines.append("the state file %s is valid: no task to rebuild" % self.paths.state)
+        else:
+            lines.append("the state file is unusable: %s" % problem)
+            raw = salvage_bytes(self.paths.state)
+            state = self.rebuild(raw, lines)
+        before, after = self.ids.bump(state, raw)
+        lines.append("next id %d -> %d (above every id in the state, the archive, tasks/, "
+                     "the log, the backup and the damaged file)" % (before, after)
+                     if after != before else "next id %d (nothing known above it)" % after)
+        if problem is not None:
+            aside = self.file.save_keeping_aside(state)
+            if aside:
+                lines.append("the damaged file was kept aside as %s" % aside)
+            lines.append("saved %s: %d task(s)" % (self.paths.state, len(state["tasks"])))
+        elif after != before:
+            self.file.save(state)
+            lines.append("saved %s: %d task(s)" % (self.paths.state, len(state["tasks"])))
+        else:
+            lines.append("nothing changed")
+        return lines
+
+    def rebuild(self, raw, lines):
+        """A state from the backup (or an empty one) and the whole task records
+        readable in raw, the damaged file; appends what it did to lines."""
+        backup_raw = salvage_bytes(self.paths.backup)
+        state, why = self.file.problem(backup_raw) if backup_raw else (None, "missing")
+        if state is None:
+            state = empty_state(self.paths.name)
+            lines.append("the backup %s is %s: starting from an empty state"
+                         % (self.paths.backup, why))
+        else:
+            lines.append("started from the backup %s: %d task(s)"
+                         % (self.paths.backup, len(state["tasks"])))
+        recovered = recover_tasks(raw)
+        newer = [t for t in recovered if t not in state["tasks"]
+                 or state["tasks"][t] != recovered[t]]
+        state["tasks"].update(recovered)
+        lines.append("%d complete task record(s) read from the damaged file, %d of them "
+                     "newer than the backup's: %s" % (
+                         len(recovered), len(newer), ", ".join(sorted(newer, key=int)) or "none"))
+        lines.extend(self.reconcile(state))
+        return state
+
+
+class StateStore(object):
+    """The tasks: live ones in var/NAME.state.json (StateFile), old ones in
+    var/archive/ (Archive); the transactions the plugin runs on them.
+
+    Safety: var/, var/archive/ and every file read must belong to a trusted
+    user (TrustedFiles) and the folders must not be writable by others. A
+    writer first removes the temp files a killed writer left (sweep).
+    tidy(state), when given, runs before every save; when it returns True it
+    removed a secret, and the backup is then replaced by the saved state too,
+    so no file keeps that secret.
+    """
+
+    def __init__(self, paths, lock_wait=DEFAULT_LOCK_WAIT,
+                 retention_days=DEFAULT_RETENTION_DAYS, tidy=None):
+        self.paths = paths
+        self.tidy = tidy
+        self.trust = TrustedFiles(paths)
+        self.file = StateFile(paths, self.trust, lock_wait)
+        self.old = Archive(paths, self.trust, retention_days, tidy)
+        self.ids = TaskIds(paths, self.old)
+        self.repairs = StateRepair(paths, self.file, self.old, self.ids)
+
+    # -- reading (no lock) ---------------------------------------------------
+
+    def load(self):
+        return self.file.load()
+
+    def find(self, task_id):
+        """The task from the state file, else from its archive file, else None."""
+        task = self.file.find(task_id)
+        if task is None and valid_task_id(task_id):
+            task = self.old.load(archive_start(task_id)).get(task_id)
+        return task
+
+    def archive_starts(self):
+        return self.old.starts()
+
+    def archived_tasks(self):
+        return self.old.tasks()
+
+    def allocate_id(self, state):
+        return self.ids.allocate(state, self.file.missing)
+
+    # -- transactions (under the lock) -------------------------------------
+
+    def update(self, change):
+        """Run change(state) under the lock and save the state it leaves.
+
+        change may raise ProviderError to refuse: then nothing is saved.
+        The same transaction moves a bounded batch of old tasks to the archive.
+        Returns what change returned.
+        """
+        lock_fd = self._acquire()
+        try:
+            state = self.file.load()
+            result = change(state)
+            secret_removed = self.tidy(state) if self.tidy else False
+            self.old.retire(state)
+            self._save(state, refresh_backup=secret_removed)
+            return result
+        finally:
+            os.close(lock_fd)          # closing the descriptor drops the flock
+
+    def compact(self, days=None):
+        """Move every old terminal task to the archive now; (moved, staying)."""
+        lock_fd = self._acquire(archive=True)
+        try:
+            state = self.file.load()
+            secret_removed = self.tidy(state) if self.tidy else False
+            moved = self.old.retire(state, limit=None, strict=True, days=days)
+            self._save(state, refresh_backup=secret_removed)   # also migrates an old schema
+            self.old.tidy_files()      # passwords archived by an older provider.py
+            return moved, len(state["tasks"])
+        finally:
+            os.close(lock_fd)
+
+    def tidy_archive(self, starts=None):
+        """Archive.tidy_files under the lock."""
+        return self._locked(lambda: self.old.tidy_files(starts))
+
+    def archive(self, tasks, strict=False):
+        """Archive.add (the caller holds the lock)."""
+        return self.old.add(tasks, strict)
+
+    def restore_backup(self):
+        return self._locked(self.repairs.restore_backup)
+
+    def repair(self):
+        return self._locked(self.repairs.repair)
+
+    def _locked(self, action):
+        """action() under the lock, with var/archive/ swept too (the commands for people)."""
+        lock_fd = self._acquire(archive=True)
+        try:
+            return action()
+        finally:
+            os.close(lock_fd)
+
+    def _acquire(self, archive=False):
+        """Take the lock (bounded wait); then sweep what a killed writer left."""
+        fd = self.file.lock()
+        self.old.swept = False
+        try:
+            self.file.sweep()
+            if archive:
+                self.old.sweep()
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _save(self, state, refresh_backup=False):
+        self.file.save(state, refresh_backup)
 
 
 def recover_tasks(raw):
