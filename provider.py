@@ -417,6 +417,26 @@ class StateFile(object):
         if raw is None:
             self.refuse_lost_state()
             return None
+        head, head_end = self.split_head(raw)
+        if head is not None:
+            key = json.dumps(task_id).encode("utf-8")
+            start = raw.find(b"\n" + key + b":{", head_end)
+            if start < 0:
+                return None
+            end = raw.find(b"\n", start + 1)
+            line = raw[start + 1:end].rstrip(b",")
+            try:
+                task = json.loads((b"{" + line + b"}").decode("utf-8"))[task_id]
+            except (ValueError, KeyError):
+                task = None
+            if isinstance(task, dict):
+                return task
+        return self.parse([raw], path)["tasks"].get(task_id)    # any other file: in full
+
+    @staticmethod
+    def split_head(raw):
+        """(head, end): the state's keys but "tasks", parsed from its first line
+        alone when raw has the layout encode_tasks_file writes; else (None, -1)."""
         head_end = raw.find(b"\n")
         if head_end > 0 and raw.endswith(TASKS_END) and len(raw) <= MAX_STATE_BYTES \
                 and raw[head_end - len(TASKS_START):head_end] == TASKS_START:
@@ -426,19 +446,17 @@ class StateFile(object):
                 head = None
             if isinstance(head, dict) and head.get("schema") in READABLE_STATE_SCHEMAS \
                     and isinstance(head.get("next_id"), int):
-                key = json.dumps(task_id).encode("utf-8")
-                start = raw.find(b"\n" + key + b":{", head_end)
-                if start < 0:
-                    return None
-                end = raw.find(b"\n", start + 1)
-                line = raw[start + 1:end].rstrip(b",")
-                try:
-                    task = json.loads((b"{" + line + b"}").decode("utf-8"))[task_id]
-                except (ValueError, KeyError):
-                    task = None
-                if isinstance(task, dict):
-                    return task
-        return self.parse([raw], path)["tasks"].get(task_id)    # any other file: in full
+                return head, head_end
+        return None, -1
+
+    def head(self):
+        """The state without its tasks (cheap: see split_head); {} without a file."""
+        self.check_folder()
+        raw = self.read_file(self.paths.state)
+        if raw is None:
+            return {}
+        head = self.split_head(raw)[0]
+        return head if head is not None else self.parse([raw], self.paths.state)
 
     # -- the lock and writing ----------------------------------------------
 
@@ -2568,26 +2586,41 @@ class CloudAPI(object):
     raised as uncertain: the caller looks the server up before creating again.
     """
 
-    def __init__(self, backend, token):
+    def __init__(self, backend, auth=None, base=None):
         self.label = backend.LABEL
-        self.base = backend.api_url.rstrip("/")
+        self.base = (base or backend.api_url).rstrip("/")
         self.timeout = backend.request_timeout
         self.error_text = backend.error_text
         self.debug = backend.log.debug
-        self.token = token
+        self.auth = auth                # None: no credentials sent (a login request)
+        self.token = None
+        self.reply_headers = {}         # the headers of the last answer
 
-    def call(self, method, path, body=None, query=None, attempts=RETRY_ATTEMPTS, budget=None):
+    def call(self, method, path, body=None, query=None, attempts=RETRY_ATTEMPTS, budget=None,
+             create=None):
+        """The answer's JSON object. create (default: a POST) makes a request that is
+        never repeated blindly; a login POST passes create=False."""
         import urllib.parse
         url = self.base + path + ("?" + urllib.parse.urlencode(query) if query else "")
-        create = method == "POST"
+        create = method == "POST" if create is None else create
         deadline = time.time() + (3 * self.timeout if budget is None else budget)
-        attempt = 0
+        attempt, renewed = 0, False
+        if self.auth is not None and self.token is None:
+            self.token = self.auth.token()
         while True:
             attempt += 1
             try:
-                return self.once(method, url, path, body)
+                return self.once(method, url, path, body, create)
             except CloudError as exc:
                 error = exc
+            if error.status == 401 and self.auth is not None:
+                fresh = None if renewed else self.auth.renew(self.token)
+                if fresh is not None:        # a cached token went stale: once more, new one
+                    self.debug("%s %s: %s; logging in again" % (method, path, error.message))
+                    self.token, renewed, attempt = fresh, True, attempt - 1
+                    continue
+                if renewed:
+                    error.message += "; a token just issued was refused as well"
             if not error.transient or (create and error.status != 429) or attempt >= attempts:
                 raise error
             wait = error.wait if error.wait is not None else min(0.25 * 2 ** (attempt - 1),
@@ -2598,14 +2631,15 @@ class CloudAPI(object):
             self.debug("%s %s: %s; trying again in %.1f s" % (method, path, error.message, wait))
             time.sleep(wait)
 
-    def once(self, method, url, path, body):
+    def once(self, method, url, path, body, create):
         import http.client
         import socket
         import ssl
         import urllib.error
         import urllib.request
-        headers = {"Authorization": "Bearer " + self.token, "Accept": "application/json",
-                   "User-Agent": "provider.py/" + __version__}
+        headers = {"Accept": "application/json", "User-Agent": "provider.py/" + __version__}
+        if self.token is not None:
+            headers.update(self.auth.headers(self.token))
         data = None
         if body is not None:
             data = json.dumps(body).encode("utf-8")
@@ -2633,16 +2667,17 @@ class CloudAPI(object):
             refused = isinstance(reason, ConnectionRefusedError)
             raise CloudError("%s: no answer to %s from %s (%s)" % (
                 self.label, what, self.base, reason or type(reason).__name__),
-                transient=True, uncertain=method == "POST" and not refused)
+                transient=True, uncertain=create and not refused)
         try:
             answer = json.loads(raw.decode("utf-8")) if raw.strip() else {}
         except (ValueError, UnicodeDecodeError):
             answer = None
         if 200 <= status < 300:
             if isinstance(answer, dict):
+                self.reply_headers = reply_headers
                 return answer
             raise CloudError("%s: %s answered HTTP %d without a JSON object" % (
-                self.label, what, status), status=status, uncertain=method == "POST")
+                self.label, what, status), status=status, uncertain=create)
         try:
             code, text = self.error_text(answer)
         except Exception:     # a body in no shape we know: the HTTP status says it all
@@ -2654,7 +2689,7 @@ class CloudAPI(object):
         raise CloudError("%s: %s: %s (HTTP %d to %s)" % (
             self.label, code or "http_%d" % status, printable(str(text), 300), status, what),
             status=status, api_code=code, transient=transient,
-            uncertain=method == "POST" and status >= 500,
+            uncertain=create and status >= 500,
             wait=retry_wait(reply_headers) if status == 429 else None)
 
     def untrusted(self, what, reason):
@@ -2689,6 +2724,206 @@ def check_user_data(checker, value, path):
                     % ", ".join(start for start, _ in USER_DATA_TYPES))
 
 
+# -- how a cloud backend authenticates: a static token, or one it logs in for --
+
+def read_secret(backend, name, what):
+    """(text, where) of the secret a backend setting names: NAME_file (a private
+    file: 0600, a trusted owner) or NAME_env (an environment variable). Never printed."""
+    path = backend.settings.get(name + "_file")
+    if path:
+        try:
+            problem = mode_problem(path, 0o600, backend.paths.home)
+            with open(path, "rb") as handle:
+                text = handle.read(65536).decode("utf-8", "replace")
+        except (IOError, OSError) as exc:
+            raise ProviderError(E_CONFIG, "cannot read the %s_file %s: %s"
+                                % (name, path, exc.strerror))
+        if problem:
+            raise ProviderError(E_UNSAFE, "the %s_file %s is %s: the %s must be private "
+                                "(chmod 600 %s)" % (name, path, problem, what, path))
+        return text, "the %s_file %s" % (name, path)
+    variable = backend.settings.get(name + "_env", "")
+    return os.environ.get(variable, ""), "the environment variable %s (%s_env)" % (variable, name)
+
+
+def one_line_secret(text, where, what):
+    """text without its surrounding blanks; refused unless one line of printable ASCII."""
+    text = text.strip()
+    if not text or any(ord(ch) <= 32 or ord(ch) >= 127 for ch in text):
+        raise ProviderError(E_CONFIG, "%s holds no %s (one line, printable ASCII)"
+                            % (where, what))
+    return text
+
+
+def check_secret_source(check, settings, path, name, what, needed=True):
+    """At most one of NAME_file and NAME_env; exactly one when needed."""
+    given = (name + "_file" in settings) + (name + "_env" in settings)
+    if given > 1 or (needed and not given):
+        check.add(path, "needs %s of '%s_file' (a 0600 file holding the %s) or '%s_env' "
+                        "(the name of an environment variable)" % (
+                            "exactly one" if needed else "at most one", name, what, name))
+
+
+def parse_utc(text):
+    """UNIX time of an RFC 3339 time ("2026-11-30T09:00:00.000000Z", an offset, or
+    none: UTC), or None when text is not one."""
+    import calendar
+    import re
+    found = re.match(r"(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(\.\d+)?"
+                     r"([Zz]|([+-])(\d\d):?(\d\d))?\Z", text if isinstance(text, str) else "")
+    if not found:
+        return None
+    try:
+        stamp = calendar.timegm(tuple(int(found.group(i)) for i in range(1, 7)) + (0, 0, 0))
+    except (ValueError, OverflowError):
+        return None
+    if found.group(9):
+        offset = int(found.group(10)) * 3600 + int(found.group(11)) * 60
+        stamp -= offset if found.group(9) == "+" else -offset
+    return stamp
+
+
+class StaticToken(object):
+    """How a cloud backend authenticates; this one: the API token the user gives
+    (token_file or token_env), sent as a bearer token (hetzner, timeweb).
+
+    The interface (CloudBackend and CloudAPI use nothing else):
+        SETTINGS          the backend settings it reads, {key: (kind, check)}
+        validate_settings(settings, path, check)   (classmethod) checks across them
+        ready()           no network: raise ProviderError when the credentials cannot
+                          be read (place() calls it under the lock, before a task exists)
+        token()           the token to send now (may log in: network)
+        renew(stale)      the API answered 401 to `stale`: a new token to try once, or
+                          None when there is nothing better (the 401 then stands)
+        headers(token)    the request headers that carry it
+        source()          where the credentials come from, for `check`; never the secret
+    A backend names its class in CloudBackend.AUTH; it is built with the backend.
+    """
+
+    SETTINGS = {"token_file": ("string", Checker.nonempty),
+                "token_env": ("string", Checker.nonempty)}
+
+    def __init__(self, backend):
+        self.backend = backend
+
+    @classmethod
+    def validate_settings(cls, settings, path, check):
+        check_secret_source(check, settings, path, "token", "API token")
+
+    def ready(self):
+        self.token()
+
+    def token(self):
+        return one_line_secret(*read_secret(self.backend, "token", "API token"),
+                               what="API token")
+
+    def renew(self, stale):
+        return None
+
+    def headers(self, token):
+        return {"Authorization": "Bearer " + token}
+
+    def source(self):
+        settings = self.backend.settings
+        return "API token from %s" % (settings.get("token_file")
+                                      or "$" + settings.get("token_env", ""))
+
+
+class CachedToken(StaticToken):
+    """A token the backend logs in for (Keystone, a Yandex IAM token), kept in the
+    state until shortly before it expires.
+
+    A subclass gives SETTINGS, validate_settings, ready, headers, source (see
+    StaticToken) and
+        identity()   text naming who logs in where (URL, account, project): the
+                     cache key is its hash, so a changed config never reuses a token
+        login()      one login over the network -> (token, expires as UNIX time, extra);
+                     extra is a small JSON object kept with the token (Keystone: its
+                     endpoints); raises CloudError or ProviderError
+    and gets token(), renew(stale) and extra().
+
+    The cache is state["tokens"][key] = {"token", "expires", "extra"}: the state
+    file and its backup are 0600 like the root passwords they hold, no command
+    prints the state's head, the log never sees a token, and every save drops the
+    expired entries. A token is renewed RENEW_BEFORE seconds before it expires.
+    A cached token the API refuses (401: revoked, a clock off) is replaced by one
+    new login per API call (CloudAPI.call); a token just issued that is refused
+    is an error at once. Without a store (a backend built outside a Provider)
+    nothing is cached.
+    """
+
+    RENEW_BEFORE = 300
+    STATE_KEY = "tokens"
+
+    def __init__(self, backend):
+        StaticToken.__init__(self, backend)
+        self.entry = None               # {"token", "expires", "extra"} this process uses
+        self.from_cache = False
+
+    def key(self):
+        import hashlib
+        seed = "%s\0%s" % (self.backend.TYPE, self.identity())
+        return hashlib.sha256(seed.encode("utf-8")).hexdigest()[:16]
+
+    def fresh(self, entry):
+        return isinstance(entry, dict) and isinstance(entry.get("token"), str) \
+            and entry["token"] and isinstance(entry.get("expires"), (int, float)) \
+            and entry["expires"] - time.time() > self.RENEW_BEFORE
+
+    def current(self):
+        """The entry in use: this process's, else the state's, else a new login."""
+        if not self.fresh(self.entry):
+            store = self.backend.store
+            cached = (store.head().get(self.STATE_KEY) or {}) if store is not None else {}
+            entry = cached.get(self.key()) if isinstance(cached, dict) else None
+            if self.fresh(entry):
+                self.entry, self.from_cache = entry, True
+            else:
+                self.log_in()
+        return self.entry
+
+    def token(self):
+        return self.current()["token"]
+
+    def extra(self):
+        extra = self.current().get("extra")
+        return extra if isinstance(extra, dict) else {}
+
+    def renew(self, stale):
+        if self.entry is not None and self.entry["token"] != stale:
+            return self.entry["token"]          # another API object renewed it already
+        if not self.from_cache:
+            return None                         # just issued: a new one will not do better
+        self.log_in()
+        return self.entry["token"]
+
+    def log_in(self):
+        token, expires, extra = self.login()
+        self.entry, self.from_cache = {"token": token, "expires": int(expires),
+                                       "extra": extra or {}}, False
+        self.save(self.entry)
+
+    def save(self, entry):
+        """Keep the entry for the next calls; a busy state only costs a login later."""
+        store = self.backend.store
+        if store is None:
+            return
+        key, stamp = self.key(), time.time()
+
+        def change(state):
+            held = state.get(self.STATE_KEY)
+            held = dict((name, value) for name, value in held.items()
+                        if isinstance(value, dict) and isinstance(value.get("expires"), int)
+                        and value["expires"] > stamp) if isinstance(held, dict) else {}
+            held[key] = entry
+            state[self.STATE_KEY] = held
+        try:
+            store.update(change)
+        except ProviderError as exc:
+            self.backend.log.debug("the %s token was not kept: %s" % (self.backend.LABEL,
+                                                                      exc.message))
+
+
 class CloudBackend(Backend):
     """A backend that rents servers from a cloud API. A provider is a subclass with
 
@@ -2715,9 +2950,8 @@ class CloudBackend(Backend):
     MAX_USER_DATA = None
     SERVERS = "/servers"
     REQUIRED = ()
-    SETTINGS = {
-        "token_file": ("string", Checker.nonempty),
-        "token_env": ("string", Checker.nonempty),
+    AUTH = StaticToken
+    COMMON_SETTINGS = {
         "api_url": ("string", check_api_url),
         "pool_key": ("string", Checker.nonempty),
         "ssh_port": ("integer", Checker.port),
@@ -2725,6 +2959,7 @@ class CloudBackend(Backend):
         "timeout": ("number", Checker.positive),
         "request_timeout": ("number", Checker.positive),
     }
+    SETTINGS = dict(COMMON_SETTINGS, **StaticToken.SETTINGS)
     PARAMETERS = {"login": ("string", check_login), "user_data": ("string", check_user_data)}
 
     def __init__(self, settings, paths, log):
@@ -2735,12 +2970,11 @@ class CloudBackend(Backend):
         self.timeout = settings.get("timeout", 3600)
         self.request_timeout = settings.get("request_timeout", 15)
         self.store = None
+        self.auth = self.AUTH(self)
 
     @classmethod
     def validate_settings(cls, settings, path, check):
-        if ("token_file" in settings) == ("token_env" in settings):
-            check.add(path, "needs exactly one of 'token_file' (a 0600 file holding the API "
-                            "token) or 'token_env' (the name of an environment variable)")
+        cls.AUTH.validate_settings(settings, path, check)
 
     @classmethod
     def validate_configuration(cls, configuration, path, check):
@@ -2749,35 +2983,11 @@ class CloudBackend(Backend):
                 check.add(path, "missing key %r (a %s backend needs %s)" % (
                     key, cls.TYPE, ", ".join(cls.REQUIRED)))
 
-    # -- the token, the pool key, the user data --------------------------------
+    # -- the API, the pool key, the user data --------------------------------
 
-    def token(self):
-        """The API token; never printed, never logged."""
-        path = self.settings.get("token_file")
-        if path:
-            try:
-                problem = mode_problem(path, 0o600, self.paths.home)
-                with open(path, "rb") as handle:
-                    token = handle.read(65536).decode("utf-8", "replace")
-            except (IOError, OSError) as exc:
-                raise ProviderError(E_CONFIG, "cannot read the token_file %s: %s"
-                                    % (path, exc.strerror))
-            if problem:
-                raise ProviderError(E_UNSAFE, "the token_file %s is %s: the API token must "
-                                    "be private (chmod 600 %s)" % (path, problem, path))
-            where = "the token_file %s" % path
-        else:
-            name = self.settings["token_env"]
-            token = os.environ.get(name, "")
-            where = "the environment variable %s (token_env)" % name
-        token = token.strip()
-        if not token or any(ord(ch) <= 32 or ord(ch) >= 127 for ch in token):
-            raise ProviderError(E_CONFIG, "%s holds no API token (one line, printable "
-                                "ASCII)" % where)
-        return token
-
-    def api(self):
-        return CloudAPI(self, self.token())
+    def api(self, base=None):
+        """A client of the API at base (default: api_url) with the backend's credentials."""
+        return CloudAPI(self, self.auth, base)
 
     def pool_key(self):
         """(path of the pool's private key, its public key line or None if unusable)."""
@@ -2823,7 +3033,7 @@ class CloudBackend(Backend):
     # -- the order ----------------------------------------------------------------
 
     def place(self, task, configuration, state):
-        self.token()                 # a missing or open token file fails before any task
+        self.auth.ready()            # a missing or open token file fails before any task
         password = configuration.get("login", "password") == "password"
         key_path, public = self.pool_key()
         if not password and public is None:
@@ -3019,13 +3229,12 @@ class CloudBackend(Backend):
 
     def check(self, configurations, state):
         try:
-            token = self.token()
+            self.auth.token()
         except ProviderError as exc:
             return [(False, exc.message)]
-        source = self.settings.get("token_file") or "$" + self.settings.get("token_env", "")
-        report = [(True, "%s API token from %s" % (self.LABEL, source))]
+        report = [(True, "%s %s" % (self.LABEL, self.auth.source()))]
         try:
-            CloudAPI(self, token).call("GET", self.CHECK_PATH, attempts=2)
+            self.api().call("GET", self.CHECK_PATH, attempts=2)
             report.append((True, "%s API %s accepts the token" % (self.LABEL, self.api_url)))
         except CloudError as exc:
             report.append((False, "%s API %s refuses: %s" % (self.LABEL, self.api_url,

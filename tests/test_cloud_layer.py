@@ -10,6 +10,7 @@ import time
 import unittest
 import warnings
 
+from fakecloud import FakeHetzner
 from support import load_module
 
 provider = load_module()
@@ -179,6 +180,104 @@ class PiecesTest(unittest.TestCase):
                          "log_path = /var/log/%(x)s.log\n")
         self.assertEqual(provider.ansible_private_key(path), "/etc/ansible/.ssh/id_rsa")
         self.assertIsNone(provider.ansible_private_key(os.path.join(folder, "none.cfg")))
+
+
+class CachedTokenTest(unittest.TestCase):
+    """The shared token cache (CachedToken) in-process, with a real state store and
+    FakeHetzner standing in for any API: logins are counted, not sent."""
+
+    def setUp(self):
+        self.api = FakeHetzner(token="tok-1", polls_per_status=0).start()
+        self.addCleanup(self.api.stop)
+        self.home = tempfile.mkdtemp(prefix="bxtoken-")
+        self.addCleanup(shutil.rmtree, self.home, True)
+        self.issued = []                 # (token, expires) each login hands out, in order
+
+    def backend(self):
+        test = self
+
+        class CountingLogin(provider.CachedToken):
+            SETTINGS = {}
+
+            def ready(self):
+                pass
+
+            def identity(self):
+                return "account 7 at " + test.api.url
+
+            def login(self):
+                token, expires = test.issued.pop(0)
+                return token, expires, {"region": "ru-1"}
+
+        class Backend(provider.HetznerBackend):
+            AUTH = CountingLogin
+
+        paths = provider.Paths(os.path.join(self.home, "bin", "provider"))
+        backend = Backend({"type": "hetzner", "api_url": self.api.url, "request_timeout": 2},
+                          paths, provider.AuditLog(paths.log))
+        backend.store = provider.StateStore(paths)
+        return backend
+
+    def cached(self, backend):
+        return backend.store.load().get("tokens", {})
+
+    def test_a_token_is_kept_in_the_state_until_shortly_before_it_expires(self):
+        self.issued = [("tok-1", time.time() + 3600), ("tok-2", time.time() + 7200)]
+        first = self.backend()
+        first.api().call("GET", "/locations")
+        self.assertEqual(first.auth.extra(), {"region": "ru-1"})
+        [entry] = self.cached(first).values()
+        self.assertEqual(entry["token"], "tok-1")
+        self.assertEqual(os.stat(first.paths.state).st_mode & 0o777, 0o600)
+        second = self.backend()                      # the next call: from the state
+        second.api().call("GET", "/locations")
+        self.assertEqual(len(self.issued), 1)        # no second login
+        entry["expires"] = int(time.time()) + provider.CachedToken.RENEW_BEFORE - 5
+        second.store.update(lambda state: state["tokens"].update({first.auth.key(): entry}))
+        self.api.token = "tok-2"
+        third = self.backend()
+        third.api().call("GET", "/locations")
+        self.assertEqual(self.issued, [])            # renewed before it expired
+        self.assertEqual([e["token"] for e in self.cached(third).values()], ["tok-2"])
+
+    def test_a_cached_token_refused_is_renewed_once(self):
+        self.issued = [("tok-old", time.time() + 3600), ("tok-1", time.time() + 3600)]
+        self.backend().auth.token()                  # cached, but the API no longer takes it
+        backend = self.backend()
+        self.assertEqual(backend.api().call("GET", "/locations")["locations"][0]["name"], "fsn1")
+        self.assertEqual([r["token_ok"] for r in self.api.requests], [False, True])
+        self.assertEqual([e["token"] for e in self.cached(backend).values()], ["tok-1"])
+
+    def test_a_token_refused_after_a_new_login_is_a_clear_error(self):
+        self.issued = [("tok-old", time.time() + 3600), ("tok-new", time.time() + 3600)]
+        self.backend().auth.token()
+        with self.assertRaises(provider.CloudError) as caught:
+            self.backend().api().call("GET", "/locations")
+        self.assertEqual(caught.exception.status, 401)
+        self.assertIn("a token just issued was refused as well", caught.exception.message)
+        self.assertEqual(len(self.api.requests), 2)  # once more with the new token, no more
+
+    def test_a_token_just_issued_is_not_renewed(self):
+        self.issued = [("tok-bad", time.time() + 3600), ("unused", time.time() + 3600)]
+        with self.assertRaises(provider.CloudError) as caught:
+            self.backend().api().call("GET", "/locations")
+        self.assertNotIn("as well", caught.exception.message)
+        self.assertEqual((len(self.api.requests), len(self.issued)), (1, 1))
+
+    def test_expired_entries_leave_the_state_at_the_next_save(self):
+        self.issued = [("tok-1", time.time() + 3600)]
+        backend = self.backend()
+        backend.store.update(lambda state: state.update(tokens={"gone": {
+            "token": "tok-0", "expires": int(time.time()) - 1, "extra": {}}}))
+        backend.auth.token()
+        self.assertEqual(list(self.cached(backend)), [backend.auth.key()])
+
+    def test_rfc3339_times(self):
+        self.assertEqual(provider.parse_utc("1970-01-01T00:01:00Z"), 60)
+        self.assertEqual(provider.parse_utc("1970-01-01T01:01:00.123456789+01:00"), 60)
+        self.assertEqual(provider.parse_utc("1970-01-01T00:01:00"), 60)
+        for text in ("", None, "yesterday", "1970-13-01T00:00:00Z"):
+            self.assertIsNone(provider.parse_utc(text))
 
 
 if __name__ == "__main__":
