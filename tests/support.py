@@ -25,6 +25,95 @@ MANUAL_CONFIG = {
 }
 
 
+class TestRoot(object):
+    """The one temp folder of a test run, bxprov-run-PID-*, in the system temp
+    folder: every temp file of the run (TMPDIR points here) and the shared
+    compiled plugin. It holds "owner" (the runner's pid and start time); a
+    later run removes the folder once that process is gone, unmounting any
+    tmpfs a killed test left inside first."""
+
+    PREFIX = "bxprov-run-"
+
+    def __init__(self, path):
+        self.path = path
+
+    @classmethod
+    def create(cls):
+        base = tempfile.gettempdir()
+        cls.sweep(base)
+        path = tempfile.mkdtemp(prefix="%s%d-" % (cls.PREFIX, os.getpid()), dir=base)
+        with open(os.path.join(path, "owner"), "w") as handle:
+            handle.write("%d %s\n" % (os.getpid(), process_start(os.getpid())))
+        return cls(path)
+
+    @classmethod
+    def sweep(cls, base):
+        """Remove the folders of runs whose runner is gone."""
+        for name in os.listdir(base):
+            path = os.path.join(base, name)
+            if name.startswith(cls.PREFIX) and not cls(path).owner_alive():
+                cls(path).remove()
+
+    def owner_alive(self):
+        try:
+            with open(os.path.join(self.path, "owner")) as handle:
+                pid, start = handle.read().split()
+        except (IOError, OSError, ValueError):
+            # no owner file (yet): young folders may be a run starting now
+            try:
+                return os.stat(self.path).st_mtime > __import__("time").time() - 60
+            except OSError:
+                return True
+        return pid.isdigit() and process_start(int(pid)) == start
+
+    def remove(self):
+        for mount in reversed(mounts_under(self.path)):
+            subprocess.call(["umount", "-l", mount], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def process_start(pid):
+    """The start time of a process (jiffies since boot, as text), '' when it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (IOError, OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+            return "?"                   # no /proc: alive is all we know
+        except OSError:
+            return ""
+
+
+def mounts_under(path):
+    try:
+        with open("/proc/mounts", "rb") as handle:
+            points = [line.split()[1].decode("unicode_escape") for line in handle]
+    except (IOError, OSError, IndexError):
+        return []
+    path = os.path.realpath(path)
+    return sorted(p for p in points if p == path or p.startswith(path + "/"))
+
+
+def test_root():
+    """This run's TestRoot: the runner's (BXPROVIDER_TEST_ROOT), or, when the
+    tests run otherwise (unittest discover), one for this process, removed at exit."""
+    given = os.environ.get("BXPROVIDER_TEST_ROOT")
+    if given and os.path.isdir(given):
+        return TestRoot(given)
+    import atexit
+    root = TestRoot.create()
+    os.environ["TMPDIR"] = os.environ["BXPROVIDER_TEST_ROOT"] = root.path
+    tempfile.tempdir = root.path
+    creator = os.getpid()
+    atexit.register(lambda: os.getpid() == creator and root.remove())   # not in a fork
+    return root
+
+
+RUN_ROOT = test_root()
+
+
 def load_module():
     """provider.py imported by path, as a module (not run as __main__)."""
     spec = importlib.util.spec_from_file_location("provider_under_test", SCRIPT)
