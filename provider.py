@@ -451,8 +451,8 @@ class StateFile(object):
 
     def head(self):
         """The state without its tasks (cheap: see split_head); {} without a file."""
-        self.check_folder()
-        raw = self.read_file(self.paths.state)
+        self.trust.check_folder(self.paths.var)
+        raw = self.trust.read_file(self.paths.state)
         if raw is None:
             return {}
         head = self.split_head(raw)[0]
@@ -1016,6 +1016,9 @@ class StateStore(object):
 
     def load(self):
         return self.file.load()
+
+    def head(self):
+        return self.file.head()
 
     def find(self, task_id):
         """The task from the state file, else from its archive file, else None."""
