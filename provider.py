@@ -1445,22 +1445,120 @@ def printable(text, limit=80):
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:")
+# Names that mean this host whatever /etc/hosts says (RFC 6761 reserves *.localhost).
+LOOPBACK_NAMES = frozenset(("localhost", "localhost.localdomain", "localhost4",
+                            "localhost4.localdomain4", "localhost6", "localhost6.localdomain6",
+                            "ip6-localhost", "ip6-loopback"))
+HOST_LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
+SERVER_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.:")
 
 
-def valid_host(text):
-    """The syntax of an IPv4/IPv6 address or a host name (loopback included)."""
-    return bool(text) and len(text) <= 253 and text[0] not in "-." and set(text) <= HOST_CHARS
+def check_server(text, allow_loopback=False):
+    """THE validator of every `server` the plugin hands out, whatever its source
+    (pool config, `task finish --server`, the command program, a cloud API):
+    (canonical server, None), or (None, why not).
+
+    Accepted: a dotted-quad IPv4 without leading zeros, an IPv6 address (given
+    back compressed and lower-case; an IPv4-mapped one as its IPv4), or a host
+    name of letters, digits, hyphens and dots (lower-cased, no trailing dot).
+    Refused in every spelling: loopback (unless allow_loopback), unspecified
+    (0.0.0.0/8, ::), link-local, multicast, broadcast and reserved addresses,
+    and anything a resolver reads as an IPv4 in another spelling (0177.0.0.1,
+    127.1, 2130706433, 0x7f000001). Private and documentation ranges pass:
+    pool servers often live on the master's private network."""
+    if not isinstance(text, str):
+        return None, "%s is not a string" % json.dumps(text, ensure_ascii=False)
+    plain = text and set(text) <= SERVER_CHARS and len(text) <= 100
+    shown = text if plain else json.dumps(printable(text, 100), ensure_ascii=False)
+    if not text or len(text) > 253:
+        return None, "%s is not an IP address or host name (1 to 253 characters)" % shown
+    if any(not ch.isprintable() or ch.isspace() for ch in text):
+        return None, ("%s is not an IP address or host name (it holds control characters or "
+                      "white space)" % shown)
+    if ":" in text:
+        address, why = ipv6_server(text)
+    else:
+        address, why = ipv4_server(text)
+    if why:
+        return None, "%s %s" % (shown, why)
+    if address is not None:
+        return address_server(address, shown, allow_loopback)
+    name = text.lower()
+    name = name[:-1] if name.endswith(".") else name
+    labels = name.split(".")
+    if not all(0 < len(label) <= 63 and set(label) <= HOST_LABEL_CHARS and
+               label[0] != "-" and label[-1] != "-" for label in labels):
+        return None, ("%s is not an IP address or host name (letters, digits, hyphens and "
+                      "dots; no label may start or end with a hyphen)" % shown)
+    if name in LOOPBACK_NAMES or labels[-1] == "localhost":
+        if not allow_loopback:
+            return None, loopback_refused(shown)
+    return name, None
 
 
-def is_loopback(text):
-    lowered = text.lower()
-    return lowered == "localhost" or lowered.startswith("127.") or lowered == "::1"
+DIGITS = frozenset("0123456789")
 
 
-def valid_server_address(text):
-    """An IPv4/IPv6 address or a host name the caller can ssh to (not loopback)."""
-    return valid_host(text) and not is_loopback(text)
+def ipv4_server(text):
+    """(IPv4Address, None) for a canonical dotted quad, (None, why) for another
+    spelling a resolver would read as an IPv4, (None, None) for a host name."""
+    import ipaddress
+    parts = text.split(".")
+    last = (parts[-2] if len(parts) > 1 and not parts[-1] else parts[-1]).lower()
+    if not (set(last) <= DIGITS or (last.startswith("0x") and
+                                    set(last[2:]) <= frozenset("0123456789abcdef"))):
+        return None, None            # a host name's last label is never a number
+    if len(parts) == 4 and all(part and set(part) <= DIGITS and int(part) <= 255 and
+                               (part == "0" or part[0] != "0") for part in parts):
+        return ipaddress.IPv4Address(text), None
+    return None, ("is no canonical IPv4 address (write four decimal numbers a.b.c.d "
+                  "without leading zeros: 0177.0.0.1, 127.1 and 2130706433 all mean "
+                  "127.0.0.1 to a resolver)")
+
+
+def ipv6_server(text):
+    import ipaddress
+    if "%" in text or "[" in text or "]" in text:
+        return None, "is not an IPv6 address the caller can use (no brackets, no %zone)"
+    try:
+        address = ipaddress.IPv6Address(text)
+    except ValueError:
+        return None, "is not an IPv6 address"
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped, None
+    if int(address) >> 32 == 0 and int(address) > 1:
+        return None, "is an IPv4-compatible IPv6 address (deprecated): write the IPv4 address"
+    return address, None
+
+
+def address_server(address, shown, allow_loopback):
+    """The checks common to both address families."""
+    if address.is_loopback:
+        if allow_loopback:
+            return str(address), None
+        return None, loopback_refused(shown)
+    for test, what in (("is_unspecified", "unspecified"), ("is_link_local", "link-local"),
+                       ("is_multicast", "multicast")):
+        if getattr(address, test):
+            return None, "%s is a%s %s address: no server can be reached there" % (
+                shown, "n" if what[0] == "u" else "", what)
+    if address.version == 4 and (address.packed[0] == 0 or address.is_reserved):
+        return None, "%s is a reserved IPv4 address (0.0.0.0/8, 240.0.0.0/4): no server " \
+                     "can be reached there" % shown
+    return str(address), None
+
+
+def loopback_report(label, settings):
+    """check's line when allow_loopback is on (a failure: it is for tests only)."""
+    if settings.get("allow_loopback"):
+        return [(False, "%s: allow_loopback is true: the caller refuses loopback servers; "
+                        "this is for tests only" % label)]
+    return []
+
+
+def loopback_refused(shown):
+    return ("%s is a loopback address, which the caller refuses (allow_loopback: true is "
+            "for tests only)" % shown)
 
 
 def ssh_banner_probe(host, port=22, timeout=5.0):
@@ -1517,16 +1615,6 @@ def password_problem(text):
         return "has control characters"
     if any(0xD800 <= ord(ch) <= 0xDFFF for ch in text):
         return "is not valid Unicode text (a lone surrogate, e.g. \\ud800 in JSON)"
-    return None
-
-
-def server_problem(text, allow_loopback):
-    """Why text is no server the caller can use, or None."""
-    if not isinstance(text, str) or not valid_host(text):
-        return "%s is not an IP address or host name" % json.dumps(text, ensure_ascii=False)
-    if is_loopback(text) and not allow_loopback:
-        return ("%s is a loopback address, which the caller refuses (allow_loopback: true "
-                "is for tests only)" % text)
     return None
 
 
@@ -1687,16 +1775,13 @@ class PoolBackend(Backend):
         for index, configuration in enumerate(configurations):
             for number, entry in enumerate(configuration.get("servers", [])):
                 where = "%s[%d].servers[%d].server" % (path, index, number)
-                server = entry["server"]
-                problem = server_problem(server, allow_loopback)
+                server, problem = check_server(entry["server"], allow_loopback)
                 if problem:
                     check.add(where, problem)
-                    continue
-                if server.lower() in seen:
-                    check.add(where, "duplicate server %s (also at %s)"
-                              % (server, seen[server.lower()]))
+                elif server in seen:
+                    check.add(where, "duplicate server %s (also at %s)" % (server, seen[server]))
                 else:
-                    seen[server.lower()] = where
+                    seen[server] = where
 
     @staticmethod
     def taken(state):
@@ -1746,8 +1831,9 @@ class PoolBackend(Backend):
         entry = free[0]
         password = self.read_password(entry, configuration)
         self.taken(state)[entry["server"]] = task["id"]
-        task.update({"phase": "claimed", "server": entry["server"], "server_password": password,
-                     "message": "claimed %s, checking SSH" % entry["server"]})
+        server = check_server(entry["server"], self.settings.get("allow_loopback", False))[0]
+        task.update({"phase": "claimed", "server": server, "server_password": password,
+                     "message": "claimed %s, checking SSH" % server})
         task["data"]["pool_server"] = entry["server"]
 
     def launch(self, task, configuration):
@@ -1799,9 +1885,7 @@ class PoolBackend(Backend):
     def check(self, configurations, state):
         report = []
         settings = self.settings
-        if settings.get("allow_loopback"):
-            report.append((False, "pool: allow_loopback is true: the caller refuses loopback "
-                                  "servers; this is for tests only"))
+        report.extend(loopback_report("pool", settings))
         if settings.get("ssh_port", 22) != 22:
             report.append((True, "pool: SSH is probed on port %d, the caller logs in on 22"
                                  % settings["ssh_port"]))
@@ -2001,9 +2085,7 @@ class CommandBackend(Backend):
         report.append((True, "command: timeout %g s; program output goes to %s" % (
             self.settings.get("timeout", self.DEFAULT_TIMEOUT),
             os.path.join(self.paths.log_dir, "tasks", "ID.log"))))
-        if self.settings.get("allow_loopback"):
-            report.append((False, "command: allow_loopback is true: the caller refuses "
-                                  "loopback servers; this is for tests only"))
+        report.extend(loopback_report("command", self.settings))
         if not self.settings.get("ssh_probe", True):
             report.append((True, "command: ssh_probe is off: orders finish when the "
                                  "program says so"))
@@ -2325,7 +2407,7 @@ def parse_result(line, allow_loopback):
         return "not JSON"
     if not isinstance(value, dict):
         return "not a JSON object"
-    problem = server_problem(value.get("server"), allow_loopback)
+    server, problem = check_server(value.get("server"), allow_loopback)
     if problem:
         return "server: " + problem
     password = value.get("server_password") or ""
@@ -2333,7 +2415,7 @@ def parse_result(line, allow_loopback):
         return "server_password is not a string"
     if password_problem(password):
         return "server_password " + password_problem(password)
-    return value["server"], password
+    return server, password
 
 
 def redact_result(line):
@@ -2961,6 +3043,7 @@ class CloudBackend(Backend):
         "ready_grace": ("number", Checker.non_negative),
         "timeout": ("number", Checker.positive),
         "request_timeout": ("number", Checker.positive),
+        "allow_loopback": ("boolean", None),
     }
     SETTINGS = dict(COMMON_SETTINGS, **StaticToken.SETTINGS)
     PARAMETERS = {"login": ("string", check_login), "user_data": ("string", check_user_data)}
@@ -3158,6 +3241,9 @@ class CloudBackend(Backend):
         if not address:
             return {"phase": "booting", "message": "booting: %s runs, waiting for its public "
                                                    "IPv4 address" % where}
+        address, problem = check_server(address, self.settings.get("allow_loopback", False))
+        if problem:
+            return self.fail(task, "%s: the API's address is refused: %s" % (where, problem))
         data = dict(data, ipv4=address)
         ok, why = ssh_banner_probe(address, self.ssh_port, min(5.0, self.request_timeout))
         if not ok:
@@ -3236,6 +3322,7 @@ class CloudBackend(Backend):
         except ProviderError as exc:
             return [(False, exc.message)]
         report = [(True, "%s %s" % (self.LABEL, self.auth.source()))]
+        report.extend(loopback_report(self.TYPE, self.settings))
         try:
             self.api().call("GET", self.CHECK_PATH, attempts=2)
             report.append((True, "%s API %s accepts the token" % (self.LABEL, self.api_url)))
@@ -3824,12 +3911,12 @@ def operator_name():
 
 
 def cmd_task_finish(provider, args):
-    if not valid_server_address(args.server):
-        raise UsageError("%s is not a server address the caller can ssh to "
-                         "(an IP address or host name, not localhost)" % printable(args.server))
+    server, problem = check_server(args.server)
+    if problem:
+        raise UsageError("--server: %s" % problem)
     password = read_password(args)
     task = pending_task_change(provider, args.task_id, {
-        "status": FINISHED, "phase": "done", "server": args.server,
+        "status": FINISHED, "phase": "done", "server": server,
         "server_password": password, "message": "finished by the operator"}, "finish")
     return "task %s finished: server %s, %s" % (
         task["id"], task["server"], "root password saved" if password else "no password (key login)")

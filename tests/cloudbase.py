@@ -118,7 +118,8 @@ class CloudTests(object):
     def configure(self, configuration=None, top=None, **backend):
         settings = {"type": self.TYPE, "token_file": self.token_file, "api_url": self.api.url,
                     "pool_key": self.key, "ssh_port": self.ssh.port, "ready_grace": 0,
-                    "timeout": 3600, "request_timeout": 1}
+                    "timeout": 3600, "request_timeout": 1,
+                    "allow_loopback": True}           # the fake's servers are 127.0.0.1
         settings.update(backend)
         settings = dict((k, v) for k, v in settings.items() if v is not None)
         item = {"id": "1", "descr": "Bitrix-env VPS"}
@@ -238,6 +239,16 @@ class CloudTests(object):
         before = len(self.api.requests)
         self.assertEqual(self.ok("order_status", task_id), answer)
         self.assertEqual(len(self.api.requests), before)
+
+    def test_an_address_from_the_api_goes_through_the_server_validator(self):
+        # allow_loopback admits 127.0.0.1 itself, never another spelling or a control character
+        for ipv4 in ("0x7f000001", "127.0.0.1\n; id", ["127.0.0.1"]):
+            self.api.ipv4 = ipv4
+            answer = self.poll(self.order())[-1]
+            self.assertEqual((answer["status"], answer["server"]), ("error", ""), answer)
+            self.assertIn("the API's address is refused", answer["message"])
+            self.assertIn("delete-server", answer["message"])      # the server is billed
+            self.assertTrue(all(ch.isprintable() for ch in answer["message"]), answer)
 
     def test_a_create_that_times_out_after_the_server_was_made_makes_one_server(self):
         self.api.hang_next_create(10)
@@ -407,7 +418,10 @@ class CloudTests(object):
             self.assertNotIn(b"wrong-token", text)
         self.write_token(TOKEN)
         result = self.run_plugin("check")
-        self.assertEqual(result.code, 0, result)
+        self.assertEqual(result.code, 1, result)        # only: allow_loopback is for tests
+        self.assertEqual([line for line in result.text.splitlines() if line.startswith("FAIL")],
+                         ["FAIL %s: allow_loopback is true: the caller refuses loopback "
+                          "servers; this is for tests only" % self.TYPE])
         self.assertIn("accepts the token", result.text)
         self.assertNotIn(TOKEN.encode(), result.out + result.err)
 
