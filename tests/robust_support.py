@@ -19,7 +19,7 @@ import signal
 import subprocess
 import sys
 
-from support import MANUAL_CONFIG, PYTHON, Home
+from support import MANUAL_CONFIG, Home
 
 LONG = os.environ.get("BXPROVIDER_LONG_TESTS", "") not in ("", "0")
 
@@ -77,8 +77,8 @@ def with_config(config, **changes):
 
 def popen(home, argv, stdin=None, preexec_fn=None, env=None):
     """Start HOME/bin/NAME with argv (str or bytes items); stdin bytes or None."""
-    command = [PYTHON.encode(), home.script.encode()] + [
-        a if isinstance(a, bytes) else a.encode("utf-8", "surrogateescape") for a in argv]
+    command = home.command([a if isinstance(a, bytes) else a.encode("utf-8", "surrogateescape")
+                            for a in argv])
     return subprocess.Popen(command, stdin=subprocess.PIPE if stdin is not None
                             else subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=home.env(env), cwd=home.dir,

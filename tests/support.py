@@ -114,6 +114,49 @@ def test_root():
 RUN_ROOT = test_root()
 
 
+# A home's bin/NAME is a plain copy of provider.py, but Home.run starts it
+# without compiling it again: BOOT loads the code object compiled once per
+# test run (kept in the run's folder) and runs it as __main__ with argv[0] =
+# bin/NAME, as `python3 bin/NAME` would (every path derives from argv[0]).
+# -S skips site (nothing of the plugin's needs it). A home whose script was
+# changed, and Home(plain=True), run the file itself the caller's way.
+BOOT = """def boot(sys=__import__("sys"), marshal=__import__("marshal")):
+    with open(sys.argv[1], "rb") as handle:
+        code = marshal.load(handle)
+    del sys.argv[:2]
+    sys.path[0] = __import__("os").path.dirname(sys.argv[0])
+    namespace = sys.modules["__main__"].__dict__
+    del namespace["boot"]
+    namespace["__file__"] = sys.argv[0]
+    exec(code, namespace)
+boot()
+"""
+
+
+class CompiledScript(object):
+    """provider.py's source read once per test process, its code compiled once per run."""
+
+    source = None
+    path = None
+
+    @classmethod
+    def prepare(cls):
+        if cls.path is None:
+            import hashlib
+            import marshal
+            with open(SCRIPT, "rb") as handle:
+                source = handle.read()
+            tag = "%s-%s" % (sys.implementation.cache_tag, hashlib.sha1(source).hexdigest())
+            path = os.path.join(RUN_ROOT.path, "provider-%s.code" % tag)
+            if not os.path.exists(path):
+                temp = "%s.%d.tmp" % (path, os.getpid())
+                with open(temp, "wb") as handle:
+                    marshal.dump(compile(source, SCRIPT, "exec", dont_inherit=True), handle)
+                os.rename(temp, path)
+            cls.source, cls.path = source, path
+        return cls
+
+
 def load_module():
     """provider.py imported by path, as a module (not run as __main__)."""
     spec = importlib.util.spec_from_file_location("provider_under_test", SCRIPT)
@@ -161,15 +204,15 @@ def caller_parse(out):
 class Home(object):
     """A provider home in a temp folder: HOME/bin/provider, HOME/etc/provider.conf."""
 
-    def __init__(self, config=MANUAL_CONFIG, name="provider", copy_script=True):
+    def __init__(self, config=MANUAL_CONFIG, name="provider", copy_script=True, plain=False):
         self.dir = tempfile.mkdtemp(prefix="bxprov-")
         self.name = name
         os.makedirs(os.path.join(self.dir, "bin"))
         os.makedirs(os.path.join(self.dir, "etc"))
         self.script = os.path.join(self.dir, "bin", name)
+        self.copied = None                  # (size, mtime, inode) of the copy made
         if copy_script:
-            shutil.copy(SCRIPT, self.script)
-            os.chmod(self.script, 0o755)
+            self.copy_script(plain)
         self.config_path = os.path.join(self.dir, "etc", name + ".conf")
         self.state_path = os.path.join(self.dir, "var", name + ".state.json")
         self.backup_path = self.state_path + ".bak"
@@ -178,6 +221,28 @@ class Home(object):
         self.tasks_dir = os.path.join(self.dir, "tasks")
         if config is not None:
             self.write_config(config)
+
+    def copy_script(self, plain=False):
+        compiled = CompiledScript.prepare()
+        with open(self.script, "wb") as handle:
+            handle.write(compiled.source)
+        os.chmod(self.script, 0o755)
+        if not plain:
+            self.copied = self.stamp()
+
+    def stamp(self):
+        try:
+            info = os.stat(self.script)
+        except OSError:
+            return None
+        return info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino
+
+    def command(self, args):
+        """The argv that runs bin/NAME ARGS: the shared compiled code while bin/NAME
+        is still the copy made, else the file itself."""
+        if self.copied is not None and self.stamp() == self.copied:
+            return [PYTHON, "-S", "-c", BOOT, CompiledScript.path, self.script] + list(args)
+        return [PYTHON, self.script] + list(args)
 
     def write_config(self, config):
         data = config if isinstance(config, (bytes, str)) else json.dumps(
@@ -200,8 +265,7 @@ class Home(object):
         stdin = kwargs.pop("stdin", None)
         env = self.env(kwargs.pop("env", None))
         timeout = kwargs.pop("timeout", 60)
-        command = [PYTHON, self.script] + list(args)
-        proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        proc = subprocess.Popen(self.command(args), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, env=env, cwd=self.dir)
         if isinstance(stdin, str):
             stdin = stdin.encode("utf-8")
