@@ -1270,7 +1270,9 @@ class Checker(object):
     """Collects config problems, each with the JSON path it is about."""
 
     KINDS = {"string": (str,), "boolean": (bool,), "object": (dict,), "array": (list,),
-             "integer": (int,), "number": (int, float)}
+             "integer": (int,), "number": (int, float),
+             # a value or a list of alternatives (the cloud layer's fallbacks)
+             "string or array": (str, list), "integer or array": (int, list)}
 
     def __init__(self):
         self.problems = []
@@ -1284,7 +1286,8 @@ class Checker(object):
             not (kind in ("integer", "number") and isinstance(value, bool))
         if not ok:
             self.add(path, "must be %s %s, not %s" % (
-                "an" if kind[0] in "aeiou" else "a", kind, type_name(value)))
+                "an" if kind[0] in "aeiou" else "a",
+                kind.replace(" or array", " or a list of them"), type_name(value)))
         return ok
 
     def keys(self, obj, path, fields, required=()):
@@ -1656,6 +1659,9 @@ class Backend(object):
       cancel(task)  no lock held, after `task fail` saved a pending task as
           error: stop the work still running for it, or say what it still
           holds; returns a text or None.
+      settle(task)  no lock held, after order_status saved a task, and for a
+          terminal task marked cleanup "pending" (cloud on_failure delete):
+          start background work the task still needs. Quick, no network.
     """
 
     TYPE = None
@@ -1707,6 +1713,9 @@ class Backend(object):
 
     def cancel(self, task):
         return None
+
+    def settle(self, task):
+        pass
 
 
 class ManualBackend(Backend):
@@ -1980,7 +1989,7 @@ class CommandBackend(Backend):
     # -- files -------------------------------------------------------------
 
     def worker_lock(self, task_id):
-        return os.path.join(self.paths.var, "workers", task_id + ".lock")
+        return worker_lock(self.paths, task_id)
 
     def task_log(self, task_id):
         return os.path.join(self.paths.log_dir, "tasks", task_id + ".log")
@@ -1999,40 +2008,7 @@ class CommandBackend(Backend):
 
     def launch(self, task, configuration):
         """Start the detached supervisor, already holding its lock."""
-        import fcntl
-        import subprocess
-        lock = self.worker_lock(task["id"])
-        log_path = self.task_log(task["id"])
-        ensure_private_dir(os.path.dirname(lock))
-        ensure_private_dir(os.path.dirname(log_path))
-        temp = "%s.%d.tmp" % (lock, os.getpid())
-        lock_fd = log_fd = None
-        try:
-            lock_fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
-            fcntl.flock(lock_fd, fcntl.LOCK_EX)
-            os.replace(temp, lock)          # nobody sees the file unlocked
-            log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            env = dict(os.environ, BXPROVIDER_HOME=self.paths.home,
-                       BXPROVIDER_CONFIG=self.paths.config)
-            argv = ([sys.executable] if sys.executable else []) + \
-                [self.paths.script, "_worker", task["id"]]
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                    stderr=log_fd, close_fds=True, pass_fds=(lock_fd,),
-                                    start_new_session=True, cwd=self.paths.home, env=env)
-        except OSError as exc:
-            for path in (temp, lock):
-                try:
-                    os.unlink(path)
-                except OSError:
-                    pass
-            raise ProviderError(E_BACKEND, "cannot start the worker: %s"
-                                % (exc.strerror or exc))
-        finally:
-            for fd in (lock_fd, log_fd):
-                if fd is not None:
-                    os.close(fd)
-        self.log.write("worker", task["id"], pid=proc.pid, log=log_path)
-        proc.returncode = 0     # not ours to wait for: it outlives this process
+        start_worker(self, task["id"], self.task_log(task["id"]))
         return None
 
     def poll(self, task, configuration):
@@ -2447,6 +2423,51 @@ def lock_is_held(path):
         os.close(fd)             # drops the lock if we took it
 
 
+def start_worker(backend, task_id, log_path):
+    """Start `NAME _worker ID` (backend.supervise) detached: its own session, no
+    inherited descriptors but its lock, stdout to /dev/null (the caller reads ours
+    until EOF), stderr to log_path. The lock var/workers/ID.lock is taken here,
+    before the worker starts, so nobody ever sees it free while one is coming."""
+    import fcntl
+    import subprocess
+    lock = worker_lock(backend.paths, task_id)
+    ensure_private_dir(os.path.dirname(lock))
+    ensure_private_dir(os.path.dirname(log_path))
+    temp = "%s.%d.tmp" % (lock, os.getpid())
+    lock_fd = log_fd = None
+    try:
+        lock_fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        os.replace(temp, lock)          # nobody sees the file unlocked
+        log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        env = dict(os.environ, BXPROVIDER_HOME=backend.paths.home,
+                   BXPROVIDER_CONFIG=backend.paths.config)
+        argv = ([sys.executable] if sys.executable else []) + \
+            [backend.paths.script, "_worker", task_id]
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=log_fd, close_fds=True, pass_fds=(lock_fd,),
+                                start_new_session=True, cwd=backend.paths.home, env=env)
+    except OSError as exc:
+        for path in (temp, lock):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        raise ProviderError(E_BACKEND, "cannot start the worker: %s" % (exc.strerror or exc))
+    finally:
+        for fd in (lock_fd, log_fd):
+            if fd is not None:
+                os.close(fd)
+    backend.log.write("worker", task_id, pid=proc.pid, log=log_path)
+    proc.returncode = 0     # not ours to wait for: it outlives this process
+    return proc
+
+
+def worker_lock(paths, task_id):
+    """The flock a task's detached worker holds while it runs."""
+    return os.path.join(paths.var, "workers", task_id + ".lock")
+
+
 def process_start_time(pid):
     """A process's start time in clock ticks (Linux /proc), or None."""
     try:
@@ -2503,6 +2524,14 @@ MAX_CREATES = 3         # creates per task, each after a look-up found nothing
 RETRY_ATTEMPTS = 4      # tries of one read, or of a create the API refused with 429
 MAX_RETRY_WAIT = 8.0    # longest pause between two tries
 SSH_CHECK_TIMEOUT = 30  # seconds for the whole `ssh ... test -f boot-finished`
+ON_FAILURE = ("delete", "keep")
+CLEANUP_FIRST_WAIT = 1.0    # seconds before the cleanup worker tries a failed delete again
+CLEANUP_MAX_WAIT = 300.0    # ... doubling up to this
+CLEANUP_WORKER_LIFE = 3600  # then it exits; the next order_status of the task starts another
+# what a refused create says when the type or zone has nothing left (capacity_error)
+CAPACITY_WORDS = ("no capacity", "insufficient capacity", "out of capacity", "not available",
+                  "unavailable", "not enough resources", "no available", "sold out",
+                  "unsupported location")
 
 # cloud-init's part types, by the first line of a configuration's user_data
 USER_DATA_TYPES = (("#cloud-config", "text/cloud-config"), ("#!", "text/x-shellscript"),
@@ -2803,6 +2832,32 @@ def check_login(checker, value, path):
                           "(the pool key is installed, no password)")
 
 
+def check_on_failure(checker, value, path):
+    if value not in ON_FAILURE:
+        checker.add(path, "must be \"delete\" (a failed order's server is deleted) or "
+                          "\"keep\" (it stays for debugging until `task delete-server`)")
+
+
+def alternatives(kind, check=None):
+    """A configuration parameter that may list alternatives, tried in order
+    (CloudBackend.FALLBACKS): one value of kind, or a non-empty list of them."""
+    def check_items(checker, value, path):
+        items = value if isinstance(value, list) else [value]
+        if not items:
+            checker.add(path, "must list at least one alternative")
+        for index, item in enumerate(items):
+            where = "%s[%d]" % (path, index) if isinstance(value, list) else path
+            if checker.is_a(item, kind, where) and check is not None:
+                check(checker, item, where)
+    return kind + " or array", check_items
+
+
+def capacity_words(text):
+    """True when an API's refusal says the type or zone has nothing left."""
+    text = text.lower()
+    return any(words in text for words in CAPACITY_WORDS)
+
+
 def check_user_data(checker, value, path):
     if value.strip() and user_data_type(value) is None:
         checker.add(path, "must start with one of: %s (a script or a cloud-config)"
@@ -3021,8 +3076,37 @@ class CloudBackend(Backend):
         error_text(answer)          (code, message) of an error body; never raises
                                     (any JSON, or None, may come from a proxy)
 
+    The guardrails (max_servers, on_failure, fallbacks, `order --dry-run`,
+    `servers`) are this layer's; a backend gives them its API's shapes through
+    these hooks (each has a default that suits a simple REST API):
+
+        FALLBACKS = (parameter, ...)  the configuration parameters that may be a
+                list of alternatives (declare them with alternatives(kind) in
+                PARAMETERS), outermost first: ("server_type", "location") tries
+                every location of the first type before the second type.
+                create_body() always sees one value of each (the one tried now).
+        capacity_error(exc)  True when a refused create (a CloudError that is
+                not uncertain) means "no capacity / not available here": only
+                then is the next alternative tried. Never for any other error.
+        delete_server(task)  delete the server task["data"]["server_id"] and
+                what belongs to it (a floating IP); "already gone" is success;
+                raises CloudError (or ProviderError) when it could not; returns
+                a text. For an orphan (`servers --delete-orphans`) the data
+                holds only server_id and name. No lock held; may take the
+                normal request budget (it runs in a people's command or in the
+                detached cleanup worker, never in order_status).
+        owned_servers(api)  every server at the provider carrying this
+                provider's owner tag (task["data"]["owner"]), as the API's
+                dicts (each with "id" and "name").
+        task_of(server)  the task id an owned server carries, or None.
+        resolve(api, configuration)  for `order --dry-run`: [(ok, text)] about
+                the image, type and zone the create names (looked up through
+                the API when it can); the default says nothing.
+
     The task's data holds: owner (tag), name, creates, create_at, key_installed,
-    server_id once known, ipv4, ssh_since, server_deleted.
+    server_id once known, ipv4, ssh_since, server_deleted, choice (index of the
+    alternative tried) and got (its values, for people), cleanup ("pending" or
+    "done" with on_failure delete), failed_because, cleanup_tries, cleanup_error.
 
     self.store is the provider's own StateStore (Provider.config sets it): the
     one write a cloud backend makes itself (claim_create) must keep the
@@ -3044,9 +3128,15 @@ class CloudBackend(Backend):
         "timeout": ("number", Checker.positive),
         "request_timeout": ("number", Checker.positive),
         "allow_loopback": ("boolean", None),
+        "max_servers": ("integer", Checker.non_negative),
+        "max_orders_per_hour": ("integer", Checker.non_negative),
+        "hide_when_full": ("boolean", None),
+        "on_failure": ("string", check_on_failure),
     }
     SETTINGS = dict(COMMON_SETTINGS, **StaticToken.SETTINGS)
-    PARAMETERS = {"login": ("string", check_login), "user_data": ("string", check_user_data)}
+    PARAMETERS = {"login": ("string", check_login), "user_data": ("string", check_user_data),
+                  "max_servers": ("integer", Checker.non_negative)}
+    FALLBACKS = ()
 
     def __init__(self, settings, paths, log):
         Backend.__init__(self, settings, paths, log)
@@ -3055,6 +3145,7 @@ class CloudBackend(Backend):
         self.ready_grace = settings.get("ready_grace", 60)
         self.timeout = settings.get("timeout", 3600)
         self.request_timeout = settings.get("request_timeout", 15)
+        self.on_failure = settings.get("on_failure", "delete")
         self.store = None
         self.auth = self.AUTH(self)
 
@@ -3116,10 +3207,63 @@ class CloudBackend(Backend):
                                     configuration.get("id"), self.LABEL, self.MAX_USER_DATA))
         return text
 
+    # -- guardrails: the caps ------------------------------------------------------
+
+    def held(self, state, config_id=None):
+        """Ids of this backend's tasks that hold a server (max_servers counts
+        them): pending ones, and any other whose server was not deleted."""
+        return sorted((task["id"] for task in state["tasks"].values()
+                       if isinstance(task, dict) and task.get("backend") == self.TYPE
+                       and (config_id is None or task.get("config_id") == config_id)
+                       and (task.get("status") == IN_PROGRESS or rented_server(task))), key=int)
+
+    def recent_orders(self, state):
+        """Times of this backend's orders in the last hour (max_orders_per_hour);
+        kept in the state itself: archived tasks must still count."""
+        stamps = state.get("cloud_orders")
+        hour_ago = now() - 3600
+        return [t for t in stamps if isinstance(t, (int, float)) and t > hour_ago] \
+            if isinstance(stamps, list) else []
+
+    def cap_problem(self, configuration, state):
+        """Why one more order would go over a cap, or None. Under the state lock."""
+        for limit, what, config_id in (
+                (self.settings.get("max_servers"), "backend.max_servers", None),
+                (configuration.get("max_servers"), "max_servers of configuration %s"
+                 % configuration["id"], configuration["id"])):
+            holding = self.held(state, config_id) if limit is not None else ()
+            if limit is not None and len(holding) >= limit:
+                return "%s is %d and %d %s server%s held (task%s %s); a failed or unwanted " \
+                       "one is freed by `%s task delete-server ID --yes`" % (
+                           what, limit, len(holding), self.LABEL,
+                           "" if len(holding) == 1 else "s",
+                           "" if len(holding) == 1 else "s",
+                           ", ".join(holding[:10]) + (", ..." if len(holding) > 10 else ""),
+                           self.paths.name)
+        per_hour = self.settings.get("max_orders_per_hour")
+        recent = self.recent_orders(state)
+        if per_hour is not None and len(recent) >= per_hour:
+            return "backend.max_orders_per_hour is %d%s" % (per_hour, (
+                " and %d orders came in the last hour; the next one is possible in %d s" % (
+                    len(recent), max(1, int(min(recent) + 3601 - now())))) if recent else "")
+        return None
+
+    def configs_need_state(self):
+        return bool(self.settings.get("hide_when_full", False))
+
+    def available(self, configuration, state):
+        return self.cap_problem(configuration, state) is None
+
     # -- the order ----------------------------------------------------------------
 
     def place(self, task, configuration, state):
         self.auth.ready()            # a missing or open token file fails before any task
+        problem = self.cap_problem(configuration, state)
+        if problem:
+            raise ProviderError(E_EXHAUSTED, "configuration %s cannot be ordered now: %s"
+                                % (configuration["id"], problem))
+        if "max_orders_per_hour" in self.settings:
+            state["cloud_orders"] = self.recent_orders(state) + [now()]
         password = configuration.get("login", "password") == "password"
         key_path, public = self.pool_key()
         if not password and public is None:
@@ -3136,36 +3280,83 @@ class CloudBackend(Backend):
     def launch(self, task, configuration):
         return self.create(task, configuration)
 
+    def alternatives(self, configuration):
+        """The values a create tries, in order: one {parameter: value} per
+        combination of the FALLBACKS lists, the first parameter outermost."""
+        import itertools
+        keys = [key for key in self.FALLBACKS if key in configuration]
+        lists = [configuration[key] if isinstance(configuration[key], list)
+                 else [configuration[key]] for key in keys]
+        return [dict(zip(keys, values)) for values in itertools.product(*lists)] or [{}]
+
+    @staticmethod
+    def choice_text(choice):
+        return " ".join("%s %s" % item for item in sorted(choice.items())) or "the default"
+
+    def capacity_error(self, exc):
+        """Hook: True when a refused create means "nothing left of this type or
+        zone here" (see the class docstring). Never for an uncertain create."""
+        return not exc.uncertain and exc.status in (400, 403, 404, 409, 412, 422, 503) \
+            and capacity_words(exc.message)
+
     def create(self, task, configuration):
         """One create, never repeated blindly. Task changes; raises CloudError when the
-        API refused (bad token, quota, bad input): then nothing was made."""
+        API refused (bad token, quota, bad input): then nothing was made. A refusal
+        for lack of capacity tries the next alternative (FALLBACKS) at once."""
         api = self.api()
-        body = self.create_body(task, configuration, self.user_data(task, configuration))
-        try:
-            answer = api.call("POST", self.SERVERS, body=body)
-        except CloudError as exc:
-            if not (exc.uncertain or exc.status == 409):
-                raise
-            self.log.write("create_unconfirmed", task["id"], reason=exc.message)
+        user_data = self.user_data(task, configuration)
+        choices = self.alternatives(configuration)
+        index = min(task["data"].get("choice", 0), len(choices) - 1)
+        skipped = []
+        while True:
+            choice = choices[index]
+            data = dict(task["data"], choice=index)
+            if len(choices) > 1:
+                data["got"] = choice
+            body = self.create_body(task, dict(configuration, **choice), user_data)
+            try:
+                answer = api.call("POST", self.SERVERS, body=body)
+                break
+            except CloudError as exc:
+                error = exc
+            if self.capacity_error(error) and index + 1 < len(choices):
+                skipped.append("%s: %s" % (self.choice_text(choice), error.message))
+                self.log.write("fallback", task["id"], skipped=self.choice_text(choice),
+                               reason=error.message)
+                index += 1
+                continue
+            if skipped:
+                error.message += "; also tried: " + "; ".join(skipped)
+            if not (error.uncertain or error.status == 409):
+                raise error
+            self.log.write("create_unconfirmed", task["id"], reason=error.message)
             try:                      # the server may exist: look before anything else
-                server = self.find(api, task, 1)
+                server = self.find(api, dict(task, data=data), 1)
             except CloudError:
                 server = None
             if server is None:
-                return {"phase": "creating", "message": "creating: %s did not confirm the "
-                        "create; looking the server up again (%s)" % (self.LABEL, exc.message)}
-            return self.adopt(task, server)
-        return self.adopt(task, answer.get("server") or {})
+                return {"data": data, "phase": "creating", "message": "creating: %s did not "
+                        "confirm the create; looking the server up again (%s)"
+                        % (self.LABEL, error.message)}
+            return self.adopt(dict(task, data=data), server)
+        return self.adopt(dict(task, data=data), answer.get("server") or {},
+                          "; ".join(skipped))
 
-    def adopt(self, task, server):
+    def adopt(self, task, server, skipped=""):
         server_id = server.get("id")
         if server_id is None:
-            return {"phase": "creating", "message": "creating: %s answered without a server "
-                    "id; looking the server up again" % self.LABEL}
+            return {"data": task["data"], "phase": "creating", "message": "creating: %s "
+                    "answered without a server id; looking the server up again" % self.LABEL}
         data = dict(task["data"], server_id=str(server_id))
-        self.log.write("server", task["id"], server_id=data["server_id"], name=data["name"])
-        return {"data": data, "phase": "booting", "message": "booting: %s server %s (%s)"
-                % (self.LABEL, server_id, data["name"])}
+        self.log.write("server", task["id"], server_id=data["server_id"], name=data["name"],
+                       got=self.choice_text(data.get("got") or {}))
+        return {"data": data, "phase": "booting", "message": "booting: %s server %s (%s%s)%s"
+                % (self.LABEL, server_id, data["name"], self.got_text(data),
+                   " after no capacity for " + skipped if skipped else "")}
+
+    def got_text(self, data):
+        """", server_type cx22 location nbg1" when the configuration had alternatives."""
+        return ", " + self.choice_text(data["got"]) if data.get("got") else ""
 
     def claim_create(self, task_id):
         """Under the lock: count one more create, unless another call just made one.
@@ -3183,11 +3374,82 @@ class CloudBackend(Backend):
         return self.store.update(change)
 
     def fail(self, task, text):
-        server_id = task["data"].get("server_id")
-        if server_id and not task["data"].get("server_deleted"):
+        """The changes that fail a task; with on_failure "delete" a server it
+        rents is marked for deletion (settle() starts the cleanup worker)."""
+        server_id = rented_server(task)
+        if server_id and self.on_failure == "delete":
+            return {"status": ERROR, "phase": "failed",
+                    "data": dict(task["data"], cleanup="pending", failed_because=text),
+                    "message": "%s; deleting %s server %s (on_failure: delete)"
+                               % (text, self.LABEL, server_id)}
+        if server_id:
             text += "; %s server %s still exists and is billed: `%s task delete-server %s " \
-                    "--yes` removes it" % (self.LABEL, server_id, self.paths.name, task["id"])
+                    "--yes` removes it (on_failure: keep)" % (
+                        self.LABEL, server_id, self.paths.name, task["id"])
         return {"status": ERROR, "phase": "failed", "message": text}
+
+    # -- guardrails: deleting a failed order's server (on_failure: delete) ----------
+
+    def cleanup_wanted(self, task):
+        return bool(task and task.get("status") == ERROR and rented_server(task)
+                    and task["data"].get("cleanup") == "pending"
+                    and self.on_failure == "delete")
+
+    def settle(self, task):
+        """After order_status: a failed task whose server must go gets a cleanup
+        worker unless one runs. No network: order_status stays fast."""
+        if self.cleanup_wanted(task) and not lock_is_held(worker_lock(self.paths, task["id"])):
+            start_worker(self, task["id"], self.task_log(task["id"]))
+
+    def task_log(self, task_id):
+        return os.path.join(self.paths.log_dir, "tasks", task_id + ".log")
+
+    def supervise(self, provider, task_id):
+        """The cleanup worker (`NAME _worker ID`): delete the failed task's server,
+        trying again after a growing pause until it is gone, the operator deleted
+        it, or on_failure is no longer "delete". It exits after CLEANUP_WORKER_LIFE;
+        the task's next order_status starts another."""
+        give_up = now() + CLEANUP_WORKER_LIFE
+        wait = CLEANUP_FIRST_WAIT
+        while True:
+            task = provider.store.find(task_id)
+            if not self.cleanup_wanted(task):
+                return "task %s: no server to delete" % task_id
+            done, text = self.cleanup_once(task, wait)
+            if done or now() + wait > give_up:
+                return text
+            time.sleep(wait)
+            wait = min(wait * 2, CLEANUP_MAX_WAIT)
+
+    def cleanup_once(self, task, wait=None):
+        """One try at deleting a failed task's server; (done, text), saved in the task."""
+        server_id = task["data"]["server_id"]
+        try:
+            said = self.delete_server(task)
+        except ProviderError as exc:
+            tries = task["data"].get("cleanup_tries", 0) + 1
+            note = "deleting %s server %s (on_failure: delete): try %d failed (%s)%s" % (
+                self.LABEL, server_id, tries, exc.message,
+                "; trying again in %d s" % wait if wait else "")
+            self.save_cleanup(task["id"], {"cleanup_tries": tries,
+                                           "cleanup_error": exc.message}, note)
+            return False, note
+        self.save_cleanup(task["id"], {"cleanup": "done", "server_deleted": now()},
+                          "%s server %s deleted (on_failure: delete)" % (self.LABEL, server_id))
+        self.log.write("cleanup", task["id"], server_id=server_id, result=said)
+        return True, said
+
+    def save_cleanup(self, task_id, data_changes, note):
+        def change(state):
+            task = state["tasks"].get(task_id)
+            if not self.cleanup_wanted(task):
+                return task           # deleted by hand meanwhile
+            task["data"] = dict(task["data"], **data_changes)
+            task["message"] = "%s; %s" % (task["data"].get("failed_because")
+                                          or "the order failed", note)
+            task["updated"] = now()
+            return task
+        return self.store.update(change)
 
     def poll(self, task, configuration):
         age = now() - task["created"]
@@ -3264,8 +3526,8 @@ class CloudBackend(Backend):
 
     def finish(self, task, address, data):
         return {"status": FINISHED, "phase": "done", "server": address, "data": data,
-                "message": "ready: %s server %s (%s), %s" % (
-                    self.LABEL, data["server_id"], data["name"],
+                "message": "ready: %s server %s (%s%s), %s" % (
+                    self.LABEL, data["server_id"], data["name"], self.got_text(data),
                     "root password set by the plugin" if task.get("server_password")
                     else "log in with the pool key")}
 
@@ -3300,11 +3562,42 @@ class CloudBackend(Backend):
     # -- admin ----------------------------------------------------------------
 
     def cancel(self, task):
-        # failing a task deletes nothing: the server it rents is named instead
-        if rented_server(task):
-            return "it still rents server %s: `%s task delete-server %s --yes` deletes it" % (
-                rented_server(task), self.paths.name, task["id"])
-        return None
+        """After `task fail`: on_failure "delete" deletes the server now (the
+        cleanup worker goes on trying if that fails); "keep" names it."""
+        if not task["data"].get("server_id"):
+            task = self.adopt_late(task)
+        server_id = rented_server(task)
+        if not server_id:
+            return None
+        if self.on_failure != "delete":
+            return "it still rents server %s: `%s task delete-server %s --yes` deletes it " \
+                   "(on_failure: keep)" % (server_id, self.paths.name, task["id"])
+        data_changes = {"cleanup": "pending", "failed_because": task["message"]}
+        task = self.save_cleanup_start(task["id"], data_changes)
+        done, text = self.cleanup_once(task)
+        if not done:
+            start_worker(self, task["id"], self.task_log(task["id"]))
+            text += "; the cleanup worker goes on trying (`%s task show %s` tells)" % (
+                self.paths.name, task["id"])
+        return text
+
+    def save_cleanup_start(self, task_id, data_changes):
+        def change(state):
+            task = state["tasks"][task_id]
+            task["data"] = dict(task["data"], **data_changes)
+            return task
+        return self.store.update(change)
+
+    def adopt_late(self, task):
+        """A task failed before it knew its server: an unconfirmed create may have
+        made one all the same. Look it up once, and keep its id in the task."""
+        try:
+            server = self.find(self.api(), task, 1)
+        except ProviderError:
+            server = None
+        if server is None or server.get("id") is None:
+            return task
+        return self.save_cleanup_start(task["id"], {"server_id": str(server["id"])})
 
     def delete_server(self, task):
         server_id = task["data"]["server_id"]
@@ -3351,9 +3644,14 @@ class HetznerBackend(CloudBackend):
     DEFAULT_API_URL = "https://api.hetzner.cloud/v1"
     CHECK_PATH = "/locations"
     MAX_USER_DATA = 32 * 1024
-    PARAMETERS = dict(CloudBackend.PARAMETERS, server_type=("string", Checker.nonempty),
-                      image=("string", Checker.nonempty), location=("string", Checker.nonempty))
+    PARAMETERS = dict(CloudBackend.PARAMETERS,
+                      server_type=alternatives("string", Checker.nonempty),
+                      image=("string", Checker.nonempty),
+                      location=alternatives("string", Checker.nonempty))
     REQUIRED = ("server_type", "image")
+    FALLBACKS = ("server_type", "location")
+    # create refusals that mean "none left of this type here"
+    CAPACITY_CODES = ("resource_unavailable", "placement_error", "unavailable")
 
     def labels(self, task):
         return {"managed-by": "provider.py", "bx-owner": task["data"]["owner"],
@@ -3376,6 +3674,10 @@ class HetznerBackend(CloudBackend):
     def describe(self, server):
         said = server.get("status") or "unknown"
         return {"running": "running", "deleting": "failed"}.get(said, "booting"), said
+
+    def capacity_error(self, exc):
+        return not exc.uncertain and (exc.api_code in self.CAPACITY_CODES or (
+            exc.api_code == "invalid_input" and CloudBackend.capacity_error(self, exc)))
 
     def ipv4(self, server):
         return ((server.get("public_net") or {}).get("ipv4") or {}).get("ip") or None
@@ -3415,10 +3717,12 @@ class TimewebBackend(CloudBackend):
     LABEL = "Timeweb"
     DEFAULT_API_URL = "https://api.timeweb.cloud/api/v1"
     CHECK_PATH = "/account/status"
-    PARAMETERS = dict(CloudBackend.PARAMETERS, preset_id=("integer", Checker.positive),
+    PARAMETERS = dict(CloudBackend.PARAMETERS,
+                      preset_id=alternatives("integer", Checker.positive),
                       os_id=("integer", Checker.positive), image_id=("string", Checker.nonempty),
-                      availability_zone=("string", Checker.nonempty))
+                      availability_zone=alternatives("string", Checker.nonempty))
     REQUIRED = ("preset_id",)
+    FALLBACKS = ("preset_id", "availability_zone")
     FAILED = ("removing", "removed", "blocked", "permanent_blocked", "no_paid")
     PAGE = 100
 
@@ -3748,14 +4052,30 @@ def cmd_order_status(provider, args):
         if task.get("server_password"):
             task = dict(task)
             scrub_task(task, reason, now())
-    config = provider.config if task["status"] not in TERMINAL else None
+    if task["status"] in TERMINAL:
+        if (task.get("data") or {}).get("cleanup") == "pending":
+            settle_quietly(provider, task)      # a failed order's server still to delete
+        return status_answer(task)
+    config = provider.config
     # A task ordered under another backend (the config changed since) is not
     # this backend's to poll: it answers from the state until someone acts.
-    if config is not None and task.get("backend") == config.backend.TYPE:
+    if task.get("backend") == config.backend.TYPE:
         changes = config.backend.poll(task, config.by_id.get(task["config_id"], {}))
         if changes:
             task = provider.apply(task["id"], changes) or task
+            settle_quietly(provider, task)
     return status_answer(task)
+
+
+def settle_quietly(provider, task):
+    """backend.settle(task); a problem (a broken config, no worker) only warns:
+    the answer about the task is what the caller asked for."""
+    try:
+        backend = provider.config.backend
+        if backend.TYPE == task.get("backend"):
+            backend.settle(task)
+    except ProviderError as exc:
+        sys.stderr.write("warning: task %s: %s\n" % (task["id"], exc.message))
 
 
 # ---------------------------------------------------------------------------
@@ -4042,6 +4362,10 @@ def cmd_task_delete_server(provider, args):
     def change(state):
         saved = state["tasks"][task["id"]]
         saved["data"] = dict(saved.get("data") or {}, server_deleted=now())
+        if saved["data"].get("cleanup") == "pending":     # the cleanup worker stops
+            saved["data"]["cleanup"] = "done"
+            saved["message"] = "%s; the operator deleted server %s" % (
+                saved["data"].get("failed_because") or saved.get("message"), server_id)
         if saved["status"] != ERROR:
             saved.update(status=ERROR, phase="failed",
                          message="cancelled: the operator deleted server %s" % server_id)

@@ -439,7 +439,7 @@ class CloudTests(object):
         self.finished(self.order())
 
     def test_a_task_past_its_timeout_becomes_error_and_its_server_can_be_deleted(self):
-        self.configure(timeout=600)
+        self.configure(timeout=600, on_failure="keep")
         self.ssh_answers(1)                        # cloud-init never finishes
         task_id = self.order()
         answer = self.ok("order_status", task_id)
@@ -476,6 +476,7 @@ class CloudTests(object):
         self.assertEqual(len(self.api.servers), 1)
 
     def test_task_fail_names_the_server_the_task_still_rents(self):
+        self.configure(on_failure="keep")
         self.ssh_answers(1)                        # cloud-init never finishes
         task_id = self.order()
         self.ok("order_status", task_id)

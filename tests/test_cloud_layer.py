@@ -127,8 +127,8 @@ class ValidationTest(unittest.TestCase):
         for item in (both, neither):
             self.assertEqual(self.problems(config({"type": "timeweb", "token_env": "T"}, item)),
                              ["$.configurations[0]: needs exactly one of 'os_id' or 'image_id'"])
-        self.assertIn("$.configurations[0].preset_id: must be an integer, not string",
-                      self.problems(config({"type": "timeweb", "token_env": "T"},
+        self.assertIn("$.configurations[0].preset_id: must be an integer or a list of them, "
+                      "not string", self.problems(config({"type": "timeweb", "token_env": "T"},
                                            dict(TIMEWEB, preset_id="2447"))))
 
 

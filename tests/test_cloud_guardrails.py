@@ -1,0 +1,209 @@
+# -*- coding: utf-8 -*-
+"""The cloud layer's guardrails against the fake APIs (tests/fakecloud.py):
+max_servers and max_orders_per_hour, on_failure cleanup, fallback zones and
+types, `order --dry-run`, and the `servers` orphan sweep.
+
+Only the tests defined here run (load_tests): the shared cloud tests run in
+test_backend_hetzner and test_backend_timeweb already.
+"""
+
+import subprocess
+import unittest
+
+from cloudbase import CloudTests, provider
+from fakecloud import FakeHetzner, FakeTimeweb
+from support import PYTHON, caller_parse, wait_for
+
+
+class GuardrailTests(CloudTests):
+    """What every cloud backend's guardrails do; mixed into a unittest.TestCase."""
+
+    ZONE = None            # the configuration's zone / location parameter
+    ZONES = None           # three of the provider's zone names
+    CAPACITY = None        # (status, code, message) of a "none left here" refusal
+
+    def concurrent_orders(self, count):
+        """`order 1` run `count` times at once; the parsed answers."""
+        procs = [subprocess.Popen([PYTHON, self.home.script, "order", "1"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  env=self.home.env(self.env), cwd=self.home.dir)
+                 for _ in range(count)]
+        results = []
+        for proc in procs:
+            out, err = proc.communicate(timeout=60)
+            results.append((out, err))
+        return [caller_parse(out) for out, _ in results]
+
+    def refuse_for_capacity(self):
+        status, code, message = self.CAPACITY
+        self.api.error_next(status, code, message, method="POST", path=r"^/servers/?$")
+
+    def zones_asked(self):
+        return [r["body"].get(self.ZONE) for r in self.api.create_requests()]
+
+    # -- max_servers, max_orders_per_hour ------------------------------------------------
+
+    def test_max_servers_holds_under_concurrent_orders(self):
+        self.configure(max_servers=4)
+        answers = self.concurrent_orders(8)
+        created = [a["task_id"] for a in answers if "task_id" in a]
+        refused = [a["error_message"] for a in answers if "error" in a]
+        self.assertEqual(len(created), 4, answers)
+        self.assertEqual(len(refused), 4, answers)
+        for message in refused:
+            self.assertIn("order error N109, ", message)
+            self.assertIn("backend.max_servers is 4 and 4 %s servers held" % self.LABEL,
+                          message)
+        self.assertEqual(len(self.api.create_requests()), 4)
+        self.assertEqual(len(self.api.servers), 4)
+
+    def test_the_cap_counts_servers_held_and_frees_deleted_ones(self):
+        self.configure({"max_servers": 1}, max_orders_per_hour=2, hide_when_full=True)
+        first = self.order()
+        self.finished(first)
+        self.assertErrorCode(self.run_plugin("order", "1"), 109)  # finished: still held
+        self.assertEqual(self.ok("configs")["configurations"], [])   # hide_when_full
+        result = self.run_plugin("task", "delete-server", first, "--yes")
+        self.assertEqual(result.code, 0, result)
+        self.assertEqual([c["id"] for c in self.ok("configs")["configurations"]], ["1"])
+        self.order()
+        self.configure({"max_servers": 5}, max_orders_per_hour=2)
+        message = self.assertErrorCode(self.run_plugin("order", "1"), 109)
+        self.assertIn("backend.max_orders_per_hour is 2 and 2 orders came in the last hour",
+                      message)
+        self.assertEqual(len(self.api.create_requests()), 2)
+
+    # -- on_failure -------------------------------------------------------------------
+
+    def test_a_failed_readiness_deletes_the_server_retrying_a_failed_delete(self):
+        self.configure(timeout=600)
+        self.ssh_answers(1)                        # cloud-init never finishes
+        task_id = self.order()
+        self.ok("order_status", task_id)
+        [server_id] = [str(i) for i in self.api.servers]
+        self.api.fail_next(403, method="DELETE")   # the first delete is refused
+        self.age_task(task_id, 601)
+        answer = self.ok("order_status", task_id)
+        self.assertEqual(answer["status"], "error")
+        self.assertIn("timed out after", answer["message"])
+        self.assertIn("deleting %s server %s (on_failure: delete)" % (self.LABEL, server_id),
+                      answer["message"])
+        wait_for(lambda: not self.api.servers, what="the cleanup worker's delete")
+        self.assertEqual(len(self.api.requests_for("DELETE")), 2)
+        answer = wait_for(lambda: "deleted" in self.ok("order_status", task_id)["message"]
+                          and self.ok("order_status", task_id), what="the task's message")
+        self.assertIn("%s server %s deleted (on_failure: delete)" % (self.LABEL, server_id),
+                      answer["message"])
+        data = self.home.state()["tasks"][task_id]["data"]
+        self.assertEqual((data["cleanup"], data["cleanup_tries"]), ("done", 1))
+        self.assertIn("server_deleted", data)
+        self.ok("order_status", task_id)           # nothing more to do: no new worker
+        self.assertEqual(len(self.api.requests_for("DELETE")), 2)
+
+    def test_task_fail_deletes_the_server_at_once(self):
+        self.ssh_answers(1)
+        task_id = self.order()
+        self.ok("order_status", task_id)
+        [server_id] = [str(i) for i in self.api.servers]
+        result = self.run_plugin("task", "fail", task_id, "--message", "not needed")
+        self.assertEqual(result.code, 0, result)
+        self.assertIn("%s server %s deleted" % (self.LABEL, server_id), result.text)
+        self.assertEqual(self.api.servers, {})
+        answer = self.ok("order_status", task_id)
+        self.assertEqual(answer["message"], "not needed; %s server %s deleted "
+                         "(on_failure: delete)" % (self.LABEL, server_id))
+
+    # -- fallbacks -------------------------------------------------------------------
+
+    def test_a_zone_without_capacity_falls_through_to_the_next(self):
+        self.configure({self.ZONE: self.ZONES})
+        self.refuse_for_capacity()
+        self.refuse_for_capacity()
+        task_id = self.order()
+        self.assertEqual(self.zones_asked(), self.ZONES)
+        answer = self.finished(task_id)
+        self.assertIn("%s %s" % (self.ZONE, self.ZONES[2]), answer["message"])
+        self.assertEqual(self.home.state()["tasks"][task_id]["data"]["got"][self.ZONE],
+                         self.ZONES[2])
+
+    def test_other_refusals_never_fall_through(self):
+        self.configure({self.ZONE: self.ZONES})
+        self.api.error_next(403, "forbidden", "token may not create servers", method="POST",
+                            path=r"^/servers/?$")
+        self.assertErrorCode(self.run_plugin("order", "1"), 108)
+        self.assertEqual(self.zones_asked(), self.ZONES[:1])
+        for _ in range(3):
+            self.refuse_for_capacity()
+        message = self.assertErrorCode(self.run_plugin("order", "1"), 108)
+        self.assertIn("also tried: ", message)
+        self.assertEqual(self.zones_asked(), self.ZONES[:1] + self.ZONES)
+
+
+class HetznerGuardrails(GuardrailTests, unittest.TestCase):
+    FAKE = FakeHetzner
+    TYPE = "hetzner"
+    LABEL = "Hetzner"
+    CONFIGURATION = {"server_type": "cx22", "image": "ubuntu-24.04", "location": "fsn1"}
+    ZONE = "location"
+    ZONES = ["fsn1", "nbg1", "hel1"]
+    CAPACITY = (412, "resource_unavailable", "server type cx22 is unavailable in this location")
+
+    def user_data(self, request):
+        return request["body"]["user_data"]
+
+
+class TimewebGuardrails(GuardrailTests, unittest.TestCase):
+    FAKE = FakeTimeweb
+    TYPE = "timeweb"
+    LABEL = "Timeweb"
+    CONFIGURATION = {"preset_id": 2447, "os_id": 79}
+    ZONE = "availability_zone"
+    ZONES = ["spb-3", "msk-1", "ams-1"]
+    CAPACITY = (400, "bad_request", "Preset is not available in this availability zone")
+
+    def user_data(self, request):
+        return request["body"]["cloud_init"]
+
+
+class SettingsTest(unittest.TestCase):
+    """The guardrails' settings are checked with the config, in-process."""
+
+    def problems(self, backend, configuration):
+        settings = dict({"type": "hetzner", "token_env": "T"}, **backend)
+        item = dict({"id": "1", "descr": "x", "server_type": "cx22", "image": "u"},
+                    **configuration)
+        return provider.validate_config({"enabled": True, "backend": settings,
+                                         "configurations": [item]})
+
+    def test_bad_guardrail_settings_are_named(self):
+        self.assertEqual(sorted(self.problems({"on_failure": "destroy", "max_servers": -1,
+                                               "hide_when_full": "yes"},
+                                              {"max_servers": 1.5})), [
+            "$.backend.hide_when_full: must be a boolean, not string",
+            "$.backend.max_servers: must be a finite number, 0 to 1000000000",
+            '$.backend.on_failure: must be "delete" (a failed order\'s server is deleted) or '
+            '"keep" (it stays for debugging until `task delete-server`)',
+            "$.configurations[0].max_servers: must be an integer, not number"])
+
+    def test_alternatives_are_a_value_or_a_non_empty_list_of_them(self):
+        self.assertEqual(self.problems({}, {"location": ["fsn1", "nbg1"],
+                                            "server_type": "cx22"}), [])
+        self.assertEqual(sorted(self.problems({}, {"location": [],
+                                                   "server_type": ["cx22", 7, ""]})), [
+            "$.configurations[0].location: must list at least one alternative",
+            "$.configurations[0].server_type[1]: must be a string, not integer",
+            "$.configurations[0].server_type[2]: must not be empty"])
+
+
+def load_tests(loader, tests, pattern):
+    """Only the tests of this module (not the shared CloudTests it builds on)."""
+    suite = unittest.TestSuite()
+    own = sorted(name for name in vars(GuardrailTests) if name.startswith("test_"))
+    for cls in (HetznerGuardrails, TimewebGuardrails):
+        suite.addTests(cls(name) for name in own)
+    suite.addTests(loader.loadTestsFromTestCase(SettingsTest))
+    return suite
+
+
+if __name__ == "__main__":
+    unittest.main()
