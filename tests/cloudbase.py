@@ -247,7 +247,7 @@ class CloudTests(object):
             answer = self.poll(self.order())[-1]
             self.assertEqual((answer["status"], answer["server"]), ("error", ""), answer)
             self.assertIn("the API's address is refused", answer["message"])
-            self.assertIn("delete-server", answer["message"])      # the server is billed
+            self.assertIn("(on_failure: delete)", answer["message"])   # the billed server goes
             self.assertTrue(all(ch.isprintable() for ch in answer["message"]), answer)
 
     def test_a_create_that_times_out_after_the_server_was_made_makes_one_server(self):
