@@ -2532,6 +2532,8 @@ CLEANUP_WORKER_LIFE = 3600  # then it exits; the next order_status of the task s
 CAPACITY_WORDS = ("no capacity", "insufficient capacity", "out of capacity", "not available",
                   "unavailable", "not enough resources", "no available", "sold out",
                   "unsupported location")
+MAX_ANSWER_BYTES = 4 * 1024 * 1024   # the longest API answer read (a page of 100 servers: ~0.3 MiB)
+MAX_FIND_PAGES = 50     # pages of a server search without a filter (5,000 servers)
 
 # cloud-init's part types, by the first line of a configuration's user_data
 USER_DATA_TYPES = (("#cloud-config", "text/cloud-config"), ("#!", "text/x-shellscript"),
@@ -2691,13 +2693,118 @@ class CloudError(ProviderError):
         self.wait = wait
 
 
+class Deadline(object):
+    """One monotonic deadline for a whole HTTP exchange. When it passes, a timer
+    shuts the connection's socket down, whatever is waiting on it (the TLS
+    handshake, the headers, the body): a server that sends one byte a second
+    cannot stretch a request. connected tells whether a connection was made
+    (if not, the request was certainly not sent)."""
+
+    def __init__(self, seconds):
+        import threading
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+        self.sockets = []
+        self.passed = False
+        self.lock = threading.Lock()
+        self.timer = threading.Timer(seconds, self.expire)
+        self.timer.daemon = True
+        self.timer.start()
+
+    def left(self):
+        return max(0.001, self.end - time.monotonic())
+
+    def connected(self):
+        return bool(self.sockets)
+
+    def watch(self, sock):
+        with self.lock:
+            self.sockets.append(sock)
+            if self.passed:
+                self.shut(sock)
+
+    def expire(self):
+        with self.lock:
+            self.passed = True
+            for sock in self.sockets:
+                self.shut(sock)
+
+    @staticmethod
+    def shut(sock):
+        import socket
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def cancel(self):
+        self.timer.cancel()
+
+
+def http_opener(deadline):
+    """A urllib opener that follows no redirect (a 3xx comes back as it is), takes
+    only an https proxy from the environment (the token never travels in clear to
+    a proxy) and puts every connection under deadline."""
+    import http.client
+    import socket
+    import urllib.request
+
+    def connect(address, timeout=None, source_address=None):
+        sock = socket.create_connection(address, deadline.left(), source_address)
+        deadline.watch(sock)
+        return sock
+
+    def watched(base):
+        class Connection(base):
+            def __init__(self, *args, **kwargs):
+                base.__init__(self, *args, **kwargs)
+                self._create_connection = connect
+        return Connection
+
+    plain, secure = watched(http.client.HTTPConnection), watched(http.client.HTTPSConnection)
+
+    class PlainHandler(urllib.request.HTTPHandler):
+        def do_open(self, http_class, request, **kwargs):
+            return urllib.request.HTTPHandler.do_open(self, plain, request, **kwargs)
+
+    class SecureHandler(urllib.request.HTTPSHandler):
+        def do_open(self, http_class, request, **kwargs):
+            return urllib.request.HTTPSHandler.do_open(self, secure, request, **kwargs)
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    proxies = dict((key, value) for key, value in urllib.request.getproxies().items()
+                   if key == "https")
+    return urllib.request.build_opener(urllib.request.ProxyHandler(proxies), PlainHandler,
+                                       SecureHandler, NoRedirect)
+
+
+def is_loopback_host(host):
+    """True for a loopback address or name in any spelling check_server knows."""
+    return check_server(host, True)[0] is not None and check_server(host)[0] is None
+
+
+def token_forms(token):
+    """The token as it may appear in a body: as is, JSON-escaped, URL-encoded."""
+    import urllib.parse
+    forms = set([token, json.dumps(token)[1:-1], json.dumps(token)[1:-1].replace("/", "\\/"),
+                 urllib.parse.quote(token, safe=""), urllib.parse.quote_plus(token)])
+    return sorted((form for form in forms if form), key=len, reverse=True)
+
+
 class CloudAPI(object):
     """JSON over HTTPS with a bearer token, on urllib.
 
-    Every request has a timeout. Reads (and deletes) are retried with backoff on
-    429, 5xx and no answer; a create is retried only after a 429 (the API refused
-    it, so nothing was made). Anything else that went wrong with a create is
-    raised as uncertain: the caller looks the server up before creating again.
+    Every request has one deadline (request_timeout) for all of it: connect,
+    TLS, headers, body; an answer is read up to MAX_ANSWER_BYTES. No redirect
+    is followed, and the token goes over plain http only to loopback. The token
+    is masked in every text the API sends back. Reads (and deletes) are retried
+    with backoff on 429, 5xx and no answer; a create is retried only after a 429
+    (the API refused it, so nothing was made). Anything else that went wrong
+    with a create after it may have been sent is raised as uncertain: the
+    caller looks the server up before creating again.
     """
 
     def __init__(self, backend, auth=None, base=None):
@@ -2717,7 +2824,7 @@ class CloudAPI(object):
         import urllib.parse
         url = self.base + path + ("?" + urllib.parse.urlencode(query) if query else "")
         create = method == "POST" if create is None else create
-        deadline = time.time() + (3 * self.timeout if budget is None else budget)
+        deadline = time.monotonic() + (3 * self.timeout if budget is None else budget)
         attempt, renewed = 0, False
         if self.auth is not None and self.token is None:
             self.token = self.auth.token()
@@ -2740,58 +2847,28 @@ class CloudAPI(object):
             wait = error.wait if error.wait is not None else min(0.25 * 2 ** (attempt - 1),
                                                                   MAX_RETRY_WAIT)
             wait = max(wait, 0.1)
-            if time.time() + wait > deadline:
+            if time.monotonic() + wait > deadline:
                 raise error
             self.debug("%s %s: %s; trying again in %.1f s" % (method, path, error.message, wait))
             time.sleep(wait)
 
     def once(self, method, url, path, body, create):
         import http.client
-        import socket
-        import ssl
-        import urllib.error
-        import urllib.request
-        headers = {"Accept": "application/json", "User-Agent": "provider.py/" + __version__}
-        if self.token is not None:
-            headers.update(self.auth.headers(self.token))
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode("utf-8")
-            headers["Content-Type"] = "application/json"
-        request = urllib.request.Request(url, data=data, headers=headers, method=method)
         what = "%s %s" % (method, path)
-        try:
-            try:
-                response = urllib.request.urlopen(request, timeout=self.timeout)
-            except urllib.error.HTTPError as exc:
-                response = exc
-            try:
-                status, reply_headers, raw = response.getcode(), response.headers, \
-                    response.read()
-            finally:
-                response.close()
-        except ssl.CertificateError as exc:    # 3.6: a ValueError, not wrapped in URLError
-            raise self.untrusted(what, exc)
-        except (urllib.error.URLError, socket.timeout, http.client.HTTPException, OSError) \
-                as exc:
-            reason = getattr(exc, "reason", exc)
-            if isinstance(reason, ssl.CertificateError) or \
-                    getattr(reason, "reason", None) == "CERTIFICATE_VERIFY_FAILED":   # 3.6
-                raise self.untrusted(what, reason)
-            refused = isinstance(reason, ConnectionRefusedError)
-            raise CloudError("%s: no answer to %s from %s (%s)" % (
-                self.label, what, self.base, reason or type(reason).__name__),
-                transient=True, uncertain=create and not refused)
-        try:
-            answer = json.loads(raw.decode("utf-8")) if raw.strip() else {}
-        except (ValueError, UnicodeDecodeError):
-            answer = None
+        status, reply_headers, raw = self.exchange(method, url, what, body, create)
+        answer = self.parse(raw)
         if 200 <= status < 300:
             if isinstance(answer, dict):
                 self.reply_headers = reply_headers
                 return answer
             raise CloudError("%s: %s answered HTTP %d without a JSON object" % (
                 self.label, what, status), status=status, uncertain=create)
+        if 300 <= status < 400:
+            raise CloudError("%s: %s was answered with a redirect (HTTP %d) to %s; the plugin "
+                             "never follows one with the token: is api_url right?" % (
+                                 self.label, what, status, printable(self.mask(
+                                     reply_headers.get("Location") or "nowhere"), 200)),
+                             status=status, uncertain=create and status not in (307, 308))
         try:
             code, text = self.error_text(answer)
         except Exception:     # a body in no shape we know: the HTTP status says it all
@@ -2806,6 +2883,106 @@ class CloudAPI(object):
             uncertain=create and status >= 500,
             wait=retry_wait(reply_headers) if status == 429 else None)
 
+    def exchange(self, method, url, what, body, create):
+        """(status, headers, body bytes) of one request under one deadline."""
+        import http.client
+        import socket
+        import ssl
+        import urllib.error
+        import urllib.request
+        self.refuse_plain_http(url, what)
+        headers = {"Accept": "application/json", "User-Agent": "provider.py/" + __version__}
+        if self.token is not None:
+            headers.update(self.auth.headers(self.token))
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode("utf-8")
+            headers["Content-Type"] = "application/json"
+        request = urllib.request.Request(url, data=data, headers=headers, method=method)
+        deadline = Deadline(self.timeout)
+        try:
+            try:
+                response = http_opener(deadline).open(request, timeout=deadline.left())
+            except urllib.error.HTTPError as exc:
+                response = exc
+            try:
+                raw = self.read(response, what, create)
+            finally:
+                response.close()
+            if deadline.passed:          # cut short: whatever came is not the whole answer
+                raise socket.timeout("the deadline passed")
+            return response.getcode(), response.headers, raw
+        except ssl.CertificateError as exc:    # 3.6: a ValueError, not wrapped in URLError
+            raise self.untrusted(what, exc)
+        except (urllib.error.URLError, socket.timeout, http.client.HTTPException, OSError) \
+                as exc:
+            raise self.no_answer(what, exc, deadline, create)
+        finally:
+            deadline.cancel()
+
+    def read(self, response, what, create):
+        chunks, size = [], 0
+        while True:
+            chunk = response.read(65536)
+            if not chunk:
+                return self.mask_bytes(b"".join(chunks))
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_ANSWER_BYTES:
+                raise CloudError("%s: the answer to %s is longer than %d MiB: not read" % (
+                    self.label, what, MAX_ANSWER_BYTES // 1048576), uncertain=create)
+
+    def parse(self, raw):
+        """The body's JSON, or None (not JSON, not UTF-8, nested too deep)."""
+        try:
+            return json.loads(raw.decode("utf-8")) if raw.strip() else {}
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return None
+
+    def no_answer(self, what, exc, deadline, create):
+        """The CloudError for a request that got no (whole) answer."""
+        import socket
+        import ssl
+        import urllib.parse
+        reason = getattr(exc, "reason", exc)
+        if isinstance(reason, ssl.CertificateError) or \
+                getattr(reason, "reason", None) == "CERTIFICATE_VERIFY_FAILED":   # 3.6
+            return self.untrusted(what, reason)
+        host = urllib.parse.urlsplit(self.base).hostname
+        if deadline.passed:
+            reason = "no complete answer within request_timeout %s s" % deadline.seconds
+        elif isinstance(reason, socket.gaierror):
+            reason = "the name %s does not resolve (DNS: %s)" % (host, reason.strerror or reason)
+        if not deadline.connected():           # nothing reached the API: certainly not made
+            return CloudError("%s: %s was not sent: no connection to %s (%s)" % (
+                self.label, what, self.base, self.mask(str(reason))), transient=True)
+        return CloudError("%s: no answer to %s from %s (%s)" % (
+            self.label, what, self.base, self.mask(str(reason) or type(reason).__name__)),
+            transient=True, uncertain=create)
+
+    def refuse_plain_http(self, url, what):
+        import urllib.parse
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme == "https" or (parts.scheme == "http" and
+                                       is_loopback_host(parts.hostname or "")):
+            return
+        raise CloudError("%s: %s was not sent: %s is not https:// (the token goes over plain "
+                         "http only to this host)" % (self.label, what, printable(
+                             "%s://%s" % (parts.scheme, parts.netloc), 100)))
+
+    def mask(self, text):
+        """text with the token (in any spelling a body may use) replaced by ********."""
+        if self.token:
+            for form in token_forms(self.token):
+                text = text.replace(form, "********")
+        return text
+
+    def mask_bytes(self, raw):
+        if self.token and raw:
+            for form in token_forms(self.token):
+                raw = raw.replace(form.encode("utf-8"), b"********")
+        return raw
+
     def untrusted(self, what, reason):
         """The API's certificate failed the check (wrong name, unknown issuer): the
         handshake stopped before the request was sent, and trying again will not help."""
@@ -2817,10 +2994,9 @@ class CloudAPI(object):
 def check_api_url(checker, value, path):
     import urllib.parse
     parts = urllib.parse.urlsplit(value)
-    local = (parts.hostname or "") in ("127.0.0.1", "localhost", "::1")
     if parts.scheme == "https" and parts.hostname:
         return
-    if parts.scheme == "http" and local:
+    if parts.scheme == "http" and is_loopback_host(parts.hostname or ""):
         return
     checker.add(path, "must be an https:// URL (plain http only to 127.0.0.1 or localhost: "
                       "the token travels in every request)")

@@ -3,7 +3,12 @@
 the one server validator, and what it guards (pool config, operator,
 command program, cloud API)."""
 
+import json
+import os
+import socket
+import threading
 import unittest
+from urllib.parse import quote
 
 from support import HomeTestCase, load_module
 
@@ -90,3 +95,205 @@ class OperatorServerTest(HomeTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+# -- the HTTP client: a scripted server on 127.0.0.1 ------------------------------
+
+TOKEN = "tok-Secret/with+odd=chars"
+
+
+class ScriptedHTTP(object):
+    """An HTTP server on 127.0.0.1 whose answer to each path is a function
+    (handler, body) -> None writing raw bytes; it records (method, path, headers)."""
+
+    def __init__(self, routes):
+        import socketserver
+        self.routes = routes
+        self.requests = []
+        self.stop_event = threading.Event()
+        server = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self):
+                line = self.rfile.readline(65537).decode("latin-1").split()
+                if len(line) < 2:
+                    return
+                headers = {}
+                while True:
+                    header = self.rfile.readline(65537).decode("latin-1").strip()
+                    if not header:
+                        break
+                    name, _, value = header.partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                body = self.rfile.read(int(headers.get("content-length", 0)))
+                server.requests.append((line[0], line[1], headers))
+                try:
+                    server.routes.get(line[1].split("?")[0], not_found)(self, body)
+                except (IOError, OSError):
+                    pass                          # the client hung up: what we test
+
+        class Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,))
+        self.thread.daemon = True
+        self.thread.start()
+
+    def stop(self):
+        self.stop_event.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def answer(status, body=b"", headers=()):
+    def write(handler, _):
+        if isinstance(body, (dict, list)):
+            data = json.dumps(body).encode("utf-8")
+        else:
+            data = body
+        head = ["HTTP/1.1 %d X" % status, "Content-Length: %d" % len(data),
+                "Content-Type: application/json", "Connection: close"] + list(headers)
+        handler.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + data)
+    return write
+
+
+not_found = answer(404, {"error": {"code": "not_found", "message": "no such path"}})
+
+
+def drip(head, stop):
+    """Send head, then one byte every 50 ms until the client goes away (or 3 s
+    passed: a client without an overall deadline gets a wrong answer, not a hang)."""
+    def write(handler, _):
+        handler.wfile.write(head)
+        handler.wfile.flush()
+        for _ in range(60):
+            if stop.is_set():
+                break
+            handler.wfile.write(b"x")
+            handler.wfile.flush()
+            stop.wait(0.05)
+    return write
+
+
+class RecordingLog(object):
+    def __init__(self):
+        self.lines = []
+
+    def debug(self, text):
+        self.lines.append(text)
+
+    def write(self, event, task_id=None, **fields):
+        self.lines.append((event, task_id, fields))
+
+
+class HTTPClientTest(unittest.TestCase):
+    """CloudAPI against scripted local servers, in-process (no plugin starts)."""
+
+    def setUp(self):
+        self.stop = threading.Event()
+        self.addCleanup(self.stop.set)
+        self.other = ScriptedHTTP({"/steal": answer(201, {"server": {"id": 666}})})
+        self.addCleanup(self.other.stop)
+        self.api = ScriptedHTTP({
+            "/v1/redirect": answer(302, headers=["Location: %s/steal" % self.other.url]),
+            "/v1/servers": answer(303, headers=["Location: %s/steal" % self.other.url]),
+            "/v1/drip-headers": drip(b"HTTP/1.1 200 OK\r\n", self.stop),
+            "/v1/drip-body": drip(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n{",
+                                  self.stop),
+            "/v1/huge": answer(200, b'{"servers": [' + b'{"id": 1},' * 300 + b'{}]}'),
+            "/v1/nested": answer(200, b"[" * 200000 + b"]" * 200000),
+            "/v1/quotes-token": answer(403, {"error": {"code": "forbidden", "message": (
+                "token %s (%s) is not allowed" % (TOKEN, quote(TOKEN, safe="")))}}),
+            "/v1/token-redirect": answer(301, headers=["Location: http://x/?t=" + TOKEN]),
+        })
+        self.addCleanup(self.api.stop)
+        self.variable = "BXPROVIDER_TEST_TOKEN_%d" % os.getpid()
+        os.environ[self.variable] = TOKEN
+        self.addCleanup(os.environ.pop, self.variable, None)
+
+    def client(self, base=None, timeout=0.3):
+        backend = provider.HetznerBackend(
+            {"type": "hetzner", "token_env": self.variable, "request_timeout": timeout,
+             "api_url": self.api.url + "/v1"}, None, RecordingLog())
+        return backend.api(base)
+
+    def error(self, method, path, client=None, **kwargs):
+        with self.assertRaises(provider.CloudError) as caught:
+            (client or self.client()).call(method, path, attempts=1, **kwargs)
+        self.assertEqual(caught.exception.code, provider.E_BACKEND)
+        self.assertNotIn(TOKEN, caught.exception.message)
+        return caught.exception
+
+    def test_no_redirect_is_followed_and_a_303_to_a_create_makes_no_server(self):
+        error = self.error("GET", "/redirect")
+        self.assertIn("redirect (HTTP 302) to %s/steal" % self.other.url, error.message)
+        self.assertFalse(error.transient)
+        error = self.error("POST", "/servers", body={"name": "x"})
+        self.assertIn("redirect (HTTP 303)", error.message)
+        self.assertTrue(error.uncertain)          # looked up by its marks, never adopted
+        self.assertEqual(self.other.requests, [])  # the token never went there
+        error = self.error("GET", "/token-redirect")
+        self.assertIn("?t=********", error.message)
+
+    def test_the_token_goes_over_plain_http_only_to_loopback(self):
+        for base in ("http://203.0.113.5/v1", "http://example.com:8080/v1",
+                     "http://127.0.0.1.example.com/v1", "ftp://127.0.0.1/v1"):
+            error = self.error("GET", "/servers", client=self.client(base))
+            self.assertIn("was not sent", error.message)
+            self.assertFalse(error.transient)
+        problems = provider.validate_config({
+            "enabled": True, "configurations": [],
+            "backend": {"type": "hetzner", "token_env": "T", "api_url": "http://10.0.0.1/v1"}})
+        self.assertTrue(any("must be an https:// URL" in p for p in problems), problems)
+        for url in ("http://[::1]:8080/v1", "http://localhost.:80/v1"):
+            self.assertEqual(provider.validate_config({
+                "enabled": True, "configurations": [],
+                "backend": {"type": "hetzner", "token_env": "T", "api_url": url}}), [], url)
+
+    def test_a_server_dripping_bytes_meets_one_deadline(self):
+        for path in ("/drip-headers", "/drip-body"):
+            error = self.error("GET", path)
+            self.assertIn("no complete answer within request_timeout 0.3 s", error.message)
+            self.assertTrue(error.transient)
+        error = self.error("POST", "/drip-body", body={})
+        self.assertTrue(error.uncertain)          # it was sent: it may have been made
+
+    def test_an_answer_over_the_cap_is_an_error(self):
+        self.assertEqual(len(self.client().call("GET", "/huge")["servers"]), 301)
+        cap, provider.MAX_ANSWER_BYTES = provider.MAX_ANSWER_BYTES, 1000
+        self.addCleanup(setattr, provider, "MAX_ANSWER_BYTES", cap)
+        error = self.error("GET", "/huge")
+        self.assertIn("the answer to GET /huge is longer than", error.message)
+
+    def test_deep_nesting_is_an_answer_in_no_shape(self):
+        error = self.error("GET", "/nested")
+        self.assertIn("without a JSON object", error.message)
+
+    def test_the_token_is_masked_in_what_the_api_says(self):
+        error = self.error("GET", "/quotes-token")
+        self.assertIn("token ******** (********) is not allowed", error.message)
+
+    def test_a_create_that_could_not_be_sent_is_a_definite_failure(self):
+        closed = socket.socket()
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        closed.close()
+        error = self.error("POST", "/servers", body={},
+                           client=self.client("http://127.0.0.1:%d/v1" % port))
+        self.assertIn("POST /servers was not sent: no connection to", error.message)
+        self.assertFalse(error.uncertain)
+
+        def no_such_name(*args, **kwargs):      # the resolver, not the code under test
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        real, socket.getaddrinfo = socket.getaddrinfo, no_such_name
+        try:
+            error = self.error("POST", "/servers", body={},
+                               client=self.client("https://api.example.invalid/v1"))
+        finally:
+            socket.getaddrinfo = real
+        self.assertIn("the name api.example.invalid does not resolve (DNS: Name or service "
+                      "not known)", error.message)
+        self.assertFalse(error.uncertain)
