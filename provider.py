@@ -3028,6 +3028,12 @@ def alternatives(kind, check=None):
     return kind + " or array", check_items
 
 
+def mask_password_hashes(text):
+    """Cloud-init text with every crypt(3) hash replaced, for people to read."""
+    import re
+    return re.sub(r"\$[1256][ay]?\$[^\s\"']+", "<sha512-crypt hash of the root password>", text)
+
+
 def capacity_words(text):
     """True when an API's refusal says the type or zone has nothing left."""
     text = text.lower()
@@ -3440,6 +3446,10 @@ class CloudBackend(Backend):
                                 % (configuration["id"], problem))
         if "max_orders_per_hour" in self.settings:
             state["cloud_orders"] = self.recent_orders(state) + [now()]
+        self.prepare(task, configuration)
+
+    def prepare(self, task, configuration):
+        """Fill in a new task: the root password, the server's name and marks."""
         password = configuration.get("login", "password") == "password"
         key_path, public = self.pool_key()
         if not password and public is None:
@@ -3735,6 +3745,84 @@ class CloudBackend(Backend):
         return False, "the pool key does not log in yet (%s)" % printable(
             lines[-1] if lines else "ssh exit %d" % proc.returncode)
 
+    # -- admin: `order --dry-run`, `servers` ------------------------------------
+
+    def resolve(self, api, configuration):
+        """Hook: [(ok, text)] about the image, type and zone a create would name."""
+        return []
+
+    def owned_servers(self, api):
+        """Hook: every server at the provider carrying this provider's owner tag."""
+        raise ProviderError(E_TASK_STATE, "the %s backend cannot list its servers" % self.TYPE)
+
+    def task_of(self, server):
+        """Hook: the task id an owned server carries, or None."""
+        return None
+
+    def dry_run(self, configuration, state, task_id):
+        """`order CONFIG --dry-run`: what an order would do, as text; creates nothing.
+        The root password's hash and the token are masked."""
+        api = self.api()
+        lines = ["dry run of an order of configuration %s: nothing is created and no task "
+                 "is saved" % configuration["id"]]
+        try:
+            api.call("GET", self.CHECK_PATH, attempts=2)
+            lines.append("ok: %s API %s accepts the %s" % (self.LABEL, self.api_url,
+                                                           self.auth.source()))
+        except CloudError as exc:
+            lines.append("FAIL: %s API %s refuses: %s" % (self.LABEL, self.api_url, exc.message))
+        for ok, text in self.resolve(api, configuration):
+            lines.append("%s: %s" % ("ok" if ok else "FAIL", text))
+        problem = self.cap_problem(configuration, state)
+        lines.append("FAIL: the order would be refused (N109): %s" % problem if problem else
+                     "ok: caps: %d %s server(s) held now%s" % (
+                         len(self.held(state)), self.LABEL, "".join(
+                             ", %s %s" % (what, limit) for what, limit in (
+                                 ("backend.max_servers", self.settings.get("max_servers")),
+                                 ("configuration max_servers", configuration.get("max_servers")),
+                                 ("max_orders_per_hour", self.settings.get("max_orders_per_hour")))
+                             if limit is not None)))
+        task = new_task(task_id, configuration["id"], self.TYPE)
+        self.prepare(task, configuration)
+        user_data = mask_password_hashes(self.user_data(task, configuration))
+        choices = self.alternatives(configuration)
+        body = self.create_body(task, dict(configuration, **choices[0]), user_data)
+        lines += ["", "the create it would send (as task %s):" % task_id,
+                  "POST %s%s" % (self.api_url.rstrip("/"), self.SERVERS),
+                  "%s: <masked>" % ", ".join(sorted(self.auth.headers("x"))),
+                  json.dumps(body, indent=2, ensure_ascii=False, sort_keys=True)]
+        for choice in choices[1:]:
+            lines.append("then, only if %s has no capacity for the one before: %s"
+                         % (self.LABEL, self.choice_text(choice)))
+        lines += ["", "its user data (%s):" % ("root password hash masked"
+                                                if task["server_password"] else "no password"),
+                  user_data.rstrip("\n")]
+        # exit status 1 when a check failed, as for `check`
+        return CheckReport("\n".join(lines), sum(1 for line in lines
+                                                 if line.startswith("FAIL: ")))
+
+    def inventory(self, state):
+        """`servers`: [(server, task id or None, who holds it or None: an orphan)]."""
+        rows = []
+        for server in self.owned_servers(self.api()):
+            server_id, task_id = str(server.get("id")), self.task_of(server)
+            task = state["tasks"].get(task_id) if task_id else None
+            data = (task or {}).get("data") or {}
+            holder = None
+            if task is not None and rented_server(task) == server_id:
+                holder = "task %s (%s%s)" % (task_id, task["status"], ", being deleted"
+                                             if self.cleanup_wanted(task) else "")
+            elif task is not None and task["status"] == IN_PROGRESS and not data.get("server_id"):
+                holder = "task %s (in_progress, creating)" % task_id
+            rows.append((server, task_id, holder))
+        return rows
+
+    def delete_orphan(self, server, task_id):
+        orphan = {"id": task_id or "-", "status": ERROR, "data": {
+            "server_id": str(server.get("id")), "name": server.get("name"),
+            "owner": owner_tag(self.paths)}}
+        return self.delete_server(orphan)
+
     # -- admin ----------------------------------------------------------------
 
     def cancel(self, task):
@@ -3855,6 +3943,39 @@ class HetznerBackend(CloudBackend):
         return not exc.uncertain and (exc.api_code in self.CAPACITY_CODES or (
             exc.api_code == "invalid_input" and CloudBackend.capacity_error(self, exc)))
 
+    def owned_servers(self, api):
+        selector = "bx-owner=%s,managed-by=provider.py" % owner_tag(self.paths)
+        found, page = [], 1
+        while page:
+            answer = api.call("GET", self.SERVERS, query={"label_selector": selector,
+                                                          "page": page, "per_page": 50})
+            found += answer.get("servers") or []
+            page = ((answer.get("meta") or {}).get("pagination") or {}).get("next_page")
+        return found
+
+    def task_of(self, server):
+        return (server.get("labels") or {}).get("bx-task")
+
+    def resolve(self, api, configuration):
+        report = []
+        for key, path, collection in (("server_type", "/server_types", "server_types"),
+                                      ("image", "/images", "images"),
+                                      ("location", "/locations", "locations")):
+            values = configuration.get(key)
+            for value in values if isinstance(values, list) else [values] if values else []:
+                field = "id" if str(value).isdigit() else "name"
+                try:
+                    items = api.call("GET", path, query={field: value},
+                                     attempts=2).get(collection) or []
+                except CloudError as exc:
+                    report.append((False, "%s %s: cannot be looked up: %s"
+                                   % (key, value, exc.message)))
+                    continue
+                report.append((bool(items), "%s %s: %s" % (key, value, "known to %s" % self.LABEL
+                                                          if items else "unknown to %s"
+                                                          % self.LABEL)))
+        return report
+
     def ipv4(self, server):
         return ((server.get("public_net") or {}).get("ipv4") or {}).get("ip") or None
 
@@ -3920,23 +4041,51 @@ class TimewebBackend(CloudBackend):
                 body[key] = configuration[key]
         return body
 
-    def find(self, api, task, attempts=RETRY_ATTEMPTS):
-        name, comment, offset = task["data"]["name"], self.comment(task), 0
-        while True:       # no server-side filter: page through them all
+    def all_servers(self, api, attempts=RETRY_ATTEMPTS):
+        """Every server of the account: no server-side filter, page through them."""
+        offset = 0
+        while True:
             answer = api.call("GET", self.SERVERS, query={"limit": self.PAGE, "offset": offset},
                               attempts=attempts)
             servers = answer.get("servers") or []
             for server in servers:
-                if server.get("name") == name and server.get("comment") == comment:
-                    return server
+                yield server
             offset += len(servers)
             if not servers or offset >= (answer.get("meta") or {}).get("total", 0):
-                return None
+                return
+
+    def find(self, api, task, attempts=RETRY_ATTEMPTS):
+        name, comment = task["data"]["name"], self.comment(task)
+        for server in self.all_servers(api, attempts):
+            if server.get("name") == name and server.get("comment") == comment:
+                return server
+        return None
 
     def describe(self, server):
         said = server.get("status") or "unknown"
         return ("running" if said == "on" else "failed" if said in self.FAILED
                 else "booting"), said
+
+    def owned_servers(self, api):
+        mark = "provider.py owner=%s task=" % owner_tag(self.paths)
+        return [server for server in self.all_servers(api)
+                if str(server.get("comment") or "").startswith(mark)]
+
+    def task_of(self, server):
+        words = str(server.get("comment") or "").split()
+        return words[2][len("task="):] if len(words) == 3 and words[2].startswith("task=") \
+            else None
+
+    def resolve(self, api, configuration):
+        try:
+            presets = api.call("GET", "/presets/servers", attempts=2).get("server_presets") or []
+        except CloudError as exc:
+            return [(False, "preset_id: the presets cannot be listed: %s" % exc.message)]
+        known = set(p.get("id") for p in presets if isinstance(p, dict))
+        wanted = configuration["preset_id"]
+        return [(preset in known, "preset_id %s: %s" % (preset, "known to Timeweb" if preset
+                                                        in known else "unknown to Timeweb"))
+                for preset in (wanted if isinstance(wanted, list) else [wanted])]
 
     def ipv4(self, server):
         found = [ip for net in server.get("networks") or [] if net.get("type") == "public"
@@ -4172,6 +4321,8 @@ def cmd_order(provider, args):
     config = provider.enabled_config()
     configuration = config.configuration(args.config_id)
     backend = config.backend
+    if getattr(args, "dry_run", False):
+        return order_dry_run(provider, backend, configuration)
 
     def change(state):
         task = new_task(provider.store.allocate_id(state), configuration["id"], backend.TYPE)
@@ -4207,6 +4358,14 @@ def cmd_order(provider, args):
             sys.stderr.write("warning: task %s: its first progress was not saved (%s); "
                              "order_status looks again\n" % (task["id"], exc.message))
     return {"task_id": task["id"]}
+
+
+def order_dry_run(provider, backend, configuration):
+    """People's `order CONFIG_ID --dry-run` (the caller never passes it)."""
+    if not hasattr(backend, "dry_run"):
+        raise UsageError("--dry-run is for the cloud backends (this one is %s)" % backend.TYPE)
+    state = provider.store.load()
+    return backend.dry_run(configuration, state, provider.store.allocate_id(state))
 
 
 def cmd_order_status(provider, args):
@@ -4510,6 +4669,44 @@ def cmd_pool(provider, args):
         "\n\n" + "\n".join(lines)
 
 
+def cmd_servers(provider, args):
+    """Cloud backends: every server carrying our owner tag, and the task holding it."""
+    backend = provider.config.backend
+    if not hasattr(backend, "inventory"):
+        raise UsageError("the %s backend rents no servers (this is for the cloud backends)"
+                         % backend.TYPE)
+    if args.delete_orphans and not args.yes:
+        raise UsageError("--delete-orphans destroys every server no task holds; add --yes")
+    rows = backend.inventory(provider.store.load())
+    deleted = []
+    for index, (server, task_id, holder) in enumerate(rows):
+        if holder is None and args.delete_orphans:
+            deleted.append(backend.delete_orphan(server, task_id))
+            provider.log.write("delete_orphan", task_id, server_id=str(server.get("id")),
+                               name=server.get("name"), by=operator_name())
+            rows[index] = (server, task_id, False)       # an orphan, deleted now
+    if args.json:
+        return {"servers": [{"id": str(s.get("id")), "name": s.get("name"),
+                             "status": backend.describe(s)[1], "ipv4": backend.ipv4(s),
+                             "task_id": t, "held_by": h or None, "orphan": not h,
+                             "deleted": h is False}
+                            for s, t, h in rows], "deleted": deleted}
+    if not rows:
+        return "no %s server carries this provider's owner tag %s" % (
+            backend.LABEL, owner_tag(provider.paths))
+    table = format_table(["SERVER", "NAME", "STATUS", "IPV4", "HELD BY"], [
+        [str(s.get("id")), printable(str(s.get("name")), 40), printable(backend.describe(s)[1]),
+         printable(str(backend.ipv4(s) or "-")),
+         h or "ORPHAN (no task holds it)%s" % (", deleted now" if h is False else "")]
+        for s, t, h in rows])
+    orphans = sum(1 for _, _, h in rows if h is None)
+    if deleted:
+        return table + "\n\n" + "\n".join(deleted)
+    return table + ("\n\n%d orphan(s): billed, and no task will ever delete them: `%s "
+                    "servers --delete-orphans --yes` does" % (orphans, provider.paths.name)
+                    if orphans else "")
+
+
 def cmd_task_delete_server(provider, args):
     """Destroy the cloud server of a failed or abandoned order (it costs money)."""
     task = provider.get_task(args.task_id)
@@ -4690,8 +4887,12 @@ def build_parser(prog):
 
     command("help", "protocol: supported options and enabled/disabled (JSON)")
     command("configs", "protocol: the configurations a user may order (JSON)")
-    command("order", "protocol: order a configuration; prints the task id (JSON)") \
-        .add_argument("config_id", metavar="CONFIG_ID")
+    order = command("order", "protocol: order a configuration; prints the task id (JSON)")
+    order.add_argument("config_id", metavar="CONFIG_ID")
+    order.add_argument("--dry-run", action="store_true",
+                       help="for people, cloud backends: check the config, the token, the "
+                            "image/type/zone and the caps, print the create request (secrets "
+                            "masked); create nothing, save no task")
     command("order_status", "protocol: the state of an order (JSON)") \
         .add_argument("task_id", metavar="TASK_ID")
 
@@ -4732,6 +4933,12 @@ def build_parser(prog):
     delete.add_argument("--yes", action="store_true", help="yes, destroy it")
     command("pool", "pool backend: each configuration's free and taken servers") \
         .add_argument("--json", action="store_true", help="JSON instead of a table")
+    servers = command("servers", "cloud backends: every server carrying this provider's owner "
+                      "tag, with the task holding it; orphans are flagged")
+    servers.add_argument("--json", action="store_true", help="JSON instead of a table")
+    servers.add_argument("--delete-orphans", action="store_true",
+                         help="delete the servers no task holds (needs --yes)")
+    servers.add_argument("--yes", action="store_true", help="yes, delete them")
     command("check", "check the config, files, permissions and backend")
     state = command("state", "maintain the state file and its archive (nothing is ever "
                     "deleted)")
@@ -4759,7 +4966,7 @@ HANDLERS = {"help": cmd_help, "configs": cmd_configs, "order": cmd_order,
             "order_status": cmd_order_status, "tasks": cmd_tasks, "task show": cmd_task_show,
             "task finish": cmd_task_finish, "task fail": cmd_task_fail,
             "task release": cmd_task_release, "task delete-server": cmd_task_delete_server,
-            "pool": cmd_pool, "check": cmd_check,
+            "pool": cmd_pool, "servers": cmd_servers, "check": cmd_check,
             "state compact": cmd_state_compact, "_worker": cmd_worker,
             "state restore-backup": cmd_state_restore_backup, "state repair": cmd_state_repair}
 
@@ -4834,7 +5041,7 @@ def guess_action(argv):
     if words[:1] == ["state"] and len(words) > 1 and words[1] in ("compact", "restore-backup",
                                                                   "repair"):
         return "state " + words[1]
-    if words and words[0] in ("tasks", "check", "pool", "_worker"):
+    if words and words[0] in ("tasks", "check", "pool", "servers", "_worker"):
         return words[0]
     return "usage"
 

@@ -515,8 +515,23 @@ def label_selector_matches(selector, labels):
     return True
 
 
+# GET /locations, /server_types, /images: a few entries each (shapes trimmed to what matters)
+_HZ_CATALOG = {
+    "locations": [{"name": "fsn1", "description": "Falkenstein DC Park 1", "country": "DE",
+                   "city": "Falkenstein", "network_zone": "eu-central"},
+                  {"name": "nbg1", "description": "Nuremberg DC Park 1", "country": "DE",
+                   "city": "Nuremberg", "network_zone": "eu-central"},
+                  {"name": "hel1", "description": "Helsinki DC Park 1", "country": "FI",
+                   "city": "Helsinki", "network_zone": "eu-central"}],
+    "server_types": [{"name": "cx22", "cores": 2, "memory": 4.0, "disk": 40},
+                     {"name": "cx32", "cores": 4, "memory": 8.0, "disk": 80}],
+    "images": [{"name": "ubuntu-24.04", "type": "system", "os_flavor": "ubuntu"},
+               {"name": "rocky-9", "type": "system", "os_flavor": "rocky"}],
+}
+
+
 class FakeHetzner(_FakeAPI):
-    """Fake of https://api.hetzner.cloud/v1 (servers, locations)."""
+    """Fake of https://api.hetzner.cloud/v1 (servers, locations, server types, images)."""
 
     prefix = "/v1"
     default_sequence = ["initializing", "starting", "running"]
@@ -621,13 +636,16 @@ class FakeHetzner(_FakeAPI):
                 del self.servers[rec["id"]]
                 return _Answer(200, {"action": self._action("delete_server", rec["id"])})
             return _Answer(405, self.error_body(405, "method_not_allowed", "method not allowed"))
-        if path.rstrip("/") == "/locations" and method == "GET":
-            return _Answer(200, {"locations": [
-                {"id": 1, "name": "fsn1", "description": "Falkenstein DC Park 1",
-                 "country": "DE", "city": "Falkenstein", "network_zone": "eu-central"}],
-                "meta": {"pagination": {"page": 1, "per_page": 25, "previous_page": None,
-                                        "next_page": None, "last_page": 1,
-                                        "total_entries": 1}}})
+        catalog = _HZ_CATALOG.get(path.rstrip("/").lstrip("/"))
+        if catalog is not None and method == "GET":
+            # the documented ?name= filter (and ?id=, as the plugin's look-up sends it)
+            items = [dict(item, id=index + 1) for index, item in enumerate(catalog)]
+            for key in ("name", "id"):
+                if key in query:
+                    items = [i for i in items if str(i[key]) == query[key][0]]
+            return _Answer(200, {path.strip("/"): items, "meta": {"pagination": {
+                "page": 1, "per_page": 25, "previous_page": None, "next_page": None,
+                "last_page": 1, "total_entries": len(items)}}})
         return _Answer(404, self.error_body(404, "not_found", "not found"))
 
     def _list(self, query):

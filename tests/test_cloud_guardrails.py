@@ -7,10 +7,11 @@ Only the tests defined here run (load_tests): the shared cloud tests run in
 test_backend_hetzner and test_backend_timeweb already.
 """
 
+import os
 import subprocess
 import unittest
 
-from cloudbase import CloudTests, provider
+from cloudbase import TOKEN, CloudTests, provider
 from fakecloud import FakeHetzner, FakeTimeweb
 from support import PYTHON, caller_parse, wait_for
 
@@ -139,6 +140,52 @@ class GuardrailTests(CloudTests):
         self.assertEqual(self.zones_asked(), self.ZONES[:1] + self.ZONES)
 
 
+    # -- order --dry-run -------------------------------------------------------------
+
+    def test_dry_run_prints_the_request_and_creates_nothing(self):
+        self.configure({self.ZONE: self.ZONES}, max_servers=3)
+        result = self.run_plugin("order", "1", "--dry-run")
+        self.assertEqual(result.code, 0, result)
+        text = result.text
+        self.assertEqual(self.api.create_requests(), [])
+        self.assertFalse(os.path.exists(self.home.state_path))      # no task, no state
+        self.assertIn("POST %s/servers\n" % self.api.url, text)
+        self.assertIn("Authorization: <masked>", text)
+        self.assertIn("ok: caps: 0 %s server(s) held now, backend.max_servers 3" % self.LABEL,
+                      text)
+        self.assertIn('"%s": "%s"' % (self.ZONE, self.ZONES[0]), text)
+        self.assertIn("has no capacity for the one before: %s %s" % (self.ZONE, self.ZONES[2]),
+                      text)
+        self.assertIn("<sha512-crypt hash of the root password>", text)
+        for secret in (TOKEN, "$6$"):
+            self.assertNotIn(secret, text + result.err.decode("utf-8", "replace"))
+        for line in self.RESOLVED:
+            self.assertIn(line, text)
+        self.assertEqual(self.order(), "1")      # the dry run used no task id
+
+    # -- servers, orphans --------------------------------------------------------------
+
+    def test_orphans_are_found_and_deleted(self):
+        held = self.order()
+        self.finished(held)
+        tag = self.home.state()["tasks"][held]["data"]["owner"]
+        self.api.add_server("provider-99-%s" % tag, **self.marks(tag, "99"))    # state lost
+        self.api.add_server("other-1-00000000", **self.marks("00000000", "1"))  # not ours
+        [held_id, orphan_id, foreign_id] = sorted(self.api.servers)
+        table = self.run_plugin("servers").text
+        self.assertIn("task %s (finished)" % held, table)
+        self.assertRegex(table, r"\n%d +provider-99-%s .*ORPHAN" % (orphan_id, tag))
+        self.assertNotIn("other-1-00000000", table)
+        self.assertIn("1 orphan(s)", table)
+        self.assertErrorCode(self.run_plugin("servers", "--delete-orphans"), 100, exit_code=2)
+        result = self.run_plugin("servers", "--delete-orphans", "--yes")
+        self.assertEqual(result.code, 0, result)
+        self.assertEqual(sorted(self.api.servers), [held_id, foreign_id])
+        answer = self.run_plugin("servers", "--json").json
+        self.assertEqual([(s["id"], s["orphan"]) for s in answer["servers"]],
+                         [(str(held_id), False)])
+
+
 class HetznerGuardrails(GuardrailTests, unittest.TestCase):
     FAKE = FakeHetzner
     TYPE = "hetzner"
@@ -147,9 +194,14 @@ class HetznerGuardrails(GuardrailTests, unittest.TestCase):
     ZONE = "location"
     ZONES = ["fsn1", "nbg1", "hel1"]
     CAPACITY = (412, "resource_unavailable", "server type cx22 is unavailable in this location")
+    RESOLVED = ["ok: server_type cx22: known to Hetzner", "ok: image ubuntu-24.04: known to "
+                "Hetzner", "ok: location hel1: known to Hetzner"]
 
     def user_data(self, request):
         return request["body"]["user_data"]
+
+    def marks(self, tag, task_id):
+        return {"labels": {"managed-by": "provider.py", "bx-owner": tag, "bx-task": task_id}}
 
 
 class TimewebGuardrails(GuardrailTests, unittest.TestCase):
@@ -160,9 +212,13 @@ class TimewebGuardrails(GuardrailTests, unittest.TestCase):
     ZONE = "availability_zone"
     ZONES = ["spb-3", "msk-1", "ams-1"]
     CAPACITY = (400, "bad_request", "Preset is not available in this availability zone")
+    RESOLVED = ["ok: preset_id 2447: known to Timeweb"]
 
     def user_data(self, request):
         return request["body"]["cloud_init"]
+
+    def marks(self, tag, task_id):
+        return {"comment": "provider.py owner=%s task=%s" % (tag, task_id)}
 
 
 class SettingsTest(unittest.TestCase):
