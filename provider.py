@@ -1565,27 +1565,263 @@ def loopback_refused(shown):
 
 
 def ssh_banner_probe(host, port=22, timeout=5.0):
-    """(True, banner) when host:port answers with an SSH banner, else (False, why)."""
+    """(True, banner) when host:port answers with an SSH banner within timeout
+    seconds, connection and banner together; else (False, why), why a short
+    cause: "name does not resolve", "connection refused", "no SSH banner
+    within N s", ..."""
     import socket
+    deadline = time.monotonic() + timeout
     try:
         conn = socket.create_connection((host, port), timeout=timeout)
-    except (socket.error, socket.timeout, ValueError) as exc:
-        return False, "no connection to %s port %d (%s)" % (host, port, exc)
+    except socket.gaierror:
+        return False, "name does not resolve"
+    except socket.timeout:
+        return False, "no connection within %g s" % timeout
+    except (socket.error, ValueError) as exc:
+        if getattr(exc, "errno", None) == errno.ECONNREFUSED:
+            return False, "connection refused"
+        return False, "no connection (%s)" % (getattr(exc, "strerror", None) or exc)
+    data = b""
     try:
-        conn.settimeout(timeout)
-        data = b""
         while b"\n" not in data and len(data) < 256:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout()
+            conn.settimeout(left)
             chunk = conn.recv(256)
             if not chunk:
                 break
             data += chunk
-    except (socket.error, socket.timeout) as exc:
-        return False, "no SSH banner from %s port %d (%s)" % (host, port, exc)
+    except socket.timeout:
+        return False, "no SSH banner within %g s" % timeout
+    except socket.error as exc:
+        return False, "the connection broke before the SSH banner (%s)" % (exc.strerror or exc)
     finally:
         conn.close()
     if not data.startswith(b"SSH-"):
-        return False, "%s port %d does not speak SSH" % (host, port)
+        return False, "port %d does not speak SSH" % port
     return True, data.split(b"\n")[0].strip().decode("ascii", "replace")
+
+
+# -- First contact: the server's host keys in the known_hosts of the caller's user --
+
+HOST_KEY_TYPES = frozenset([
+    "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
+    "ssh-rsa", "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com"])
+KNOWN_HOSTS_ENV = "BXPROVIDER_KNOWN_HOSTS"     # another known_hosts file: for tests/debugging
+MAX_KNOWN_HOSTS = 16 * 1024 * 1024
+
+
+def parse_host_key(text):
+    """"TYPE BASE64" of a public key line (its comment dropped), or None."""
+    import base64
+    import binascii
+    import struct
+    fields = text.split() if isinstance(text, str) else []
+    if len(fields) < 2 or fields[0] not in HOST_KEY_TYPES:
+        return None
+    try:
+        blob = base64.b64decode(fields[1].encode("ascii"), validate=True)
+    except (ValueError, binascii.Error):
+        return None
+    kind = fields[0].encode("ascii")
+    if blob[:4 + len(kind)] != struct.pack(">I", len(kind)) + kind:
+        return None           # the blob names another type than the line
+    return "%s %s" % (fields[0], base64.b64encode(blob).decode("ascii"))
+
+
+def key_fingerprint(key):
+    """"SHA256:..." of a "TYPE BASE64" key, as ssh-keygen -l shows it."""
+    import base64
+    import hashlib
+    digest = hashlib.sha256(base64.b64decode(key.split()[1])).digest()
+    return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
+
+
+def parse_fingerprint(text):
+    """A SHA256 fingerprint ("SHA256:" and 43 base64 characters) as key_fingerprint
+    writes it, or None."""
+    import base64
+    import binascii
+    body = text[7:] if text.startswith("SHA256:") else text
+    body = body.rstrip("=")
+    try:
+        if len(body) != 43 or len(base64.b64decode(body + "=", validate=True)) != 32:
+            return None
+    except (ValueError, binascii.Error):
+        return None
+    return "SHA256:" + body
+
+
+def scan_host_keys(host, port, timeout):
+    """(["TYPE BASE64", ...], None): the host keys host:port shows (ssh-keyscan),
+    or (None, why)."""
+    import subprocess
+    argv = ["ssh-keyscan", "-T", str(max(1, int(timeout + 0.999))), "-p", str(port), host]
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, close_fds=True)
+    except OSError as exc:
+        return None, "cannot run ssh-keyscan: %s" % (exc.strerror or exc)
+    try:
+        out, _ = proc.communicate(timeout=timeout + 2)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return None, "ssh-keyscan read no host key within %g s" % timeout
+    keys = []
+    for line in out.decode("ascii", "replace").splitlines():
+        fields = line.split()
+        key = parse_host_key(" ".join(fields[1:3])) if not line.startswith("#") else None
+        if key and key not in keys:
+            keys.append(key)
+    return (keys, None) if keys else (None, "ssh-keyscan read no host key")
+
+
+def trusted_host_keys(scanned, data):
+    """(keys to write, None) of the scanned keys: the pinned one when the task
+    pins one (data host_key or host_key_sha256), else all (first use);
+    (None, why) when the server shows another key than the pinned one."""
+    pinned, fingerprint = data.get("host_key"), data.get("host_key_sha256")
+    if pinned:
+        if pinned in scanned:
+            return [pinned], None
+        want = key_fingerprint(pinned)
+    elif fingerprint:
+        found = [key for key in scanned if key_fingerprint(key) == fingerprint]
+        if found:
+            return found, None
+        want = fingerprint
+    else:
+        return scanned, None
+    return None, "shows another host key than the one pinned (%s, not %s)" % (
+        ", ".join(key_fingerprint(key) for key in scanned), want)
+
+
+def known_hosts_path():
+    """~/.ssh/known_hosts of the user running this, home from the password
+    database as ssh reads it ($HOME is not what ssh uses); the environment
+    variable BXPROVIDER_KNOWN_HOSTS names another file (tests, debugging)."""
+    override = os.environ.get(KNOWN_HOSTS_ENV)
+    if override:
+        return os.path.abspath(override)
+    import pwd
+    try:
+        home = pwd.getpwuid(os.geteuid()).pw_dir
+    except KeyError:
+        return None
+    return os.path.join(home, ".ssh", "known_hosts") if home else None
+
+
+def known_hosts_name(host, port):
+    """How ssh names host:port in known_hosts."""
+    return host.lower() if port == 22 else "[%s]:%d" % (host.lower(), port)
+
+
+def hashed_name_matches(field, name):
+    """A hashed known_hosts name "|1|SALT|HASH" is name (HMAC-SHA1, as ssh hashes it)."""
+    import base64
+    import binascii
+    import hashlib
+    import hmac
+    parts = field.split(b"|")
+    if len(parts) != 4 or parts[1] != b"1":
+        return False
+    try:
+        salt, digest = base64.b64decode(parts[2]), base64.b64decode(parts[3])
+    except (ValueError, binascii.Error):
+        return False
+    return hmac.compare_digest(hmac.new(salt, name, hashlib.sha1).digest(), digest)
+
+
+def known_hosts_text(old, host, port, keys):
+    """known_hosts bytes with every line for host:port (plain or hashed) dropped,
+    the name taken out of lines that list others too, and keys added; comments,
+    markers (@revoked, @cert-authority), patterns and other hosts kept."""
+    name = known_hosts_name(host, port).encode("ascii")
+    out = []
+    for line in old.splitlines(True):
+        fields = line.split(None, 1)
+        if not fields or fields[0].startswith((b"#", b"@")) or len(fields) < 2:
+            out.append(line)
+        elif fields[0].startswith(b"|"):
+            if not hashed_name_matches(fields[0], name):
+                out.append(line)
+        else:
+            names = fields[0].split(b",")
+            kept = [n for n in names if n.lower() != name]
+            if len(kept) == len(names):
+                out.append(line)
+            elif kept:
+                out.append(b",".join(kept) + b" " + fields[1])
+    if out and not out[-1].endswith(b"\n"):
+        out[-1] += b"\n"
+    out.extend(b"%s %s\n" % (name, key.encode("ascii")) for key in keys)
+    return b"".join(out)
+
+
+def write_known_hosts(path, host, port, keys):
+    """Make path hold exactly keys for host:port (known_hosts_text); owner and
+    mode kept, written atomically under an flock on its folder (two calls
+    never lose each other's lines), the folder made 0700 if missing. True when
+    the file changed. Raises OSError."""
+    import fcntl
+    real = os.path.realpath(path)       # a symlinked known_hosts stays a link
+    folder = os.path.dirname(real)
+    if not os.path.isdir(folder):
+        os.mkdir(folder, 0o700)
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        for _ in range(200):            # a writer holds it for milliseconds
+            try:
+                fcntl.flock(dir_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except (IOError, OSError):
+                time.sleep(0.01)
+        else:
+            raise OSError(errno.EAGAIN, "%s is locked by another writer" % folder)
+        try:
+            with open(real, "rb") as handle:
+                info = os.fstat(handle.fileno())
+                if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_KNOWN_HOSTS:
+                    raise OSError(errno.EINVAL, "%s is not a regular file of at most %d bytes"
+                                  % (real, MAX_KNOWN_HOSTS))
+                old = handle.read()
+        except (IOError, OSError) as exc:
+            if exc.errno != errno.ENOENT:
+                raise
+            old, info = b"", None
+        new = known_hosts_text(old, host, port, keys)
+        if new == old:
+            return False
+        replace_keeping_owner(real, new, info)
+        return True
+    finally:
+        os.close(dir_fd)
+
+
+def replace_keeping_owner(path, data, info):
+    """Atomic replace of path by data with the owner and mode of info (0600 if None)."""
+    temp = "%s.%d.tmp" % (path, os.getpid())
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        try:
+            if info is not None:
+                if (info.st_uid, info.st_gid) != (os.geteuid(), os.getegid()):
+                    os.fchown(fd, info.st_uid, info.st_gid)
+                os.fchmod(fd, stat.S_IMODE(info.st_mode))
+            write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, path)
+    except BaseException:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        raise
+    fsync_dir(os.path.dirname(path))
 
 
 # Backend settings for backends that hand out servers they did not build by hand.
@@ -1593,23 +1829,60 @@ SSH_SETTINGS = {
     "ssh_probe": ("boolean", None),
     "ssh_port": ("integer", Checker.port),
     "ssh_timeout": ("number", Checker.positive),
+    "ready_timeout": ("number", Checker.positive),
+    "known_hosts": ("boolean", None),
     "allow_loopback": ("boolean", None),
 }
 DEFAULT_SSH_TIMEOUT = 3.0
+DEFAULT_READY_TIMEOUT = 1800
+SSH_WAIT_PAUSES = (1, 1, 2, 2, 3, 5, 5, 10)   # s between two probes in a worker; then 10 s
 
 
-def ssh_ready_changes(settings, server):
-    """Task changes after probing server: finished when it answers SSH, else
-    in_progress "waiting for SSH on ADDR" (poll() probes again)."""
-    if not settings.get("ssh_probe", True):
-        return {"status": FINISHED, "phase": "done", "message": "ready (SSH probe disabled)"}
+def ssh_ready(settings, server, data):
+    """Look at server once: (changes, None) when the task is done with waiting
+    (finished, or error: another host key than the pinned one), or (None, why)
+    while it is not ready. data: the task's, for a pinned key. With ssh_probe
+    off nothing is contacted: the pinned key, if any, is taken as it is."""
     port = settings.get("ssh_port", 22)
-    ok, detail = ssh_banner_probe(server, port, settings.get("ssh_timeout", DEFAULT_SSH_TIMEOUT))
-    if ok:
-        return {"status": FINISHED, "phase": "done",
-                "message": "ready: %s port %d answers %s" % (server, port, printable(detail, 60))}
-    return {"status": IN_PROGRESS, "phase": "waiting_ssh",
-            "message": "waiting for SSH on %s" % server}
+    remember = settings.get("known_hosts", True)
+    pinned = data.get("host_key")
+    keys = [pinned] if pinned else None
+    if not settings.get("ssh_probe", True):
+        message = "ready (SSH probe disabled)"
+    else:
+        timeout = settings.get("ssh_timeout", DEFAULT_SSH_TIMEOUT)
+        ok, detail = ssh_banner_probe(server, port, timeout)
+        if not ok:
+            return None, detail
+        message = "ready: %s port %d answers %s" % (server, port, printable(detail, 60))
+        if remember or pinned or data.get("host_key_sha256"):
+            scanned, why = scan_host_keys(server, port, timeout)
+            if scanned is None and (pinned or data.get("host_key_sha256")):
+                return None, "its host key cannot be read yet (%s)" % why
+            if scanned is None:
+                message += "; its host key could not be read (%s)" % why
+            else:
+                keys, problem = trusted_host_keys(scanned, data)
+                if problem:
+                    return {"status": ERROR, "phase": "failed", "message": "%s port %d %s: "
+                            "not handed out" % (server, port, problem)}, None
+    changes = {"status": FINISHED, "phase": "done", "message": message}
+    if remember and keys:
+        changes["data"] = {"host_keys": keys, "ssh_port": port}
+    return changes, None
+
+
+def check_host_key_pin(check, entry, where):
+    """A pool server's host_key / host_key_sha256, if any, must parse."""
+    if "host_key" in entry and "host_key_sha256" in entry:
+        check.add(where, "give host_key or host_key_sha256, not both")
+    if isinstance(entry.get("host_key"), str) and parse_host_key(entry["host_key"]) is None:
+        check.add(where + ".host_key", "is not a public key line (TYPE BASE64, as in "
+                  "/etc/ssh/ssh_host_ed25519_key.pub)")
+    if isinstance(entry.get("host_key_sha256"), str) and \
+            parse_fingerprint(entry["host_key_sha256"]) is None:
+        check.add(where + ".host_key_sha256", "is not a SHA256 fingerprint (SHA256: and 43 "
+                  "characters, as `ssh-keygen -lf` shows it)")
 
 
 def password_problem(text):
@@ -1665,7 +1938,7 @@ class Backend(object):
     """
 
     TYPE = None
-    SETTINGS = {}
+    SETTINGS = {"known_hosts": ("boolean", None)}
     PARAMETERS = {}
 
     def __init__(self, settings, paths, log):
@@ -1732,27 +2005,209 @@ class ManualBackend(Backend):
                        "`%s task finish ID --server ADDR` or `task fail ID`" % self.paths.name)]
 
 
-class PoolBackend(Backend):
+class WorkerBackend(Backend):
+    """A backend whose waiting happens in a detached worker, `NAME _worker ID`
+    (its own session, no inherited descriptors), never in a protocol call.
+
+    The worker holds an flock on var/workers/ID.lock from before it is started
+    until it has saved its result, and notes what it does in log/tasks/ID.log.
+    A subclass's supervise(provider, task_id) is the worker's body; it calls
+    run_worker(provider, task, work). The SSH wait (wait_for_ssh) is shared:
+    it probes until the server answers SSH (finished) or ready_timeout passes
+    (error, with the last reason), saving the reason as the task's message. A
+    task whose worker died while waiting for SSH gets a new one
+    (keep_waiting): waiting can always start over.
+    """
+
+    STARTUP_GRACE = 60      # s a task may wait for launch() to start its worker
+    RETRY_UNSAVED = 5       # s between two tries to save the worker's data after a failure
+    SAVE_RESULT_PAUSES = (1, 2, 4, 8, 15, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30)
+    STOP_SIGNALS = ("SIGTERM", "SIGINT", "SIGHUP")
+    WORK = "wait"           # what goes on while a progress save fails
+    unsaved_data = None     # the worker's data (its pid, the program's group) not saved yet
+
+    def worker_lock(self, task_id):
+        return worker_lock(self.paths, task_id)
+
+    def task_log(self, task_id):
+        return os.path.join(self.paths.log_dir, "tasks", task_id + ".log")
+
+    def ready_timeout(self):
+        return self.settings.get("ready_timeout", DEFAULT_READY_TIMEOUT)
+
+    # -- starting it (protocol calls) ------------------------------------------
+
+    def start_worker(self, task, again=False):
+        """Start the detached worker (start_worker); again: only if none holds
+        the lock now (False when one does)."""
+        return start_worker(self, task["id"], self.task_log(task["id"]), again) is not None
+
+    def keep_waiting(self, task):
+        """poll() of a task waiting for SSH: nothing while its worker runs (no
+        network here); a new worker if it died; error once ready_timeout passed."""
+        if lock_is_held(self.worker_lock(task["id"])):
+            return None
+        since = (task.get("data") or {}).get("ssh_wait_since") or task.get("created", now())
+        if now() - since > self.ready_timeout():
+            return self.waited_too_long(task.get("message") or "no answer")
+        try:
+            self.start_worker(task, again=True)
+        except ProviderError as exc:
+            return {"message": "waiting for SSH: %s; trying again at the next status call"
+                    % exc.message}
+        return None
+
+    def waited_too_long(self, last):
+        return {"status": ERROR, "phase": "failed", "message": "no SSH within ready_timeout "
+                "%g s: %s" % (self.ready_timeout(), last)}
+
+    # -- the worker --------------------------------------------------------------
+
+    def run_worker(self, provider, task, work):
+        """Run work(provider, task, log, data) -> task changes, with the stop
+        signals turned into WorkerStopped, and save its result; the lock is
+        dropped only after that."""
+        import signal
+        task_id = task["id"]
+        log = TaskLog(self.task_log(task_id))
+        data = dict(task.get("data") or {}, worker_pid=os.getpid(),
+                    worker_start=process_start_time(os.getpid()))
+
+        def stop(signum, frame):
+            raise WorkerStopped(signum)
+
+        for name in self.STOP_SIGNALS:
+            signal.signal(getattr(signal, name), stop)
+        try:
+            changes = work(provider, task, log, data)
+        except WorkerStopped as exc:
+            changes = {"status": ERROR, "phase": "failed", "message": exc.why}
+        except Exception:
+            import traceback
+            log.note("worker bug: " + traceback.format_exc())
+            changes = {"status": ERROR, "phase": "failed",
+                       "message": "the worker failed (a bug); see %s" % log.path}
+        finally:
+            self.ignore_stop_signals()
+        data.update(changes.get("data") or {}, ended=now())
+        changes["data"] = data
+        log.note("result: %s, %s" % (changes["status"], changes.get("message", "")))
+        try:
+            self.save_result(provider, task_id, log, changes)
+        finally:
+            try:
+                os.unlink(self.worker_lock(task_id))    # only now: a free lock means "no worker"
+            except OSError:
+                pass
+        return "task %s: %s" % (task_id, changes["status"])
+
+    def ignore_stop_signals(self):
+        import signal
+        for name in self.STOP_SIGNALS:
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
+
+    def wait_for_ssh(self, provider, task, log, data, clock=None, sleep=None):
+        """Probe the task's server until it is ready (task changes: finished, or
+        error for another host key than the pinned one) or until ready_timeout
+        from the start of the wait (error, with the last reason)."""
+        clock, sleep = clock or time.monotonic, sleep or time.sleep
+        server = task["server"]
+        data.setdefault("ssh_wait_since", now())
+        deadline = clock() + max(0.0, self.ready_timeout() - (now() - data["ssh_wait_since"]))
+        pauses = list(SSH_WAIT_PAUSES)
+        said = None
+        while True:
+            changes, why = ssh_ready(self.settings, server, data)
+            if changes is not None:
+                return changes
+            message = "waiting for SSH on %s: %s" % (server, why)
+            if clock() >= deadline:
+                return self.waited_too_long("%s: %s" % (server, why))
+            if message != said:
+                self.save(provider, task["id"], log, {"phase": "waiting_ssh",
+                                                      "message": message, "data": data})
+                said = message
+            else:
+                self.still_pending(provider, task["id"])
+            sleep(max(0.0, min(pauses.pop(0) if len(pauses) > 1 else pauses[0],
+                               deadline - clock())))
+
+    def still_pending(self, provider, task_id):
+        """WorkerStopped when the task was ended by hand or removed."""
+        task = provider.store.find(task_id)
+        if task is None or task["status"] in TERMINAL:
+            raise WorkerStopped(None, "the task was %s meanwhile" % (
+                task["status"] if task else "removed"))
+
+    def save(self, provider, task_id, log, changes):
+        """Save progress while the worker runs. The stop signals are held back
+        meanwhile: a SIGTERM (`task fail`) lands after the transaction, never
+        inside it with the state lock taken. A save that fails (the lock busy,
+        the disk full) is only noted: the work goes on, and the data it
+        carried (what `task fail` and a dead worker's poll need to stop the
+        program) goes with the next save. A task found ended by hand (`task
+        fail`, `task finish`) or gone stops the worker, and so the program."""
+        import signal
+        if self.unsaved_data is not None and "data" not in changes:
+            changes = dict(changes, data=self.unsaved_data)
+        stops = [getattr(signal, name) for name in self.STOP_SIGNALS]
+        signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+        try:
+            saved = provider.apply(task_id, changes)
+        except ProviderError as exc:
+            log.note("progress not saved, the %s goes on: %s" % (self.WORK, exc.message))
+            if "data" in changes:
+                self.unsaved_data = changes["data"]
+            return
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
+        self.unsaved_data = None
+        if saved is None or saved["status"] in TERMINAL:
+            raise WorkerStopped(None, "the task was %s meanwhile" % (
+                saved["status"] if saved else "removed"))
+
+    def save_result(self, provider, task_id, log, changes):
+        """Save the result; a failed save (the lock busy, the disk full) is tried
+        again for about 7 minutes, holding the worker lock, so that a server
+        and its password are not lost to a moment of contention."""
+        for pause in self.SAVE_RESULT_PAUSES + (None,):
+            try:
+                provider.apply(task_id, changes)
+                return
+            except ProviderError as exc:
+                if pause is None:
+                    raise
+                log.note("the result could not be saved (%s); trying again in %d s"
+                         % (exc.message, pause))
+                time.sleep(pause)
+
+
+class PoolBackend(WorkerBackend):
     """Servers that are already built, handed out one per order.
 
     Config: "backend": {"type": "pool", "ssh_probe": true, "ssh_port": 22,
-    "ssh_timeout": 3, "hide_when_empty": false, "allow_loopback": false} and
-    per configuration "servers": [{"server": ADDR, "password": "..."} or
-    {"server": ADDR, "password_file": PATH} or {"server": ADDR} (a host that
-    already holds the caller's pool key)]. A relative password_file is
-    relative to the config file's folder; it is read at order time.
+    "ssh_timeout": 3, "ready_timeout": 1800, "known_hosts": true,
+    "hide_when_empty": false, "allow_loopback": false} and per configuration
+    "servers": [{"server": ADDR, "password": "..."} or {"server": ADDR,
+    "password_file": PATH} or {"server": ADDR} (a host that already holds the
+    caller's pool key)], each optionally pinning its SSH host key with
+    "host_key" (a public key line) or "host_key_sha256" (its fingerprint). A
+    relative password_file is relative to the config file's folder; it is
+    read at order time.
 
     state["pool"] = {ADDR: task_id} holds the servers handed out. place()
     claims the first free server of the configuration under the state lock,
-    so two orders never get the same one; launch() and poll() probe SSH
-    outside the lock. A server stays taken until `task release ID`.
+    so two orders never get the same one; launch() starts a detached worker
+    (`NAME _worker ID`) that waits for SSH, so `order` answers at once. A
+    server stays taken until `task release ID`.
     """
 
     TYPE = "pool"
     SETTINGS = dict(SSH_SETTINGS, hide_when_empty=("boolean", None))
     PARAMETERS = {"servers": ("array", None)}
     SERVER_FIELDS = {"server": ("string", None), "password": ("string", None),
-                     "password_file": ("string", Checker.nonempty)}
+                     "password_file": ("string", Checker.nonempty),
+                     "host_key": ("string", None), "host_key_sha256": ("string", None)}
 
     @classmethod
     def validate_configuration(cls, configuration, path, check):
@@ -1769,6 +2224,7 @@ class PoolBackend(Backend):
             check.keys(entry, where, cls.SERVER_FIELDS, required=("server",))
             if "password" in entry and "password_file" in entry:
                 check.add(where, "give password or password_file, not both")
+            check_host_key_pin(check, entry, where)
             password = entry.get("password")
             if isinstance(password, str):
                 if not password:
@@ -1844,15 +2300,27 @@ class PoolBackend(Backend):
         task.update({"phase": "claimed", "server": server, "server_password": password,
                      "message": "claimed %s, checking SSH" % server})
         task["data"]["pool_server"] = entry["server"]
+        if isinstance(entry.get("host_key"), str):
+            task["data"]["host_key"] = parse_host_key(entry["host_key"])
+        if isinstance(entry.get("host_key_sha256"), str):
+            task["data"]["host_key_sha256"] = parse_fingerprint(entry["host_key_sha256"])
 
     def launch(self, task, configuration):
         self.log.write("claim", task["id"], config=task["config_id"], server=task["server"])
-        return ssh_ready_changes(self.settings, task["server"])
+        if not self.settings.get("ssh_probe", True):
+            return ssh_ready(self.settings, task["server"], task["data"])[0]
+        self.start_worker(task)
+        return None
 
     def poll(self, task, configuration):
-        if task.get("server"):
-            return ssh_ready_changes(self.settings, task["server"])
-        return None
+        return self.keep_waiting(task) if task.get("server") else None
+
+    def supervise(self, provider, task_id):
+        """The worker: wait until the claimed server answers SSH."""
+        task = provider.store.find(task_id)
+        if task is None or task["status"] in TERMINAL or not task.get("server"):
+            return "task %s is not waiting for SSH" % task_id
+        return self.run_worker(provider, task, self.wait_for_ssh)
 
     def release(self, task, state):
         server = (task.get("data") or {}).get("pool_server")
@@ -1920,14 +2388,15 @@ class PoolBackend(Backend):
         return report
 
 
-class CommandBackend(Backend):
+class CommandBackend(WorkerBackend):
     """Any provisioning program you already have, run once per order.
 
     Config: "backend": {"type": "command", "command": ["/path/prog", "arg"],
     "timeout": 3600, "env": {"NAME": "value"}, "ssh_probe": true,
-    "ssh_port": 22, "ssh_timeout": 3, "allow_loopback": false}. The command
-    is an argv list, run without a shell; a relative program path with a "/"
-    is relative to the provider's home, a bare name is looked up in PATH.
+    "ssh_port": 22, "ssh_timeout": 3, "ready_timeout": 1800,
+    "known_hosts": true, "allow_loopback": false}. The command is an argv
+    list, run without a shell; a relative program path with a "/" is
+    relative to the provider's home, a bare name is looked up in PATH.
 
     Each configuration may carry "params": {...}, a free-form JSON object
     passed to the program as it is. Free-form values live in that one key so
@@ -1935,21 +2404,21 @@ class CommandBackend(Backend):
 
     The program gets BXPROVIDER_TASK_ID, BXPROVIDER_CONFIG_ID and
     BXPROVIDER_PARAMS (JSON) in its environment, and {"task_id", "config_id",
-    "params"} as one JSON line on stdin. `order` starts a detached supervisor
-    (`NAME _worker ID`, its own session, no inherited descriptors) and
-    answers at once. The supervisor runs the program in a process group of
-    its own, logs its output to log/tasks/ID.log, turns "progress: TEXT"
-    lines of its stderr into the task's message, kills the group after
-    `timeout` seconds and saves the result:
-      exit 0, last stdout line {"server": ..., "server_password": ...}
-          -> finished once SSH answers (else "waiting for SSH on ADDR")
+    "params"} as one JSON line on stdin. `order` starts a detached worker
+    (WorkerBackend) and answers at once. The worker runs the program in a
+    process group of its own, logs its output to log/tasks/ID.log, turns
+    "progress: TEXT" lines of its stderr into the task's message, kills the
+    group after `timeout` seconds and saves the result:
+      exit 0, last stdout line {"server": ..., "server_password": ...,
+          "host_key": optional public key line}
+          -> "waiting for SSH on ADDR", and the same worker waits for SSH
       any other exit -> error, message = the last stderr line
-    The supervisor holds an flock on var/workers/ID.lock from before it is
-    started until it has saved the result; poll() finds a task whose lock is
-    free and whose result is missing and marks it error (worker killed,
-    machine restarted), and kills the program's process group if it is still
-    the same process (checked by its start time). `task fail` on a running
-    task SIGTERMs the supervisor, which stops the program's group.
+    poll() finds a task whose lock is free and whose result is missing and
+    marks it error (worker killed, machine restarted), and kills the
+    program's process group if it is still the same process (checked by its
+    start time); a task that was waiting for SSH gets a new worker instead.
+    `task fail` on a running task SIGTERMs the worker, which stops the
+    program's group.
     """
 
     TYPE = "command"
@@ -1957,11 +2426,8 @@ class CommandBackend(Backend):
                     timeout=("number", Checker.positive))
     PARAMETERS = {"params": ("object", None)}
     DEFAULT_TIMEOUT = 3600
-    STARTUP_GRACE = 60      # s a task may wait for launch() to start its worker
     KILL_GRACE = 5          # s between SIGTERM and SIGKILL of the program's group
-    EOF_GRACE = 2           # s to drain output once the program has exited
-    PROGRESS_EVERY = 0.5    # s between two saves of a progress message
-    RETRY_UNSAVED = 5       # s between two tries to save the worker's data after a failure
+    WORK = "program"
 
     @classmethod
     def validate_settings(cls, settings, path, check):
@@ -1986,19 +2452,14 @@ class CommandBackend(Backend):
             elif check.is_a(value, "string", where) and "\0" in value:
                 check.add(where, "must not contain a NUL character")
 
-    # -- files -------------------------------------------------------------
-
-    def worker_lock(self, task_id):
-        return worker_lock(self.paths, task_id)
-
-    def task_log(self, task_id):
-        return os.path.join(self.paths.log_dir, "tasks", task_id + ".log")
-
     def program(self):
         argv = list(self.settings["command"])
         if os.sep in argv[0] and not os.path.isabs(argv[0]):
             argv[0] = os.path.normpath(os.path.join(self.paths.home, argv[0]))
         return argv
+
+    def timeout(self):
+        return self.settings.get("timeout", self.DEFAULT_TIMEOUT)
 
     # -- the order ---------------------------------------------------------
 
@@ -2007,13 +2468,12 @@ class CommandBackend(Backend):
         task["message"] = "starting the provisioning program"
 
     def launch(self, task, configuration):
-        """Start the detached supervisor, already holding its lock."""
-        start_worker(self, task["id"], self.task_log(task["id"]))
+        self.start_worker(task)
         return None
 
     def poll(self, task, configuration):
         if task.get("phase") == "waiting_ssh":
-            return ssh_ready_changes(self.settings, task["server"])
+            return self.keep_waiting(task)
         lock = self.worker_lock(task["id"])
         alive = lock_is_held(lock)
         if alive or (alive is None and task.get("phase") == "starting"
@@ -2031,8 +2491,8 @@ class CommandBackend(Backend):
                                                      self.task_log(task["id"]))}
 
     def cancel(self, task):
-        """SIGTERM the task's supervisor (if it is still the same process): it
-        stops the program's group. A supervisor that has not saved its pid yet
+        """SIGTERM the task's worker (if it is still the same process): it
+        stops the program's group. A worker that has not saved its pid yet
         finds the task failed when it does, and stops the program itself."""
         import signal
         data = task.get("data") or {}
@@ -2067,245 +2527,200 @@ class CommandBackend(Backend):
                                  "program says so"))
         return report
 
-    # -- the supervisor: `NAME _worker ID` -----------------------------------
+    # -- the worker: `NAME _worker ID` ---------------------------------------
 
     def supervise(self, provider, task_id):
-        """Run the program for a task placed by `order`, and save its result."""
-        import signal
-        import subprocess
+        """Run the program for a task placed by `order` and wait for SSH; or
+        only wait for SSH (a worker started again by keep_waiting)."""
         task = provider.store.find(task_id)
-        if task is None or task["status"] in TERMINAL or task.get("phase") != "starting":
+        if task is None or task["status"] in TERMINAL or \
+                task.get("phase") not in ("starting", "waiting_ssh"):
             return "task %s is not waiting for a worker" % task_id
-        log = TaskLog(self.task_log(task_id))
-        configuration = provider.config.by_id.get(task["config_id"])
-        lock = self.worker_lock(task_id)
-        proc = None
-        data = dict(task.get("data") or {}, worker_pid=os.getpid(),
-                    worker_start=process_start_time(os.getpid()))
+        if task.get("phase") == "waiting_ssh":
+            return self.run_worker(provider, task, self.wait_for_ssh)
+        return self.run_worker(provider, task, self.run_program)
 
-        def stop(signum, frame):
-            raise WorkerStopped(signum)
-
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(signum, stop)
-        try:
-            if configuration is None:
-                changes = {"status": ERROR, "phase": "failed", "message": "configuration %s "
-                           "is no longer in the config" % task["config_id"]}
-            else:
-                params = configuration.get("params", {})
-                argv = self.program()
-                # Bytes, UTF-8: under LANG=C Python 3.6 cannot encode Cyrillic itself.
-                env = dict(os.environb)
-                extra = dict(self.settings.get("env", {}))
-                extra.update({"BXPROVIDER_TASK_ID": task_id,
-                              "BXPROVIDER_CONFIG_ID": task["config_id"],
-                              "BXPROVIDER_PARAMS": json.dumps(params, ensure_ascii=False)})
-                env.update((k.encode("utf-8"), v.encode("utf-8")) for k, v in extra.items())
-                log.note("run %s (timeout %g s)" % (json.dumps(argv, ensure_ascii=False),
-                                                    self.timeout()))
-                try:
-                    proc = subprocess.Popen([a.encode("utf-8") for a in argv],
-                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                            stderr=subprocess.PIPE, close_fds=True,
-                                            start_new_session=True, cwd=self.paths.home,
-                                            env=env)
-                except OSError as exc:
-                    changes = {"status": ERROR, "phase": "failed", "message": "cannot run %s: %s"
-                               % (argv[0], exc.strerror or exc)}
-                else:
-                    data.update(pgid=proc.pid, pgid_start=process_start_time(proc.pid))
-                    # (a task failed by hand before this worker could say its pid
-                    # is found here, and the program stopped)
-                    self.save(provider, task_id, log, {
-                        "phase": "running", "data": data,
-                        "message": "running %s" % os.path.basename(argv[0])})
-                    request = {"task_id": task_id, "config_id": task["config_id"],
-                               "params": params}
-                    changes = self.watch(provider, task_id, proc, log, request)
-        except WorkerStopped as exc:
-            changes = {"status": ERROR, "phase": "failed", "message": exc.why}
-        except Exception:
-            import traceback
-            log.note("worker bug: " + traceback.format_exc())
-            changes = {"status": ERROR, "phase": "failed",
-                       "message": "the worker failed (a bug); see %s" % log.path}
-        finally:
-            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-                signal.signal(signum, signal.SIG_IGN)
-            if proc is not None and proc.returncode is None:
-                kill_group(proc, self.KILL_GRACE)
-        data.update(ended=now())
-        if proc is not None:
-            data["exit_code"] = proc.returncode
-        changes["data"] = data
-        if changes.get("server_password"):
-            log.scrub(changes["server_password"])
-        log.note("result: %s, %s" % (changes["status"], changes.get("message", "")))
-        try:
-            self.save_result(provider, task_id, log, changes)
-        finally:
-            try:
-                os.unlink(lock)         # only now: a free lock means "no worker"
-            except OSError:
-                pass
-        return "task %s: %s" % (task_id, changes["status"])
-
-    def timeout(self):
-        return self.settings.get("timeout", self.DEFAULT_TIMEOUT)
-
-    unsaved_data = None     # the worker's data (its pid, the program's group) not saved yet
-
-    def save(self, provider, task_id, log, changes):
-        """Save progress while the program runs. The stop signals are held back
-        meanwhile: a SIGTERM (`task fail`) lands after the transaction, never
-        inside it with the state lock taken. A save that fails (the lock busy,
-        the disk full) is only noted: the program goes on, and the data it
-        carried (what `task fail` and a dead worker's poll need to stop the
-        program) goes with the next save. A task found ended by hand (`task
-        fail`, `task finish`) or gone stops the worker, and so the program."""
-        import signal
-        if self.unsaved_data is not None and "data" not in changes:
-            changes = dict(changes, data=self.unsaved_data)
-        stops = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-        signal.pthread_sigmask(signal.SIG_BLOCK, stops)
-        try:
-            saved = provider.apply(task_id, changes)
-        except ProviderError as exc:
-            log.note("progress not saved, the program goes on: %s" % exc.message)
-            if "data" in changes:
-                self.unsaved_data = changes["data"]
-            return
-        finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
-        self.unsaved_data = None
-        if saved is None or saved["status"] in TERMINAL:
-            raise WorkerStopped(None, "the task was %s meanwhile" % (
-                saved["status"] if saved else "removed"))
-
-    SAVE_RESULT_PAUSES = (1, 2, 4, 8, 15, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30)
-
-    def save_result(self, provider, task_id, log, changes):
-        """Save the result; a failed save (the lock busy, the disk full) is tried
-        again for about 7 minutes, holding the worker lock, so that a server
-        and its password are not lost to a moment of contention."""
-        for pause in self.SAVE_RESULT_PAUSES + (None,):
-            try:
-                provider.apply(task_id, changes)
-                return
-            except ProviderError as exc:
-                if pause is None:
-                    raise
-                log.note("the result could not be saved (%s); trying again in %d s"
-                         % (exc.message, pause))
-                time.sleep(pause)
-
-    def watch(self, provider, task_id, proc, log, request):
-        """Feed the program, follow its output until it ends; the task changes."""
-        import selectors
+    def run_program(self, provider, task, log, data):
         import subprocess
+        configuration = provider.config.by_id.get(task["config_id"])
+        if configuration is None:
+            return {"status": ERROR, "phase": "failed", "message": "configuration %s "
+                    "is no longer in the config" % task["config_id"]}
+        params = configuration.get("params", {})
+        argv = self.program()
+        # Bytes, UTF-8: under LANG=C Python 3.6 cannot encode Cyrillic itself.
+        env = dict(os.environb)
+        extra = dict(self.settings.get("env", {}))
+        extra.update({"BXPROVIDER_TASK_ID": task["id"],
+                      "BXPROVIDER_CONFIG_ID": task["config_id"],
+                      "BXPROVIDER_PARAMS": json.dumps(params, ensure_ascii=False)})
+        env.update((k.encode("utf-8"), v.encode("utf-8")) for k, v in extra.items())
+        log.note("run %s (timeout %g s)" % (json.dumps(argv, ensure_ascii=False), self.timeout()))
         try:
-            proc.stdin.write(json.dumps(request, ensure_ascii=False).encode("utf-8") + b"\n")
-            proc.stdin.close()
+            proc = subprocess.Popen([a.encode("utf-8") for a in argv],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, close_fds=True,
+                                    start_new_session=True, cwd=self.paths.home, env=env)
+        except OSError as exc:
+            return {"status": ERROR, "phase": "failed", "message": "cannot run %s: %s"
+                    % (argv[0], exc.strerror or exc)}
+        try:
+            data.update(pgid=proc.pid, pgid_start=process_start_time(proc.pid))
+            # (a task failed by hand before this worker could say its pid is
+            # found here, and the program stopped)
+            self.save(provider, task["id"], log, {
+                "phase": "running", "data": data,
+                "message": "running %s" % os.path.basename(argv[0])})
+            request = {"task_id": task["id"], "config_id": task["config_id"], "params": params}
+            changes = ProgramWatch(self, provider, task["id"], proc, log).run(request)
+        finally:
+            if proc.returncode is None:
+                self.ignore_stop_signals()      # the group is stopped whatever comes
+                kill_group(proc, self.KILL_GRACE)
+            data["exit_code"] = proc.returncode
+        if changes.get("status") == ERROR:
+            return changes
+        if changes["server_password"]:
+            log.scrub(changes["server_password"])
+        data.update(changes.get("data") or {})
+        self.save(provider, task["id"], log, dict(changes, data=data))
+        task = dict(task, server=changes["server"])
+        # the server and password again: the save above may have failed
+        return dict(self.wait_for_ssh(provider, task, log, data), server=changes["server"],
+                    server_password=changes["server_password"])
+
+
+class ProgramWatch(object):
+    """Feeds the program its request and follows its output until it ends:
+    logs each line, saves "progress:" lines of stderr as the message (at most
+    every PROGRESS_EVERY s), kills the group after the backend's timeout, and
+    turns the exit and the last stdout line into task changes."""
+
+    PROGRESS_EVERY = 0.5    # s between two saves of a progress message
+    EOF_GRACE = 2           # s to drain output once the program has exited
+
+    def __init__(self, backend, provider, task_id, proc, log):
+        self.backend, self.provider, self.task_id = backend, provider, task_id
+        self.proc, self.log = proc, log
+        self.streams = {"out": LineSplitter(), "err": LineSplitter()}
+        self.last_out = None        # the last non-empty stdout line: the result
+        self.held = None            # a stdout line that may be the result: logged redacted
+        self.last_err = None        # the last non-empty stderr line: an error's message
+        self.last_progress = None
+        self.progress = None        # a progress message not saved yet
+        self.saved_at = 0.0
+
+    def run(self, request):
+        try:
+            self.proc.stdin.write(json.dumps(request, ensure_ascii=False).encode("utf-8") + b"\n")
+            self.proc.stdin.close()
         except (IOError, OSError):
             pass                         # a program that does not read stdin
-        deadline = time.time() + self.timeout()
-        selector = selectors.DefaultSelector()
-        streams = {}
-        for name, pipe in (("out", proc.stdout), ("err", proc.stderr)):
-            selector.register(pipe.fileno(), selectors.EVENT_READ, name)
-            streams[name] = LineSplitter()
-        seen = {"last_out": None, "held": None, "last_err": None, "progress": None}
-        progress = {"text": None, "saved": 0.0}
-
-        def line(name, raw):
-            text = raw.decode("utf-8", "replace").rstrip("\r")
-            if name == "out":
-                if text.strip():
-                    if seen["held"] is not None:
-                        log.line("out", seen["held"])
-                        seen["held"] = None
-                    seen["last_out"] = text
-                    if text.lstrip().startswith("{"):
-                        seen["held"] = text        # maybe the result: logged redacted
-                        return
-                log.line("out", text)
-                return
-            log.line("err", text)
-            if text.startswith("progress:"):
-                progress["text"] = seen["progress"] = text[len("progress:"):].strip()
-            elif text.strip():
-                seen["last_err"] = text.strip()
-
-        def save_progress(force=False):
-            if progress["text"] is not None and (
-                    force or time.time() - progress["saved"] >= self.PROGRESS_EVERY):
-                self.save(provider, task_id, log, {"message": printable(progress["text"], 200)})
-                progress["text"], progress["saved"] = None, time.time()
-            elif self.unsaved_data is not None and \
-                    time.time() - progress["saved"] >= self.RETRY_UNSAVED:
-                self.save(provider, task_id, log, {})     # the data, without a message
-                progress["saved"] = time.time()
-
-        timed_out = False
-        exited = None
-        while selector.get_map():
-            left = deadline - time.time()
-            if left <= 0:
-                timed_out = True
-                break
-            if exited is not None and time.time() - exited > self.EOF_GRACE:
-                break                    # a background child keeps the pipes open
-            for key, _ in selector.select(min(left, self.PROGRESS_EVERY)):
-                chunk = os.read(key.fd, 65536)
-                if chunk:
-                    lines = streams[key.data].feed(chunk)
-                else:
-                    selector.unregister(key.fd)
-                    lines = streams[key.data].finish()
-                for raw in lines:
-                    line(key.data, raw)
-            if exited is None and proc.poll() is not None:
-                exited = time.time()
-            save_progress()
-        selector.close()
-        for name in ("out", "err"):
-            for raw in streams[name].finish():
-                line(name, raw)
+        deadline = time.monotonic() + self.backend.timeout()
+        timed_out = not self.follow(deadline)
         if not timed_out:
+            import subprocess
             try:
-                proc.wait(timeout=max(0.0, deadline - time.time()))
+                self.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 timed_out = True
         if timed_out:
-            log.note("timed out after %g s: killing the process group %d"
-                     % (self.timeout(), proc.pid))
-            kill_group(proc, self.KILL_GRACE)
-        for pipe in (proc.stdout, proc.stderr):
+            self.log.note("timed out after %g s: killing the process group %d"
+                          % (self.backend.timeout(), self.proc.pid))
+            kill_group(self.proc, self.backend.KILL_GRACE)
+        for pipe in (self.proc.stdout, self.proc.stderr):
             pipe.close()
-        result = seen["last_out"]
-        parsed = parse_result(result, self.settings.get("allow_loopback", False)) \
-            if result is not None else None
-        if seen["held"] is not None:
-            log.line("out", redact_result(seen["held"]))
+        if self.held is not None:
+            self.log.line("out", redact_result(self.held))
         if timed_out:
             return {"status": ERROR, "phase": "failed",
-                    "message": "timed out after %g s" % self.timeout()}
-        code = proc.returncode
-        log.note("the program exited with status %d" % code)
+                    "message": "timed out after %g s" % self.backend.timeout()}
+        return self.result()
+
+    def follow(self, deadline):
+        """Read both pipes until they close; False when the deadline passed first."""
+        import selectors
+        selector = selectors.DefaultSelector()
+        for name, pipe in (("out", self.proc.stdout), ("err", self.proc.stderr)):
+            selector.register(pipe.fileno(), selectors.EVENT_READ, name)
+        exited = None
+        try:
+            while selector.get_map():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                if exited is not None and time.monotonic() - exited > self.EOF_GRACE:
+                    break                    # a background child keeps the pipes open
+                for key, _ in selector.select(min(left, self.PROGRESS_EVERY)):
+                    chunk = os.read(key.fd, 65536)
+                    if chunk:
+                        lines = self.streams[key.data].feed(chunk)
+                    else:
+                        selector.unregister(key.fd)
+                        lines = self.streams[key.data].finish()
+                    for raw in lines:
+                        self.line(key.data, raw)
+                if exited is None and self.proc.poll() is not None:
+                    exited = time.monotonic()
+                self.save_progress()
+        finally:
+            selector.close()
+            for name in ("out", "err"):
+                for raw in self.streams[name].finish():
+                    self.line(name, raw)
+        return True
+
+    def line(self, name, raw):
+        text = raw.decode("utf-8", "replace").rstrip("\r")
+        if name == "err":
+            self.log.line("err", text)
+            if text.startswith("progress:"):
+                self.progress = self.last_progress = text[len("progress:"):].strip()
+            elif text.strip():
+                self.last_err = text.strip()
+            return
+        if text.strip():
+            if self.held is not None:
+                self.log.line("out", self.held)
+                self.held = None
+            self.last_out = text
+            if text.lstrip().startswith("{"):
+                self.held = text
+                return
+        self.log.line("out", text)
+
+    def save_progress(self):
+        backend, clock = self.backend, time.monotonic()
+        if self.progress is not None and clock - self.saved_at >= self.PROGRESS_EVERY:
+            backend.save(self.provider, self.task_id, self.log,
+                         {"message": printable(self.progress, 200)})
+            self.progress, self.saved_at = None, time.monotonic()
+        elif backend.unsaved_data is not None and clock - self.saved_at >= backend.RETRY_UNSAVED:
+            backend.save(self.provider, self.task_id, self.log, {})  # the data, no message
+            self.saved_at = time.monotonic()
+
+    def result(self):
+        """Task changes from the exit status and the last line of stdout."""
+        code = self.proc.returncode
+        self.log.note("the program exited with status %d" % code)
         if code != 0:
-            message = seen["last_err"] or seen["progress"] or (
+            message = self.last_err or self.last_progress or (
                 "the program was killed by signal %d" % -code if code < 0 else
                 "the program exited with status %d" % code)
             return {"status": ERROR, "phase": "failed", "message": printable(message, 300)}
+        allow_loopback = self.backend.settings.get("allow_loopback", False)
+        parsed = parse_result(self.last_out, allow_loopback) if self.last_out is not None \
+            else None
         if not isinstance(parsed, tuple):
             return {"status": ERROR, "phase": "failed", "message": printable(
                 "the program exited 0 but its last line of output is not "
                 "{\"server\": ..., \"server_password\": ...}: %s"
                 % (parsed or "it printed nothing"), 300)}
-        server, password = parsed
-        changes = ssh_ready_changes(self.settings, server)
-        changes.update(server=server, server_password=password)
+        server, password, host_key = parsed
+        changes = {"phase": "waiting_ssh", "server": server, "server_password": password,
+                   "message": "waiting for SSH on %s" % server}
+        if host_key:
+            changes["data"] = {"host_key": host_key}
         return changes
 
 
@@ -2376,7 +2791,8 @@ class TaskLog(object):
 
 
 def parse_result(line, allow_loopback):
-    """(server, password) from the program's result line, or why not (a string)."""
+    """(server, password, host key or None) from the program's result line, or
+    why not (a string)."""
     try:
         value = json.loads(line)
     except ValueError:
@@ -2391,7 +2807,10 @@ def parse_result(line, allow_loopback):
         return "server_password is not a string"
     if password_problem(password):
         return "server_password " + password_problem(password)
-    return server, password
+    host_key = value.get("host_key")
+    if host_key is not None and parse_host_key(host_key) is None:
+        return "host_key is not a public key line (TYPE BASE64)"
+    return server, password, host_key and parse_host_key(host_key)
 
 
 def redact_result(line):
@@ -2423,22 +2842,28 @@ def lock_is_held(path):
         os.close(fd)             # drops the lock if we took it
 
 
-def start_worker(backend, task_id, log_path):
+def start_worker(backend, task_id, log_path, again=False):
     """Start `NAME _worker ID` (backend.supervise) detached: its own session, no
     inherited descriptors but its lock, stdout to /dev/null (the caller reads ours
     until EOF), stderr to log_path. The lock var/workers/ID.lock is taken here,
-    before the worker starts, so nobody ever sees it free while one is coming."""
+    before the worker starts, so nobody ever sees it free while one is coming.
+    again (a worker that died is replaced): the lock file is taken as it is,
+    only if nobody holds it; None when somebody does."""
     import fcntl
     import subprocess
     lock = worker_lock(backend.paths, task_id)
     ensure_private_dir(os.path.dirname(lock))
     ensure_private_dir(os.path.dirname(log_path))
-    temp = "%s.%d.tmp" % (lock, os.getpid())
+    temp = lock if again else "%s.%d.tmp" % (lock, os.getpid())
     lock_fd = log_fd = None
     try:
-        lock_fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
-        fcntl.flock(lock_fd, fcntl.LOCK_EX)
-        os.replace(temp, lock)          # nobody sees the file unlocked
+        lock_fd = os.open(temp, os.O_RDWR | os.O_CREAT | (0 if again else os.O_TRUNC), 0o600)
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | (fcntl.LOCK_NB if again else 0))
+        except (IOError, OSError):
+            return None                 # (again) a worker runs
+        if not again:
+            os.replace(temp, lock)      # nobody sees the file unlocked
         log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         env = dict(os.environ, BXPROVIDER_HOME=backend.paths.home,
                    BXPROVIDER_CONFIG=backend.paths.config)
@@ -2448,7 +2873,7 @@ def start_worker(backend, task_id, log_path):
                                 stderr=log_fd, close_fds=True, pass_fds=(lock_fd,),
                                 start_new_session=True, cwd=backend.paths.home, env=env)
     except OSError as exc:
-        for path in (temp, lock):
+        for path in set((temp, lock)):
             try:
                 os.unlink(path)
             except OSError:
@@ -4237,7 +4662,14 @@ class Provider(object):
         """
         stamp, ttl, reads, removed = now(), self.password_ttl_days(), 0, False
         for task in state["tasks"].values():
-            if not isinstance(task, dict) or not task.get("server_password"):
+            if not isinstance(task, dict):
+                continue
+            data = task.get("data")
+            if task.get("status") in TERMINAL and isinstance(data, dict) and \
+                    data.get("host_key_private"):
+                del data["host_key_private"]    # a cloud server's own host key: it has it now
+                removed = True
+            if not task.get("server_password"):
                 continue
             if task.get("status") == ERROR:
                 # a failed order's password is never shown to the caller: it goes at once
@@ -4254,6 +4686,41 @@ class Provider(object):
                 self.log.write("scrub", task["id"], reason=reason)
                 removed = True
         return removed
+
+    def remember_host_keys(self, task):
+        """Write a finished task's host keys into the known_hosts of the user
+        answering order_status: the caller's ssh_keycopy runs as that user next.
+        Once per task and file (noted in data known_hosts_in); never fails the call."""
+        data = task.get("data") or {}
+        keys, server, port = data.get("host_keys"), task.get("server"), data.get("ssh_port", 22)
+        if not isinstance(keys, list) or not keys or not isinstance(server, str) or \
+                check_server(server, True)[1] or not isinstance(port, int) or \
+                not 0 < port < 65536:
+            return
+        path = known_hosts_path()
+        if path is None or path in (data.get("known_hosts_in") or ()):
+            return
+        keys = [key for key in keys if isinstance(key, str) and parse_host_key(key) == key]
+        try:
+            changed = write_known_hosts(path, server, port, keys)
+        except (IOError, OSError) as exc:
+            self.log.debug("task %s: %s not written: %s" % (task["id"], path,
+                                                            exc.strerror or exc))
+            return
+        if changed:
+            self.log.write("known_hosts", task["id"], file=path, server=server, port=port,
+                           keys=len(keys))
+
+        def change(state):
+            found = state["tasks"].get(task["id"])
+            if found is not None and isinstance(found.get("data"), dict):
+                done = found["data"].setdefault("known_hosts_in", [])
+                if path not in done:
+                    done.append(path)
+        try:
+            self.store.update(change)
+        except ProviderError:
+            pass                        # written; noting it is tried at the next call
 
     def get_task(self, task_id):
         if not valid_task_id(task_id):
@@ -4399,6 +4866,8 @@ def cmd_order_status(provider, args):
         if changes:
             task = provider.apply(task["id"], changes) or task
             settle_quietly(provider, task)
+    if task["status"] == FINISHED:
+        provider.remember_host_keys(task)
     return status_answer(task)
 
 
@@ -4627,7 +5096,7 @@ def cmd_task_release(provider, args):
 
 
 def cmd_worker(provider, args):
-    """Hidden: the command backend's detached supervisor for one task."""
+    """Hidden: the pool and command backends' detached worker for one task."""
     try:
         backend = provider.config.backend
     except ProviderError as exc:
@@ -4829,11 +5298,67 @@ def cmd_check(provider, args):
     if config is not None:
         for ok, text in config.backend.check(config.configurations, state):
             add(ok, text)
+        for ok, text in first_contact_check(paths, config):
+            add(ok, text)
     failed = sum(1 for ok, _ in report if not ok)
     lines = ["%s %s" % ("ok  " if ok else "FAIL", text) for ok, text in report]
     lines.append("%d problem%s found" % (failed, "" if failed == 1 else "s") if failed
                  else "everything looks fine")
     return CheckReport("\n".join(lines), failed)
+
+
+def local_ssh_version():
+    """(major, minor) of the local OpenSSH client (`ssh -V`), or None."""
+    import re
+    import subprocess
+    try:
+        proc = subprocess.Popen(["ssh", "-V"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, close_fds=True)
+        out = proc.communicate(timeout=10)[0]
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    found = re.search(br"OpenSSH_(\d+)\.(\d+)", out)
+    return (int(found.group(1)), int(found.group(2))) if found else None
+
+
+def first_contact_check(paths, config):
+    """`check`: who takes care of the first SSH contact with a finished server."""
+    settings, backend = config.backend.settings, config.backend
+    report = []
+    keycopy = os.path.join(os.path.dirname(os.path.dirname(paths.home)), "bin", "ssh_keycopy")
+    if not settings.get("known_hosts", True):
+        report.append((True, "known_hosts is off: the first login to each server (its host "
+                             "key) is up to you"))
+    elif backend.TYPE == "manual" or (not settings.get("ssh_probe", True) and not any(
+            "host_key" in entry for c in config.configurations
+            for entry in c.get("servers", []))):
+        report.append((True, "first contact: the plugin does not contact the servers "
+                             "(%s), so their host keys are up to you" % (
+                                 "manual backend" if backend.TYPE == "manual"
+                                 else "ssh_probe is off")))
+    path = known_hosts_path()
+    if settings.get("known_hosts", True) and path:
+        folder = os.path.dirname(path)
+        target = path if os.path.exists(path) else folder if os.path.isdir(folder) \
+            else os.path.dirname(folder)
+        writable = os.access(target, os.W_OK)
+        report.append((writable, "known_hosts %s is %swritable by uid %d" % (
+            path, "" if writable else "NOT ", os.geteuid())))
+    try:
+        with open(keycopy, "rb") as handle:
+            script = handle.read(65536)
+    except (IOError, OSError):
+        return report
+    version = local_ssh_version()
+    if b"(yes/no)?" in script and b"fingerprint" not in script and version and version >= (8, 0):
+        on = settings.get("known_hosts", True)
+        report.append((on, "%s answers only the old `(yes/no)?` prompt and ssh is %d.%d: an "
+                           "unknown host key fails \"add to pool\"; %s" % (
+                               keycopy, version[0], version[1],
+                               "the plugin writes known_hosts first" if on else
+                               "known_hosts is off, so set StrictHostKeyChecking accept-new "
+                               "for root")))
+    return report
 
 
 class CheckReport(str):

@@ -174,3 +174,9 @@ def _expect(fd, seen, answered, deadline, password):
         if not chunk:
             return 102
         seen += chunk
+
+
+def fingerprint(key):
+    """"SHA256:..." of a "TYPE BASE64" key, by ssh-keygen -l."""
+    out = subprocess.check_output(["ssh-keygen", "-l", "-f", "-"], input=(key + "\n").encode())
+    return out.split()[1].decode()

@@ -257,6 +257,8 @@ class Home(object):
         env = dict(os.environ)
         for key in ("BXPROVIDER_HOME", "BXPROVIDER_CONFIG"):
             env.pop(key, None)
+        # never the real ~/.ssh/known_hosts of whoever runs the tests
+        env["BXPROVIDER_KNOWN_HOSTS"] = os.path.join(self.dir, "known_hosts")
         env.update(extra or {})
         return env
 

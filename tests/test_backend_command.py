@@ -279,14 +279,13 @@ exit 3
         self.ssh.silent = True
         self.program(RESULT)
         task_id = self.order()
-        wait_for(lambda: self.task(task_id)["phase"] == "waiting_ssh", what="the SSH wait")
-        answer = self.status(task_id)
-        self.assertEqual(answer["message"], "waiting for SSH on 127.0.0.1")
+        answer = wait_for(lambda: self.status(task_id)["message"].startswith(
+            "waiting for SSH on 127.0.0.1: no SSH banner within") and self.status(task_id),
+            what="the SSH wait's reason")
         self.assertEqual((answer["status"], answer["server_password"]), ("in_progress", ""))
         self.ssh.silent = False
-        answer = self.status(task_id)
-        self.assertEqual((answer["status"], answer["server_password"]),
-                         ("finished", "Pa55-w0rd-xyz"))
+        answer = self.wait_status(task_id, "finished")
+        self.assertEqual(answer["server_password"], "Pa55-w0rd-xyz")
 
 
 class StopTest(CommandTestCase):

@@ -3,10 +3,11 @@
 
 import json
 import os
+import signal
 import subprocess
 import unittest
 
-from support import PYTHON, Home, HomeTestCase, SSHBanner, caller_parse, wait_for
+from support import PYTHON, Home, HomeTestCase, SSHBanner, caller_parse, pid_alive, wait_for
 
 
 def pool_config(port, servers=None, **settings):
@@ -39,16 +40,22 @@ class PoolTestCase(HomeTestCase):
     def status(self, task_id):
         return self.home.ok("order_status", task_id)
 
+    def settled(self, task_id):
+        """order_status once the worker has ended the wait (finished or error)."""
+        wait_for(lambda: self.home.state()["tasks"][task_id]["status"] != "in_progress",
+                 what="task %s to leave in_progress" % task_id)
+        return self.status(task_id)
+
 
 class ClaimTest(PoolTestCase):
     def test_order_claims_the_first_free_server_and_finishes(self):
         task_id = self.order("small")
-        answer = self.status(task_id)
+        answer = self.settled(task_id)
         self.assertEqual(answer["status"], "finished", answer)
         self.assertEqual(answer["server"], "127.0.0.1")
         self.assertEqual(answer["server_password"], "pw-one")
         self.assertEqual(self.home.state()["pool"], {"127.0.0.1": task_id})
-        second = self.status(self.order("small"))
+        second = self.settled(self.order("small"))
         self.assertEqual((second["status"], second["server"], second["server_password"]),
                          ("finished", "127.0.0.2", ""))
 
@@ -86,7 +93,7 @@ class ClaimTest(PoolTestCase):
         state = self.home.state()
         self.assertEqual(sorted(state["pool"]), ["127.0.0.%d" % n for n in range(1, 6)])
         self.assertEqual(sorted(state["pool"].values()), sorted(ids))
-        got = [self.status(i) for i in ids]
+        got = [self.settled(i) for i in ids]
         self.assertEqual(sorted(a["server"] for a in got), sorted(state["pool"]))
         self.assertEqual(set(a["status"] for a in got), set(["finished"]))
         for answer in got:
@@ -124,7 +131,7 @@ class ReleaseTest(PoolTestCase):
         self.assertEqual(self.home.state()["pool"], {})
         self.assertEqual(self.status(task_id)["message"], "broken disk")
         self.ssh.silent = False
-        again = self.status(self.order("big"))
+        again = self.settled(self.order("big"))
         self.assertEqual(again["server"], "127.0.1.3")
         log = self.home.read(self.home.log_path).decode("utf-8")
         self.assertIn(" release task=%s " % task_id, log)
@@ -179,7 +186,7 @@ class ReleaseTest(PoolTestCase):
 
     def test_finished_needs_force(self):
         task_id = self.order("big")
-        self.assertEqual(self.status(task_id)["status"], "finished")
+        self.assertEqual(self.settled(task_id)["status"], "finished")
         message = self.assertError(self.home.run("task", "release", task_id), 111,
                                    "task release")
         self.assertIn("--force", message)
@@ -210,7 +217,7 @@ class PasswordFileTest(PoolTestCase):
         with open(self.secret, "w") as handle:
             handle.write("from-file\n")
         os.chmod(self.secret, 0o600)
-        answer = self.status(self.order("small"))
+        answer = self.settled(self.order("small"))
         self.assertEqual((answer["server"], answer["server_password"]),
                          ("127.0.0.1", "from-file"))
 
@@ -225,50 +232,75 @@ class PasswordFileTest(PoolTestCase):
 
 
 class ProbeTest(PoolTestCase):
+    def reason(self, task_id, start):
+        """order_status once its message gives the worker's reason (starting with start)."""
+        return wait_for(lambda: (lambda a: a["message"].startswith(start) and a)(
+            self.status(task_id)), what="the message %r" % start)
+
     def test_waits_for_ssh_then_finishes(self):
         self.ssh.silent = True
         task_id = self.order("small")
-        answer = self.status(task_id)
-        self.assertEqual(answer["status"], "in_progress")
-        self.assertEqual(answer["message"], "waiting for SSH on 127.0.0.1")
-        self.assertEqual(answer["server_password"], "")       # only once finished
+        answer = self.reason(task_id, "waiting for SSH on 127.0.0.1: no SSH banner within 0.2 s")
+        self.assertEqual((answer["status"], answer["server_password"]), ("in_progress", ""))
         self.ssh.silent = False
-        answer = self.status(task_id)
+        answer = self.settled(task_id)
         self.assertEqual(answer["status"], "finished")
         self.assertEqual(answer["server_password"], "pw-one")
 
-    def test_the_id_is_answered_even_when_the_first_progress_cannot_be_saved(self):
-        # Regression: the save after launch() failed (lock busy) and `order` answered
-        # an error, though the server was claimed: the caller never learned the id.
-        import fcntl
-        self.home.write_config(dict(pool_config(self.ssh.port, ssh_timeout=5), lock_wait=0.3))
-        self.ssh.silent = True                 # the probe in launch() waits its 5 s
-        proc = subprocess.Popen([PYTHON, self.home.script, "order", "small"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                env=self.home.env())
-        wait_for(lambda: os.path.exists(self.home.state_path)
-                 and "1" in self.home.state()["tasks"], what="the task to be saved")
-        lock = os.open(os.path.join(self.home.dir, "var", "provider.lock"), os.O_RDWR)
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX)   # held until the order has answered
-            out, err = proc.communicate(timeout=60)
-        finally:
-            os.close(lock)
-        self.assertEqual(caller_parse(out), {"task_id": "1"}, err)
-        self.assertIn(b"its first progress was not saved", err)
-        self.ssh.silent = False
-        self.assertEqual(self.status("1")["status"], "finished")
+    def test_order_and_order_status_do_not_wait_for_the_server(self):
+        # A server that accepts and never answers: a probe takes its whole 5 s
+        # ssh_timeout. Had order or order_status waited for one, the message
+        # would say so; the wait is the worker's.
+        self.home.write_config(pool_config(self.ssh.port, ssh_timeout=5))
+        self.ssh.silent = True
+        task_id = self.order("small")
+        self.assertTrue(lock_held(os.path.join(self.home.dir, "var", "workers",
+                                               task_id + ".lock")))
+        answer = self.status(task_id)
+        self.assertEqual(answer["status"], "in_progress")
+        self.assertEqual(answer["message"], "claimed 127.0.0.1, checking SSH")
+        self.assertNotIn("no SSH banner", self.home.state()["tasks"][task_id]["message"])
 
     def test_nothing_listening(self):
         self.ssh.stop()
-        answer = self.status(self.order("small"))
+        answer = self.reason(self.order("small"), "waiting for SSH on 127.0.0.1: ")
         self.assertEqual((answer["status"], answer["message"]),
-                         ("in_progress", "waiting for SSH on 127.0.0.1"))
+                         ("in_progress", "waiting for SSH on 127.0.0.1: connection refused"))
+
+    def test_ready_timeout_ends_the_wait_with_its_reason(self):
+        self.ssh.stop()
+        self.home.write_config(pool_config(self.ssh.port, ready_timeout=0.3))
+        answer = self.settled(self.order("small"))
+        self.assertEqual((answer["status"], answer["message"]), (
+            "error", "no SSH within ready_timeout 0.3 s: 127.0.0.1: connection refused"))
+
+    def test_a_dead_worker_is_replaced(self):
+        self.ssh.silent = True
+        task_id = self.order("small")
+        self.reason(task_id, "waiting for SSH on 127.0.0.1: no SSH banner")
+        pid = self.home.state()["tasks"][task_id]["data"]["worker_pid"]
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not pid_alive(pid), what="the worker to die")
+        self.ssh.silent = False
+        self.status(task_id)                    # starts a new worker
+        self.assertEqual(self.settled(task_id)["status"], "finished")
 
     def test_probe_off(self):
         self.ssh.stop()
         self.home.write_config(pool_config(self.ssh.port, ssh_probe=False))
         self.assertEqual(self.status(self.order("small"))["status"], "finished")
+
+
+def lock_held(path):
+    import fcntl
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
 
 
 class ValidationTest(HomeTestCase):

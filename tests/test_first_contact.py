@@ -1,0 +1,148 @@
+# -*- coding: utf-8 -*-
+"""First contact: a finished server accepts the caller's ssh_keycopy on the
+first try. A real sshd on 127.0.0.1, the stand-in ssh_keycopy (tests/sshd.py)
+through the real ssh client, reading the known_hosts file the plugin writes
+(BXPROVIDER_KNOWN_HOSTS, the test override of ~/.ssh/known_hosts)."""
+
+import base64
+import hashlib
+import hmac
+import os
+import stat
+import unittest
+
+import sshd
+from support import HomeTestCase, wait_for
+
+
+def pool_config(port, entry=None, **settings):
+    backend = {"type": "pool", "ssh_port": port, "ssh_timeout": 2, "allow_loopback": True}
+    backend.update(settings)
+    server = {"server": "127.0.0.1"}
+    server.update(entry or {})
+    return {"enabled": True, "backend": backend,
+            "configurations": [{"id": "1", "descr": "pool", "servers": [server]}]}
+
+
+def hashed_line(name, key):
+    salt = os.urandom(20)
+    digest = hmac.new(salt, name.encode(), hashlib.sha1).digest()
+    return "|1|%s|%s %s\n" % (base64.b64encode(salt).decode(),
+                              base64.b64encode(digest).decode(), key)
+
+
+@unittest.skipUnless(sshd.have_openssh(), "needs openssh-server and openssh-client")
+class FirstContactTest(HomeTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.sshd = sshd.SSHD().start()
+        cls.other_key = sshd.keygen(os.path.join(cls.sshd.dir, "other"))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sshd.stop()
+
+    def setUp(self):
+        HomeTestCase.setUp(self)
+        self.known_hosts = os.path.join(self.home.dir, "known_hosts")    # Home.env's
+        self.name = "[127.0.0.1]:%d" % self.sshd.port
+
+    def configure(self, entry=None, **settings):
+        self.home.write_config(pool_config(self.sshd.port, entry, **settings))
+
+    def finish(self):
+        """Order, wait for the worker, answer order_status as the caller does."""
+        task_id = self.home.ok("order", "1")["task_id"]
+        wait_for(lambda: self.home.state()["tasks"][task_id]["status"] != "in_progress",
+                 what="the SSH wait")
+        return self.home.ok("order_status", task_id)
+
+    def keycopy(self):
+        return sshd.ssh_keycopy(self.sshd, self.known_hosts)
+
+    def lines(self):
+        with open(self.known_hosts) as handle:
+            return handle.read().splitlines()
+
+    def test_first_contact_without_an_entry(self):
+        self.configure()
+        self.assertEqual(self.keycopy(), 100)      # OpenSSH's new prompt: no pattern matches
+        answer = self.finish()
+        self.assertEqual(answer["status"], "finished", answer)
+        self.assertEqual(self.keycopy(), 0)
+        self.assertIn("%s %s" % (self.name, self.sshd.host_key), self.lines())
+        self.assertEqual(stat.S_IMODE(os.stat(self.known_hosts).st_mode), 0o600)
+        self.assertIn(" known_hosts task=1 ", self.home.read(self.home.log_path).decode())
+
+    def test_a_stale_entry_is_replaced_and_the_rest_kept(self):
+        self.configure()
+        others = ["# the admin's comment", "example.org " + self.other_key,
+                  "@revoked * " + self.other_key,
+                  "10.0.0.1,%s %s" % (self.name, self.other_key)]
+        with open(self.known_hosts, "w") as handle:
+            handle.write("\n".join(others) + "\n")
+            handle.write("%s %s\n" % (self.name, self.other_key))
+            handle.write(hashed_line(self.name, self.other_key))
+            handle.write(hashed_line("192.0.2.7", self.other_key))
+        os.chmod(self.known_hosts, 0o640)
+        self.assertEqual(self.keycopy(), 102)      # REMOTE HOST IDENTIFICATION HAS CHANGED
+        self.assertEqual(self.finish()["status"], "finished")
+        self.assertEqual(self.keycopy(), 0)
+        lines = self.lines()
+        self.assertEqual(lines[:3], others[:3])
+        self.assertEqual(lines[3], "10.0.0.1 " + self.other_key)
+        self.assertTrue(lines[4].startswith("|1|"))       # 192.0.2.7's hashed line
+        self.assertEqual(lines[5:], ["%s %s" % (self.name, self.sshd.host_key)])
+        self.assertEqual(stat.S_IMODE(os.stat(self.known_hosts).st_mode), 0o640)
+
+    def test_answering_finished_again_writes_nothing(self):
+        self.configure()
+        self.finish()
+        before = os.stat(self.known_hosts)
+        os.chmod(self.known_hosts, 0o600)
+        with open(self.known_hosts, "a") as handle:
+            handle.write("%s %s\n" % (self.name, self.other_key))   # noted as done: left alone
+        self.home.ok("order_status", "1")
+        after = os.stat(self.known_hosts)
+        self.assertEqual((before.st_ino, self.lines()[-1]),
+                         (after.st_ino, "%s %s" % (self.name, self.other_key)))
+        self.assertEqual(self.home.state()["tasks"]["1"]["data"]["known_hosts_in"],
+                         [self.known_hosts])
+
+    def test_a_pinned_fingerprint_that_matches(self):
+        fingerprint = sshd.fingerprint(self.sshd.host_key)
+        self.configure({"host_key_sha256": fingerprint})
+        self.assertEqual(self.finish()["status"], "finished")
+        self.assertEqual(self.keycopy(), 0)
+
+    def test_a_pinned_key_that_differs_is_not_handed_out(self):
+        self.configure({"host_key": self.other_key + " admin@example"})
+        answer = self.finish()
+        self.assertEqual((answer["status"], answer["server"], answer["server_password"]),
+                         ("error", "127.0.0.1", ""))
+        self.assertIn("127.0.0.1 port %d shows another host key than the one pinned (%s, not "
+                      "%s): not handed out" % (self.sshd.port, sshd.fingerprint(
+                          self.sshd.host_key), sshd.fingerprint(self.other_key)),
+                      answer["message"])
+        self.assertFalse(os.path.exists(self.known_hosts))
+
+    def test_known_hosts_off_leaves_the_file_alone(self):
+        self.configure(known_hosts=False)
+        self.assertEqual(self.finish()["status"], "finished")
+        self.assertFalse(os.path.exists(self.known_hosts))
+        self.assertEqual(self.keycopy(), 100)
+
+
+class CheckTest(HomeTestCase):
+    def test_check_says_who_takes_care_of_first_contact(self):
+        text = self.home.run("check").text          # the manual backend contacts no server
+        self.assertIn("the plugin does not contact the servers (manual backend)", text)
+        self.assertIn("known_hosts %s is writable" % os.path.join(self.home.dir, "known_hosts"),
+                      text)
+        self.home.write_config(pool_config(22, known_hosts=False))
+        self.assertIn("known_hosts is off: the first login to each server (its host key) is "
+                      "up to you", self.home.run("check").text)
+
+
+if __name__ == "__main__":
+    unittest.main()
