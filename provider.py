@@ -3034,6 +3034,34 @@ def generate_password():
             return password
 
 
+def generate_host_key():
+    """A new ed25519 SSH host key by ssh-keygen: (private key text, "ssh-ed25519 BASE64")."""
+    import shutil
+    import subprocess
+    import tempfile
+    folder = tempfile.mkdtemp(prefix="bxprovider-")           # 0700
+    path = os.path.join(folder, "key")
+    try:
+        proc = subprocess.Popen(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "",
+                                 "-f", path], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True)
+        err = proc.communicate(timeout=30)[1]
+        with open(path, "rb") as handle:
+            private = handle.read(16384).decode("ascii")
+        with open(path + ".pub", "rb") as handle:
+            public = parse_host_key(handle.read(16384).decode("ascii"))
+    except (OSError, IOError, UnicodeDecodeError, subprocess.TimeoutExpired) as exc:
+        raise ProviderError(E_BACKEND, "cannot make the new server's host key with ssh-keygen "
+                            "(%s); \"known_hosts\": false does without" % (
+                                getattr(exc, "strerror", None) or exc))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    if proc.returncode != 0 or public is None:
+        raise ProviderError(E_BACKEND, "ssh-keygen could not make a host key: %s"
+                            % printable(err.decode("utf-8", "replace").strip()))
+    return private, public
+
+
 def user_data_type(text):
     for start, mime_type in USER_DATA_TYPES:
         if text.startswith(start):
@@ -3734,6 +3762,8 @@ class CloudBackend(Backend):
         "ready_grace": ("number", Checker.non_negative),
         "timeout": ("number", Checker.positive),
         "request_timeout": ("number", Checker.positive),
+        "ready_timeout": ("number", Checker.positive),
+        "known_hosts": ("boolean", None),
         "allow_loopback": ("boolean", None),
         "max_servers": ("integer", Checker.non_negative),
         "max_orders_per_hour": ("integer", Checker.non_negative),
@@ -3750,6 +3780,7 @@ class CloudBackend(Backend):
         self.api_url = settings.get("api_url", self.DEFAULT_API_URL)
         self.ssh_port = settings.get("ssh_port", 22)
         self.ready_grace = settings.get("ready_grace", 60)
+        self.ready_timeout = settings.get("ready_timeout", DEFAULT_READY_TIMEOUT)
         self.timeout = settings.get("timeout", 3600)
         self.request_timeout = settings.get("request_timeout", 15)
         self.on_failure = settings.get("on_failure", "delete")
@@ -3801,6 +3832,11 @@ class CloudBackend(Backend):
                       "  list:", "    - root:" + hashed.strip('"')]
         if public:
             lines += ["ssh_authorized_keys:", "  - " + json.dumps(public)]
+        private = task["data"].get("host_key_private")
+        if private:              # the host key pinned by pin_host_key (JSON strings are YAML)
+            lines += ["ssh_deletekeys: true", "ssh_keys:",
+                      "  ed25519_private: " + json.dumps(private),
+                      "  ed25519_public: " + json.dumps(task["data"]["host_keys"][0])]
         ours = "\n".join(lines) + "\n"
         own = configuration.get("user_data", "")
         if not own.strip():
@@ -3889,7 +3925,27 @@ class CloudBackend(Backend):
                         "creates": 1, "create_at": now(), "key_installed": public is not None}
 
     def launch(self, task, configuration):
-        return self.create(task, configuration)
+        return self.create_pinned(task, configuration)
+
+    def pin_host_key(self, task):
+        """Make the new server's ed25519 host key, once per task (known_hosts on):
+        user_data hands it to cloud-init, and the caller's known_hosts gets its
+        public half; no trust on first use. Returns the data keys to save (the
+        private half goes when the task ends: Provider.scrub_passwords)."""
+        data = task["data"]
+        if not self.settings.get("known_hosts", True) or data.get("host_keys"):
+            return {}
+        private, public = generate_host_key()
+        pinned = {"host_key_private": private, "host_keys": [public], "ssh_port": self.ssh_port}
+        data.update(pinned)
+        return pinned
+
+    def create_pinned(self, task, configuration):
+        pinned = self.pin_host_key(task)
+        changes = self.create(task, configuration)
+        if pinned:
+            changes["data"] = dict(pinned, **(changes.get("data") or {}))
+        return changes
 
     def alternatives(self, configuration):
         """The values a create tries, in order: one {parameter: value} per
@@ -4091,7 +4147,7 @@ class CloudBackend(Backend):
             if task is None:
                 return None
             try:
-                return self.create(task, configuration)
+                return self.create_pinned(task, configuration)
             except CloudError as exc:
                 return self.fail(task, exc.message)
         try:
@@ -4118,9 +4174,14 @@ class CloudBackend(Backend):
         if problem:
             return self.fail(task, "%s: the API's address is refused: %s" % (where, problem))
         data = dict(data, ipv4=address)
-        ok, why = ssh_banner_probe(address, self.ssh_port, min(5.0, self.request_timeout))
+        data.setdefault("ssh_wait_since", now())
+        ok, why = ssh_banner_probe(address, self.ssh_port, min(1.0, self.request_timeout))
         if not ok:
-            return {"data": data, "phase": "ssh", "message": "waiting for SSH: %s" % why}
+            if now() - data["ssh_wait_since"] > self.ready_timeout:
+                return self.fail(task, "no SSH within ready_timeout %g s: %s: %s" % (
+                    self.ready_timeout, address, why))
+            return {"data": data, "phase": "ssh",
+                    "message": "waiting for SSH on %s: %s" % (address, why)}
         key_path, public = self.pool_key()
         if data.get("key_installed") and public:
             done, why = self.cloud_init_finished(address, key_path)

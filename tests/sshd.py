@@ -48,9 +48,10 @@ def free_port():
 class SSHD(object):
     """sshd -D on 127.0.0.1:port with a private config, host key and client key."""
 
-    def __init__(self):
+    def __init__(self, host_key_file=None, port=None):
         self.dir = tempfile.mkdtemp(prefix="bxsshd-")
-        self.port = None
+        self.host_key_file = host_key_file      # a private key given (cloud-init's part)
+        self.port = port
         self.proc = None
         self.user = None
         self.host_key = None        # "ssh-ed25519 AAAA..." the server shows
@@ -59,8 +60,12 @@ class SSHD(object):
     def start(self):
         import pwd
         self.user = pwd.getpwuid(os.geteuid()).pw_name
-        host = os.path.join(self.dir, "host_ed25519")
-        self.host_key = keygen(host)
+        host = self.host_key_file or os.path.join(self.dir, "host_ed25519")
+        if self.host_key_file:
+            self.host_key = " ".join(subprocess.check_output(
+                ["ssh-keygen", "-y", "-f", host]).decode().split()[:2])
+        else:
+            self.host_key = keygen(host)
         authorized = os.path.join(self.dir, "authorized_keys")
         with open(authorized, "w") as handle:
             handle.write(keygen(self.client_key) + "\n")
@@ -74,8 +79,9 @@ class SSHD(object):
                 "PasswordAuthentication no", "KbdInteractiveAuthentication no",
                 "PermitRootLogin prohibit-password", "AllowUsers " + self.user,
                 "LogLevel ERROR", ""]))
+        fixed = self.port
         for _ in range(5):
-            self.port = free_port()
+            self.port = fixed or free_port()
             self.proc = subprocess.Popen([SSHD_PATH, "-D", "-e", "-f", config, "-p", str(self.port)],
                                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                          stderr=subprocess.PIPE)

@@ -7,6 +7,7 @@ through the real ssh client, reading the known_hosts file the plugin writes
 import base64
 import hashlib
 import hmac
+import json
 import os
 import stat
 import unittest
@@ -131,6 +132,51 @@ class FirstContactTest(HomeTestCase):
         self.assertEqual(self.finish()["status"], "finished")
         self.assertFalse(os.path.exists(self.known_hosts))
         self.assertEqual(self.keycopy(), 100)
+
+
+@unittest.skipUnless(sshd.have_openssh(), "needs openssh-server and openssh-client")
+class CloudPinnedKeyTest(HomeTestCase):
+    """The fake Hetzner "creates" 127.0.0.1; an sshd started with the host key
+    the plugin put into the user data plays the booted server's cloud-init."""
+
+    def test_the_key_handed_to_cloud_init_is_the_one_written(self):
+        from fakecloud import FakeHetzner
+        api = FakeHetzner(token="T0k3n", polls_per_status=0).start()
+        self.addCleanup(api.stop)
+        token = os.path.join(self.home.dir, "etc", "token")
+        with open(token, "w") as handle:
+            handle.write("T0k3n\n")
+        os.chmod(token, 0o600)
+        port = sshd.free_port()
+        self.home.write_config({"enabled": True, "backend": {
+            "type": "hetzner", "token_file": token, "api_url": api.url, "ssh_port": port,
+            "ready_grace": 0, "request_timeout": 2, "allow_loopback": True,
+            "pool_key": os.path.join(self.home.dir, "no-key")},
+            "configurations": [{"id": "1", "descr": "VPS", "server_type": "cx22",
+                                "image": "ubuntu-24.04", "location": "fsn1"}]})
+        task_id = self.home.ok("order", "1")["task_id"]
+        user_data = api.create_requests()[0]["body"]["user_data"]
+        private = json.loads(user_data.split("ed25519_private: ", 1)[1].split("\n", 1)[0])
+        public = json.loads(user_data.split("ed25519_public: ", 1)[1].split("\n", 1)[0])
+        key_file = os.path.join(self.home.dir, "host_key")
+        with open(key_file, "w") as handle:
+            handle.write(private)
+        os.chmod(key_file, 0o600)
+        server = sshd.SSHD(host_key_file=key_file, port=port).start()
+        self.addCleanup(server.stop)
+        self.assertEqual(server.host_key, public)
+        known_hosts = os.path.join(self.home.dir, "known_hosts")
+        with open(known_hosts, "w") as handle:      # the address's previous tenant
+            handle.write("[127.0.0.1]:%d %s\n" % (port, sshd.keygen(key_file + ".old")))
+        answer = wait_for(lambda: (lambda a: a["status"] != "in_progress" and a)(
+            self.home.ok("order_status", task_id)), what="the server to be ready")
+        self.assertEqual(answer["status"], "finished", answer)
+        self.assertEqual(sshd.ssh_keycopy(server, known_hosts), 0)
+        with open(known_hosts) as handle:
+            self.assertEqual(handle.read(), "[127.0.0.1]:%d %s\n" % (port, public))
+        data = self.home.state()["tasks"][task_id]["data"]
+        self.assertNotIn("host_key_private", data)
+        self.assertNotIn(private.split("\n")[1].encode(), self.home.read(self.home.state_path))
 
 
 class CheckTest(HomeTestCase):
