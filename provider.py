@@ -4918,6 +4918,8 @@ def cmd_order_status(provider, args):
     if task["status"] in TERMINAL:
         if (task.get("data") or {}).get("cleanup") == "pending":
             settle_quietly(provider, task)      # a failed order's server still to delete
+        elif task["status"] == FINISHED:
+            provider.remember_host_keys(task)
         return status_answer(task)
     config = provider.config
     # A task ordered under another backend (the config changed since) is not

@@ -346,6 +346,7 @@ class ValidationTest(HomeTestCase):
 class PoolCommandTest(PoolTestCase):
     def test_lists_free_and_taken_without_passwords(self):
         task_id = self.order("small")
+        self.settled(task_id)
         result = self.home.run("pool")
         self.assertEqual(result.code, 0, result)
         self.assertNotIn("pw-", result.text)
