@@ -94,6 +94,8 @@ class CloudTests(object):
                     "no_proxy": "127.0.0.1,localhost", "NO_PROXY": "127.0.0.1,localhost"}
         self.home = Home(config=None)
         self.addCleanup(self.home.cleanup)
+        # the plugin's waits are recorded, not waited out (support.BOOT's virtual clock)
+        self.home.clock = os.path.join(self.tmp, "sleeps")
         self.configure()
 
     # -- set-up helpers -----------------------------------------------------------
@@ -297,6 +299,7 @@ class CloudTests(object):
         self.assertTrue(any(line.startswith("FAIL") and "refuses: " + said in line
                             for line in result.text.splitlines()), result.text)
         self.assertEqual([r["status"] for r in self.api.requests_for("GET")], [503] * 6)
+        self.assertEqual(self.home.sleeps(), [0.25, 0.5, 1.0, 0.25])   # the backoff
         self.finished(task_id)
 
     def test_a_create_made_again_keeps_the_configs_retention(self):
@@ -386,8 +389,11 @@ class CloudTests(object):
         statuses = [r["status"] for r in self.api.requests]
         self.assertEqual(statuses.count(429), 3)
         self.assertEqual(len(self.api.requests_for("POST")), 2)
+        # Retry-After: 1 for the create, then the 0.1 s floor twice for the reads
+        self.assertEqual(self.home.sleeps(), [1.0, 0.1, 0.1])
 
     def test_server_errors_on_reads_are_retried(self):
+        self.home.clock = None                   # the one run that really waits its backoff
         task_id = self.order()
         self.api.server_error_next(count=2, method="GET")
         answer = self.ok("order_status", task_id)
@@ -401,6 +407,7 @@ class CloudTests(object):
         self.assertEqual(answer["status"], "in_progress")
         self.assertIn("HTTP 500", answer["message"])
         self.assertIn("trying again", answer["message"])
+        self.assertEqual(self.home.sleeps(), [0.25, 0.5, 1.0])      # then out of attempts
         self.api.clear_failures()
         self.finished(task_id)
 

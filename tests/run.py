@@ -46,12 +46,13 @@ class OutcomeResult(object):
     """Mixed into unittest.TextTestResult: one outcome and duration per test."""
 
     def startTest(self, test):
-        self._started = time.time()
+        self._started = time.time(), cpu_seconds()
         super(OutcomeResult, self).startTest(test)
 
     def stopTest(self, test):
         super(OutcomeResult, self).stopTest(test)
-        self.timings.append((test.id(), time.time() - self._started))
+        wall, cpu = self._started
+        self.timings.append((test.id(), time.time() - wall, cpu_seconds() - cpu))
 
     def mark(self, test, outcome):
         test = getattr(test, "test_case", test)     # a failing subTest fails its test
@@ -86,6 +87,13 @@ class OutcomeResult(object):
         super(OutcomeResult, self).addSubTest(test, subtest, err)
         if err is not None:
             self.mark(test, "failed")
+
+
+def cpu_seconds():
+    """CPU time of this process and of the children it has waited for."""
+    import resource
+    return sum(sum(resource.getrusage(who)[:2])
+               for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
 
 
 def run_unit(name, verbose):
@@ -296,9 +304,9 @@ def summary(replies, durations_to_show):
             sys.stdout.write("=" * 70 + "\nFAIL: %s\n" % test + "-" * 70 + "\n" + text + "\n")
     if durations_to_show:
         timings = sorted((t for r in replies for t in r["timings"]), key=lambda t: -t[1])
-        sys.stdout.write("\nslowest tests:\n")
-        for test, seconds in timings[:durations_to_show]:
-            sys.stdout.write("%7.2fs %s\n" % (seconds, test))
+        sys.stdout.write("\nslowest tests (wall, CPU with the programs they started):\n")
+        for test, seconds, cpu in timings[:durations_to_show]:
+            sys.stdout.write("%7.2fs %6.2fs CPU  %s\n" % (seconds, cpu, test))
     line = "%d passed, %d failed" % (totals["passed"], totals["failed"])
     if totals["skipped"]:
         line += ", %d skipped" % totals["skipped"]

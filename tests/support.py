@@ -120,15 +120,37 @@ RUN_ROOT = test_root()
 # bin/NAME, as `python3 bin/NAME` would (every path derives from argv[0]).
 # -S skips site (nothing of the plugin's needs it). A home whose script was
 # changed, and Home(plain=True), run the file itself the caller's way.
+#
+# Home.clock = PATH gives the program a virtual clock: the plugin's own
+# time.sleep(s) returns at once, appends s to PATH and moves time.time() on by
+# s, so a retry schedule runs as it would, without the waiting, and the test
+# can assert it (the standard library's sleeps stay real).
 BOOT = """def boot(sys=__import__("sys"), marshal=__import__("marshal")):
     with open(sys.argv[1], "rb") as handle:
         code = marshal.load(handle)
-    del sys.argv[:2]
+    clock = sys.argv[2]
+    del sys.argv[:3]
     sys.path[0] = __import__("os").path.dirname(sys.argv[0])
+    if clock:
+        virtual_clock(clock)
     namespace = sys.modules["__main__"].__dict__
-    del namespace["boot"]
+    del namespace["boot"], namespace["virtual_clock"]
     namespace["__file__"] = sys.argv[0]
     exec(code, namespace)
+
+
+def virtual_clock(path, time=__import__("time"), sys=__import__("sys")):
+    real_time, real_sleep, ahead = time.time, time.sleep, [0.0]
+
+    def sleep(seconds):
+        if sys._getframe(1).f_globals.get("__name__") != "__main__":
+            return real_sleep(seconds)          # the standard library's own polling
+        if seconds < 0:
+            raise ValueError("sleep length must be non-negative")
+        with open(path, "a") as handle:
+            handle.write("%r\\n" % float(seconds))
+        ahead[0] += seconds
+    time.sleep, time.time = sleep, lambda: real_time() + ahead[0]
 boot()
 """
 
@@ -210,7 +232,8 @@ class Home(object):
         os.makedirs(os.path.join(self.dir, "bin"))
         os.makedirs(os.path.join(self.dir, "etc"))
         self.script = os.path.join(self.dir, "bin", name)
-        self.copied = None                  # (size, mtime, inode) of the copy made
+        self.copied = None                  # (size, mtimes, inode) of the copy made
+        self.clock = None                   # a file: run with a virtual clock (BOOT)
         if copy_script:
             self.copy_script(plain)
         self.config_path = os.path.join(self.dir, "etc", name + ".conf")
@@ -241,8 +264,17 @@ class Home(object):
         """The argv that runs bin/NAME ARGS: the shared compiled code while bin/NAME
         is still the copy made, else the file itself."""
         if self.copied is not None and self.stamp() == self.copied:
-            return [PYTHON, "-S", "-c", BOOT, CompiledScript.path, self.script] + list(args)
+            return [PYTHON, "-S", "-c", BOOT, CompiledScript.path, self.clock or "",
+                    self.script] + list(args)
         return [PYTHON, self.script] + list(args)
+
+    def sleeps(self):
+        """The waits the programs run with the virtual clock asked for, in order."""
+        try:
+            with open(self.clock) as handle:
+                return [float(line) for line in handle]
+        except (IOError, OSError, TypeError):
+            return []
 
     def write_config(self, config):
         data = config if isinstance(config, (bytes, str)) else json.dumps(

@@ -18,11 +18,11 @@ from support import PYTHON, Home
 
 WORKER = r"""
 import json, random, subprocess, sys
-python, script, calls, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+start, calls, seed = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 rng = random.Random(seed)
 mine = []
 def call(argv, stdin=b""):
-    proc = subprocess.Popen([python, script] + argv, stdin=subprocess.PIPE,
+    proc = subprocess.Popen(start + argv, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = proc.communicate(stdin)
     print(json.dumps({"argv": argv, "code": proc.returncode, "out": out.decode("utf-8", "replace"),
@@ -56,7 +56,7 @@ class ConcurrencyTest(unittest.TestCase):
         self.addCleanup(home.cleanup)
         value = seed()
         started = time.time()
-        procs = [subprocess.Popen([PYTHON, "-c", WORKER, PYTHON, home.script, str(calls),
+        procs = [subprocess.Popen([PYTHON, "-c", WORKER, json.dumps(home.command([])), str(calls),
                                    str(value + n)], stdout=subprocess.PIPE, env=home.env(),
                                   cwd=home.dir) for n in range(workers)]
         # Meanwhile, read the state over and over: it must parse every time.

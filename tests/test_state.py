@@ -14,11 +14,11 @@ from support import MANUAL_CONFIG, PYTHON, HomeTestCase
 class ConcurrencyTest(HomeTestCase):
     def test_racing_processes_get_distinct_ids_that_all_answer(self):
         # Each worker process orders several times through the real script.
-        code = ("import subprocess, sys\n"
-                "for _ in range(int(sys.argv[3])):\n"
-                "    out = subprocess.check_output([sys.argv[1], sys.argv[2], 'order', '1'])\n"
+        code = ("import json, subprocess, sys\n"
+                "for _ in range(int(sys.argv[2])):\n"
+                "    out = subprocess.check_output(json.loads(sys.argv[1]) + ['order', '1'])\n"
                 "    sys.stdout.write(out.decode('utf-8'))\n")
-        workers = [subprocess.Popen([PYTHON, "-c", code, PYTHON, self.home.script, "10"],
+        workers = [subprocess.Popen([PYTHON, "-c", code, json.dumps(self.home.command([])), "10"],
                                     stdout=subprocess.PIPE, env=self.home.env())
                    for _ in range(4)]
         ids = []
