@@ -56,6 +56,8 @@ MAX_TASK_ID = 10 ** 20 - 1        # ids have at most 20 digits (valid_task_id)
 DEFAULT_PASSWORD_TTL_DAYS = 7     # a finished task's root password is kept this long at most
 SCRUB_FILE_CHECKS = 256           # tasks/<id> files read per write, looking for "complete"
 MAX_STATE_BYTES = 256 * 1024 * 1024
+MAX_CONFIG_BYTES = 16 * 1024 * 1024  # a config (or a password or token file) read, at most
+MAX_CONFIG_DEPTH = 32             # JSON nesting a config may use
 
 # Internal task statuses are the protocol's three; the finer "phase" is the
 # backend's own and only shows in `message` and in the admin commands.
@@ -304,6 +306,78 @@ class TrustedFiles(object):
                 return handle.read(MAX_STATE_BYTES + 1)     # one read, as big as the file
             except (IOError, OSError) as exc:
                 raise ProviderError(E_STATE, "cannot read %s: %s" % (path, exc.strerror))
+
+
+    def owner_problem(self, info, writable_ok=False):
+        """Why a file or folder (its os.stat) is not to be trusted, or None: another
+        user's, or writable by group or others (a folder with the sticky bit, like
+        /tmp, may be: nobody can replace what is not theirs in it)."""
+        if info.st_uid not in self.uids():
+            return "owned by uid %d, who is neither uid %d (running the plugin), root nor " \
+                   "the owner of the home" % (info.st_uid, os.geteuid())
+        sticky_folder = stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_ISVTX
+        if info.st_mode & 0o022 and not writable_ok and not sticky_folder:
+            return "writable by other users (mode %03o)" % (info.st_mode & 0o777)
+        return None
+
+    def path_problem(self, path):
+        """Why root must not run (or read) the file at path, or None: the file and
+        every folder above it, through symlinks as well, must be a trusted user's
+        and not writable by others (else anyone could swap it). None when missing."""
+        try:
+            real = os.path.realpath(path)
+            os.stat(real)
+        except OSError:
+            return None
+        checked = set()
+        for start in (os.path.abspath(path), real):
+            current = start
+            while current not in checked:
+                checked.add(current)
+                try:
+                    info = os.stat(current)
+                except OSError:
+                    info = None
+                problem = info and self.owner_problem(info)
+                if problem:
+                    return "%s is %s; %s" % (current, problem, self.fix(current, info))
+                current = os.path.dirname(current)
+        return None
+
+    def read_private(self, path, what, limit, missing=None):
+        """The bytes of a file the config makes root obey (the config, a password
+        or token file): a regular file of a trusted user, not writable by others
+        (N110 otherwise, naming the fix). Opened non-blocking: a FIFO cannot hang
+        the call. missing: the (code, message) raised when there is no file."""
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        except OSError as exc:
+            if exc.errno == errno.ENOENT and missing:
+                raise ProviderError(*missing)
+            raise ProviderError(E_CONFIG, "%s %s cannot be read (%s)" % (what, path,
+                                                                        exc.strerror))
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise ProviderError(E_CONFIG, "%s %s is not a regular file" % (what, path))
+            problem = self.owner_problem(info)
+            if problem:
+                raise ProviderError(E_UNSAFE, "%s %s is %s: refusing to use it (root obeys it); "
+                                    "%s" % (what, path, problem, self.fix(path, info)))
+            try:
+                raw = handle.read(limit + 1)
+            except (IOError, OSError) as exc:
+                raise ProviderError(E_CONFIG, "%s %s cannot be read (%s)" % (what, path,
+                                                                            exc.strerror))
+        if len(raw) > limit:
+            raise ProviderError(E_CONFIG, "%s %s is larger than %d bytes" % (what, path, limit))
+        return raw
+
+    def fix(self, path, info):
+        """The command that makes path trusted."""
+        if info.st_uid not in self.uids():
+            return "fix: chown root %s (and make sure only root can change it)" % path
+        return "fix: chmod go-w %s" % path
 
 
 def salvage_bytes(path):
@@ -1357,17 +1431,11 @@ class Config(object):
     @classmethod
     def load(cls, paths, log):
         path = paths.config
-        try:
-            with open(path, "rb") as handle:
-                raw = handle.read()
-        except IOError as exc:
-            if exc.errno == errno.ENOENT:
-                raise ProviderError(E_DISABLED, "no config at %s" % path)
-            raise ProviderError(E_CONFIG, "cannot read the config %s: %s" % (path, exc.strerror))
-        try:
-            data = json.loads(raw.decode("utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ProviderError(E_CONFIG, "the config %s is not valid JSON: %s" % (path, exc))
+        raw = TrustedFiles(paths).read_private(path, "the config", MAX_CONFIG_BYTES,
+                                               missing=(E_DISABLED, "no config at %s" % path))
+        data, problem = parse_config_json(raw)
+        if problem:
+            raise ProviderError(E_CONFIG, "the config %s %s" % (path, problem))
         problems = validate_config(data)
         if problems:
             raise ProviderError(E_CONFIG, "the config %s has %d problem%s: %s" % (
@@ -1380,6 +1448,63 @@ class Config(object):
             raise ProviderError(E_UNKNOWN_CONFIG, "no configuration %s (known: %s)" % (
                 printable(config_id), ", ".join(sorted(self.by_id)) or "none"))
         return found
+
+
+def parse_config_json(raw):
+    """(data, None) for the config's bytes, or (None, why it cannot be used).
+
+    A UTF-8 byte order mark (Windows editors write one) is skipped. A key given
+    twice in one object (JSON would silently keep the last one, e.g.
+    "enabled": false ... true) is a problem named by its JSON path, and so is
+    nesting deeper than MAX_CONFIG_DEPTH (no config needs it; Python's parser
+    would fail with a RecursionError)."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, "is not UTF-8 (byte %d): save it as UTF-8" % exc.start
+    objects = []
+
+    def keep_pairs(pairs):
+        obj = dict(pairs)
+        if len(obj) < len(pairs):
+            objects.append((obj, pairs))
+        return obj
+    try:
+        data = json.loads(text, object_pairs_hook=keep_pairs)
+    except RecursionError:
+        return None, "is nested too deeply (at most %d levels)" % MAX_CONFIG_DEPTH
+    except ValueError as exc:
+        return None, "is not valid JSON: %s" % exc
+    problems = json_shape_problems(data, MAX_CONFIG_DEPTH, dict((id(o), p) for o, p in objects))
+    if problems:
+        return None, "has %d problem%s: %s" % (len(problems), "" if len(problems) == 1 else "s",
+                                               "; ".join(problems))
+    return data, None
+
+
+def json_shape_problems(data, max_depth, duplicated):
+    """Keys given twice ({id(object): its pairs} in duplicated) and nesting
+    deeper than max_depth, as 'json.path: what'. Iterative: any depth."""
+    problems = []
+    pending = [("$", data, 1)]
+    while pending:
+        path, value, depth = pending.pop()
+        if depth > max_depth and isinstance(value, (dict, list)):
+            problems.append("%s: nested deeper than %d levels" % (path, max_depth))
+            continue
+        if isinstance(value, dict):
+            seen = set()
+            for key, _ in duplicated.get(id(value), ()):
+                if key in seen:
+                    problems.append("%s.%s: duplicate key (JSON keeps only the last one)"
+                                    % (path, key))
+                seen.add(key)
+            pending.extend(("%s.%s" % (path, k), v, depth + 1) for k, v in value.items())
+        elif isinstance(value, list):
+            pending.extend(("%s[%d]" % (path, i), v, depth + 1) for i, v in enumerate(value))
+    return sorted(set(problems))
 
 
 def validate_config(data):
@@ -2273,11 +2398,11 @@ class PoolBackend(WorkerBackend):
         where = "server %s of configuration %s: password_file %s" % (
             entry["server"], configuration["id"], path)
         try:
-            with open(path, "rb") as handle:
-                raw = handle.read(4096)
-        except (IOError, OSError) as exc:
-            raise ProviderError(E_CONFIG, "%s cannot be read (%s); no server was claimed"
-                                % (where, exc.strerror))
+            raw = TrustedFiles(self.paths).read_private(path, "the password_file",
+                                                        MAX_CONFIG_BYTES)
+        except ProviderError as exc:
+            raise ProviderError(exc.code, "server %s of configuration %s: %s; no server was "
+                                "claimed" % (entry["server"], configuration["id"], exc.message))
         try:
             password = raw.decode("utf-8").split("\n")[0].rstrip("\r")
         except UnicodeDecodeError:
@@ -2464,8 +2589,26 @@ class CommandBackend(WorkerBackend):
     # -- the order ---------------------------------------------------------
 
     def place(self, task, configuration, state):
+        problem = self.program_problem()
+        if problem:
+            raise ProviderError(E_UNSAFE, "refusing to run the command as root: %s" % problem)
         task["phase"] = "starting"
         task["message"] = "starting the provisioning program"
+
+    def program_path(self):
+        """The program the command names, as PATH finds it."""
+        program = self.program()[0]
+        if os.sep not in program:
+            found = [os.path.join(d, program) for d in
+                     os.environ.get("PATH", os.defpath).split(os.pathsep) if d]
+            found = [p for p in found if os.access(p, os.X_OK)]
+            program = found[0] if found else program
+        return program
+
+    def program_problem(self):
+        """Why the program must not run as root (another user could change it), or None."""
+        program = self.program_path()
+        return TrustedFiles(self.paths).path_problem(program) if os.sep in program else None
 
     def launch(self, task, configuration):
         self.start_worker(task)
@@ -2508,16 +2651,13 @@ class CommandBackend(WorkerBackend):
 
     def check(self, configurations, state):
         report = []
-        argv = self.program()
-        program = argv[0]
-        if os.sep not in program:
-            found = [os.path.join(d, program) for d in
-                     os.environ.get("PATH", os.defpath).split(os.pathsep) if d]
-            found = [p for p in found if os.access(p, os.X_OK)]
-            program = found[0] if found else program
+        program = self.program_path()
         runnable = os.path.isfile(program) and os.access(program, os.X_OK)
         report.append((runnable, "command: %s %s" % (
             program, "is executable" if runnable else "is not an executable file")))
+        problem = self.program_problem()
+        if problem:
+            report.append((False, "command: root must not run it: %s" % problem))
         report.append((True, "command: timeout %g s; program output goes to %s" % (
             self.settings.get("timeout", self.DEFAULT_TIMEOUT),
             os.path.join(self.paths.log_dir, "tasks", "ID.log"))))
@@ -2548,6 +2688,10 @@ class CommandBackend(WorkerBackend):
                     "is no longer in the config" % task["config_id"]}
         params = configuration.get("params", {})
         argv = self.program()
+        problem = self.program_problem()
+        if problem:
+            return {"status": ERROR, "phase": "failed",
+                    "message": "refusing to run the command: " + problem}
         # Bytes, UTF-8: under LANG=C Python 3.6 cannot encode Cyrillic itself.
         env = dict(os.environb)
         extra = dict(self.settings.get("env", {}))
@@ -3506,13 +3650,9 @@ def read_secret(backend, name, what):
     file: 0600, a trusted owner) or NAME_env (an environment variable). Never printed."""
     path = backend.settings.get(name + "_file")
     if path:
-        try:
-            problem = mode_problem(path, 0o600, backend.paths.home)
-            with open(path, "rb") as handle:
-                text = handle.read(65536).decode("utf-8", "replace")
-        except (IOError, OSError) as exc:
-            raise ProviderError(E_CONFIG, "cannot read the %s_file %s: %s"
-                                % (name, path, exc.strerror))
+        raw = TrustedFiles(backend.paths).read_private(path, "the %s_file" % name, 65536)
+        text = raw.decode("utf-8", "replace")
+        problem = mode_problem(path, 0o600, backend.paths.home)
         if problem:
             raise ProviderError(E_UNSAFE, "the %s_file %s is %s: the %s must be private "
                                 "(chmod 600 %s)" % (name, path, problem, what, path))
@@ -5308,6 +5448,32 @@ def mode_problem(path, want_mode, home):
     return None
 
 
+def check_trusted_places(paths):
+    """(ok, text) for the places that decide what root runs: the home, bin/, the
+    script, the config's folder. Another user able to change one of them could
+    replace the program or the config root obeys."""
+    trust = TrustedFiles(paths)
+    places = [(paths.home, "home"), (os.path.dirname(paths.script), "program folder"),
+              (paths.script, "program"), (os.path.dirname(paths.config), "config folder")]
+    report, seen = [], set()
+    for path, label in places:
+        if path in seen:
+            continue
+        seen.add(path)
+        try:
+            info = os.stat(path)
+        except OSError:
+            continue
+        problem = trust.owner_problem(info)
+        if problem:
+            report.append((False, "%s %s is %s: another user could change what root runs; %s"
+                           % (label, path, problem, trust.fix(path, info))))
+    if not report:
+        report.append((True, "home, program and config folder: only trusted users can "
+                             "change them"))
+    return report
+
+
 def cmd_check(provider, args):
     paths = provider.paths
     report = []          # (ok, text)
@@ -5320,6 +5486,8 @@ def cmd_check(provider, args):
     add(os.path.isdir(paths.home), "home %s" % paths.home)
     script_ok = os.access(paths.script, os.X_OK)
     add(script_ok, "script %s is %sexecutable" % (paths.script, "" if script_ok else "NOT "))
+    for ok, text in check_trusted_places(paths):
+        add(ok, text)
     config = None
     try:
         config = provider.config

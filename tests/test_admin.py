@@ -95,7 +95,8 @@ class CheckOwnershipTest(HomeTestCase):
         os.chown(self.home.dir, 0, 0)
         result = self.home.run("check")
         self.assertEqual(result.code, 1)
-        self.assertIn("FAIL config permissions: owned by uid 65534", result.text)
+        self.assertIn("FAIL the config %s is owned by uid 65534" % self.home.config_path,
+                      result.text)                  # refused, not only reported
 
 
 if __name__ == "__main__":

@@ -1,0 +1,151 @@
+# -*- coding: utf-8 -*-
+"""Files another user could have written, and files that are not what they
+seem: the config, password and token files, the programs the config names,
+the folders root runs from (issue 11). Mostly in-process: few plugin starts."""
+
+import json
+import os
+import unittest
+
+from support import MANUAL_CONFIG, HomeTestCase, load_module
+
+provider = load_module()
+OTHER_UID = 65534                       # nobody: neither root nor the home's owner
+
+
+class InProcessHomeTestCase(HomeTestCase):
+    def paths(self):
+        return provider.Paths(self.home.script)
+
+    def load_config(self):
+        return provider.Config.load(self.paths(), provider.AuditLog(os.devnull))
+
+    def assertRefused(self, call, code, *fragments):
+        with self.assertRaises(provider.ProviderError) as caught:
+            call()
+        self.assertEqual(caught.exception.code, code, caught.exception.message)
+        for fragment in fragments:
+            self.assertIn(fragment, caught.exception.message)
+        return caught.exception.message
+
+
+class ConfigTrustTest(InProcessHomeTestCase):
+    """Regression: a config writable by others, or another user's, was obeyed
+    (its `command` ran as root)."""
+
+    def test_a_config_others_can_write_disables_the_plugin_and_says_why(self):
+        os.chmod(self.home.config_path, 0o666)
+        answer = self.home.ok("help")
+        self.assertEqual(answer["status"], "disabled")
+        self.assertIn("writable by other users (mode 666)", answer["message"])
+        self.assertIn("chmod go-w %s" % self.home.config_path, answer["message"])
+        self.assertError(self.home.run("order", "1"), 110, "order")
+        self.assertFalse(os.path.exists(self.home.state_path))
+
+    def test_a_config_of_another_user_is_refused(self):
+        os.chown(self.home.config_path, OTHER_UID, -1)
+        self.assertRefused(self.load_config, 110, "owned by uid %d" % OTHER_UID, "chown root")
+
+    def test_a_fifo_as_config_is_refused_without_hanging(self):
+        os.unlink(self.home.config_path)
+        os.mkfifo(self.home.config_path, 0o600)
+        self.assertRefused(self.load_config, 104, "not a regular file")
+
+    def test_a_password_file_others_can_write_claims_no_server(self):
+        secret = os.path.join(self.home.dir, "etc", "pw")
+        with open(secret, "w") as handle:
+            handle.write("Pw-123456789\n")
+        os.chmod(secret, 0o622)
+        self.home.write_config({"enabled": True, "backend": {"type": "pool"},
+                                "configurations": [{"id": "p", "descr": "pool", "servers": [
+                                    {"server": "203.0.113.5", "password_file": "pw"}]}]})
+        config = self.load_config()
+        entry = config.configurations[0]["servers"][0]
+        self.assertRefused(lambda: config.backend.read_password(entry, config.configurations[0]),
+                           110, "writable by other users", "no server was claimed")
+        os.chmod(secret, 0o600)
+        self.assertEqual(config.backend.read_password(entry, config.configurations[0]),
+                         "Pw-123456789")
+
+    def test_a_token_file_of_another_user_is_refused(self):
+        token = os.path.join(self.home.dir, "etc", "token")
+        with open(token, "w") as handle:
+            handle.write("tok\n")
+        os.chmod(token, 0o600)
+        os.chown(token, OTHER_UID, -1)
+        self.home.write_config({"enabled": True, "configurations": [], "backend": {
+            "type": "hetzner", "token_file": token}})
+        self.assertRefused(self.load_config().backend.auth.token, 110, "owned by uid %d" % OTHER_UID)
+
+    def test_a_program_in_a_folder_others_can_write_is_not_run(self):
+        folder = os.path.join(self.home.dir, "prog")
+        os.mkdir(folder, 0o755)
+        program = os.path.join(folder, "make-vm")
+        with open(program, "w") as handle:
+            handle.write("#!/bin/sh\nexit 0\n")
+        os.chmod(program, 0o755)
+        self.home.write_config({"enabled": True, "configurations": [{"id": "c", "descr": "c"}],
+                                "backend": {"type": "command", "command": [program]}})
+        config = self.load_config()
+        task = provider.new_task("1", "c", "command")
+        config.backend.place(task, config.configurations[0], {})     # trusted: placed
+        os.chmod(folder, 0o777)
+        self.assertRefused(lambda: config.backend.place(task, config.configurations[0], {}),
+                           110, "%s is writable by other users" % folder, "chmod go-w")
+        os.chmod(folder, 0o755)
+        os.chown(program, OTHER_UID, -1)
+        self.assertRefused(lambda: config.backend.place(task, config.configurations[0], {}),
+                           110, "%s is owned by uid %d" % (program, OTHER_UID))
+        report = provider.cmd_check(provider.Provider(self.paths()), None)
+        self.assertIn("FAIL command: root must not run it: %s" % program, report)
+
+
+class CheckFoldersTest(InProcessHomeTestCase):
+    def test_check_fails_loudly_on_a_home_bin_or_etc_others_can_write(self):
+        report = provider.cmd_check(provider.Provider(self.paths()), None)
+        self.assertIn("ok   home, program and config folder", report)
+        for folder in (self.home.dir, os.path.join(self.home.dir, "bin"),
+                       os.path.join(self.home.dir, "etc")):
+            os.chmod(folder, 0o777)
+        report = provider.cmd_check(provider.Provider(self.paths()), None)
+        for label, folder in (("home", self.home.dir),
+                              ("program folder", os.path.join(self.home.dir, "bin")),
+                              ("config folder", os.path.join(self.home.dir, "etc"))):
+            self.assertIn("FAIL %s %s is writable by other users (mode 777)" % (label, folder),
+                          report)
+            self.assertIn("chmod go-w %s" % folder, report)
+        self.assertNotIn("everything looks fine", report)
+
+
+class ConfigParsingTest(InProcessHomeTestCase):
+    def test_a_byte_order_mark_is_accepted(self):
+        self.home.write_config(b"\xef\xbb\xbf" + json.dumps(MANUAL_CONFIG).encode("utf-8"))
+        self.assertEqual(self.load_config().configurations[0]["id"], "1")
+
+    def test_a_config_not_in_utf8_is_named_as_such(self):
+        self.home.write_config(json.dumps({"enabled": True, "backend": {"type": "manual"},
+                                           "configurations": [{"id": "1", "descr": "\u00e9t\u00e9"}]},
+                                          ensure_ascii=False).encode("latin-1"))
+        self.assertRefused(self.load_config, 104, "is not UTF-8", "save it as UTF-8")
+
+    def test_duplicate_keys_are_named_by_their_path(self):
+        self.home.write_config(b'{"enabled": false, "backend": {"type": "manual"}, '
+                               b'"configurations": [{"id": "1", "descr": "a", "descr": "b"}], '
+                               b'"enabled": true}')
+        message = self.assertRefused(self.load_config, 104)
+        self.assertIn("$.enabled: duplicate key", message)
+        self.assertIn("$.configurations[0].descr: duplicate key", message)
+
+    def test_deep_nesting_is_one_clear_error_and_help_still_answers(self):
+        for depth in (40, 100000):
+            self.home.write_config(b'{"enabled": true, "backend": {"type": "manual"}, '
+                                   b'"configurations": [], "_x": ' + b"[" * depth
+                                   + b"]" * depth + b"}")
+            self.assertRefused(self.load_config, 104, "nested")
+        answer = self.home.ok("help")
+        self.assertEqual(answer["status"], "disabled")
+        self.assertIn("nested too deeply", answer["message"])
+
+
+if __name__ == "__main__":
+    unittest.main()
