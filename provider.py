@@ -3097,6 +3097,7 @@ ON_FAILURE = ("delete", "keep")
 CLEANUP_FIRST_WAIT = 1.0    # seconds before the cleanup worker tries a failed delete again
 CLEANUP_MAX_WAIT = 300.0    # ... doubling up to this
 CLEANUP_WORKER_LIFE = 3600  # then it exits; the next order_status of the task starts another
+CLEANUP_LOOKUPS = 10        # look-ups for the server of an unconfirmed create (~8 minutes)
 # what a refused create says when the type or zone has nothing left (capacity_error)
 CAPACITY_WORDS = ("no capacity", "insufficient capacity", "out of capacity", "not available",
                   "unavailable", "not enough resources", "no available", "sold out",
@@ -4142,6 +4143,7 @@ class CloudBackend(Backend):
             except CloudError:
                 server = None
             if server is None:
+                data["unconfirmed"] = True    # a failure must look for it (on_failure)
                 return {"data": data, "phase": "creating", "message": "creating: %s did not "
                         "confirm the create; looking the server up again (%s)"
                         % (self.LABEL, error.message)}
@@ -4152,7 +4154,8 @@ class CloudBackend(Backend):
     def adopt(self, task, server, skipped=""):
         server_id = server.get("id")
         if server_id is None:
-            return {"data": task["data"], "phase": "creating", "message": "creating: %s "
+            return {"data": dict(task["data"], unconfirmed=True), "phase": "creating",
+                    "message": "creating: %s "
                     "answered without a server id; looking the server up again" % self.LABEL}
         data = dict(task["data"], server_id=str(server_id))
         self.log.write("server", task["id"], server_id=data["server_id"], name=data["name"],
@@ -4184,11 +4187,10 @@ class CloudBackend(Backend):
         """The changes that fail a task; with on_failure "delete" a server it
         rents is marked for deletion (settle() starts the cleanup worker)."""
         server_id = rented_server(task)
-        if server_id and self.on_failure == "delete":
+        if self.on_failure == "delete" and (server_id or self.unconfirmed(task)):
             return {"status": ERROR, "phase": "failed",
                     "data": dict(task["data"], cleanup="pending", failed_because=text),
-                    "message": "%s; deleting %s server %s (on_failure: delete)"
-                               % (text, self.LABEL, server_id)}
+                    "message": "%s; %s (on_failure: delete)" % (text, self.deleting(task))}
         if server_id:
             text += "; %s server %s still exists and is billed: `%s task delete-server %s " \
                     "--yes` removes it (on_failure: keep)" % (
@@ -4197,8 +4199,19 @@ class CloudBackend(Backend):
 
     # -- guardrails: deleting a failed order's server (on_failure: delete) ----------
 
+    @staticmethod
+    def unconfirmed(task):
+        """True when the task has no server id but a create that may have made one."""
+        return bool(task["data"].get("unconfirmed") and not task["data"].get("server_id"))
+
+    def deleting(self, task):
+        if rented_server(task):
+            return "deleting %s server %s" % (self.LABEL, rented_server(task))
+        return "looking for the server an unconfirmed create may have made, to delete it"
+
     def cleanup_wanted(self, task):
-        return bool(task and task.get("status") == ERROR and rented_server(task)
+        return bool(task and task.get("status") == ERROR
+                    and (rented_server(task) or self.unconfirmed(task))
                     and task["data"].get("cleanup") == "pending"
                     and self.on_failure == "delete")
 
@@ -4220,6 +4233,10 @@ class CloudBackend(Backend):
         wait = CLEANUP_FIRST_WAIT
         while True:
             task = provider.store.find(task_id)
+            try:        # an operator may have set on_failure "keep" since
+                self.on_failure = Config.load(provider.paths, provider.log).backend.on_failure
+            except ProviderError:
+                pass    # a config broken meanwhile: go on as started
             if not self.cleanup_wanted(task):
                 return "task %s: no server to delete" % task_id
             done, text = self.cleanup_once(task, wait)
@@ -4229,14 +4246,24 @@ class CloudBackend(Backend):
             wait = min(wait * 2, CLEANUP_MAX_WAIT)
 
     def cleanup_once(self, task, wait=None):
-        """One try at deleting a failed task's server; (done, text), saved in the task."""
-        server_id = task["data"]["server_id"]
+        """One try at deleting a failed task's server; (done, text), saved in the task.
+        Without a server id (an unconfirmed create) it looks the server up first,
+        and gives up after CLEANUP_LOOKUPS look-ups that found nothing."""
+        tries = task["data"].get("cleanup_tries", 0) + 1
         try:
+            if self.unconfirmed(task):
+                task = self.adopt_late(task)
+            if self.unconfirmed(task):
+                if tries >= CLEANUP_LOOKUPS:
+                    self.save_cleanup(task["id"], {"cleanup": "done"}, "no server was found "
+                                      "in %d look-ups (on_failure: delete)" % tries)
+                    return True, "no server to delete"
+                raise ProviderError(E_BACKEND, "not found yet")
+            server_id = task["data"]["server_id"]
             said = self.delete_server(task)
         except ProviderError as exc:
-            tries = task["data"].get("cleanup_tries", 0) + 1
-            note = "deleting %s server %s (on_failure: delete): try %d failed (%s)%s" % (
-                self.LABEL, server_id, tries, exc.message,
+            note = "%s (on_failure: delete): try %d failed (%s)%s" % (
+                self.deleting(task), tries, exc.message,
                 "; trying again in %d s" % wait if wait else "")
             self.save_cleanup(task["id"], {"cleanup_tries": tries,
                                            "cleanup_error": exc.message}, note)
@@ -4427,10 +4454,15 @@ class CloudBackend(Backend):
         return CheckReport("\n".join(lines), sum(1 for line in lines
                                                  if line.startswith("FAIL: ")))
 
-    def inventory(self, state):
-        """`servers`: [(server, task id or None, who holds it or None: an orphan)]."""
+    def inventory(self, store):
+        """`servers`: [(server, task id or None, who holds it or None: an orphan)].
+        The servers are listed before the state is read: an order placed meanwhile
+        saved its task before its create, so its new server is never taken for an
+        orphan."""
+        servers = self.owned_servers(self.api())
+        state = store.load()
         rows = []
-        for server in self.owned_servers(self.api()):
+        for server in servers:
             server_id, task_id = str(server.get("id")), self.task_of(server)
             task = state["tasks"].get(task_id) if task_id else None
             data = (task or {}).get("data") or {}
@@ -4455,13 +4487,18 @@ class CloudBackend(Backend):
         """After `task fail`: on_failure "delete" deletes the server now (the
         cleanup worker goes on trying if that fails); "keep" names it."""
         if not task["data"].get("server_id"):
-            task = self.adopt_late(task)
+            try:
+                task = self.adopt_late(task)
+            except ProviderError:
+                pass                  # unconfirmed: the cleanup worker looks again
         server_id = rented_server(task)
-        if not server_id:
+        if not server_id and not self.unconfirmed(task):
             return None
         if self.on_failure != "delete":
             return "it still rents server %s: `%s task delete-server %s --yes` deletes it " \
-                   "(on_failure: keep)" % (server_id, self.paths.name, task["id"])
+                   "(on_failure: keep)" % (server_id, self.paths.name, task["id"]) \
+                if server_id else "an unconfirmed create may have made a server: `%s " \
+                "servers` shows it (on_failure: keep)" % self.paths.name
         data_changes = {"cleanup": "pending", "failed_because": task["message"]}
         task = self.save_cleanup_start(task["id"], data_changes)
         done, text = self.cleanup_once(task)
@@ -4480,13 +4517,12 @@ class CloudBackend(Backend):
 
     def adopt_late(self, task):
         """A task failed before it knew its server: an unconfirmed create may have
-        made one all the same. Look it up once, and keep its id in the task."""
-        try:
-            server = self.find(self.api(), task, 1)
-        except ProviderError:
-            server = None
+        made one all the same. Look it up once (raises CloudError), and keep its
+        id in the task."""
+        server = self.find(self.api(), task, 1)
         if server is None or server.get("id") is None:
             return task
+        self.log.write("server", task["id"], server_id=str(server["id"]), late=True)
         return self.save_cleanup_start(task["id"], {"server_id": str(server["id"])})
 
     def delete_server(self, task):
@@ -5349,7 +5385,7 @@ def cmd_servers(provider, args):
                          % backend.TYPE)
     if args.delete_orphans and not args.yes:
         raise UsageError("--delete-orphans destroys every server no task holds; add --yes")
-    rows = backend.inventory(provider.store.load())
+    rows = backend.inventory(provider.store)
     deleted = []
     for index, (server, task_id, holder) in enumerate(rows):
         if holder is None and args.delete_orphans:

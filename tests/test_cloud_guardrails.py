@@ -101,6 +101,24 @@ class GuardrailTests(CloudTests):
         self.ok("order_status", task_id)           # nothing more to do: no new worker
         self.assertEqual(len(self.api.requests_for("DELETE")), 2)
 
+    def test_a_server_an_unconfirmed_create_made_late_is_found_and_deleted(self):
+        self.api.fail_next(500, method="POST", path=r"^/servers/?$")   # nothing made
+        task_id = self.order()
+        self.age_task(task_id, 3601)                                    # past `timeout`
+        answer = self.ok("order_status", task_id)
+        self.assertEqual(answer["status"], "error")
+        self.assertIn("looking for the server an unconfirmed create may have made",
+                      answer["message"])
+        wait_for(lambda: self.home.state()["tasks"][task_id]["data"].get("cleanup_tries"),
+                 what="the cleanup worker's first look-up")
+        data = self.home.state()["tasks"][task_id]["data"]
+        self.api.add_server(data["name"], **self.marks(data["owner"], task_id))  # shows late
+        wait_for(lambda: not self.api.servers, what="the late server's deletion")
+        answer = wait_for(lambda: "deleted" in self.ok("order_status", task_id)["message"]
+                          and self.ok("order_status", task_id), what="the task's message")
+        self.assertRegex(answer["message"], r"; %s server \d+ deleted \(on_failure: delete\)$"
+                         % self.LABEL)
+
     def test_task_fail_deletes_the_server_at_once(self):
         self.ssh_answers(1)
         task_id = self.order()
