@@ -4218,8 +4218,8 @@ class CloudBackend(Backend):
     def settle(self, task):
         """After order_status: a failed task whose server must go gets a cleanup
         worker unless one runs. No network: order_status stays fast."""
-        if self.cleanup_wanted(task) and not lock_is_held(worker_lock(self.paths, task["id"])):
-            start_worker(self, task["id"], self.task_log(task["id"]))
+        if self.cleanup_wanted(task):
+            start_worker(self, task["id"], self.task_log(task["id"]), again=True)
 
     def task_log(self, task_id):
         return os.path.join(self.paths.log_dir, "tasks", task_id + ".log")
@@ -4503,7 +4503,7 @@ class CloudBackend(Backend):
         task = self.save_cleanup_start(task["id"], data_changes)
         done, text = self.cleanup_once(task)
         if not done:
-            start_worker(self, task["id"], self.task_log(task["id"]))
+            start_worker(self, task["id"], self.task_log(task["id"]), again=True)
             text += "; the cleanup worker goes on trying (`%s task show %s` tells)" % (
                 self.paths.name, task["id"])
         return text
