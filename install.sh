@@ -13,8 +13,8 @@ Usage: $PROG [options] NAME
 Install provider.py (the file next to this script) as the BitrixVM provider plugin NAME,
 into PREFIX/NAME (default PREFIX: $DEFAULT_PREFIX):
 
-  PREFIX/NAME/bin/NAME        the plugin: a small launcher (0755)
-  PREFIX/NAME/lib/provider.py the plugin's code (0644), precompiled in lib/__pycache__
+  PREFIX/NAME/bin/NAME        the plugin: provider.py as is (0755); its first run, made
+                              here, caches its bytecode in bin/__pycache__
   PREFIX/NAME/etc/NAME.conf   its JSON config (0600)
   PREFIX/NAME/var/            its state (0700)
   PREFIX/NAME/log/            its log (0700)
@@ -32,17 +32,24 @@ Options:
                     only replaced with --force
   --force           with --config: replace an existing config; the old one is kept as
                     etc/NAME.conf.YYYYmmdd-HHMMSS.bak
-  --python PATH     the Python 3.6+ that install.sh itself uses (config syntax, archive,
-                    the final 'NAME check'); default: python3 from PATH. The plugin keeps
-                    its '#!/usr/bin/env python3' line.
-  --uninstall       remove the plugin (bin/NAME, lib/); keep config, state and logs
-  --purge           remove bin/, lib/, etc/, var/ and log/ (config, state, logs), then the
-                    home itself if it is empty; tasks/ is left to bx-provider
-  -y, --yes         do not ask before --purge deletes (asked only on a terminal)
-  --archive FILE    build FILE (must end in .tar.gz) for
+  --program FILE    also install FILE (the command backend's program) as bin/BASENAME
+                    (0755), e.g. --config examples/command.conf
+                    --program examples/provision-example.sh
+  --python PATH     the Python 3.6+ that install.sh itself uses (config syntax, archive);
+                    default: python3 from PATH. The plugin finds its own Python when it
+                    runs: python3 from PATH, /usr/libexec/platform-python, /usr/bin/python3.x
+  --uninstall       remove the plugin (bin/NAME, its cache; an old install's lib/), then
+                    move what is kept (config, state, logs, bx-provider's tasks/) out of
+                    PREFIX to PREFIX-removed/NAME-DATE (printed), so bx-provider stops
+                    listing NAME
+  --purge           delete bin/, lib/, etc/, var/ and log/ (config, state, logs); the rest
+                    (bx-provider's tasks/) is moved to PREFIX-removed/NAME-DATE; needs
+                    --yes when there is no terminal to ask on
+  -y, --yes         do not ask before --purge deletes
+  --archive FILE    build FILE (must end in .tar.gz, mode 0600: it holds the config) for
                       bx-provider -a install --provider NAME --archive FILE
-                    holding bin/NAME, lib/provider.py and etc/NAME.conf (the --config FILE, or the
-                    starting config); installs nothing
+                    holding bin/NAME, etc/NAME.conf (the --config FILE, or the starting
+                    config) and the --program; the config must validate; installs nothing
   -h, --help        show this help
 
 Ownership: files are created by the user running this script (root: owned by root) and
@@ -76,6 +83,8 @@ name=
 prefix=$DEFAULT_PREFIX
 prefix_given=
 config_src=
+program_src=
+program_given=
 force=
 python=python3
 action=install
@@ -100,6 +109,8 @@ while [ $# -gt 0 ]; do
         --prefix=*) prefix=${1#*=}; prefix_given=1 ;;
         --config) need_value "$1" $#; config_src=$2; shift ;;
         --config=*) config_src=${1#*=} ;;
+        --program) need_value "$1" $#; program_src=$2; program_given=1; shift ;;
+        --program=*) program_src=${1#*=}; program_given=1 ;;
         --python) need_value "$1" $#; python=$2; shift ;;
         --python=*) python=${1#*=} ;;
         --archive) need_value "$1" $#; set_action archive; archive=$2; shift ;;
@@ -133,6 +144,7 @@ esac
 case $action in
     uninstall|purge)
         [ -z "$config_src" ] || usage_error "--config cannot be used with --$action"
+        [ -z "$program_given" ] || usage_error "--program cannot be used with --$action"
         [ -z "$force" ] || usage_error "--force cannot be used with --$action" ;;
     archive)
         [ -z "$prefix_given" ] || usage_error "--prefix cannot be used with --archive (it installs nothing)"
@@ -149,19 +161,32 @@ case $prefix in -*) prefix=./$prefix ;; esac     # never an option to mkdir, rm,
 # The checks below run the installed plugin on its own home, not on one these name.
 unset BXPROVIDER_HOME BXPROVIDER_CONFIG
 case $action in install|archive) [ -z "$yes" ] || usage_error "--yes only applies with --purge or --uninstall" ;; esac
+if [ "$action" = purge ] && [ -z "$yes" ] && [ ! -t 0 ]; then
+    usage_error "--purge deletes config, state and logs: with no terminal to ask on, add --yes"
+fi
+program_name=
+if [ -n "$program_given" ]; then
+    program_name=$(basename "$program_src")
+    case $program_name in
+        ""|"$name"|__pycache__|-*|*[!ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-]*)
+            usage_error "bad --program '$program_src': its name must be letters, digits, '.', '_', '-' and not '$name'" ;;
+    esac
+fi
 
 home=${prefix%/}/$name
 conf_rel=etc/$name.conf
 conf=$home/$conf_rel
 
-# The program files, relative to the home; install, uninstall and archive all use this list.
-# bin/NAME is a small launcher and lib/provider.py the code: Python caches the bytecode of an
-# imported module (lib/__pycache__), never that of the script it runs, so every call of a
-# plain copy would compile 3,000 lines again. A plain copy of provider.py as bin/NAME works
-# too; it is only slower to start.
+# The program files, relative to the home; install and archive use this list. bin/NAME is
+# provider.py byte for byte: its sh header makes it cache its own bytecode (README: Performance).
 program_files() {
-    printf '%s\n' "lib/provider.py" "bin/$name"
+    printf '%s\n' "bin/$name"
+    if [ -n "$program_name" ]; then printf '%s\n' "bin/$program_name"; fi
 }
+case ${prefix%/} in
+    "") removed_dir=/providers-removed ;;
+    *) removed_dir=${prefix%/}-removed ;;
+esac
 
 here=$(dirname "$0")
 source_py=$here/provider.py
@@ -189,6 +214,9 @@ check_python() {
 
 check_source() {
     [ -f "$source_py" ] || die 1 "cannot read $source_py (install.sh installs the provider.py next to it)"
+    if [ -n "$program_src" ] && [ ! -f "$program_src" ]; then
+        die 1 "--program '$program_src' does not exist or is not a file"
+    fi
 }
 
 # validate_config FILE: it must be a JSON object. The full validation is the final 'check'.
@@ -216,14 +244,14 @@ PY
 starting_config() {
     cat <<EOF
 {
-  "_comment": "Config of the BitrixVM provider plugin '$name', written by install.sh. JSON has no comments: the plugin ignores every key that starts with '_'. The full reference is in README.md (section Config). After editing, run: bin/$name check",
+  "_comment": "Config of the BitrixVM provider plugin '$name', written by install.sh. JSON has no comments: the plugin ignores every key that starts with '_'. The full reference is in README.md, section 'Config reference'. After editing, run: bin/$name check",
   "_enabled": "false keeps the provider off: 'help' answers status disabled and the Bitrix web interface hides it. Set true when the configurations below are what you sell.",
   "enabled": false,
-  "_backend": "How servers are provisioned. manual: every order waits for the operator, who runs 'bin/$name task finish ID --server ADDR' (root password on stdin) or 'bin/$name task fail ID --message TEXT'. Other backend types and their settings: README.md.",
+  "_backend": "How servers are provisioned. manual: every order waits for the operator, who runs 'bin/$name task finish ID --server ADDR' (root password on stdin) or 'bin/$name task fail ID --message TEXT'. Other backend types and their settings: README.md, section 'Backends'.",
   "backend": {
     "type": "manual"
   },
-  "_configurations": "What the admin can order. id: 1-64 letters, digits, '.', '_', '-'; the web page sends it back with the order. descr: the text shown beside it (plain text, any language).",
+  "_configurations": "What the admin can order. id: 1-64 letters, digits, '.', '_', '-', starting with a letter or digit, unique; the web page sends it back with the order. descr: the text shown beside it (plain text, any language).",
   "configurations": [
     {
       "id": "1",
@@ -237,44 +265,51 @@ EOF
 # put_file DEST MODE <SRC: write stdin to DEST atomically (a temp file in DEST's folder,
 # then mv), so a plugin call running meanwhile sees the old file or the new, never half.
 put_file() {
-    tmp_file=$(mktemp "$(dirname "$1")/.install.XXXXXX")
+    tmp_file=$(mktemp "${1%/*}/.install.XXXXXX")
     cat >"$tmp_file"
     chmod "$2" "$tmp_file"
     mv -f "$tmp_file" "$1"
     tmp_file=
 }
 
-# install_program HOME: put the program files (program_files) into HOME: the module first,
-# then the launcher, so a call made meanwhile finds a whole old or a whole new plugin.
+# install_program HOME: put the program files (program_files) into HOME. Each is replaced
+# atomically, so a call made meanwhile finds a whole old or a whole new plugin.
 install_program() {
-    launcher=$("$python" "$source_py" _launcher) || die 1 "cannot get the launcher from $source_py"
-    mkdir -p "$1/lib" "$1/bin"
-    chmod 0755 "$1/lib" "$1/bin"
-    put_file "$1/lib/provider.py" 0644 <"$source_py"
-    printf '%s\n' "$launcher" | put_file "$1/bin/$name" 0755
+    mkdir -p "$1/bin"
+    chmod 0755 "$1/bin"
+    put_file "$1/bin/$name" 0755 <"$source_py"
+    if [ -n "$program_name" ]; then
+        put_file "$1/bin/$program_name" 0755 <"$program_src"
+    fi
 }
 
-# precompile HOME: write lib/__pycache__ for the interpreters that will run the plugin
-# (--python, and the python3 its '#!/usr/bin/env python3' finds). Without it the first
-# call, as root, writes it; where bytecode writing is off, every call would compile.
-precompile() {
-    for py in "$python" python3; do
-        command -v "$py" >/dev/null 2>&1 || continue
-        "$py" -c 'import py_compile, sys; py_compile.compile(sys.argv[1], doraise=True)' \
-            "$1/lib/provider.py" >/dev/null 2>&1 \
-            || say "WARNING: $py could not precompile $1/lib/provider.py; the plugin still works." >&2
-    done
+# remove_old_layout HOME: older installs had a launcher in bin/NAME and the code in
+# lib/provider.py; bin/NAME is now the whole plugin, so lib/ goes.
+remove_old_layout() {
+    rm -f "$1/lib/provider.py"
+    rm -rf "$1/lib/__pycache__"
+    rmdir "$1/lib" 2>/dev/null || :
 }
 
 # make_dir DIR MODE: create DIR with MODE if missing; an existing folder keeps its mode.
 make_dir() {
-    if [ ! -d "$1" ]; then
-        mkdir "$1"
-        chmod "$2" "$1"
-    fi
+    [ -d "$1" ] || mkdir -m "$2" "$1"
 }
 
 # ----------------------------------------------------------------------------- actions
+
+# validate_with_plugin HOME: the plugin's own config validation (its 'configs' answer), as
+# the installed plugin would see the config; a disabled provider is fine, a config error is not.
+validate_with_plugin() {
+    answer=$("$python" "$1/bin/$name" configs 2>/dev/null) || :
+    case $answer in
+        *'error N104, '*|*'error N110, '*)
+            answer=${answer#*error N1[01][04], }
+            answer=${answer%\"\}}
+            answer=${answer#"the config $1/$conf_rel "}
+            die 1 "config file '${config_src:-(the starting config)}' does not validate: $answer" ;;
+    esac
+}
 
 do_archive() {
     check_source
@@ -288,18 +323,21 @@ do_archive() {
     if [ -n "$config_src" ]; then
         put_file "$stage/$conf_rel" 0600 <"$config_src"
     else
-        starting_config >"$stage/$conf_rel"
-        chmod 0600 "$stage/$conf_rel"
+        put_file "$stage/$conf_rel" 0600 <<EOF
+$(starting_config)
+EOF
     fi
+    validate_with_plugin "$stage"
     # Python's tarfile rather than tar(1): the same member names (no "./"), modes and
     # root ownership whatever tar the host has. Files only, no folder entries: bx-provider
-    # makes bin/ and etc/ itself.
+    # makes bin/ and etc/ itself. The archive holds the config: 0600 from its first byte.
     # shellcheck disable=SC2046 # program_files prints plain relative paths
     "$python" - "$archive" "$stage" $(program_files) "$conf_rel" <<'PY' || die 1 "cannot write archive '$archive'"
 import os, sys, tarfile, time
 out, stage, members = sys.argv[1], sys.argv[2], sys.argv[3:]
 tmp = "%s.tmp%d" % (out, os.getpid())
 now = int(time.time())
+os.umask(0o077)
 try:
     with tarfile.open(tmp, "w:gz", format=tarfile.USTAR_FORMAT) as tar:
         for rel in members:
@@ -309,6 +347,7 @@ try:
             info.mtime = now
             with open(os.path.join(stage, rel), "rb") as f:
                 tar.addfile(info, f)
+    os.chmod(tmp, 0o600)
     os.replace(tmp, out)
 except Exception as e:
     try:
@@ -321,15 +360,38 @@ for rel in members:
 PY
     say "Built $archive with the members above. Install it on the host with:"
     say "  /opt/webdir/bin/bx-provider -a install --provider $name --archive '$archive'"
+    say "It holds the config ($conf_rel, with any tokens and passwords in it): it is mode 0600; keep it private."
     if [ -z "$config_src" ]; then
         say "Its etc/$name.conf is the starting config: the provider stays disabled until it is edited."
     fi
 }
 
+# keep_aside: move what is left of the home (config, state, logs, bx-provider's tasks/) out of
+# PREFIX, which bx-provider lists folder by folder, to a dated folder in PREFIX-removed (0700:
+# it holds configs with secrets). An empty home is just removed.
+keep_aside() {
+    [ -d "$home" ] || return 0
+    if rmdir "$home" 2>/dev/null; then
+        say "Removed the empty folder $home"
+        return 0
+    fi
+    mkdir -p "$removed_dir"
+    chmod 0700 "$removed_dir"
+    dated=$removed_dir/$name-$(date +%Y%m%d-%H%M%S)
+    kept=$dated
+    n=1
+    while [ -e "$kept" ]; do
+        kept=$dated-$n
+        n=$((n + 1))
+    done
+    mv "$home" "$kept"
+    say "Moved what was left of $home (config, state, logs, bx-provider's tasks/) to"
+    say "  $kept"
+    say "bx-provider no longer lists $name. To bring it back: mv '$kept' '$home', then run install.sh again."
+}
+
 do_uninstall() {
     found=
-    # bin/NAME first: a call meanwhile then finds no plugin (bx-provider: not_exists)
-    # rather than a launcher without its code (empty stdout)
     for rel in "bin/$name" "lib/provider.py"; do
         if [ -e "$home/$rel" ] || [ -L "$home/$rel" ]; then
             rm -f "$home/$rel"
@@ -337,15 +399,13 @@ do_uninstall() {
             found=1
         fi
     done
-    rm -rf "$home/lib/__pycache__"
+    rm -rf "$home/bin/__pycache__" "$home/lib/__pycache__"
     rmdir "$home/lib" 2>/dev/null || :
     rmdir "$home/bin" 2>/dev/null || :
     if [ -z "$found" ]; then
         say "Nothing to remove: $name is not installed in $home"
     fi
-    if [ -e "$home" ]; then
-        say "Kept config, state and logs in $home (remove them with --purge)."
-    fi
+    keep_aside
 }
 
 do_purge() {
@@ -363,7 +423,7 @@ do_purge() {
         for sub in $doomed; do
             say "  $home/$sub/"
         done
-        if [ -t 0 ] && [ -z "$yes" ]; then
+        if [ -z "$yes" ]; then      # a terminal: checked before anything was done
             printf 'Delete them? [y/N] '
             answer=
             read -r answer || :
@@ -377,11 +437,7 @@ do_purge() {
         done
         say "Deleted."
     fi
-    if rmdir "$home" 2>/dev/null; then
-        say "Removed the empty folder $home"
-    else
-        say "Kept $home: it still holds files not made by install.sh (tasks/ belongs to bx-provider)."
-    fi
+    keep_aside
 }
 
 do_install() {
@@ -391,7 +447,7 @@ do_install() {
         validate_config "$config_src"
     fi
     if ! command -v python3 >/dev/null 2>&1; then
-        say "WARNING: no python3 in PATH; the plugin starts with '#!/usr/bin/env python3' and bx-provider will not be able to run it." >&2
+        say "WARNING: no python3 in PATH; bin/$name then looks for /usr/libexec/platform-python and /usr/bin/python3.x." >&2
     fi
 
     # Decide about the config before changing anything.
@@ -409,7 +465,7 @@ do_install() {
     umask 022
     mkdir -p "$home"
     install_program "$home"
-    precompile "$home"
+    remove_old_layout "$home"
     make_dir "$home/etc" 0700
     make_dir "$home/var" 0700
     make_dir "$home/log" 0700
@@ -439,16 +495,19 @@ EOF
         config_note="kept as it was"
     fi
 
-    version=$("$python" "$home/bin/$name" --version 2>/dev/null) || version=
-    say "$verb $name${version:+ ($version)} in $home"
+    say "$verb $name in $home"
     say ""
+    # Run as bx-provider runs it: its first run caches its bytecode, as this user.
     say "Running: $home/bin/$name check"
     check_ok=1
-    "$python" "$home/bin/$name" check || check_ok=
+    "$home/bin/$name" check || check_ok=
 
     say ""
     say "Where everything is:"
     say "  script:  $home/bin/$name"
+    if [ -n "$program_name" ]; then
+        say "  program: $home/bin/$program_name"
+    fi
     say "  config:  $conf ($config_note)"
     say "  state:   $home/var/"
     say "  log:     $home/log/$name.log"
@@ -458,8 +517,8 @@ EOF
     if [ -n "$check_ok" ]; then
         say "The check passed."
     else
-        say "The check reported problems (above). Edit $conf (see README.md;"
-        say "\"enabled\": true switches the provider on), then run: $home/bin/$name check"
+        say "The check reported problems (above): each line says what to do. Edit $conf"
+        say "(README.md, section 'Config reference'), then run: $home/bin/$name check"
     fi
     if [ "$(id -u)" = 0 ]; then
         say "The files are owned by root (install.sh does no chown; bx-provider -a install chowns to bitrix)."

@@ -1,6 +1,75 @@
-#!/usr/bin/env python3
+#!/bin/sh
 # -*- coding: utf-8 -*-
-"""provider.py - a provider plugin for BitrixVM (bitrix-env).
+# Why this header: this file is a POSIX sh script and a Python program at once. Python
+# compiles a script it runs on every start (~60 ms here) and caches bytecode only for
+# modules it imports. So when the file runs as a program (bin/NAME), sh reads these lines:
+# it finds Python 3.6+ and starts it isolated (-I) with a few lines that import this file
+# as a module, so its bytecode is cached in __pycache__/ beside it. The cache is used only
+# when it belongs to the file's owner or root and nobody else can write it; a checked-hash
+# pyc (3.7+) never runs stale code. To Python all this is the string _sh, so
+# `python3 provider.py ...` runs as usual. README.md, "Performance", says more.
+_sh=r""":"
+boot='
+import os, sys
+if sys.version_info < (3, 6):       # too old: back to sh, which tries the next Python
+    os.execv("/bin/sh", ["/bin/sh"] + sys.argv[1:])
+os.environ.pop("BXPROVIDER_PYTHON_TRIED", None)
+os.umask(os.umask(0o22) | 0o22)     # nothing written or cached is group/other-writable
+del sys.argv[0]                     # "-c": argv[0] is the script as invoked, as usual
+path = os.path.realpath(sys.argv[0])
+import importlib.machinery, importlib._bootstrap_external as bootstrap
+pyc = bootstrap.cache_from_source(path)
+owner = os.stat(path).st_uid
+def trusted(name):                  # missing, or nobody but the owner and root can write it
+    try:
+        st = os.lstat(name)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return st.st_uid in (owner, 0) and not st.st_mode & 0o22
+cached = trusted(os.path.dirname(pyc)) and trusted(pyc)
+if cached and sys.version_info >= (3, 7):   # flags 3: a checked-hash pyc, else rewrite it
+    try:
+        with open(pyc, "rb") as f:
+            checked = int.from_bytes(f.read(8)[4:], "little") == 3
+    except OSError:
+        checked = False
+    if not checked:
+        import py_compile
+        try:
+            py_compile.compile(path, pyc, doraise=True, invalidation_mode=
+                               py_compile.PycInvalidationMode.CHECKED_HASH)
+        except Exception:           # a read-only bin/, say: no cache
+            cached = False
+if cached:
+    code = importlib.machinery.SourceFileLoader("provider", path).get_code("provider")
+else:                               # others could write the cache: compile in memory
+    sys.dont_write_bytecode = True
+    with open(path, "rb") as f:
+        code = compile(f.read(), path, "exec")
+module = type(sys)("provider")
+module.__file__ = path
+sys.modules["provider"] = module
+exec(code, module.__dict__)
+sys.exit(module.main())
+'
+tried=${BXPROVIDER_PYTHON_TRIED-}
+for py in python3 /usr/libexec/platform-python /usr/bin/python3.13 /usr/bin/python3.12 \
+        /usr/bin/python3.11 /usr/bin/python3.10 /usr/bin/python3.9 /usr/bin/python3.8 \
+        /usr/bin/python3.7 /usr/bin/python3.6; do
+    case " $tried " in *" $py "*) continue ;; esac
+    command -v "$py" >/dev/null 2>&1 || continue
+    BXPROVIDER_PYTHON_TRIED="$tried $py"
+    export BXPROVIDER_PYTHON_TRIED
+    exec "$py" -I -c "$boot" "$0" "$@"
+done
+case ${1-} in help|configs|order|order_status) action=$1 ;; *) action=usage ;; esac
+printf '{"error": 1, "error_message": "%s error N120, no Python 3.6+ found (tried python3 on PATH, /usr/libexec/platform-python, /usr/bin/python3.13 ... python3.6): install python3"}\n' "$action"
+exit 1
+"""
+
+__doc__ = """provider.py - a provider plugin for BitrixVM (bitrix-env).
 
 BitrixVM runs every executable at /opt/webdir/providers/NAME/bin/NAME with one
 of four options and reads one JSON object from its standard output:
@@ -77,6 +146,7 @@ E_BACKEND = 108
 E_EXHAUSTED = 109
 E_UNSAFE = 110
 E_TASK_STATE = 111
+E_NO_PYTHON = 120                 # answered by the sh header at the top, never by Python
 E_INTERNAL = 199
 
 ERROR_CODES = {
@@ -92,6 +162,7 @@ ERROR_CODES = {
     E_EXHAUSTED: "nothing left to order for that configuration",
     E_UNSAFE: "a file or folder has unsafe ownership or permissions",
     E_TASK_STATE: "the task is not in a state that allows this action",
+    E_NO_PYTHON: "bin/NAME found no Python 3.6+ to run it",
     E_INTERNAL: "a bug: the traceback is in the log",
 }
 
@@ -5772,34 +5843,8 @@ class Args(object):
         self.__dict__.update(values)
 
 
-# The installed layout (install.sh): bin/NAME is this launcher and the code is
-# HOME/lib/provider.py, imported as a module, so Python caches its bytecode in
-# HOME/lib/__pycache__ instead of compiling ~3,700 lines on every call. The
-# launcher passes its own path as the invoked path, so HOME, NAME and every
-# file are found exactly as for a copy of provider.py at bin/NAME; lib/ is
-# found beside bin/ of the launcher's real location (symlinks resolved).
-# `provider.py _launcher` prints it; install.sh writes it verbatim.
-LAUNCHER = """#!/usr/bin/env python3
-# BitrixVM provider plugin launcher (provider.py %s): the code is ../lib/provider.py.
-import os.path, sys
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
-    os.path.realpath(__file__))), "lib"))
-from provider import main
-sys.exit(main(sys.argv[1:], sys.argv[0]))
-""" % __version__
-
-
-def cmd_launcher(provider, args):
-    return LAUNCHER.rstrip("\n")
-
-
-HANDLERS["_launcher"] = cmd_launcher      # hidden: not in --help
-
-
 def parse_args(argv, prog):
     """argparse for everything; the caller's exact forms skip it (start-up time)."""
-    if argv == ["_launcher"]:              # hidden: for install.sh
-        return Args(action="_launcher")
     if argv and argv[0] in PROTOCOL_ARITY and len(argv) == 1 + PROTOCOL_ARITY[argv[0]] \
             and not any(a.startswith("-") for a in argv[1:]):
         values = {"action": argv[0]}
@@ -5879,6 +5924,8 @@ def clean_arg(arg):
 
 
 def main(argv=None, prog=None):
+    # Whatever the layout (bin/NAME's header sets it too): nothing written is group/other-writable.
+    os.umask(os.umask(0o22) | 0o22)
     argv = [clean_arg(arg) for arg in (sys.argv[1:] if argv is None else argv)]
     prog = prog or sys.argv[0]
     verbose = "-v" in argv or "--verbose" in argv

@@ -5,7 +5,6 @@ from schema 1; ids stay unique; a damaged archive file is refused untouched."""
 
 import json
 import os
-import shutil
 import unittest
 
 from support import MANUAL_CONFIG, HomeTestCase, load_module
@@ -333,25 +332,6 @@ class StateLayoutTest(ArchiveCase):
             handle.write(raw[:len(raw) * 2 // 3])
         self.assertError(self.home.run("order_status", "1"), 105, "order_status")
         self.assertEqual(self.home.read(self.home.state_path), raw[:len(raw) * 2 // 3])
-
-
-class LauncherTest(ArchiveCase):
-
-    def test_installed_layout_answers_like_the_copy(self):
-        launcher = self.home.run("_launcher")
-        self.assertEqual(launcher.code, 0, launcher)
-        self.assertEqual(launcher.out, MODULE.LAUNCHER.encode("utf-8"))
-        lib = os.path.join(self.home.dir, "lib")
-        os.makedirs(lib)
-        shutil.copy(self.home.script, os.path.join(lib, "provider.py"))
-        with open(self.home.script, "wb") as handle:
-            handle.write(launcher.out)
-        self.assertEqual(self.home.ok("help")["status"], "enabled")
-        task_id = self.home.ok("order", "1")["task_id"]
-        self.assertTrue(os.path.exists(self.home.state_path))     # home from bin/NAME
-        self.assertEqual(self.home.ok("order_status", task_id)["status"], "in_progress")
-        self.assertError(self.home.run("order_status", "99"), 102, "order_status")
-        self.assertIn(b"usage", self.home.run("--help").out)
 
 
 if __name__ == "__main__":
