@@ -620,7 +620,7 @@ class StateFile(object):
             raise ProviderError(E_WRITE, "cannot open the lock file %s: %s"
                                 % (self.paths.lock, exc.strerror))
         lock_wait = self.lock_wait
-        deadline = time.time() + lock_wait
+        deadline = time.monotonic() + lock_wait     # a clock step neither ends nor stretches it
         delay = 0.002
         while True:
             try:
@@ -631,7 +631,7 @@ class StateFile(object):
                     os.close(fd)
                     raise ProviderError(E_WRITE, "cannot lock %s: %s"
                                         % (self.paths.lock, exc.strerror))
-            if time.time() >= deadline:
+            if time.monotonic() >= deadline:
                 os.close(fd)
                 raise ProviderError(E_LOCK, "the state lock %s is held by another process "
                                     "for more than %g s; try again" % (self.paths.lock, lock_wait))
@@ -4422,7 +4422,7 @@ class CloudBackend(Backend):
                     "message": "waiting for SSH on %s: %s" % (address, why)}
         key_path, public = self.pool_key()
         if data.get("key_installed") and public:
-            done, why = self.cloud_init_finished(address, key_path)
+            done, why = self.cloud_init_finished(address, key_path, data.get("host_keys"))
             if done:
                 return self.finish(task, address, data)
             if done is not None:
@@ -4441,26 +4441,39 @@ class CloudBackend(Backend):
                     "root password set by the plugin" if task.get("server_password")
                     else "log in with the pool key")}
 
-    def cloud_init_finished(self, address, key_path):
+    def cloud_init_finished(self, address, key_path, host_keys=None):
         """(True, "") when cloud-init is done, (False, why) when not yet,
-        (None, why) when ssh cannot run at all (then: the grace period)."""
+        (None, why) when ssh cannot run at all (then: the grace period).
+        host_keys: the keys pinned for the server (pin_host_key); ssh then
+        checks them, else it checks none."""
+        import shutil
         import subprocess
+        import tempfile
+        folder = tempfile.mkdtemp(prefix="bxprovider-")       # 0700
+        checking = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"]
+        if host_keys:
+            known = os.path.join(folder, "known_hosts")
+            with open(known, "wb") as handle:
+                handle.write(known_hosts_text(b"", address, self.ssh_port, host_keys))
+            checking = ["-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=" + known,
+                        "-o", "GlobalKnownHostsFile=/dev/null"]
         command = ["ssh", "-i", key_path, "-p", str(self.ssh_port),
                    "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
-                   "-o", "ConnectTimeout=%d" % max(1, min(10, int(self.request_timeout))),
-                   "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                   "-o", "LogLevel=ERROR", "root@" + address, "test -f " + CLOUD_INIT_DONE]
+                   "-o", "ConnectTimeout=%d" % max(1, min(10, int(self.request_timeout)))
+                   ] + checking + ["-o", "LogLevel=ERROR", "root@" + address,
+                                   "test -f " + CLOUD_INIT_DONE]
         try:
             proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, close_fds=True)
+            _, err = proc.communicate(timeout=SSH_CHECK_TIMEOUT)
         except OSError as exc:
             return None, "cannot run ssh: %s" % exc.strerror
-        try:
-            _, err = proc.communicate(timeout=SSH_CHECK_TIMEOUT)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate()
             return False, "ssh got no answer in %d s" % SSH_CHECK_TIMEOUT
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
         if proc.returncode == 0:
             return True, ""
         if proc.returncode == 1:
@@ -5326,7 +5339,9 @@ def pending_task_change(provider, task_id, changes, event):
             raise ProviderError(E_NO_TASK, "no task %s" % task_id)
         if task["status"] in TERMINAL:
             raise ProviderError(E_TASK_STATE, "task %s is already %s" % (task_id, task["status"]))
-        task.update(changes)
+        task.update((key, value) for key, value in changes.items() if key != "data")
+        if "data" in changes:
+            task["data"] = dict(task.get("data") or {}, **changes["data"])
         task["updated"] = now()
         return task
 
@@ -5348,12 +5363,24 @@ def cmd_task_finish(provider, args):
     server, problem = check_server(args.server)
     if problem:
         raise UsageError("--server: %s" % problem)
-    password = read_password(args)
-    task = pending_task_change(provider, args.task_id, {
-        "status": FINISHED, "phase": "done", "server": server,
-        "server_password": password, "message": "finished by the operator"}, "finish")
-    return "task %s finished: server %s, %s" % (
-        task["id"], task["server"], "root password saved" if password else "no password (key login)")
+    changes = {"status": FINISHED, "phase": "done", "server": server,
+               "message": "finished by the operator"}
+    note = ""
+    if args.host_key is not None:
+        key = parse_host_key(args.host_key)
+        if key is None:
+            raise UsageError("--host-key: not a public key line (TYPE BASE64, as in "
+                             "/etc/ssh/ssh_host_ed25519_key.pub)")
+        if provider.config.backend.settings.get("known_hosts", True):
+            changes["data"] = {"host_keys": [key], "ssh_port": 22}
+            note = "; its host key goes to known_hosts at the next order_status"
+        else:
+            note = "; known_hosts is off: the host key was not kept"
+    changes["server_password"] = read_password(args)
+    task = pending_task_change(provider, args.task_id, changes, "finish")
+    return "task %s finished: server %s, %s%s" % (
+        task["id"], task["server"], "root password saved" if changes["server_password"]
+        else "no password (key login)", note)
 
 
 def cmd_task_fail(provider, args):
@@ -5780,6 +5807,9 @@ def build_parser(prog):
                         help="the server's IPv4 address or host name")
     finish.add_argument("--no-password", action="store_true",
                         help="no password: the server already holds the pool's SSH key")
+    finish.add_argument("--host-key", metavar="LINE",
+                        help="the server's public SSH host key (its /etc/ssh/ssh_host_ed25519_"
+                             "key.pub): written to the caller's known_hosts (First contact)")
     fail = command("task fail", "mark a pending task failed; the command backend's program "
                    "is stopped, a pool or cloud server stays until released or deleted", actions)
     fail.add_argument("task_id", metavar="ID")

@@ -291,6 +291,42 @@ class ProbeTest(PoolTestCase):
         self.assertEqual(self.status(self.order("small"))["status"], "finished")
 
 
+class WaitScheduleTest(unittest.TestCase):
+    """The worker's SSH wait, in-process with a recorded clock: its pauses,
+    one save per new reason, and the end at ready_timeout with the reason."""
+
+    def test_pauses_grow_to_10_s_and_ready_timeout_ends_the_wait(self):
+        from cloudbase import closed_port
+        from support import load_module
+        provider = load_module()
+        backend = provider.PoolBackend({"ssh_port": closed_port(), "ssh_timeout": 0.2,
+                                        "ready_timeout": 30}, None, None)
+        clock, sleeps, saves = [0.0], [], []
+
+        def sleep(seconds):
+            sleeps.append(seconds)
+            clock[0] += seconds
+
+        class Store(object):
+            def find(self, task_id):
+                return {"status": "in_progress"}
+
+        class Caller(object):
+            store = Store()
+
+            def apply(self, task_id, changes):
+                saves.append(changes["message"])
+                return {"status": "in_progress"}
+
+        task = {"id": "7", "server": "127.0.0.1"}
+        changes = backend.wait_for_ssh(Caller(), task, None, {}, clock=lambda: clock[0],
+                                       sleep=sleep)
+        self.assertEqual(sleeps, [1, 1, 2, 2, 3, 5, 5, 10, 1])
+        self.assertEqual(saves, ["waiting for SSH on 127.0.0.1: connection refused"])
+        self.assertEqual((changes["status"], changes["message"]), (
+            "error", "no SSH within ready_timeout 30 s: 127.0.0.1: connection refused"))
+
+
 def lock_held(path):
     import fcntl
     fd = os.open(path, os.O_RDONLY)

@@ -179,6 +179,57 @@ class CloudPinnedKeyTest(HomeTestCase):
         self.assertNotIn(private.split("\n")[1].encode(), self.home.read(self.home.state_path))
 
 
+@unittest.skipUnless(sshd.have_openssh(), "needs openssh-server and openssh-client")
+class CloudInitCheckTest(HomeTestCase):
+    """The cloud's readiness login (ssh ... test -f boot-finished) checks the pinned key."""
+
+    def test_the_pinned_key_is_checked(self):
+        from support import load_module
+        provider = load_module()
+        server = sshd.SSHD().start()
+        self.addCleanup(server.stop)
+        paths = provider.Paths(self.home.script)
+        backend = provider.BACKENDS["hetzner"](
+            {"type": "hetzner", "token_env": "NO_TOKEN", "ssh_port": server.port,
+             "request_timeout": 2}, paths, provider.AuditLog(self.home.log_path))
+        other = sshd.keygen(os.path.join(self.home.dir, "other"))
+        done, why = backend.cloud_init_finished("127.0.0.1", server.client_key, [other])
+        self.assertEqual(done, False)
+        self.assertIn("Host key verification failed", why)
+        done, why = backend.cloud_init_finished("127.0.0.1", server.client_key,
+                                                [server.host_key])
+        self.assertNotIn("Host key verification failed", why)
+
+
+class ManualHostKeyTest(HomeTestCase):
+    """The manual backend contacts no server: the operator may give the key."""
+
+    KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl")
+
+    def finish(self, *extra):
+        task_id = self.home.ok("order", "1")["task_id"]
+        result = self.home.run("task", "finish", task_id, "--server", "192.0.2.10",
+                               "--no-password", *extra)
+        return task_id, result
+
+    def test_the_operators_host_key_is_written(self):
+        task_id, result = self.finish("--host-key", self.KEY + " root@vm")
+        self.assertEqual(result.code, 0, result)
+        self.assertIn("its host key goes to known_hosts", result.text)
+        self.assertEqual(self.home.ok("order_status", task_id)["status"], "finished")
+        with open(os.path.join(self.home.dir, "known_hosts")) as handle:
+            self.assertEqual(handle.read(), "192.0.2.10 %s\n" % self.KEY)
+
+    def test_no_key_no_file_and_a_bad_key_is_refused(self):
+        task_id, result = self.finish("--host-key", "ssh-ed25519 bm90IGEga2V5")
+        self.assertEqual(result.code, 2, result)
+        self.assertIn("--host-key: not a public key line", (result.out + result.err).decode())
+        self.assertEqual(self.home.ok("order_status", task_id)["status"], "in_progress")
+        self.assertEqual(self.finish()[1].code, 0)
+        self.home.ok("order_status", "2")
+        self.assertFalse(os.path.exists(os.path.join(self.home.dir, "known_hosts")))
+
+
 class CheckTest(HomeTestCase):
     def test_check_says_who_takes_care_of_first_contact(self):
         text = self.home.run("check").text          # the manual backend contacts no server
@@ -188,6 +239,26 @@ class CheckTest(HomeTestCase):
         self.home.write_config(pool_config(22, known_hosts=False))
         self.assertIn("known_hosts is off: the first login to each server (its host key) is "
                       "up to you", self.home.run("check").text)
+
+    def test_check_finds_the_callers_old_ssh_keycopy(self):
+        from support import load_module
+        version = load_module().local_ssh_version()
+        if not version or version < (8, 0):
+            self.skipTest("the local ssh is older than 8.0 or missing")
+        webdir = os.path.join(self.home.dir, "webdir")     # /opt/webdir's layout
+        home = os.path.join(webdir, "providers", "p")
+        os.makedirs(home)
+        os.makedirs(os.path.join(webdir, "bin"))
+        keycopy = os.path.join(webdir, "bin", "ssh_keycopy")
+        with open(keycopy, "w") as handle:
+            handle.write('#!/usr/bin/expect\nexpect {\n  "(yes/no)? " { send "yes\\r" }\n}\n')
+        env = {"BXPROVIDER_HOME": home, "BXPROVIDER_CONFIG": self.home.config_path}
+        self.assertIn("ok   %s answers only the old `(yes/no)?` prompt and ssh is %d.%d: an "
+                      "unknown host key fails \"add to pool\"; the plugin writes known_hosts "
+                      "first" % ((keycopy,) + version), self.home.run("check", env=env).text)
+        with open(keycopy, "w") as handle:
+            handle.write('expect "(yes/no/\\[fingerprint\\])? "\n')
+        self.assertNotIn("old `(yes/no)?`", self.home.run("check", env=env).text)
 
 
 if __name__ == "__main__":
