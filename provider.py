@@ -3350,16 +3350,18 @@ def retry_wait(headers):
 
 class CloudError(ProviderError):
     """A failed API call. transient: 429, 5xx or no answer - worth another try.
-    uncertain: a create that may have been carried out all the same."""
+    uncertain: a create that may have been carried out all the same. limited: the
+    API refused for the request rate (nothing was done: a create may be sent again)."""
 
     def __init__(self, message, status=None, api_code=None, transient=False, uncertain=False,
-                 wait=None):
+                 wait=None, limited=False):
         ProviderError.__init__(self, E_BACKEND, message)
         self.status = status
         self.api_code = api_code
         self.transient = transient
         self.uncertain = uncertain
         self.wait = wait
+        self.limited = limited
 
 
 class Deadline(object):
@@ -3481,6 +3483,7 @@ class CloudAPI(object):
         self.base = (base or backend.api_url).rstrip("/")
         self.timeout = backend.request_timeout
         self.error_text = backend.error_text
+        self.rate_limited = backend.rate_limited
         self.debug = backend.log.debug
         self.auth = auth                # None: no credentials sent (a login request)
         self.token = None
@@ -3511,7 +3514,7 @@ class CloudAPI(object):
                     continue
                 if renewed:
                     error.message += "; a token just issued was refused as well"
-            if not error.transient or (create and error.status != 429) or attempt >= attempts:
+            if not error.transient or (create and not error.limited) or attempt >= attempts:
                 raise error
             wait = error.wait if error.wait is not None else min(0.25 * 2 ** (attempt - 1),
                                                                   MAX_RETRY_WAIT)
@@ -3545,12 +3548,15 @@ class CloudAPI(object):
         code = printable(code, 60) if isinstance(code, str) and code else None
         if not text:
             text = http.client.responses.get(status, "unexpected answer")
-        transient = status == 429 or status >= 500
+        try:
+            limited = self.rate_limited(status, answer)
+        except Exception:     # (as error_text) a body in no shape we know
+            limited = 0 if status == 429 else None
+        wait = None if limited is None else retry_wait(reply_headers) or limited or None
         raise CloudError("%s: %s: %s (HTTP %d to %s)" % (
             self.label, code or "http_%d" % status, printable(str(text), 300), status, what),
-            status=status, api_code=code, transient=transient,
-            uncertain=create and status >= 500,
-            wait=retry_wait(reply_headers) if status == 429 else None)
+            status=status, api_code=code, transient=limited is not None or status >= 500,
+            uncertain=create and status >= 500, wait=wait, limited=limited is not None)
 
     def exchange(self, method, url, what, body, create):
         """(status, headers, body bytes) of one request under one deadline."""
@@ -3922,6 +3928,12 @@ class CloudBackend(Backend):
         ipv4(server)                the public IPv4 address, or None
         error_text(answer)          (code, message) of an error body; never raises
                                     (any JSON, or None, may come from a proxy)
+    and may change
+        AUTH                        how it authenticates (StaticToken, or a CachedToken)
+        rate_limited(status, answer)  None, or the seconds the API asks to wait (0:
+                                    unknown) when the answer refuses for the rate
+        public_address(api, task, server)  when the server needs more than ipv4()
+        delete_server(task)         when a server leaves more to delete
 
     The guardrails (max_servers, on_failure, fallbacks, `order --dry-run`,
     `servers`) are this layer's; a backend gives them its API's shapes through
@@ -4386,7 +4398,7 @@ class CloudBackend(Backend):
                 return None
             try:
                 return self.create_pinned(task, configuration)
-            except CloudError as exc:
+            except ProviderError as exc:      # refused (or a flavor gone): nothing was made
                 return self.fail(task, exc.message)
         try:
             server = api.call("GET", "%s/%s" % (self.SERVERS, data["server_id"])).get("server")
@@ -4404,10 +4416,10 @@ class CloudBackend(Backend):
             return self.fail(task, "%s is %s" % (where, said))
         if state != "running":
             return {"phase": "booting", "message": "booting: %s is %s" % (where, said)}
-        address = self.ipv4(server)
+        address, data = self.public_address(api, task, server)
         if not address:
-            return {"phase": "booting", "message": "booting: %s runs, waiting for its public "
-                                                   "IPv4 address" % where}
+            return {"data": data, "phase": "booting", "message": "booting: %s runs, waiting "
+                    "for its public IPv4 address" % where}
         address, problem = check_server(address, self.settings.get("allow_loopback", False))
         if problem:
             return self.fail(task, "%s: the API's address is refused: %s" % (where, problem))
@@ -4433,6 +4445,14 @@ class CloudBackend(Backend):
             return self.finish(task, address, data)
         return {"data": data, "phase": "setup", "message": "running setup: SSH answers; "
                 "ready in %d s (ready_grace: no pool key to ask cloud-init)" % left}
+
+    def rate_limited(self, status, answer):
+        return 0 if status == 429 else None
+
+    def public_address(self, api, task, server):
+        """(the running server's public IPv4 or None, the task's data): a hook for a
+        backend that must first give the server an address (a floating IP)."""
+        return self.ipv4(server), task["data"]
 
     def finish(self, task, address, data):
         return {"status": FINISHED, "phase": "done", "server": address, "data": data,
@@ -4862,8 +4882,470 @@ class TimewebBackend(CloudBackend):
             raise
 
 
+class KeystoneToken(CachedToken):
+    """An OpenStack Keystone v3 token (POST {auth_url}/auth/tokens), with the public
+    endpoints of the token's catalog for the backend's region kept beside it.
+
+    Methods: password (username, password_file/password_env, user_domain_name;
+    the project by project_id, or project_name + project_domain_name) or
+    application_credential (application_credential_id, its secret in
+    application_credential_secret_file/_env: the credential names its project).
+    """
+
+    SETTINGS = {"auth_url": ("string", check_api_url),
+                "username": ("string", Checker.nonempty),
+                "password_file": ("string", Checker.nonempty),
+                "password_env": ("string", Checker.nonempty),
+                "user_domain_name": ("string", Checker.nonempty),
+                "project_id": ("string", Checker.nonempty),
+                "project_name": ("string", Checker.nonempty),
+                "project_domain_name": ("string", Checker.nonempty),
+                "application_credential_id": ("string", Checker.nonempty),
+                "application_credential_secret_file": ("string", Checker.nonempty),
+                "application_credential_secret_env": ("string", Checker.nonempty),
+                "region": ("string", Checker.nonempty)}
+    SERVICES = (("compute", ("compute",)), ("network", ("network",)),
+                ("image", ("image",)), ("volume", ("volumev3", "block-storage")))
+
+    @classmethod
+    def validate_settings(cls, settings, path, check, defaults=None):
+        merged = dict(defaults or {}, **settings)
+        if "auth_url" not in merged:
+            check.add(path, "missing key 'auth_url' (the Keystone v3 URL, e.g. "
+                            "https://keystone.example.com:5000/v3)")
+        if "application_credential_id" in settings:
+            check_secret_source(check, settings, path, "application_credential_secret",
+                                "application credential's secret")
+            for key in ("username", "password_file", "password_env", "project_id",
+                        "project_name"):
+                if key in settings:
+                    check.add(path, "%r does not go with application_credential_id (the "
+                                    "credential names its user and project)" % key)
+            return
+        check_secret_source(check, settings, path, "password", "password")
+        for key in ("username", "user_domain_name"):
+            if key not in merged:
+                check.add(path, "missing key %r (or application_credential_id)" % key)
+        if ("project_id" in merged) == ("project_name" in merged):
+            check.add(path, "needs exactly one of 'project_id' or 'project_name' (the "
+                            "project the servers are made in)")
+
+    def setting(self, key):
+        return self.backend.setting(key)
+
+    def ready(self):
+        self.credentials()
+
+    def credentials(self):
+        """The "identity" part of the login request (reads the secret file)."""
+        if self.setting("application_credential_id"):
+            text, where = read_secret(self.backend, "application_credential_secret",
+                                      "application credential's secret")
+            secret = one_line_secret(text, where, "application credential secret")
+            return {"methods": ["application_credential"], "application_credential": {
+                "id": self.setting("application_credential_id"), "secret": secret}}
+        text, where = read_secret(self.backend, "password", "password")
+        password = text.rstrip("\r\n")
+        if not password or "\n" in password:
+            raise ProviderError(E_CONFIG, "%s holds no password (one line)" % where)
+        return {"methods": ["password"], "password": {"user": {
+            "name": self.setting("username"), "password": password,
+            "domain": {"name": self.setting("user_domain_name")}}}}
+
+    def scope(self):
+        if self.setting("application_credential_id"):
+            return None
+        if self.setting("project_id"):
+            return {"project": {"id": self.setting("project_id")}}
+        return {"project": {"name": self.setting("project_name"), "domain": {
+            "name": self.setting("project_domain_name") or self.setting("user_domain_name")}}}
+
+    def identity(self):
+        return json.dumps([self.setting(key) for key in sorted(self.SETTINGS)])
+
+    def login(self):
+        request = {"auth": {"identity": self.credentials()}}
+        if self.scope():
+            request["auth"]["scope"] = self.scope()
+        api = CloudAPI(self.backend, None, self.setting("auth_url"))
+        try:
+            answer = api.call("POST", "/auth/tokens", body=request, create=False)
+        except CloudError as exc:
+            if exc.status == 401:
+                exc.message += "; check username, password, user_domain_name and the " \
+                               "project (or the application credential)"
+            raise
+        token = api.reply_headers.get("X-Subject-Token") or ""
+        body = answer.get("token") if isinstance(answer.get("token"), dict) else {}
+        expires, issued = parse_utc(body.get("expires_at")), parse_utc(body.get("issued_at"))
+        if not token or any(ord(ch) <= 32 or ord(ch) >= 127 for ch in token) or expires is None:
+            raise CloudError("%s: POST /auth/tokens answered without a usable token "
+                             "(X-Subject-Token, token.expires_at)" % self.backend.LABEL)
+        if issued is not None:       # the token's lifetime, counted on our own clock
+            expires = time.time() + expires - issued
+        project = body.get("project") if isinstance(body.get("project"), dict) else {}
+        extra = {"project": printable(str(project.get("name") or project.get("id") or ""), 64)}
+        extra.update(self.endpoints(body.get("catalog")))
+        return token, expires, extra
+
+    def endpoints(self, catalog):
+        """{service: public URL in our region}; raises when the region is ambiguous."""
+        region, found, regions = self.setting("region"), {}, set()
+        for service in catalog if isinstance(catalog, list) else []:
+            if not isinstance(service, dict):
+                continue
+            for name, types in self.SERVICES:
+                if service.get("type") not in types or name in found:
+                    continue
+                for point in service.get("endpoints") or []:
+                    if not isinstance(point, dict) or point.get("interface") != "public" \
+                            or not isinstance(point.get("url"), str):
+                        continue
+                    where = point.get("region_id") or point.get("region")
+                    regions.add(str(where))
+                    if region is None or region in (point.get("region_id"),
+                                                    point.get("region")):
+                        found.setdefault(name, []).append(point["url"])
+        if region is None and len(regions) > 1:
+            raise ProviderError(E_CONFIG, "the %s catalog has endpoints in several regions "
+                                "(%s): set backend.region" % (
+                                    self.backend.LABEL, ", ".join(sorted(regions))))
+        return dict((name, urls[0]) for name, urls in found.items())
+
+    def headers(self, token):
+        version = self.setting("compute_microversion")
+        return {"X-Auth-Token": token, "OpenStack-API-Version": "compute " + version,
+                "X-OpenStack-Nova-API-Version": version}
+
+    def source(self):
+        who = self.setting("application_credential_id") or self.setting("username")
+        scope = self.setting("project_id") or self.setting("project_name") or "its project"
+        return "Keystone %s as %s, project %s" % (self.setting("auth_url"), who, scope)
+
+
+NOVA_ERRORS = ("badRequest", "itemNotFound", "forbidden", "overLimit", "conflictingRequest",
+               "computeFault", "serviceUnavailable", "badMethod", "notImplemented",
+               "unauthorized", "HTTPNotAcceptable")
+
+
+class OpenStackBackend(CloudBackend):
+    """OpenStack: Keystone v3 + Nova + Neutron + Glance (Selectel, VK Cloud, any
+    OpenStack cloud). Servers carry metadata (owner, task); the endpoints come
+    from the token's catalog. Presets are subclasses that only change DEFAULTS."""
+
+    TYPE = "openstack"
+    LABEL = "OpenStack"
+    AUTH = KeystoneToken
+    CHECK_PATH = "/flavors"
+    MAX_USER_DATA = 49152          # Nova takes 65535 bytes of base64
+    DEFAULTS = {"compute_microversion": "2.67"}
+    SETTINGS = dict(dict((k, v) for k, v in CloudBackend.COMMON_SETTINGS.items()
+                         if k != "api_url"), compute_url=("string", check_api_url),
+                    network_url=("string", check_api_url), image_url=("string", check_api_url),
+                    compute_microversion=("string", Checker.nonempty), **KeystoneToken.SETTINGS)
+    PARAMETERS = dict(CloudBackend.PARAMETERS, flavor=("string", Checker.nonempty),
+                      image=("string", Checker.nonempty), network_id=("string", Checker.nonempty),
+                      availability_zone=("string", Checker.nonempty),
+                      volume_size=("integer", Checker.positive),
+                      volume_type=("string", Checker.nonempty),
+                      floating_network_id=("string", Checker.nonempty))
+    REQUIRED = ("flavor", "image")
+    ACTIVE, FAILED = ("ACTIVE",), ("ERROR", "DELETED", "SOFT_DELETED", "SHELVED_OFFLOADED")
+
+    def __init__(self, settings, paths, log):
+        CloudBackend.__init__(self, settings, paths, log)
+        self.api_url = self.setting("auth_url")
+
+    @classmethod
+    def validate_settings(cls, settings, path, check):
+        cls.AUTH.validate_settings(settings, path, check, cls.DEFAULTS)
+
+    @classmethod
+    def validate_configuration(cls, configuration, path, check):
+        super(OpenStackBackend, cls).validate_configuration(configuration, path, check)
+        if "volume_type" in configuration and "volume_size" not in configuration:
+            check.add(path, "'volume_type' needs 'volume_size' (the boot volume's GB)")
+
+    def setting(self, key):
+        return self.settings.get(key, self.DEFAULTS.get(key))
+
+    def endpoint(self, service):
+        """The base URL of a service: its *_url setting, else the token's catalog."""
+        url = self.setting(service + "_url") or self.auth.extra().get(service)
+        if not url:
+            raise ProviderError(E_CONFIG, "the %s catalog has no public %s endpoint%s: set "
+                                "backend.%s_url" % (self.LABEL, service, " in region " +
+                                                    self.setting("region") if
+                                                    self.setting("region") else "", service))
+        problem = Checker()
+        check_api_url(problem, url, "%s endpoint %s" % (service, url))
+        if problem.problems:
+            raise ProviderError(E_UNSAFE, "%s: %s" % (self.LABEL, problem.problems[0]))
+        return url
+
+    def api(self, base=None):
+        return CloudAPI(self, self.auth, base or self.endpoint("compute"))
+
+    def service(self, name, version):
+        """A client of Neutron ("network", "v2.0") or Glance ("image", "v2")."""
+        base = self.endpoint(name).rstrip("/")
+        return self.api(base if base.endswith("/" + version) else base + "/" + version)
+
+    # -- the create request -------------------------------------------------
+
+    def metadata(self, task):
+        return {"managed-by": "provider.py", "bx-owner": task["data"]["owner"],
+                "bx-task": task["id"]}
+
+    def create_body(self, task, configuration, user_data):
+        import base64
+        api = self.api()
+        server = {"name": task["data"]["name"], "metadata": self.metadata(task),
+                  "flavorRef": self.flavor_id(api, configuration["flavor"]),
+                  "user_data": base64.b64encode(user_data.encode("utf-8")).decode("ascii")}
+        network = configuration.get("network_id", "auto")
+        server["networks"] = network if network in ("auto", "none") else [{"uuid": network}]
+        if configuration.get("availability_zone"):
+            server["availability_zone"] = configuration["availability_zone"]
+        image = self.image_id(configuration["image"])
+        if configuration.get("volume_size"):
+            volume = {"boot_index": 0, "uuid": image, "source_type": "image",
+                      "destination_type": "volume", "volume_size": configuration["volume_size"],
+                      "delete_on_termination": True}
+            if configuration.get("volume_type"):
+                volume["volume_type"] = configuration["volume_type"]
+            server["block_device_mapping_v2"] = [volume]
+        else:
+            server["imageRef"] = image
+        return {"server": server}
+
+    def flavor_id(self, api, flavor):
+        flavors = api.call("GET", "/flavors").get("flavors") or []
+        for key in ("id", "name"):
+            for item in flavors:
+                if isinstance(item, dict) and item.get(key) == flavor:
+                    return item["id"]
+        raise ProviderError(E_CONFIG, "%s has no flavor %s (GET /flavors lists %s)" % (
+            self.LABEL, printable(flavor), ", ".join(sorted(
+                printable(str(f.get("name")), 40) for f in flavors if isinstance(f, dict)))
+            or "none"))
+
+    def image_id(self, image):
+        """An image's id from its id or name (the newest active one of that name)."""
+        glance = self.service("image", "v2")
+        try:
+            found = glance.call("GET", "/images/" + urllib_quote(image))
+            if found.get("id") == image:
+                return image
+        except CloudError as exc:
+            if exc.status not in (400, 404):
+                raise
+        images = [i for i in glance.call("GET", "/images", query={
+            "name": image, "status": "active"}).get("images") or [] if isinstance(i, dict)]
+        images.sort(key=lambda i: str(i.get("created_at")), reverse=True)
+        if not images or not images[0].get("id"):
+            raise ProviderError(E_CONFIG, "%s has no active image %s (an id or a name)"
+                                % (self.LABEL, printable(image)))
+        return images[0]["id"]
+
+    # -- what the API says about a server -----------------------------------
+
+    def find(self, api, task, attempts=RETRY_ATTEMPTS):
+        import re
+        name, ours = task["data"]["name"], self.metadata(task)
+        servers = api.call("GET", self.SERVERS + "/detail", query={
+            "name": "^%s$" % re.escape(name)}, attempts=attempts).get("servers") or []
+        for server in servers:
+            metadata = server.get("metadata") if isinstance(server, dict) else None
+            if server.get("name") == name and isinstance(metadata, dict) and all(
+                    metadata.get(key) == value for key, value in ours.items()):
+                return server
+        return None
+
+    def describe(self, server):
+        said = server.get("status") or "unknown"
+        if said in self.FAILED:
+            fault = server.get("fault") if isinstance(server.get("fault"), dict) else {}
+            if fault.get("message"):
+                said = "%s (%s)" % (said, printable(str(fault["message"]), 200))
+            return "failed", said
+        return ("running" if said in self.ACTIVE else "booting"), said
+
+    def ipv4(self, server):
+        """A floating address first, then any IPv4 that is not a private one."""
+        found = []
+        addresses = server.get("addresses") if isinstance(server.get("addresses"), dict) else {}
+        for entries in addresses.values():
+            for entry in entries if isinstance(entries, list) else []:
+                if isinstance(entry, dict) and entry.get("version") == 4 \
+                        and isinstance(entry.get("addr"), str) \
+                        and not private_ipv4(entry["addr"]):
+                    found.append((entry.get("OS-EXT-IPS:type") != "floating", entry["addr"]))
+        return min(found)[1] if found else None
+
+    def public_address(self, api, task, server):
+        """With floating_network_id: a floating IP on the server's port, made once
+        (a lost answer is found again by the port)."""
+        configuration_network = task["data"].get("floating_network_id")
+        if not configuration_network:
+            return self.ipv4(server), task["data"]
+        data = task["data"]
+        if data.get("floating_ip"):
+            return data["floating_ip"], data
+        neutron = self.service("network", "v2.0")
+        ports = neutron.call("GET", "/ports", query={"device_id": data["server_id"]}).get(
+            "ports") or []
+        if not ports:
+            return None, data
+        port = ports[0]["id"]
+        ips = neutron.call("GET", "/floatingips", query={"port_id": port}).get(
+            "floatingips") or []
+        if not ips:
+            ips = [neutron.call("POST", "/floatingips", body={"floatingip": {
+                "floating_network_id": configuration_network, "port_id": port,
+                "description": "provider.py owner=%s task=%s" % (data["owner"], task["id"])}}
+            ).get("floatingip") or {}]
+        address, fip = ips[0].get("floating_ip_address"), ips[0].get("id")
+        if not address or not fip:
+            return None, data
+        self.log.write("floating_ip", task["id"], floating_ip=address, floating_ip_id=fip)
+        return address, dict(data, floating_ip=address, floating_ip_id=str(fip))
+
+    def place(self, task, configuration, state):
+        CloudBackend.place(self, task, configuration, state)
+        if configuration.get("floating_network_id"):
+            task["data"]["floating_network_id"] = configuration["floating_network_id"]
+
+    def delete_server(self, task):
+        text = CloudBackend.delete_server(self, task)
+        fip = task["data"].get("floating_ip_id")
+        if fip:
+            try:
+                self.service("network", "v2.0").call("DELETE", "/floatingips/" + fip)
+                text += "; floating IP %s released" % task["data"].get("floating_ip")
+            except CloudError as exc:
+                if exc.status != 404:
+                    raise CloudError("%s; the floating IP %s was not released: %s" % (
+                        text, task["data"].get("floating_ip"), exc.message))
+        return text
+
+    # -- errors -----------------------------------------------------------------
+
+    def error_text(self, answer):
+        """Nova {"badRequest": {"code", "message"}}, Keystone {"error": {"code",
+        "message", "title"}}, Neutron {"NeutronError": {"type", "message"}}; a
+        quota refusal is named as such. Never raises."""
+        if not isinstance(answer, dict) or len(answer) != 1:
+            text = answer.get("message") if isinstance(answer, dict) else None
+            return None, text if isinstance(text, str) else ""
+        (key, error), = answer.items()
+        if not isinstance(error, dict):
+            return None, error if isinstance(error, str) else ""
+        text = error.get("message") or error.get("title") or ""
+        text = text if isinstance(text, str) else str(text)
+        if key == "error":
+            code = str(error.get("title") or "error").lower()
+        elif key == "NeutronError":
+            code = str(error.get("type") or key)
+        else:
+            code = key
+        if "quota" in text.lower() or code == "OverQuota":
+            entry = self.auth.entry or {}
+            project = (entry.get("extra") or {}).get("project")
+            code = "quota exceeded" + (" in project %s" % project if project else "")
+        return code, text
+
+    def rate_limited(self, status, answer):
+        """429, or Nova's overLimit with retryAfter that is not a quota."""
+        error = answer.get("overLimit") if isinstance(answer, dict) else None
+        error = error if isinstance(error, dict) else {}
+        if "quota" in str(error.get("message", "")).lower():
+            return None
+        if status == 429 or (status == 413 and "retryAfter" in error):
+            try:
+                return min(max(0.0, float(error.get("retryAfter", 0))), MAX_RETRY_WAIT)
+            except (TypeError, ValueError):
+                return 0
+        return None
+
+    # -- check ----------------------------------------------------------------
+
+    def check(self, configurations, state):
+        report = CloudBackend.check(self, configurations, state)
+        if not all(ok for ok, _ in report[:2]):
+            return report               # no login, or the API refuses: nothing to look up
+        report.append((True, "endpoints: " + ", ".join(
+            "%s %s" % (name, self.auth.extra()[name]) for name, _ in KeystoneToken.SERVICES
+            if name in self.auth.extra())))
+        for configuration in configurations:
+            report.extend(self.check_configuration(configuration))
+        return report
+
+    def check_configuration(self, configuration):
+        """What one configuration would use, each (ok, text)."""
+        where = "configuration %s: " % configuration["id"]
+        lines = []
+        try:
+            lines.append((True, where + "flavor %s is %s" % (
+                configuration["flavor"], self.flavor_id(self.api(), configuration["flavor"]))))
+        except ProviderError as exc:
+            lines.append((False, where + exc.message))
+        try:
+            lines.append((True, where + "image %s is %s" % (
+                configuration["image"], self.image_id(configuration["image"]))))
+        except ProviderError as exc:
+            lines.append((False, where + exc.message))
+        for key in ("network_id", "floating_network_id"):
+            network = configuration.get(key)
+            if network and network not in ("auto", "none"):
+                try:
+                    found = self.service("network", "v2.0").call(
+                        "GET", "/networks/" + urllib_quote(network)).get("network") or {}
+                    lines.append((True, where + "%s %s is network %s" % (
+                        key, network, printable(str(found.get("name")), 60))))
+                except ProviderError as exc:
+                    lines.append((False, where + "%s %s: %s" % (key, network, exc.message)))
+        return lines
+
+
+class SelectelBackend(OpenStackBackend):
+    """Selectel cloud servers: user_domain_name is the account number, projects
+    live in the same domain, servers boot from network volumes (volume_size)."""
+
+    TYPE = "selectel"
+    LABEL = "Selectel"
+    DEFAULTS = dict(OpenStackBackend.DEFAULTS,
+                    auth_url="https://cloud.api.selcloud.ru/identity/v3")
+
+
+class VKCloudBackend(OpenStackBackend):
+    """VK Cloud (formerly Mail.ru Cloud Solutions): users live in the domain
+    "users", one region RegionOne (Moscow); projects are given by id."""
+
+    TYPE = "vkcloud"
+    LABEL = "VK Cloud"
+    DEFAULTS = dict(OpenStackBackend.DEFAULTS, auth_url="https://infra.mail.ru:35357/v3/",
+                    user_domain_name="users", region="RegionOne")
+
+
+def private_ipv4(text):
+    """True for RFC 1918, shared (100.64/10) and link-local IPv4 addresses."""
+    parts = text.split(".")
+    if len(parts) != 4 or not all(p.isdigit() for p in parts):
+        return True
+    a, b = int(parts[0]), int(parts[1])
+    return a == 10 or (a == 172 and 16 <= b < 32) or (a == 192 and b == 168) \
+        or (a == 100 and 64 <= b < 128) or (a == 169 and b == 254)
+
+
+def urllib_quote(text):
+    import urllib.parse
+    return urllib.parse.quote(text, safe="")
+
+
 BACKENDS = dict((cls.TYPE, cls) for cls in (ManualBackend, PoolBackend, CommandBackend,
-                                                HetznerBackend, TimewebBackend))
+                                                HetznerBackend, TimewebBackend, OpenStackBackend,
+                                                SelectelBackend, VKCloudBackend))
 
 
 # ---------------------------------------------------------------------------

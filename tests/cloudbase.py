@@ -67,6 +67,9 @@ class CloudTests(object):
     TYPE = None          # backend type
     LABEL = None         # how messages name the provider
     CONFIGURATION = {}   # the provider's own configuration fields
+    SETTINGS = {}        # the provider's own backend settings
+    RENAME = {}          # a setting's name for this provider (token_file -> password_file)
+    FIRST_REQUEST = "POST /servers"     # the first request an order sends
 
     def setUp(self):
         # servers are ready at once unless a test asks for the phases (fewer runs)
@@ -122,8 +125,9 @@ class CloudTests(object):
                     "pool_key": self.key, "ssh_port": self.ssh.port, "ready_grace": 0,
                     "timeout": 3600, "request_timeout": 1,
                     "allow_loopback": True}           # the fake's servers are 127.0.0.1
+        settings.update(self.SETTINGS)
         settings.update(backend)
-        settings = dict((k, v) for k, v in settings.items() if v is not None)
+        settings = dict((self.RENAME.get(k, k), v) for k, v in settings.items() if v is not None)
         item = {"id": "1", "descr": "Bitrix-env VPS"}
         item.update(self.CONFIGURATION)
         item.update(configuration or {})
@@ -284,8 +288,14 @@ class CloudTests(object):
             self.assertIn("%s: http_502: Bad Gateway (HTTP 502 to POST /servers)" % self.LABEL,
                           handle.read())
 
+    def gets_since(self, before):
+        """The statuses of the GETs after the first `before` (an order may look things
+        up before its create: OpenStack's flavor)."""
+        return [r["status"] for r in self.api.requests_for("GET")][before:]
+
     def test_a_bare_503_is_a_clear_answer_to_order_status_and_check(self):
         task_id = self.order()
+        before = len(self.api.requests_for("GET"))
         said = "%s: http_503: Service Unavailable (HTTP 503 to GET " % self.LABEL
         self.api.fail_next(503, count=4, method="GET", raw=b"")     # every try of one call
         answer = self.ok("order_status", task_id)
@@ -298,7 +308,7 @@ class CloudTests(object):
         self.assertNotIn(b"Traceback", result.err)
         self.assertTrue(any(line.startswith("FAIL") and "refuses: " + said in line
                             for line in result.text.splitlines()), result.text)
-        self.assertEqual([r["status"] for r in self.api.requests_for("GET")], [503] * 6)
+        self.assertEqual(self.gets_since(before), [503] * 6)
         self.assertEqual(self.home.sleeps(), [0.25, 0.5, 1.0, 0.25])   # the backoff
         self.finished(task_id)
 
@@ -339,7 +349,8 @@ class CloudTests(object):
             self.env["SSL_CERT_FILE"] = trusted[0]
             said = "the TLS certificate of %s failed the check" % api.url
             message = self.assertErrorCode(self.run_plugin("order", "1"), 108)
-            self.assertIn("%s: POST /servers was not sent: %s" % (self.LABEL, said), message)
+            self.assertIn("%s: %s was not sent: %s" % (self.LABEL, self.FIRST_REQUEST, said),
+                          message)
             self.assertEqual(api.requests, [])          # no HTTP request got through
             task = max(self.home.state()["tasks"].values(), key=lambda t: int(t["id"]))
             self.assertEqual(task["status"], "error", task)
@@ -357,7 +368,7 @@ class CloudTests(object):
         """An order whose create hangs and whose look-up fails: as if the plugin was
         killed between the API's answer and saving the server id. Returns the task id."""
         self.api.hang_next_create(10)
-        self.api.server_error_next(count=50, method="GET")
+        self.api.server_error_next(count=50, method="GET", path=r"^/servers")
         task_id = self.order()
         task = self.home.state()["tasks"][task_id]
         self.assertEqual((task["status"], task["phase"]), ("in_progress", "creating"))
@@ -395,10 +406,11 @@ class CloudTests(object):
     def test_server_errors_on_reads_are_retried(self):
         self.home.clock = None                   # the one run that really waits its backoff
         task_id = self.order()
+        before = len(self.api.requests_for("GET"))
         self.api.server_error_next(count=2, method="GET")
         answer = self.ok("order_status", task_id)
         self.assertEqual(answer["status"], "finished", answer)
-        self.assertEqual([r["status"] for r in self.api.requests_for("GET")], [500, 500, 200])
+        self.assertEqual(self.gets_since(before), [500, 500, 200])
 
     def test_an_api_down_for_long_only_delays_the_task(self):
         task_id = self.order()

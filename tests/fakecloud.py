@@ -333,13 +333,14 @@ class _FakeAPI(object):
         method = h.command.upper()
         length = int(h.headers.get("Content-Length") or 0)
         raw = h.rfile.read(length).decode("utf-8", "replace") if length else ""
-        auth = h.headers.get("Authorization", "")
-        token_ok = auth == "Bearer " + self.token
+        token_ok = self.credential_ok(path, h.headers)
         headers = {}
         for key in h.headers.keys():
             headers[key] = h.headers[key]
         if "Authorization" in headers:
             headers["Authorization"] = "Bearer <redacted>"
+        if "X-Auth-Token" in headers:
+            headers["X-Auth-Token"] = "<redacted>"
         body = None
         bad_json = False
         if raw:
@@ -416,6 +417,9 @@ class _FakeAPI(object):
             pass  # client gave up (its timeout); nothing to do
 
     # ---- provider specifics (overridden) ----------------------------------------------
+    def credential_ok(self, path, headers):
+        return headers.get("Authorization", "") == "Bearer " + self.token
+
     def common_headers(self):
         return {}
 

@@ -1,0 +1,417 @@
+# -*- coding: utf-8 -*-
+"""A fake OpenStack cloud for tests: Keystone v3, Nova (compute v2.1), Neutron (network
+v2.0) and Glance (image v2), each on its own 127.0.0.1 port, sharing one cloud.
+
+Written from the public API references (docs.openstack.org/api-ref: identity v3
+"Password authentication with scoped authorization", "Application credential";
+compute "Create Server", "List Servers Detailed", microversions 2.37/2.67; networking
+"Floating IPs", "Ports"; image v2 "List images"). Shapes the references leave open
+are marked GUESS.
+
+    api = FakeOpenStack(token="PASSWORD", polls_per_status=0).start()
+    api.url            the Keystone auth_url (https when tls=(cert, key))
+    api.compute_url    Nova's base (what the catalog says)
+    api.keystone, api.neutron, api.glance   the other services (requests, rules)
+    api.stop()
+
+The object tests hold is Nova itself, with the knobs and failure rules of
+tests/fakecloud.py's _FakeAPI (fail_next, rate_limit_next, hang_next_create, ...;
+paths below /v2.1, e.g. r"^/servers$"). Server ids are UUIDs.
+
+Keystone: the user USER in domain DOMAIN with password `token`, project PROJECT
+(id PROJECT_ID) in DOMAIN, or the application credential APP_ID / APP_SECRET.
+    api.token_ttl        seconds a new token lives (default 3600)
+    api.logins           tokens issued, in order
+    api.revoke_tokens()  every token issued so far is refused from now on (401)
+    api.regions          regions in the catalog (default ["RegionOne"])
+Nova: api.max_servers (quota of instances, None: none), api.floating (servers get
+only a private address; a floating IP gives the public one).
+Neutron: the external network EXT_NET; api.floating_ips (id -> record).
+Glance: the images in IMAGES.
+"""
+
+import base64
+import re
+import time
+import uuid
+
+from fakecloud import _Answer, _FakeAPI
+
+__all__ = ["FakeOpenStack", "USER", "DOMAIN", "PROJECT", "PROJECT_ID", "APP_ID",
+           "APP_SECRET", "EXT_NET", "PRIVATE_NET", "IMAGES", "FLAVORS"]
+
+USER, DOMAIN, PROJECT = "bx-service", "123456", "bitrix-project"
+PROJECT_ID = "0f8a0c5e7d2b4a1f9e3c6b5a4d3c2b1a"
+APP_ID, APP_SECRET = "4b1e2c3d4e5f60718293a4b5c6d7e8f9", "app-secret-for-tests"
+EXT_NET = "3c1f4d2e-0000-4000-8000-0000000e7e70"
+PRIVATE_NET = "9a8b7c6d-0000-4000-8000-00000000b1a5"
+FLAVORS = [{"id": "1011", "name": "SL1.1-2048"}, {"id": "3021", "name": "SL1.2-4096"}]
+IMAGES = [
+    {"id": "8e2d1c9b-0000-4000-8000-000000000001", "name": "Ubuntu 22.04 LTS 64-bit",
+     "status": "active", "created_at": "2026-01-10T10:00:00Z"},
+    {"id": "8e2d1c9b-0000-4000-8000-000000000002", "name": "Ubuntu 22.04 LTS 64-bit",
+     "status": "active", "created_at": "2026-06-01T10:00:00Z"},      # the newest of the name
+    {"id": "8e2d1c9b-0000-4000-8000-000000000003", "name": "Rocky Linux 9",
+     "status": "active", "created_at": "2026-03-01T10:00:00Z"},
+]
+NOVA_CODES = {400: "badRequest", 401: "unauthorized", 403: "forbidden", 404: "itemNotFound",
+              409: "conflictingRequest", 413: "overLimit", 429: "overLimit",
+              500: "computeFault", 503: "serviceUnavailable"}
+UNAUTHORIZED = {"error": {"code": 401, "title": "Unauthorized",
+                          "message": "The request you have made requires authentication."}}
+
+
+def stamp(seconds):
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(seconds))
+
+
+class _Service(_FakeAPI):
+    """Keystone, Neutron or Glance: shares the cloud's lock and state."""
+
+    def __init__(self, cloud, **kw):
+        self.cloud = cloud
+        _FakeAPI.__init__(self, token=cloud.token, tls=cloud.tls, **kw)
+        self.lock = cloud.lock
+
+    def credential_ok(self, path, headers):
+        return self.cloud.token_valid(headers.get("X-Auth-Token"))
+
+    def unauthorized(self):
+        return _Answer(401, UNAUTHORIZED)
+
+    def bad_json(self):
+        return _Answer(400, self.error_body(400, "BadRequest", "invalid JSON"))
+
+    def rate_limited(self, reset_in, retry_after):
+        return _Answer(429, self.error_body(429, "OverLimit", "rate limited"),
+                       {"Retry-After": int(reset_in)} if retry_after else {})
+
+    def default_code(self, status):
+        return "HTTP%d" % status
+
+
+class FakeKeystone(_Service):
+    prefix = "/identity/v3"
+
+    def credential_ok(self, path, headers):
+        return True                      # logging in needs no token
+
+    def error_body(self, status, code, message, details=None):
+        return {"error": {"code": status, "title": code, "message": message}}
+
+    def route(self, method, path, query, body):
+        if path != "/auth/tokens" or method != "POST":
+            return _Answer(404, self.error_body(404, "Not Found", "not found"))
+        auth = (body or {}).get("auth") if isinstance(body, dict) else None
+        identity = auth.get("identity") if isinstance(auth, dict) else None
+        if not isinstance(identity, dict) or not self.cloud.credentials_ok(
+                identity, auth.get("scope")):
+            return _Answer(401, UNAUTHORIZED)
+        token = "gAAAAA" + uuid.uuid4().hex + uuid.uuid4().hex
+        issued = time.time()
+        self.cloud.tokens[token] = issued + self.cloud.token_ttl
+        self.cloud.logins.append(token)
+        return _Answer(201, {"token": {
+            "methods": identity.get("methods"), "issued_at": stamp(issued),
+            "expires_at": stamp(issued + self.cloud.token_ttl),
+            "user": {"id": uuid.uuid4().hex, "name": USER, "domain": {"name": DOMAIN}},
+            "project": {"id": PROJECT_ID, "name": PROJECT, "domain": {"name": DOMAIN}},
+            "catalog": self.cloud.catalog()}}, {"X-Subject-Token": token})
+
+
+class FakeNeutron(_Service):
+    prefix = "/v2.0"
+
+    def error_body(self, status, code, message, details=None):
+        return {"NeutronError": {"type": code, "message": message, "detail": ""}}
+
+    def route(self, method, path, query, body):
+        cloud = self.cloud
+        if path == "/ports" and method == "GET":
+            device = query.get("device_id", [None])[0]
+            return _Answer(200, {"ports": [p for p in cloud.ports.values()
+                                           if device is None or p["device_id"] == device]})
+        if path == "/floatingips" and method == "GET":
+            port = query.get("port_id", [None])[0]
+            return _Answer(200, {"floatingips": [f for f in cloud.floating_ips.values()
+                                                 if port is None or f["port_id"] == port]})
+        if path == "/floatingips" and method == "POST":
+            return self.create_floating_ip((body or {}).get("floatingip") or {})
+        found = re.match(r"^/floatingips/([-0-9a-f]+)$", path)
+        if found and method == "DELETE":
+            if cloud.floating_ips.pop(found.group(1), None) is None:
+                return _Answer(404, self.error_body(404, "FloatingIPNotFound",
+                                                    "Floating IP %s could not be found"
+                                                    % found.group(1)))
+            return _Answer(204)
+        found = re.match(r"^/networks/([^/]+)$", path)
+        if found and method == "GET":
+            name = {EXT_NET: "external-network", PRIVATE_NET: "private"}.get(found.group(1))
+            if name is None:
+                return _Answer(404, self.error_body(404, "NetworkNotFound", "Network %s could "
+                                                    "not be found." % found.group(1)))
+            return _Answer(200, {"network": {"id": found.group(1), "name": name,
+                                             "router:external": name != "private"}})
+        return _Answer(404, self.error_body(404, "HTTPNotFound", "not found"))
+
+    def create_floating_ip(self, request):
+        cloud = self.cloud
+        if request.get("floating_network_id") != EXT_NET:
+            return _Answer(404, self.error_body(404, "NetworkNotFound", "Network %s could not "
+                                                "be found." % request.get("floating_network_id")))
+        port = cloud.ports.get(request.get("port_id"))
+        if port is None:
+            return _Answer(404, self.error_body(404, "PortNotFound", "Port %s could not be "
+                                                "found." % request.get("port_id")))
+        fip = {"id": str(uuid.uuid4()), "floating_ip_address": cloud.ipv4,
+               "floating_network_id": EXT_NET, "port_id": port["id"],
+               "fixed_ip_address": port["fixed_ips"][0]["ip_address"], "status": "DOWN",
+               "description": request.get("description", ""), "project_id": PROJECT_ID}
+        cloud.floating_ips[fip["id"]] = fip
+        return _Answer(201, {"floatingip": fip})
+
+
+class FakeGlance(_Service):
+    prefix = "/v2"
+
+    def error_body(self, status, code, message, details=None):
+        return None          # GUESS: Glance answers errors as text/plain pages
+
+    def route(self, method, path, query, body):
+        if path == "/images" and method == "GET":
+            images = [i for i in IMAGES if query.get("name", [i["name"]])[0] == i["name"]
+                      and query.get("status", [i["status"]])[0] == i["status"]]
+            return _Answer(200, {"images": images, "first": "/v2/images",
+                                 "schema": "/v2/schemas/images"})
+        found = re.match(r"^/images/([^/]+)$", path)
+        if found and method == "GET":
+            for image in IMAGES:
+                if image["id"] == found.group(1):
+                    return _Answer(200, image)
+        return _Answer(404, raw="404 Not Found\n\nNo image found with ID %s\n\n"
+                       % path.rsplit("/", 1)[-1], headers={"Content-Type": "text/plain"})
+
+
+class FakeOpenStack(_FakeAPI):
+    """Nova, plus the cloud around it (see the module's docstring)."""
+
+    prefix = "/v2.1"
+    default_sequence = ["BUILD", "ACTIVE"]
+
+    def __init__(self, floating=False, regions=("RegionOne",), token_ttl=3600, **kw):
+        kw.setdefault("token", "password-for-tests")
+        _FakeAPI.__init__(self, **kw)
+        self.floating = floating
+        self.regions = list(regions)
+        self.token_ttl = token_ttl
+        self.max_servers = None
+        self.tokens, self.logins = {}, []
+        self.keystone = FakeKeystone(self)
+        self.neutron = FakeNeutron(self)
+        self.glance = FakeGlance(self)
+
+    def reset(self):
+        _FakeAPI.reset(self)
+        self.ports, self.floating_ips = {}, {}
+
+    def start(self):
+        _FakeAPI.start(self)
+        for service in (self.keystone, self.neutron, self.glance):
+            service.start()
+        return self
+
+    def stop(self):
+        for service in (self.keystone, self.neutron, self.glance):
+            service.stop()
+        _FakeAPI.stop(self)
+
+    @property
+    def url(self):
+        return self.keystone.url
+
+    @property
+    def compute_url(self):
+        return self.base_url + self.prefix
+
+    # ---- Keystone's side -------------------------------------------------------------
+    def credentials_ok(self, identity, scope):
+        methods = identity.get("methods")
+        if methods == ["application_credential"]:
+            cred = identity.get("application_credential") or {}
+            return cred.get("id") == APP_ID and cred.get("secret") == APP_SECRET
+        user = ((identity.get("password") or {}).get("user")) or {}
+        project = (scope or {}).get("project") or {}
+        scoped = project.get("id") == PROJECT_ID or (
+            project.get("name") == PROJECT and (project.get("domain") or {}).get("name") == DOMAIN)
+        return methods == ["password"] and user.get("name") == USER and scoped \
+            and (user.get("domain") or {}).get("name") == DOMAIN \
+            and user.get("password") == self.token
+
+    def token_valid(self, token):
+        with self.lock:
+            return token is not None and self.tokens.get(token, 0) > time.time()
+
+    def revoke_tokens(self):
+        with self.lock:
+            self.tokens.clear()
+
+    def catalog(self):
+        def service(kind, url):
+            return {"type": kind, "id": uuid.uuid4().hex, "endpoints": [
+                {"id": uuid.uuid4().hex, "interface": interface, "region": region,
+                 "region_id": region, "url": url if interface == "public" and
+                 region == self.regions[0] else "https://%s.%s.invalid/" % (interface, region)}
+                for region in self.regions for interface in ("internal", "public")]}
+        return [service("identity", self.keystone.url), service("compute", self.compute_url),
+                service("network", self.neutron.base_url),
+                service("image", self.glance.base_url)]
+
+    def credential_ok(self, path, headers):
+        return self.token_valid(headers.get("X-Auth-Token"))
+
+    # ---- Nova's shapes ---------------------------------------------------------------
+    def error_body(self, status, code, message, details=None):
+        return {code: {"code": status, "message": message}}
+
+    def default_code(self, status):
+        return NOVA_CODES.get(status, "computeFault" if status >= 500 else "badRequest")
+
+    def unauthorized(self):
+        return _Answer(401, UNAUTHORIZED)
+
+    def bad_json(self):
+        return _Answer(400, self.error_body(400, "badRequest", "Malformed request body"))
+
+    def rate_limited(self, reset_in, retry_after):
+        body = {"overLimit": {"code": 429, "message": "This request was rate-limited.",
+                              "retryAfter": str(int(reset_in))}}
+        return _Answer(429, body, {"Retry-After": int(reset_in)} if retry_after else {})
+
+    def quota_next(self, count=1):
+        """The next create is refused: no instances left in the project's quota."""
+        self.error_next(403, "forbidden", "Quota exceeded for instances: Requested 1, but "
+                        "already used 10 of 10 instances", count=count, method="POST",
+                        path=r"^/servers$")
+
+    def _new_record(self, name, request, labels=None, comment=""):
+        with self.lock:
+            rec = _FakeAPI._new_record(self, name, request, labels, comment)
+            del self.servers[rec["id"]]
+            rec["id"] = str(uuid.uuid4())
+            self.servers[rec["id"]] = rec
+            port = {"id": str(uuid.uuid4()), "device_id": rec["id"],
+                    "network_id": PRIVATE_NET if self.floating else EXT_NET,
+                    "fixed_ips": [{"ip_address": "192.168.0.%d" % (len(self.ports) + 10)}]}
+            self.ports[port["id"]] = port
+            return rec
+
+    def server(self, server_id):
+        with self.lock:
+            return self.servers.get(str(server_id))
+
+    def set_status(self, server_id, status):
+        with self.lock:
+            self.servers[str(server_id)]["pinned_status"] = status
+
+    def remove_server(self, server_id):
+        with self.lock:
+            self.servers.pop(str(server_id), None)
+
+    def render(self, rec):
+        status = self.current_status(rec)
+        ports = [p for p in self.ports.values() if p["device_id"] == rec["id"]]
+        private = [{"addr": p["fixed_ips"][0]["ip_address"], "version": 4,
+                    "OS-EXT-IPS:type": "fixed"} for p in ports]
+        addresses = {"private": private}
+        ip = self.current_ipv4(rec)
+        if self.floating:
+            addresses["private"] = private + [
+                {"addr": f["floating_ip_address"], "version": 4, "OS-EXT-IPS:type": "floating"}
+                for f in self.floating_ips.values() if f["port_id"] in [p["id"] for p in ports]]
+        elif ip:
+            addresses["external-network"] = [
+                {"addr": "2a00:ab00::%x" % len(self.servers), "version": 6,
+                 "OS-EXT-IPS:type": "fixed"},
+                {"addr": ip, "version": 4, "OS-EXT-IPS:type": "fixed"}]
+        server = {"id": rec["id"], "name": rec["name"], "status": status,
+                  "metadata": dict(rec["labels"]), "addresses": addresses,
+                  "created": rec["created"], "tenant_id": PROJECT_ID,
+                  "OS-EXT-AZ:availability_zone":
+                      (rec["request"] or {}).get("availability_zone") or "ru-9a"}
+        if status == "ERROR":
+            server["fault"] = {"code": 500, "message": "No valid host was found. There are "
+                                                      "not enough hosts available."}
+        return server
+
+    def route(self, method, path, query, body):
+        if path == "/flavors" and method == "GET":
+            return _Answer(200, {"flavors": [dict(f, links=[]) for f in FLAVORS]})
+        if path == "/servers/detail" and method == "GET":
+            pattern = query.get("name", [""])[0]
+            items = [r for r in sorted(self.servers.values(), key=lambda r: r["created"])
+                     if re.search(pattern, r["name"])]
+            return _Answer(200, {"servers": [self._observe(r) for r in items]})
+        if path == "/servers" and method == "POST":
+            return self._create(body)
+        found = re.match(r"^/servers/([-0-9a-f]+)$", path)
+        if found:
+            rec = self.servers.get(found.group(1))
+            if rec is None:
+                return _Answer(404, self.error_body(404, "itemNotFound",
+                                                    "Instance %s could not be found."
+                                                    % found.group(1)))
+            if method == "GET":
+                return _Answer(200, {"server": self._observe(rec)})
+            if method == "DELETE":
+                del self.servers[rec["id"]]
+                for port_id in [p for p, port in self.ports.items()
+                                if port["device_id"] == rec["id"]]:
+                    del self.ports[port_id]
+                    for fip in self.floating_ips.values():    # left, unattached: billed
+                        if fip["port_id"] == port_id:
+                            fip["port_id"], fip["fixed_ip_address"] = None, None
+                return _Answer(204)
+        return _Answer(404, self.error_body(404, "itemNotFound", "not found"))
+
+    def _create(self, body):
+        server = (body or {}).get("server") if isinstance(body, dict) else None
+        if not isinstance(server, dict):
+            return self._bad("Invalid input for field/attribute server.")
+        if not isinstance(server.get("name"), str) or not server["name"]:
+            return self._bad("Invalid input for field/attribute name.")
+        if server.get("flavorRef") not in [f["id"] for f in FLAVORS]:
+            return self._bad("Flavor %s could not be found." % server.get("flavorRef"))
+        volumes = server.get("block_device_mapping_v2") or []
+        image = server.get("imageRef") or (volumes[0].get("uuid") if volumes else None)
+        if image not in [i["id"] for i in IMAGES]:
+            return self._bad("Can not find requested image")
+        if "networks" not in server:          # required from microversion 2.37
+            return self._bad("Invalid input for field/attribute server. Value: ... "
+                             "'networks' is a required property")
+        try:
+            user_data = base64.b64decode(server.get("user_data", ""), validate=True)
+        except ValueError:
+            return self._bad("User data needs to be valid base 64.")
+        if len(server.get("user_data", "")) > 65535:
+            return self._bad("User data too large. User data must be no larger than 65535 "
+                             "bytes once base64 encoded.")
+        live = len(self.servers)
+        if self.max_servers is not None and live >= self.max_servers:
+            return _Answer(403, self.error_body(403, "forbidden", "Quota exceeded for "
+                                                "instances: Requested 1, but already used %d "
+                                                "of %d instances" % (live, self.max_servers)))
+        rec = self._new_record(server["name"], server, labels=server.get("metadata") or {})
+        rec["user_data"] = user_data.decode("utf-8")
+        return _Answer(202, {"server": {"id": rec["id"], "links": [],
+                                        "OS-DCF:diskConfig": "MANUAL",
+                                        "security_groups": [{"name": "default"}],
+                                        "adminPass": rec["root_password"]}})
+
+    def _bad(self, message):
+        return _Answer(400, self.error_body(400, "badRequest", message))
+
+    def create_requests(self):
+        return self.requests_for("POST", r"^/servers$")
+
+    def hang_next_create(self, seconds, count=1):
+        self.hang_next(seconds, count=count, method="POST", path=r"^/servers$", apply=True)

@@ -1,0 +1,249 @@
+# -*- coding: utf-8 -*-
+"""The OpenStack backend (and its selectel/vkcloud presets) against
+tests/fake_openstack.py: Keystone login, Nova, Neutron floating IPs, Glance."""
+
+import base64
+import json
+import os
+import unittest
+
+from cloudbase import CloudTests, provider
+from fake_openstack import (APP_ID, APP_SECRET, DOMAIN, EXT_NET, IMAGES, PROJECT, USER,
+                            FakeOpenStack)
+
+
+class OpenStackTest(CloudTests, unittest.TestCase):
+    FAKE = FakeOpenStack
+    TYPE = "openstack"
+    LABEL = "OpenStack"
+    CONFIGURATION = {"flavor": "SL1.1-2048", "image": "Ubuntu 22.04 LTS 64-bit",
+                     "availability_zone": "ru-9a"}
+    SETTINGS = {"username": USER, "user_domain_name": DOMAIN, "project_name": PROJECT}
+    RENAME = {"token_file": "password_file", "token_env": "password_env",
+              "api_url": "auth_url"}
+    FIRST_REQUEST = "POST /auth/tokens"
+    REFUSAL = "OpenStack: quota exceeded in project %s: Quota exceeded for instances" % PROJECT
+
+    def user_data(self, request):
+        return base64.b64decode(request["body"]["server"]["user_data"]).decode("utf-8")
+
+    def refuse_next_create(self):
+        self.api.quota_next()
+
+    def test_the_server_carries_metadata_and_the_configuration(self):
+        task_id = self.order()
+        [create] = self.api.create_requests()
+        server = create["body"]["server"]
+        self.assertEqual((server["flavorRef"], server["imageRef"], server["networks"],
+                          server["availability_zone"]), ("1011", IMAGES[1]["id"], "auto", "ru-9a"))
+        self.assertEqual(server["metadata"]["bx-task"], task_id)
+        self.assertNotIn("block_device_mapping_v2", server)
+        self.assertEqual(create["headers"]["X-Auth-Token"], "<redacted>")
+        self.assertEqual(create["headers"]["Openstack-Api-Version"], "compute 2.67")
+        self.finished(task_id)
+        [login] = self.api.keystone.requests
+        scope = login["body"]["auth"]["scope"]["project"]
+        self.assertEqual((scope["name"], scope["domain"]["name"]), (PROJECT, DOMAIN))
+
+    def test_boot_from_volume_and_a_given_network(self):
+        self.configure({"flavor": "3021", "image": IMAGES[2]["id"], "volume_size": 20,
+                        "volume_type": "fast.ru-9a", "network_id": EXT_NET})
+        self.finished(self.order())
+        server = self.api.create_requests()[0]["body"]["server"]
+        self.assertNotIn("imageRef", server)
+        self.assertEqual(server["flavorRef"], "3021")
+        self.assertEqual(server["networks"], [{"uuid": EXT_NET}])
+        self.assertEqual(server["block_device_mapping_v2"], [{
+            "boot_index": 0, "uuid": IMAGES[2]["id"], "source_type": "image",
+            "destination_type": "volume", "volume_size": 20, "volume_type": "fast.ru-9a",
+            "delete_on_termination": True}])
+
+    def test_a_floating_ip_is_made_once_and_released_with_the_server(self):
+        self.api.floating = True
+        self.configure({"floating_network_id": EXT_NET, "network_id": "9a8b7c6d-0000-4000"
+                        "-8000-00000000b1a5"})
+        self.api.neutron.hang_next(10, method="POST", path="^/floatingips$")   # answer lost
+        task_id = self.order()
+        answer = self.ok("order_status", task_id)
+        self.assertEqual(answer["status"], "in_progress", answer)
+        self.assertIn("no answer to POST /floatingips", answer["message"])
+        answer = self.finished(task_id)
+        self.assertEqual(answer["server"], "127.0.0.1")
+        [fip] = self.api.floating_ips.values()            # found again by its port
+        self.assertEqual(len(self.api.neutron.requests_for("POST")), 1)
+        self.assertEqual(fip["description"].split()[-1], "task=" + task_id)
+        result = self.run_plugin("task", "delete-server", task_id, "--yes")
+        self.assertEqual(result.code, 0, result)
+        self.assertIn("floating IP 127.0.0.1 released", result.text)
+        self.assertEqual((self.api.servers, self.api.floating_ips), ({}, {}))
+
+    def test_the_token_is_cached_and_renewed_once_when_refused(self):
+        first, second = self.order(), self.order()
+        self.assertEqual(len(self.api.logins), 1)          # the second order reused it
+        state = self.home.state()
+        [entry] = state["tokens"].values()
+        self.assertEqual(entry["token"], self.api.logins[0])
+        self.assertEqual(entry["extra"]["compute"], self.api.compute_url)
+        self.api.revoke_tokens()                            # e.g. the password was changed
+        self.finished(first)
+        self.assertEqual(len(self.api.logins), 2)
+        self.assertEqual([r["status"] for r in self.api.requests_for("GET", "^/servers/")][:2],
+                         [401, 200])
+        self.finished(second)
+        self.assertEqual(len(self.api.logins), 2)
+        for text in (self.run_plugin("tasks").out, self.home.read(self.home.log_path)):
+            for token in self.api.logins:
+                self.assertNotIn(token.encode(), text)
+
+    def test_a_token_about_to_expire_is_renewed_before_it_is_used(self):
+        task_id = self.order()
+        state = self.home.state()
+        for entry in state["tokens"].values():
+            entry["expires"] = provider.now() + 60          # inside RENEW_BEFORE
+        with open(self.home.state_path, "w") as handle:
+            json.dump(state, handle)
+        self.finished(task_id)
+        self.assertEqual(len(self.api.logins), 2)
+        self.assertNotIn(401, [r["status"] for r in self.api.requests])
+
+    def test_a_refused_fresh_token_is_not_tried_again(self):
+        self.api.keystone.token_ttl = 3600
+        self.write_token("wrong-password")
+        message = self.assertErrorCode(self.run_plugin("order", "1"), 108)
+        self.assertIn("OpenStack: unauthorized: The request you have made requires "
+                      "authentication. (HTTP 401 to POST /auth/tokens); check username", message)
+        self.assertEqual((len(self.api.keystone.requests), self.api.requests), (1, []))
+
+    def test_an_application_credential_logs_in_without_user_and_project(self):
+        secret = os.path.join(self.tmp, "app-secret")
+        with open(secret, "w") as handle:
+            handle.write(APP_SECRET + "\n")
+        os.chmod(secret, 0o600)
+        self.SETTINGS = {}
+        self.configure(token_file=None, application_credential_id=APP_ID,
+                       application_credential_secret_file=secret)
+        self.finished(self.order())
+        [login] = self.api.keystone.requests
+        self.assertNotIn("scope", login["body"]["auth"])
+        self.assertEqual(login["body"]["auth"]["identity"]["methods"], ["application_credential"])
+
+    def test_a_server_in_error_fails_the_task_with_the_fault(self):
+        self.api.status_sequence = ["BUILD", "ERROR"]
+        answer = self.poll(self.order())[-1]
+        self.assertEqual(answer["status"], "error")
+        self.assertIn("is ERROR (No valid host was found.", answer["message"])
+        self.assertIn("delete-server", answer["message"])
+
+    def test_an_unknown_flavor_or_image_is_named_by_the_order_and_by_check(self):
+        self.configure({"flavor": "SL9.9-huge", "image": "Windows 95"})
+        message = self.assertErrorCode(self.run_plugin("order", "1"), 108)
+        self.assertIn("OpenStack has no flavor SL9.9-huge (GET /flavors lists SL1.1-2048, "
+                      "SL1.2-4096)", message)
+        self.assertEqual(self.api.create_requests(), [])
+        self.configure({"network_id": "no-such-net"})
+        result = self.run_plugin("check")
+        self.assertEqual(result.code, 1, result)
+        lines = result.text.splitlines()
+        self.assertIn("ok   configuration 1: flavor SL1.1-2048 is 1011", lines)
+        self.assertIn("ok   configuration 1: image Ubuntu 22.04 LTS 64-bit is %s"
+                      % IMAGES[1]["id"], lines)
+        self.assertTrue(any(line.startswith("FAIL configuration 1: network_id no-such-net: "
+                                            "OpenStack: NetworkNotFound") for line in lines),
+                        result.text)
+        self.assertTrue(any(line.startswith("ok   endpoints: compute " + self.api.compute_url)
+                            for line in lines), result.text)
+
+    def test_a_catalog_with_several_regions_needs_the_region(self):
+        self.api.regions = ["RegionOne", "RegionTwo"]
+        message = self.assertErrorCode(self.run_plugin("order", "1"), 108)
+        self.assertIn("several regions (RegionOne, RegionTwo): set backend.region", message)
+        self.configure(region="RegionOne")
+        self.finished(self.order())
+
+
+class PresetTest(unittest.TestCase):
+    def problems(self, backend, **configuration):
+        item = dict({"id": "1", "descr": "x", "flavor": "f", "image": "i"}, **configuration)
+        return provider.validate_config({"enabled": True, "backend": backend,
+                                         "configurations": [item]})
+
+    def test_presets_fill_in_only_defaults(self):
+        vk = provider.BACKENDS["vkcloud"]({"type": "vkcloud"}, None, None)
+        self.assertEqual((vk.setting("auth_url"), vk.setting("user_domain_name"),
+                          vk.setting("region")),
+                         ("https://infra.mail.ru:35357/v3/", "users", "RegionOne"))
+        selectel = provider.BACKENDS["selectel"]({"type": "selectel", "region": "ru-9"},
+                                                 None, None)
+        self.assertEqual((selectel.setting("auth_url"), selectel.setting("region")),
+                         ("https://cloud.api.selcloud.ru/identity/v3", "ru-9"))
+        self.assertEqual(self.problems({"type": "vkcloud", "username": "u@example.com",
+                                        "password_env": "P", "project_id": "p"}), [])
+        self.assertEqual(self.problems({"type": "selectel", "username": "u",
+                                        "password_env": "P", "project_name": "p"}),
+                         ["$.backend: missing key 'user_domain_name' (or "
+                          "application_credential_id)"])
+        self.assertEqual(self.problems({"type": "openstack", "application_credential_id": "a",
+                                        "application_credential_secret_env": "S"}),
+                         ["$.backend: missing key 'auth_url' (the Keystone v3 URL, e.g. "
+                          "https://keystone.example.com:5000/v3)"])
+
+    def test_the_examples_are_valid_configs(self):
+        folder = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                              "examples")
+        for name in ("openstack.conf", "openstack-selectel.conf", "openstack-vkcloud.conf"):
+            with open(os.path.join(folder, name), encoding="utf-8") as handle:
+                self.assertEqual(provider.validate_config(json.load(handle)), [], name)
+
+    def test_settings_that_do_not_go_together(self):
+        base = {"type": "openstack", "auth_url": "https://k.example.com/v3"}
+        self.assertEqual(self.problems(dict(base, username="u", user_domain_name="d",
+                                            password_env="P", project_id="p",
+                                            project_name="n")),
+                         ["$.backend: needs exactly one of 'project_id' or 'project_name' "
+                          "(the project the servers are made in)"])
+        problems = self.problems(dict(base, application_credential_id="a", username="u",
+                                      application_credential_secret_env="S"))
+        self.assertEqual(problems, ["$.backend: 'username' does not go with "
+                                    "application_credential_id (the credential names its "
+                                    "user and project)"])
+        problems = self.problems(dict(base, auth_url="http://k.example.com/v3"),
+                                 volume_type="fast")
+        self.assertIn("$.configurations[0]: 'volume_type' needs 'volume_size' (the boot "
+                      "volume's GB)", problems)
+        self.assertTrue(any(p.startswith("$.backend.auth_url: must be an https:// URL")
+                            for p in problems), problems)
+
+    def test_error_bodies_of_nova_keystone_and_neutron(self):
+        backend = provider.BACKENDS["openstack"]({"type": "openstack"}, None, None)
+        self.assertEqual(backend.error_text({"itemNotFound": {"code": 404, "message": "gone"}}),
+                         ("itemNotFound", "gone"))
+        self.assertEqual(backend.error_text({"error": {"code": 401, "title": "Unauthorized",
+                                                       "message": "no"}}), ("unauthorized", "no"))
+        self.assertEqual(backend.error_text({"NeutronError": {"type": "OverQuota",
+                                                              "message": "q"}}),
+                         ("quota exceeded", "q"))
+        for body in (None, {}, [], "x", {"a": 1, "b": 2}, {"badRequest": None},
+                     {"badRequest": {"message": 5}}, {"error": {"title": None}}):
+            self.assertIsInstance(backend.error_text(body)[1], str, body)
+        self.assertEqual(backend.rate_limited(413, {"overLimit": {"retryAfter": "3"}}), 3.0)
+        self.assertIsNone(backend.rate_limited(413, {"overLimit": {
+            "message": "Quota exceeded for cores", "retryAfter": "3"}}))
+        self.assertIsNone(backend.rate_limited(403, {"forbidden": {"message": "no"}}))
+        self.assertEqual(backend.rate_limited(429, None), 0)
+
+    def test_the_public_address(self):
+        backend = provider.BACKENDS["openstack"]({"type": "openstack"}, None, None)
+        server = {"addresses": {"net": [
+            {"addr": "10.0.0.5", "version": 4}, {"addr": "2a00::1", "version": 6},
+            {"addr": "100.64.1.1", "version": 4}, {"addr": "203.0.113.7", "version": 4},
+            {"addr": "198.51.100.9", "version": 4, "OS-EXT-IPS:type": "floating"}]}}
+        self.assertEqual(backend.ipv4(server), "198.51.100.9")
+        del server["addresses"]["net"][-1]
+        self.assertEqual(backend.ipv4(server), "203.0.113.7")
+        self.assertIsNone(backend.ipv4({"addresses": {"n": [{"addr": "192.168.1.1",
+                                                             "version": 4}]}}))
+        self.assertIsNone(backend.ipv4({"addresses": None}))
+
+
+if __name__ == "__main__":
+    unittest.main()
