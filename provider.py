@@ -5178,10 +5178,10 @@ class OpenStackBackend(CloudBackend):
         for entries in addresses.values():
             for entry in entries if isinstance(entries, list) else []:
                 if isinstance(entry, dict) and entry.get("version") == 4 \
-                        and isinstance(entry.get("addr"), str) \
-                        and not private_ipv4(entry["addr"]):
-                    found.append((entry.get("OS-EXT-IPS:type") != "floating", entry["addr"]))
-        return min(found)[1] if found else None
+                        and entry.get("addr") is not None and not private_ipv4(entry["addr"]):
+                    rank = (entry.get("OS-EXT-IPS:type") != "floating", len(found))
+                    found.append(rank + (entry["addr"],))    # any value: check_server judges
+        return min(found)[2] if found else None
 
     def public_address(self, api, task, server):
         """With floating_network_id: a floating IP on the server's port, made once
@@ -5272,7 +5272,7 @@ class OpenStackBackend(CloudBackend):
 
     def check(self, configurations, state):
         report = CloudBackend.check(self, configurations, state)
-        if not all(ok for ok, _ in report[:2]):
+        if not any(ok and text.endswith("accepts the token") for ok, text in report):
             return report               # no login, or the API refuses: nothing to look up
         report.append((True, "endpoints: " + ", ".join(
             "%s %s" % (name, self.auth.extra()[name]) for name, _ in KeystoneToken.SERVICES
@@ -5329,10 +5329,11 @@ class VKCloudBackend(OpenStackBackend):
 
 
 def private_ipv4(text):
-    """True for RFC 1918, shared (100.64/10) and link-local IPv4 addresses."""
-    parts = text.split(".")
+    """True for RFC 1918, shared (100.64/10) and link-local IPv4 addresses in
+    dotted decimal; anything else is left to check_server."""
+    parts = text.split(".") if isinstance(text, str) else ()
     if len(parts) != 4 or not all(p.isdigit() for p in parts):
-        return True
+        return False
     a, b = int(parts[0]), int(parts[1])
     return a == 10 or (a == 172 and 16 <= b < 32) or (a == 192 and b == 168) \
         or (a == 100 and 64 <= b < 128) or (a == 169 and b == 254)

@@ -132,7 +132,7 @@ class OpenStackTest(CloudTests, unittest.TestCase):
         answer = self.poll(self.order())[-1]
         self.assertEqual(answer["status"], "error")
         self.assertIn("is ERROR (No valid host was found.", answer["message"])
-        self.assertIn("delete-server", answer["message"])
+        self.assertIn("deleting OpenStack server", answer["message"])      # on_failure
 
     def test_an_unknown_flavor_or_image_is_named_by_the_order_and_by_check(self):
         self.configure({"flavor": "SL9.9-huge", "image": "Windows 95"})
