@@ -3552,7 +3552,9 @@ class CloudAPI(object):
             limited = self.rate_limited(status, answer)
         except Exception:     # (as error_text) a body in no shape we know
             limited = 0 if status == 429 else None
-        wait = None if limited is None else retry_wait(reply_headers) or limited or None
+        wait = None if limited is None else retry_wait(reply_headers)
+        if wait is None and limited:
+            wait = limited               # the body's own hint (Nova's retryAfter)
         raise CloudError("%s: %s: %s (HTTP %d to %s)" % (
             self.label, code or "http_%d" % status, printable(str(text), 300), status, what),
             status=status, api_code=code, transient=limited is not None or status >= 500,

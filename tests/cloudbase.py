@@ -394,7 +394,7 @@ class CloudTests(object):
 
     def test_rate_limits_are_ridden_out(self):
         self.api.rate_limit_next(count=1, reset_in=1, method="POST")
-        self.api.rate_limit_next(count=2, reset_in=0, method="GET")
+        self.api.rate_limit_next(count=2, reset_in=0, method="GET", path=r"^/servers")
         self.finished(self.order())
         self.assertEqual(len(self.api.servers), 1)
         statuses = [r["status"] for r in self.api.requests]
