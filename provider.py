@@ -122,6 +122,8 @@ ARCHIVE_BATCH = 200               # most tasks one write moves to the archive
 DEFAULT_RETENTION_DAYS = 30       # terminal tasks stay in the state file this long
 DEFAULT_LOCK_WAIT = 10.0          # seconds to wait for the state lock
 MAX_TASK_ID = 10 ** 20 - 1        # ids have at most 20 digits (valid_task_id)
+MAX_ISSUED_ID = 10 ** 15 - 1      # the plugin hands out no id above this; a larger one
+                                  # found anywhere (a stray tasks/9999...) is not its own
 DEFAULT_PASSWORD_TTL_DAYS = 7     # a finished task's root password is kept this long at most
 SCRUB_FILE_CHECKS = 256           # tasks/<id> files read per write, looking for "complete"
 MAX_STATE_BYTES = 256 * 1024 * 1024
@@ -530,6 +532,8 @@ class StateFile(object):
             state = json.loads(text)
         except ValueError as exc:
             return None, "not valid JSON (%s)" % exc
+        except RecursionError:
+            return None, "nested too deeply to be a provider.py state file"
         text = None
         if not isinstance(state, dict) or not isinstance(state.get("tasks"), dict) \
                 or not isinstance(state.get("next_id"), int):
@@ -572,7 +576,7 @@ class StateFile(object):
             line = raw[start + 1:end].rstrip(b",")
             try:
                 task = json.loads((b"{" + line + b"}").decode("utf-8"))[task_id]
-            except (ValueError, KeyError):
+            except (ValueError, KeyError, RecursionError):
                 task = None
             if isinstance(task, dict):
                 return task
@@ -587,7 +591,7 @@ class StateFile(object):
                 and raw[head_end - len(TASKS_START):head_end] == TASKS_START:
             try:
                 head = json.loads(raw[:head_end].decode("utf-8") + "}}")
-            except ValueError:
+            except (ValueError, RecursionError):
                 head = None
             if isinstance(head, dict) and head.get("schema") in READABLE_STATE_SCHEMAS \
                     and isinstance(head.get("next_id"), int):
@@ -648,7 +652,8 @@ class StateFile(object):
 
     def save(self, state, refresh_backup=False, backup=True):
         write_atomic(self.paths.state, encode_tasks_file(state),
-                     self.paths.backup if backup else None, "the state in %s" % self.paths.var)
+                     self.paths.backup if backup else None, "the state in %s" % self.paths.var,
+                     MAX_STATE_BYTES)
         if refresh_backup:
             keep_backup(self.paths.state, self.paths.backup)  # the old one may hold what went
 
@@ -769,6 +774,8 @@ class Archive(object):
             data = json.loads(raw.decode("utf-8"))
         except ValueError as exc:
             problem = "not valid JSON (%s)" % exc
+        except RecursionError:
+            problem = "nested too deeply"
         raw = None
         if problem is None:
             problem = self.shape_problem(data, start)
@@ -806,7 +813,7 @@ class Archive(object):
         self.trust.check_folder(self.paths.archive)
         path = self.path(start)
         write_atomic(path, encode_tasks_file(data), path + ".bak",
-                     "the archive file %s" % path)
+                     "the archive file %s" % path, MAX_STATE_BYTES)
         if refresh_backup:
             keep_backup(path, path + ".bak")      # the old one may hold what tidy removed
 
@@ -935,10 +942,11 @@ class TaskIds(object):
                 os.path.join(self.paths.caller_tasks, str(next_id))):
             highest = max(self.highest_caller_id(), self.highest_lost_id())
             next_id = max(next_id, highest + 1)
-        if next_id > MAX_TASK_ID:
-            raise ProviderError(E_STATE, "next_id %d in %s is beyond the largest task id (%d "
-                                "digits); nothing was changed" % (
-                                    next_id, self.paths.state, len(str(MAX_TASK_ID))))
+        if next_id > MAX_ISSUED_ID:
+            raise ProviderError(E_STATE, "next_id %d in %s is beyond the largest task id this "
+                                "plugin hands out (%d); nothing was changed; `%s state repair` "
+                                "puts it right" % (next_id, self.paths.state, MAX_ISSUED_ID,
+                                                   self.paths.name))
         state["next_id"] = next_id + 1
         return str(next_id)
 
@@ -948,7 +956,7 @@ class TaskIds(object):
             names = os.listdir(self.paths.caller_tasks)
         except OSError:
             return 0
-        return max([int(name) for name in names if valid_task_id(name)] or [0])
+        return max([int(name) for name in names if issued_id(name)] or [0])
 
     def highest_lost_id(self):
         """The largest id the backup, the audit log or the archive knows of."""
@@ -957,8 +965,8 @@ class TaskIds(object):
             backup = json.loads(salvage_bytes(self.paths.backup).decode("utf-8"))
             highest = max([highest] + [n for n in (backup.get("next_id", 1) - 1,
                                                    backup.get("archived_max_id", 0))
-                                       if isinstance(n, int) and 0 < n <= MAX_TASK_ID])
-        except (ValueError, TypeError, AttributeError):
+                                       if isinstance(n, int) and 0 < n <= MAX_ISSUED_ID])
+        except (ValueError, TypeError, AttributeError, RecursionError):
             pass
         try:
             import re
@@ -967,40 +975,40 @@ class TaskIds(object):
             with open(self.paths.log, "rb") as handle:
                 for line in handle:
                     found = event.match(line)
-                    if found:
+                    if found and issued_id(found.group(1)):
                         highest = max(highest, int(found.group(1)))
         except (IOError, OSError):
             pass
         # ... and so does the archive: its highest file, or that file's range
         # when it is damaged or refused (file names carry the ranges).
-        starts = self.archive.starts()
+        starts = [start for start in self.archive.starts() if start <= MAX_ISSUED_ID]
         if starts:
             try:
-                held = [int(k) for k in self.archive.load(starts[-1]) if valid_task_id(k)]
+                held = [int(k) for k in self.archive.load(starts[-1]) if issued_id(k)]
                 highest = max([highest] + held)
             except ProviderError:
-                highest = max(highest, starts[-1] + ARCHIVE_SPAN - 1)
+                highest = max(highest, min(starts[-1] + ARCHIVE_SPAN - 1, MAX_ISSUED_ID))
         return highest
 
     def known(self, raw=b""):
         """The largest task id anything remembers: the caller's tasks/, the log, the
         backup, the archive, and the ids and next_id readable in raw (a damaged state)."""
         import re
-        highest = max(self.highest_caller_id(), self.highest_lost_id())
-        for found in re.finditer(br'"next_id"\s*:\s*(\d{1,20})', raw):
-            highest = max(highest, int(found.group(1)) - 1)
-        for found in re.finditer(br'"archived_max_id"\s*:\s*(\d{1,20})', raw):
-            highest = max(highest, int(found.group(1)))
-        for found in re.finditer(br'"id"\s*:\s*"([1-9]\d{0,19})"', raw):
-            highest = max(highest, int(found.group(1)))
-        return highest
+        found = [self.highest_caller_id(), self.highest_lost_id()]
+        found.extend(int(n) - 1 for n in re.findall(br'"next_id"\s*:\s*(\d{1,20})', raw))
+        found.extend(int(n) for n in re.findall(br'"archived_max_id"\s*:\s*(\d{1,20})', raw))
+        found.extend(int(n) for n in re.findall(br'"id"\s*:\s*"([1-9]\d{0,19})"', raw))
+        return max(n for n in found if n <= MAX_ISSUED_ID)
 
     def bump(self, state, raw=b""):
-        """Raise next_id above every id known anywhere; (before, after)."""
+        """Raise next_id above every id known anywhere; (before, after). A next_id
+        beyond MAX_ISSUED_ID (saved by an older version from a stray tasks/ name)
+        comes down to just above the known ids: the plugin could not use it."""
         before = state["next_id"]
-        known = max([self.known(raw), state.get("archived_max_id", 0)]
-                    + [int(t) for t in state["tasks"] if valid_task_id(t)])
-        state["next_id"] = max(before, known + 1)
+        known = max([self.known(raw), min(state.get("archived_max_id", 0), MAX_ISSUED_ID)]
+                    + [int(t) for t in state["tasks"] if issued_id(t)])
+        usable = before if before <= MAX_ISSUED_ID + 1 else 1
+        state["next_id"] = max(usable, known + 1)
         return before, state["next_id"]
 
 
@@ -1057,8 +1065,9 @@ class StateRepair(object):
                          % ", ".join(unreadable))
         return lines
 
-    def restore_backup(self):
-        """Put the backup back in place; the current file is kept aside."""
+    def restore_backup(self, force=False):
+        """Put the backup back in place; the current file is kept aside. A valid
+        state file is replaced only with force (the backup is one save behind)."""
         raw = self.file.trust.read_file(self.paths.backup)
         if raw is None:
             raise ProviderError(E_STATE, "there is no backup %s; nothing was changed; "
@@ -1070,6 +1079,8 @@ class StateRepair(object):
                                 "`%s state repair` rebuilds what it can"
                                 % (self.paths.backup, problem, self.paths.name))
         damaged = salvage_bytes(self.paths.state)
+        if not force:
+            self.refuse_to_lose(damaged, state)
         count = len(state["tasks"])
         archived = self.reconcile(state)
         before, after = self.ids.bump(state, damaged)
@@ -1080,6 +1091,27 @@ class StateRepair(object):
                      "the archive or the old file)" % (after, before) if after != before
                      else "next id %d" % after)
         return lines
+
+    def refuse_to_lose(self, raw, backup):
+        """Refuse when raw, the state file, is valid: say what the backup lacks."""
+        current, problem = self.file.problem(raw) if raw else (None, "missing")
+        if current is None:
+            return
+        mine, older = current["tasks"], backup["tasks"]
+        newer = sorted((t for t in mine if t not in older), key=lambda t: (len(t), t))
+        changed = sorted((t for t in mine if t in older and mine[t] != older[t]),
+                         key=lambda t: (len(t), t))
+        lost = []
+        if newer:
+            lost.append("task(s) %s, which the backup does not know (the caller would get "
+                        "N102 for them)" % ", ".join(newer[:20]))
+        if changed:
+            lost.append("the latest changes of task(s) %s" % ", ".join(changed[:20]))
+        raise ProviderError(E_TASK_STATE, "the state file %s is valid; restoring the backup "
+                            "would lose %s; nothing was changed; give --force to restore it "
+                            "anyway (the current file is kept aside)" % (
+                                self.paths.state, "; ".join(lost) or
+                                "nothing (the backup holds the same tasks)"))
 
     def repair(self):
         """Rebuild a state from everything that survives."""
@@ -1222,8 +1254,8 @@ class StateStore(object):
         """Archive.add (the caller holds the lock)."""
         return self.old.add(tasks, strict)
 
-    def restore_backup(self):
-        return self._locked(self.repairs.restore_backup)
+    def restore_backup(self, force=False):
+        return self._locked(lambda: self.repairs.restore_backup(force))
 
     def repair(self):
         return self._locked(self.repairs.repair)
@@ -1264,7 +1296,7 @@ def recover_tasks(raw):
             continue
         try:
             value, end = decoder.raw_decode(text, match.start())
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if isinstance(value, dict) and isinstance(value.get("id"), str) \
                 and valid_task_id(value["id"]) and value.get("status") in (IN_PROGRESS, FINISHED,
@@ -1321,19 +1353,25 @@ def encode_tasks_file(document):
     yield TASKS_END
 
 
-def write_atomic(path, chunks, backup=None, what=None):
+def write_atomic(path, chunks, backup=None, what=None, limit=None):
     """Replace path by the byte chunks: temp file in the same folder, fsync,
-    rename, fsync the folder. The file replaced is kept as `backup` (a hard link)."""
+    rename, fsync the folder. The file replaced is kept as `backup` (a hard link).
+    More than limit bytes: E_WRITE and nothing changed (a reader would refuse it)."""
     folder = os.path.dirname(path)
     temp = os.path.join(folder, ".%s.%d.%d.tmp" % (
         os.path.basename(path), os.getpid(), int(time.time() * 1e6)))
     try:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            pending, size = [], 0
+            pending, size, total = [], 0, 0
             for chunk in chunks:
                 pending.append(chunk)
                 size += len(chunk)
+                total += len(chunk)
+                if limit is not None and total > limit:
+                    raise ProviderError(E_WRITE, "cannot save %s: it would be larger than %d "
+                                        "bytes, the most the plugin reads; nothing was changed"
+                                        % (what or path, limit))
                 if size >= 65536:
                     write_all(fd, b"".join(pending))
                     pending, size = [], 0
@@ -5393,6 +5431,14 @@ def valid_task_id(text):
             and not text.startswith("0"))
 
 
+def issued_id(text):
+    """True for an id (str or bytes) this plugin can have handed out; ids found
+    beyond MAX_ISSUED_ID (a stray tasks/ name) do not count when numbering."""
+    if isinstance(text, bytes):
+        text = text.decode("ascii", "replace")
+    return valid_task_id(text) and int(text) <= MAX_ISSUED_ID
+
+
 # ---------------------------------------------------------------------------
 # The provider: config, state, log and backend together
 # ---------------------------------------------------------------------------
@@ -6043,7 +6089,7 @@ def cmd_task_delete_server(provider, args):
 
 
 def cmd_state_restore_backup(provider, args):
-    lines = provider.store.restore_backup()
+    lines = provider.store.restore_backup(getattr(args, "force", False))
     provider.log.write("state-restore-backup", by=operator_name(), did="; ".join(lines))
     return "\n".join("state restore-backup: " + line for line in lines)
 
@@ -6065,6 +6111,16 @@ def mode_problem(path, want_mode, home):
     if extra:
         return "mode %03o is more open than %03o" % (info.st_mode & 0o777, want_mode)
     return None
+
+
+def stray_caller_ids(paths):
+    """Names in the caller's tasks/ that look like ids but are not ones the plugin
+    can have handed out (leading zeros, beyond MAX_ISSUED_ID)."""
+    try:
+        names = os.listdir(paths.caller_tasks)
+    except OSError:
+        return []
+    return sorted(name for name in names if name.isdigit() and not issued_id(name))
 
 
 def check_trusted_places(paths):
@@ -6142,6 +6198,11 @@ def cmd_check(provider, args):
     if os.path.isdir(paths.caller_tasks):
         add(os.access(paths.caller_tasks, os.R_OK), "caller's tasks folder %s is readable"
             % paths.caller_tasks)
+        stray = stray_caller_ids(paths)
+        if stray:
+            add(False, "caller's tasks folder: %d file name(s) that are not ids this plugin "
+                "hands out, ignored when numbering (remove them if no order made them): %s"
+                % (len(stray), ", ".join(printable(name) for name in stray[:5])))
     else:
         add(True, "caller's tasks folder %s does not exist yet (bx-provider makes it)"
             % paths.caller_tasks)
@@ -6327,8 +6388,11 @@ def build_parser(prog):
                       "archive now (writes do it bit by bit anyway)", state_actions)
     compact.add_argument("--days", type=float, metavar="DAYS", default=None,
                          help="this retention instead of the config's retention_days")
-    command("state restore-backup", "put the backup NAME.state.json.bak back in place; the "
-            "current file is kept aside as NAME.state.json.damaged-DATE", state_actions)
+    restore = command("state restore-backup", "put the backup NAME.state.json.bak back in "
+                      "place; the current file is kept aside as NAME.state.json.damaged-DATE",
+                      state_actions)
+    restore.add_argument("--force", action="store_true",
+                         help="also when the state file is valid (its last save is lost)")
     command("state repair", "rebuild the state from the backup and the task records readable "
             "in the damaged file, with next_id above every known id; the damaged file is kept "
             "aside as NAME.state.json.damaged-DATE", state_actions)

@@ -3,8 +3,10 @@
 seem: the config, password and token files, the programs the config names,
 the folders root runs from (issue 11). Mostly in-process: few plugin starts."""
 
+import fcntl
 import json
 import os
+import time
 import unittest
 
 from support import MANUAL_CONFIG, HomeTestCase, load_module
@@ -145,6 +147,126 @@ class ConfigParsingTest(InProcessHomeTestCase):
         answer = self.home.ok("help")
         self.assertEqual(answer["status"], "disabled")
         self.assertIn("nested too deeply", answer["message"])
+
+
+class FakeClock(object):
+    """Stands in for the module's `time`: the wall clock steps back an hour at
+    every look, the monotonic clock moves only by the (recorded) sleeps."""
+
+    def __init__(self):
+        self.elapsed, self.sleeps = 0.0, []
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+    def time(self):
+        return 2e9 - 3600 * len(self.sleeps)
+
+    def monotonic(self):
+        return self.elapsed
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        if len(self.sleeps) > 10000:
+            raise AssertionError("the lock wait never ends")
+        self.elapsed += seconds
+
+
+class StateEdgeTest(InProcessHomeTestCase):
+    def store(self, **kwargs):
+        return provider.StateStore(self.paths(), **kwargs)
+
+    def add_task(self, store, descr="x"):
+        def change(state):
+            task = provider.new_task(store.allocate_id(state), "1", "manual")
+            task["message"] = descr
+            state["tasks"][task["id"]] = task
+            return task["id"]
+        return store.update(change)
+
+    def test_the_lock_wait_is_bounded_by_the_monotonic_clock(self):
+        # Regression: a wall clock stepping back kept a 2 s lock wait going.
+        store = self.store(lock_wait=2)
+        self.add_task(store)
+        holder = os.open(self.home.lock_path, os.O_RDWR)
+        self.addCleanup(os.close, holder)
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        clock = FakeClock()
+        provider.time, real = clock, provider.time
+        try:
+            with self.assertRaises(provider.ProviderError) as caught:
+                self.add_task(store)
+        finally:
+            provider.time = real
+        self.assertEqual(caught.exception.code, 106)
+        self.assertGreaterEqual(sum(clock.sleeps), 2)
+        self.assertLess(sum(clock.sleeps), 2.1)
+
+    def test_deep_nesting_in_the_state_is_n105_and_repair_copes(self):
+        deep = b"[" * 100000 + b"]" * 100000
+        os.makedirs(os.path.dirname(self.home.state_path), 0o700, exist_ok=True)
+        good = b'{"id": "7", "status": "in_progress", "config_id": "1", "created": 1}'
+        with open(self.home.state_path, "wb") as handle:
+            handle.write(b'{"schema": 2, "next_id": 9, "tasks": {"7": ' + good
+                         + b', "8": {"x": ' + deep + b'}}}')
+        message = self.assertError(self.home.run("order_status", "8"), 105, "order_status")
+        self.assertIn("nested too deeply", message)
+        self.assertIn("nested too deeply", self.home.run("state", "repair").text)
+        state = self.home.state()
+        self.assertEqual(sorted(state["tasks"]), ["7"])       # the whole record survived
+        self.assertEqual(state["next_id"], 9)
+
+    def test_a_stray_caller_file_blocks_nothing_and_check_notices(self):
+        # Regression: tasks/99999999999999999999 blocked every order, and repair
+        # then saved next_id 10^20 for ever.
+        os.mkdir(self.home.tasks_dir)
+        for name in ("99999999999999999999", "1000000000000000", "007"):
+            open(os.path.join(self.home.tasks_dir, name), "w").close()
+        store = self.store()
+        self.assertEqual([self.add_task(store), self.add_task(store)], ["1", "2"])
+        self.assertIn("next id 3", " ".join(store.repair()))
+        report = provider.cmd_check(provider.Provider(self.paths()), None)
+        self.assertIn("FAIL caller's tasks folder: 3 file name(s) that are not ids", report)
+        # a next_id an older version saved from such a name: repair brings it down
+        state = self.home.state()
+        state["next_id"] = 10 ** 20
+        with open(self.home.state_path, "wb") as handle:
+            handle.write(json.dumps(state).encode("utf-8"))
+        self.assertRaises(provider.ProviderError, self.add_task, store)
+        self.assertIn("next id 100000000000000000000 -> 3", "\n".join(store.repair()))
+        self.assertEqual(self.add_task(store), "3")
+
+    def test_the_writer_refuses_a_state_the_reader_would_refuse(self):
+        # Regression: one big `task fail` pushed the state over the limit and
+        # every later call answered N105.
+        store = self.store()
+        self.add_task(store)
+        before = self.home.read(self.home.state_path)
+        real = provider.MAX_STATE_BYTES
+        provider.MAX_STATE_BYTES = len(before) + 500
+        try:
+            with self.assertRaises(provider.ProviderError) as caught:
+                self.add_task(store, "y" * 1000)
+            self.assertEqual(caught.exception.code, 107)
+            self.assertIn("larger than %d bytes" % (len(before) + 500),
+                          caught.exception.message)
+            self.assertEqual(self.home.read(self.home.state_path), before)
+            self.assertEqual(sorted(store.load()["tasks"]), ["1"])
+        finally:
+            provider.MAX_STATE_BYTES = real
+
+    def test_restore_backup_on_a_valid_state_needs_force_and_says_what_is_lost(self):
+        store = self.store()
+        self.add_task(store)
+        self.add_task(store)
+        before = self.home.read(self.home.state_path)
+        message = self.assertError(self.home.run("state", "restore-backup"), 111,
+                                   "state restore-backup")
+        self.assertIn("would lose task(s) 2, which the backup does not know", message)
+        self.assertIn("--force", message)
+        self.assertEqual(self.home.read(self.home.state_path), before)
+        store.restore_backup(force=True)
+        self.assertEqual(sorted(store.load()["tasks"]), ["1"])
 
 
 if __name__ == "__main__":

@@ -290,7 +290,7 @@ class ArchiveSafetyTest(HomeTestCase):
         # The backup is the state before task 2 failed (and was archived): in_progress.
         self.assertEqual(parse_state_file(self.home.backup_path)["tasks"]["2"]["status"],
                          "in_progress")
-        result = self.home.run("state", "restore-backup")
+        result = self.home.run("state", "restore-backup", "--force")   # the state is valid
         self.assertEqual(result.code, 0, result)
         self.assertIn(b"left to the archive, which holds them newer: 2", result.out)
         self.assertEqual(sorted(self.home.state()["tasks"]), ["3"])
