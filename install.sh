@@ -188,7 +188,7 @@ case ${prefix%/} in
     *) removed_dir=${prefix%/}-removed ;;
 esac
 
-here=$(dirname "$0")
+case $0 in */*) here=${0%/*} ;; *) here=. ;; esac
 source_py=$here/provider.py
 
 # ----------------------------------------------------------------------------- helpers
@@ -286,6 +286,7 @@ install_program() {
 # remove_old_layout HOME: older installs had a launcher in bin/NAME and the code in
 # lib/provider.py; bin/NAME is now the whole plugin, so lib/ goes.
 remove_old_layout() {
+    [ -d "$1/lib" ] || return 0
     rm -f "$1/lib/provider.py"
     rm -rf "$1/lib/__pycache__"
     rmdir "$1/lib" 2>/dev/null || :
@@ -463,7 +464,6 @@ do_install() {
 
     if [ -e "$home/bin/$name" ]; then verb=Upgraded; else verb=Installed; fi
     umask 022
-    mkdir -p "$home"
     install_program "$home"
     remove_old_layout "$home"
     make_dir "$home/etc" 0700

@@ -3120,8 +3120,8 @@ def start_worker(backend, task_id, log_path, again=False):
         log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         env = dict(os.environ, BXPROVIDER_HOME=backend.paths.home,
                    BXPROVIDER_CONFIG=backend.paths.config)
-        argv = ([sys.executable] if sys.executable else []) + \
-            [backend.paths.script, "_worker", task_id]
+        argv = ([sys.executable, "-I"] if sys.executable else []) + \
+            [backend.paths.script, "_worker", task_id]        # -I: as bin/NAME's header does
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=log_fd, close_fds=True, pass_fds=(lock_fd,),
                                 start_new_session=True, cwd=backend.paths.home, env=env)
