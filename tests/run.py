@@ -107,7 +107,7 @@ def run_unit(name, verbose):
 
     stream = io.StringIO()
     started = time.time()
-    suite = unittest.defaultTestLoader.loadTestsFromName(name)
+    suite = load_unit(name)
     runner = unittest.TextTestRunner(stream=stream, verbosity=2 if verbose else 1,
                                      resultclass=Result)
     Result.outcomes, Result.timings = {}, []
@@ -123,6 +123,25 @@ def run_unit(name, verbose):
     return {"unit": name, "seconds": time.time() - started, "counts": counts,
             "problems": problems, "timings": result.timings,
             "output": stream.getvalue() if verbose else ""}
+
+
+def load_unit(name):
+    """The tests of a module, or of one class of it as the module's own loading
+    (load_tests) gives them, or of any other name unittest understands."""
+    import importlib
+    import unittest
+    loader = unittest.defaultTestLoader
+    module_name, _, class_name = name.partition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        return loader.loadTestsFromName(name)            # reports the import error
+    if not class_name:
+        return loader.loadTestsFromModule(module)
+    if "." in class_name or not isinstance(getattr(module, class_name, None), type):
+        return loader.loadTestsFromName(name)
+    return unittest.TestSuite(test for test in iterate(loader.loadTestsFromModule(module))
+                              if type(test).__name__ == class_name)
 
 
 def die_with_parent():

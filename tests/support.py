@@ -122,9 +122,11 @@ RUN_ROOT = test_root()
 # changed, and Home(plain=True), run the file itself the caller's way.
 #
 # Home.clock = PATH gives the program a virtual clock: the plugin's own
-# time.sleep(s) returns at once, appends s to PATH and moves time.time() on by
-# s, so a retry schedule runs as it would, without the waiting, and the test
-# can assert it (the standard library's sleeps stay real).
+# time.sleep(s) for s >= 0.1 (a retry's backoff) returns at once, appends s
+# to PATH and moves time.time() on by s, so a retry schedule runs as it would,
+# without the waiting, and the test can assert it. Shorter sleeps poll for an
+# event (the lock freed, a child gone) and stay real, as do the standard
+# library's own.
 BOOT = """def boot(sys=__import__("sys"), marshal=__import__("marshal")):
     with open(sys.argv[1], "rb") as handle:
         code = marshal.load(handle)
@@ -143,8 +145,8 @@ def virtual_clock(path, time=__import__("time"), sys=__import__("sys")):
     real_time, real_sleep, ahead = time.time, time.sleep, [0.0]
 
     def sleep(seconds):
-        if sys._getframe(1).f_globals.get("__name__") != "__main__":
-            return real_sleep(seconds)          # the standard library's own polling
+        if seconds < 0.1 or sys._getframe(1).f_globals.get("__name__") != "__main__":
+            return real_sleep(seconds)          # polling for an event: the lock, a child
         if seconds < 0:
             raise ValueError("sleep length must be non-negative")
         with open(path, "a") as handle:
