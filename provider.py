@@ -5761,6 +5761,9 @@ def public_task(task, show_password=False):
     shown = dict(task)
     if shown.get("server_password") and not show_password:
         shown["server_password"] = "********"
+    if isinstance(shown.get("data"), dict) and shown["data"].get("host_key_private"):
+        # a pending cloud task's pinned host key: secret, never shown
+        shown["data"] = dict(shown["data"], host_key_private="********")
     return shown
 
 
@@ -6247,6 +6250,14 @@ def first_contact_check(paths, config):
                              "(%s), so their host keys are up to you" % (
                                  "manual backend" if backend.TYPE == "manual"
                                  else "ssh_probe is off")))
+    tool = "ssh-keygen" if isinstance(backend, CloudBackend) else "ssh-keyscan"
+    if settings.get("known_hosts", True) and backend.TYPE != "manual":
+        import shutil
+        found = shutil.which(tool)
+        report.append((bool(found), "%s %s" % (tool, "is %s: new servers' host keys are %s" % (
+            found, "made by the plugin and pinned" if tool == "ssh-keygen" else
+            "read when SSH first answers") if found else "is not in PATH: install "
+            "openssh-client, or set \"known_hosts\": false")))
     path = known_hosts_path()
     if settings.get("known_hosts", True) and path:
         folder = os.path.dirname(path)
