@@ -66,7 +66,7 @@ class ServerValidatorTest(unittest.TestCase):
             self.assertIsInstance(problem, str, server)
             self.assertTrue(problem.startswith("server: "), problem)
         self.assertEqual(provider.parse_result('{"server": "2001:DB8::0:1"}', False),
-                         ("2001:db8::1", ""))
+                         ("2001:db8::1", "", None))     # (server, password, host key)
 
     def test_pool_servers_go_through_it_and_duplicates_are_found_normalised(self):
         problems = provider.validate_config({
