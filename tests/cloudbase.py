@@ -4,7 +4,8 @@ backend points at a fake API (tests/fakecloud.py), an SSH banner socket, a
 stand-in `ssh` on PATH for the cloud-init check, a pool key, a token file.
 
 A provider's test module subclasses CloudTests with unittest.TestCase and says
-FAKE, TYPE, LABEL and its configuration fields.
+FAKE, TYPE, LABEL and its configuration fields; CloudHome is the home and the
+helpers without those tests (test_cloud_guardrails builds on it).
 """
 
 import email
@@ -60,8 +61,9 @@ def self_signed(folder, name, alt_name):
     return cert, key
 
 
-class CloudTests(object):
-    """The behaviour every cloud backend owes; mixed into a unittest.TestCase."""
+class CloudHome(object):
+    """A provider home on a fake cloud API, and helpers; no tests of its own
+    (a module with tests of another kind builds on it)."""
 
     FAKE = None          # FakeHetzner or FakeTimeweb
     TYPE = None          # backend type
@@ -190,6 +192,21 @@ class CloudTests(object):
             text = email.message_from_string(text).get_payload()[0].get_payload()
         self.assertTrue(text.startswith("#cloud-config\n"), text)
         return text
+
+    # -- helpers for assertions --------------------------------------------------------
+
+    def assertErrorCode(self, result, code, exit_code=1):
+        answer = result.json
+        self.assertEqual(sorted(answer), ["error", "error_message"], result)
+        self.assertIn(" error N%d, " % code, answer["error_message"], result)
+        self.assertEqual(result.code, exit_code, result)
+        self.assertNotIn(b"Traceback", result.err)
+        self.assertNotIn(TOKEN.encode(), result.out + result.err)
+        return answer["error_message"]
+
+
+class CloudTests(CloudHome):
+    """The behaviour every cloud backend owes; mixed into a unittest.TestCase."""
 
     # -- the tests ------------------------------------------------------------------
 
@@ -586,14 +603,3 @@ class CloudTests(object):
         self.assertEqual((answer["status"], answer["message"]),
                          ("in_progress", "waiting for the operator"))
         self.assertEqual(self.api.requests, [])
-
-    # -- helpers for assertions --------------------------------------------------------
-
-    def assertErrorCode(self, result, code, exit_code=1):
-        answer = result.json
-        self.assertEqual(sorted(answer), ["error", "error_message"], result)
-        self.assertIn(" error N%d, " % code, answer["error_message"], result)
-        self.assertEqual(result.code, exit_code, result)
-        self.assertNotIn(b"Traceback", result.err)
-        self.assertNotIn(TOKEN.encode(), result.out + result.err)
-        return answer["error_message"]
