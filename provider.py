@@ -242,6 +242,25 @@ def trusted_uids(home):
     return uids
 
 
+def home_of(path, depth):
+    """The home a file of the plugin's lives in, depth folders down (log/NAME.log: 2)."""
+    for _ in range(depth):
+        path = os.path.dirname(path)
+    return path
+
+
+def open_own_file(path, flags):
+    """os.open (mode 0600 when created) for a file the plugin writes or reads back
+    in its own folders: never through a symlink, never blocking on a FIFO, and
+    only a regular file (OSError otherwise)."""
+    fd = os.open(path, flags | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0),
+                 0o600)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "%s is not a regular file" % path)
+    return fd
+
+
 def ensure_private_dir(path):
     """Create a 0700 folder (and its missing parents, each 0700 whatever the umask:
     os.makedirs gives the parents 0777 & ~umask from Python 3.7) if it is missing."""
@@ -261,9 +280,13 @@ def ensure_private_dir(path):
 # ---------------------------------------------------------------------------
 
 class AuditLog(object):
-    def __init__(self, path, verbose=False):
+    """HOME/log/NAME.log. log/ gets var/'s checks (TrustedFiles); the file is never
+    opened through a symlink. A log that cannot be written only warns."""
+
+    def __init__(self, path, verbose=False, trust=None):
         self.path = path
         self.verbose = verbose
+        self.trust = trust or TrustedFiles(home_of(path, 2))
 
     def write(self, event, task_id=None, **fields):
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -275,8 +298,8 @@ class AuditLog(object):
         line = " ".join(parts) + "\n"
         self.debug(line.rstrip("\n"))
         try:
-            ensure_private_dir(os.path.dirname(self.path))
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            self.trust.private_folder(os.path.dirname(self.path), "log folder")
+            fd = open_own_file(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
             try:
                 os.write(fd, line.encode("utf-8", "replace"))
             finally:
@@ -315,25 +338,26 @@ class TrustedFiles(object):
     files read regular and never through a symlink."""
 
     def __init__(self, paths):
-        self.paths = paths
+        self.paths = paths              # a Paths, or only the home's path
         self._uids = None
 
     def uids(self):
         """Who may own the plugin's files (the module's trusted_uids, once a call)."""
         if self._uids is None:
-            self._uids = trusted_uids(self.paths.home)
+            home = self.paths if isinstance(self.paths, str) else self.paths.home
+            self._uids = trusted_uids(home)
         return self._uids
 
-    def check_folder(self, folder):
-        """Refuse a var/ (or var/archive/) in which another user could swap files
-        (symlink races)."""
+    def check_folder(self, folder, label="state folder"):
+        """Refuse a folder of the plugin's (var/, var/archive/, log/, ...) in which
+        another user could swap files (symlink races)."""
         try:
             info = os.stat(folder)
         except OSError as exc:
             if exc.errno == errno.ENOENT:
                 return
-            raise ProviderError(E_STATE, "cannot read the state folder %s: %s"
-                                % (folder, exc.strerror))
+            raise ProviderError(E_STATE, "cannot read the %s %s: %s"
+                                % (label, folder, exc.strerror))
         problem = None
         if not stat.S_ISDIR(info.st_mode):
             problem = "not a folder"
@@ -344,8 +368,14 @@ class TrustedFiles(object):
             problem = "writable by other users (mode %03o; it must be 0700)" % (
                 info.st_mode & 0o777)
         if problem:
-            raise ProviderError(E_UNSAFE, "the state folder %s is %s; refusing to use it"
-                                % (folder, problem))
+            raise ProviderError(E_UNSAFE, "the %s %s is %s; refusing to use it"
+                                % (label, folder, problem))
+
+    def private_folder(self, folder, label):
+        """folder, created 0700 if missing, after the same check as var/."""
+        ensure_private_dir(folder)
+        self.check_folder(folder, label)
+        return folder
 
     def read_file(self, path, advice=None):
         """The bytes of a state (or archive) file, None when there is none. Refuses
@@ -972,7 +1002,7 @@ class TaskIds(object):
             import re
             # only the log's own "order" events: a message quoting "order task=N" is not one
             event = re.compile(br"\S+ pid=\d+ order task=([1-9]\d{0,19}) ")
-            with open(self.paths.log, "rb") as handle:
+            with os.fdopen(open_own_file(self.paths.log, os.O_RDONLY), "rb") as handle:
                 for line in handle:
                     found = event.match(line)
                     if found and issued_id(found.group(1)):
@@ -3010,13 +3040,21 @@ class TaskLog(object):
 
     def __init__(self, path):
         self.path = path
-        ensure_private_dir(os.path.dirname(path))
+        try:       # log/ and log/tasks/ get var/'s checks; an unsafe one is not written
+            trust = TrustedFiles(home_of(path, 3))
+            trust.check_folder(os.path.dirname(os.path.dirname(path)), "log folder")
+            trust.private_folder(os.path.dirname(path), "task log folder")
+        except ProviderError as exc:
+            sys.stderr.write("warning: %s\n" % exc.message)
+            self.path = None
 
     def line(self, stream, text):
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         data = ("%s %s: %s\n" % (stamp, stream, text)).encode("utf-8", "replace")
+        if self.path is None:
+            return
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = open_own_file(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
             try:
                 os.write(fd, data)
             finally:
@@ -3029,10 +3067,10 @@ class TaskLog(object):
 
     def scrub(self, secret):
         """Replace a password the program may have printed anywhere in the log."""
-        if len(secret) < 4:
+        if len(secret) < 4 or self.path is None:
             return               # too short to replace without mangling the log
         try:
-            with open(self.path, "r+b") as handle:
+            with os.fdopen(open_own_file(self.path, os.O_RDWR), "r+b") as handle:
                 data = handle.read()
                 clean = data.replace(secret.encode("utf-8"), b"********")
                 if clean != data:
@@ -3105,19 +3143,21 @@ def start_worker(backend, task_id, log_path, again=False):
     import fcntl
     import subprocess
     lock = worker_lock(backend.paths, task_id)
-    ensure_private_dir(os.path.dirname(lock))
-    ensure_private_dir(os.path.dirname(log_path))
+    trust = TrustedFiles(backend.paths)
+    trust.private_folder(os.path.dirname(lock), "workers folder")
+    trust.check_folder(backend.paths.log_dir, "log folder")
+    trust.private_folder(os.path.dirname(log_path), "task log folder")
     temp = lock if again else "%s.%d.tmp" % (lock, os.getpid())
     lock_fd = log_fd = None
     try:
-        lock_fd = os.open(temp, os.O_RDWR | os.O_CREAT | (0 if again else os.O_TRUNC), 0o600)
+        lock_fd = open_own_file(temp, os.O_RDWR | os.O_CREAT | (0 if again else os.O_TRUNC))
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX | (fcntl.LOCK_NB if again else 0))
         except (IOError, OSError):
             return None                 # (again) a worker runs
         if not again:
             os.replace(temp, lock)      # nobody sees the file unlocked
-        log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        log_fd = open_own_file(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         env = dict(os.environ, BXPROVIDER_HOME=backend.paths.home,
                    BXPROVIDER_CONFIG=backend.paths.config)
         argv = ([sys.executable, "-I"] if sys.executable else []) + \
@@ -5425,6 +5465,23 @@ def rented_server(task):
     return None if data.get("server_deleted") else data.get("server_id")
 
 
+def caller_mark(paths, task_id):
+    """The first bytes of the caller's tasks/<id>; b"" when it is missing or not a
+    regular file. Opened without blocking and without following a symlink: a FIFO
+    planted there cannot hang a call (nor an order holding the state lock)."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(os.path.join(paths.caller_tasks, task_id), flags)
+    except OSError:
+        return b""
+    try:
+        return os.read(fd, 64) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
+
+
 def valid_task_id(text):
     """Ids are positive decimals without leading zeros: "024" is not task 24."""
     return (0 < len(text) <= 20 and all(ch in "0123456789" for ch in text)
@@ -5446,7 +5503,7 @@ def issued_id(text):
 class Provider(object):
     def __init__(self, paths, verbose=False):
         self.paths = paths
-        self.log = AuditLog(paths.log, verbose)
+        self.log = AuditLog(paths.log, verbose, TrustedFiles(paths))
         self._config = None
         self.store = StateStore(paths, self.lock_wait, self.retention_days,
                                 tidy=self.scrub_passwords)
@@ -5486,11 +5543,7 @@ class Provider(object):
 
     def caller_completed(self, task_id):
         """True when the caller wrote "complete..." into tasks/<id> (added to its pool)."""
-        try:
-            with open(os.path.join(self.paths.caller_tasks, task_id), "rb") as handle:
-                return handle.read(16).startswith(b"complete")
-        except (IOError, OSError):
-            return False
+        return caller_mark(self.paths, task_id).startswith(b"complete")
 
     def password_reason(self, task, stamp, ttl_days, check_caller=True):
         """Why a finished task's root password must go now, or None."""
@@ -6054,12 +6107,7 @@ def cmd_task_delete_server(provider, args):
     if not server_id:
         raise ProviderError(E_TASK_STATE, "task %s rents no server%s" % (task["id"], (
             " any more (deleted)" if (task.get("data") or {}).get("server_id") else "")))
-    try:
-        with open(os.path.join(provider.paths.caller_tasks, task["id"]), "rb") as handle:
-            mark = handle.read(64)
-    except (IOError, OSError):
-        mark = b""
-    if mark.startswith(b"complete"):
+    if provider.caller_completed(task["id"]):
         raise ProviderError(E_TASK_STATE, "task %s: server %s is in the pool (tasks/%s says "
                             "complete); remove it from the pool first" % (
                                 task["id"], task.get("server") or server_id, task["id"]))

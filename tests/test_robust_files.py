@@ -269,5 +269,61 @@ class StateEdgeTest(InProcessHomeTestCase):
         self.assertEqual(sorted(store.load()["tasks"]), ["1"])
 
 
+class OwnFilesTest(InProcessHomeTestCase):
+    """Regression: another user's log/ with symlinks made root append to any
+    file; a FIFO at tasks/ID hung order_status, and order holding the lock."""
+
+    def target(self):
+        path = os.path.join(self.home.dir, "etc", "shadow-like")
+        with open(path, "wb") as handle:
+            handle.write(b"root:x\n")
+        return path
+
+    def test_the_audit_log_never_follows_a_symlink_nor_uses_an_open_log_folder(self):
+        target = self.target()
+        log_dir = os.path.dirname(self.home.log_path)
+        os.mkdir(log_dir, 0o700)
+        os.symlink(target, self.home.log_path)
+        log = provider.AuditLog(self.home.log_path)
+        log.write("order", "1")                              # a private log/, a symlink
+        os.chmod(log_dir, 0o777)
+        os.unlink(self.home.log_path)
+        log.write("order", "2")                              # a log/ others can write
+        self.assertFalse(os.path.lexists(self.home.log_path))
+        with open(target, "rb") as handle:
+            self.assertEqual(handle.read(), b"root:x\n")
+        os.chmod(log_dir, 0o700)
+        log.write("order", "3")
+        self.assertIn(b"order task=3", self.home.read(self.home.log_path))
+
+    def test_task_logs_and_workers_refuse_an_open_log_tasks_folder(self):
+        tasks_log = os.path.join(self.home.dir, "log", "tasks")
+        os.makedirs(tasks_log, 0o700)
+        os.chmod(tasks_log, 0o777)
+        provider.TaskLog(os.path.join(tasks_log, "1.log")).note("hello")
+        self.assertEqual(os.listdir(tasks_log), [])
+        self.home.write_config({"enabled": True, "configurations": [{"id": "c", "descr": "c"}],
+                                "backend": {"type": "command", "command": ["/bin/true"]}})
+        backend = self.load_config().backend
+        self.assertRefused(lambda: provider.start_worker(backend, "1",
+                                                         os.path.join(tasks_log, "1.log")),
+                           110, "task log folder %s is writable by other users" % tasks_log)
+
+    def test_a_fifo_at_the_callers_tasks_id_blocks_nothing(self):
+        store = provider.StateStore(self.paths())
+
+        def finished(state):
+            task = provider.new_task(store.allocate_id(state), "1", "manual")
+            task.update(status="finished", server="203.0.113.4", server_password="Pw-1234567",
+                        updated=int(time.time()))
+            state["tasks"][task["id"]] = task
+        store.update(finished)
+        os.mkdir(self.home.tasks_dir)
+        os.mkfifo(os.path.join(self.home.tasks_dir, "1"))
+        self.assertEqual(self.home.ok("order_status", "1", timeout=20)["status"], "finished")
+        self.assertEqual(self.home.ok("order", "1", timeout=20)["task_id"], "2")
+        self.assertEqual(provider.caller_mark(self.paths(), "1"), b"")
+
+
 if __name__ == "__main__":
     unittest.main()
