@@ -5424,6 +5424,119 @@ def urllib_quote(text):
     return urllib.parse.quote(text, safe="")
 
 
+# -- Yandex Cloud's auth: a JWT signed PS256, with the standard library only --
+
+YANDEX_JWT_AUDIENCE = "https://iam.api.cloud.yandex.net/iam/v1/tokens"   # whatever iam_url says
+YANDEX_JWT_LIFETIME = 3600      # the most IAM accepts between iat and exp
+RSA_ENCRYPTION_OID = b"\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x01\x01"  # 1.2.840.113549.1.1.1
+PSS_SALT_LENGTH = 32
+
+
+def der_element(data, offset, what):
+    """(tag, content, offset after it) of the DER element at offset."""
+    if offset + 2 > len(data):
+        raise ValueError("%s ends early" % what)
+    tag, length = data[offset], data[offset + 1]
+    offset += 2
+    if length & 0x80:
+        count = length & 0x7f
+        if not 0 < count <= 4 or offset + count > len(data):
+            raise ValueError("%s has a damaged length" % what)
+        length = int.from_bytes(data[offset:offset + count], "big")
+        offset += count
+    if offset + length > len(data):
+        raise ValueError("%s ends early" % what)
+    return tag, data[offset:offset + length], offset + length
+
+
+def der_sequence(data, what):
+    """[(tag, content), ...] of the one DER SEQUENCE that is all of data."""
+    tag, content, end = der_element(data, 0, what)
+    if tag != 0x30 or end != len(data):
+        raise ValueError("%s is not a DER sequence" % what)
+    items, offset = [], 0
+    while offset < len(content):
+        tag, value, offset = der_element(content, offset, what)
+        items.append((tag, value))
+    return items
+
+
+def rsa_private_key(text):
+    """The numbers (n, e, d, p, q, dp, dq, qinv) of the RSA private key in a PEM
+    block: PKCS#8 "PRIVATE KEY" (what Yandex writes) or PKCS#1 "RSA PRIVATE KEY".
+    Text around the block is ignored. ValueError says what is wrong."""
+    import base64
+    import binascii
+    import re
+    match = re.search(r"-----BEGIN (RSA )?PRIVATE KEY-----([^-]*)"
+                      r"-----END (RSA )?PRIVATE KEY-----", text)
+    if not match or match.group(1) != match.group(3):
+        raise ValueError("no -----BEGIN PRIVATE KEY----- ... -----END PRIVATE KEY----- block "
+                         "(an encrypted key cannot be used)")
+    try:
+        der = base64.b64decode("".join(match.group(2).split()).encode("ascii"), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("the PEM block is not base64")
+    if not match.group(1):       # PrivateKeyInfo: version, algorithm, OCTET STRING key
+        items = der_sequence(der, "the PKCS#8 key")
+        if len(items) < 3 or items[1][0] != 0x30 or items[2][0] != 0x04 \
+                or not items[1][1].startswith(RSA_ENCRYPTION_OID):
+            raise ValueError("the key is not an RSA key")
+        der = items[2][1]
+    items = der_sequence(der, "the RSA key")
+    if len(items) < 9 or any(tag != 0x02 for tag, _ in items[:9]):
+        raise ValueError("the RSA key lacks its numbers")
+    numbers = [int.from_bytes(value, "big") for _, value in items[1:9]]
+    key = dict(zip(("n", "e", "d", "p", "q", "dp", "dq", "qinv"), numbers))
+    if key["n"].bit_length() < 2048 or key["p"] * key["q"] != key["n"]:
+        raise ValueError("the RSA key is damaged or shorter than 2048 bits")
+    return key
+
+
+def mgf1_sha256(seed, length):
+    import hashlib
+    out, counter = b"", 0
+    while len(out) < length:
+        out += hashlib.sha256(seed + counter.to_bytes(4, "big")).digest()
+        counter += 1
+    return out[:length]
+
+
+def pss_sign(key, message, salt=None):
+    """The RSASSA-PSS signature of message (RFC 8017 8.1.1, 9.1.1): SHA-256,
+    MGF1 with SHA-256, a random 32-byte salt; the private-key step by CRT."""
+    import hashlib
+    modulus = key["n"]
+    em_bits = modulus.bit_length() - 1
+    em_len = (em_bits + 7) // 8
+    salt = os.urandom(PSS_SALT_LENGTH) if salt is None else salt
+    digest = hashlib.sha256(b"\0" * 8 + hashlib.sha256(message).digest() + salt).digest()
+    block = b"\0" * (em_len - len(salt) - len(digest) - 2) + b"\x01" + salt
+    masked = bytearray(a ^ b for a, b in zip(block, mgf1_sha256(digest, len(block))))
+    masked[0] &= 0xff >> (8 * em_len - em_bits)
+    encoded = int.from_bytes(bytes(masked) + digest + b"\xbc", "big")
+    first, second = pow(encoded, key["dp"], key["p"]), pow(encoded, key["dq"], key["q"])
+    signature = second + (key["qinv"] * (first - second) % key["p"]) * key["q"]
+    if pow(signature, key["e"], modulus) != encoded:    # numbers that do not fit together
+        raise ValueError("the RSA key is damaged: its signature does not verify")
+    return signature.to_bytes((modulus.bit_length() + 7) // 8, "big")
+
+
+def base64url(data):
+    import base64
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def yandex_jwt(key_id, account_id, key, issued):
+    """The signed JWT that Yandex IAM exchanges for an IAM token."""
+    parts = ({"typ": "JWT", "alg": "PS256", "kid": key_id},
+             {"iss": account_id, "aud": YANDEX_JWT_AUDIENCE, "iat": issued,
+              "exp": issued + YANDEX_JWT_LIFETIME})
+    signed = ".".join(base64url(json.dumps(part, separators=(",", ":")).encode("utf-8"))
+                      for part in parts)
+    return signed + "." + base64url(pss_sign(key, signed.encode("ascii")))
+
+
 BACKENDS = dict((cls.TYPE, cls) for cls in (ManualBackend, PoolBackend, CommandBackend,
                                                 HetznerBackend, TimewebBackend, OpenStackBackend,
                                                 SelectelBackend, VKCloudBackend))
