@@ -91,7 +91,7 @@ Its files live beside it, in the provider's home (the folder above bin/):
 
 Backends (config "backend": {"type": ...}): manual (an operator finishes each
 order), pool (servers already built), command (your own provisioning program),
-hetzner and timeweb (a new cloud server per order).
+hetzner, timeweb and yandex (a new cloud server per order).
 
 People can run it by hand too: `NAME --help` lists the commands for them
 (tasks, task show/finish/fail/release/delete-server, pool, state, check).
@@ -3402,7 +3402,9 @@ def server_name(name, task_id, tag):
     """A valid host name carrying the provider's name, the task id and the owner tag."""
     safe = "".join(ch if ch in "abcdefghijklmnopqrstuvwxyz0123456789" else "-"
                    for ch in name.lower()).strip("-")[:30].strip("-")
-    return "%s-%s-%s" % (safe or "bx", task_id, tag)
+    if not safe[:1].isalpha():          # Yandex Cloud wants a letter first
+        safe = ("bx-" + safe).strip("-")
+    return "%s-%s-%s" % (safe, task_id, tag)
 
 
 def retry_wait(headers):
@@ -4015,6 +4017,14 @@ class CloudBackend(Backend):
         public_address(api, task, server)  when the server needs more than ipv4()
         delete_server(task)         when a server leaves more to delete
 
+    and, where its API differs from {"server": ...} answers (the defaults):
+        created(answer)             the server (at least its id) a create's answer names
+        fetch(api, server_id)       the server, from GET SERVERS/id
+        await_create(api, task)     task changes while the create is still carried out
+                                    (an operation to wait for), or None to go on
+        check_call()                `check`'s cheap GET (default: CHECK_PATH)
+        check_api(configurations)   `check`'s lines about the API: (ok, text) pairs
+
     The guardrails (max_servers, on_failure, fallbacks, `order --dry-run`,
     `servers`) are this layer's; a backend gives them its API's shapes through
     these hooks (each has a default that suits a simple REST API):
@@ -4311,8 +4321,21 @@ class CloudBackend(Backend):
                         "confirm the create; looking the server up again (%s)"
                         % (self.LABEL, error.message)}
             return self.adopt(dict(task, data=data), server)
-        return self.adopt(dict(task, data=data), answer.get("server") or {},
-                          "; ".join(skipped))
+        return self.adopt(dict(task, data=data), self.created(answer), "; ".join(skipped))
+
+    def created(self, answer):
+        return answer.get("server") or {}
+
+    def fetch(self, api, server_id):
+        return api.call("GET", "%s/%s" % (self.SERVERS, server_id)).get("server")
+
+    def await_create(self, api, task):
+        return None
+
+    def labels(self, task):
+        """The labels of the task's server, for a cloud whose servers carry labels."""
+        return {"managed-by": "provider.py", "bx-owner": task["data"]["owner"],
+                "bx-task": task["id"]}
 
     def adopt(self, task, server, skipped=""):
         server_id = server.get("id")
@@ -4480,8 +4503,11 @@ class CloudBackend(Backend):
                 return self.create_pinned(task, configuration)
             except ProviderError as exc:      # refused (or a flavor gone): nothing was made
                 return self.fail(task, exc.message)
+        changes = self.await_create(api, task)
+        if changes is not None:
+            return changes
         try:
-            server = api.call("GET", "%s/%s" % (self.SERVERS, data["server_id"])).get("server")
+            server = self.fetch(api, data["server_id"])
         except CloudError as exc:
             if exc.status != 404:
                 raise
@@ -4603,7 +4629,7 @@ class CloudBackend(Backend):
         lines = ["dry run of an order of configuration %s: nothing is created and no task "
                  "is saved" % configuration["id"]]
         try:
-            api.call("GET", self.CHECK_PATH, attempts=2)
+            self.check_call()
             lines.append("ok: %s API %s accepts the %s" % (self.LABEL, self.api_url,
                                                            self.auth.source()))
         except CloudError as exc:
@@ -4726,12 +4752,7 @@ class CloudBackend(Backend):
             return [(False, exc.message)]
         report = [(True, "%s %s" % (self.LABEL, self.auth.source()))]
         report.extend(loopback_report(self.TYPE, self.settings))
-        try:
-            self.api().call("GET", self.CHECK_PATH, attempts=2)
-            report.append((True, "%s API %s accepts the token" % (self.LABEL, self.api_url)))
-        except CloudError as exc:
-            report.append((False, "%s API %s refuses: %s" % (self.LABEL, self.api_url,
-                                                             exc.message)))
+        report += self.check_api(configurations)
         key_path, public = self.pool_key()
         by_key = [c["id"] for c in configurations if c.get("login") == "key"]
         if public:
@@ -4744,6 +4765,16 @@ class CloudBackend(Backend):
                                "\"key\" cannot be ordered: " + ", ".join(by_key)
                                if by_key else "")))
         return report
+
+    def check_api(self, configurations):
+        try:
+            self.check_call()
+            return [(True, "%s API %s accepts the token" % (self.LABEL, self.api_url))]
+        except CloudError as exc:
+            return [(False, "%s API %s refuses: %s" % (self.LABEL, self.api_url, exc.message))]
+
+    def check_call(self):
+        self.api().call("GET", self.CHECK_PATH, attempts=2)
 
 
 class HetznerBackend(CloudBackend):
@@ -4762,10 +4793,6 @@ class HetznerBackend(CloudBackend):
     FALLBACKS = ("server_type", "location")
     # create refusals that mean "none left of this type here"
     CAPACITY_CODES = ("resource_unavailable", "placement_error", "unavailable")
-
-    def labels(self, task):
-        return {"managed-by": "provider.py", "bx-owner": task["data"]["owner"],
-                "bx-task": task["id"]}
 
     def create_body(self, task, configuration, user_data):
         body = {"name": task["data"]["name"], "server_type": configuration["server_type"],
@@ -5488,8 +5515,8 @@ def rsa_private_key(text):
         raise ValueError("the RSA key lacks its numbers")
     numbers = [int.from_bytes(value, "big") for _, value in items[1:9]]
     key = dict(zip(("n", "e", "d", "p", "q", "dp", "dq", "qinv"), numbers))
-    if key["n"].bit_length() < 2048 or key["p"] * key["q"] != key["n"]:
-        raise ValueError("the RSA key is damaged or shorter than 2048 bits")
+    if not 2048 <= key["n"].bit_length() <= 8192 or key["p"] * key["q"] != key["n"]:
+        raise ValueError("the RSA key is damaged, or not 2048 to 8192 bits long")
     return key
 
 
@@ -5537,9 +5564,380 @@ def yandex_jwt(key_id, account_id, key, issued):
     return signed + "." + base64url(pss_sign(key, signed.encode("ascii")))
 
 
+# -- Yandex Cloud: an IAM token, then Compute instances and their operations --
+
+YANDEX_TOKEN_PATH = "/iam/v1/tokens"
+YANDEX_METADATA_TOKEN_PATH = "/computeMetadata/v1/instance/service-accounts/default/token"
+YANDEX_NAME = r"[a-z0-9][-a-z0-9]{0,62}\Z"      # ids, zones, families, platforms, disk types
+YANDEX_STOPPED = ("ERROR", "CRASHED", "DELETING", "STOPPING", "STOPPED")
+GRPC_CODES = {1: "CANCELLED", 2: "UNKNOWN", 3: "INVALID_ARGUMENT", 4: "DEADLINE_EXCEEDED",
+              5: "NOT_FOUND", 6: "ALREADY_EXISTS", 7: "PERMISSION_DENIED",
+              8: "RESOURCE_EXHAUSTED", 9: "FAILED_PRECONDITION", 10: "ABORTED",
+              11: "OUT_OF_RANGE", 12: "UNIMPLEMENTED", 13: "INTERNAL", 14: "UNAVAILABLE",
+              15: "DATA_LOSS", 16: "UNAUTHENTICATED"}
+YANDEX_HINTS = {
+    16: "the credentials were refused: is the service account key (or OAuth token) still "
+        "valid, and not deleted?",
+    7: "the service account needs the roles compute.editor, vpc.user and vpc.publicAdmin "
+       "on folder %s",
+    8: "a quota or a rate limit: see the folder's quotas in the console, or order later",
+    3: "the configuration holds a value Yandex Cloud refuses",
+    5: "an id in the config names nothing (folder_id, subnet_id, image_id, image_family?)",
+    9: "the configuration does not fit together (zone_id and the subnet's zone?)",
+}
+GIB = 1 << 30
+
+
+def yandex_name(text):
+    import re
+    return isinstance(text, str) and re.match(YANDEX_NAME, text) is not None
+
+
+def check_yandex_name(checker, value, path):
+    if not yandex_name(value):
+        checker.add(path, "must be a Yandex Cloud id or name: lowercase letters, digits "
+                          "and '-', at most 63")
+
+
+def check_metadata_url(checker, value, path):
+    import urllib.parse
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme != "http" or parts.hostname != "169.254.169.254":
+        check_api_url(checker, value, path)      # only the metadata service itself is http
+
+
+def check_core_fraction(checker, value, path):
+    if value not in (5, 20, 50, 100):
+        checker.add(path, "must be 5, 20, 50 or 100 (the guaranteed share of a core, in %)")
+
+
+def dig(value, *keys):
+    """value[key][key]...: None where the answer has another shape (a list index is an int)."""
+    for key in keys:
+        if isinstance(key, int):
+            value = value[key] if isinstance(value, list) and len(value) > key else None
+        else:
+            value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+class MetadataFlavor(object):
+    """The one header the metadata service wants, sent in place of credentials."""
+
+    def token(self):
+        return ""
+
+    def renew(self, stale):
+        return None
+
+    def headers(self, token):
+        return {"Metadata-Flavor": "Google"}
+
+
+class YandexIAMToken(CachedToken):
+    """An IAM token (lives up to 12 h), got with one of: the service account's
+    authorized key (service_account_key_file: a JWT signed with it), a Yandex
+    OAuth token (oauth_token_file), or the metadata service of the VM the plugin
+    runs on (metadata: true, a service account attached to that VM)."""
+
+    SETTINGS = {"service_account_key_file": ("string", Checker.nonempty),
+                "oauth_token_file": ("string", Checker.nonempty),
+                "metadata": ("boolean", None),
+                "iam_url": ("string", check_api_url),
+                "metadata_url": ("string", check_metadata_url)}
+
+    def __init__(self, backend):
+        CachedToken.__init__(self, backend)
+        settings = backend.settings
+        self.iam_url = settings.get("iam_url", "https://iam.api.cloud.yandex.net")
+        self.metadata_url = settings.get("metadata_url", "http://169.254.169.254")
+        self.method = "metadata" if settings.get("metadata") else \
+            "key" if "service_account_key_file" in settings else "oauth"
+        self.loaded = None
+
+    @classmethod
+    def validate_settings(cls, settings, path, check):
+        given = ("service_account_key_file" in settings) + ("oauth_token_file" in settings) \
+            + (settings.get("metadata") is True)
+        if given != 1:
+            check.add(path, "needs exactly one of 'service_account_key_file' (the key that "
+                            "`yc iam key create` writes), 'oauth_token_file' or "
+                            "'metadata': true (the service account of this VM)")
+
+    def credentials(self):
+        """("key", key id, account id, RSA numbers) or ("oauth", token); read once."""
+        if self.loaded is None and self.method == "key":
+            self.loaded = ("key",) + self.read_key()
+        elif self.loaded is None and self.method == "oauth":
+            self.loaded = ("oauth", one_line_secret(*read_secret(
+                self.backend, "oauth_token", "OAuth token"), what="OAuth token"))
+        return self.loaded
+
+    def read_key(self):
+        text, where = read_secret(self.backend, "service_account_key", "service account key")
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict) or not all(
+                yandex_name(data.get(name)) for name in ("id", "service_account_id")) \
+                or not isinstance(data.get("private_key"), str):
+            raise ProviderError(E_CONFIG, "%s is not an authorized key as `yc iam key create "
+                                "--output FILE` writes it (JSON with id, service_account_id, "
+                                "private_key)" % where)
+        try:
+            key = rsa_private_key(data["private_key"])
+        except ValueError as exc:
+            raise ProviderError(E_CONFIG, "%s: its private_key cannot sign: %s" % (where, exc))
+        return data["id"], data["service_account_id"], key
+
+    def ready(self):
+        if self.method != "metadata":
+            self.credentials()
+
+    def identity(self):
+        import hashlib
+        if self.method == "metadata":
+            return "metadata %s" % self.metadata_url
+        given = self.credentials()
+        who = "key %s %s" % given[1:3] if given[0] == "key" else \
+            "oauth " + hashlib.sha256(given[1].encode("ascii")).hexdigest()
+        return "%s %s" % (who, self.iam_url)
+
+    def login(self):
+        if self.method == "metadata":
+            answer = CloudAPI(self.backend, MetadataFlavor(), self.metadata_url).call(
+                "GET", YANDEX_METADATA_TOKEN_PATH)
+            token, lifetime = answer.get("access_token"), answer.get("expires_in")
+            expires = time.time() + lifetime if isinstance(lifetime, int) else None
+        else:
+            given = self.credentials()
+            body = {"jwt": yandex_jwt(given[1], given[2], given[3], now())} \
+                if given[0] == "key" else {"yandexPassportOauthToken": given[1]}
+            answer = CloudAPI(self.backend, None, self.iam_url).call(
+                "POST", YANDEX_TOKEN_PATH, body=body, create=False)
+            token, expires = answer.get("iamToken"), parse_utc(answer.get("expiresAt"))
+        if not isinstance(token, str) or not token or \
+                any(ord(ch) <= 32 or ord(ch) >= 127 for ch in token):
+            raise CloudError("%s: the %s answered without an IAM token" % (
+                self.backend.LABEL, "metadata service" if self.method == "metadata" else "IAM"))
+        return token, expires or time.time() + 3600, None
+
+    def headers(self, token):
+        return {"Authorization": "Bearer " + token}
+
+    def source(self):
+        settings = self.backend.settings
+        if self.method == "metadata":
+            return "IAM token of this VM's service account (metadata service %s)" \
+                % self.metadata_url
+        if self.method == "oauth":
+            return "IAM token for the OAuth token in %s" % settings["oauth_token_file"]
+        return "IAM token for service account %s (key %s in %s)" % (
+            self.credentials()[2], self.credentials()[1], settings["service_account_key_file"])
+
+
+class YandexBackend(CloudBackend):
+    """Yandex Cloud Compute: https://yandex.cloud/docs/compute/api-ref/ (instances carry
+    labels; every change is an Operation polled at the Operation API)."""
+
+    TYPE = "yandex"
+    LABEL = "Yandex Cloud"
+    AUTH = YandexIAMToken
+    DEFAULT_API_URL = "https://compute.api.cloud.yandex.net"
+    SERVERS = "/compute/v1/instances"
+    MAX_USER_DATA = 256 * 1024
+    SETTINGS = dict(((key, value) for key, value in CloudBackend.COMMON_SETTINGS.items()
+                     if key != "api_url"), folder_id=("string", check_yandex_name),
+                    compute_url=("string", check_api_url),
+                    operation_url=("string", check_api_url),
+                    vpc_url=("string", check_api_url), **YandexIAMToken.SETTINGS)
+    DEFAULTS = {"platform_id": "standard-v3", "cores": 2, "memory_gb": 2, "core_fraction": 100,
+                "disk_gb": 20, "disk_type": "network-ssd", "image_folder_id": "standard-images"}
+    PARAMETERS = dict(CloudBackend.PARAMETERS, cores=("integer", Checker.positive),
+                      memory_gb=("number", Checker.positive),
+                      disk_gb=("integer", Checker.positive),
+                      core_fraction=("integer", check_core_fraction),
+                      **dict((key, ("string", check_yandex_name)) for key in (
+                          "zone_id", "subnet_id", "platform_id", "disk_type", "image_id",
+                          "image_family", "image_folder_id")))
+    REQUIRED = ("zone_id", "subnet_id")
+
+    def __init__(self, settings, paths, log):
+        CloudBackend.__init__(self, settings, paths, log)
+        self.api_url = settings.get("compute_url", self.DEFAULT_API_URL)
+        self.operation_url = settings.get("operation_url", "https://operation.api.cloud.yandex.net")
+        self.vpc_url = settings.get("vpc_url", "https://vpc.api.cloud.yandex.net")
+        self.folder_id = settings.get("folder_id")
+
+    @classmethod
+    def validate_settings(cls, settings, path, check):
+        if "folder_id" not in settings:
+            check.add(path, "missing key 'folder_id' (the folder the instances are made in)")
+        super(YandexBackend, cls).validate_settings(settings, path, check)
+
+    @classmethod
+    def validate_configuration(cls, configuration, path, check):
+        super(YandexBackend, cls).validate_configuration(configuration, path, check)
+        if ("image_id" in configuration) == ("image_family" in configuration):
+            check.add(path, "needs exactly one of 'image_id' or 'image_family' (the newest "
+                            "image of that family, e.g. \"ubuntu-2204-lts\")")
+
+    def setting(self, configuration, key):
+        return configuration.get(key, self.DEFAULTS.get(key))
+
+    def image(self, configuration, attempts=RETRY_ATTEMPTS):
+        """The image: image_id's, or the newest of image_family (in image_folder_id)."""
+        if "image_id" in configuration:
+            return self.api().call("GET", "/compute/v1/images/%s" % configuration["image_id"],
+                                   attempts=attempts)
+        return self.api().call("GET", "/compute/v1/images:latestByFamily", attempts=attempts,
+                               query={"folderId": self.setting(configuration, "image_folder_id"),
+                                      "family": configuration["image_family"]})
+
+    def image_id(self, configuration):
+        if "image_id" in configuration:
+            return configuration["image_id"]
+        image_id = self.image(configuration).get("id")
+        if not yandex_name(image_id):
+            raise CloudError("%s: no image id for the family %s" % (
+                self.LABEL, configuration["image_family"]))
+        return image_id
+
+    def create_body(self, task, configuration, user_data):
+        def get(key):
+            return self.setting(configuration, key)
+        disk = {"size": str(get("disk_gb") * GIB), "typeId": get("disk_type"),
+                "imageId": self.image_id(configuration)}
+        return {"folderId": self.folder_id, "name": task["data"]["name"],
+                "labels": self.labels(task), "zoneId": configuration["zone_id"],
+                "platformId": get("platform_id"),
+                "resourcesSpec": {"memory": str(int(get("memory_gb") * GIB)),
+                                  "cores": get("cores"), "coreFraction": get("core_fraction")},
+                "metadata": {"user-data": user_data},
+                "bootDiskSpec": {"autoDelete": True, "diskSpec": disk},
+                "networkInterfaceSpecs": [{"subnetId": configuration["subnet_id"],
+                                           "primaryV4AddressSpec": {
+                                               "oneToOneNatSpec": {"ipVersion": "IPV4"}}}]}
+
+    def created(self, operation):
+        """The create's answer is an Operation naming the instance it makes."""
+        if operation.get("done") and operation.get("error") is not None:
+            raise CloudError(self.operation_failed(operation))
+        server = {"id": dig(operation, "metadata", "instanceId")}
+        if not yandex_name(server["id"]):
+            return {}
+        if not operation.get("done") and yandex_name(operation.get("id")):
+            server["operation_id"] = operation["id"]
+        return server
+
+    def adopt(self, task, server, skipped=""):
+        changes = CloudBackend.adopt(self, task, server, skipped)
+        if server.get("operation_id") and "data" in changes:
+            changes["data"]["operation_id"] = server["operation_id"]
+        return changes
+
+    def operation_failed(self, operation):
+        code, text = self.error_text(operation.get("error"))
+        return "%s: creating the instance failed: %s: %s (operation %s)" % (
+            self.LABEL, code or "error", printable(text, 300), printable(operation.get("id")))
+
+    def await_create(self, api, task):
+        """Until the create's operation is done: wait, or fail with its error."""
+        data = task["data"]
+        if not data.get("operation_id"):
+            return None
+        operation = self.api(self.operation_url).call("GET", "/operations/%s"
+                                                      % data["operation_id"])
+        where = "%s instance %s" % (self.LABEL, data["server_id"])
+        if not operation.get("done"):
+            return {"phase": "booting", "message": "booting: %s is being created (operation "
+                    "%s)" % (where, data["operation_id"])}
+        data = dict(data, operation_id=None)
+        if operation.get("error") is None:
+            return {"data": data, "phase": "booting", "message": "booting: %s is created"
+                    % where}
+        try:                          # a failed create leaves no instance, as a rule
+            self.fetch(api, data["server_id"])
+        except CloudError as exc:
+            if exc.status != 404:
+                raise
+            data["server_deleted"] = now()
+        task["data"] = data
+        changes = self.fail(task, self.operation_failed(operation))
+        changes["data"] = data
+        return changes
+
+    def fetch(self, api, server_id):
+        return api.call("GET", "%s/%s" % (self.SERVERS, server_id))
+
+    def find(self, api, task, attempts=RETRY_ATTEMPTS):
+        """The filter matches names only: the labels say the instance is ours."""
+        answer = api.call("GET", self.SERVERS, attempts=attempts, query={
+            "folderId": self.folder_id, "filter": 'name="%s"' % task["data"]["name"]})
+        labels = self.labels(task)
+        for instance in answer.get("instances") or []:
+            if isinstance(instance, dict) and yandex_name(instance.get("id")) and all(
+                    dig(instance, "labels", key) == value for key, value in labels.items()):
+                return instance
+        return None
+
+    def describe(self, server):
+        said = server.get("status") if isinstance(server.get("status"), str) else "unknown"
+        return ("running" if said == "RUNNING" else "failed" if said in YANDEX_STOPPED
+                else "booting"), said
+
+    def ipv4(self, server):
+        return dig(server, "networkInterfaces", 0, "primaryV4Address", "oneToOneNat",
+                   "address") or None
+
+    def error_text(self, answer):
+        """{"code": <gRPC code>, "message", "details"}; never raises (see Hetzner's)."""
+        code, text = dig(answer, "code"), dig(answer, "message")
+        text = text if isinstance(text, str) else ""
+        if not isinstance(code, int) or isinstance(code, bool):
+            return None, text
+        hint = YANDEX_HINTS.get(code)
+        if hint:
+            text += "; " + (hint % self.folder_id if "%s" in hint else hint)
+        return GRPC_CODES.get(code, "code_%d" % code), text
+
+    def check_call(self):
+        self.api().call("GET", self.SERVERS, query={"folderId": self.folder_id, "pageSize": 1},
+                        attempts=2)
+
+    def check_api(self, configurations):
+        """The folder, and each configuration's image and subnet, as the API sees them."""
+        report = CloudBackend.check_api(self, configurations)
+        if report[-1][0]:
+            report.append((True, "folder %s: the service account may list its instances"
+                           % self.folder_id))
+            report += [self.check_configuration(item) for item in configurations]
+        return report
+
+    def check_configuration(self, configuration):
+        what = "configuration %s:" % configuration["id"]
+        try:
+            image = self.image(configuration, attempts=2)
+            subnet = self.api(self.vpc_url).call("GET", "/vpc/v1/subnets/%s"
+                                                 % configuration["subnet_id"], attempts=2)
+        except CloudError as exc:
+            return False, "%s %s" % (what, exc.message)
+        zone = configuration["zone_id"]
+        text = "%s image %s (%s), subnet %s (%s, %s) in zone %s" % (
+            what, printable(image.get("id")), printable(image.get("name") or "?"), configuration["subnet_id"],
+            printable(subnet.get("name") or "?"), printable(", ".join(
+                str(block) for block in subnet.get("v4CidrBlocks") or [])), zone)
+        if subnet.get("zoneId") != zone:
+            return False, "%s, but the subnet is in zone %s" % (text, printable(
+                subnet.get("zoneId")))
+        return True, text
+
+
 BACKENDS = dict((cls.TYPE, cls) for cls in (ManualBackend, PoolBackend, CommandBackend,
                                                 HetznerBackend, TimewebBackend, OpenStackBackend,
-                                                SelectelBackend, VKCloudBackend))
+                                                SelectelBackend, VKCloudBackend,
+                                                YandexBackend))
 
 
 # ---------------------------------------------------------------------------

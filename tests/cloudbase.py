@@ -72,6 +72,8 @@ class CloudHome(object):
     SETTINGS = {}        # the provider's own backend settings
     RENAME = {}          # a setting's name for this provider (token_file -> password_file)
     FIRST_REQUEST = "POST /servers"     # the first request an order sends
+    CREATE_PATH = "/servers"     # what messages name the create request by
+    SERVERS_PATH = r"^/servers"  # the fake's paths of server look-ups (a regex)
 
     def setUp(self):
         # servers are ready at once unless a test asks for the phases (fewer runs)
@@ -302,8 +304,8 @@ class CloudTests(CloudHome):
             self.assertEqual(len(self.api.create_requests()), number, failure)
             self.assertEqual(len(self.api.servers), number, failure)
         with open(self.home.log_path) as handle:
-            self.assertIn("%s: http_502: Bad Gateway (HTTP 502 to POST /servers)" % self.LABEL,
-                          handle.read())
+            self.assertIn("%s: http_502: Bad Gateway (HTTP 502 to POST %s)" % (
+                self.LABEL, self.CREATE_PATH), handle.read())
 
     def gets_since(self, before):
         """The statuses of the GETs after the first `before` (an order may look things
@@ -385,7 +387,7 @@ class CloudTests(CloudHome):
         """An order whose create hangs and whose look-up fails: as if the plugin was
         killed between the API's answer and saving the server id. Returns the task id."""
         self.api.hang_next_create(10)
-        self.api.server_error_next(count=50, method="GET", path=r"^/servers")
+        self.api.server_error_next(count=50, method="GET", path=self.SERVERS_PATH)
         task_id = self.order()
         task = self.home.state()["tasks"][task_id]
         self.assertEqual((task["status"], task["phase"]), ("in_progress", "creating"))
@@ -411,7 +413,7 @@ class CloudTests(CloudHome):
 
     def test_rate_limits_are_ridden_out(self):
         self.api.rate_limit_next(count=1, reset_in=1, method="POST")
-        self.api.rate_limit_next(count=2, reset_in=0, method="GET", path=r"^/servers")
+        self.api.rate_limit_next(count=2, reset_in=0, method="GET", path=self.SERVERS_PATH)
         self.finished(self.order())
         self.assertEqual(len(self.api.servers), 1)
         statuses = [r["status"] for r in self.api.requests]

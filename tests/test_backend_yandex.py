@@ -8,13 +8,18 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 import unittest
 
-from support import load_module
+from cloudbase import CloudTests
+from fake_yandex import FakeYandex, openssl_verifies
+from support import SCRIPT, load_module
 
 provider = load_module()
+KEY_ID, ACCOUNT_ID = "ajekey00000000000001", "ajesa0000000000000001"
 
-KEYS = {}       # made once per run: openssl's RSA key generation is the slow part
+KEYS = {}       # made once per process (in the run's temp folder, removed with it):
+                # openssl's RSA key generation is the slow part
 
 
 def openssl(*args, **kwargs):
@@ -41,11 +46,6 @@ def rsa_key(name="main", bits=2048):
     return KEYS[name]
 
 
-def tearDownModule():
-    for folder, _, _ in KEYS.values():
-        shutil.rmtree(folder, True)
-
-
 def read(path):
     with open(path) as handle:
         return handle.read()
@@ -53,24 +53,6 @@ def read(path):
 
 def unpad(text):
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def openssl_verifies(jwt, public):
-    """True when the openssl command accepts the JWT's PS256 signature."""
-    folder = tempfile.mkdtemp(prefix="bxyandex-jwt-")
-    try:
-        signed, _, signature = jwt.rpartition(".")
-        message, sig = os.path.join(folder, "message"), os.path.join(folder, "signature")
-        with open(message, "wb") as handle:
-            handle.write(signed.encode("ascii"))
-        with open(sig, "wb") as handle:
-            handle.write(unpad(signature))
-        code, out = openssl("dgst", "-sha256", "-verify", public, "-sigopt",
-                            "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:32",
-                            "-signature", sig, message, check=False)
-        return code == 0 and "Verified OK" in out
-    finally:
-        shutil.rmtree(folder, True)
 
 
 class JWTTest(unittest.TestCase):
@@ -134,6 +116,291 @@ class JWTTest(unittest.TestCase):
         self.assertIn("does not verify", str(caught.exception))
         with self.assertRaises(ValueError):
             provider.rsa_private_key(read(rsa_key("short", 1024)[1]))
+
+
+def key_file_text(private_pem, key_id=KEY_ID):
+    """An authorized key as `yc iam key create --output FILE` writes it."""
+    return json.dumps({
+        "id": key_id, "service_account_id": ACCOUNT_ID, "created_at": "2026-11-29T19:00:00Z",
+        "key_algorithm": "RSA_2048", "public_key": "-----BEGIN PUBLIC KEY-----\n...",
+        "private_key": "PLEASE DO NOT REMOVE THIS LINE! Yandex.Cloud SA Key ID <%s>\n%s"
+                       % (key_id, private_pem)}, indent=2)
+
+
+class YandexTest(CloudTests, unittest.TestCase):
+    TYPE = "yandex"
+    LABEL = "Yandex Cloud"
+    CONFIGURATION = {"zone_id": FakeYandex.ZONE, "subnet_id": FakeYandex.SUBNET,
+                     "image_id": "fd8image0000000000u0", "memory_gb": 4, "disk_gb": 30}
+    REFUSAL = "Yandex Cloud: PERMISSION_DENIED: Permission denied to folder"
+    CREATE_PATH = "/compute/v1/instances"
+    FIRST_REQUEST = "POST /compute/v1/instances"
+    SERVERS_PATH = r"^/compute/v1/instances"
+
+    def FAKE(self, **kwargs):          # CloudTests makes its fakes through this
+        api = FakeYandex(**kwargs)
+        api.iam.public_key = rsa_key()[2]
+        self.fakes = getattr(self, "fakes", []) + [api]
+        return api
+
+    def write_token(self, token, mode=0o600):
+        """The credential of every test: the service account's key file."""
+        with open(self.token_file, "w") as handle:
+            handle.write(key_file_text(read(rsa_key()[1])))
+        os.chmod(self.token_file, mode)
+
+    def configure(self, configuration=None, top=None, **backend):
+        url = backend.pop("api_url", self.api.url)
+        [api] = [fake for fake in self.fakes if fake.url == url]
+        settings = {"token_file": None, "api_url": None, "folder_id": FakeYandex.FOLDER,
+                    "service_account_key_file": self.token_file, "compute_url": url,
+                    "operation_url": url, "vpc_url": url, "iam_url": api.iam.url}
+        settings.update(backend)
+        CloudTests.configure(self, configuration, top, **settings)
+
+    def user_data(self, request):
+        return request["body"]["metadata"]["user-data"]
+
+    def refuse_next_create(self):
+        self.api.error_next(403, 7, "Permission denied to folder " + FakeYandex.FOLDER,
+                            method="POST", path=r"^/compute/v1/instances$")
+
+    # the static API token of hetzner and timeweb: yandex has its own tests below
+    test_a_bad_token_is_a_clear_error_at_order_and_in_check = None
+    test_the_token_from_an_environment_variable = None
+
+    def test_a_key_file_is_all_it_takes_jwt_iam_token_instance(self):
+        task_id = self.order()
+        [create] = self.api.create_requests()
+        body = create["body"]
+        self.assertEqual(body["folderId"], FakeYandex.FOLDER)
+        self.assertRegex(body["name"], r"^provider-%s-[0-9a-f]{8}$" % task_id)
+        self.assertEqual(body["labels"], {"managed-by": "provider.py", "bx-task": task_id,
+                                          "bx-owner": body["name"].rsplit("-", 1)[1]})
+        self.assertEqual((body["zoneId"], body["platformId"]), (FakeYandex.ZONE, "standard-v3"))
+        self.assertEqual(body["resourcesSpec"], {"memory": str(4 << 30), "cores": 2,
+                                                 "coreFraction": 100})
+        self.assertEqual(body["bootDiskSpec"], {"autoDelete": True, "diskSpec": {
+            "size": str(30 << 30), "typeId": "network-ssd", "imageId": "fd8image0000000000u0"}})
+        self.assertEqual(body["networkInterfaceSpecs"], [{
+            "subnetId": FakeYandex.SUBNET,
+            "primaryV4AddressSpec": {"oneToOneNatSpec": {"ipVersion": "IPV4"}}}])
+        self.assertIn("\ndisable_root: false\n", self.our_cloud_config(create))
+        answer = self.finished(task_id)
+        self.assertEqual(answer["server"], "127.0.0.1")
+        self.assertTrue(answer["server_password"])
+        [jwt] = self.api.iam.jwts                   # one login: the IAM token was kept
+        self.assertTrue(openssl_verifies(jwt, rsa_key()[2]))
+        self.assertEqual([r["path"] for r in self.api.iam.requests], ["/iam/v1/tokens"])
+        self.assertTrue(all(r["token_ok"] for r in self.api.requests), self.api.requests)
+        self.assertEqual(len(self.api.servers), 1)
+
+    def test_an_operation_is_waited_for_and_its_error_fails_the_task(self):
+        self.api.op_polls = 1
+        task_id = self.order()
+        answer = self.ok("order_status", task_id)
+        self.assertRegex(answer["message"], r"^booting: Yandex Cloud instance fhm\d+ is being "
+                                            r"created \(operation fhmop\d+\)$")
+        self.finished(task_id)
+        self.api.operation_fails_next(8, "Not enough resources in zone ru-central1-a")
+        task_id = self.order()
+        self.ok("order_status", task_id)
+        answer = self.ok("order_status", task_id)
+        self.assertEqual(answer["status"], "error", answer)
+        self.assertIn("Yandex Cloud: creating the instance failed: RESOURCE_EXHAUSTED: Not "
+                      "enough resources in zone ru-central1-a; a quota or a rate limit",
+                      answer["message"])
+        self.assertNotIn("billed", answer["message"])        # the instance is gone
+        self.assertEqual(len(self.api.servers), 1)
+
+    def test_the_image_family_gives_its_newest_image(self):
+        self.configure({"image_id": None, "image_family": "ubuntu-2204-lts"})
+        self.finished(self.order())
+        [create] = self.api.create_requests()
+        self.assertEqual(create["body"]["bootDiskSpec"]["diskSpec"]["imageId"],
+                         FakeYandex.LATEST["ubuntu-2204-lts"])
+        [lookup] = self.api.requests_for("GET", r"^/compute/v1/images:latestByFamily$")
+        self.assertEqual(lookup["query"], {"folderId": ["standard-images"],
+                                           "family": ["ubuntu-2204-lts"]})
+        self.configure({"image_id": None, "image_family": "no-such-family"})
+        message = self.assertErrorCode(self.run_plugin("order", "1"), 108)
+        self.assertIn("NOT_FOUND: Image family no-such-family not found; an id in the config",
+                      message)
+        self.assertEqual(len(self.api.create_requests()), 1)
+
+    def test_an_expired_iam_token_is_renewed(self):
+        task_id = self.order()
+        self.assertEqual(len(self.api.iam.issued), 1)
+        self.api.iam.expire()                       # the kept token is refused (401)
+        self.finished(task_id)
+        self.assertEqual(len(self.api.iam.issued), 2)
+        self.assertEqual([r["status"] for r in self.api.requests_for("GET")][:2], [401, 200])
+        state = self.home.state()
+        [entry] = state["tokens"].values()
+        self.assertEqual(entry["token"], self.api.iam.issued[-1])
+        entry["expires"] = int(time.time()) + 60      # close to its end: renewed before use
+        with open(self.home.state_path, "w") as handle:
+            json.dump(state, handle)
+        self.ok("order_status", self.order())
+        self.assertEqual(len(self.api.iam.issued), 3)
+        self.assertNotIn(401, [r["status"] for r in self.api.requests[-3:]])
+
+    def test_a_bad_key_is_a_clear_error(self):
+        with open(self.token_file, "w") as handle:
+            handle.write("not json")
+        message = self.assertErrorCode(self.run_plugin("order", "1"), 104)
+        self.assertIn("is not an authorized key as `yc iam key create --output FILE` writes "
+                      "it", message)
+        with open(self.token_file, "w") as handle:
+            handle.write(key_file_text("-----BEGIN PRIVATE KEY-----\nAAAA\n"
+                                       "-----END PRIVATE KEY-----\n"))
+        message = self.assertErrorCode(self.run_plugin("order", "1"), 104)
+        self.assertIn("its private_key cannot sign: the PKCS#8 key is not a DER sequence",
+                      message)
+        self.assertFalse(os.path.exists(self.home.state_path))     # no task was made
+        self.assertEqual(self.api.iam.requests + self.api.requests, [])
+        with open(self.token_file, "w") as handle:       # a key IAM does not know
+            handle.write(key_file_text(read(rsa_key("other")[1])))
+        message = self.assertErrorCode(self.run_plugin("order", "1"), 108)
+        self.assertIn("Yandex Cloud: UNAUTHENTICATED: JWT signature verification failed; "
+                      "the credentials were refused", message)
+        self.assertIn("(HTTP 401 to POST /iam/v1/tokens)", message)
+        result = self.run_plugin("check")
+        self.assertEqual(result.code, 1, result)
+        self.assertRegex(result.text, r"FAIL .*UNAUTHENTICATED: JWT signature verification")
+        self.assertEqual(self.api.requests, [])
+        self.assertNotIn(read(rsa_key("other")[1]).splitlines()[2].encode(),
+                         result.out + result.err)
+
+    def test_quota_is_ridden_out_with_backoff_then_a_clear_error(self):
+        self.api.quota_next(count=10)
+        message = self.assertErrorCode(self.run_plugin("order", "1"), 108)
+        self.assertIn("Yandex Cloud: RESOURCE_EXHAUSTED: Quota limit compute.instances.count "
+                      "exceeded; a quota or a rate limit: see the folder's quotas", message)
+        self.assertIn("(HTTP 429 to POST /compute/v1/instances)", message)
+        self.assertEqual(self.home.sleeps(), [0.25, 0.5, 1.0])     # the virtual clock's
+        self.assertEqual(len(self.api.create_requests()), 4)
+        self.assertEqual(self.api.servers, {})
+
+    def test_an_instance_with_our_name_but_not_our_labels_is_not_adopted(self):
+        tag = provider.owner_tag(provider.Paths(self.home.script))
+        name = provider.server_name("provider", "1", tag)
+        self.api.add_server(name, labels={"made-by": "someone"})
+        task_id = self.order()
+        self.assertEqual(task_id, "1")
+        answer = self.ok("order_status", task_id)
+        self.assertEqual(answer["status"], "in_progress", answer)
+        self.assertIn("ALREADY_EXISTS", self.home.state()["tasks"][task_id]["message"] +
+                      read(self.home.log_path))
+        self.assertNotIn("server_id", self.home.state()["tasks"][task_id]["data"])
+        self.assertEqual(len(self.api.servers), 1)
+
+    def test_check_shows_the_folder_image_and_subnet(self):
+        result = self.run_plugin("check")
+        self.assertEqual(result.code, 1, result)        # only: allow_loopback is for tests
+        self.assertEqual([line for line in result.text.splitlines() if line.startswith("FAIL")],
+                         ["FAIL yandex: allow_loopback is true: the caller refuses loopback "
+                          "servers; this is for tests only"])
+        for line in ("ok   Yandex Cloud IAM token for service account %s (key %s in %s)" % (
+                         ACCOUNT_ID, KEY_ID, self.token_file),
+                     "ok   folder %s: the service account may list its instances"
+                     % FakeYandex.FOLDER,
+                     "ok   configuration 1: image fd8image0000000000u0 (ubuntu-2204-lts-"
+                     "v20241028), subnet %s (default-ru-central1-a, 10.128.0.0/24) in zone "
+                     "ru-central1-a" % FakeYandex.SUBNET):
+            self.assertIn(line, result.text)
+        self.configure({"zone_id": "ru-central1-b"})
+        result = self.run_plugin("check")
+        self.assertIn("FAIL configuration 1: image fd8image0000000000u0 (ubuntu-2204-lts-"
+                      "v20241028), subnet %s (default-ru-central1-a, 10.128.0.0/24) in zone "
+                      "ru-central1-b, but the subnet is in zone ru-central1-a"
+                      % FakeYandex.SUBNET, result.text)
+        self.assertNotIn(self.api.iam.issued[-1].encode(), result.out + result.err)
+
+    def test_the_metadata_service_or_an_oauth_token_instead_of_a_key(self):
+        self.configure(service_account_key_file=None, metadata=True,
+                       metadata_url=self.api.iam.url)
+        self.finished(self.order())
+        [login] = self.api.iam.requests
+        self.assertEqual(login["path"],
+                         "/computeMetadata/v1/instance/service-accounts/default/token")
+        self.assertEqual(login["headers"].get("Metadata-Flavor"), "Google")
+        oauth = os.path.join(self.tmp, "oauth")
+        with open(oauth, "w") as handle:
+            handle.write("y0_oauth_token_for_tests\n")
+        os.chmod(oauth, 0o600)
+        self.api.iam.oauth_token = "y0_oauth_token_for_tests"
+        self.configure(service_account_key_file=None, oauth_token_file=oauth)
+        self.finished(self.order())
+        self.assertEqual(self.api.iam.requests[-1]["body"],
+                         {"yandexPassportOauthToken": "y0_oauth_token_for_tests"})
+        self.assertEqual(len(self.api.servers), 2)
+
+    def test_no_key_or_iam_token_in_any_file_but_the_state(self):
+        self.finished(self.order())
+        self.run_plugin("check")
+        self.run_plugin("tasks")
+        secrets = [self.api.iam.issued[-1].encode(), self.api.iam.jwts[-1].encode()] + \
+            [line.encode() for line in read(rsa_key()[1]).splitlines()[1:-1]]
+        for folder, _, files in os.walk(self.home.dir):
+            for name in files:
+                path = os.path.join(folder, name)
+                data = self.home.read(path)
+                for secret in secrets[1:]:
+                    self.assertNotIn(secret, data, path)
+                if path not in (self.home.state_path, self.home.backup_path):
+                    self.assertNotIn(secrets[0], data, path)
+
+
+class YandexConfigTest(unittest.TestCase):
+    BACKEND = {"type": "yandex", "folder_id": "b1gfolder", "service_account_key_file": "/k"}
+    ITEM = {"id": "1", "descr": "VM", "zone_id": "ru-central1-a", "subnet_id": "e9bsubnet",
+            "image_family": "ubuntu-2204-lts"}
+
+    def problems(self, backend=None, **item):
+        settings = dict(self.BACKEND, **(backend or {}))
+        configuration = dict(self.ITEM, **item)
+        return provider.validate_config({
+            "enabled": True, "configurations": [dict((k, v) for k, v in configuration.items()
+                                                     if v is not None)],
+            "backend": dict((k, v) for k, v in settings.items() if v is not None)})
+
+    def test_a_good_config_and_each_mistake_named(self):
+        self.assertEqual(self.problems(), [])
+        self.assertEqual(self.problems({"service_account_key_file": None, "metadata": True,
+                                        "metadata_url": "http://169.254.169.254"}), [])
+        cases = [
+            ({"folder_id": None}, {}, "missing key 'folder_id'"),
+            ({"oauth_token_file": "/t"}, {}, "needs exactly one of 'service_account_key_file'"),
+            ({"service_account_key_file": None, "metadata": False}, {}, "needs exactly one"),
+            ({"token_file": "/t"}, {}, "$.backend.token_file: unknown key"),
+            ({"compute_url": "http://compute.example"}, {}, "must be an https:// URL"),
+            ({"metadata_url": "http://169.254.169.253"}, {}, "must be an https:// URL"),
+            ({"metadata_url": "ftp://169.254.169.254"}, {}, "must be an https:// URL"),
+            ({"folder_id": "B1G folder"}, {}, "must be a Yandex Cloud id"),
+            ({}, {"image_id": "fd8x"}, "needs exactly one of 'image_id' or 'image_family'"),
+            ({}, {"image_family": None}, "needs exactly one of 'image_id' or 'image_family'"),
+            ({}, {"subnet_id": None}, "missing key 'subnet_id'"),
+            ({}, {"core_fraction": 30}, "must be 5, 20, 50 or 100"),
+            ({}, {"zone_id": "ru-central1-a/../x"}, "must be a Yandex Cloud id"),
+            ({}, {"memory_gb": 0}, "must be greater than 0"),
+        ]
+        for backend, item, problem in cases:
+            found = self.problems(backend, **item)
+            self.assertTrue(any(problem in text for text in found), (backend, item, found))
+
+    def test_the_example_config_is_valid(self):
+        with open(os.path.join(os.path.dirname(SCRIPT), "examples", "yandex.conf")) as handle:
+            self.assertEqual(provider.validate_config(json.load(handle)), [])
+
+    def test_names_start_with_a_letter_as_yandex_wants(self):
+        tag = "0123abcd"
+        for name, want in (("provider", "provider-7-"), ("1c-bitrix", "bx-1c-bitrix-7-"),
+                           ("---", "bx-7-"), ("Яндекс", "bx-7-")):
+            made = provider.server_name(name, "7", tag)
+            self.assertEqual(made, want + tag)
+            self.assertRegex(made, r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+        self.assertLessEqual(len(provider.server_name("x" * 99, "9" * 20, tag)), 63)
 
 
 def pem(der):
