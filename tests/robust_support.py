@@ -11,7 +11,6 @@ The long versions run with BXPROVIDER_LONG_TESTS=1 and print their figures
 on stderr, one line each starting with "FIGURE".
 """
 
-import io
 import json
 import os
 import random
@@ -110,29 +109,15 @@ def umask_000():
 # ---------------------------------------------------------------------------
 
 class InProcess(object):
-    """Calls provider.main(argv, prog=home.script) in this process."""
+    """Calls module.main(argv, prog=home.script) in this process."""
 
     def __init__(self, module, home):
         self.module = module
         self.home = home
 
     def call(self, argv, stdin=b""):
-        from support import Result
-        saved = sys.stdout, sys.stderr, sys.stdin
-        out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict")
-        err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="backslashreplace")
-        sys.stdout, sys.stderr = out, err
-        sys.stdin = io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8")
-        saved_env = dict((k, os.environ.pop(k)) for k in ("BXPROVIDER_HOME", "BXPROVIDER_CONFIG")
-                         if k in os.environ)
-        try:
-            code = self.module.main(list(argv), prog=self.home.script)
-        finally:
-            sys.stdout, sys.stderr, sys.stdin = saved
-            os.environ.update(saved_env)
-        out.flush()
-        err.flush()
-        return Result(code, out.buffer.getvalue(), err.buffer.getvalue())
+        from support import call_main
+        return call_main(argv, self.home.script, stdin, module=self.module)
 
 
 def snapshot(home, names=None):

@@ -162,6 +162,7 @@ class CompiledScript(object):
 
     source = None
     path = None
+    module = None          # provider.py imported (provider_module)
 
     @classmethod
     def prepare(cls):
@@ -187,6 +188,41 @@ def load_module():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def provider_module():
+    """provider.py imported once per test process, for call_main."""
+    if CompiledScript.module is None:
+        CompiledScript.module = load_module()
+    return CompiledScript.module
+
+
+def call_main(argv, script, stdin=b"", cwd=None, module=None):
+    """main(argv, prog=script) of module (default: provider_module()) in this
+    process, as `python3 script ARGV` with stdin bytes would run it from cwd,
+    without BXPROVIDER_HOME/CONFIG; a Result."""
+    import io
+    saved = sys.stdout, sys.stderr, sys.stdin, os.getcwd()
+    saved_env = dict((k, os.environ.pop(k)) for k in ("BXPROVIDER_HOME", "BXPROVIDER_CONFIG")
+                     if k in os.environ)
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict")
+    err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="backslashreplace")
+    sys.stdout, sys.stderr = out, err
+    sys.stdin = io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8")
+    try:
+        if cwd:
+            os.chdir(cwd)
+        try:
+            code = (module or provider_module()).main(list(argv), prog=script)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        sys.stdout, sys.stderr, sys.stdin = saved[:3]
+        os.chdir(saved[3])
+        os.environ.update(saved_env)
+    out.flush()
+    err.flush()
+    return Result(code, out.buffer.getvalue(), err.buffer.getvalue())
 
 
 class Result(object):
@@ -236,6 +272,7 @@ class Home(object):
         self.script = os.path.join(self.dir, "bin", name)
         self.copied = None                  # (size, mtimes, inode) of the copy made
         self.clock = None                   # a file: run with a virtual clock (BOOT)
+        self.in_process = False             # run: main() in this process (call_main)
         if copy_script:
             self.copy_script(plain)
         self.config_path = os.path.join(self.dir, "etc", name + ".conf")
@@ -297,14 +334,18 @@ class Home(object):
         return env
 
     def run(self, *args, **kwargs):
-        """Run HOME/bin/NAME ARGS with this interpreter; returns a Result."""
+        """Run HOME/bin/NAME ARGS with this interpreter; returns a Result. With
+        in_process set, no env of its own and bin/NAME still the copy made,
+        main() runs in this process instead."""
         stdin = kwargs.pop("stdin", None)
+        if isinstance(stdin, str):
+            stdin = stdin.encode("utf-8")
+        if self.in_process and "env" not in kwargs and self.stamp() == self.copied:
+            return call_main(args, self.script, stdin or b"", self.dir)
         env = self.env(kwargs.pop("env", None))
         timeout = kwargs.pop("timeout", 60)
         proc = subprocess.Popen(self.command(args), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, env=env, cwd=self.dir)
-        if isinstance(stdin, str):
-            stdin = stdin.encode("utf-8")
         out, err = proc.communicate(stdin or b"", timeout=timeout)
         return Result(proc.returncode, out, err)
 
@@ -336,12 +377,15 @@ class Home(object):
 
 
 class HomeTestCase(unittest.TestCase):
-    """A fresh home per test, removed afterwards."""
+    """A fresh home per test, removed afterwards. in_process = True: its runs
+    call main() in the test process (state, config, archive, admin logic)."""
 
     config = MANUAL_CONFIG
+    in_process = False
 
     def setUp(self):
         self.home = Home(self.config)
+        self.home.in_process = self.in_process
         self.addCleanup(self.home.cleanup)
 
     def assertError(self, result, code, action=None, exit_code=1):

@@ -11,6 +11,7 @@ PASSWORD = "Adm1n-pw-for-show"
 
 
 class TasksTest(HomeTestCase):
+    in_process = True      # state/config/archive logic: main() in-process
     def test_empty(self):
         result = self.home.run("tasks")
         self.assertEqual(result.code, 0)
@@ -56,6 +57,7 @@ class TasksTest(HomeTestCase):
 
 
 class CheckTest(HomeTestCase):
+    in_process = True      # state/config/archive logic: main() in-process
     def test_a_good_setup(self):
         self.home.ok("order", "1")
         result = self.home.run("check")
@@ -85,6 +87,7 @@ class CheckTest(HomeTestCase):
 
 @unittest.skipUnless(os.geteuid() == 0, "needs root to chown")
 class CheckOwnershipTest(HomeTestCase):
+    in_process = True      # state/config/archive logic: main() in-process
     def test_check_uses_the_same_trusted_owners_as_the_state(self):
         # The home's owner (bitrix, after bx-provider's chown) is trusted...
         os.chown(self.home.dir, 65534, 65534)

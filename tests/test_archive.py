@@ -31,6 +31,7 @@ def task_record(task_id, status="finished", age_days=400, **extra):
 
 
 class ArchiveCase(HomeTestCase):
+    in_process = True      # state/config/archive logic: main() in-process
 
     def write_state(self, tasks, schema=MODULE.STATE_SCHEMA, next_id=None):
         """A state file as provider.py would have saved it (schema 1: the old core's)."""

@@ -10,6 +10,7 @@ PASSWORD = "S3cret-manual-pw!"
 
 
 class ManualTest(HomeTestCase):
+    in_process = True      # state/config/archive logic: main() in-process
     def setUp(self):
         HomeTestCase.setUp(self)
         self.task_id = self.home.ok("order", "1")["task_id"]

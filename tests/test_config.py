@@ -89,6 +89,7 @@ class ValidateTest(unittest.TestCase):
 
 
 class ConfigFileTest(HomeTestCase):
+    in_process = True      # state/config/archive logic: main() in-process
     def test_all_problems_reach_the_error_message(self):
         self.home.write_config({"enabled": 1, "backend": {"type": "manual"},
                                 "configurations": [{"id": "", "descr": "x"}]})

@@ -39,6 +39,7 @@ READERS = (["order_status", "1"],)
 
 
 class DamagedStateTest(HomeTestCase):
+    in_process = True      # state/config/archive logic: main() in-process
     config = BACKEND_CASES[0].config
 
     def setUp(self):
@@ -118,6 +119,7 @@ class DamagedStateTest(HomeTestCase):
 
 
 class RepairTest(HomeTestCase):
+    in_process = True      # state/config/archive logic: main() in-process
     config = BACKEND_CASES[0].config
 
     def setUp(self):
@@ -209,6 +211,8 @@ class RepairTest(HomeTestCase):
 
 class ArchiveSafetyTest(HomeTestCase):
     """The archive (var/archive/) gets the state file's safety and repair rules."""
+
+    in_process = True      # state/config/archive logic: main() in-process
     config = dict(BACKEND_CASES[0].config, retention_days=0)
 
     def setUp(self):

@@ -49,6 +49,7 @@ class ConcurrencyTest(HomeTestCase):
 
 
 class DurabilityTest(HomeTestCase):
+    in_process = True      # state/config/archive logic: main() in-process
     def test_files_are_private(self):
         self.home.ok("order", "1")
         var = os.path.dirname(self.home.state_path)
@@ -164,6 +165,7 @@ class EncodeTest(unittest.TestCase):
 
 
 class ApplyTest(HomeTestCase):
+    in_process = True      # state/config/archive logic: main() in-process
     def test_backend_changes_merge_into_the_task_data(self):
         from support import load_module
         module = load_module()
