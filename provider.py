@@ -2149,12 +2149,20 @@ def check_host_key_pin(check, entry, where):
                   "characters, as `ssh-keygen -lf` shows it)")
 
 
+SHELL_MANGLED = "*?["               # glob characters the caller's quoting leaves to the shell
+
+
 def password_problem(text):
     """Why text cannot be a root password the caller types into ssh, or None."""
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
         return "has control characters"
     if any(0xD800 <= ord(ch) <= 0xDFFF for ch in text):
         return "is not valid Unicode text (a lone surrogate, e.g. \\ud800 in JSON)"
+    if text.startswith("~") or any(ch in SHELL_MANGLED for ch in text):
+        # the caller's escaping (Pool::esc_chars) leaves these to /bin/sh, which
+        # expands them: ssh_keycopy would send another password, and fail for good
+        return "starts with ~ or holds * ? [ (the caller's shell would change it, so adding " \
+               "the server to the pool would fail)"
     return None
 
 
@@ -3072,13 +3080,42 @@ class TaskLog(object):
         try:
             with os.fdopen(open_own_file(self.path, os.O_RDWR), "r+b") as handle:
                 data = handle.read()
-                clean = data.replace(secret.encode("utf-8"), b"********")
+                clean = mask_secret(data, secret)
                 if clean != data:
                     handle.seek(0)
                     handle.write(clean)
                     handle.truncate()
         except (IOError, OSError):
             pass
+
+
+def mask_secret(data, secret):
+    """data (bytes) with every spelling of secret replaced by ********: as it is,
+    as a shell quotes it (set -x's '...' with '\\'' inside, printf %q's
+    backslashes, "..."), and inside any JSON string whatever its escapes
+    (\\u0050 for P)."""
+    import re
+    for spelling in secret_spellings(secret):
+        data = data.replace(spelling, b"********")
+
+    def masked(match):
+        try:
+            value = json.loads(match.group(0).decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            return match.group(0)
+        if secret not in value:
+            return match.group(0)
+        return json.dumps(value.replace(secret, "********")).encode("ascii")
+    return re.sub(br'"(?:[^"\\\n]|\\.)*"', masked, data)
+
+
+def secret_spellings(secret):
+    """The byte strings a shell prints for secret, longest first."""
+    import re
+    forms = set((secret, secret.replace("'", "'\\''"),
+                 re.sub(r"([^A-Za-z0-9_./:=@%^+,-])", r"\\\1", secret),
+                 re.sub(r'(["\\$`])', r"\\\1", secret)))
+    return [form.encode("utf-8") for form in sorted(forms, key=len, reverse=True)]
 
 
 def parse_result(line, allow_loopback):
@@ -7036,6 +7073,8 @@ def emit(answer, stream, pretty=False):
     """Write the one answer: a JSON object or text, as UTF-8 bytes whatever the locale."""
     if isinstance(answer, dict):
         answer = json.dumps(answer, ensure_ascii=False, indent=2 if pretty else None)
+    else:
+        answer = terminal_safe(answer)
     text = answer + "\n"
     try:
         data = text.encode("utf-8")
@@ -7056,6 +7095,15 @@ def emit(answer, stream, pretty=False):
         stream.flush()
     except (IOError, OSError):
         pass      # the reader went away: nothing left to tell anybody
+
+
+def terminal_safe(text):
+    """Text for people's terminals: every control character but newline and tab
+    (escape sequences, C1 controls such as CSI, carriage returns) becomes "?",
+    whatever its source (an API's message, a program's output, a host name)."""
+    if all(ch.isprintable() or ch in "\n\t" for ch in text):
+        return text
+    return "".join(ch if ch.isprintable() or ch in "\n\t" else "?" for ch in text)
 
 
 def clean_arg(arg):

@@ -325,5 +325,55 @@ class OwnFilesTest(InProcessHomeTestCase):
         self.assertEqual(provider.caller_mark(self.paths(), "1"), b"")
 
 
+class ValuesForPeopleTest(InProcessHomeTestCase):
+    def test_passwords_the_callers_shell_would_mangle_are_refused_everywhere(self):
+        # Regression: "~x" or "a*b" passed and "add to pool" then failed for good.
+        for password in ("~root-1", "ab*cd", "ab?cd", "ab[cd"):
+            self.assertIn("starts with ~ or holds * ? [", provider.password_problem(password))
+            config = {"enabled": True, "backend": {"type": "pool"}, "configurations": [
+                {"id": "p", "descr": "p", "servers": [{"server": "203.0.113.5",
+                                                        "password": password}]}]}
+            self.assertIn("$.configurations[0].servers[0].password: starts with ~",
+                          " ".join(provider.validate_config(config)))
+        for password in ("a~b", "Pw-1'x $y", "пароль"):
+            self.assertIsNone(provider.password_problem(password), password)
+        self.assertFalse(set(provider.PASSWORD_ALPHABET) & set("~*?[") )
+        for _ in range(50):
+            self.assertIsNone(provider.password_problem(provider.generate_password()))
+        result = self.home.run("task", "finish", "1", "--server", "203.0.113.7", stdin="a*b\n")
+        self.assertIn("starts with ~ or holds * ? [", self.assertError(result, 100, exit_code=2))
+
+    def test_terminal_escapes_never_reach_a_persons_terminal(self):
+        # Regression: `task show` printed API text with escape sequences.
+        store = provider.StateStore(self.paths())
+
+        def hostile(state):
+            task = provider.new_task(store.allocate_id(state), "1", "manual")
+            task["message"] = "boom\x1b]0;pwned\x07\x1b[2J\x9b31m\rdone"
+            task["data"] = {"note": "\x1b[31mred"}
+            state["tasks"][task["id"]] = task
+        store.update(hostile)
+        out = self.home.run("task", "show", "1").out.decode("utf-8")
+        self.assertIn("boom?]0;pwned??[2J?31m?done", out)
+        self.assertFalse([ch for ch in out if not ch.isprintable() and ch not in "\n\t"])
+        self.assertIn("\\u001b[31mred", out)           # JSON data: escaped, as before
+
+    def test_a_password_in_another_spelling_leaves_the_task_log(self):
+        # Regression: set -x quoting and JSON \u escapes kept the password in log/tasks/ID.log.
+        password = "Pw 1'x$y"
+        path = os.path.join(self.home.dir, "log", "tasks", "1.log")
+        log = provider.TaskLog(path)
+        for line in ("+ chpasswd <<< 'root:Pw 1'\\''x$y'", '{"password": "Pw 1\'x$y"}',
+                     '{"p": "\\u0050w 1\'x$y", "o": 1}', "Pw\\ 1\\'x\\$y",
+                     '"Pw 1\'x\\$y"', "kept: Pw-other"):
+            log.line("err", line)
+        log.scrub(password)
+        data = self.home.read(path)
+        self.assertEqual(data.count(b"********"), 5, data)
+        for fragment in (b"1'x", b"1\\'x", b"0050w", b"x$y", b"x\\$y"):
+            self.assertNotIn(fragment, data)
+        self.assertIn(b"kept: Pw-other", data)
+
+
 if __name__ == "__main__":
     unittest.main()
