@@ -3601,6 +3601,7 @@ class CloudAPI(object):
         self.timeout = backend.request_timeout
         self.error_text = backend.error_text
         self.rate_limited = backend.rate_limited
+        self.headers = backend.request_headers()
         self.debug = backend.log.debug
         self.auth = auth                # None: no credentials sent (a login request)
         self.token = None
@@ -3686,6 +3687,7 @@ class CloudAPI(object):
         import urllib.request
         self.refuse_plain_http(url, what)
         headers = {"Accept": "application/json", "User-Agent": "provider.py/" + __version__}
+        headers.update(self.headers)
         if self.token is not None:
             headers.update(self.auth.headers(self.token))
         data = None
@@ -4592,6 +4594,10 @@ class CloudBackend(Backend):
     def rate_limited(self, status, answer):
         return 0 if status == 429 else None
 
+    def request_headers(self):
+        """Headers every request carries besides the token's (an API version)."""
+        return {}
+
     def public_address(self, api, task, server):
         """(the running server's public IPv4 or None, the task's data): a hook for a
         backend that must first give the server an address (a floating IP)."""
@@ -5157,9 +5163,7 @@ class KeystoneToken(CachedToken):
         return dict((name, urls[0]) for name, urls in found.items())
 
     def headers(self, token):
-        version = self.setting("compute_microversion")
-        return {"X-Auth-Token": token, "OpenStack-API-Version": "compute " + version,
-                "X-OpenStack-Nova-API-Version": version}
+        return {"X-Auth-Token": token}
 
     def source(self):
         who = self.setting("application_credential_id") or self.setting("username")
@@ -5187,18 +5191,27 @@ class OpenStackBackend(CloudBackend):
                          if k != "api_url"), compute_url=("string", check_api_url),
                     network_url=("string", check_api_url), image_url=("string", check_api_url),
                     compute_microversion=("string", Checker.nonempty), **KeystoneToken.SETTINGS)
-    PARAMETERS = dict(CloudBackend.PARAMETERS, flavor=("string", Checker.nonempty),
+    PARAMETERS = dict(CloudBackend.PARAMETERS, flavor=alternatives("string", Checker.nonempty),
                       image=("string", Checker.nonempty), network_id=("string", Checker.nonempty),
-                      availability_zone=("string", Checker.nonempty),
+                      availability_zone=alternatives("string", Checker.nonempty),
                       volume_size=("integer", Checker.positive),
                       volume_type=("string", Checker.nonempty),
                       floating_network_id=("string", Checker.nonempty))
     REQUIRED = ("flavor", "image")
+    FALLBACKS = ("flavor", "availability_zone")
     ACTIVE, FAILED = ("ACTIVE",), ("ERROR", "DELETED", "SOFT_DELETED", "SHELVED_OFFLOADED")
+    PAGE = 100
 
-    def __init__(self, settings, paths, log):
-        CloudBackend.__init__(self, settings, paths, log)
-        self.api_url = self.setting("auth_url")
+    @property
+    def api_url(self):
+        """Where the servers are: the compute endpoint once known (no login for
+        it), else the auth_url (messages, `check`)."""
+        extra = (self.auth.entry or {}).get("extra") or {}
+        return self.setting("compute_url") or extra.get("compute") or self.setting("auth_url")
+
+    @api_url.setter
+    def api_url(self, value):
+        pass                            # CloudBackend's api_url setting: not OpenStack's
 
     @classmethod
     def validate_settings(cls, settings, path, check):
@@ -5229,6 +5242,11 @@ class OpenStackBackend(CloudBackend):
 
     def api(self, base=None):
         return CloudAPI(self, self.auth, base or self.endpoint("compute"))
+
+    def request_headers(self):
+        version = self.setting("compute_microversion")     # the other services ignore it
+        return {"OpenStack-API-Version": "compute " + version,
+                "X-OpenStack-Nova-API-Version": version}
 
     def service(self, name, version):
         """A client of Neutron ("network", "v2.0") or Glance ("image", "v2")."""
@@ -5337,13 +5355,9 @@ class OpenStackBackend(CloudBackend):
         if data.get("floating_ip"):
             return data["floating_ip"], data
         neutron = self.service("network", "v2.0")
-        ports = neutron.call("GET", "/ports", query={"device_id": data["server_id"]}).get(
-            "ports") or []
-        if not ports:
+        port, ips = self.port_floating_ips(neutron, data["server_id"])
+        if port is None:
             return None, data
-        port = ports[0]["id"]
-        ips = neutron.call("GET", "/floatingips", query={"port_id": port}).get(
-            "floatingips") or []
         if not ips:
             ips = [neutron.call("POST", "/floatingips", body={"floatingip": {
                 "floating_network_id": configuration_network, "port_id": port,
@@ -5360,17 +5374,45 @@ class OpenStackBackend(CloudBackend):
         if configuration.get("floating_network_id"):
             task["data"]["floating_network_id"] = configuration["floating_network_id"]
 
+    @staticmethod
+    def port_floating_ips(neutron, server_id):
+        """(the server's first port id or None, the floating IPs on that port)."""
+        ports = [port for port in neutron.call("GET", "/ports", query={
+            "device_id": server_id}).get("ports") or [] if isinstance(port, dict)]
+        if not ports or not ports[0].get("id"):
+            return None, []
+        ips = neutron.call("GET", "/floatingips", query={"port_id": ports[0]["id"]}).get(
+            "floatingips") or []
+        return ports[0]["id"], [ip for ip in ips if isinstance(ip, dict) and ip.get("id")]
+
+    def our_floating_ips(self, task):
+        """[(id, address)] to release with the server: the one the task made, else
+        those on the server's port that carry our description (an orphan's, or
+        one whose answer was lost). Looked up before the server (and its port) goes."""
+        data = task["data"]
+        if data.get("floating_ip_id"):
+            return [(data["floating_ip_id"], data.get("floating_ip"))]
+        mark = "provider.py owner=%s " % data.get("owner")
+        try:
+            ips = self.port_floating_ips(self.service("network", "v2.0"), data["server_id"])[1]
+        except ProviderError as exc:     # no Neutron to ask: the server still goes
+            self.log.debug("no floating IPs looked up for %s: %s" % (data["server_id"],
+                                                                     exc.message))
+            return []
+        return [(ip["id"], ip.get("floating_ip_address")) for ip in ips
+                if str(ip.get("description") or "").startswith(mark)]
+
     def delete_server(self, task):
+        floating = self.our_floating_ips(task)
         text = CloudBackend.delete_server(self, task)
-        fip = task["data"].get("floating_ip_id")
-        if fip:
+        for fip, address in floating:
             try:
                 self.service("network", "v2.0").call("DELETE", "/floatingips/" + fip)
-                text += "; floating IP %s released" % task["data"].get("floating_ip")
+                text += "; floating IP %s released" % address
             except CloudError as exc:
                 if exc.status != 404:
                     raise CloudError("%s; the floating IP %s was not released: %s" % (
-                        text, task["data"].get("floating_ip"), exc.message))
+                        text, address, exc.message))
         return text
 
     # -- errors -----------------------------------------------------------------
@@ -5422,34 +5464,65 @@ class OpenStackBackend(CloudBackend):
             "%s %s" % (name, self.auth.extra()[name]) for name, _ in KeystoneToken.SERVICES
             if name in self.auth.extra())))
         for configuration in configurations:
-            report.extend(self.check_configuration(configuration))
+            report.extend((ok, "configuration %s: %s" % (configuration["id"], text))
+                          for ok, text in self.resolve(self.api(), configuration))
         return report
 
-    def check_configuration(self, configuration):
-        """What one configuration would use, each (ok, text)."""
-        where = "configuration %s: " % configuration["id"]
+    # -- guardrails: fallbacks, --dry-run, `servers` -------------------------------
+
+    def resolve(self, api, configuration):
+        """The flavors, image and networks a configuration names, each (ok, text)."""
         lines = []
-        try:
-            lines.append((True, where + "flavor %s is %s" % (
-                configuration["flavor"], self.flavor_id(self.api(), configuration["flavor"]))))
-        except ProviderError as exc:
-            lines.append((False, where + exc.message))
-        try:
-            lines.append((True, where + "image %s is %s" % (
-                configuration["image"], self.image_id(configuration["image"]))))
-        except ProviderError as exc:
-            lines.append((False, where + exc.message))
+        flavors = configuration["flavor"]
+        for flavor in flavors if isinstance(flavors, list) else [flavors]:
+            lines.append(self.looked_up("flavor %s" % flavor, self.flavor_id, api, flavor))
+        lines.append(self.looked_up("image %s" % configuration["image"], self.image_id,
+                                    configuration["image"]))
         for key in ("network_id", "floating_network_id"):
             network = configuration.get(key)
             if network and network not in ("auto", "none"):
-                try:
-                    found = self.service("network", "v2.0").call(
-                        "GET", "/networks/" + urllib_quote(network)).get("network") or {}
-                    lines.append((True, where + "%s %s is network %s" % (
-                        key, network, printable(str(found.get("name")), 60))))
-                except ProviderError as exc:
-                    lines.append((False, where + "%s %s: %s" % (key, network, exc.message)))
+                lines.append(self.looked_up("%s %s" % (key, network), self.network_name,
+                                            network))
         return lines
+
+    @staticmethod
+    def looked_up(what, look_up, *args):
+        try:
+            return True, "%s is %s" % (what, look_up(*args))
+        except ProviderError as exc:
+            return False, "%s: %s" % (what, exc.message)
+
+    def network_name(self, network):
+        found = self.service("network", "v2.0").call(
+            "GET", "/networks/" + urllib_quote(network), attempts=2).get("network") or {}
+        return "network %s" % printable(str(found.get("name")), 60)
+
+    def capacity_error(self, exc):
+        """Nova refuses a zone or flavor it cannot serve now with 400/409 ("... is
+        not available"); a quota is never capacity."""
+        return not exc.uncertain and not (exc.api_code or "").startswith("quota") \
+            and CloudBackend.capacity_error(self, exc)
+
+    def owned_servers(self, api):
+        """Nova cannot filter by metadata: page through servers/detail, keep ours."""
+        tag, found, marker = owner_tag(self.paths), [], None
+        while True:
+            query = {"limit": self.PAGE}
+            if marker:
+                query["marker"] = marker
+            servers = [server for server in api.call("GET", self.SERVERS + "/detail",
+                                                     query=query).get("servers") or []
+                       if isinstance(server, dict) and server.get("id")]
+            found += [server for server in servers if isinstance(server.get("metadata"), dict)
+                      and server["metadata"].get("bx-owner") == tag
+                      and server["metadata"].get("managed-by") == "provider.py"]
+            if len(servers) < self.PAGE:
+                return found
+            marker = servers[-1]["id"]
+
+    def task_of(self, server):
+        metadata = server.get("metadata") if isinstance(server.get("metadata"), dict) else {}
+        return metadata.get("bx-task")
 
 
 class SelectelBackend(OpenStackBackend):

@@ -297,7 +297,7 @@ class FakeOpenStack(_FakeAPI):
         with self.lock:
             rec = _FakeAPI._new_record(self, name, request, labels, comment)
             del self.servers[rec["id"]]
-            rec["id"] = str(uuid.uuid4())
+            rec["id"] = "%08x-%s" % (rec["id"], str(uuid.uuid4())[9:])    # sorts as made
             self.servers[rec["id"]] = rec
             port = {"id": str(uuid.uuid4()), "device_id": rec["id"],
                     "network_id": PRIVATE_NET if self.floating else EXT_NET,

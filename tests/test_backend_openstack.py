@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 """The OpenStack backend (and its selectel/vkcloud presets) against
-tests/fake_openstack.py: Keystone login, Nova, Neutron floating IPs, Glance."""
+tests/fake_openstack.py: Keystone login, Nova, Neutron floating IPs, Glance;
+and the cloud guardrails (test_cloud_guardrails.GuardrailTests) on it."""
 
 import base64
 import json
@@ -10,6 +11,7 @@ import unittest
 from cloudbase import CloudTests, provider
 from fake_openstack import (APP_ID, APP_SECRET, DOMAIN, EXT_NET, IMAGES, PROJECT, USER,
                             FakeOpenStack)
+from test_cloud_guardrails import GuardrailTests
 
 
 class OpenStackTest(CloudTests, unittest.TestCase):
@@ -161,6 +163,40 @@ class OpenStackTest(CloudTests, unittest.TestCase):
         self.finished(self.order())
 
 
+class OpenStackGuardrails(GuardrailTests, OpenStackTest):
+    ZONE = "availability_zone"
+    ZONES = ["ru-9a", "ru-9b", "ru-9c"]
+    CAPACITY = (400, "badRequest", "The requested availability zone is not available")
+    TOKEN_HEADER = "X-Auth-Token"
+    RESOLVED = ["ok: flavor SL1.1-2048 is 1011", "ok: image Ubuntu 22.04 LTS 64-bit is "
+                + IMAGES[1]["id"]]
+
+    def servers_url(self):
+        return self.api.compute_url
+
+    def zones_asked(self):
+        return [r["body"]["server"].get(self.ZONE) for r in self.api.create_requests()]
+
+    def marks(self, tag, task_id):
+        return {"labels": {"managed-by": "provider.py", "bx-owner": tag, "bx-task": task_id}}
+
+    def test_a_floating_ip_of_an_orphan_goes_with_it(self):
+        self.api.floating = True
+        self.configure({"floating_network_id": EXT_NET})
+        held = self.order()
+        self.finished(held)
+        task = self.home.state()["tasks"][held]
+        state = self.home.state()                      # the state forgets the task's address
+        del state["tasks"][held]["data"]["floating_ip_id"]
+        state["tasks"][held]["status"] = "error"
+        with open(self.home.state_path, "w") as handle:
+            json.dump(state, handle)
+        result = self.run_plugin("task", "delete-server", held, "--yes")
+        self.assertEqual(result.code, 0, result)
+        self.assertIn("floating IP %s released" % task["data"]["floating_ip"], result.text)
+        self.assertEqual((self.api.servers, self.api.floating_ips), ({}, {}))
+
+
 class PresetTest(unittest.TestCase):
     def problems(self, backend, **configuration):
         item = dict({"id": "1", "descr": "x", "flavor": "f", "image": "i"}, **configuration)
@@ -243,6 +279,17 @@ class PresetTest(unittest.TestCase):
         self.assertIsNone(backend.ipv4({"addresses": {"n": [{"addr": "192.168.1.1",
                                                              "version": 4}]}}))
         self.assertIsNone(backend.ipv4({"addresses": None}))
+
+
+def load_tests(loader, tests, pattern):
+    """OpenStackTest in full; of OpenStackGuardrails only what it adds to it."""
+    suite = unittest.TestSuite()
+    suite.addTests(loader.loadTestsFromTestCase(OpenStackTest))
+    own = sorted(name for name in set(vars(GuardrailTests)) | set(vars(OpenStackGuardrails))
+                 if name.startswith("test_"))
+    suite.addTests(OpenStackGuardrails(name) for name in own)
+    suite.addTests(loader.loadTestsFromTestCase(PresetTest))
+    return suite
 
 
 if __name__ == "__main__":
