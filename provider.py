@@ -4681,13 +4681,7 @@ class CloudBackend(Backend):
             lines.append("%s: %s" % ("ok" if ok else "FAIL", text))
         problem = self.cap_problem(configuration, state)
         lines.append("FAIL: the order would be refused (N109): %s" % problem if problem else
-                     "ok: caps: %d %s server(s) held now%s" % (
-                         len(self.held(state)), self.LABEL, "".join(
-                             ", %s %s" % (what, limit) for what, limit in (
-                                 ("backend.max_servers", self.settings.get("max_servers")),
-                                 ("configuration max_servers", configuration.get("max_servers")),
-                                 ("max_orders_per_hour", self.settings.get("max_orders_per_hour")))
-                             if limit is not None)))
+                     "ok: caps: " + self.guardrails_text(state, configuration))
         task = new_task(task_id, configuration["id"], self.TYPE)
         self.prepare(task, configuration)
         user_data = mask_password_hashes(self.user_data(task, configuration))
@@ -4706,6 +4700,16 @@ class CloudBackend(Backend):
         # exit status 1 when a check failed, as for `check`
         return CheckReport("\n".join(lines), sum(1 for line in lines
                                                  if line.startswith("FAIL: ")))
+
+    def guardrails_text(self, state, configuration=None):
+        """The caps and what counts against them now, for people."""
+        return "%d %s server(s) held now%s; on_failure %s" % (
+            len(self.held(state)), self.LABEL, "".join(
+                ", %s %s" % (what, limit) for what, limit in (
+                    ("backend.max_servers", self.settings.get("max_servers")),
+                    ("configuration max_servers", (configuration or {}).get("max_servers")),
+                    ("max_orders_per_hour", self.settings.get("max_orders_per_hour")))
+                if limit is not None), self.on_failure)
 
     def inventory(self, store):
         """`servers`: [(server, task id or None, who holds it or None: an orphan)].
@@ -4753,7 +4757,7 @@ class CloudBackend(Backend):
                 if server_id else "an unconfirmed create may have made a server: `%s " \
                 "servers` shows it (on_failure: keep)" % self.paths.name
         data_changes = {"cleanup": "pending", "failed_because": task["message"]}
-        task = self.save_cleanup_start(task["id"], data_changes)
+        task = self.save_cleanup_start(task, data_changes)
         done, text = self.cleanup_once(task)
         if not done:
             start_worker(self, task["id"], self.task_log(task["id"]), again=True)
@@ -4761,12 +4765,15 @@ class CloudBackend(Backend):
                 self.paths.name, task["id"])
         return text
 
-    def save_cleanup_start(self, task_id, data_changes):
+    def save_cleanup_start(self, task, data_changes):
+        """Save data changes of a failed task; the task as saved (or as it would be,
+        should it have left the state file meanwhile)."""
         def change(state):
-            task = state["tasks"][task_id]
-            task["data"] = dict(task["data"], **data_changes)
-            return task
-        return self.store.update(change)
+            saved = state["tasks"].get(task["id"])
+            if saved is not None:
+                saved["data"] = dict(saved["data"], **data_changes)
+            return saved
+        return self.store.update(change) or dict(task, data=dict(task["data"], **data_changes))
 
     def adopt_late(self, task):
         """A task failed before it knew its server: an unconfirmed create may have
@@ -4776,7 +4783,7 @@ class CloudBackend(Backend):
         if server is None or server.get("id") is None:
             return task
         self.log.write("server", task["id"], server_id=str(server["id"]), late=True)
-        return self.save_cleanup_start(task["id"], {"server_id": str(server["id"])})
+        return self.save_cleanup_start(task, {"server_id": str(server["id"])})
 
     def delete_server(self, task):
         server_id = task["data"]["server_id"]
@@ -4807,6 +4814,8 @@ class CloudBackend(Backend):
                                key_path, self.ready_grace, "; configurations with login "
                                "\"key\" cannot be ordered: " + ", ".join(by_key)
                                if by_key else "")))
+        if state is not None:
+            report.append((True, "guardrails: " + self.guardrails_text(state)))
         return report
 
     def check_api(self, configurations):
@@ -6728,9 +6737,9 @@ def cmd_task_delete_server(provider, args):
     if not server_id:
         raise ProviderError(E_TASK_STATE, "task %s rents no server%s" % (task["id"], (
             " any more (deleted)" if (task.get("data") or {}).get("server_id") else "")))
-    if provider.caller_completed(task["id"]):
+    if provider.caller_completed(task["id"]) and not args.force:
         raise ProviderError(E_TASK_STATE, "task %s: server %s is in the pool (tasks/%s says "
-                            "complete); remove it from the pool first" % (
+                            "complete); remove it from the pool first, then give --force" % (
                                 task["id"], task.get("server") or server_id, task["id"]))
     if not args.yes:
         raise UsageError("this destroys server %s of task %s and everything on it; "
@@ -7050,6 +7059,9 @@ def build_parser(prog):
                      "failed or abandoned order (the task becomes error)", actions)
     delete.add_argument("task_id", metavar="ID")
     delete.add_argument("--yes", action="store_true", help="yes, destroy it")
+    delete.add_argument("--force", action="store_true",
+                        help="also a server the caller added to its pool (remove it from the "
+                             "pool first); it counts for max_servers until deleted")
     command("pool", "pool backend: each configuration's free and taken servers") \
         .add_argument("--json", action="store_true", help="JSON instead of a table")
     servers = command("servers", "cloud backends: every server carrying this provider's owner "

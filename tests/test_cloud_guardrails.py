@@ -67,7 +67,11 @@ class GuardrailTests(CloudHome):
         self.finished(first)
         self.assertErrorCode(self.run_plugin("order", "1"), 109)  # finished: still held
         self.assertEqual(self.ok("configs")["configurations"], [])   # hide_when_full
-        result = self.run_plugin("task", "delete-server", first, "--yes")
+        self.assertIn("guardrails: 1 %s server(s) held now, max_orders_per_hour 2; "
+                      "on_failure delete" % self.LABEL, self.run_plugin("check").text)
+        self.home.caller_marks(first, "complete: added to the pool")
+        self.assertErrorCode(self.run_plugin("task", "delete-server", first, "--yes"), 111)
+        result = self.run_plugin("task", "delete-server", first, "--yes", "--force")
         self.assertEqual(result.code, 0, result)
         self.assertEqual([c["id"] for c in self.ok("configs")["configurations"]], ["1"])
         self.order()
