@@ -4668,15 +4668,11 @@ class CloudBackend(Backend):
     def dry_run(self, configuration, state, task_id):
         """`order CONFIG --dry-run`: what an order would do, as text; creates nothing.
         The root password's hash and the token are masked."""
-        api = self.api()
         lines = ["dry run of an order of configuration %s: nothing is created and no task "
                  "is saved" % configuration["id"]]
-        try:
-            self.check_call()
-            lines.append("ok: %s API %s accepts the %s" % (self.LABEL, self.api_url,
-                                                           self.auth.source()))
-        except CloudError as exc:
-            lines.append("FAIL: %s API %s refuses: %s" % (self.LABEL, self.api_url, exc.message))
+        lines += ["%s: %s" % ("ok" if ok else "FAIL", text)
+                  for ok, text in self.check_api([configuration])]
+        api = self.api()
         for ok, text in self.resolve(api, configuration):
             lines.append("%s: %s" % ("ok" if ok else "FAIL", text))
         problem = self.cap_problem(configuration, state)
@@ -4684,11 +4680,15 @@ class CloudBackend(Backend):
                      "ok: caps: " + self.guardrails_text(state, configuration))
         task = new_task(task_id, configuration["id"], self.TYPE)
         self.prepare(task, configuration)
+        if self.settings.get("known_hosts", True):     # pin_host_key makes it at the order
+            task["data"].update(host_key_private="<masked: the new server's ed25519 private "
+                                "host key, made at the order>", host_keys=[
+                                    "ssh-ed25519 <its public half>"])
         user_data = mask_password_hashes(self.user_data(task, configuration))
         choices = self.alternatives(configuration)
         body = self.create_body(task, dict(configuration, **choices[0]), user_data)
         lines += ["", "the create it would send (as task %s):" % task_id,
-                  "POST %s%s" % (self.api_url.rstrip("/"), self.SERVERS),
+                  "POST %s%s" % (api.base, self.SERVERS),
                   "%s: <masked>" % ", ".join(sorted(self.auth.headers("x"))),
                   json.dumps(body, indent=2, ensure_ascii=False, sort_keys=True)]
         for choice in choices[1:]:

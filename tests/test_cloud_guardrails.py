@@ -180,6 +180,7 @@ class GuardrailTests(CloudHome):
         self.assertIn("has no capacity for the one before: %s %s" % (self.ZONE, self.ZONES[2]),
                       text)
         self.assertIn("<sha512-crypt hash of the root password>", text)
+        self.assertIn('ed25519_private: "<masked: ', text)     # made only by a real order
         for secret in (TOKEN, "$6$"):
             self.assertNotIn(secret, text + result.err.decode("utf-8", "replace"))
         for line in self.RESOLVED:
