@@ -4160,10 +4160,12 @@ class CloudBackend(Backend):
     def pool_key(self):
         """(path of the pool's private key, its public key line or None if unusable)."""
         path = self.settings.get("pool_key") or ansible_private_key() or DEFAULT_POOL_KEY
-        try:
-            with open(path + ".pub", "rb") as handle:
-                public = handle.read(16384).decode("utf-8", "replace").strip()
-        except (IOError, OSError):
+        try:    # it goes into root's authorized_keys: only a trusted user's file will do
+            public = TrustedFiles(self.paths).read_private(
+                path + ".pub", "the pool key", 16384).decode("utf-8", "replace").strip()
+        except ProviderError as exc:
+            if exc.code == E_UNSAFE:
+                raise
             return path, None
         if "\n" in public or not public.startswith(("ssh-", "ecdsa-", "sk-")) \
                 or not os.access(path, os.R_OK):

@@ -79,6 +79,19 @@ class ConfigTrustTest(InProcessHomeTestCase):
             "type": "hetzner", "token_file": token}})
         self.assertRefused(self.load_config().backend.auth.token, 110, "owned by uid %d" % OTHER_UID)
 
+    def test_a_pool_key_others_can_write_is_never_handed_to_a_server(self):
+        key = os.path.join(self.home.dir, "etc", "pool")
+        with open(key + ".pub", "w") as handle:
+            handle.write("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDummy pool\n")
+        open(key, "w").close()
+        os.chmod(key + ".pub", 0o666)
+        self.home.write_config({"enabled": True, "configurations": [], "backend": {
+            "type": "hetzner", "token_env": "T", "pool_key": key}})
+        backend = self.load_config().backend
+        self.assertRefused(backend.pool_key, 110, "the pool key %s.pub is writable" % key)
+        os.chmod(key + ".pub", 0o644)
+        self.assertTrue(backend.pool_key()[1].startswith("ssh-ed25519 "))
+
     def test_a_program_in_a_folder_others_can_write_is_not_run(self):
         folder = os.path.join(self.home.dir, "prog")
         os.mkdir(folder, 0o755)
