@@ -1485,7 +1485,8 @@ class Checker(object):
     KINDS = {"string": (str,), "boolean": (bool,), "object": (dict,), "array": (list,),
              "integer": (int,), "number": (int, float),
              # a value or a list of alternatives (the cloud layer's fallbacks)
-             "string or array": (str, list), "integer or array": (int, list)}
+             "string or array": (str, list), "integer or array": (int, list),
+             "string or object": (str, dict)}
 
     def __init__(self):
         self.problems = []
@@ -4059,7 +4060,8 @@ class CloudBackend(Backend):
     and, where its API differs from {"server": ...} answers (the defaults):
         created(answer)             the server (at least its id) a create's answer names
         fetch(api, server_id)       the server, from GET SERVERS/id
-        await_create(api, task)     task changes while the create is still carried out
+        await_create(api, task, configuration)  task changes while the create is still
+                                    carried out
                                     (an operation to wait for), or None to go on
         check_call()                `check`'s cheap GET (default: CHECK_PATH)
         check_api(configurations)   `check`'s lines about the API: (ok, text) pairs
@@ -4370,7 +4372,7 @@ class CloudBackend(Backend):
     def fetch(self, api, server_id):
         return api.call("GET", "%s/%s" % (self.SERVERS, server_id)).get("server")
 
-    def await_create(self, api, task):
+    def await_create(self, api, task, configuration):
         return None
 
     def labels(self, task):
@@ -4544,7 +4546,7 @@ class CloudBackend(Backend):
                 return self.create_pinned(task, configuration)
             except ProviderError as exc:      # refused (or a flavor gone): nothing was made
                 return self.fail(task, exc.message)
-        changes = self.await_create(api, task)
+        changes = self.await_create(api, task, configuration)
         if changes is not None:
             return changes
         try:
@@ -5706,6 +5708,7 @@ YANDEX_HINTS = {
     5: "an id in the config names nothing (folder_id, subnet_id, image_id, image_family?)",
     9: "the configuration does not fit together (zone_id and the subnet's zone?)",
 }
+YANDEX_CAPACITY_CODES = ("RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "UNAVAILABLE")
 GIB = 1 << 30
 
 
@@ -5725,6 +5728,20 @@ def check_metadata_url(checker, value, path):
     parts = urllib.parse.urlsplit(value)
     if parts.scheme != "http" or parts.hostname != "169.254.169.254":
         check_api_url(checker, value, path)      # only the metadata service itself is http
+
+
+def check_subnets(checker, value, path):
+    """A subnet id, or {zone id: subnet id} for a configuration that lists zones."""
+    if isinstance(value, str):
+        check_yandex_name(checker, value, path)
+    for zone, subnet in (value.items() if isinstance(value, dict) else ()):
+        check_yandex_name(checker, zone, "%s.%s" % (path, zone))
+        if checker.is_a(subnet, "string", "%s.%s" % (path, zone)):
+            check_yandex_name(checker, subnet, "%s.%s" % (path, zone))
+
+
+def as_list(value):
+    return value if isinstance(value, list) else [value]
 
 
 def check_core_fraction(checker, value, path):
@@ -5879,10 +5896,13 @@ class YandexBackend(CloudBackend):
                       memory_gb=("number", Checker.positive),
                       disk_gb=("integer", Checker.positive),
                       core_fraction=("integer", check_core_fraction),
+                      zone_id=alternatives("string", check_yandex_name),
+                      platform_id=alternatives("string", check_yandex_name),
+                      subnet_id=("string or object", check_subnets),
                       **dict((key, ("string", check_yandex_name)) for key in (
-                          "zone_id", "subnet_id", "platform_id", "disk_type", "image_id",
-                          "image_family", "image_folder_id")))
+                          "disk_type", "image_id", "image_family", "image_folder_id")))
     REQUIRED = ("zone_id", "subnet_id")
+    FALLBACKS = ("platform_id", "zone_id")
 
     def __init__(self, settings, paths, log):
         CloudBackend.__init__(self, settings, paths, log)
@@ -5903,6 +5923,20 @@ class YandexBackend(CloudBackend):
         if ("image_id" in configuration) == ("image_family" in configuration):
             check.add(path, "needs exactly one of 'image_id' or 'image_family' (the newest "
                             "image of that family, e.g. \"ubuntu-2204-lts\")")
+        zones, subnets = configuration.get("zone_id"), configuration.get("subnet_id")
+        if isinstance(subnets, dict):
+            missing = [zone for zone in as_list(zones) if zone not in subnets]
+            if missing:
+                check.add(path + ".subnet_id", "names no subnet for the zone %s" % ", ".join(
+                    str(zone) for zone in missing))
+        elif isinstance(zones, list) and len(zones) > 1:
+            check.add(path + ".subnet_id", "must be an object {zone: subnet id} when zone_id "
+                                           "lists several zones (a subnet is in one zone)")
+
+    def subnet_id(self, configuration):
+        """The subnet for the configuration's zone (one zone: create_body's view)."""
+        subnets = configuration["subnet_id"]
+        return subnets[configuration["zone_id"]] if isinstance(subnets, dict) else subnets
 
     def setting(self, configuration, key):
         return configuration.get(key, self.DEFAULTS.get(key))
@@ -5937,7 +5971,7 @@ class YandexBackend(CloudBackend):
                                   "cores": get("cores"), "coreFraction": get("core_fraction")},
                 "metadata": {"user-data": user_data},
                 "bootDiskSpec": {"autoDelete": True, "diskSpec": disk},
-                "networkInterfaceSpecs": [{"subnetId": configuration["subnet_id"],
+                "networkInterfaceSpecs": [{"subnetId": self.subnet_id(configuration),
                                            "primaryV4AddressSpec": {
                                                "oneToOneNatSpec": {"ipVersion": "IPV4"}}}]}
 
@@ -5963,8 +5997,9 @@ class YandexBackend(CloudBackend):
         return "%s: creating the instance failed: %s: %s (operation %s)" % (
             self.LABEL, code or "error", printable(text, 300), printable(operation.get("id")))
 
-    def await_create(self, api, task):
-        """Until the create's operation is done: wait, or fail with its error."""
+    def await_create(self, api, task, configuration):
+        """Until the create's operation is done: wait, or fail with its error (one
+        for lack of capacity, with an alternative left: create that one instead)."""
         data = task["data"]
         if not data.get("operation_id"):
             return None
@@ -5984,13 +6019,68 @@ class YandexBackend(CloudBackend):
             if exc.status != 404:
                 raise
             data["server_deleted"] = now()
+            changes = self.next_alternative(task, configuration, data, operation)
+            if changes is not None:
+                return changes
         task["data"] = data
         changes = self.fail(task, self.operation_failed(operation))
         changes["data"] = data
         return changes
 
+    def next_alternative(self, task, configuration, data, operation):
+        """Task changes that create the next alternative (the task's next status call
+        does), when the operation failed for capacity and one is left; else None."""
+        choices = self.alternatives(configuration)
+        index = data.get("choice", 0) + 1
+        text = self.operation_failed(operation)
+        if index >= len(choices) or data.get("creates", 0) >= MAX_CREATES \
+                or not self.capacity_error(CloudError(text, api_code=GRPC_CODES.get(
+                    dig(operation, "error", "code")))):
+            return None
+        self.log.write("fallback", task["id"], skipped=self.choice_text(choices[index - 1]),
+                       reason=text)
+        data = dict(data, server_id=None, server_deleted=None, choice=index, create_at=0,
+                    got=choices[index])
+        return {"data": data, "phase": "creating", "message": "creating: no capacity for %s "
+                "(%s); trying %s" % (self.choice_text(choices[index - 1]), text,
+                                     self.choice_text(choices[index]))}
+
+    def capacity_error(self, exc):
+        """Nothing left of this platform in this zone (a quota is no such thing)."""
+        return not exc.uncertain and exc.api_code in YANDEX_CAPACITY_CODES \
+            and capacity_words(exc.message) and "quota limit" not in exc.message.lower()
+
+    def rate_limited(self, status, answer):
+        """A 429 is a rate limit or a quota (tried again, then final), unless it says
+        the zone has no capacity: then the next alternative is tried at once."""
+        if status == 429 and capacity_words(str(dig(answer, "message"))) and \
+                "quota limit" not in str(dig(answer, "message")).lower():
+            return None
+        return CloudBackend.rate_limited(self, status, answer)
+
     def fetch(self, api, server_id):
         return api.call("GET", "%s/%s" % (self.SERVERS, server_id))
+
+    def owned_servers(self, api):
+        """The folder's instances carrying our owner tag (the list filters names only)."""
+        labels = {"managed-by": "provider.py", "bx-owner": owner_tag(self.paths)}
+        found, token = [], None
+        for _ in range(MAX_FIND_PAGES):
+            query = {"folderId": self.folder_id, "pageSize": 1000}
+            if token:
+                query["pageToken"] = token
+            answer = api.call("GET", self.SERVERS, query=query)
+            found += [instance for instance in answer.get("instances") or []
+                      if isinstance(instance, dict) and yandex_name(instance.get("id")) and all(
+                          dig(instance, "labels", key) == value for key, value in labels.items())]
+            token = answer.get("nextPageToken")
+            if not token or not isinstance(token, str):
+                break
+        return found
+
+    def task_of(self, server):
+        task_id = dig(server, "labels", "bx-task")
+        return task_id if isinstance(task_id, str) and valid_task_id(task_id) else None
 
     def find(self, api, task, attempts=RETRY_ATTEMPTS):
         """The filter matches names only: the labels say the instance is ours."""
@@ -6028,30 +6118,41 @@ class YandexBackend(CloudBackend):
                         attempts=2)
 
     def check_api(self, configurations):
-        """The folder, and each configuration's image and subnet, as the API sees them."""
+        """The folder, and each configuration's image and subnets, as the API sees them."""
         report = CloudBackend.check_api(self, configurations)
         if report[-1][0]:
             report.append((True, "folder %s: the service account may list its instances"
                            % self.folder_id))
-            report += [self.check_configuration(item) for item in configurations]
+            api = self.api()
+            for item in configurations:
+                report += [(ok, "configuration %s: %s" % (item["id"], text))
+                           for ok, text in self.resolve(api, item)]
         return report
 
-    def check_configuration(self, configuration):
-        what = "configuration %s:" % configuration["id"]
+    def resolve(self, api, configuration):
+        """The image (today's newest of a family), and each zone's subnet."""
         try:
             image = self.image(configuration, attempts=2)
-            subnet = self.api(self.vpc_url).call("GET", "/vpc/v1/subnets/%s"
-                                                 % configuration["subnet_id"], attempts=2)
+            report = [(True, "image %s (%s)" % (printable(image.get("id")),
+                                                printable(image.get("name") or "?")))]
         except CloudError as exc:
-            return False, "%s %s" % (what, exc.message)
-        zone = configuration["zone_id"]
-        text = "%s image %s (%s), subnet %s (%s, %s) in zone %s" % (
-            what, printable(image.get("id")), printable(image.get("name") or "?"), configuration["subnet_id"],
-            printable(subnet.get("name") or "?"), printable(", ".join(
-                str(block) for block in subnet.get("v4CidrBlocks") or [])), zone)
+            report = [(False, "image: %s" % exc.message)]
+        for zone in as_list(configuration["zone_id"]):
+            report.append(self.resolve_subnet(dict(configuration, zone_id=zone)))
+        return report
+
+    def resolve_subnet(self, configuration):
+        zone, subnet_id = configuration["zone_id"], self.subnet_id(configuration)
+        try:
+            subnet = self.api(self.vpc_url).call("GET", "/vpc/v1/subnets/%s" % subnet_id,
+                                                 attempts=2)
+        except CloudError as exc:
+            return False, "zone %s: subnet %s: %s" % (zone, subnet_id, exc.message)
+        text = "zone %s: subnet %s (%s, %s)" % (zone, subnet_id, printable(
+            subnet.get("name") or "?"), printable(", ".join(
+                str(block) for block in subnet.get("v4CidrBlocks") or [])))
         if subnet.get("zoneId") != zone:
-            return False, "%s, but the subnet is in zone %s" % (text, printable(
-                subnet.get("zoneId")))
+            return False, "%s is in zone %s" % (text, printable(subnet.get("zoneId")))
         return True, text
 
 

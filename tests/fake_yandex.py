@@ -24,13 +24,16 @@ hang_next, ...); paths are the full ones ("/compute/v1/instances"). Besides:
     api.operation_fails_next(code, message)   the next create's operation ends with
                           that error and its instance is gone (an async failure)
     api.quota_next(count=1)                   creates refused with code 8 (HTTP 429)
+    api.no_capacity_next(count=1)             creates refused: no resources in the zone
+    SUBNETS               one subnet per zone (SUBNET: the one of ZONE)
     api.servers           id (str) -> record; api.operations id -> operation
 
 The IAM fake (api.iam) checks a JWT like Yandex IAM (PS256, kid, iss, aud, iat/exp) and
 its signature with the openssl command (public_key: a PEM file), takes the OAuth token
 oauth_token, and answers the metadata token to a request with Metadata-Flavor: Google.
-Each token it issues is the one the Compute fake accepts from then on (api.token);
-api.iam.expire() makes the current one stale (401), as if it had expired.
+The token it issues is the one the Compute fake accepts (api.token), and every login
+gets it again until api.iam.expire() makes it stale (401), as if it had expired; then
+the next login gets a new one. api.iam.jwts holds every JWT it was sent.
 """
 
 import base64
@@ -60,6 +63,7 @@ ZONES = ("ru-central1-a", "ru-central1-b", "ru-central1-d")
 PLATFORMS = ("standard-v1", "standard-v2", "standard-v3")
 DISK_TYPES = ("network-hdd", "network-ssd", "network-ssd-nonreplicated")
 GIB = 1 << 30
+NO_CAPACITY = "Not enough resources available in the zone to create the instance"
 
 
 def stamp(seconds=None):
@@ -114,8 +118,10 @@ class FakeYandex(_YandexShapes, _FakeAPI):
 
     default_sequence = ["PROVISIONING", "STARTING", "RUNNING"]
     FOLDER = "b1gfolder0000000000a"
-    SUBNET = "e9bsubnet00000000000"
+    SUBNETS = {"ru-central1-a": "e9bsubnet00000000000", "ru-central1-b": "e2lsubnet00000000000",
+               "ru-central1-d": "fl8subnet00000000000"}
     ZONE = "ru-central1-a"
+    SUBNET = SUBNETS[ZONE]
     IMAGES = {"fd8image0000000000u1": "ubuntu-2204-lts", "fd8image0000000000u0": "ubuntu-2204-lts",
               "fd8image0000000000al": "almalinux-9"}
     LATEST = {"ubuntu-2204-lts": "fd8image0000000000u1", "almalinux-9": "fd8image0000000000al"}
@@ -148,6 +154,10 @@ class FakeYandex(_YandexShapes, _FakeAPI):
     def quota_next(self, count=1):
         self.error_next(429, 8, "Quota limit compute.instances.count exceeded", count=count,
                         method="POST", path=r"^/compute/v1/instances$")
+
+    def no_capacity_next(self, count=1):
+        self.error_next(429, 8, NO_CAPACITY, count=count, method="POST",   # GUESS: the wording
+                        path=r"^/compute/v1/instances$")
 
     def hang_next_create(self, seconds, count=1):
         self.hang_next(seconds, count=count, method="POST", path=r"^/compute/v1/instances$")
@@ -262,12 +272,14 @@ class FakeYandex(_YandexShapes, _FakeAPI):
             return _Answer(200, self._image(match.group(1)))
         match = re.match(r"^/vpc/v1/subnets/([a-z0-9]+)$", path)
         if match and method == "GET":
-            if match.group(1) != self.SUBNET:
+            zones = [zone for zone, subnet in self.SUBNETS.items() if subnet == match.group(1)]
+            if not zones:
                 return error(5, "Subnet %s not found" % match.group(1))
-            return _Answer(200, {"id": self.SUBNET, "folderId": self.FOLDER,
-                                 "createdAt": stamp(0), "name": "default-" + self.ZONE,
-                                 "networkId": "enpnetwork0000000000", "zoneId": self.ZONE,
-                                 "v4CidrBlocks": ["10.128.0.0/24"]})
+            return _Answer(200, {"id": match.group(1), "folderId": self.FOLDER,
+                                 "createdAt": stamp(0), "name": "default-" + zones[0],
+                                 "networkId": "enpnetwork0000000000", "zoneId": zones[0],
+                                 "v4CidrBlocks": ["10.%d.0.0/24" % (128 + ZONES.index(
+                                     zones[0]))]})
         match = re.match(r"^/operations/([a-z0-9]+)$", path)
         if match and method == "GET":
             return self._get_operation(match.group(1))
@@ -288,9 +300,15 @@ class FakeYandex(_YandexShapes, _FakeAPI):
             if not match:
                 return error(3, "Invalid filter expression")
             items = [r for r in items if r["name"] == match.group(1)]
+        size = int64(query.get("pageSize", ["50"])[0]) or 50     # GUESS: the default size
+        start = int64(query.get("pageToken", ["0"])[0]) or 0
+        if size > 1000:
+            return error(3, "Illegal argument pageSize")
         answer = {}
-        if items:           # protobuf's JSON leaves an empty list out
-            answer["instances"] = [self._observe(r) for r in items]
+        if items[start:start + size]:        # protobuf's JSON leaves an empty list out
+            answer["instances"] = [self._observe(r) for r in items[start:start + size]]
+        if start + size < len(items):
+            answer["nextPageToken"] = str(start + size)
         return _Answer(200, answer)
 
     def _create(self, body):
@@ -348,10 +366,11 @@ class FakeYandex(_YandexShapes, _FakeAPI):
         interfaces = body.get("networkInterfaceSpecs")
         if not isinstance(interfaces, list) or len(interfaces) != 1:
             return error(3, "Illegal argument networkInterfaceSpecs")
-        if interfaces[0].get("subnetId") != self.SUBNET:
-            return error(5, "Subnet %s not found" % interfaces[0].get("subnetId"))
-        if body["zoneId"] != self.ZONE:
-            return error(3, "Subnet %s is in zone %s" % (self.SUBNET, self.ZONE))
+        subnet = interfaces[0].get("subnetId")
+        if subnet not in self.SUBNETS.values():
+            return error(5, "Subnet %s not found" % subnet)
+        if self.SUBNETS.get(body["zoneId"]) != subnet:
+            return error(3, "Subnet %s is not in zone %s" % (subnet, body["zoneId"]))
         nat = (interfaces[0].get("primaryV4AddressSpec") or {}).get("oneToOneNatSpec")
         if nat != {"ipVersion": "IPV4"}:
             return error(3, "Illegal argument primaryV4AddressSpec")
@@ -389,6 +408,10 @@ class FakeYandexIAM(_YandexShapes, _FakeAPI):
         _FakeAPI._handle(self, h)
 
     def _issue(self):
+        """The token issued last while it works (one the Compute fake takes: tokens do
+        not end at the next login), else a new one."""
+        if self.compute.token in self.issued:
+            return self.compute.token
         token = "t1.fake%s" % uuid.uuid4().hex
         self.issued.append(token)
         self.compute.token = token

@@ -12,7 +12,8 @@ import time
 import unittest
 
 from cloudbase import CloudTests
-from fake_yandex import FakeYandex, openssl_verifies
+from fake_yandex import NO_CAPACITY, FakeYandex, openssl_verifies
+from test_cloud_guardrails import GuardrailTests
 from support import SCRIPT, load_module
 
 provider = load_module()
@@ -127,12 +128,13 @@ def key_file_text(private_pem, key_id=KEY_ID):
                        % (key_id, private_pem)}, indent=2)
 
 
-class YandexTest(CloudTests, unittest.TestCase):
+class YandexHome(object):
+    """The fake Yandex Cloud and a key file behind cloudbase's CloudHome."""
+
     TYPE = "yandex"
     LABEL = "Yandex Cloud"
     CONFIGURATION = {"zone_id": FakeYandex.ZONE, "subnet_id": FakeYandex.SUBNET,
                      "image_id": "fd8image0000000000u0", "memory_gb": 4, "disk_gb": 30}
-    REFUSAL = "Yandex Cloud: PERMISSION_DENIED: Permission denied to folder"
     CREATE_PATH = "/compute/v1/instances"
     FIRST_REQUEST = "POST /compute/v1/instances"
     SERVERS_PATH = r"^/compute/v1/instances"
@@ -156,10 +158,14 @@ class YandexTest(CloudTests, unittest.TestCase):
                     "service_account_key_file": self.token_file, "compute_url": url,
                     "operation_url": url, "vpc_url": url, "iam_url": api.iam.url}
         settings.update(backend)
-        CloudTests.configure(self, configuration, top, **settings)
+        super(YandexHome, self).configure(configuration, top, **settings)
 
     def user_data(self, request):
         return request["body"]["metadata"]["user-data"]
+
+
+class YandexTest(YandexHome, CloudTests, unittest.TestCase):
+    REFUSAL = "Yandex Cloud: PERMISSION_DENIED: Permission denied to folder"
 
     def refuse_next_create(self):
         self.api.error_next(403, 7, "Permission denied to folder " + FakeYandex.FOLDER,
@@ -241,8 +247,9 @@ class YandexTest(CloudTests, unittest.TestCase):
         entry["expires"] = int(time.time()) + 60      # close to its end: renewed before use
         with open(self.home.state_path, "w") as handle:
             json.dump(state, handle)
+        logins = len(self.api.iam.requests)
         self.ok("order_status", self.order())
-        self.assertEqual(len(self.api.iam.issued), 3)
+        self.assertEqual(len(self.api.iam.requests), logins + 1)
         self.assertNotIn(401, [r["status"] for r in self.api.requests[-3:]])
 
     def test_a_bad_key_is_a_clear_error(self):
@@ -306,15 +313,15 @@ class YandexTest(CloudTests, unittest.TestCase):
                      "ok   folder %s: the service account may list its instances"
                      % FakeYandex.FOLDER,
                      "ok   configuration 1: image fd8image0000000000u0 (ubuntu-2204-lts-"
-                     "v20241028), subnet %s (default-ru-central1-a, 10.128.0.0/24) in zone "
-                     "ru-central1-a" % FakeYandex.SUBNET):
+                     "v20241028)",
+                     "ok   configuration 1: zone ru-central1-a: subnet %s (default-ru-central1-a,"
+                     " 10.128.0.0/24)" % FakeYandex.SUBNET):
             self.assertIn(line, result.text)
         self.configure({"zone_id": "ru-central1-b"})
         result = self.run_plugin("check")
-        self.assertIn("FAIL configuration 1: image fd8image0000000000u0 (ubuntu-2204-lts-"
-                      "v20241028), subnet %s (default-ru-central1-a, 10.128.0.0/24) in zone "
-                      "ru-central1-b, but the subnet is in zone ru-central1-a"
-                      % FakeYandex.SUBNET, result.text)
+        self.assertIn("FAIL configuration 1: zone ru-central1-b: subnet %s (default-ru-"
+                      "central1-a, 10.128.0.0/24) is in zone ru-central1-a" % FakeYandex.SUBNET,
+                      result.text)
         self.assertNotIn(self.api.iam.issued[-1].encode(), result.out + result.err)
 
     def test_the_metadata_service_or_an_oauth_token_instead_of_a_key(self):
@@ -352,6 +359,50 @@ class YandexTest(CloudTests, unittest.TestCase):
                     self.assertNotIn(secrets[0], data, path)
 
 
+class YandexGuardrails(YandexHome, GuardrailTests, unittest.TestCase):
+    ZONE = "zone_id"
+    BODY_ZONE = "zoneId"
+    ZONES = list(FakeYandex.SUBNETS)
+    CONFIGURATION = dict(YandexHome.CONFIGURATION, subnet_id=FakeYandex.SUBNETS)
+    CAPACITY = (429, 8, NO_CAPACITY)
+    RESOLVED = ["ok: image fd8image0000000000u0 (ubuntu-2204-lts-v20241028)"] + [
+        "ok: zone %s: subnet %s (default-%s, 10.%d.0.0/24)" % (zone, subnet, zone, 128 + index)
+        for index, (zone, subnet) in enumerate(sorted(FakeYandex.SUBNETS.items()))]
+
+    def marks(self, tag, task_id):
+        return {"labels": {"managed-by": "provider.py", "bx-owner": tag, "bx-task": task_id}}
+
+    def test_an_operation_failing_for_capacity_falls_through_to_the_next_zone(self):
+        self.api.op_polls = 1
+        self.configure({"zone_id": self.ZONES[:2], "platform_id": ["standard-v3",
+                                                                   "standard-v2"]})
+        self.api.operation_fails_next(8, NO_CAPACITY)
+        task_id = self.order()
+        self.ok("order_status", task_id)                    # the operation is still running
+        answer = self.ok("order_status", task_id)
+        self.assertEqual(answer["status"], "in_progress", answer)
+        self.assertIn("creating: no capacity for platform_id standard-v3 zone_id "
+                      "ru-central1-a (Yandex Cloud: creating the instance failed: "
+                      "RESOURCE_EXHAUSTED: %s" % NO_CAPACITY, answer["message"])
+        self.assertIn("trying platform_id standard-v3 zone_id ru-central1-b",
+                      answer["message"])
+        answer = self.finished(task_id)
+        self.assertEqual([(r["body"]["platformId"], r["body"]["zoneId"],
+                           r["body"]["networkInterfaceSpecs"][0]["subnetId"])
+                          for r in self.api.create_requests()],
+                         [("standard-v3", "ru-central1-a", FakeYandex.SUBNETS["ru-central1-a"]),
+                          ("standard-v3", "ru-central1-b", FakeYandex.SUBNETS["ru-central1-b"])])
+        self.assertEqual(len(self.api.servers), 1)
+        self.assertIn("zone_id ru-central1-b", answer["message"])
+
+    def test_a_quota_never_falls_through(self):
+        self.configure({"zone_id": self.ZONES})
+        self.api.quota_next(count=4)
+        message = self.assertErrorCode(self.run_plugin("order", "1"), 108)
+        self.assertIn("Quota limit compute.instances.count exceeded", message)
+        self.assertEqual(self.zones_asked(), self.ZONES[:1] * 4)     # retried, same zone
+
+
 class YandexConfigTest(unittest.TestCase):
     BACKEND = {"type": "yandex", "folder_id": "b1gfolder", "service_account_key_file": "/k"}
     ITEM = {"id": "1", "descr": "VM", "zone_id": "ru-central1-a", "subnet_id": "e9bsubnet",
@@ -367,6 +418,8 @@ class YandexConfigTest(unittest.TestCase):
 
     def test_a_good_config_and_each_mistake_named(self):
         self.assertEqual(self.problems(), [])
+        self.assertEqual(self.problems(zone_id=["ru-central1-a", "ru-central1-b"], subnet_id={
+            "ru-central1-a": "e9b", "ru-central1-b": "e2l"}, platform_id=["standard-v3"]), [])
         self.assertEqual(self.problems({"service_account_key_file": None, "metadata": True,
                                         "metadata_url": "http://169.254.169.254"}), [])
         cases = [
@@ -384,6 +437,14 @@ class YandexConfigTest(unittest.TestCase):
             ({}, {"core_fraction": 30}, "must be 5, 20, 50 or 100"),
             ({}, {"zone_id": "ru-central1-a/../x"}, "must be a Yandex Cloud id"),
             ({}, {"memory_gb": 0}, "must be greater than 0"),
+            ({}, {"zone_id": ["ru-central1-a", "ru-central1-b"]},
+             "subnet_id: must be an object {zone: subnet id} when zone_id lists several"),
+            ({}, {"zone_id": ["ru-central1-a", "ru-central1-b"],
+                  "subnet_id": {"ru-central1-a": "e9b"}},
+             "subnet_id: names no subnet for the zone ru-central1-b"),
+            ({}, {"subnet_id": {"ru-central1-a": 5}}, "subnet_id.ru-central1-a: must be a "
+                                                      "string"),
+            ({}, {"platform_id": []}, "must list at least one alternative"),
         ]
         for backend, item, problem in cases:
             found = self.problems(backend, **item)

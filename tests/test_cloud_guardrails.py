@@ -20,6 +20,7 @@ class GuardrailTests(CloudHome):
     ZONES = None           # three of the provider's zone names
     CAPACITY = None        # (status, code, message) of a "none left here" refusal
     TOKEN_HEADER = "Authorization"     # the request header that carries the token
+    BODY_ZONE = None       # the create request's key for the zone (default: ZONE)
 
     def concurrent_orders(self, count):
         """`order 1` run `count` times at once; the parsed answers."""
@@ -36,14 +37,17 @@ class GuardrailTests(CloudHome):
 
     def refuse_for_capacity(self):
         status, code, message = self.CAPACITY
-        self.api.error_next(status, code, message, method="POST", path=r"^/servers/?$")
+        self.api.error_next(status, code, message, method="POST", path=self.create_path())
+
+    def create_path(self):
+        return "^%s/?$" % self.CREATE_PATH
 
     def servers_url(self):
         """The base URL the creates go to."""
         return self.api.url
 
     def zones_asked(self):
-        return [r["body"].get(self.ZONE) for r in self.api.create_requests()]
+        return [r["body"].get(self.BODY_ZONE or self.ZONE) for r in self.api.create_requests()]
 
     # -- max_servers, max_orders_per_hour ------------------------------------------------
 
@@ -106,7 +110,7 @@ class GuardrailTests(CloudHome):
         self.assertEqual(len(self.api.requests_for("DELETE")), 2)
 
     def test_a_server_an_unconfirmed_create_made_late_is_found_and_deleted(self):
-        self.api.fail_next(500, method="POST", path=r"^/servers/?$")   # nothing made
+        self.api.fail_next(500, method="POST", path=self.create_path())   # nothing made
         task_id = self.order()
         self.age_task(task_id, 3601)                                    # past `timeout`
         answer = self.ok("order_status", task_id)
@@ -152,7 +156,7 @@ class GuardrailTests(CloudHome):
     def test_other_refusals_never_fall_through(self):
         self.configure({self.ZONE: self.ZONES})
         self.api.error_next(403, "forbidden", "token may not create servers", method="POST",
-                            path=r"^/servers/?$")
+                            path=self.create_path())
         self.assertErrorCode(self.run_plugin("order", "1"), 108)
         self.assertEqual(self.zones_asked(), self.ZONES[:1])
         for _ in range(3):
@@ -172,11 +176,11 @@ class GuardrailTests(CloudHome):
         self.assertEqual(self.api.create_requests(), [])
         # no task (a state file may only hold the token a login got: OpenStack)
         self.assertFalse(os.path.exists(self.home.state_path) and self.home.state()["tasks"])
-        self.assertIn("POST %s/servers\n" % self.servers_url(), text)
+        self.assertIn("POST %s%s\n" % (self.servers_url(), self.CREATE_PATH), text)
         self.assertIn("%s: <masked>" % self.TOKEN_HEADER, text)
         self.assertIn("ok: caps: 0 %s server(s) held now, backend.max_servers 3" % self.LABEL,
                       text)
-        self.assertIn('"%s": "%s"' % (self.ZONE, self.ZONES[0]), text)
+        self.assertIn('"%s": "%s"' % (self.BODY_ZONE or self.ZONE, self.ZONES[0]), text)
         self.assertIn("has no capacity for the one before: %s %s" % (self.ZONE, self.ZONES[2]),
                       text)
         self.assertIn("<sha512-crypt hash of the root password>", text)
