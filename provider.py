@@ -3279,7 +3279,8 @@ CREATE_SETTLE = 30      # seconds a create may take to show in the API before an
 MAX_CREATES = 3         # creates per task, each after a look-up found nothing
 RETRY_ATTEMPTS = 4      # tries of one read, or of a create the API refused with 429
 MAX_RETRY_WAIT = 8.0    # longest pause between two tries
-SSH_CHECK_TIMEOUT = 30  # seconds for the whole `ssh ... test -f boot-finished`
+SSH_CHECK_TIMEOUT = 4   # seconds for the whole `ssh ... test -f boot-finished` (a status
+                        # call must not hang on a server; it is asked again at the next)
 ON_FAILURE = ("delete", "keep")
 CLEANUP_FIRST_WAIT = 1.0    # seconds before the cleanup worker tries a failed delete again
 CLEANUP_MAX_WAIT = 300.0    # ... doubling up to this
@@ -4591,6 +4592,9 @@ class CloudBackend(Backend):
         data.setdefault("ssh_since", now())
         left = self.ready_grace - (now() - data["ssh_since"])
         if left <= 0:
+            shown = self.shows_pinned_key(address, data)
+            if shown is not True:
+                return {"data": data, "phase": "setup", "message": "running setup: %s" % shown}
             return self.finish(task, address, data)
         return {"data": data, "phase": "setup", "message": "running setup: SSH answers; "
                 "ready in %d s (ready_grace: no pool key to ask cloud-init)" % left}
@@ -4614,6 +4618,21 @@ class CloudBackend(Backend):
                     "root password set by the plugin" if task.get("server_password")
                     else "log in with the pool key")}
 
+    def shows_pinned_key(self, address, data):
+        """True when the server shows the host key handed to cloud-init (or none was
+        pinned), else why not: without the pool key nothing else proves it, and a
+        known_hosts line with a key the server does not have fails the caller."""
+        pinned = data.get("host_keys")
+        if not pinned or data.get("host_key_private") is None:
+            return True
+        scanned, why = scan_host_keys(address, self.ssh_port, 1)
+        if scanned is None:
+            return "its host key cannot be read yet (%s)" % why
+        if not set(pinned) & set(scanned):
+            return ("it does not show the host key handed to cloud-init (%s); cloud-init may "
+                    "not have run" % ", ".join(key_fingerprint(key) for key in scanned))
+        return True
+
     def cloud_init_finished(self, address, key_path, host_keys=None):
         """(True, "") when cloud-init is done, (False, why) when not yet,
         (None, why) when ssh cannot run at all (then: the grace period).
@@ -4632,7 +4651,7 @@ class CloudBackend(Backend):
                         "-o", "GlobalKnownHostsFile=/dev/null"]
         command = ["ssh", "-i", key_path, "-p", str(self.ssh_port),
                    "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
-                   "-o", "ConnectTimeout=%d" % max(1, min(10, int(self.request_timeout)))
+                   "-o", "ConnectTimeout=%d" % max(1, min(2, int(self.request_timeout)))
                    ] + checking + ["-o", "LogLevel=ERROR", "root@" + address,
                                    "test -f " + CLOUD_INIT_DONE]
         try:

@@ -67,8 +67,9 @@ class SSHD(object):
         else:
             self.host_key = keygen(host)
         authorized = os.path.join(self.dir, "authorized_keys")
-        with open(authorized, "w") as handle:
-            handle.write(keygen(self.client_key) + "\n")
+        if not os.path.exists(authorized):      # (start() again: the same client key)
+            with open(authorized, "w") as handle:
+                handle.write(keygen(self.client_key) + "\n")
         if os.geteuid() == 0 and not os.path.isdir("/run/sshd"):
             os.mkdir("/run/sshd", 0o755)          # Debian's privilege separation folder
         config = os.path.join(self.dir, "sshd_config")

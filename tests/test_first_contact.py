@@ -162,8 +162,16 @@ class CloudPinnedKeyTest(HomeTestCase):
         with open(key_file, "w") as handle:
             handle.write(private)
         os.chmod(key_file, 0o600)
-        server = sshd.SSHD(host_key_file=key_file, port=port).start()
+        server = sshd.SSHD(port=port).start()         # first its own key: cloud-init not run
         self.addCleanup(server.stop)
+        self.assertNotEqual(server.host_key, public)
+        answer = self.home.ok("order_status", task_id)      # a server without the key
+        self.assertEqual(answer["status"], "in_progress")
+        self.assertIn("running setup: it does not show the host key handed to cloud-init",
+                      answer["message"])
+        server.stop_process()
+        server.host_key_file = key_file
+        server.start()
         self.assertEqual(server.host_key, public)
         known_hosts = os.path.join(self.home.dir, "known_hosts")
         with open(known_hosts, "w") as handle:      # the address's previous tenant
