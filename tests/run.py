@@ -3,7 +3,8 @@
 
     python3 tests/run.py [-j N] [--durations N] [-v] [NAME ...]
 
-Each test class is one unit of work. max(2, os.cpu_count()) worker processes
+Each test class is one unit of work (a class of more than SLICE tests, several:
+Class[0/3] runs its tests 0, 3, 6, ...). max(2, os.cpu_count()) worker processes
 (tests/run.py --worker) take units longest first (the durations measured by
 the last run, kept in tests/.durations.json, else a static guess) and run
 them with unittest; a worker keeps its imports between units, so each test
@@ -29,12 +30,14 @@ import traceback
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 DURATIONS = os.path.join(TESTS, ".durations.json")
+SLICE = 6                   # a class of more tests is run as several units
 
 # Before any durations were measured: the slow ones first (seconds, rough).
 STATIC_ORDER = {
-    "test_install": 60, "test_backend_command": 40, "test_robust_concurrency": 30,
-    "test_backend_pool": 30, "test_robust_crash": 25, "test_backend_hetzner": 20,
-    "test_backend_timeweb": 20, "test_cloud_layer": 20, "test_robust_state": 15,
+    "test_install": 70, "test_cloud_guardrails": 40, "test_backend_hetzner": 20,
+    "test_backend_timeweb": 20, "test_backend_command": 15, "test_backend_pool": 12,
+    "test_robust_state": 10, "test_robust_argv": 8, "test_robust_concurrency": 8,
+    "test_first_contact": 6, "test_state": 6, "test_archive": 6, "test_caller_contract": 5,
 }
 
 
@@ -127,10 +130,17 @@ def run_unit(name, verbose):
 
 def load_unit(name):
     """The tests of a module, or of one class of it as the module's own loading
-    (load_tests) gives them, or of any other name unittest understands."""
+    (load_tests) gives them, or of one slice of a class (Class[i/n]: every
+    n-th test from the i-th), or of any other name unittest understands."""
     import importlib
+    import re
     import unittest
     loader = unittest.defaultTestLoader
+    sliced = re.match(r"^(.*)\[(\d+)/(\d+)\]$", name)
+    if sliced:
+        tests = list(iterate(load_unit(sliced.group(1))))
+        number, slices = int(sliced.group(2)), int(sliced.group(3))
+        return unittest.TestSuite(tests[number::slices])
     module_name, _, class_name = name.partition(".")
     try:
         module = importlib.import_module(module_name)
@@ -197,13 +207,28 @@ def find_units(names):
         except Exception:
             units.append(name)               # the worker reports the import error
             continue
-        classes = []
+        classes = {}
         for test in iterate(suite):
-            cls = type(test)
-            if cls.__module__ == name and cls.__name__ not in classes:
-                classes.append(cls.__name__)
-        units.extend("%s.%s" % (name, cls) for cls in classes) if classes else units.append(name)
+            if type(test).__module__ == name:
+                classes.setdefault(type(test), []).append(test)
+        if not classes:
+            units.append(name)
+        for cls, tests in sorted(classes.items(), key=lambda item: item[0].__name__):
+            units.extend(class_units(name, cls, len(tests)))
     return units
+
+
+def class_units(module, cls, count):
+    """module.Class, or module.Class[i/n] for the n slices of a big class whose
+    tests need no shared set-up (setUpClass), so the workers share its time."""
+    import unittest
+    unit = "%s.%s" % (module, cls.__name__)
+    own_setup = getattr(cls.setUpClass, "__func__", None) is not \
+        unittest.TestCase.setUpClass.__func__
+    slices = 1 if own_setup else (count + SLICE - 1) // SLICE
+    if slices <= 1:
+        return [unit]
+    return ["%s[%d/%d]" % (unit, number, slices) for number in range(slices)]
 
 
 def iterate(suite):
@@ -227,7 +252,8 @@ def load_durations():
 def guess(unit, durations):
     if unit in durations:
         return durations[unit]
-    return STATIC_ORDER.get(unit.split(".")[0], 5) / 4.0
+    slices = int(unit[unit.rindex("/") + 1:-1]) if unit.endswith("]") else 1
+    return STATIC_ORDER.get(unit.split(".")[0], 5) / 4.0 / slices  # ~4 classes a module
 
 
 def save_durations(durations, replies):
