@@ -6137,11 +6137,19 @@ class YandexBackend(CloudBackend):
                         attempts=2)
 
     def check_api(self, configurations):
-        """The folder, and each configuration's image and subnets, as the API sees them."""
         report = CloudBackend.check_api(self, configurations)
         if report[-1][0]:
-            report.append((True, "folder %s: the service account may list its instances"
-                           % self.folder_id))
+            report.append((True, self.folder_line()))
+        return report
+
+    def folder_line(self):
+        return "folder %s: the service account may list its instances" % self.folder_id
+
+    def check(self, configurations, state):
+        """The shared lines, then each configuration's image and subnets as the API
+        sees them (when it answered at all)."""
+        report = CloudBackend.check(self, configurations, state)
+        if (True, self.folder_line()) in report:
             api = self.api()
             for item in configurations:
                 report += [(ok, "configuration %s: %s" % (item["id"], text))

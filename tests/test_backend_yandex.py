@@ -395,6 +395,15 @@ class YandexGuardrails(YandexHome, GuardrailTests, unittest.TestCase):
         self.assertEqual(len(self.api.servers), 1)
         self.assertIn("zone_id ru-central1-b", answer["message"])
 
+    def test_the_dry_run_names_the_folder_image_and_subnets_once(self):
+        self.configure({"zone_id": self.ZONES[:2]})
+        text = self.run_plugin("order", "1", "--dry-run").text
+        for line in ["ok: folder %s: the service account may list its instances"
+                     % FakeYandex.FOLDER] + self.RESOLVED[:3]:
+            self.assertEqual(text.count(line + "\n"), 1, (line, text))
+        self.assertIn("POST %s/compute/v1/instances\n" % self.api.url, text)
+        self.assertEqual(self.api.create_requests(), [])
+
     def test_a_quota_never_falls_through(self):
         self.configure({"zone_id": self.ZONES})
         self.api.quota_next(count=4)
