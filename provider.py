@@ -4234,13 +4234,13 @@ class CloudBackend(Backend):
                  % configuration["id"], configuration["id"])):
             holding = self.held(state, config_id) if limit is not None else ()
             if limit is not None and len(holding) >= limit:
-                return "%s is %d and %d %s server%s held (task%s %s); a failed or unwanted " \
-                       "one is freed by `%s task delete-server ID --yes`" % (
-                           what, limit, len(holding), self.LABEL,
-                           "" if len(holding) == 1 else "s",
-                           "" if len(holding) == 1 else "s",
-                           ", ".join(holding[:10]) + (", ..." if len(holding) > 10 else ""),
-                           self.paths.name)
+                return "%s is %d and %d %s server%s held%s" % (
+                    what, limit, len(holding), self.LABEL, "" if len(holding) == 1 else "s",
+                    " (task%s %s); a failed or unwanted one is freed by `%s task "
+                    "delete-server ID --yes`" % (
+                        "" if len(holding) == 1 else "s",
+                        ", ".join(holding[:10]) + (", ..." if len(holding) > 10 else ""),
+                        self.paths.name) if holding else "")
         per_hour = self.settings.get("max_orders_per_hour")
         recent = self.recent_orders(state)
         if per_hour is not None and len(recent) >= per_hour:
