@@ -6999,6 +6999,13 @@ def cmd_check(provider, args):
             add(os.access(parent, os.W_OK), "%s %s does not exist yet; %s" % (
                 label, folder, "it will be created" if os.access(parent, os.W_OK)
                 else "and %s is not writable" % parent))
+    for folder, label in ((paths.archive, "archive folder"),
+                          (os.path.join(paths.var, "workers"), "workers folder"),
+                          (os.path.join(paths.log_dir, "tasks"), "task log folder")):
+        problem = os.path.isdir(folder) and mode_problem(folder, 0o700, paths.home)
+        if problem:
+            add(False, "%s %s: %s; the plugin refuses to use it (fix: chmod 700 %s)"
+                % (label, folder, problem, folder))
     state = None
     try:
         state = StateStore(paths).load()

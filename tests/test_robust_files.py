@@ -3,7 +3,9 @@
 seem: the config, password and token files, the programs the config names,
 the folders root runs from (issue 11). Mostly in-process: few plugin starts."""
 
+import contextlib
 import fcntl
+import io
 import json
 import os
 import time
@@ -298,10 +300,15 @@ class OwnFilesTest(InProcessHomeTestCase):
         os.mkdir(log_dir, 0o700)
         os.symlink(target, self.home.log_path)
         log = provider.AuditLog(self.home.log_path)
-        log.write("order", "1")                              # a private log/, a symlink
-        os.chmod(log_dir, 0o777)
-        os.unlink(self.home.log_path)
-        log.write("order", "2")                              # a log/ others can write
+        warnings = io.StringIO()
+        with contextlib.redirect_stderr(warnings):
+            log.write("order", "1")                          # a private log/, a symlink
+            os.chmod(log_dir, 0o777)
+            os.unlink(self.home.log_path)
+            log.write("order", "2")                          # a log/ others can write
+        self.assertIn("cannot write the log %s" % self.home.log_path, warnings.getvalue())
+        self.assertIn("the log folder %s is writable by other users" % log_dir,
+                      warnings.getvalue())
         self.assertFalse(os.path.lexists(self.home.log_path))
         with open(target, "rb") as handle:
             self.assertEqual(handle.read(), b"root:x\n")
@@ -313,8 +320,14 @@ class OwnFilesTest(InProcessHomeTestCase):
         tasks_log = os.path.join(self.home.dir, "log", "tasks")
         os.makedirs(tasks_log, 0o700)
         os.chmod(tasks_log, 0o777)
-        provider.TaskLog(os.path.join(tasks_log, "1.log")).note("hello")
+        warnings = io.StringIO()
+        with contextlib.redirect_stderr(warnings):
+            provider.TaskLog(os.path.join(tasks_log, "1.log")).note("hello")
+        self.assertIn("refusing to use it", warnings.getvalue())
         self.assertEqual(os.listdir(tasks_log), [])
+        report = provider.cmd_check(provider.Provider(self.paths()), None)
+        self.assertIn("FAIL task log folder %s: mode 777 is more open than 700" % tasks_log,
+                      report)
         self.home.write_config({"enabled": True, "configurations": [{"id": "c", "descr": "c"}],
                                 "backend": {"type": "command", "command": ["/bin/true"]}})
         backend = self.load_config().backend
