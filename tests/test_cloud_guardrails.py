@@ -7,6 +7,7 @@ types, `order --dry-run`, and the `servers` orphan sweep.
 import os
 import subprocess
 import unittest
+from unittest import mock
 
 from cloudbase import TOKEN, CloudHome, closed_port, provider
 from fakecloud import FakeHetzner, FakeTimeweb
@@ -108,6 +109,24 @@ class GuardrailTests(CloudHome):
         self.assertIn("server_deleted", data)
         self.ok("order_status", task_id)           # nothing more to do: no new worker
         self.assertEqual(len(self.api.requests_for("DELETE")), 2)
+
+    def test_the_cleanup_worker_pauses_1_2_4_seconds_between_failed_deletes(self):
+        # in-process, with the worker's sleeps recorded instead of waited
+        task_id = self.order()
+        self.finished(task_id)
+        plugin = provider.Provider(provider.Paths(self.home.script))
+        plugin.store.update(lambda state: state["tasks"][task_id].update(
+            status="error", data=dict(state["tasks"][task_id]["data"], cleanup="pending",
+                                      failed_because="given up")))
+        self.api.fail_next(403, count=3, method="DELETE")    # refused: not retried at once
+        waits = []
+        with mock.patch.object(provider.time, "sleep", waits.append):
+            text = plugin.config.backend.supervise(plugin, task_id)
+        self.assertEqual(waits, [1.0, 2.0, 4.0])
+        self.assertIn("deleted", text)
+        self.assertEqual(self.api.servers, {})
+        task = plugin.store.find(task_id)
+        self.assertEqual((task["data"]["cleanup"], task["data"]["cleanup_tries"]), ("done", 3))
 
     def test_a_server_an_unconfirmed_create_made_late_is_found_and_deleted(self):
         self.api.fail_next(500, method="POST", path=self.create_path())   # nothing made
