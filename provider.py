@@ -6014,7 +6014,7 @@ class YandexBackend(CloudBackend):
     def operation_failed(self, operation):
         code, text = self.error_text(operation.get("error"))
         return "%s: creating the instance failed: %s: %s (operation %s)" % (
-            self.LABEL, code or "error", printable(text, 300), printable(operation.get("id")))
+            self.LABEL, code or "error", printable(text, 300), printable(str(operation.get("id"))))
 
     def await_create(self, api, task, configuration):
         """Until the create's operation is done: wait, or fail with its error (one
@@ -6118,8 +6118,9 @@ class YandexBackend(CloudBackend):
                 else "booting"), said
 
     def ipv4(self, server):
-        return dig(server, "networkInterfaces", 0, "primaryV4Address", "oneToOneNat",
-                   "address") or None
+        address = dig(server, "networkInterfaces", 0, "primaryV4Address", "oneToOneNat",
+                      "address")
+        return address if isinstance(address, str) and address else None
 
     def error_text(self, answer):
         """{"code": <gRPC code>, "message", "details"}; never raises (see Hetzner's)."""
@@ -6160,8 +6161,8 @@ class YandexBackend(CloudBackend):
         """The image (today's newest of a family), and each zone's subnet."""
         try:
             image = self.image(configuration, attempts=2)
-            report = [(True, "image %s (%s)" % (printable(image.get("id")),
-                                                printable(image.get("name") or "?")))]
+            report = [(True, "image %s (%s)" % (printable(str(image.get("id"))),
+                                                printable(str(image.get("name") or "?"))))]
         except CloudError as exc:
             report = [(False, "image: %s" % exc.message)]
         for zone in as_list(configuration["zone_id"]):
@@ -6175,11 +6176,12 @@ class YandexBackend(CloudBackend):
                                                  attempts=2)
         except CloudError as exc:
             return False, "zone %s: subnet %s: %s" % (zone, subnet_id, exc.message)
-        text = "zone %s: subnet %s (%s, %s)" % (zone, subnet_id, printable(
-            subnet.get("name") or "?"), printable(", ".join(
-                str(block) for block in subnet.get("v4CidrBlocks") or [])))
+        blocks = subnet.get("v4CidrBlocks")
+        text = "zone %s: subnet %s (%s, %s)" % (zone, subnet_id, printable(str(
+            subnet.get("name") or "?")), printable(", ".join(
+                str(block) for block in blocks) if isinstance(blocks, list) else "?"))
         if subnet.get("zoneId") != zone:
-            return False, "%s is in zone %s" % (text, printable(subnet.get("zoneId")))
+            return False, "%s is in zone %s" % (text, printable(str(subnet.get("zoneId"))))
         return True, text
 
 

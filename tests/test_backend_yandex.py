@@ -473,6 +473,42 @@ class YandexConfigTest(unittest.TestCase):
         self.assertLessEqual(len(provider.server_name("x" * 99, "9" * 20, tag)), 63)
 
 
+class YandexAnswerShapesTest(unittest.TestCase):
+    """Answers in shapes the reference does not promise (a proxy, a damaged body)
+    give a clear reading, never an exception."""
+
+    def setUp(self):
+        self.backend = provider.YandexBackend(dict(YandexConfigTest.BACKEND), provider.Paths(
+            os.path.join(tempfile.gettempdir(), "bin", "provider")), None)
+
+    def test_odd_answers(self):
+        backend = self.backend
+        odd = [None, [], "x", 5, {}, {"id": None}, {"metadata": []}, {"error": "x"},
+               {"networkInterfaces": {"0": 1}}, {"networkInterfaces": [None]},
+               {"networkInterfaces": [{"primaryV4Address": {"oneToOneNat": {"address": 7}}}]},
+               {"status": 5}, {"code": True, "message": ["x"]}, {"code": 99}]
+        for answer in odd:
+            value = answer if isinstance(answer, dict) else {}
+            self.assertIsNone(backend.ipv4(value))
+            self.assertIn(backend.describe(value)[0], ("booting", "failed"))
+            code, text = backend.error_text(answer)
+            self.assertIsInstance(text, str)
+            self.assertEqual(backend.created(dict(value, done=False)), {})
+            self.assertIn("Yandex Cloud: creating the instance failed",
+                          backend.operation_failed(value))
+        self.assertEqual(backend.error_text({"code": 99, "message": "m"}), ("code_99", "m"))
+        self.assertEqual(backend.error_text({"code": 7, "message": "no"})[0],
+                         "PERMISSION_DENIED")
+        self.assertEqual(backend.created({"id": "../x", "done": False,
+                                          "metadata": {"instanceId": "fhm1"}}), {"id": "fhm1"})
+        self.assertEqual(backend.created({"id": "fhmop1", "done": False,
+                                          "metadata": {"instanceId": "../../x"}}), {})
+        with self.assertRaises(provider.CloudError) as caught:
+            backend.created({"id": "fhmop1", "done": True, "error": {"code": 9, "message": "m"},
+                             "metadata": {"instanceId": "fhm1"}})
+        self.assertIn("FAILED_PRECONDITION: m", caught.exception.message)
+
+
 def pem(der):
     text = base64.b64encode(der).decode("ascii")
     lines = [text[i:i + 64] for i in range(0, len(text), 64)]
