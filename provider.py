@@ -6926,6 +6926,47 @@ def mode_problem(path, want_mode, home):
     return None
 
 
+def check_private_folders(paths):
+    """(ok, text) for var/, log/ and the folders under them (TrustedFiles' rule)."""
+    report = []
+    for folder, label in ((paths.var, "state folder"), (paths.log_dir, "log folder")):
+        if os.path.isdir(folder):
+            problem = mode_problem(folder, 0o700, paths.home)
+            writable = os.access(folder, os.W_OK)
+            report.append((problem is None and writable, "%s %s: %s" % (
+                label, folder, problem or ("private and writable" if writable else
+                                           "not writable by uid %d" % os.geteuid()))))
+        else:
+            parent = os.path.dirname(folder)
+            report.append((os.access(parent, os.W_OK), "%s %s does not exist yet; %s" % (
+                label, folder, "it will be created" if os.access(parent, os.W_OK)
+                else "and %s is not writable" % parent)))
+    for folder, label in ((paths.archive, "archive folder"),
+                          (os.path.join(paths.var, "workers"), "workers folder"),
+                          (os.path.join(paths.log_dir, "tasks"), "task log folder")):
+        problem = os.path.isdir(folder) and mode_problem(folder, 0o700, paths.home)
+        if problem:
+            report.append((False, "%s %s: %s; the plugin refuses to use it (fix: chmod 700 "
+                                  "%s)" % (label, folder, problem, folder)))
+    return report
+
+
+def check_caller_tasks(paths):
+    """(ok, text) for the caller's tasks/: readable, and no stray id-like names."""
+    if not os.path.isdir(paths.caller_tasks):
+        return [(True, "caller's tasks folder %s does not exist yet (bx-provider makes it)"
+                 % paths.caller_tasks)]
+    report = [(os.access(paths.caller_tasks, os.R_OK), "caller's tasks folder %s is readable"
+               % paths.caller_tasks)]
+    stray = stray_caller_ids(paths)
+    if stray:
+        report.append((False, "caller's tasks folder: %d file name(s) that are not ids this "
+                              "plugin hands out, ignored when numbering (remove them if no "
+                              "order made them): %s" % (
+                                  len(stray), ", ".join(printable(name) for name in stray[:5]))))
+    return report
+
+
 def stray_caller_ids(paths):
     """Names in the caller's tasks/ that look like ids but are not ones the plugin
     can have handed out (leading zeros, beyond MAX_ISSUED_ID)."""
@@ -6989,25 +7030,8 @@ def cmd_check(provider, args):
             add(False, "no configurations: the web interface will offer nothing")
     except ProviderError as exc:
         add(False, exc.message)
-    for folder, label in ((paths.var, "state folder"), (paths.log_dir, "log folder")):
-        if os.path.isdir(folder):
-            problem = mode_problem(folder, 0o700, paths.home)
-            writable = os.access(folder, os.W_OK)
-            add(problem is None and writable, "%s %s: %s" % (
-                label, folder, problem or ("private and writable" if writable else
-                                           "not writable by uid %d" % os.geteuid())))
-        else:
-            parent = os.path.dirname(folder)
-            add(os.access(parent, os.W_OK), "%s %s does not exist yet; %s" % (
-                label, folder, "it will be created" if os.access(parent, os.W_OK)
-                else "and %s is not writable" % parent))
-    for folder, label in ((paths.archive, "archive folder"),
-                          (os.path.join(paths.var, "workers"), "workers folder"),
-                          (os.path.join(paths.log_dir, "tasks"), "task log folder")):
-        problem = os.path.isdir(folder) and mode_problem(folder, 0o700, paths.home)
-        if problem:
-            add(False, "%s %s: %s; the plugin refuses to use it (fix: chmod 700 %s)"
-                % (label, folder, problem, folder))
+    for ok, text in check_private_folders(paths):
+        add(ok, text)
     state = None
     try:
         state = StateStore(paths).load()
@@ -7015,17 +7039,8 @@ def cmd_check(provider, args):
             paths.state, len(state["tasks"]), state["next_id"]))
     except ProviderError as exc:
         add(False, exc.message)
-    if os.path.isdir(paths.caller_tasks):
-        add(os.access(paths.caller_tasks, os.R_OK), "caller's tasks folder %s is readable"
-            % paths.caller_tasks)
-        stray = stray_caller_ids(paths)
-        if stray:
-            add(False, "caller's tasks folder: %d file name(s) that are not ids this plugin "
-                "hands out, ignored when numbering (remove them if no order made them): %s"
-                % (len(stray), ", ".join(printable(name) for name in stray[:5])))
-    else:
-        add(True, "caller's tasks folder %s does not exist yet (bx-provider makes it)"
-            % paths.caller_tasks)
+    for ok, text in check_caller_tasks(paths):
+        add(ok, text)
     if config is not None:
         for ok, text in config.backend.check(config.configurations, state):
             add(ok, text)
