@@ -3124,8 +3124,8 @@ def parse_result(line, allow_loopback):
     why not (a string)."""
     try:
         value = json.loads(line)
-    except ValueError:
-        return "not JSON"
+    except (ValueError, RecursionError):
+        return "not JSON (or nested too deeply)"
     if not isinstance(value, dict):
         return "not a JSON object"
     server, problem = check_server(value.get("server"), allow_loopback)
@@ -3146,7 +3146,7 @@ def redact_result(line):
     """The result line as the log may keep it: the password replaced."""
     try:
         value = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         return line
     if isinstance(value, dict) and value.get("server_password"):
         value["server_password"] = "********"

@@ -231,6 +231,11 @@ class StateEdgeTest(InProcessHomeTestCase):
         self.assertEqual(sorted(state["tasks"]), ["7"])       # the whole record survived
         self.assertEqual(state["next_id"], 9)
 
+    def test_a_deeply_nested_program_result_is_refused_not_a_worker_bug(self):
+        deep = "[" * 100000 + "]" * 100000
+        self.assertEqual(provider.parse_result(deep, False), "not JSON (or nested too deeply)")
+        self.assertEqual(provider.redact_result(deep), deep)
+
     def test_a_stray_caller_file_blocks_nothing_and_check_notices(self):
         # Regression: tasks/99999999999999999999 blocked every order, and repair
         # then saved next_id 10^20 for ever.
