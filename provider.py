@@ -242,6 +242,16 @@ def trusted_uids(home):
     return uids
 
 
+def log_json(value):
+    """value as JSON for a log people read with cat or less: UTF-8, but every
+    character a terminal would act on (C1 controls such as CSI, DEL, bidi
+    overrides) escaped as \\uXXXX, like JSON escapes the C0 controls."""
+    text = json.dumps(value, ensure_ascii=False)
+    if all(ch.isprintable() for ch in text):
+        return text
+    return "".join(ch if ch.isprintable() else json.dumps(ch)[1:-1] for ch in text)
+
+
 def home_of(path, depth):
     """The home a file of the plugin's lives in, depth folders down (log/NAME.log: 2)."""
     for _ in range(depth):
@@ -294,7 +304,7 @@ class AuditLog(object):
         if task_id is not None:
             parts.append("task=%s" % task_id)
         for key in sorted(fields):
-            parts.append("%s=%s" % (key, json.dumps(fields[key], ensure_ascii=False)))
+            parts.append("%s=%s" % (key, log_json(fields[key])))
         line = " ".join(parts) + "\n"
         self.debug(line.rstrip("\n"))
         try:

@@ -377,6 +377,7 @@ class ValuesForPeopleTest(InProcessHomeTestCase):
     def test_terminal_escapes_never_reach_a_persons_terminal(self):
         # Regression: `task show` printed API text with escape sequences.
         store = provider.StateStore(self.paths())
+        hostile_text = "boom\x1b]0;pwned\x07\x1b[2J\x9b31m\r\u202edone"
 
         def hostile(state):
             task = provider.new_task(store.allocate_id(state), "1", "manual")
@@ -388,6 +389,10 @@ class ValuesForPeopleTest(InProcessHomeTestCase):
         self.assertIn("boom?]0;pwned??[2J?31m?done", out)
         self.assertFalse([ch for ch in out if not ch.isprintable() and ch not in "\n\t"])
         self.assertIn("\\u001b[31mred", out)           # JSON data: escaped, as before
+        provider.AuditLog(self.home.log_path).write("status", "1", message=hostile_text)
+        line = self.home.read(self.home.log_path).decode("utf-8").splitlines()[-1]
+        self.assertIn("\\u001b]0;pwned\\u0007\\u001b[2J\\u009b31m\\r\\u202edone", line)
+        self.assertTrue(line.isprintable(), line)
 
     def test_a_password_in_another_spelling_leaves_the_task_log(self):
         # Regression: set -x quoting and JSON \u escapes kept the password in log/tasks/ID.log.
