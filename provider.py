@@ -3480,7 +3480,8 @@ def retry_wait(headers):
 class CloudError(ProviderError):
     """A failed API call. transient: 429, 5xx or no answer - worth another try.
     uncertain: a create that may have been carried out all the same. limited: the
-    API refused for the request rate (nothing was done: a create may be sent again)."""
+    API refused for the request rate (nothing was done: a create may be sent again).
+    final: a backend says waiting will not help (a quota): the task fails."""
 
     def __init__(self, message, status=None, api_code=None, transient=False, uncertain=False,
                  wait=None, limited=False):
@@ -3491,6 +3492,7 @@ class CloudError(ProviderError):
         self.uncertain = uncertain
         self.wait = wait
         self.limited = limited
+        self.final = False
 
 
 class Deadline(object):
@@ -4533,6 +4535,8 @@ class CloudBackend(Backend):
         try:
             return self.advance(task, configuration)
         except CloudError as exc:
+            if exc.final:             # waiting will not change it (a quota)
+                return self.fail(task, exc.message)
             phase = (task.get("message") or task.get("phase") or "").split(" (")[0]
             return {"message": "%s (%s; trying again at the next status call)"
                     % (phase, exc.message)}
@@ -5401,10 +5405,15 @@ class OpenStackBackend(CloudBackend):
         if port is None:
             return None, data
         if not ips:
-            ips = [neutron.call("POST", "/floatingips", body={"floatingip": {
-                "floating_network_id": configuration_network, "port_id": port,
-                "description": "provider.py owner=%s task=%s" % (data["owner"], task["id"])}}
-            ).get("floatingip") or {}]
+            try:
+                ips = [neutron.call("POST", "/floatingips", body={"floatingip": {
+                    "floating_network_id": configuration_network, "port_id": port,
+                    "description": "provider.py owner=%s task=%s" % (data["owner"],
+                                                                     task["id"])}}
+                ).get("floatingip") or {}]
+            except CloudError as exc:
+                exc.final = (exc.api_code or "").startswith("quota")
+                raise
         address, fip = ips[0].get("floating_ip_address"), ips[0].get("id")
         if not address or not fip:
             return None, data

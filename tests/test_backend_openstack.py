@@ -79,6 +79,18 @@ class OpenStackTest(CloudTests, unittest.TestCase):
         self.assertIn("floating IP 127.0.0.1 released", result.text)
         self.assertEqual((self.api.servers, self.api.floating_ips), ({}, {}))
 
+    def test_no_floating_ip_left_in_the_quota_fails_the_task(self):
+        self.api.floating = True
+        self.configure({"floating_network_id": EXT_NET}, on_failure="keep")
+        self.api.neutron.error_next(409, "OverQuota", "Quota exceeded for resources: "
+                                    "['floatingip'].", method="POST", path="^/floatingips$")
+        answer = self.poll(self.order())[-1]
+        self.assertEqual(answer["status"], "error", answer)
+        self.assertIn("OpenStack: quota exceeded in project %s: Quota exceeded for resources: "
+                      "['floatingip']. (HTTP 409 to POST /floatingips)" % PROJECT,
+                      answer["message"])
+        self.assertIn("still exists and is billed", answer["message"])     # on_failure keep
+
     def test_the_token_is_cached_and_renewed_once_when_refused(self):
         first, second = self.order(), self.order()
         self.assertEqual(len(self.api.logins), 1)          # the second order reused it
