@@ -3069,7 +3069,8 @@ class TaskLog(object):
 
     def line(self, stream, text):
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        data = ("%s %s: %s\n" % (stamp, stream, text)).encode("utf-8", "replace")
+        data = ("%s %s: %s\n" % (stamp, stream, terminal_safe(text))).encode("utf-8",
+                                                                          "replace")
         if self.path is None:
             return
         try:

@@ -401,7 +401,7 @@ class ValuesForPeopleTest(InProcessHomeTestCase):
         log = provider.TaskLog(path)
         for line in ("+ chpasswd <<< 'root:Pw 1'\\''x$y'", '{"password": "Pw 1\'x$y"}',
                      '{"p": "\\u0050w 1\'x$y", "o": 1}', "Pw\\ 1\\'x\\$y",
-                     '"Pw 1\'x\\$y"', "kept: Pw-other"):
+                     '"Pw 1\'x\\$y"', "kept: Pw-other", "\x1b[31mcolour\x9b"):
             log.line("err", line)
         log.scrub(password)
         data = self.home.read(path)
@@ -409,6 +409,7 @@ class ValuesForPeopleTest(InProcessHomeTestCase):
         for fragment in (b"1'x", b"1\\'x", b"0050w", b"x$y", b"x\\$y"):
             self.assertNotIn(fragment, data)
         self.assertIn(b"kept: Pw-other", data)
+        self.assertIn(b"?[31mcolour?", data)         # a program's escapes: text, not actions
 
 
 if __name__ == "__main__":
