@@ -3295,7 +3295,7 @@ SSH_CHECK_TIMEOUT = 4   # seconds for the whole `ssh ... test -f boot-finished` 
 ON_FAILURE = ("delete", "keep")
 CLEANUP_FIRST_WAIT = 1.0    # seconds before the cleanup worker tries a failed delete again
 CLEANUP_MAX_WAIT = 300.0    # ... doubling up to this
-CLEANUP_WORKER_LIFE = 3600  # then it exits; the next order_status of the task starts another
+CLEANUP_WORKER_LIFE = 86400  # then it exits; the next order_status of the task starts another
 CLEANUP_LOOKUPS = 10        # look-ups for the server of an unconfirmed create (~8 minutes)
 # what a refused create says when the type or zone has nothing left (capacity_error)
 CAPACITY_WORDS = ("no capacity", "insufficient capacity", "out of capacity", "not available",
@@ -4854,6 +4854,20 @@ class CloudBackend(Backend):
                                if by_key else "")))
         if state is not None:
             report.append((True, "guardrails: " + self.guardrails_text(state)))
+            report.extend(self.cleanup_report(state))
+        return report
+
+    def cleanup_report(self, state):
+        """`check`: failed orders whose server is still being deleted; not ok once a
+        delete failed (an operator may have to act: the message says why)."""
+        report = []
+        for task in sorted((t for t in state["tasks"].values() if isinstance(t, dict)
+                            and t.get("backend") == self.TYPE and self.cleanup_wanted(t)),
+                           key=lambda t: int(t["id"])):
+            tries = task["data"].get("cleanup_tries", 0)
+            report.append((not tries, "task %s: %s%s" % (
+                task["id"], self.deleting(task), " (%d tries failed, the last: %s)" % (
+                    tries, task["data"].get("cleanup_error")) if tries else "")))
         return report
 
     def check_api(self, configurations):

@@ -118,15 +118,27 @@ class GuardrailTests(CloudHome):
         plugin.store.update(lambda state: state["tasks"][task_id].update(
             status="error", data=dict(state["tasks"][task_id]["data"], cleanup="pending",
                                       failed_because="given up")))
-        self.api.fail_next(403, count=3, method="DELETE")    # refused: not retried at once
+        backend = plugin.config.backend
+        [(ok, text)] = backend.cleanup_report(plugin.store.load())     # for `check`
+        self.assertTrue(ok)
+        self.api.fail_next(403, count=4, method="DELETE")    # refused: not retried at once
+
+        def stop(seconds):
+            raise KeyboardInterrupt          # the first worker stops at its first pause
+        with mock.patch.object(provider.time, "sleep", stop):
+            self.assertRaises(KeyboardInterrupt, backend.supervise, plugin, task_id)
+        [(ok, text)] = backend.cleanup_report(plugin.store.load())
+        self.assertFalse(ok)
+        self.assertIn("(1 tries failed, the last: %s: forbidden" % self.LABEL, text)
         waits = []
         with mock.patch.object(provider.time, "sleep", waits.append):
-            text = plugin.config.backend.supervise(plugin, task_id)
+            text = backend.supervise(plugin, task_id)
         self.assertEqual(waits, [1.0, 2.0, 4.0])
         self.assertIn("deleted", text)
         self.assertEqual(self.api.servers, {})
         task = plugin.store.find(task_id)
-        self.assertEqual((task["data"]["cleanup"], task["data"]["cleanup_tries"]), ("done", 3))
+        self.assertEqual((task["data"]["cleanup"], task["data"]["cleanup_tries"]), ("done", 4))
+        self.assertEqual(backend.cleanup_report(plugin.store.load()), [])
 
     def test_a_server_an_unconfirmed_create_made_late_is_found_and_deleted(self):
         self.api.fail_next(500, method="POST", path=self.create_path())   # nothing made
