@@ -2764,9 +2764,17 @@ class CommandBackend(WorkerBackend):
         return program
 
     def program_problem(self):
-        """Why the program must not run as root (another user could change it), or None."""
-        program = self.program_path()
-        return TrustedFiles(self.paths).path_problem(program) if os.sep in program else None
+        """Why the command must not run as root, or None: another user could change
+        the program, or a file an argument names (a script given to an interpreter:
+        ["/bin/sh", "make-vm.sh"]; relative to the home, the program's folder)."""
+        trust = TrustedFiles(self.paths)
+        named = [self.program_path()] + [os.path.join(self.paths.home, arg) for arg in
+                                         self.settings["command"][1:] if os.sep in arg]
+        for path in named:
+            problem = os.sep in path and os.path.isfile(path) and trust.path_problem(path)
+            if problem:
+                return problem
+        return None
 
     def launch(self, task, configuration):
         self.start_worker(task)

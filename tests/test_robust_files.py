@@ -113,8 +113,16 @@ class ConfigTrustTest(InProcessHomeTestCase):
         os.chown(program, OTHER_UID, -1)
         self.assertRefused(lambda: config.backend.place(task, config.configurations[0], {}),
                            110, "%s is owned by uid %d" % (program, OTHER_UID))
+        self.home.write_config({"enabled": True, "configurations": [{"id": "c", "descr": "c"}],
+                                "backend": {"type": "command",
+                                            "command": ["/bin/sh", "prog/make-vm", "x/y"]}})
+        config = self.load_config()                         # the script an interpreter runs
+        self.assertRefused(lambda: config.backend.place(task, config.configurations[0], {}),
+                           110, "%s is owned by uid %d" % (program, OTHER_UID))
         report = provider.cmd_check(provider.Provider(self.paths()), None)
         self.assertIn("FAIL command: root must not run it: %s" % program, report)
+        os.chown(program, 0, -1)
+        config.backend.place(task, config.configurations[0], {})
 
 
 class CheckFoldersTest(InProcessHomeTestCase):
