@@ -127,6 +127,28 @@ class FirstContactTest(HomeTestCase):
                       answer["message"])
         self.assertFalse(os.path.exists(self.known_hosts))
 
+    def command_result(self, host_key):
+        program = os.path.join(self.home.dir, "provision.sh")
+        with open(program, "w") as handle:
+            handle.write("#!/bin/sh\necho '%s'\n" % json.dumps(
+                {"server": "127.0.0.1", "server_password": "", "host_key": host_key}))
+        os.chmod(program, 0o700)
+        self.home.write_config({"enabled": True, "backend": {
+            "type": "command", "command": [program], "ssh_port": self.sshd.port,
+            "ssh_timeout": 2, "allow_loopback": True},
+            "configurations": [{"id": "1", "descr": "vm"}]})
+        return self.finish()
+
+    def test_a_command_results_host_key_is_pinned(self):
+        self.assertEqual(self.command_result(self.sshd.host_key)["status"], "finished")
+        self.assertEqual(self.keycopy(), 0)
+
+    def test_a_command_results_other_host_key_fails_the_order(self):
+        answer = self.command_result(self.other_key)
+        self.assertEqual(answer["status"], "error", answer)
+        self.assertIn("shows another host key than the one pinned", answer["message"])
+        self.assertFalse(os.path.exists(self.known_hosts))
+
     def test_known_hosts_off_leaves_the_file_alone(self):
         self.configure(known_hosts=False)
         self.assertEqual(self.finish()["status"], "finished")
