@@ -3292,6 +3292,7 @@ PASSWORD_ALPHABET = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 PASSWORD_LENGTH = 24
 CRYPT_ALPHABET = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 CLOUD_INIT_DONE = "/var/lib/cloud/instance/boot-finished"
+SSHD_DROP_IN = "/etc/ssh/sshd_config.d/00-provider-py.conf"
 ANSIBLE_CFG = "/etc/ansible/ansible.cfg"
 DEFAULT_POOL_KEY = "/etc/ansible/.ssh/id_rsa"   # when ansible.cfg names no private_key_file
 CREATE_SETTLE = 30      # seconds a create may take to show in the API before another one
@@ -4129,6 +4130,9 @@ class CloudBackend(Backend):
     DEFAULT_API_URL = None
     CHECK_PATH = None
     MAX_USER_DATA = None
+    # True for a cloud whose stock images refuse root's password over SSH (Ubuntu's
+    # "prohibit-password"): user_data then lets it in with an sshd drop-in
+    ROOT_PASSWORD_LOGIN = False
     SERVERS = "/servers"
     REQUIRED = ()
     AUTH = StaticToken
@@ -4209,6 +4213,9 @@ class CloudBackend(Backend):
             lines += ["ssh_pwauth: true", "chpasswd:", "  expire: false", "  users:",
                       "    - name: root", "      password: " + hashed, "      type: hash",
                       "  list:", "    - root:" + hashed.strip('"')]
+            if self.ROOT_PASSWORD_LOGIN:   # first match wins: the drop-in sorts first
+                lines += ["write_files:", "  - path: " + SSHD_DROP_IN, '    permissions: "0600"',
+                          '    content: "PermitRootLogin yes\\nPasswordAuthentication yes\\n"']
         if public:
             lines += ["ssh_authorized_keys:", "  - " + json.dumps(public)]
         private = task["data"].get("host_key_private")
@@ -5943,6 +5950,7 @@ class YandexBackend(CloudBackend):
     TYPE = "yandex"
     LABEL = "Yandex Cloud"
     AUTH = YandexIAMToken
+    ROOT_PASSWORD_LOGIN = True
     DEFAULT_API_URL = "https://compute.api.cloud.yandex.net"
     SERVERS = "/compute/v1/instances"
     MAX_USER_DATA = 256 * 1024

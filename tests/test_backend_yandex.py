@@ -191,7 +191,11 @@ class YandexTest(YandexHome, CloudTests, unittest.TestCase):
         self.assertEqual(body["networkInterfaceSpecs"], [{
             "subnetId": FakeYandex.SUBNET,
             "primaryV4AddressSpec": {"oneToOneNatSpec": {"ipVersion": "IPV4"}}}])
-        self.assertIn("\ndisable_root: false\n", self.our_cloud_config(create))
+        config = self.our_cloud_config(create)
+        self.assertIn("\ndisable_root: false\n", config)
+        self.assertIn('\nwrite_files:\n  - path: /etc/ssh/sshd_config.d/00-provider-py.conf\n'
+                      '    permissions: "0600"\n    content: "PermitRootLogin yes\\n'
+                      'PasswordAuthentication yes\\n"\n', config)     # Ubuntu's images
         answer = self.finished(task_id)
         self.assertEqual(answer["server"], "127.0.0.1")
         self.assertTrue(answer["server_password"])
