@@ -3302,6 +3302,7 @@ MAX_RETRY_WAIT = 8.0    # longest pause between two tries
 SSH_CHECK_TIMEOUT = 4   # seconds for the whole `ssh ... test -f boot-finished` (a status
                         # call must not hang on a server; it is asked again at the next)
 ON_FAILURE = ("delete", "keep")
+SERVER_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 CLEANUP_FIRST_WAIT = 1.0    # seconds before the cleanup worker tries a failed delete again
 CLEANUP_MAX_WAIT = 300.0    # ... doubling up to this
 CLEANUP_WORKER_LIFE = 86400  # then it exits; the next order_status of the task starts another
@@ -3846,6 +3847,14 @@ def alternatives(kind, check=None):
             if checker.is_a(item, kind, where) and check is not None:
                 check(checker, item, where)
     return kind + " or array", check_items
+
+
+def safe_server_id(value):
+    """A server id from an API as text fit for a URL path and a terminal, or None
+    (ids of every API we speak are numbers, UUIDs or short [a-z0-9] names)."""
+    text = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
+    ok = 0 < len(text) <= 64 and text[0] not in ".-" and all(ch in SERVER_ID_CHARS for ch in text)
+    return text if ok else None
 
 
 def mask_password_hashes(text):
@@ -4764,7 +4773,7 @@ class CloudBackend(Backend):
                     ("max_orders_per_hour", self.settings.get("max_orders_per_hour")))
                 if limit is not None), self.on_failure)
 
-    def inventory(self, store):
+    def server_inventory(self, store):
         """`servers`: [(server, task id or None, who holds it or None: an orphan)].
         The servers are listed before the state is read: an order placed meanwhile
         saved its task before its create, so its new server is never taken for an
@@ -4773,7 +4782,9 @@ class CloudBackend(Backend):
         state = store.load()
         rows = []
         for server in servers:
-            server_id, task_id = str(server.get("id")), self.task_of(server)
+            server_id, task_id = safe_server_id(server.get("id")), self.task_of(server)
+            if server_id is None:           # never put into a DELETE's path, nor shown
+                server = dict(server, id="(unusable id)")
             task = state["tasks"].get(task_id) if task_id else None
             data = (task or {}).get("data") or {}
             holder = None
@@ -4786,8 +4797,12 @@ class CloudBackend(Backend):
         return rows
 
     def delete_orphan(self, server, task_id):
+        server_id = safe_server_id(server.get("id"))
+        if server_id is None:
+            return "%s server %s: not deleted (its id is unusable in a URL)" % (
+                self.LABEL, printable(str(server.get("name"))))
         orphan = {"id": task_id or "-", "status": ERROR, "data": {
-            "server_id": str(server.get("id")), "name": server.get("name"),
+            "server_id": server_id, "name": server.get("name"),
             "owner": owner_tag(self.paths)}}
         return self.delete_server(orphan)
 
@@ -4833,10 +4848,11 @@ class CloudBackend(Backend):
         made one all the same. Look it up once (raises CloudError), and keep its
         id in the task."""
         server = self.find(self.api(), task, 1)
-        if server is None or server.get("id") is None:
+        server_id = safe_server_id(server.get("id")) if server is not None else None
+        if server_id is None:
             return task
-        self.log.write("server", task["id"], server_id=str(server["id"]), late=True)
-        return self.save_cleanup_start(task, {"server_id": str(server["id"])})
+        self.log.write("server", task["id"], server_id=server_id, late=True)
+        return self.save_cleanup_start(task, {"server_id": server_id})
 
     def delete_server(self, task):
         server_id = task["data"]["server_id"]
@@ -6877,12 +6893,12 @@ def cmd_pool(provider, args):
 def cmd_servers(provider, args):
     """Cloud backends: every server carrying our owner tag, and the task holding it."""
     backend = provider.config.backend
-    if not hasattr(backend, "inventory"):
+    if not hasattr(backend, "server_inventory"):
         raise UsageError("the %s backend rents no servers (this is for the cloud backends)"
                          % backend.TYPE)
     if args.delete_orphans and not args.yes:
         raise UsageError("--delete-orphans destroys every server no task holds; add --yes")
-    rows = backend.inventory(provider.store)
+    rows = backend.server_inventory(provider.store)
     deleted = []
     for index, (server, task_id, holder) in enumerate(rows):
         if holder is None and args.delete_orphans:

@@ -240,6 +240,7 @@ class GuardrailTests(CloudHome):
         result = self.run_plugin("servers", "--delete-orphans", "--yes")
         self.assertEqual(result.code, 0, result)
         self.assertEqual(sorted(self.api.servers), [held_id, foreign_id])
+        self.assertErrorCode(self.run_plugin("pool"), 100, exit_code=2)   # not a pool
         answer = self.run_plugin("servers", "--json").json
         self.assertEqual([(s["id"], s["orphan"]) for s in answer["servers"]],
                          [(str(held_id), False)])
@@ -299,6 +300,13 @@ class SettingsTest(unittest.TestCase):
             '$.backend.on_failure: must be "delete" (a failed order\'s server is deleted) or '
             '"keep" (it stays for debugging until `task delete-server`)',
             "$.configurations[0].max_servers: must be an integer, not number"])
+
+    def test_only_plain_server_ids_reach_a_delete(self):
+        for good in (4712, "4712", "8e2d1c9b-0000-4000-8000-000000000002", "fhm1abc.x_y"):
+            self.assertEqual(provider.safe_server_id(good), str(good))
+        for bad in ("12/../../volumes", "", "-1", ".x", "a b", "1\n", True, None, 1.5,
+                    "x" * 65, "\u0661"):
+            self.assertIsNone(provider.safe_server_id(bad), bad)
 
     def test_alternatives_are_a_value_or_a_non_empty_list_of_them(self):
         self.assertEqual(self.problems({}, {"location": ["fsn1", "nbg1"],
