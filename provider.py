@@ -17,7 +17,7 @@ os.environ.pop("BXPROVIDER_PYTHON_TRIED", None)
 os.umask(os.umask(0o22) | 0o22)     # nothing written or cached is group/other-writable
 del sys.argv[0]                     # "-c": argv[0] is the script as invoked, as usual
 path = os.path.realpath(sys.argv[0])
-import importlib.machinery, importlib._bootstrap_external as bootstrap
+import _frozen_importlib_external as bootstrap   # importlib.machinery without its import
 pyc = bootstrap.cache_from_source(path)
 owner = os.stat(path).st_uid
 def trusted(name):                  # missing, or nobody but the owner and root can write it
@@ -43,7 +43,7 @@ if cached and sys.version_info >= (3, 7):   # flags 3: a checked-hash pyc, else 
         except Exception:           # a read-only bin/, say: no cache
             cached = False
 if cached:
-    code = importlib.machinery.SourceFileLoader("provider", path).get_code("provider")
+    code = bootstrap.SourceFileLoader("provider", path).get_code("provider")
 else:                               # others could write the cache: compile in memory
     sys.dont_write_bytecode = True
     with open(path, "rb") as f:
