@@ -150,6 +150,7 @@ def child_env(python):
 # would report at least this process's size as its own ru_maxrss.
 SPAWNER = r"""
 import os, sys, time
+CPU = sys.argv[1] == "cpu"          # the child's CPU time (user + system) instead of wall time
 null = os.open(os.devnull, os.O_RDWR)
 while True:
     line = sys.stdin.readline()
@@ -181,14 +182,17 @@ while True:
             os._exit(127)
     _, status, usage = os.wait4(pid, 0)
     elapsed = time.perf_counter() - start
+    if CPU:
+        elapsed = usage.ru_utime + usage.ru_stime
     sys.stdout.write("%r %d %d\n" % (elapsed, usage.ru_maxrss, status))
     sys.stdout.flush()
 """
 
 
 class Spawner(object):
-    def __init__(self, python):
-        self.proc = subprocess.Popen([python, "-S", "-E", "-c", SPAWNER], stdin=subprocess.PIPE,
+    def __init__(self, python, clock):
+        self.proc = subprocess.Popen([python, "-S", "-E", "-c", SPAWNER, clock],
+                                     stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, universal_newlines=True,
                                      env=child_env(python))
 
@@ -206,6 +210,7 @@ class Spawner(object):
 
 
 SPAWN = []
+CLOCK = ["wall"]
 
 
 def run_child(argv):
@@ -346,7 +351,8 @@ def imported_modules(python, argv, env=None):
 
 def print_table(python, version, results, layouts, sizes):
     print()
-    print("provider.py start-up, ratio to the floor (median of paired runs, +- half IQR)")
+    print("provider.py start-up, ratio to the floor (median of paired runs, +- half IQR; "
+          "%s time)" % CLOCK[0])
     print("python %s (%s)" % (version, python))
     header = "%-9s %7s %6s" % ("layout", "tasks", "floor") + "".join(
         "%11s" % c for c in COLUMNS) + "%7s" % "mem"
@@ -395,19 +401,26 @@ def main():
                         help="history sizes, comma-separated")
     parser.add_argument("--reps", type=int, help="pairs per command and size")
     parser.add_argument("--layouts", default="bare,first")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="time each child by the wall clock, or by its CPU time (user + "
+                             "system: steadier on a busy machine)")
     parser.add_argument("--no-venv", action="store_true",
                         help="run the interpreter as it is (with its site-packages)")
     parser.add_argument("--_build", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    import signal
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))   # clean up on kill
     if args._build:
         build_history(args._build[0], int(args._build[1]))
         return 0
     sizes = [int(s) for s in args.sizes.split(",")]
     layouts = args.layouts.split(",")
+    CLOCK[0] = args.clock
     reps = args.reps or (9 if args.quick else 31)
     list_reps = 3 if args.quick else 5
     pythons = args.python or [os.path.realpath(sys.executable)]
     failed = False
+    summary = []
     for python in pythons:
         base = tempfile.mkdtemp(prefix="bxbench-")
         try:
@@ -418,7 +431,7 @@ def main():
                 [interpreter, "-c", "import sys; print(sys.version.split()[0])"]
             ).decode().strip()
             results = {}
-            SPAWN[:] = [Spawner(interpreter)]
+            SPAWN[:] = [Spawner(interpreter, args.clock)]
             spawner_rss = SPAWN[0].rss()
             for size in sizes:
                 started = time.time()
@@ -433,12 +446,35 @@ def main():
                     print("imports beyond the floor, %s: %s" % (
                         " ".join(argv), ", ".join(sorted(extra)) or "none"))
             failed = bool(print_table(interpreter, version, results, layouts, sizes)) or failed
+            summary.append((version, results))
             print("(children are started by a spawner of %.1f MiB; a child's peak memory "
                   "counts at least that)" % (spawner_rss / 1024.0))
             SPAWN[0].close()
         finally:
             shutil.rmtree(base, ignore_errors=True)
+    if len(summary) > 1:
+        print_summary(summary, layouts, sizes)
     return 1 if failed else 0
+
+
+def print_summary(summary, layouts, sizes):
+    """One row per interpreter, layout and size: the medians of the tables above."""
+    print()
+    print("summary: ratio to the floor, one row per interpreter (cells marked ! miss a goal)")
+    header = "%-8s %-6s %6s %6s" % ("python", "layout", "tasks", "floor") + "".join(
+        "%8s" % c for c in COLUMNS) + "%6s" % "mem"
+    print(header)
+    print("-" * len(header))
+    for version, results in summary:
+        for layout in layouts:
+            reads, order = GOALS.get(layout, (float("inf"), float("inf")))
+            for size in sizes:
+                row = results[layout, size]
+                cells = "".join("%7.2f%s" % (row[c][0], "!" if row[c][0] > (
+                    order if c == "order" else reads) else " ") for c in COLUMNS)
+                mark = "!" if layout in GOALS and row["mem"] > MEMORY_GOAL else " "
+                print("%-8s %-6s %6d %4.0fms" % (version, layout, size, row["floor_ms"])
+                      + cells + "%5.2f%s" % (row["mem"], mark))
 
 
 if __name__ == "__main__":
