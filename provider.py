@@ -2332,7 +2332,8 @@ class WorkerBackend(Backend):
             return None
         since = (task.get("data") or {}).get("ssh_wait_since") or task.get("created", now())
         if now() - since > self.ready_timeout():
-            return self.waited_too_long(task.get("message") or "no answer")
+            last = (task.get("message") or "no answer").replace("waiting for SSH on ", "", 1)
+            return self.waited_too_long(last)
         try:
             self.start_worker(task, again=True)
         except ProviderError as exc:
