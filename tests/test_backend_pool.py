@@ -285,6 +285,22 @@ class ProbeTest(PoolTestCase):
         self.status(task_id)                    # starts a new worker
         self.assertEqual(self.settled(task_id)["status"], "finished")
 
+    def test_a_dead_workers_task_fails_after_ready_timeout_with_the_last_reason(self):
+        self.home.write_config(pool_config(self.ssh.port, ready_timeout=1000))
+        self.ssh.silent = True
+        task_id = self.order("small")
+        self.reason(task_id, "waiting for SSH on 127.0.0.1: no SSH banner")
+        pid = self.home.state()["tasks"][task_id]["data"]["worker_pid"]
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not pid_alive(pid), what="the worker to die")
+        state = self.home.state()
+        state["tasks"][task_id]["data"]["ssh_wait_since"] -= 2000
+        with open(self.home.state_path, "w") as handle:
+            json.dump(state, handle)
+        answer = self.status(task_id)
+        self.assertEqual((answer["status"], answer["message"]), (
+            "error", "no SSH within ready_timeout 1000 s: 127.0.0.1: no SSH banner within 0.2 s"))
+
     def test_probe_off(self):
         self.ssh.stop()
         self.home.write_config(pool_config(self.ssh.port, ssh_probe=False))
