@@ -5603,19 +5603,20 @@ class OpenStackBackend(CloudBackend):
 
     def owned_servers(self, api):
         """Nova cannot filter by metadata: page through servers/detail, keep ours."""
-        tag, found, marker = owner_tag(self.paths), [], None
+        tag, found, seen, marker = owner_tag(self.paths), [], set(), None
         while True:
             query = {"limit": self.PAGE}
             if marker:
                 query["marker"] = marker
             servers = [server for server in api.call("GET", self.SERVERS + "/detail",
                                                      query=query).get("servers") or []
-                       if isinstance(server, dict) and server.get("id")]
+                       if isinstance(server, dict) and server.get("id") not in seen]
+            seen.update(server.get("id") for server in servers)
             found += [server for server in servers if isinstance(server.get("metadata"), dict)
                       and server["metadata"].get("bx-owner") == tag
                       and server["metadata"].get("managed-by") == "provider.py"]
-            if len(servers) < self.PAGE:
-                return found
+            if len(servers) < self.PAGE or not servers[-1].get("id"):
+                return found          # the last page (or an API that ignores limit)
             marker = servers[-1]["id"]
 
     def task_of(self, server):

@@ -348,8 +348,15 @@ class FakeOpenStack(_FakeAPI):
             return _Answer(200, {"flavors": [dict(f, links=[]) for f in FLAVORS]})
         if path == "/servers/detail" and method == "GET":
             pattern = query.get("name", [""])[0]
-            items = [r for r in sorted(self.servers.values(), key=lambda r: r["created"])
+            items = [r for r in sorted(self.servers.values(), key=lambda r: r["id"])
                      if re.search(pattern, r["name"])]
+            if "marker" in query:
+                ids = [r["id"] for r in items]
+                if query["marker"][0] not in ids:
+                    return _Answer(400, self.error_body(400, "badRequest", "marker [%s] not "
+                                                        "found" % query["marker"][0]))
+                items = items[ids.index(query["marker"][0]) + 1:]
+            items = items[:int(query.get("limit", [1000])[0])]
             return _Answer(200, {"servers": [self._observe(r) for r in items]})
         if path == "/servers" and method == "POST":
             return self._create(body)

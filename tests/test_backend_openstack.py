@@ -192,6 +192,19 @@ class OpenStackGuardrails(GuardrailTests, OpenStackTest):
     def marks(self, tag, task_id):
         return {"labels": {"managed-by": "provider.py", "bx-owner": tag, "bx-task": task_id}}
 
+    def test_servers_pages_through_many(self):
+        held = self.order()
+        tag = self.home.state()["tasks"][held]["data"]["owner"]
+        for number in range(130):
+            self.api.add_server("someone-else-%d" % number)
+        self.api.add_server("provider-99-%s" % tag, **self.marks(tag, "99"))
+        answer = self.run_plugin("servers", "--json").json
+        self.assertEqual(sorted((s["task_id"], s["orphan"]) for s in answer["servers"]),
+                         [(held, False), ("99", True)])
+        markers = [r["query"].get("marker") for r in self.api.requests_for("GET", "detail")]
+        self.assertEqual(len(markers), 2)
+        self.assertEqual(markers[0], None)
+
     def test_a_floating_ip_of_an_orphan_goes_with_it(self):
         self.api.floating = True
         self.configure({"floating_network_id": EXT_NET})
