@@ -121,7 +121,6 @@ class OpenStackTest(CloudTests, unittest.TestCase):
         self.assertNotIn(401, [r["status"] for r in self.api.requests])
 
     def test_a_refused_fresh_token_is_not_tried_again(self):
-        self.api.keystone.token_ttl = 3600
         self.write_token("wrong-password")
         message = self.assertErrorCode(self.run_plugin("order", "1"), 108)
         self.assertIn("OpenStack: unauthorized: The request you have made requires "
