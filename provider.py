@@ -7071,6 +7071,38 @@ def check_trusted_places(paths):
     return report
 
 
+def check_bytecode_cache(paths):
+    """(ok, text) for bin/__pycache__/, by the rule of the sh header at the top of this
+    file: used only when owned by the program's owner or root and writable by nobody else."""
+    import importlib.util
+    script = os.path.realpath(paths.script)
+    pyc = importlib.util.cache_from_source(script)
+    try:
+        owner = os.stat(script).st_uid
+    except OSError:
+        return []
+    for path in (os.path.dirname(pyc), pyc):
+        try:
+            info = os.lstat(path)
+        except OSError:
+            return [(True, "bytecode cache %s: not written yet (the next run of %s writes "
+                           "it)" % (path, paths.script))]
+        if info.st_uid not in (owner, 0) or info.st_mode & 0o022:
+            return [(False, "bytecode cache %s is %s: the plugin does not use it and "
+                            "compiles on every call (3 x slower); fix: rm -r %s (the next "
+                            "run writes a new one)" % (
+                                path, cache_problem(info, owner), os.path.dirname(pyc)))]
+    return [(True, "bytecode cache %s: trusted" % pyc)]
+
+
+def cache_problem(info, owner):
+    if stat.S_ISLNK(info.st_mode):
+        return "a symbolic link"
+    if info.st_uid not in (owner, 0):
+        return "owned by uid %d (neither the program's owner nor root)" % info.st_uid
+    return "mode %03o (writable by others)" % (info.st_mode & 0o777)
+
+
 def cmd_check(provider, args):
     paths = provider.paths
     report = []          # (ok, text)
@@ -7083,7 +7115,7 @@ def cmd_check(provider, args):
     add(os.path.isdir(paths.home), "home %s" % paths.home)
     script_ok = os.access(paths.script, os.X_OK)
     add(script_ok, "script %s is %sexecutable" % (paths.script, "" if script_ok else "NOT "))
-    for ok, text in check_trusted_places(paths):
+    for ok, text in check_trusted_places(paths) + check_bytecode_cache(paths):
         add(ok, text)
     config = None
     try:

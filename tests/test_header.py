@@ -189,6 +189,17 @@ class HeaderTests(unittest.TestCase):
         self.assert_evil_not_run()
         self.assertEqual(mode_of(self.cache_dir), 0o775, "an untrusted cache is left alone")
 
+    def test_check_reports_a_cache_it_does_not_use(self):
+        self.answer("help")
+        code, out, err = self.run_plugin("check")
+        self.assertIn(b"ok   bytecode cache " + self.pyc.encode() + b": trusted", out)
+        os.chmod(self.cache_dir, 0o777)
+        code, out, err = self.run_plugin("check")
+        self.assertEqual(code, 1)
+        self.assertIn(b"FAIL bytecode cache " + self.cache_dir.encode() +
+                      b" is mode 777 (writable by others)", out)
+        self.assertIn(b"fix: rm -r " + self.cache_dir.encode(), out)
+
     @unittest.skipUnless(IS_ROOT and nobody_ids(), "chown needs root")
     def test_a_cache_owned_by_someone_else_is_never_used(self):
         uid, gid = nobody_ids()
