@@ -3785,8 +3785,9 @@ class CloudAPI(object):
     def refuse_plain_http(self, url, what):
         import urllib.parse
         parts = urllib.parse.urlsplit(url)
-        if parts.scheme == "https" or (parts.scheme == "http" and
-                                       is_loopback_host(parts.hostname or "")):
+        if parts.scheme == "https" or (parts.scheme == "http" and (
+                is_loopback_host(parts.hostname or "") or (   # no secret goes to it:
+                    isinstance(self.auth, MetadataFlavor) and parts.hostname == METADATA_HOST))):
             return
         raise CloudError("%s: %s was not sent: %s is not https:// (the token goes over plain "
                          "http only to this host)" % (self.label, what, printable(
@@ -5776,6 +5777,7 @@ def yandex_jwt(key_id, account_id, key, issued):
 # -- Yandex Cloud: an IAM token, then Compute instances and their operations --
 
 YANDEX_TOKEN_PATH = "/iam/v1/tokens"
+METADATA_HOST = "169.254.169.254"     # the VM's metadata service: plain http, link-local
 YANDEX_METADATA_TOKEN_PATH = "/computeMetadata/v1/instance/service-accounts/default/token"
 YANDEX_NAME = r"[a-z0-9][-a-z0-9]{0,62}\Z"      # ids, zones, families, platforms, disk types
 YANDEX_STOPPED = ("ERROR", "CRASHED", "DELETING", "STOPPING", "STOPPED")
@@ -5812,7 +5814,7 @@ def check_yandex_name(checker, value, path):
 def check_metadata_url(checker, value, path):
     import urllib.parse
     parts = urllib.parse.urlsplit(value)
-    if parts.scheme != "http" or parts.hostname != "169.254.169.254":
+    if parts.scheme != "http" or parts.hostname != METADATA_HOST:
         check_api_url(checker, value, path)      # only the metadata service itself is http
 
 
@@ -5874,7 +5876,7 @@ class YandexIAMToken(CachedToken):
         CachedToken.__init__(self, backend)
         settings = backend.settings
         self.iam_url = settings.get("iam_url", "https://iam.api.cloud.yandex.net")
-        self.metadata_url = settings.get("metadata_url", "http://169.254.169.254")
+        self.metadata_url = settings.get("metadata_url", "http://" + METADATA_HOST)
         self.method = "metadata" if settings.get("metadata") else \
             "key" if "service_account_key_file" in settings else "oauth"
         self.loaded = None

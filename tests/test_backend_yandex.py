@@ -482,8 +482,11 @@ class YandexAnswerShapesTest(unittest.TestCase):
     give a clear reading, never an exception."""
 
     def setUp(self):
-        self.backend = provider.YandexBackend(dict(YandexConfigTest.BACKEND), provider.Paths(
-            os.path.join(tempfile.gettempdir(), "bin", "provider")), None)
+        folder = tempfile.mkdtemp(prefix="bxyandex-shapes-")
+        self.addCleanup(shutil.rmtree, folder, True)
+        self.backend = provider.YandexBackend(
+            dict(YandexConfigTest.BACKEND), provider.Paths(os.path.join(folder, "bin", "x")),
+            provider.AuditLog(os.path.join(folder, "x.log")))
 
     def test_odd_answers(self):
         backend = self.backend
@@ -511,6 +514,17 @@ class YandexAnswerShapesTest(unittest.TestCase):
             backend.created({"id": "fhmop1", "done": True, "error": {"code": 9, "message": "m"},
                              "metadata": {"instanceId": "fhm1"}})
         self.assertIn("FAILED_PRECONDITION: m", caught.exception.message)
+
+    def test_plain_http_goes_only_to_loopback_and_to_the_metadata_service(self):
+        url = "http://169.254.169.254/computeMetadata/v1/instance/service-accounts/default/token"
+        metadata = provider.CloudAPI(self.backend, provider.MetadataFlavor(),
+                                     "http://169.254.169.254")
+        self.assertIsNone(metadata.refuse_plain_http(url, "GET"))       # no secret in it
+        for auth, where in ((self.backend.auth, url), (None, url),
+                            (provider.MetadataFlavor(), "http://169.254.169.253/")):
+            with self.assertRaises(provider.CloudError) as caught:
+                provider.CloudAPI(self.backend, auth, where).refuse_plain_http(where, "GET")
+            self.assertIn("was not sent", caught.exception.message)
 
 
 def pem(der):
