@@ -369,6 +369,7 @@ class YandexGuardrails(YandexHome, GuardrailTests, unittest.TestCase):
     ZONES = list(FakeYandex.SUBNETS)
     CONFIGURATION = dict(YandexHome.CONFIGURATION, subnet_id=FakeYandex.SUBNETS)
     CAPACITY = (429, 8, NO_CAPACITY)
+    FORBIDDEN = "PERMISSION_DENIED"
     RESOLVED = ["ok: image fd8image0000000000u0 (ubuntu-2204-lts-v20241028)"] + [
         "ok: zone %s: subnet %s (default-%s, 10.%d.0.0/24)" % (zone, subnet, zone, 128 + index)
         for index, (zone, subnet) in enumerate(sorted(FakeYandex.SUBNETS.items()))]

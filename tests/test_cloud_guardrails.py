@@ -22,6 +22,7 @@ class GuardrailTests(CloudHome):
     CAPACITY = None        # (status, code, message) of a "none left here" refusal
     TOKEN_HEADER = "Authorization"     # the request header that carries the token
     BODY_ZONE = None       # the create request's key for the zone (default: ZONE)
+    FORBIDDEN = "forbidden"    # how a message names the API's code of a plain 403
 
     def concurrent_orders(self, count):
         """`order 1` run `count` times at once; the parsed answers."""
@@ -129,7 +130,7 @@ class GuardrailTests(CloudHome):
             self.assertRaises(KeyboardInterrupt, backend.supervise, plugin, task_id)
         [(ok, text)] = backend.cleanup_report(plugin.store.load())
         self.assertFalse(ok)
-        self.assertIn("(1 tries failed, the last: %s: forbidden" % self.LABEL, text)
+        self.assertIn("(1 tries failed, the last: %s: %s" % (self.LABEL, self.FORBIDDEN), text)
         waits = []
         with mock.patch.object(provider.time, "sleep", waits.append):
             text = backend.supervise(plugin, task_id)
