@@ -5381,10 +5381,10 @@ class OpenStackBackend(CloudBackend):
             for item in flavors:
                 if isinstance(item, dict) and item.get(key) == flavor:
                     return item["id"]
+        names = sorted(printable(str(f.get("name")), 40) for f in flavors if isinstance(f, dict))
         raise ProviderError(E_CONFIG, "%s has no flavor %s (GET /flavors lists %s)" % (
-            self.LABEL, printable(flavor), ", ".join(sorted(
-                printable(str(f.get("name")), 40) for f in flavors if isinstance(f, dict)))
-            or "none"))
+            self.LABEL, printable(flavor), ", ".join(names[:30]) + (
+                ", ... (%d in all)" % len(names) if len(names) > 30 else "") or "none"))
 
     def image_id(self, image):
         """An image's id from its id or name (the newest active one of that name)."""
