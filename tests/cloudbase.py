@@ -101,7 +101,7 @@ class CloudHome(object):
                     "no_proxy": "127.0.0.1,localhost", "NO_PROXY": "127.0.0.1,localhost"}
         self.home = Home(config=None)
         self.addCleanup(self.home.cleanup)
-        # the plugin's waits are recorded, not waited out (support.BOOT's virtual clock)
+        # the plugin's waits are recorded, not waited out (the virtual clock of tests/launch.py)
         self.home.clock = os.path.join(self.tmp, "sleeps")
         self.configure()
 

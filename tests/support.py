@@ -114,47 +114,19 @@ def test_root():
 RUN_ROOT = test_root()
 
 
-# A home's bin/NAME is a plain copy of provider.py, but Home.run starts it
-# without compiling it again: BOOT loads the code object compiled once per
-# test run (kept in the run's folder) and runs it as __main__ with argv[0] =
-# bin/NAME, as `python3 bin/NAME` would (every path derives from argv[0]).
-# -S skips site (nothing of the plugin's needs it). A home whose script was
-# changed, and Home(plain=True), run the file itself the caller's way.
-#
-# Home.clock = PATH gives the program a virtual clock: the plugin's own
-# time.sleep(s) for s >= 0.1 (a retry's backoff) returns at once, appends s
-# to PATH and moves time.time() on by s, so a retry schedule runs as it would,
-# without the waiting, and the test can assert it. Shorter sleeps poll for an
-# event (the lock freed, a child gone) and stay real, as do the standard
-# library's own.
-BOOT = """def boot(sys=__import__("sys"), marshal=__import__("marshal")):
-    with open(sys.argv[1], "rb") as handle:
-        code = marshal.load(handle)
-    clock = sys.argv[2]
-    del sys.argv[:3]
-    sys.path[0] = __import__("os").path.dirname(sys.argv[0])
-    if clock:
-        virtual_clock(clock)
-    namespace = sys.modules["__main__"].__dict__
-    del namespace["boot"], namespace["virtual_clock"]
-    namespace["__file__"] = sys.argv[0]
-    exec(code, namespace)
-
-
-def virtual_clock(path, time=__import__("time"), sys=__import__("sys")):
-    real_time, real_sleep, ahead = time.time, time.sleep, [0.0]
-
-    def sleep(seconds):
-        if seconds < 0.1 or sys._getframe(1).f_globals.get("__name__") != "__main__":
-            return real_sleep(seconds)          # polling for an event: the lock, a child
-        if seconds < 0:
-            raise ValueError("sleep length must be non-negative")
-        with open(path, "a") as handle:
-            handle.write("%r\\n" % float(seconds))
-        ahead[0] += seconds
-    time.sleep, time.time = sleep, lambda: real_time() + ahead[0]
-boot()
-"""
+# A home's bin/NAME is a plain copy of provider.py, but Home starts it without
+# compiling it again (tests/launch.py): Home.command gives `python3 -S
+# launch.py run CODE CLOCK bin/NAME ARGS` (the code compiled once per test
+# run, kept in the run's folder, run as __main__ with argv[0] = bin/NAME, as
+# `python3 bin/NAME` would: every path derives from argv[0]; -S skips site,
+# which nothing of the plugin's needs), and Home.run asks the test process's
+# fork server (Zygote) for a child that runs it so. A bin/NAME a test changed,
+# Home(plain=True), and a run whose env sets what Python reads at start-up
+# (LANG, LC_*, PYTHON*, TZ) start the file itself, the caller's way.
+# Home.clock = PATH runs it on launch.py's virtual clock (retry waits recorded
+# in PATH, not waited out).
+LAUNCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "launch.py")
+STARTUP_ENV = ("LANG", "LC_", "PYTHON", "TZ")
 
 
 class CompiledScript(object):
@@ -271,7 +243,7 @@ class Home(object):
         os.makedirs(os.path.join(self.dir, "etc"))
         self.script = os.path.join(self.dir, "bin", name)
         self.copied = None                  # (size, mtimes, inode) of the copy made
-        self.clock = None                   # a file: run with a virtual clock (BOOT)
+        self.clock = None                   # a file: run on a virtual clock (launch.py)
         self.in_process = False             # run: main() in this process (call_main)
         if copy_script:
             self.copy_script(plain)
@@ -303,7 +275,7 @@ class Home(object):
         """The argv that runs bin/NAME ARGS: the shared compiled code while bin/NAME
         is still the copy made, else the file itself."""
         if self.copied is not None and self.stamp() == self.copied:
-            return [PYTHON, "-S", "-c", BOOT, CompiledScript.path, self.clock or "",
+            return [PYTHON, "-S", LAUNCH, "run", CompiledScript.path, self.clock or "",
                     self.script] + list(args)
         return [PYTHON, self.script] + list(args)
 
@@ -342,8 +314,11 @@ class Home(object):
             stdin = stdin.encode("utf-8")
         if self.in_process and "env" not in kwargs and self.stamp() == self.copied:
             return call_main(args, self.script, stdin or b"", self.dir)
-        env = self.env(kwargs.pop("env", None))
+        extra = kwargs.pop("env", None) or {}
+        env = self.env(extra)
         timeout = kwargs.pop("timeout", 60)
+        if Zygote.serves(self, args, extra):
+            return Zygote.get().run(self, args, env, stdin or b"", timeout)
         proc = subprocess.Popen(self.command(args), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, env=env, cwd=self.dir)
         out, err = proc.communicate(stdin or b"", timeout=timeout)
@@ -374,6 +349,126 @@ class Home(object):
 
     def cleanup(self):
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Zygote(object):
+    """The fork server of this test process (tests/launch.py serve): a run is a
+    fork of a process that has the plugin's code and imports loaded, instead
+    of a new interpreter. BXPROVIDER_TEST_FORK=0 turns it off."""
+
+    current = None
+
+    @classmethod
+    def serves(cls, home, args, extra):
+        return (os.environ.get("BXPROVIDER_TEST_FORK", "1") != "0"
+                and home.copied is not None and home.stamp() == home.copied
+                and all(isinstance(arg, str) for arg in args)
+                and not any(key.startswith(STARTUP_ENV) for key in extra))
+
+    @classmethod
+    def get(cls):
+        server = cls.current
+        if server is None or server.owner != os.getpid() or server.proc.poll() is not None:
+            cls.current = server = cls()
+        return server
+
+    def __init__(self):
+        import atexit
+        self.owner = os.getpid()
+        self.path = os.path.join(RUN_ROOT.path, "fork-%d-%d.sock" % (os.getpid(), id(self)))
+        self.proc = subprocess.Popen([PYTHON, "-S", LAUNCH, "serve", CompiledScript.prepare().path,
+                                      self.path], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        if self.proc.stdout.readline() != b"ready\n":
+            raise AssertionError("the fork server did not start")
+        atexit.register(self.stop)
+
+    def stop(self):
+        if self.proc.poll() is None and self.owner == os.getpid():
+            self.proc.stdin.close()
+            self.proc.wait()
+
+    def run(self, home, args, env, stdin, timeout):
+        """Run bin/NAME ARGS in a child of the server; a Result."""
+        import socket
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        pipes = [os.pipe() for _ in range(3)]
+        try:
+            conn.connect(self.path)
+            mask = os.umask(0o22)
+            os.umask(mask)
+            self.send(conn, {"args": list(args), "env": env, "cwd": home.dir, "umask": mask,
+                             "clock": home.clock or "", "script": home.script},
+                      [pipes[0][0], pipes[1][1], pipes[2][1]])
+        finally:
+            for fd in (pipes[0][0], pipes[1][1], pipes[2][1]):
+                os.close(fd)
+        replies = conn.makefile("rb")
+        try:
+            pid = int(replies.readline())
+            out, err = exchange(pipes[0][1], pipes[1][0], pipes[2][0], stdin, timeout, pid)
+            status = replies.readline()
+        finally:
+            replies.close()
+            conn.close()
+        if not status:
+            raise AssertionError("the fork server lost the run of %r" % (args,))
+        return Result(int(status), out, err)
+
+    @staticmethod
+    def send(conn, request, fds):
+        import array
+        import socket
+        import struct
+        body = json.dumps(request).encode("utf-8")
+        conn.sendmsg([struct.pack("!I", len(body))],
+                     [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+        conn.sendall(body)
+
+
+def exchange(stdin_fd, out_fd, err_fd, data, timeout, pid):
+    """Write data to stdin_fd and read out_fd and err_fd to their end, as
+    Popen.communicate does; kills pid and raises TimeoutExpired after timeout."""
+    import selectors
+    import time
+    deadline = time.time() + timeout
+    chunks = {out_fd: [], err_fd: []}
+    selector = selectors.DefaultSelector()
+    os.set_blocking(stdin_fd, False)
+    try:
+        if data:
+            selector.register(stdin_fd, selectors.EVENT_WRITE)
+        else:
+            os.close(stdin_fd)
+            stdin_fd = None
+        for fd in chunks:
+            selector.register(fd, selectors.EVENT_READ)
+        while selector.get_map():
+            left = deadline - time.time()
+            if left <= 0:
+                os.kill(pid, 9)
+                raise subprocess.TimeoutExpired("bin/NAME", timeout)
+            for key, _ in selector.select(left):
+                if key.fd == stdin_fd:
+                    try:
+                        data = data[os.write(stdin_fd, data[:65536]):]
+                    except BrokenPipeError:
+                        data = b""
+                    if not data:
+                        selector.unregister(stdin_fd)
+                        os.close(stdin_fd)
+                        stdin_fd = None
+                    continue
+                chunk = os.read(key.fd, 65536)
+                if chunk:
+                    chunks[key.fd].append(chunk)
+                else:
+                    selector.unregister(key.fd)
+    finally:
+        selector.close()
+        for fd in [stdin_fd, out_fd, err_fd]:
+            if fd is not None:
+                os.close(fd)
+    return b"".join(chunks[out_fd]), b"".join(chunks[err_fd])
 
 
 class HomeTestCase(unittest.TestCase):
