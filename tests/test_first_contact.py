@@ -110,6 +110,23 @@ class FirstContactTest(HomeTestCase):
         self.assertEqual(self.home.state()["tasks"]["1"]["data"]["known_hosts_in"],
                          [self.known_hosts])
 
+    def test_a_missing_ssh_folder_is_made_0700_and_a_linked_file_stays_linked(self):
+        self.configure()
+        folder = os.path.join(self.home.dir, "home", ".ssh")
+        os.makedirs(os.path.dirname(folder))
+        env = {"BXPROVIDER_KNOWN_HOSTS": os.path.join(folder, "known_hosts")}
+        task_id = self.home.ok("order", "1")["task_id"]
+        wait_for(lambda: self.home.state()["tasks"][task_id]["status"] != "in_progress",
+                 what="the SSH wait")
+        self.assertEqual(self.home.ok("order_status", task_id, env=env)["status"], "finished")
+        self.assertEqual(stat.S_IMODE(os.stat(folder).st_mode), 0o700)
+        self.assertEqual(sshd.ssh_keycopy(self.sshd, env["BXPROVIDER_KNOWN_HOSTS"]), 0)
+        os.symlink(self.known_hosts, os.path.join(folder, "linked"))
+        env = {"BXPROVIDER_KNOWN_HOSTS": os.path.join(folder, "linked")}
+        self.home.ok("order_status", task_id, env=env)
+        self.assertTrue(os.path.islink(env["BXPROVIDER_KNOWN_HOSTS"]))
+        self.assertEqual(self.keycopy(), 0)         # written through the link
+
     def test_a_pinned_fingerprint_that_matches(self):
         fingerprint = sshd.fingerprint(self.sshd.host_key)
         self.configure({"host_key_sha256": fingerprint})
