@@ -7,7 +7,7 @@ import signal
 import subprocess
 import unittest
 
-from support import PYTHON, Home, HomeTestCase, SSHBanner, caller_parse, pid_alive, wait_for
+from support import Home, HomeTestCase, SSHBanner, caller_parse, pid_alive, wait_for
 
 
 def pool_config(port, servers=None, **settings):
@@ -79,7 +79,7 @@ class ClaimTest(PoolTestCase):
     def test_eight_concurrent_orders_against_five_servers(self):
         servers = [{"server": "127.0.0.%d" % n, "password": "pw%d" % n} for n in range(1, 6)]
         self.home.write_config(pool_config(self.ssh.port, servers))
-        procs = [subprocess.Popen([PYTHON, self.home.script, "order", "small"],
+        procs = [subprocess.Popen(self.home.command(["order", "small"]),
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   env=self.home.env()) for _ in range(8)]
         answers = [caller_parse(p.communicate(timeout=60)[0]) for p in procs]

@@ -117,7 +117,7 @@ def interpreter_starts(home, argv):
     """
     if not any(isinstance(a, bytes) for a in argv):
         return True
-    return subprocess.call([PYTHON.encode(), b"-c", b"pass"] + argv, env=home.env(None),
+    return subprocess.call([PYTHON.encode(), b"-S", b"-c", b"pass"] + argv, env=home.env(None),
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) == 0
 
 
