@@ -477,9 +477,10 @@ class HomeTestCase(unittest.TestCase):
 
     config = MANUAL_CONFIG
     in_process = False
+    plain = False          # True: every run starts `python3 bin/NAME` itself (no fork server)
 
     def setUp(self):
-        self.home = Home(self.config)
+        self.home = Home(self.config, plain=self.plain)
         self.home.in_process = self.in_process
         self.addCleanup(self.home.cleanup)
 

@@ -9,7 +9,11 @@ import unittest
 from support import MANUAL_CONFIG, PYTHON, SCRIPT, Home, HomeTestCase, caller_parse
 
 
-class HelpTest(HomeTestCase):
+class ProtocolCase(HomeTestCase):
+    plain = True           # the protocol suite runs `python3 bin/NAME` itself, every call
+
+
+class HelpTest(ProtocolCase):
     def test_enabled(self):
         answer = self.home.ok("help")
         self.assertEqual(answer, {"options": ["help", "configs", "order", "order_status"],
@@ -49,7 +53,7 @@ class HelpTest(HomeTestCase):
         self.assertFalse(os.path.exists(self.home.log_path))
 
 
-class ConfigsTest(HomeTestCase):
+class ConfigsTest(ProtocolCase):
     def test_lists_ids_and_descriptions(self):
         answer = self.home.ok("configs")
         self.assertEqual(answer["status"], "enabled")
@@ -81,7 +85,7 @@ class ConfigsTest(HomeTestCase):
         self.assertIn("$.backend.type: unknown backend", message)
 
 
-class OrderTest(HomeTestCase):
+class OrderTest(ProtocolCase):
     def test_answers_a_decimal_task_id(self):
         answer = self.home.ok("order", "1")
         self.assertEqual(list(answer), ["task_id"])
@@ -110,7 +114,7 @@ class OrderTest(HomeTestCase):
         self.assertFalse(os.path.exists(self.home.state_path))
 
 
-class OrderStatusTest(HomeTestCase):
+class OrderStatusTest(ProtocolCase):
     def test_pending_task(self):
         task_id = self.home.ok("order", "1")["task_id"]
         answer = self.home.ok("order_status", task_id)
@@ -132,7 +136,7 @@ class OrderStatusTest(HomeTestCase):
         self.assertError(self.home.run("order_status"), 100, "order_status", exit_code=2)
 
 
-class CommandLineTest(HomeTestCase):
+class CommandLineTest(ProtocolCase):
     def test_unknown_option(self):
         for argv in (["bogus"], ["init"], [], ["--bogus"], ["help", "extra"]):
             self.assertError(self.home.run(*argv), 100, exit_code=2)
