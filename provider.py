@@ -1935,7 +1935,7 @@ def scan_host_keys(host, port, timeout):
     argv = ["ssh-keyscan", "-T", str(max(1, int(timeout + 0.999))), "-p", str(port), host]
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, close_fds=True)
+                                stderr=subprocess.PIPE, close_fds=True, env=child_env())
     except OSError as exc:
         return None, "cannot run ssh-keyscan: %s" % (exc.strerror or exc)
     try:
@@ -2860,7 +2860,7 @@ class CommandBackend(WorkerBackend):
             return {"status": ERROR, "phase": "failed",
                     "message": "refusing to run the command: " + problem}
         # Bytes, UTF-8: under LANG=C Python 3.6 cannot encode Cyrillic itself.
-        env = dict(os.environb)
+        env = child_env(binary=True)
         extra = dict(self.settings.get("env", {}))
         extra.update({"BXPROVIDER_TASK_ID": task["id"],
                       "BXPROVIDER_CONFIG_ID": task["config_id"],
@@ -3398,7 +3398,7 @@ def generate_host_key():
     path = os.path.join(folder, "key")
     try:
         proc = subprocess.Popen(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "",
-                                 "-f", path], stdin=subprocess.DEVNULL,
+                                 "-f", path], stdin=subprocess.DEVNULL, env=child_env(),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True)
         err = proc.communicate(timeout=30)[1]
         with open(path, "rb") as handle:
@@ -3593,6 +3593,19 @@ def http_opener(deadline):
                    if key == "https")
     return urllib.request.build_opener(urllib.request.ProxyHandler(proxies), PlainHandler,
                                        SecureHandler, NoRedirect)
+
+
+# Environment variables that hold a secret (a backend's token_env, ...): the
+# programs the plugin starts (ssh, ssh-keyscan, the command program) never see them.
+SECRET_VARIABLES = set()
+
+
+def child_env(binary=False):
+    """The environment for a program the plugin starts: its own, less SECRET_VARIABLES."""
+    if binary:
+        secret = set(name.encode("utf-8", "surrogateescape") for name in SECRET_VARIABLES)
+        return dict((k, v) for k, v in os.environb.items() if k not in secret)
+    return dict((k, v) for k, v in os.environ.items() if k not in SECRET_VARIABLES)
 
 
 def is_loopback_host(host):
@@ -4080,6 +4093,9 @@ class CloudBackend(Backend):
         MAX_USER_DATA, PARAMETERS/REQUIRED of its configurations, and
         create_body(task, configuration, user_data)  the POST /servers body
         find(api, task, attempts)   the server this task made, or None
+        owns(server, task)          True when server carries task's marks: the default
+                                    checks the name; a backend with labels or a comment
+                                    checks those too (and calls the default)
         describe(server)            (one of "booting", "running", "failed"; the API's word)
         ipv4(server)                the public IPv4 address, or None
         error_text(answer)          (code, message) of an error body; never raises
@@ -4099,6 +4115,13 @@ class CloudBackend(Backend):
                                     (an operation to wait for), or None to go on
         check_call()                `check`'s cheap GET (default: CHECK_PATH)
         check_api(configurations)   `check`'s lines about the API: (ok, text) pairs
+
+    The layer calls find() only through lookup(), which adopts (or deletes) a
+    server only when owns() says it is the task's: an API that ignores a filter
+    never hands over a foreign server. field(value, key, kind, where) reads an
+    answer's field checking its JSON kind: an answer in another shape is one
+    clear CloudError (N108), and lookup()/advance() turn any other surprise of
+    shape in the hooks (AttributeError, TypeError, ...) into the same.
 
     The guardrails (max_servers, on_failure, fallbacks, `order --dry-run`,
     `servers`) are this layer's; a backend gives them its API's shapes through
@@ -4178,6 +4201,8 @@ class CloudBackend(Backend):
         self.on_failure = settings.get("on_failure", "delete")
         self.store = None
         self.auth = self.AUTH(self)
+        SECRET_VARIABLES.update(value for key, value in settings.items()
+                                if key.endswith("_env") and isinstance(value, str))
 
     @classmethod
     def validate_settings(cls, settings, path, check):
@@ -4395,7 +4420,7 @@ class CloudBackend(Backend):
                 raise error
             self.log.write("create_unconfirmed", task["id"], reason=error.message)
             try:                      # the server may exist: look before anything else
-                server = self.find(api, dict(task, data=data), 1)
+                server = self.lookup(api, dict(task, data=data), 1)
             except CloudError:
                 server = None
             if server is None:
@@ -4421,12 +4446,12 @@ class CloudBackend(Backend):
                 "bx-task": task["id"]}
 
     def adopt(self, task, server, skipped=""):
-        server_id = server.get("id")
+        server_id = safe_server_id(server.get("id")) if isinstance(server, dict) else None
         if server_id is None:
             return {"data": dict(task["data"], unconfirmed=True), "phase": "creating",
-                    "message": "creating: %s "
-                    "answered without a server id; looking the server up again" % self.LABEL}
-        data = dict(task["data"], server_id=str(server_id))
+                    "message": "creating: %s answered without a usable server id; looking "
+                    "the server up again" % self.LABEL}
+        data = dict(task["data"], server_id=server_id)
         self.log.write("server", task["id"], server_id=data["server_id"], name=data["name"],
                        got=self.choice_text(data.get("got") or {}))
         return {"data": data, "phase": "booting", "message": "booting: %s server %s (%s%s)%s"
@@ -4436,6 +4461,41 @@ class CloudBackend(Backend):
     def got_text(self, data):
         """", server_type cx22 location nbg1" when the configuration had alternatives."""
         return ", " + self.choice_text(data["got"]) if data.get("got") else ""
+
+    def lookup(self, api, task, attempts=RETRY_ATTEMPTS):
+        """find()'s server for task, only when it carries the task's marks."""
+        server = self.shaped(self.find, api, task, attempts)
+        if server is None:
+            return None
+        if not (isinstance(server, dict) and self.shaped(self.owns, server, task)):
+            self.log.write("foreign_server", task["id"], server_id=printable(str(
+                server.get("id") if isinstance(server, dict) else server), 60))
+            return None
+        return server
+
+    def owns(self, server, task):
+        return isinstance(server, dict) and server.get("name") == task["data"]["name"]
+
+    def field(self, value, key, kind, where):
+        """value[key] when it has the JSON kind (Checker.KINDS), None when missing or
+        null; an answer in any other shape is a CloudError (N108) naming where."""
+        check = Checker()
+        if check.is_a(value, "object", where):
+            found = value.get(key)
+            if found is None or check.is_a(found, kind, "%s.%s" % (where, key)):
+                return found
+        raise self.odd_shape(check.problems[0])
+
+    def shaped(self, hook, *args):
+        """hook(*args), with any surprise of an answer's shape a clear CloudError."""
+        try:
+            return hook(*args)
+        except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:
+            raise self.odd_shape("%s: %s" % (type(exc).__name__, exc))
+
+    def odd_shape(self, why):
+        return CloudError("%s: the API answered in a shape the plugin does not know (%s)"
+                          % (self.LABEL, printable(why, 200)))
 
     def claim_create(self, task_id):
         """Under the lock: count one more create, unless another call just made one.
@@ -4572,7 +4632,7 @@ class CloudBackend(Backend):
         data = task["data"]
         api = self.api()
         if not data.get("server_id"):
-            server = self.find(api, task)
+            server = self.lookup(api, task)
             if server is not None:
                 return self.adopt(task, server)
             if now() - data.get("create_at", task["created"]) < CREATE_SETTLE:
@@ -4601,13 +4661,16 @@ class CloudBackend(Backend):
                                 % (self.LABEL, data["server_id"]))
             changes["data"] = task["data"]
             return changes
-        state, said = self.describe(server or {})
+        state, said = self.shaped(self.describe, server or {})
+        if not isinstance(said, str):
+            raise self.odd_shape("the server's status is %s, not text" % type_name(said))
+        said = printable(said, 60)
         where = "%s server %s" % (self.LABEL, data["server_id"])
         if state == "failed":
             return self.fail(task, "%s is %s" % (where, said))
         if state != "running":
             return {"phase": "booting", "message": "booting: %s is %s" % (where, said)}
-        address, data = self.public_address(api, task, server)
+        address, data = self.shaped(self.public_address, api, task, server)
         if not address:
             return {"data": data, "phase": "booting", "message": "booting: %s runs, waiting "
                     "for its public IPv4 address" % where}
@@ -4697,7 +4760,7 @@ class CloudBackend(Backend):
                                    "test -f " + CLOUD_INIT_DONE]
         try:
             proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, close_fds=True)
+                                    stderr=subprocess.PIPE, close_fds=True, env=child_env())
             _, err = proc.communicate(timeout=SSH_CHECK_TIMEOUT)
         except OSError as exc:
             return None, "cannot run ssh: %s" % exc.strerror
@@ -4780,7 +4843,7 @@ class CloudBackend(Backend):
         The servers are listed before the state is read: an order placed meanwhile
         saved its task before its create, so its new server is never taken for an
         orphan."""
-        servers = self.owned_servers(self.api())
+        servers = self.marked_servers(self.api())
         state = store.load()
         rows = []
         for server in servers:
@@ -4797,6 +4860,20 @@ class CloudBackend(Backend):
                 holder = "task %s (in_progress, creating)" % task_id
             rows.append((server, task_id, holder))
         return rows
+
+    def marked_servers(self, api):
+        """owned_servers(), each checked with owns() against the name and marks of
+        the task it names: an API that ignores the filter lists others' servers too."""
+        tag, found = owner_tag(self.paths), []
+        for server in self.shaped(self.owned_servers, api):
+            task_id = self.shaped(self.task_of, server) if isinstance(server, dict) else None
+            if not (isinstance(task_id, str) and valid_task_id(task_id)):
+                continue
+            marks = {"id": task_id, "data": {
+                "owner": tag, "name": server_name(self.paths.name, task_id, tag)}}
+            if self.shaped(self.owns, server, marks):
+                found.append(server)
+        return found
 
     def delete_orphan(self, server, task_id):
         server_id = safe_server_id(server.get("id"))
@@ -4849,7 +4926,7 @@ class CloudBackend(Backend):
         """A task failed before it knew its server: an unconfirmed create may have
         made one all the same. Look it up once (raises CloudError), and keep its
         id in the task."""
-        server = self.find(self.api(), task, 1)
+        server = self.lookup(self.api(), task, 1)
         server_id = safe_server_id(server.get("id")) if server is not None else None
         if server_id is None:
             return task
@@ -4941,12 +5018,19 @@ class HetznerBackend(CloudBackend):
 
     def find(self, api, task, attempts=RETRY_ATTEMPTS):
         selector = ",".join("%s=%s" % item for item in sorted(self.labels(task).items()))
-        servers = api.call("GET", self.SERVERS, query={"label_selector": selector},
-                           attempts=attempts).get("servers") or []
-        return servers[0] if servers else None
+        answer = api.call("GET", self.SERVERS, query={"label_selector": selector},
+                          attempts=attempts)
+        servers = self.field(answer, "servers", "array", "the answer") or []
+        return next((server for server in servers if self.owns(server, task)), None)
+
+    def owns(self, server, task):
+        if not CloudBackend.owns(self, server, task):
+            return False
+        labels = self.field(server, "labels", "object", "server") or {}
+        return all(labels.get(key) == value for key, value in self.labels(task).items())
 
     def describe(self, server):
-        said = server.get("status") or "unknown"
+        said = self.field(server, "status", "string", "server") or "unknown"
         return {"running": "running", "deleting": "failed"}.get(said, "booting"), said
 
     def capacity_error(self, exc):
@@ -4987,7 +5071,8 @@ class HetznerBackend(CloudBackend):
         return report
 
     def ipv4(self, server):
-        return ((server.get("public_net") or {}).get("ipv4") or {}).get("ip") or None
+        public = self.field(server, "public_net", "object", "server") or {}
+        return (self.field(public, "ipv4", "object", "server.public_net") or {}).get("ip")
 
     def error_text(self, answer):
         """Never raises: a body not in Hetzner's shape (a proxy's 502 page, an empty
@@ -5052,27 +5137,42 @@ class TimewebBackend(CloudBackend):
         return body
 
     def all_servers(self, api, attempts=RETRY_ATTEMPTS):
-        """Every server of the account: no server-side filter, page through them."""
-        offset = 0
-        while True:
+        """Every server of the account. No server-side filter: pages through them,
+        MAX_FIND_PAGES at most, and stops at the last page, or at one that shows no
+        server it has not seen (an API that ignores offset, or whose meta.total
+        never ends)."""
+        seen, offset = set(), 0
+        for _ in range(MAX_FIND_PAGES):
             answer = api.call("GET", self.SERVERS, query={"limit": self.PAGE, "offset": offset},
                               attempts=attempts)
-            servers = answer.get("servers") or []
+            servers = self.field(answer, "servers", "array", "the answer") or []
+            new = 0
             for server in servers:
-                yield server
+                key = json.dumps(server.get("id") if isinstance(server, dict) else server,
+                                 sort_keys=True)
+                if key not in seen:
+                    seen.add(key)
+                    new += 1
+                    yield server
+            meta = self.field(answer, "meta", "object", "the answer") or {}
             offset += len(servers)
-            if not servers or offset >= (answer.get("meta") or {}).get("total", 0):
+            if not new or offset >= (self.field(meta, "total", "integer", "meta") or 0):
                 return
+        raise CloudError("%s: the server list goes on beyond %d pages; the look-up stops "
+                         "there" % (self.LABEL, MAX_FIND_PAGES))
 
     def find(self, api, task, attempts=RETRY_ATTEMPTS):
-        name, comment = task["data"]["name"], self.comment(task)
         for server in self.all_servers(api, attempts):
-            if server.get("name") == name and server.get("comment") == comment:
+            if self.owns(server, task):
                 return server
         return None
 
+    def owns(self, server, task):
+        return CloudBackend.owns(self, server, task) and \
+            server.get("comment") == self.comment(task)
+
     def describe(self, server):
-        said = server.get("status") or "unknown"
+        said = self.field(server, "status", "string", "server") or "unknown"
         return ("running" if said == "on" else "failed" if said in self.FAILED
                 else "booting"), said
 
@@ -5098,8 +5198,14 @@ class TimewebBackend(CloudBackend):
                 for preset in (wanted if isinstance(wanted, list) else [wanted])]
 
     def ipv4(self, server):
-        found = [ip for net in server.get("networks") or [] if net.get("type") == "public"
-                 for ip in net.get("ips") or [] if ip.get("type") == "ipv4" and ip.get("ip")]
+        found = []
+        for net in self.field(server, "networks", "array", "server") or []:
+            if self.field(net, "type", "string", "server.networks[]") != "public":
+                continue
+            for ip in self.field(net, "ips", "array", "server.networks[].ips") or []:
+                if self.field(ip, "type", "string", "server.networks[].ips[]") == "ipv4" \
+                        and ip.get("ip"):
+                    found.append(ip)
         found.sort(key=lambda ip: not ip.get("is_main"))
         return found[0]["ip"] if found else None
 
@@ -7161,7 +7267,7 @@ def local_ssh_version():
     import subprocess
     try:
         proc = subprocess.Popen(["ssh", "-V"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, close_fds=True)
+                                stderr=subprocess.STDOUT, close_fds=True, env=child_env())
         out = proc.communicate(timeout=10)[0]
     except (OSError, subprocess.TimeoutExpired):
         return None

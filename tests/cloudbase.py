@@ -29,6 +29,7 @@ TOKEN = "tok-8f1d2c3b4a5e6f708192a3b4c5d6e7f8"
 PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPoolKeyForTests pool@master"
 SSH_STUB = """#!/bin/sh
 echo "$*" >> "%(dir)s/ssh.log"
+[ -z "${CLOUD_TOKEN+set}" ] || echo "CLOUD_TOKEN inherited" >> "%(dir)s/ssh.log"
 exit "$(cat "%(dir)s/ssh.rc" 2>/dev/null || echo 0)"
 """
 
@@ -74,6 +75,8 @@ class CloudHome(object):
     FIRST_REQUEST = "POST /servers"     # the first request an order sends
     CREATE_PATH = "/servers"     # what messages name the create request by
     SERVERS_PATH = r"^/servers"  # the fake's paths of server look-ups (a regex)
+    SERVER_KEY = "server"        # GET SERVERS/ID answers {SERVER_KEY: server} (None: the server)
+    ODD_STATUS = "in a shape the plugin does not know"   # what a status that is no text says
 
     def setUp(self):
         # servers are ready at once unless a test asks for the phases (fewer runs)
@@ -400,6 +403,40 @@ class CloudTests(CloudHome):
         self.assertEqual(len(self.api.create_requests()), 1)
         self.assertEqual(len(self.api.servers), 1)
 
+    def test_a_foreign_server_is_never_adopted_or_deleted(self):
+        # an API that ignores the look-up's filter returns someone else's server first
+        self.api.ignore_filters = True
+        foreign = self.api.add_server("someone-elses-db", labels={"team": "db"},
+                                      comment="not ours")
+        foreign_id = foreign["id"]
+        task_id = self.order_losing_the_server_id()
+        answer = self.finished(task_id)
+        ours = [i for i in self.api.servers if i != foreign_id]
+        self.assertEqual(len(ours), 1)
+        self.assertIn("server %s " % ours[0], answer["message"])
+        result = self.run_plugin("task", "delete-server", task_id, "--yes")
+        self.assertEqual(result.code, 0, result)
+        self.assertEqual(list(self.api.servers), [foreign_id])
+
+    def test_answers_in_odd_shapes_are_a_clear_error(self):
+        self.api.fail_next(201, method="POST", apply=True, body={"server": "made it"})
+        task_id = self.order()
+        self.assertNotIn("server_id", self.home.state()["tasks"][task_id]["data"])
+        self.ok("order_status", task_id)            # no server id: looked up instead
+        self.assertIn("server_id", self.home.state()["tasks"][task_id]["data"])
+        odd = [{"id": 1, "status": ["running"]}, {"id": 1, "status": {"a": 1}}]
+        bodies = [{self.SERVER_KEY: server} for server in odd + ["running"]] \
+            if self.SERVER_KEY else odd
+        for body in bodies:
+            self.api.fail_next(200, method="GET", path=self.SERVERS_PATH + "/[-0-9a-z]+$",
+                               body=body)
+            answer = self.ok("order_status", task_id)
+            self.assertEqual(answer["status"], "in_progress", answer)
+            self.assertIn(self.ODD_STATUS if isinstance(body.get(self.SERVER_KEY, body), dict)
+                          else "in a shape the plugin does not know", answer["message"])
+        self.finished(task_id)
+        self.assertEqual(len(self.api.servers), 1)
+
     def test_a_create_that_made_nothing_is_made_again_only_after_a_look_up(self):
         self.api.server_error_next(method="POST")             # nothing created
         task_id = self.order()
@@ -475,6 +512,8 @@ class CloudTests(CloudHome):
         self.assertErrorCode(self.run_plugin("order", "1"), 104)
         self.env["CLOUD_TOKEN"] = TOKEN
         self.finished(self.order())
+        self.assertTrue(self.ssh_calls())
+        self.assertNotIn("CLOUD_TOKEN inherited", self.ssh_calls())   # ssh never sees it
 
     def test_a_task_past_its_timeout_becomes_error_and_its_server_can_be_deleted(self):
         self.configure(timeout=600, on_failure="keep")

@@ -22,6 +22,9 @@ Knobs common to both fakes (constructor keyword arguments, also plain attributes
     status_sequence   list of statuses a new server walks through; last one is final
     unique_names      a create with a name that already exists -> 409
     tls               (certfile, keyfile): serve HTTPS with that certificate (url is https://)
+    ignore_filters    (attribute) the server list ignores its filters, as a broken API might:
+                      Hetzner every server for any label_selector/name, Timeweb the first page
+                      for any offset with a meta.total that never ends
 
 A "poll" is any GET response (by id or in a list) that contains the server.
 
@@ -137,6 +140,7 @@ class _FakeAPI(object):
         self.ip_after_polls = ip_after_polls
         self.status_sequence = list(status_sequence or self.default_sequence)
         self.unique_names = unique_names
+        self.ignore_filters = False
         self.lock = threading.RLock()
         self._stop_event = threading.Event()
         self._httpd = None
@@ -658,6 +662,8 @@ class FakeHetzner(_FakeAPI):
 
     def _list(self, query):
         items = sorted(self.servers.values(), key=lambda r: r["id"])
+        if self.ignore_filters:
+            query = {}
         if "name" in query:
             items = [r for r in items if r["name"] == query["name"][0]]
         if "label_selector" in query:
@@ -836,8 +842,10 @@ class FakeTimeweb(_FakeAPI):
             offset = max(0, int(query.get("offset", ["0"])[0]))
         except ValueError:
             return _Answer(400, self.error_body(400, "bad_request", "invalid limit/offset"))
+        if self.ignore_filters:
+            offset = 0
         chunk = items[offset:offset + limit]
-        return _Answer(200, {"meta": {"total": len(items)},
+        return _Answer(200, {"meta": {"total": 10 ** 9 if self.ignore_filters else len(items)},
                              "servers": [self._observe(r) for r in chunk],
                              "response_id": str(uuid.uuid4())})
 

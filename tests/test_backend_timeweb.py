@@ -49,6 +49,21 @@ class TimewebTest(CloudTests, unittest.TestCase):
         self.assertTrue(any(line.startswith("FAIL") and problem in line
                             for line in result.text.splitlines()), result.text)
 
+    def test_a_listing_that_never_ends_is_searched_a_bounded_number_of_pages(self):
+        # offset ignored, meta.total a billion: two pages show it adds nothing new
+        for number in range(130):
+            self.api.add_server("someone-else-%d" % number)
+        task_id = self.order_losing_the_server_id()
+        self.api.ignore_filters = True
+        before = len(self.api.requests_for("GET", r"^/servers$"))
+        answer = self.ok("order_status", task_id)
+        self.assertEqual(answer["status"], "in_progress", answer)
+        self.assertEqual(len(self.api.requests_for("GET", r"^/servers$")) - before, 2)
+        self.api.ignore_filters = False
+        self.age_task(task_id, 60)
+        self.finished(task_id)
+        self.assertEqual(len(self.api.create_requests()), 1)     # found, not made again
+
     def test_the_look_up_pages_through_many_servers(self):
         for number in range(130):
             self.api.add_server("someone-else-%d" % number)

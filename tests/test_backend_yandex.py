@@ -138,6 +138,8 @@ class YandexHome(object):
     CREATE_PATH = "/compute/v1/instances"
     FIRST_REQUEST = "POST /compute/v1/instances"
     SERVERS_PATH = r"^/compute/v1/instances"
+    SERVER_KEY = None                  # GET .../instances/ID answers the instance itself
+    ODD_STATUS = "is unknown"          # YandexBackend.describe reads a status in no shape so
 
     def FAKE(self, **kwargs):          # CloudTests makes its fakes through this
         api = FakeYandex(**kwargs)

@@ -297,3 +297,47 @@ class HTTPClientTest(unittest.TestCase):
         self.assertIn("the name api.example.invalid does not resolve (DNS: Name or service "
                       "not known)", error.message)
         self.assertFalse(error.uncertain)
+
+
+class OwnershipTest(unittest.TestCase):
+    """The shared rule: a server is adopted or deleted only when owns() says so."""
+
+    TASK = {"id": "7", "data": {"owner": "0a1b2c3d", "name": "provider-7-0a1b2c3d"}}
+
+    def backend(self, backend_class, found):
+        class Backend(backend_class):
+            def find(self, api, task, attempts=None):
+                return found
+        return Backend({"type": backend_class.TYPE, "token_env": "T"}, None, RecordingLog())
+
+    def test_lookup_refuses_what_find_returns_unless_it_carries_the_marks(self):
+        name = self.TASK["data"]["name"]
+        hetzner_marks = {"managed-by": "provider.py", "bx-owner": "0a1b2c3d", "bx-task": "7"}
+        timeweb_comment = "provider.py owner=0a1b2c3d task=7"
+        for backend_class, ours, foreign in (
+                (provider.HetznerBackend, {"id": 1, "name": name, "labels": hetzner_marks},
+                 ({"id": 2, "name": name, "labels": {}},
+                  {"id": 3, "name": "other", "labels": hetzner_marks},
+                  {"id": 4, "name": name, "labels": dict(hetzner_marks, **{"bx-task": "8"})})),
+                (provider.TimewebBackend, {"id": 1, "name": name, "comment": timeweb_comment},
+                 ({"id": 2, "name": name, "comment": ""},
+                  {"id": 3, "name": "other", "comment": timeweb_comment}))):
+            self.assertEqual(self.backend(backend_class, ours).lookup(None, self.TASK), ours)
+            for server in foreign + ("a string", ["a", "list"]):
+                backend = self.backend(backend_class, server)
+                self.assertIsNone(backend.lookup(None, self.TASK), (backend_class, server))
+                self.assertEqual(backend.log.lines[-1][0], "foreign_server")
+
+    def test_a_hook_tripping_on_an_odd_shape_is_a_clear_error(self):
+        backend = self.backend(provider.HetznerBackend, None)
+        for server in ({"status": ["on"]}, {"status": {"a": 1}}, {"public_net": "1.2.3.4"},
+                       {"public_net": {"ipv4": [1]}}):
+            with self.assertRaises(provider.CloudError) as caught:
+                backend.shaped(backend.describe, server)
+                backend.shaped(backend.ipv4, server)
+            self.assertIn("in a shape the plugin does not know", caught.exception.message)
+        timeweb = self.backend(provider.TimewebBackend, None)
+        for server in ({"networks": {"type": "public"}}, {"networks": ["x"]},
+                       {"networks": [{"type": "public", "ips": "1.2.3.4"}]}):
+            with self.assertRaises(provider.CloudError):
+                timeweb.shaped(timeweb.ipv4, server)
