@@ -47,6 +47,16 @@ class OpenStackTest(CloudTests, unittest.TestCase):
         scope = login["body"]["auth"]["scope"]["project"]
         self.assertEqual((scope["name"], scope["domain"]["name"]), (PROJECT, DOMAIN))
 
+    def test_a_server_of_the_same_name_without_our_metadata_is_not_adopted(self):
+        paths = provider.Paths(os.path.join(self.home.dir, "bin", "provider"))
+        name = provider.server_name("provider", "1", provider.owner_tag(paths))
+        self.api.add_server(name, labels={"bx-task": "1"})       # made by someone else
+        self.finished(self.order_losing_the_server_id())
+        self.assertEqual(len(self.api.servers), 2)
+        self.assertEqual(len(self.api.create_requests()), 1)
+        names = [r["query"]["name"] for r in self.api.requests_for("GET", "^/servers/detail")]
+        self.assertIn(["^%s$" % name.replace("-", "\\-")], names)
+
     def test_boot_from_volume_and_a_given_network(self):
         self.configure({"flavor": "3021", "image": IMAGES[2]["id"], "volume_size": 20,
                         "volume_type": "fast.ru-9a", "network_id": EXT_NET})
