@@ -4558,7 +4558,7 @@ class CloudBackend(Backend):
         trying again after a growing pause until it is gone, the operator deleted
         it, or on_failure is no longer "delete". It exits after CLEANUP_WORKER_LIFE;
         the task's next order_status starts another."""
-        give_up = now() + CLEANUP_WORKER_LIFE
+        give_up = time.monotonic() + CLEANUP_WORKER_LIFE
         wait = CLEANUP_FIRST_WAIT
         while True:
             task = provider.store.find(task_id)
@@ -4569,7 +4569,7 @@ class CloudBackend(Backend):
             if not self.cleanup_wanted(task):
                 return "task %s: no server to delete" % task_id
             done, text = self.cleanup_once(task, wait)
-            if done or now() + wait > give_up:
+            if done or time.monotonic() + wait > give_up:
                 return text
             time.sleep(wait)
             wait = min(wait * 2, CLEANUP_MAX_WAIT)

@@ -7,7 +7,9 @@ import json
 import os
 import socket
 import threading
+import time
 import unittest
+from unittest import mock
 from urllib.parse import quote
 
 from support import HomeTestCase, load_module
@@ -208,7 +210,9 @@ class HTTPClientTest(unittest.TestCase):
             "/v1/quotes-token": answer(403, {"error": {"code": "forbidden", "message": (
                 "token %s (%s) is not allowed" % (TOKEN, quote(TOKEN, safe="")))}}),
             "/v1/token-redirect": answer(301, headers=["Location: http://x/?t=" + TOKEN]),
+            "/v1/flaky": self.flaky,
         })
+        self.flaky_calls = 0
         self.addCleanup(self.api.stop)
         self.variable = "BXPROVIDER_TEST_TOKEN_%d" % os.getpid()
         os.environ[self.variable] = TOKEN
@@ -226,6 +230,23 @@ class HTTPClientTest(unittest.TestCase):
         self.assertEqual(caught.exception.code, provider.E_BACKEND)
         self.assertNotIn(TOKEN, caught.exception.message)
         return caught.exception
+
+    def flaky(self, handler, body):
+        self.flaky_calls += 1
+        (answer(200, {"ok": True}) if self.flaky_calls > 1 else
+         answer(503, {"error": {"code": "unavailable", "message": "busy"}}))(handler, body)
+
+    def test_waits_do_not_follow_the_wall_clock(self):
+        # the wall clock leaps an hour at every look: the retry still happens
+        leaps = [time.time()]
+
+        def leaping():
+            leaps[0] += 3600
+            return leaps[0]
+        with mock.patch.object(provider.time, "time", leaping), \
+                mock.patch.object(provider.time, "sleep", lambda seconds: None):
+            self.assertEqual(self.client().call("GET", "/flaky", attempts=2), {"ok": True})
+        self.assertEqual(self.flaky_calls, 2)
 
     def test_no_redirect_is_followed_and_a_303_to_a_create_makes_no_server(self):
         error = self.error("GET", "/redirect")
