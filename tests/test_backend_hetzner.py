@@ -3,7 +3,7 @@
 
 import unittest
 
-from cloudbase import CloudTests
+from cloudbase import TOKEN, CloudTests
 from fakecloud import FakeHetzner
 
 
@@ -39,6 +39,14 @@ class HetznerTest(CloudTests, unittest.TestCase):
         self.finished(self.order_losing_the_server_id())
         self.assertEqual(len(self.api.servers), 2)
         self.assertEqual(len(self.api.create_requests()), 1)
+
+    def test_an_api_error_quoting_the_token_leaves_it_nowhere(self):
+        self.api.error_next(403, "forbidden", "token %s may not create servers" % TOKEN,
+                            method="POST")
+        message = self.assertErrorCode(self.run_plugin("order", "1"), 108)
+        self.assertIn("token ******** may not create servers", message)
+        for path in (self.home.log_path, self.home.state_path):
+            self.assertNotIn(TOKEN.encode(), self.home.read(path), path)
 
     def test_user_data_over_32_kib_is_refused_before_the_create(self):
         self.configure({"user_data": "#!/bin/sh\n" + "# padding\n" * 3300})
