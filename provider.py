@@ -5147,10 +5147,9 @@ class TimewebBackend(CloudBackend):
                               attempts=attempts)
             servers = self.field(answer, "servers", "array", "the answer") or []
             new = 0
-            for server in servers:
-                key = json.dumps(server.get("id") if isinstance(server, dict) else server,
-                                 sort_keys=True)
-                if key not in seen:
+            for server in servers:      # one without a usable id is nobody's to adopt
+                key = safe_server_id(server.get("id")) if isinstance(server, dict) else None
+                if key is not None and key not in seen:
                     seen.add(key)
                     new += 1
                     yield server
