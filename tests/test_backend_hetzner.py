@@ -48,6 +48,20 @@ class HetznerTest(CloudTests, unittest.TestCase):
         for path in (self.home.log_path, self.home.state_path):
             self.assertNotIn(TOKEN.encode(), self.home.read(path), path)
 
+    def test_a_303_to_the_create_is_not_followed_nor_taken_as_the_server(self):
+        other = FakeHetzner(token=TOKEN, polls_per_status=0).start()
+        self.addCleanup(other.stop)
+        self.api.fail_next(303, method="POST", apply=True, raw=b"",
+                           headers={"Location": other.url + "/servers/1"})
+        self.finished(self.order())
+        with open(self.home.log_path) as handle:
+            self.assertIn("create_unconfirmed task=1 reason=\"Hetzner: POST /servers was "
+                          "answered with a redirect (HTTP 303) to %s/servers/1" % other.url,
+                          handle.read())
+        self.assertTrue(self.api.requests_for("GET", r"^/servers$"))   # found by its labels
+        self.assertEqual(other.requests, [])         # the token never went there
+        self.assertEqual(len(self.api.servers), 1)
+
     def test_user_data_over_32_kib_is_refused_before_the_create(self):
         self.configure({"user_data": "#!/bin/sh\n" + "# padding\n" * 3300})
         message = self.assertErrorCode(self.run_plugin("order", "1"), 108)
