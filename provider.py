@@ -6280,12 +6280,12 @@ class YandexBackend(CloudBackend):
         """The filter matches names only: the labels say the instance is ours."""
         answer = api.call("GET", self.SERVERS, attempts=attempts, query={
             "folderId": self.folder_id, "filter": 'name="%s"' % task["data"]["name"]})
-        labels = self.labels(task)
-        for instance in answer.get("instances") or []:
-            if isinstance(instance, dict) and yandex_name(instance.get("id")) and all(
-                    dig(instance, "labels", key) == value for key, value in labels.items()):
-                return instance
-        return None
+        instances = self.field(answer, "instances", "array", "the answer") or []
+        return next((instance for instance in instances if self.owns(instance, task)), None)
+
+    def owns(self, server, task):
+        return CloudBackend.owns(self, server, task) and yandex_name(server.get("id")) and all(
+            dig(server, "labels", key) == value for key, value in self.labels(task).items())
 
     def describe(self, server):
         said = server.get("status") if isinstance(server.get("status"), str) else "unknown"
