@@ -676,9 +676,10 @@ class StateFile(object):
                     raise ProviderError(E_WRITE, "cannot lock %s: %s"
                                         % (self.paths.lock, exc.strerror))
             if time.monotonic() >= deadline:
+                holder = lock_holder(fd)
                 os.close(fd)
-                raise ProviderError(E_LOCK, "the state lock %s is held by another process "
-                                    "for more than %g s; try again" % (self.paths.lock, lock_wait))
+                raise ProviderError(E_LOCK, "the state lock %s is held by %s for more than "
+                                    "%g s; try again" % (self.paths.lock, holder, lock_wait))
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
 
@@ -733,6 +734,27 @@ class StateFile(object):
                     pass
             raise
         return aside
+
+
+def lock_holder(fd):
+    """Who holds the flock on the file open as fd, from /proc/locks: "process PID
+    (its command line)", or "another process" when it cannot be told."""
+    try:
+        info = os.fstat(fd)
+        wanted = "%02x:%02x:%d" % (os.major(info.st_dev), os.minor(info.st_dev), info.st_ino)
+        with open("/proc/locks") as handle:
+            pids = [fields[4] for fields in (line.split() for line in handle)
+                    if len(fields) > 5 and fields[1] == "FLOCK" and fields[5] == wanted]
+    except (IOError, OSError, ValueError):
+        return "another process"
+    if not pids or not pids[0].isdigit():
+        return "another process"
+    try:
+        with open("/proc/%s/cmdline" % pids[0], "rb") as handle:
+            command = handle.read(300).replace(b"\0", b" ").decode("utf-8", "replace").strip()
+    except (IOError, OSError):
+        command = ""
+    return "process %s%s" % (pids[0], " (%s)" % printable(command, 120) if command else "")
 
 
 def remove_temps(folder, ours):
@@ -6775,10 +6797,11 @@ def cmd_tasks(provider, args):
                                       if archived else "")
         return "no tasks yet (state: %s)" % provider.paths.state
     note = ""
-    if not args.all and store.archive_starts():
+    if not args.all and args.status != IN_PROGRESS and store.archive_starts():
+        # the archive only ever holds ended tasks
         note = "\n(older finished and failed tasks are in %s: tasks --all)" % provider.paths.archive
     stamp = now()
-    rows = [[t["id"], t["config_id"], t["status"], t.get("server") or "-",
+    rows = [[t["id"], t["config_id"], t["status"], shown_server(t),
              format_age(stamp - t.get("created", stamp)), printable(t.get("message", ""), 60)]
             for t in tasks]
     header = ["ID", "CONFIG", "STATUS", "SERVER", "AGE", "MESSAGE"]
@@ -6791,6 +6814,13 @@ def cmd_tasks(provider, args):
     return format_table(header, rows) + note
 
 
+def shown_server(task):
+    """The SERVER column: none for a pool task whose server went back to the pool."""
+    if (task.get("data") or {}).get("released"):
+        return "- (released)"
+    return task.get("server") or "-"
+
+
 def cmd_state_compact(provider, args):
     days = args.days
     if days is None:
@@ -6799,8 +6829,17 @@ def cmd_state_compact(provider, args):
         raise UsageError("--days must be a finite number, 0 or more")
     moved, staying = provider.store.compact(days)
     provider.log.write("compact", moved=moved, staying=staying, days=days, by=operator_name())
-    return "moved %d task(s) to %s; %d task(s) stay in %s" % (
+    text = "moved %d task(s) to %s; %d task(s) stay in %s" % (
         moved, provider.paths.archive, staying, provider.paths.state)
+    holding = sorted((t["id"] for t in provider.store.load()["tasks"].values()
+                      if t.get("server_password")), key=int)
+    if holding:
+        text += ("\n%d of them still hold a root password (%s): finished tasks the caller "
+                 "has not added to its pool yet, or pending ones; a task moves once its "
+                 "password is removed (password_ttl_days, or the caller's \"add to pool\")"
+                 % (len(holding), ", ".join(holding[:10]) + (", ..." if len(holding) > 10
+                                                           else "")))
+    return text
 
 
 def cmd_task_show(provider, args):
@@ -6837,12 +6876,16 @@ def read_password(args):
         # bytes, decoded here: the locale's decoding (ASCII under LANG=C on 3.6)
         # would turn a Cyrillic password into surrogates no file can hold
         stream = getattr(sys.stdin, "buffer", sys.stdin)
-        line = stream.readline()
+        data = stream.read(MAX_CONFIG_BYTES)
         try:
-            password = line.decode("utf-8") if isinstance(line, bytes) else line
+            text = data.decode("utf-8") if isinstance(data, bytes) else data
         except UnicodeDecodeError:
             raise UsageError("the password on stdin is not UTF-8 text")
-        password = password.rstrip("\r\n")
+        lines = [line.rstrip("\r") for line in text.split("\n") if line.strip("\r")]
+        if len(lines) > 1:
+            raise UsageError("%d non-empty lines on stdin: give the password alone, on one "
+                             "line" % len(lines))
+        password = lines[0] if lines else ""
     if not password:
         raise UsageError("empty password: give --no-password for hosts that hold the pool key")
     problem = password_problem(password)
@@ -6851,11 +6894,17 @@ def read_password(args):
     return password
 
 
+def pending_task(provider, task_id):
+    """The task, which must exist and be in progress (archived tasks are all terminal)."""
+    found = provider.get_task(task_id)
+    if found["status"] in TERMINAL:
+        raise ProviderError(E_TASK_STATE, "task %s is already %s" % (task_id, found["status"]))
+    return found
+
+
 def pending_task_change(provider, task_id, changes, event):
     """Finish or fail a pending task by hand; refuses terminal ones."""
-    found = provider.get_task(task_id)    # a clear "no task" before taking the lock
-    if found["status"] in TERMINAL:       # (archived tasks are all terminal)
-        raise ProviderError(E_TASK_STATE, "task %s is already %s" % (task_id, found["status"]))
+    pending_task(provider, task_id)       # a clear "no task" before taking the lock
 
     def change(state):
         task = state["tasks"].get(task_id)
@@ -6887,6 +6936,12 @@ def cmd_task_finish(provider, args):
     server, problem = check_server(args.server)
     if problem:
         raise UsageError("--server: %s" % problem)
+    task = pending_task(provider, args.task_id)       # before asking for the password
+    claimed = task.get("server") if task.get("backend") == "pool" else None
+    if claimed and claimed != server and not args.force:
+        raise ProviderError(E_TASK_STATE, "task %s claimed pool server %s, not %s: the pool "
+                            "still counts %s as taken by it; give --force if %s really is "
+                            "the server" % (task["id"], claimed, server, claimed, server))
     changes = {"status": FINISHED, "phase": "done", "server": server,
                "message": "finished by the operator"}
     note = ""
@@ -7400,7 +7455,9 @@ def build_parser(prog):
                      "the root password is read from stdin or prompted", actions)
     finish.add_argument("task_id", metavar="ID")
     finish.add_argument("--server", required=True, metavar="ADDR",
-                        help="the server's IPv4 address or host name")
+                        help="the server's IPv4 or IPv6 address or host name")
+    finish.add_argument("--force", action="store_true",
+                        help="pool tasks: finish with a --server other than the one claimed")
     finish.add_argument("--no-password", action="store_true",
                         help="no password: the server already holds the pool's SSH key")
     finish.add_argument("--host-key", metavar="LINE",
@@ -7510,9 +7567,20 @@ def guess_action(argv):
     if words[:1] == ["state"] and len(words) > 1 and words[1] in ("compact", "restore-backup",
                                                                   "repair"):
         return "state " + words[1]
-    if words and words[0] in ("tasks", "check", "pool", "servers", "_worker"):
+    if words and words[0] in ("tasks", "check", "pool", "servers", "_worker", "task", "state"):
         return words[0]
     return "usage"
+
+
+PEOPLE_COMMANDS = ("tasks", "task", "pool", "servers", "check", "state")
+
+
+def errors_as_text(action, argv):
+    """People's commands report an error as text on stderr (the exit code says
+    it failed); the caller's options, `order --dry-run`, unknown words (maybe a
+    caller's option we do not know) and anything run with --json answer the
+    one JSON object."""
+    return action.split()[0] in PEOPLE_COMMANDS and "--json" not in argv
 
 
 def emit(answer, stream, pretty=False):
@@ -7576,6 +7644,9 @@ def main(argv=None, prog=None):
     action = guess_action(argv)
     provider = None
     real_stdout = sys.stdout
+    if not argv:                       # a person trying the program: the usage, not an error
+        emit(build_parser(os.path.basename(prog)).format_help().rstrip(), real_stdout)
+        return 2
     try:
         args = parse_args(argv, prog)
         action, pretty, verbose = args.action, args.pretty, args.verbose
@@ -7606,7 +7677,11 @@ def main(argv=None, prog=None):
         code = 1
     finally:
         sys.stdout = real_stdout
-    emit(answer, real_stdout, pretty)
+    if isinstance(answer, dict) and "error" in answer and errors_as_text(action, argv):
+        message = answer["error_message"]       # one line, whatever an argument held
+        emit(printable(message, len(message)), sys.stderr)
+    else:
+        emit(answer, real_stdout, pretty)
     return code
 
 

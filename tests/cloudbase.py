@@ -21,7 +21,7 @@ import time
 import unittest
 
 from fakecloud import SSHBannerServer
-from support import Home, load_module
+from support import Home, error_message, load_module
 
 provider = load_module()
 
@@ -201,13 +201,13 @@ class CloudHome(object):
     # -- helpers for assertions --------------------------------------------------------
 
     def assertErrorCode(self, result, code, exit_code=1):
-        answer = result.json
-        self.assertEqual(sorted(answer), ["error", "error_message"], result)
-        self.assertIn(" error N%d, " % code, answer["error_message"], result)
+        """The error of a call: JSON on stdout, or a people's command's text on stderr."""
+        message = error_message(result)
+        self.assertIn(" error N%d, " % code, message, result)
         self.assertEqual(result.code, exit_code, result)
         self.assertNotIn(b"Traceback", result.err)
         self.assertNotIn(TOKEN.encode(), result.out + result.err)
-        return answer["error_message"]
+        return message
 
 
 class CloudTests(CloudHome):

@@ -233,6 +233,28 @@ def caller_parse(out):
     return value
 
 
+PEOPLE = ("tasks", "task", "pool", "servers", "check", "state")
+
+
+def error_message(result, action=None):
+    """The error message of a failed call. A people's command (action's first
+    word in PEOPLE, or stdout empty when action is None) prints nothing on
+    stdout and its error as the last line on stderr; every other call prints
+    exactly one JSON error object."""
+    people = action.split()[0] in PEOPLE if action else not result.out.strip()
+    if not people:
+        answer = result.json
+        if answer.get("error") != 1 or sorted(answer) != ["error", "error_message"]:
+            raise AssertionError("not one JSON error object: %r" % (result,))
+        return answer["error_message"]
+    if result.out.strip():
+        raise AssertionError("a people's command's error printed on stdout: %r" % (result,))
+    lines = result.err.decode("utf-8").strip().splitlines()
+    if not lines or " error N" not in lines[-1]:
+        raise AssertionError("no error line on stderr: %r" % (result,))
+    return lines[-1]
+
+
 class Home(object):
     """A provider home in a temp folder: HOME/bin/provider, HOME/etc/provider.conf."""
 
@@ -485,15 +507,15 @@ class HomeTestCase(unittest.TestCase):
         self.addCleanup(self.home.cleanup)
 
     def assertError(self, result, code, action=None, exit_code=1):
-        answer = result.json
-        self.assertEqual(answer.get("error"), 1, result)
-        self.assertEqual(sorted(answer), ["error", "error_message"], result)
-        self.assertIn(" error N%d, " % code, answer["error_message"], result)
+        """The error of a call: one JSON error object on stdout for the caller's
+        options (and --json), text on stderr for people's commands (PEOPLE)."""
+        message = error_message(result, action)
+        self.assertIn(" error N%d, " % code, message, result)
         if action:
-            self.assertTrue(answer["error_message"].startswith(action + " error N"), result)
+            self.assertTrue(message.startswith(action + " error N"), result)
         self.assertEqual(result.code, exit_code, result)
         self.assertNotIn(b"Traceback", result.err)
-        return answer["error_message"]
+        return message
 
 
 class SSHBanner(object):

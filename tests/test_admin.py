@@ -44,6 +44,23 @@ class TasksTest(HomeTestCase):
         self.assertNotIn("--all", empty)            # there is no archive to look in
         self.assertError(self.home.run("tasks", "--status", "done"), 100, "tasks", exit_code=2)
 
+    def test_compact_names_the_tasks_still_holding_a_password(self):
+        first = self.home.ok("order", "1")["task_id"]
+        second = self.home.ok("order", "1")["task_id"]
+        self.home.run("task", "finish", first, "--server", "10.9.9.9", stdin=PASSWORD)
+        self.home.run("task", "fail", second, "--message", "no stock")
+        result = self.home.run("state", "compact", "--days", "0")
+        self.assertIn("moved 1 task(s)", result.text)
+        self.assertIn("1 task(s) stay", result.text)
+        self.assertIn("1 of them still hold a root password (%s)" % first, result.text)
+        self.assertNotIn(PASSWORD, result.text)
+        # the archive holds ended tasks only: no hint at it for in_progress
+        third = self.home.ok("order", "1")["task_id"]
+        self.assertIn("tasks --all", self.home.run("tasks").text)
+        pending = self.home.run("tasks", "--status", "in_progress").text
+        self.assertEqual(pending.splitlines()[1].split()[0], third)
+        self.assertNotIn("--all", pending)
+
     def test_show_masks_the_password_unless_asked(self):
         task_id = self.home.ok("order", "1")["task_id"]
         self.home.run("task", "finish", task_id, "--server", "10.9.9.9", stdin=PASSWORD)

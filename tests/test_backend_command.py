@@ -13,7 +13,8 @@ import stat
 import subprocess
 import unittest
 
-from support import PYTHON, ROOT, HomeTestCase, SSHBanner, load_module, pid_alive, wait_for
+from support import (PYTHON, ROOT, HomeTestCase, SSHBanner, error_message, load_module,
+                     pid_alive, wait_for)
 
 WAIT_FOR_GO = '''
 n=0
@@ -345,7 +346,7 @@ class CancelTest(CommandTestCase):
         task_id = self.order()
         self.wait_status(task_id, "finished")
         result = self.home.run("task", "fail", task_id, "--message", "late")
-        self.assertIn("N111", result.json["error_message"])
+        self.assertIn("N111", error_message(result, "task fail"))
 
     def test_a_worker_that_finds_its_task_failed_stops_the_program(self):
         # The race `task fail` can lose: the operator fails the task after the

@@ -57,6 +57,28 @@ class ManualTest(HomeTestCase):
                                        "--no-password"), 102, "task finish")
         self.assertEqual(self.home.read(self.home.state_path), before)
 
+    def test_the_task_is_checked_before_the_password_is_read(self):
+        # no stdin at all: the missing or ended task is the error, not "no password"
+        self.assertError(self.home.run("task", "finish", "999", "--server", "10.1.1.1"),
+                         102, "task finish")
+        self.home.run("task", "fail", self.task_id, "--message", "gone")
+        self.assertError(self.home.run("task", "finish", self.task_id, "--server", "10.1.1.1"),
+                         111, "task finish")
+
+    def test_several_lines_on_stdin_are_refused(self):
+        before = self.home.read(self.home.state_path)
+        result = self.home.run("task", "finish", self.task_id, "--server", "203.0.113.7",
+                               stdin="first-pw\n\nsecond-pw\n")
+        message = self.assertError(result, 100, "task finish", exit_code=2)
+        self.assertIn("2 non-empty lines on stdin", message)
+        self.assertNotIn(b"first-pw", result.err)
+        self.assertEqual(self.home.read(self.home.state_path), before)
+        result = self.home.run("task", "finish", self.task_id, "--server", "203.0.113.7",
+                               stdin="\r\nonly-pw\r\n\n")      # blank lines do not count
+        self.assertEqual(result.code, 0, result)
+        self.assertEqual(self.home.ok("order_status", self.task_id)["server_password"],
+                         "only-pw")
+
     def test_a_utf8_password_under_any_locale(self):
         # Regression: under LANG=C, Python 3.6 read a Cyrillic password as
         # surrogates, and the save crashed (N199).

@@ -193,8 +193,24 @@ class ReleaseTest(PoolTestCase):
         self.assertEqual(self.home.state()["pool"], {"127.0.1.3": task_id})
         self.assertEqual(self.home.run("task", "release", task_id, "--force").code, 0)
         self.assertEqual(self.home.state()["pool"], {})
+        row = self.home.run("tasks").text.splitlines()[1]
+        self.assertNotIn("127.0.1.3", row)          # the server is back in the pool
+        self.assertIn("(released)", row)
         self.assertEqual(self.status(task_id)["status"], "error")
         self.assertError(self.home.run("task", "release", task_id), 111)
+
+    def test_finish_by_hand_with_another_server_needs_force(self):
+        self.ssh.silent = True            # the worker keeps waiting: the task stays pending
+        task_id = self.order("big")
+        message = self.assertError(self.home.run("task", "finish", task_id, "--server",
+                                                 "203.0.113.9", "--no-password"),
+                                   111, "task finish")
+        self.assertIn("claimed pool server 127.0.1.3, not 203.0.113.9", message)
+        self.assertEqual(self.status(task_id)["status"], "in_progress")
+        result = self.home.run("task", "finish", task_id, "--server", "203.0.113.9",
+                               "--no-password", "--force")
+        self.assertEqual(result.code, 0, result)
+        self.assertEqual(self.status(task_id)["server"], "203.0.113.9")
 
     def test_release_needs_the_pool_backend(self):
         self.home.write_config(dict(json.loads(json.dumps(pool_config(1))),

@@ -138,8 +138,26 @@ class OrderStatusTest(ProtocolCase):
 
 class CommandLineTest(ProtocolCase):
     def test_unknown_option(self):
-        for argv in (["bogus"], ["init"], [], ["--bogus"], ["help", "extra"]):
+        for argv in (["bogus"], ["init"], ["--bogus"], ["help", "extra"]):
             self.assertError(self.home.run(*argv), 100, exit_code=2)
+
+    def test_no_arguments_print_the_usage(self):
+        result = self.home.run()
+        self.assertEqual(result.code, 2, result)
+        self.assertIn("order_status", result.text)
+        self.assertIn("usage: provider", result.text)
+
+    def test_peoples_errors_are_text_on_stderr_unless_json(self):
+        for argv, code, action in ((["tasks", "--status", "bogus"], 2, "tasks"),
+                                   (["task", "show", "99"], 1, "task show"),
+                                   (["task"], 2, "task"), (["state"], 2, "state"),
+                                   (["pool"], 2, "pool")):
+            result = self.home.run(*argv)
+            self.assertEqual(result.out, b"", result)
+            self.assertEqual(result.code, code, result)
+            self.assertTrue(result.err.decode().startswith(action + " error N"), result)
+        result = self.home.run("task", "show", "99", "--json")
+        self.assertIn("task show error N102, ", result.json["error_message"])
 
     def test_pretty_is_still_one_object(self):
         result = self.home.run("--pretty", "configs")

@@ -10,7 +10,7 @@ import tempfile
 import unittest
 
 from robust_support import BACKEND_CASES, fsize_limit, run, snapshot, temp_leftovers
-from support import Home, HomeTestCase
+from support import Home, HomeTestCase, error_message
 
 
 class FileSizeLimitTest(unittest.TestCase):
@@ -29,10 +29,9 @@ class FileSizeLimitTest(unittest.TestCase):
                                      b"Disk-pw\n"),
                                     (["task", "fail", "2", "--message", "the disk is full " * 8], None)):
                     result = run(home, argv, stdin=stdin, preexec_fn=fsize_limit(limit))
-                    self.assertTrue(result.out, (limit, argv, result))
-                    answer = result.json
-                    self.assertIn(" error N107, ", answer.get("error_message", ""), result)
-                    self.assertIn("nothing was changed", answer["error_message"])
+                    message = error_message(result, argv[0])
+                    self.assertIn(" error N107, ", message, result)
+                    self.assertIn("nothing was changed", message)
                     self.assertEqual(result.code, 1, result)
                     self.assertNotIn(b"Traceback", result.err)
                     self.assertEqual(snapshot(home, files), before, (limit, argv))
@@ -55,8 +54,9 @@ class StateCommandsUnderASizeLimitTest(unittest.TestCase):
         before = snapshot(home, files)
         for argv in (["state", "restore-backup"], ["state", "repair"]):
             result = run(home, argv, preexec_fn=fsize_limit(0))
-            self.assertIn(" error N107, ", result.json.get("error_message", ""), result)
-            self.assertIn("nothing was changed", result.json["error_message"])
+            message = error_message(result, "state")
+            self.assertIn(" error N107, ", message, result)
+            self.assertIn("nothing was changed", message)
             self.assertEqual(snapshot(home, files), before, argv)
             self.assertEqual(temp_leftovers(home), [])
             self.assertEqual([n for n in os.listdir(os.path.dirname(home.state_path))

@@ -201,7 +201,7 @@ class RepairTest(HomeTestCase):
         # found by the hostile-argv suite.
         missing = os.path.join(self.home.dir, "no", "such", "home")
         result = self.home.run("state", "repair", "--home", missing)
-        self.assertEqual(result.json.get("error"), 1, result)
+        self.assertError(result, 107, "state repair")
         self.assertFalse(os.path.exists(os.path.join(self.home.dir, "no")))
 
     def test_state_commands_need_an_action(self):
