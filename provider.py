@@ -3,8 +3,9 @@
 # Why this header: this file is a POSIX sh script and a Python program at once. Python
 # compiles a script it runs on every start (~60 ms here) and caches bytecode only for
 # modules it imports. So when the file runs as a program (bin/NAME), sh reads these lines:
-# it finds Python 3.6+ and starts it isolated (-I) with a few lines that import this file
-# as a module, so its bytecode is cached in __pycache__/ beside it. The cache is used only
+# it finds Python 3.6+ and starts it isolated (-I; -S: no site-packages, the standard
+# library is all it needs) with a few lines that import this file as a module, so its
+# bytecode is cached in __pycache__/ beside it. The cache is used only
 # when it belongs to the file's owner or root and nobody else can write it; a checked-hash
 # pyc (3.7+) never runs stale code. To Python all this is the string _sh, so
 # `python3 provider.py ...` runs as usual. README.md, "Performance", says more.
@@ -62,7 +63,7 @@ for py in python3 /usr/libexec/platform-python /usr/bin/python3.13 /usr/bin/pyth
     command -v "$py" >/dev/null 2>&1 || continue
     BXPROVIDER_PYTHON_TRIED="$tried $py"
     export BXPROVIDER_PYTHON_TRIED
-    exec "$py" -I -c "$boot" "$0" "$@"
+    exec "$py" -I -S -c "$boot" "$0" "$@"
 done
 case ${1-} in help|configs|order|order_status) action=$1 ;; *) action=usage ;; esac
 printf '{"error": 1, "error_message": "%s error N120, no Python 3.6+ found (tried python3 on PATH, /usr/libexec/platform-python, /usr/bin/python3.13 ... python3.6): install python3"}\n' "$action"
