@@ -284,8 +284,8 @@ class HeaderTests(unittest.TestCase):
         """A python3 on PATH that is Python 3.5 as far as the header's code can tell."""
         fake = os.path.join(self.tmp, "old-python3")
         with open(fake, "w") as f:
-            f.write('#!/bin/sh\nboot=$3\nshift 3\n'
-                    'exec %s -I -c \'import sys; sys.version_info = (3, 5, 9, "final", 0); '
+            f.write('#!/bin/sh\nwhile [ "$1" != -c ]; do shift; done\nboot=$2\nshift 2\n'
+                    'exec %s -I -S -c \'import sys; sys.version_info = (3, 5, 9, "final", 0); '
                     'exec(sys.argv.pop(1))\' "$boot" "$@"\n' % sys.executable)
         os.chmod(fake, 0o755)
         os.unlink(os.path.join(self.pybin, "python3"))
