@@ -2067,7 +2067,9 @@ def write_known_hosts(path, host, port, keys):
     real = os.path.realpath(path)       # a symlinked known_hosts stays a link
     folder = os.path.dirname(real)
     if not os.path.isdir(folder):
+        refuse_unsafe_folder(os.path.dirname(folder), False)
         os.mkdir(folder, 0o700)
+    refuse_unsafe_folder(folder, True)
     dir_fd = os.open(folder, os.O_RDONLY)
     try:
         for _ in range(200):            # a writer holds it for milliseconds
@@ -2078,8 +2080,9 @@ def write_known_hosts(path, host, port, keys):
                 time.sleep(0.01)
         else:
             raise OSError(errno.EAGAIN, "%s is locked by another writer" % folder)
-        try:
-            with open(real, "rb") as handle:
+        try:            # not blocking on a FIFO, never reading through a new link
+            with os.fdopen(os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW),
+                           "rb") as handle:
                 info = os.fstat(handle.fileno())
                 if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_KNOWN_HOSTS:
                     raise OSError(errno.EINVAL, "%s is not a regular file of at most %d bytes"
@@ -2096,6 +2099,23 @@ def write_known_hosts(path, host, port, keys):
         return True
     finally:
         os.close(dir_fd)
+
+
+def refuse_unsafe_folder(folder, own):
+    """Raise OSError unless no other user can swap a file in folder: it and every
+    folder above it belong to root or this user, and none is writable by others
+    (one above it may be when sticky, as /tmp; own: folder itself may not)."""
+    path, first = folder, True
+    while True:
+        info = os.stat(path)
+        if info.st_uid not in (0, os.geteuid()) or info.st_mode & 0o022 and (
+                (first and own) or not info.st_mode & stat.S_ISVTX):
+            raise OSError(errno.EPERM, "%s belongs to uid %d or others may write to it "
+                          "(mode %o)" % (path, info.st_uid, stat.S_IMODE(info.st_mode)))
+        parent = os.path.dirname(path)
+        if parent == path:
+            return
+        path, first = parent, False
 
 
 def replace_keeping_owner(path, data, info):

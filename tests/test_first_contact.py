@@ -277,6 +277,30 @@ class ManualHostKeyTest(HomeTestCase):
         self.assertFalse(os.path.exists(os.path.join(self.home.dir, "known_hosts")))
 
 
+    def test_a_fifo_or_a_file_in_a_folder_others_may_write_is_left_alone(self):
+        fifo = os.path.join(self.home.dir, "known_hosts")
+        os.mkfifo(fifo)                 # opened plainly, reading it would block the call
+        task_id = self.finish("--host-key", self.KEY)[0]
+        self.assertEqual(self.home.ok("order_status", task_id)["status"], "finished")
+        self.assertTrue(stat.S_ISFIFO(os.lstat(fifo).st_mode))
+        shared = os.path.join(self.home.dir, "shared")
+        os.mkdir(shared)
+        os.chmod(shared, 0o777)         # another user could swap the file under us
+        link = os.path.join(self.home.dir, "linked")
+        os.symlink(os.path.join(shared, "known_hosts"), link)
+        self.assertEqual(self.home.ok("order_status", task_id,
+                                      env={"BXPROVIDER_KNOWN_HOSTS": link})["status"],
+                         "finished")
+        self.assertEqual(os.listdir(shared), [])
+        os.chmod(shared, 0o1777)        # sticky does not make the folder itself safe
+        self.home.ok("order_status", task_id, env={"BXPROVIDER_KNOWN_HOSTS": link})
+        self.assertEqual(os.listdir(shared), [])
+        os.chmod(shared, 0o755)
+        self.home.ok("order_status", task_id, env={"BXPROVIDER_KNOWN_HOSTS": link})
+        with open(os.path.join(shared, "known_hosts")) as handle:
+            self.assertEqual(handle.read(), "192.0.2.10 %s\n" % self.KEY)
+
+
 class CheckTest(HomeTestCase):
     def test_check_says_who_takes_care_of_first_contact(self):
         text = self.home.run("check").text          # the manual backend contacts no server
