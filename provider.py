@@ -5875,7 +5875,18 @@ def rsa_private_key(text):
     key = dict(zip(("n", "e", "d", "p", "q", "dp", "dq", "qinv"), numbers))
     if not 2048 <= key["n"].bit_length() <= 8192 or key["p"] * key["q"] != key["n"]:
         raise ValueError("the RSA key is damaged, or not 2048 to 8192 bits long")
+    if not fitting_rsa_numbers(key):
+        raise ValueError("the RSA key is damaged: its numbers do not fit together")
     return key
+
+
+def fitting_rsa_numbers(key):
+    """The CRT numbers pss_sign uses agree with n = p q and e (so it signs right)."""
+    p, q, e = key["p"], key["q"], key["e"]
+    return 2 < p and 2 < q and 2 < e < key["n"] and key["d"] < key["n"] and \
+        key["dp"] == key["d"] % (p - 1) and key["dq"] == key["d"] % (q - 1) and \
+        e * key["dp"] % (p - 1) == 1 and e * key["dq"] % (q - 1) == 1 and \
+        key["qinv"] * q % p == 1
 
 
 def mgf1_sha256(seed, length):
@@ -6051,7 +6062,7 @@ class YandexIAMToken(CachedToken):
         text, where = read_secret(self.backend, "service_account_key", "service account key")
         try:
             data = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):        # deep nesting: no key either
             data = None
         if not isinstance(data, dict) or not all(
                 yandex_name(data.get(name)) for name in ("id", "service_account_id")) \

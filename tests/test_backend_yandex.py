@@ -285,6 +285,23 @@ class YandexTest(YandexHome, CloudTests, unittest.TestCase):
         self.assertNotIn(read(rsa_key("other")[1]).splitlines()[2].encode(),
                          result.out + result.err)
 
+    def test_a_deeply_nested_key_file_or_a_key_that_cannot_sign_is_a_clear_error(self):
+        with open(self.token_file, "w") as handle:
+            handle.write("[" * 60000)
+        message = self.assertErrorCode(self.run_plugin("order", "1"), 104)
+        self.assertIn("is not an authorized key", message)
+        key = provider.rsa_private_key(read(rsa_key()[1]))
+        numbers = [0] + [key[name] for name in ("n", "e", "d", "p", "q", "dp", "dq", "qinv")]
+        numbers[6] += 2                 # dp: the numbers parse but cannot sign
+        body = b"".join(der(0x02, n.to_bytes(n.bit_length() // 8 + 1, "big")) for n in numbers)
+        text = base64.b64encode(der(0x30, body)).decode("ascii")
+        with open(self.token_file, "w") as handle:
+            handle.write(key_file_text("-----BEGIN RSA PRIVATE KEY-----\n%s\n-----END RSA "
+                                       "PRIVATE KEY-----\n" % text))
+        message = self.assertErrorCode(self.run_plugin("order", "1"), 104)
+        self.assertIn("its private_key cannot sign: the RSA key is damaged", message)
+        self.assertEqual(self.api.iam.requests + self.api.requests, [])
+
     def test_quota_is_ridden_out_with_backoff_then_a_clear_error(self):
         self.api.quota_next(count=10)
         message = self.assertErrorCode(self.run_plugin("order", "1"), 108)
@@ -528,6 +545,13 @@ class YandexAnswerShapesTest(unittest.TestCase):
             with self.assertRaises(provider.CloudError) as caught:
                 provider.CloudAPI(self.backend, auth, where).refuse_plain_http(where, "GET")
             self.assertIn("was not sent", caught.exception.message)
+
+
+def der(tag, content):
+    size = len(content)
+    head = bytes([size]) if size < 128 else \
+        bytes([0x80 | (size.bit_length() + 7) // 8]) + size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes([tag]) + head + content
 
 
 def pem(der):
