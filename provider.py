@@ -231,6 +231,13 @@ class Paths(object):
         self.caller_tasks = os.path.join(self.home, "tasks")
 
 
+def home_path(paths, value):
+    """A path the config names: a relative one is relative to the provider's home
+    (the one rule for token_file, password_file, command, pool_key, ...), never to
+    the current directory or to where the config file lives."""
+    return os.path.normpath(os.path.join(paths.home, value))
+
+
 def trusted_uids(home):
     """Who may own the provider's private files: the user running the plugin,
     root, and the owner of the home (bx-provider chowns the home to bitrix and
@@ -2519,7 +2526,7 @@ class PoolBackend(WorkerBackend):
     "password_file": PATH} or {"server": ADDR} (a host that already holds the
     caller's pool key)], each optionally pinning its SSH host key with
     "host_key" (a public key line) or "host_key_sha256" (its fingerprint). A
-    relative password_file is relative to the config file's folder; it is
+    relative password_file is relative to the home (home_path); it is
     read at order time.
 
     state["pool"] = {ADDR: task_id} holds the servers handed out. place()
@@ -2590,7 +2597,7 @@ class PoolBackend(WorkerBackend):
         return bool(self.free_servers(configuration, state))
 
     def password_path(self, entry):
-        return os.path.join(os.path.dirname(self.paths.config), entry["password_file"])
+        return home_path(self.paths, entry["password_file"])
 
     def read_password(self, entry, configuration):
         """The entry's root password, read now; a clear error and no claim if it fails."""
@@ -2782,7 +2789,7 @@ class CommandBackend(WorkerBackend):
     def program(self):
         argv = list(self.settings["command"])
         if os.sep in argv[0] and not os.path.isabs(argv[0]):
-            argv[0] = os.path.normpath(os.path.join(self.paths.home, argv[0]))
+            argv[0] = home_path(self.paths, argv[0])
         return argv
 
     def timeout(self):
@@ -3940,6 +3947,7 @@ def read_secret(backend, name, what):
     file: 0600, a trusted owner) or NAME_env (an environment variable). Never printed."""
     path = backend.settings.get(name + "_file")
     if path:
+        path = home_path(backend.paths, path)
         raw = TrustedFiles(backend.paths).read_private(path, "the %s_file" % name, 65536)
         text = raw.decode("utf-8", "replace")
         problem = mode_problem(path, 0o600, backend.paths.home)
@@ -4266,7 +4274,8 @@ class CloudBackend(Backend):
 
     def pool_key(self):
         """(path of the pool's private key, its public key line or None if unusable)."""
-        path = self.settings.get("pool_key") or ansible_private_key() or DEFAULT_POOL_KEY
+        path = home_path(self.paths, self.settings.get("pool_key") or ansible_private_key()
+                         or DEFAULT_POOL_KEY)
         try:    # it goes into root's authorized_keys: only a trusted user's file will do
             public = TrustedFiles(self.paths).read_private(
                 path + ".pub", "the pool key", 16384).decode("utf-8", "replace").strip()

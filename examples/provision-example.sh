@@ -17,8 +17,12 @@
 # Everything it prints goes to <home>/log/tasks/<task id>.log (the password
 # from the result line is removed). It is killed after the backend's timeout.
 #
-# This example builds nothing: it "hands out" EXAMPLE_SERVER after a short
-# pause. Replace the marked part with your hoster's API calls (curl, your CLI).
+# THIS EXAMPLE BUILDS NOTHING: after three short pauses it "hands out"
+# EXAMPLE_SERVER (examples/command.conf: 192.0.2.10, a documentation address
+# where no server is) with a password it made up, so a demo order finishes
+# (with "ssh_probe": false) and "add to pool" of it fails. For production,
+# replace the marked part with your hoster's API calls (curl, your CLI), so
+# that the server and the password are real, and set "ssh_probe": true.
 set -eu
 
 delay=${EXAMPLE_DELAY:-2}

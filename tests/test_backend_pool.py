@@ -224,7 +224,7 @@ class ReleaseTest(PoolTestCase):
 class PasswordFileTest(PoolTestCase):
     def setUp(self):
         PoolTestCase.setUp(self)
-        servers = [{"server": "127.0.0.1", "password_file": "secret.txt"},
+        servers = [{"server": "127.0.0.1", "password_file": "etc/secret.txt"},
                    {"server": "127.0.0.2", "password_file": "/nonexistent/pw"}]
         self.home.write_config(pool_config(self.ssh.port, servers))
         self.secret = os.path.join(os.path.dirname(self.home.config_path), "secret.txt")

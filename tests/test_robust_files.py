@@ -62,7 +62,7 @@ class ConfigTrustTest(InProcessHomeTestCase):
         os.chmod(secret, 0o622)
         self.home.write_config({"enabled": True, "backend": {"type": "pool"},
                                 "configurations": [{"id": "p", "descr": "pool", "servers": [
-                                    {"server": "203.0.113.5", "password_file": "pw"}]}]})
+                                    {"server": "203.0.113.5", "password_file": "etc/pw"}]}]})
         config = self.load_config()
         entry = config.configurations[0]["servers"][0]
         self.assertRefused(lambda: config.backend.read_password(entry, config.configurations[0]),
@@ -379,7 +379,9 @@ class ValuesForPeopleTest(InProcessHomeTestCase):
         self.assertFalse(set(provider.PASSWORD_ALPHABET) & set("~*?[") )
         for _ in range(50):
             self.assertIsNone(provider.password_problem(provider.generate_password()))
-        result = self.home.run("task", "finish", "1", "--server", "203.0.113.7", stdin="a*b\n")
+        task_id = self.home.ok("order", "1")["task_id"]      # the task is checked first
+        result = self.home.run("task", "finish", task_id, "--server", "203.0.113.7",
+                               stdin="a*b\n")
         self.assertIn("starts with ~ or holds * ? [", self.assertError(result, 100, exit_code=2))
 
     def test_terminal_escapes_never_reach_a_persons_terminal(self):
