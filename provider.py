@@ -137,6 +137,7 @@ IN_PROGRESS, FINISHED, ERROR = "in_progress", "finished", "error"
 TERMINAL = (FINISHED, ERROR)
 
 # code -> (what it means, what to do). README.md lists the same table.
+WARN = "warn"                       # `check`'s third verdict: worth reading, not a failure
 E_USAGE = 100
 E_UNKNOWN_CONFIG = 101
 E_NO_TASK = 102
@@ -213,12 +214,20 @@ class Paths(object):
             name = name[:-3]
         self.name = name or "provider"
         self.script = invoked
+        # why the home and the config are where they are (`check` and -v say it)
+        self.home_why = "--home" if home else "BXPROVIDER_HOME"
         home = home or os.environ.get("BXPROVIDER_HOME")
         if not home:
             folder = os.path.dirname(invoked)
-            home = os.path.dirname(folder) if os.path.basename(folder) == "bin" else folder
+            in_bin = os.path.basename(folder) == "bin"
+            home = os.path.dirname(folder) if in_bin else folder
+            self.home_why = "the %s of %s, the path the program was called by" % (
+                "folder above bin/" if in_bin else "folder", invoked)
         self.home = os.path.abspath(home)
+        self.config_why = "--config" if config else "BXPROVIDER_CONFIG"
         config = config or os.environ.get("BXPROVIDER_CONFIG")
+        if not config:
+            self.config_why = "HOME/etc/%s.conf" % self.name
         self.config = os.path.abspath(config) if config else \
             os.path.join(self.home, "etc", self.name + ".conf")
         self.var = os.path.join(self.home, "var")
@@ -1860,7 +1869,7 @@ def loopback_report(label, settings):
     """check's line when allow_loopback is on (a failure: it is for tests only)."""
     if settings.get("allow_loopback"):
         return [(False, "%s: allow_loopback is true: the caller refuses loopback servers; "
-                        "this is for tests only" % label)]
+                        "this is for tests only (remove it from the backend)" % label)]
     return []
 
 
@@ -2705,8 +2714,11 @@ class PoolBackend(WorkerBackend):
         for configuration in configurations:
             servers = configuration.get("servers", [])
             free = self.free_servers(configuration, state or {})
-            report.append((bool(free), "pool: configuration %s has %d of %d server(s) free"
-                           % (configuration["id"], len(free), len(servers))))
+            # sold out is a state, not a misconfiguration: `task release` or more servers
+            report.append((True if free else WARN, "pool: configuration %s has %d of %d "
+                           "server(s) free%s" % (configuration["id"], len(free), len(servers),
+                                                 "" if free else ": its orders fail with N109 "
+                                                 "until `task release` or a new server")))
             for entry in servers:
                 if "password_file" not in entry:
                     continue
@@ -7205,8 +7217,11 @@ def check_private_folders(paths):
             problem = mode_problem(folder, 0o700, paths.home)
             writable = os.access(folder, os.W_OK)
             report.append((problem is None and writable, "%s %s: %s" % (
-                label, folder, problem or ("private and writable" if writable else
-                                           "not writable by uid %d" % os.geteuid()))))
+                label, folder, "%s; the plugin refuses to use it (fix: %s)" % (
+                    problem, "chown root %s" % folder if problem.startswith("owned")
+                    else "chmod 700 %s" % folder) if problem else
+                "private and writable" if writable else "not writable by uid %d (run the "
+                "plugin as root, or chown the folder to this user)" % os.geteuid())))
         else:
             parent = os.path.dirname(folder)
             report.append((os.access(parent, os.W_OK), "%s %s does not exist yet; %s" % (
@@ -7315,25 +7330,21 @@ def cmd_check(provider, args):
 
     add(True, "provider %s, provider.py %s, Python %s" % (
         paths.name, __version__, sys.version.split()[0]))
-    add(os.path.isdir(paths.home), "home %s" % paths.home)
-    script_ok = os.access(paths.script, os.X_OK)
-    add(script_ok, "script %s is %sexecutable" % (paths.script, "" if script_ok else "NOT "))
-    for ok, text in check_trusted_places(paths) + check_bytecode_cache(paths):
+    for ok, text in check_where(paths) + check_trusted_places(paths) + \
+            check_bytecode_cache(paths):
         add(ok, text)
     config = None
     try:
         config = provider.config
-        add(True, "config %s is valid: backend %s, %d configuration(s)" % (
-            paths.config, config.backend.TYPE, len(config.configurations)))
-        problem = mode_problem(paths.config, 0o600, paths.home)
-        add(problem is None, "config permissions: %s" % (problem or "0600 or stricter"))
-        add(config.enabled, "provider is %s" % ("enabled" if config.enabled else
-                                                "DISABLED (set \"enabled\": true)"))
-        if not config.configurations:
-            add(False, "no configurations: the web interface will offer nothing")
+        for ok, text in check_config(paths, config):
+            add(ok, text)
     except ProviderError as exc:
-        add(False, exc.message)
-    for ok, text in check_private_folders(paths):
+        add(False, "%s (%s)" % (exc.message, {
+            E_DISABLED: "write one: ./install.sh --config FILE NAME, or start from examples/",
+            E_UNSAFE: "see \"Files the plugin trusts\" in README.md"}.get(
+                exc.code, "fix the config, then run check again")))
+    folders = check_private_folders(paths)
+    for ok, text in folders:
         add(ok, text)
     state = None
     try:
@@ -7341,7 +7352,8 @@ def cmd_check(provider, args):
         add(True, "state %s: %d task(s), next id %d" % (
             paths.state, len(state["tasks"]), state["next_id"]))
     except ProviderError as exc:
-        add(False, exc.message)
+        if exc.code != E_UNSAFE or all(ok for ok, _ in folders):   # said once above already
+            add(False, exc.message)
     for ok, text in check_caller_tasks(paths):
         add(ok, text)
     if config is not None:
@@ -7349,11 +7361,60 @@ def cmd_check(provider, args):
             add(ok, text)
         for ok, text in first_contact_check(paths, config):
             add(ok, text)
-    failed = sum(1 for ok, _ in report if not ok)
-    lines = ["%s %s" % ("ok  " if ok else "FAIL", text) for ok, text in report]
-    lines.append("%d problem%s found" % (failed, "" if failed == 1 else "s") if failed
-                 else "everything looks fine")
+    failed = sum(1 for ok, _ in report if ok is False)
+    warned = sum(1 for ok, _ in report if ok is WARN)
+    lines = ["%s %s" % ({True: "ok  ", WARN: "WARN"}.get(ok, "FAIL"), text)
+             for ok, text in report]
+    lines.append("%d problem%s found: each FAIL line says what to do; run check again "
+                 "after fixing" % (failed, "" if failed == 1 else "s") if failed
+                 else "everything looks fine%s" % (" (%d warning%s: read the WARN lines)" % (
+                     warned, "" if warned == 1 else "s") if warned else ""))
     return CheckReport("\n".join(lines), failed)
+
+
+def check_where(paths):
+    """(ok, text): which home and config this call uses, and why."""
+    report = [(os.path.isdir(paths.home), "home %s (%s)%s" % (
+        paths.home, paths.home_why, "" if os.path.isdir(paths.home) else
+        ": it does not exist (give --home, or run the program installed in the home)"))]
+    if os.path.islink(paths.script):
+        real = os.path.realpath(paths.script)
+        report.append((WARN, "the program %s is a symbolic link to %s: the home is taken from "
+                             "the link's path, not from %s (call %s, or give --home)" % (
+                                 paths.script, real, real, real)))
+    report.append((True, "config %s (%s)" % (paths.config, paths.config_why)))
+    script_ok = os.access(paths.script, os.X_OK)
+    report.append((script_ok, "script %s is %s" % (paths.script, "executable" if script_ok
+                                                   else "NOT executable (fix: chmod 755 %s)"
+                                                   % paths.script)))
+    return report
+
+
+def check_config(paths, config):
+    """(ok, text) for a config that loaded: its mode, enabled, its descriptions."""
+    report = [(True, "config %s is valid: backend %s, %d configuration(s)" % (
+        paths.config, config.backend.TYPE, len(config.configurations)))]
+    problem = mode_problem(paths.config, 0o600, paths.home)
+    report.append((problem is None, "config permissions: %s" % (
+        "0600 or stricter" if problem is None else "%s (fix: %s)" % (
+            problem, "chown root %s" % paths.config if problem.startswith("owned")
+            else "chmod 600 %s" % paths.config))))
+    report.append((config.enabled, "provider is %s" % (
+        "enabled" if config.enabled else "DISABLED: the web interface hides it (set "
+        "\"enabled\": true in %s when it is ready)" % paths.config)))
+    if not config.configurations:
+        report.append((False, "no configurations: the web interface will offer nothing "
+                              "(add one to \"configurations\")"))
+    for item in config.configurations:
+        descr = item["descr"]
+        if set(descr) & set("<>&"):
+            report.append((WARN, "configuration %s: descr holds <, > or &: the web page "
+                                 "inserts it as raw HTML (write it without them)" % item["id"]))
+        if ":" in descr:
+            report.append((WARN, "configuration %s: descr holds \":\": bx-provider's plain "
+                                 "(non-JSON) output separates fields by \":\", so that listing "
+                                 "cuts it (write it without)" % item["id"]))
+    return report
 
 
 def local_ssh_version():

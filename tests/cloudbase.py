@@ -496,7 +496,8 @@ class CloudTests(CloudHome):
         self.assertEqual(result.code, 1, result)        # only: allow_loopback is for tests
         self.assertEqual([line for line in result.text.splitlines() if line.startswith("FAIL")],
                          ["FAIL %s: allow_loopback is true: the caller refuses loopback "
-                          "servers; this is for tests only" % self.TYPE])
+                          "servers; this is for tests only (remove it from the backend)"
+                          % self.TYPE])
         self.assertIn("accepts the token", result.text)
         self.assertNotIn(TOKEN.encode(), result.out + result.err)
 

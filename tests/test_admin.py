@@ -5,7 +5,7 @@ import json
 import os
 import unittest
 
-from support import MANUAL_CONFIG, HomeTestCase
+from support import MANUAL_CONFIG, HomeTestCase, call_main
 
 PASSWORD = "Adm1n-pw-for-show"
 
@@ -90,6 +90,51 @@ class CheckTest(HomeTestCase):
         self.assertIn("FAIL config permissions: mode 644 is more open than 600", result.text)
         self.assertIn("FAIL provider is DISABLED", result.text)
         self.assertIn("2 problems found", result.text)
+
+    def test_one_line_per_problem_each_saying_what_to_do(self):
+        self.home.ok("order", "1")
+        var = os.path.dirname(self.home.state_path)
+        os.chmod(var, 0o777)
+        result = self.home.run("check")
+        failed = [line for line in result.text.splitlines() if line.startswith("FAIL")]
+        self.assertEqual(len(failed), 1, result.text)        # var/ once, not twice
+        self.assertIn("fix: chmod 700 %s" % var, failed[0])
+        self.assertIn("1 problem found: each FAIL line says what to do", result.text)
+        os.chmod(var, 0o700)
+        os.unlink(self.home.config_path)
+        failed = [line for line in self.home.run("check").text.splitlines()
+                  if line.startswith("FAIL")]
+        self.assertEqual(failed, ["FAIL no config at %s (write one: ./install.sh --config FILE "
+                                  "NAME, or start from examples/)" % self.home.config_path])
+
+    def test_says_which_home_and_config_and_why(self):
+        text = self.home.run("check").text
+        self.assertIn("ok   home %s (the folder above bin/ of %s, the path the program was "
+                      "called by)" % (self.home.dir, self.home.script), text)
+        self.assertIn("ok   config %s (HOME/etc/provider.conf)" % self.home.config_path, text)
+        self.assertNotIn("symbolic link", text)
+        # a link in a PATH folder: the home silently moved to the link's folder, said now
+        link = os.path.join(self.home.dir, "provider")
+        os.symlink(self.home.script, link)
+        result = call_main(["check"], link)
+        self.assertIn("WARN the program %s is a symbolic link to %s: the home is taken from "
+                      "the link's path" % (link, self.home.script), result.text)
+        self.assertIn("home %s (the folder of %s" % (self.home.dir, link), result.text)
+        result = call_main(["check", "--home", self.home.dir], self.home.script)
+        self.assertIn("home %s (--home)" % self.home.dir, result.text)
+
+    def test_descriptions_that_the_caller_would_mangle_are_warnings(self):
+        self.home.write_config(dict(MANUAL_CONFIG, configurations=[
+            {"id": "1", "descr": "2 CPU <b>fast</b> & cheap"},
+            {"id": "2", "descr": "Tariff: small"}, {"id": "3", "descr": "plain"}]))
+        result = self.home.run("check")
+        self.assertEqual(result.code, 0, result)
+        warned = [line for line in result.text.splitlines() if line.startswith("WARN")]
+        self.assertEqual(len(warned), 2, result.text)
+        self.assertIn("configuration 1: descr holds <, > or &: the web page inserts it as "
+                      "raw HTML", warned[0])
+        self.assertIn("configuration 2: descr holds \":\"", warned[1])
+        self.assertIn("everything looks fine (2 warnings: read the WARN lines)", result.text)
 
     def test_broken_config_and_damaged_state(self):
         self.home.write_config({"enabled": True})

@@ -199,6 +199,14 @@ class ReleaseTest(PoolTestCase):
         self.assertEqual(self.status(task_id)["status"], "error")
         self.assertError(self.home.run("task", "release", task_id), 111)
 
+    def test_a_sold_out_pool_is_a_warning_in_check(self):
+        self.ssh.silent = True
+        self.order("big")
+        result = self.home.run("check")
+        self.assertIn("WARN pool: configuration big has 0 of 1 server(s) free: its orders "
+                      "fail with N109", result.text)
+        self.assertNotIn("FAIL pool: configuration", result.text)
+
     def test_finish_by_hand_with_another_server_needs_force(self):
         self.ssh.silent = True            # the worker keeps waiting: the task stays pending
         task_id = self.order("big")

@@ -330,7 +330,7 @@ class YandexTest(YandexHome, CloudTests, unittest.TestCase):
         self.assertEqual(result.code, 1, result)        # only: allow_loopback is for tests
         self.assertEqual([line for line in result.text.splitlines() if line.startswith("FAIL")],
                          ["FAIL yandex: allow_loopback is true: the caller refuses loopback "
-                          "servers; this is for tests only"])
+                          "servers; this is for tests only (remove it from the backend)"])
         for line in ("ok   Yandex Cloud IAM token for service account %s (key %s in %s)" % (
                          ACCOUNT_ID, KEY_ID, self.token_file),
                      "ok   folder %s: the service account may list its instances"

@@ -457,7 +457,7 @@ class InstallTestsBase(object):
         self.env["BXPROVIDER_CONFIG"] = os.path.join(other, "etc", "x.conf")
         out = self.install()
         self.assertNotIn(other, out)
-        self.assertIn("ok   home %s\n" % self.home, out)
+        self.assertIn("ok   home %s (" % self.home, out)
 
     def test_names_at_the_limits_are_accepted(self):
         for good in ("x" * 64, "a_B-9", "7"):
