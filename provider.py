@@ -3747,6 +3747,8 @@ class CloudAPI(object):
         import http.client
         what = "%s %s" % (method, path)
         status, reply_headers, raw = self.exchange(method, url, what, body, create)
+        self.debug("%s: %s %s%s answered HTTP %d (%d bytes)" % (
+            self.label, method, self.base, path, status, len(raw)))
         answer = self.parse(raw)
         if 200 <= status < 300:
             if isinstance(answer, dict):
@@ -6523,8 +6525,16 @@ class Provider(object):
     @property
     def config(self):
         if self._config is None:
-            self._config = Config.load(self.paths, self.log)
+            try:
+                self._config = Config.load(self.paths, self.log)
+            except ProviderError as exc:
+                self.log.debug("config %s not usable: %s" % (self.paths.config, exc.message))
+                raise
             self._config.backend.store = self.store    # a backend's own writes: same store
+            self.log.debug("config %s read: backend %s, %d configuration(s), %s" % (
+                self.paths.config, self._config.backend.TYPE,
+                len(self._config.configurations),
+                "enabled" if self._config.enabled else "disabled"))
         return self._config
 
     def enabled_config(self):
@@ -6645,7 +6655,9 @@ class Provider(object):
                                 % printable(task_id))
         task = self.store.find(task_id)
         if task is None:
+            self.log.debug("task %s: in neither %s nor the archive" % (task_id, self.paths.state))
             raise ProviderError(E_NO_TASK, "no task %s" % task_id)
+        self.log.debug("task %s read from %s: %s" % (task_id, self.paths.state, task_summary(task)))
         return task
 
     def apply(self, task_id, changes, event="status"):
@@ -6682,9 +6694,17 @@ class Provider(object):
 # Protocol handlers: help, configs, order, order_status
 # ---------------------------------------------------------------------------
 
+def task_summary(task):
+    """A task for -v lines: status, phase, server, message; never its password."""
+    return "status %s, phase %s, server %s, message %r" % (
+        task.get("status"), task.get("phase"), task.get("server") or "-",
+        printable(task.get("message") or "", 200))
+
+
 def cmd_help(provider, args):
     answer = {"options": list(PROTOCOL_OPTIONS)}
     reason = provider.status_message()
+    provider.log.debug("status: %s" % ("disabled: " + reason if reason else "enabled"))
     answer["status"] = "disabled" if reason else "enabled"
     if reason:
         answer["message"] = reason
@@ -6695,6 +6715,10 @@ def cmd_configs(provider, args):
     config = provider.enabled_config()
     backend = config.backend
     state = provider.store.load() if backend.configs_need_state() else None
+    for item in config.configurations:
+        if state is not None and not backend.available(item, state):
+            provider.log.debug("configuration %s left out: nothing left to order "
+                               "(hide_when_empty)" % item["id"])
     return {"configurations": [{"id": c["id"], "descr": c["descr"]}
                                for c in config.configurations
                                if state is None or backend.available(c, state)],
@@ -6771,7 +6795,10 @@ def cmd_order_status(provider, args):
         if task.get("server_password"):
             task = dict(task)
             scrub_task(task, reason, now())
+    if reason:
+        provider.log.debug("task %s: its root password is removed %s" % (task["id"], reason))
     if task["status"] in TERMINAL:
+        provider.log.debug("task %s has ended: answered from the state" % task["id"])
         if (task.get("data") or {}).get("cleanup") == "pending":
             settle_quietly(provider, task)      # a failed order's server still to delete
         elif task["status"] == FINISHED:
@@ -6782,9 +6809,17 @@ def cmd_order_status(provider, args):
     # this backend's to poll: it answers from the state until someone acts.
     if task.get("backend") == config.backend.TYPE:
         changes = config.backend.poll(task, config.by_id.get(task["config_id"], {}))
+        provider.log.debug("task %s: the %s backend looked: %s" % (
+            task["id"], config.backend.TYPE, "no change" if not changes else ", ".join(
+                "%s -> %s" % (key, printable(str(changes[key]), 200)) for key in
+                ("status", "phase", "server", "message") if key in changes) or "data only"))
         if changes:
             task = provider.apply(task["id"], changes) or task
             settle_quietly(provider, task)
+    else:
+        provider.log.debug("task %s was ordered from the %s backend, the config now says %s: "
+                           "answered from the state" % (task["id"], task.get("backend"),
+                                                        config.backend.TYPE))
     if task["status"] == FINISHED:
         provider.remember_host_keys(task)
     return status_answer(task)
@@ -7753,6 +7788,9 @@ def main(argv=None, prog=None):
         args = parse_args(argv, prog)
         action, pretty, verbose = args.action, args.pretty, args.verbose
         provider = Provider(Paths(prog, args.home, args.config), verbose)
+        provider.log.debug("%s: home %s (%s), config %s (%s), state %s" % (
+            action, provider.paths.home, provider.paths.home_why, provider.paths.config,
+            provider.paths.config_why, provider.paths.state))
         sys.stdout = sys.stderr        # a stray print() must never reach the caller
         answer = HANDLERS[action](provider, args)
         code = getattr(answer, "failed", 0) and 1
@@ -7779,6 +7817,9 @@ def main(argv=None, prog=None):
         code = 1
     finally:
         sys.stdout = real_stdout
+    if verbose and isinstance(answer, dict) and "error" in answer:
+        sys.stderr.write("debug: %s failed (exit %d): %s\n" % (action, code,
+                                                              answer["error_message"]))
     if isinstance(answer, dict) and "error" in answer and errors_as_text(action, argv):
         message = answer["error_message"]       # one line, whatever an argument held
         emit(printable(message, len(message)), sys.stderr)

@@ -147,6 +147,42 @@ class CheckTest(HomeTestCase):
         self.assertIn("is not valid JSON", result.text)
 
 
+class VerboseTest(HomeTestCase):
+    in_process = True      # state/config/archive logic: main() in-process
+
+    def verbose(self, *argv):
+        """stderr of `-v ARGV`, whose stdout must still be exactly one JSON object."""
+        result = self.home.run("-v", *argv)
+        result.json                                  # raises unless one object
+        return result.err.decode("utf-8")
+
+    def test_every_call_says_what_it_read_and_decided(self):
+        err = self.verbose("help")
+        self.assertIn("debug: help: home %s (the folder above bin/" % self.home.dir, err)
+        self.assertIn("config %s (HOME/etc/provider.conf)" % self.home.config_path, err)
+        self.assertIn("debug: config %s read: backend manual, 2 configuration(s), enabled"
+                      % self.home.config_path, err)
+        self.assertIn("debug: status: enabled", err)
+        self.assertIn("debug: configs: home", self.verbose("configs"))
+        task_id = self.home.ok("order", "1")["task_id"]
+        err = self.verbose("order_status", task_id)
+        self.assertIn("debug: task %s read from %s: status in_progress" % (
+            task_id, self.home.state_path), err)
+        self.assertIn("debug: task %s: the manual backend looked: no change" % task_id, err)
+        self.home.run("task", "finish", task_id, "--server", "10.9.9.9", stdin=PASSWORD)
+        err = self.verbose("order_status", task_id)
+        self.assertIn("task %s has ended: answered from the state" % task_id, err)
+        self.assertNotIn(PASSWORD, err)
+        err = self.verbose("order_status", "99")
+        self.assertIn("task 99: in neither %s nor the archive" % self.home.state_path, err)
+        self.assertIn("debug: order_status failed (exit 1): order_status error N102", err)
+        self.home.write_config({"enabled": True})
+        err = self.verbose("help")
+        self.assertIn("not usable: the config %s has 2 problems: $: missing key 'backend'"
+                      % self.home.config_path, err)
+        self.assertIn("debug: status: disabled: ", err)
+
+
 @unittest.skipUnless(os.geteuid() == 0, "needs root to chown")
 class CheckOwnershipTest(HomeTestCase):
     in_process = True      # state/config/archive logic: main() in-process
