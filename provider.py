@@ -7547,7 +7547,7 @@ def build_parser(prog):
     common.add_argument("--pretty", action="store_true", default=argparse.SUPPRESS,
                         help="indent JSON output for people")
     common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
-                        help="debug output on stderr")
+                        help="say on stderr what the call did and why (stdout unchanged)")
 
     parser = Parser(prog=prog, parents=[common],
                     description="BitrixVM provider plugin. The caller runs: help, configs, "
