@@ -5547,7 +5547,8 @@ class OpenStackBackend(CloudBackend):
         return {"server": server}
 
     def flavor_id(self, api, flavor):
-        flavors = api.call("GET", "/flavors").get("flavors") or []
+        flavors = self.field(api.call("GET", "/flavors"), "flavors", "array",
+                             "GET /flavors") or []
         for key in ("id", "name"):
             for item in flavors:
                 if isinstance(item, dict) and item.get(key) == flavor:
@@ -5567,8 +5568,9 @@ class OpenStackBackend(CloudBackend):
         except CloudError as exc:
             if exc.status not in (400, 404):
                 raise
-        images = [i for i in glance.call("GET", "/images", query={
-            "name": image, "status": "active"}).get("images") or [] if isinstance(i, dict)]
+        images = [i for i in self.field(glance.call("GET", "/images", query={
+            "name": image, "status": "active"}), "images", "array", "GET /images") or []
+            if isinstance(i, dict)]
         images.sort(key=lambda i: str(i.get("created_at")), reverse=True)
         if not images or not images[0].get("id"):
             raise ProviderError(E_CONFIG, "%s has no active image %s (an id or a name)"

@@ -176,6 +176,20 @@ class OpenStackTest(CloudTests, unittest.TestCase):
         self.assertTrue(any(line.startswith("ok   endpoints: compute " + self.api.compute_url)
                             for line in lines), result.text)
 
+    def test_flavors_or_images_in_an_odd_shape_are_a_clear_error(self):
+        self.api.fail_next(200, path=r"^/flavors$", body={"flavors": 5})
+        message = self.assertErrorCode(self.run_plugin("order", "1"), 108)
+        self.assertIn("shape the plugin does not know (GET /flavors.flavors: must be an "
+                      "array", message)
+        self.api.fail_next(200, path=r"^/flavors$", body={"flavors": 5}, count=2)
+        result = self.run_plugin("check")       # its token check asks /flavors first
+        self.assertRegex(result.text, r"FAIL configuration 1: flavor SL1.1-2048: .*shape")
+        self.configure({"image": "Windows 95"})
+        self.api.glance.fail_next(200, path=r"/images$", body={"images": True})
+        message = self.assertErrorCode(self.run_plugin("order", "1"), 108)
+        self.assertIn("GET /images.images", message)
+        self.assertEqual(self.api.create_requests(), [])
+
     def test_a_catalog_with_several_regions_needs_the_region(self):
         self.api.regions = ["RegionOne", "RegionTwo"]
         message = self.assertErrorCode(self.run_plugin("order", "1"), 108)
