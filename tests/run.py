@@ -54,7 +54,9 @@ class OutcomeResult(object):
 
     def stopTest(self, test):
         super(OutcomeResult, self).stopTest(test)
-        wall, cpu = self._started
+        # 3.12 stops a test of a skipped class it never started
+        wall, cpu = getattr(self, "_started", None) or (time.time(), cpu_seconds())
+        self._started = None
         self.timings.append((test.id(), time.time() - wall, cpu_seconds() - cpu))
 
     def mark(self, test, outcome):
