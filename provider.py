@@ -5436,6 +5436,13 @@ class KeystoneToken(CachedToken):
         return "Keystone %s as %s, project %s" % (self.setting("auth_url"), who, scope)
 
 
+def check_microversion(checker, value, path):
+    """A Nova microversion ("2.67", "latest"): it goes into a request header."""
+    import re
+    if not re.match(r"(?:[0-9]{1,3}\.[0-9]{1,4}|latest)\Z", value):
+        checker.add(path, "must be a compute API microversion such as \"2.67\" or \"latest\"")
+
+
 NOVA_ERRORS = ("badRequest", "itemNotFound", "forbidden", "overLimit", "conflictingRequest",
                "computeFault", "serviceUnavailable", "badMethod", "notImplemented",
                "unauthorized", "HTTPNotAcceptable")
@@ -5455,7 +5462,8 @@ class OpenStackBackend(CloudBackend):
     SETTINGS = dict(dict((k, v) for k, v in CloudBackend.COMMON_SETTINGS.items()
                          if k != "api_url"), compute_url=("string", check_api_url),
                     network_url=("string", check_api_url), image_url=("string", check_api_url),
-                    compute_microversion=("string", Checker.nonempty), **KeystoneToken.SETTINGS)
+                    compute_microversion=("string", check_microversion),
+                    **KeystoneToken.SETTINGS)
     PARAMETERS = dict(CloudBackend.PARAMETERS, flavor=alternatives("string", Checker.nonempty),
                       image=("string", Checker.nonempty), network_id=("string", Checker.nonempty),
                       availability_zone=alternatives("string", Checker.nonempty),

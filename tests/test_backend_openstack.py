@@ -290,6 +290,11 @@ class PresetTest(unittest.TestCase):
         self.assertEqual(problems, ["$.backend: 'username' does not go with "
                                     "application_credential_id (the credential names its "
                                     "user and project)"])
+        problems = self.problems(dict(base, application_credential_id="a",
+                                      application_credential_secret_env="S",
+                                      compute_microversion="2.67\r\nX-Evil: 1"))
+        self.assertEqual(problems, ["$.backend.compute_microversion: must be a compute API "
+                                    "microversion such as \"2.67\" or \"latest\""])
         problems = self.problems(dict(base, auth_url="http://k.example.com/v3"),
                                  volume_type="fast")
         self.assertIn("$.configurations[0]: 'volume_type' needs 'volume_size' (the boot "
