@@ -2726,8 +2726,9 @@ class PoolBackend(WorkerBackend):
                 try:
                     self.read_password(entry, configuration)
                     problem = mode_problem(path, 0o600, self.paths.home)
-                    text = "pool: password_file %s: %s" % (path, problem or
-                                                           "readable, 0600 or stricter")
+                    text = "pool: password_file %s: %s" % (path, "%s (fix: %s)" % (
+                        problem, mode_fix(problem, path, 0o600)) if problem
+                        else "readable, 0600 or stricter")
                 except ProviderError as exc:
                     problem = text = "pool: " + exc.message.replace("; no server was claimed", "")
                 report.append((problem is None, text))
@@ -3966,7 +3967,7 @@ def read_secret(backend, name, what):
         text = raw.decode("utf-8", "replace")
         problem = mode_problem(path, 0o600, backend.paths.home)
         if problem:
-            raise ProviderError(E_UNSAFE, "the %s_file %s is %s: the %s must be private "
+            raise ProviderError(E_UNSAFE, "the %s_file %s: %s; the %s must be private "
                                 "(chmod 600 %s)" % (name, path, problem, what, path))
         return text, "the %s_file %s" % (name, path)
     variable = backend.settings.get(name + "_env", "")
@@ -7254,6 +7255,13 @@ def mode_problem(path, want_mode, home):
     return None
 
 
+def mode_fix(problem, path, want_mode):
+    """The command that fixes mode_problem's problem with path."""
+    if problem.startswith("owned"):
+        return "chown root %s" % path
+    return "chmod %03o %s" % (want_mode, path)
+
+
 def check_private_folders(paths):
     """(ok, text) for var/, log/ and the folders under them (TrustedFiles' rule)."""
     report = []
@@ -7263,8 +7271,7 @@ def check_private_folders(paths):
             writable = os.access(folder, os.W_OK)
             report.append((problem is None and writable, "%s %s: %s" % (
                 label, folder, "%s; the plugin refuses to use it (fix: %s)" % (
-                    problem, "chown root %s" % folder if problem.startswith("owned")
-                    else "chmod 700 %s" % folder) if problem else
+                    problem, mode_fix(problem, folder, 0o700)) if problem else
                 "private and writable" if writable else "not writable by uid %d (run the "
                 "plugin as root, or chown the folder to this user)" % os.geteuid())))
         else:
@@ -7442,8 +7449,7 @@ def check_config(paths, config):
     problem = mode_problem(paths.config, 0o600, paths.home)
     report.append((problem is None, "config permissions: %s" % (
         "0600 or stricter" if problem is None else "%s (fix: %s)" % (
-            problem, "chown root %s" % paths.config if problem.startswith("owned")
-            else "chmod 600 %s" % paths.config))))
+            problem, mode_fix(problem, paths.config, 0o600)))))
     report.append((config.enabled, "provider is %s" % (
         "enabled" if config.enabled else "DISABLED: the web interface hides it (set "
         "\"enabled\": true in %s when it is ready)" % paths.config)))

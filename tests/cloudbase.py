@@ -504,6 +504,7 @@ class CloudTests(CloudHome):
     def test_a_token_file_others_can_read_is_refused(self):
         os.chmod(self.token_file, 0o644)
         message = self.assertErrorCode(self.run_plugin("order", "1"), 110)
+        self.assertIn("%s: mode 644 is more open than 600; " % self.token_file, message)
         self.assertIn("chmod 600", message)
         self.assertEqual(self.api.requests, [])
         self.assertFalse(os.path.exists(self.home.state_path))   # no task was made
