@@ -6316,8 +6316,8 @@ class YandexBackend(CloudBackend):
         index = data.get("choice", 0) + 1
         text = self.operation_failed(operation)
         if index >= len(choices) or data.get("creates", 0) >= MAX_CREATES \
-                or not self.capacity_error(CloudError(text, api_code=GRPC_CODES.get(
-                    dig(operation, "error", "code")))):
+                or not self.capacity_error(CloudError(text, api_code=self.error_text(
+                    operation.get("error"))[0])):
             return None
         self.log.write("fallback", task["id"], skipped=self.choice_text(choices[index - 1]),
                        reason=text)

@@ -428,6 +428,17 @@ class YandexGuardrails(YandexHome, GuardrailTests, unittest.TestCase):
         self.assertIn("POST %s/compute/v1/instances\n" % self.api.url, text)
         self.assertEqual(self.api.create_requests(), [])
 
+    def test_an_operation_error_with_a_code_of_another_shape_fails_the_task_clearly(self):
+        self.api.op_polls = 1
+        self.configure({"zone_id": self.ZONES[:2]})
+        self.api.operation_fails_next([8], NO_CAPACITY)     # a code that is no number
+        task_id = self.order()
+        answer = self.poll(task_id)[-1]
+        self.assertEqual(answer["status"], "error", answer)
+        self.assertIn("creating the instance failed: error: %s" % NO_CAPACITY,
+                      answer["message"])
+        self.assertEqual(len(self.api.create_requests()), 1)
+
     def test_a_quota_never_falls_through(self):
         self.configure({"zone_id": self.ZONES})
         self.api.quota_next(count=4)
