@@ -5644,11 +5644,11 @@ class OpenStackBackend(CloudBackend):
             except CloudError as exc:
                 exc.final = (exc.api_code or "").startswith("quota")
                 raise
-        address, fip = ips[0].get("floating_ip_address"), ips[0].get("id")
+        address, fip = ips[0].get("floating_ip_address"), safe_server_id(ips[0].get("id"))
         if not address or not fip:
             return None, data
         self.log.write("floating_ip", task["id"], floating_ip=address, floating_ip_id=fip)
-        return address, dict(data, floating_ip=address, floating_ip_id=str(fip))
+        return address, dict(data, floating_ip=address, floating_ip_id=fip)
 
     def place(self, task, configuration, state):
         CloudBackend.place(self, task, configuration, state)
@@ -5664,7 +5664,8 @@ class OpenStackBackend(CloudBackend):
             return None, []
         ips = neutron.call("GET", "/floatingips", query={"port_id": ports[0]["id"]}).get(
             "floatingips") or []
-        return ports[0]["id"], [ip for ip in ips if isinstance(ip, dict) and ip.get("id")]
+        return ports[0]["id"], [ip for ip in ips if isinstance(ip, dict)
+                                and safe_server_id(ip.get("id"))]     # it goes into a path
 
     def our_floating_ips(self, task):
         """[(id, address)] to release with the server: the one the task made, else
@@ -5680,7 +5681,7 @@ class OpenStackBackend(CloudBackend):
             self.log.debug("no floating IPs looked up for %s: %s" % (data["server_id"],
                                                                      exc.message))
             return []
-        return [(ip["id"], ip.get("floating_ip_address")) for ip in ips
+        return [(safe_server_id(ip["id"]), ip.get("floating_ip_address")) for ip in ips
                 if str(ip.get("description") or "").startswith(mark)]
 
     def delete_server(self, task):

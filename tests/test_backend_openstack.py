@@ -239,10 +239,15 @@ class OpenStackGuardrails(GuardrailTests, OpenStackTest):
         state["tasks"][held]["status"] = "error"
         with open(self.home.state_path, "w") as handle:
             json.dump(state, handle)
+        [fip] = self.api.floating_ips.values()
+        odd = {"dots": dict(fip, id="../../ports/p1"), "list": dict(fip, id=[fip["id"]])}
+        self.api.floating_ips.update(odd)      # ids no URL path may carry: left alone
         result = self.run_plugin("task", "delete-server", held, "--yes")
         self.assertEqual(result.code, 0, result)
         self.assertIn("floating IP %s released" % task["data"]["floating_ip"], result.text)
-        self.assertEqual((self.api.servers, self.api.floating_ips), ({}, {}))
+        self.assertEqual((self.api.servers, self.api.floating_ips), ({}, odd))
+        self.assertEqual([r["path"] for r in self.api.neutron.requests_for("DELETE")],
+                         ["/floatingips/" + fip["id"]])
 
 
 class PresetTest(unittest.TestCase):
