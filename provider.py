@@ -3892,12 +3892,23 @@ class CloudAPI(object):
                                                       printable(str(reason), 300)))
 
 
-def check_api_url(checker, value, path):
+def url_parts(value):
+    """urlsplit(value), or None for a URL it cannot read ("https://[x", a port
+    out of range): urllib raises ValueError on those."""
     import urllib.parse
-    parts = urllib.parse.urlsplit(value)
-    if parts.scheme == "https" and parts.hostname:
+    try:
+        parts = urllib.parse.urlsplit(value)
+        parts.port                      # raises for a port out of range
+        return parts
+    except ValueError:
+        return None
+
+
+def check_api_url(checker, value, path):
+    parts = url_parts(value)
+    if parts and parts.scheme == "https" and parts.hostname:
         return
-    if parts.scheme == "http" and is_loopback_host(parts.hostname or ""):
+    if parts and parts.scheme == "http" and is_loopback_host(parts.hostname or ""):
         return
     checker.add(path, "must be an https:// URL (plain http only to 127.0.0.1 or localhost: "
                       "the token travels in every request)")
@@ -6006,9 +6017,8 @@ def check_yandex_name(checker, value, path):
 
 
 def check_metadata_url(checker, value, path):
-    import urllib.parse
-    parts = urllib.parse.urlsplit(value)
-    if parts.scheme != "http" or parts.hostname != METADATA_HOST:
+    parts = url_parts(value)
+    if not parts or parts.scheme != "http" or parts.hostname != METADATA_HOST:
         check_api_url(checker, value, path)      # only the metadata service itself is http
 
 

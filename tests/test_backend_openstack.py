@@ -300,6 +300,12 @@ class PresetTest(unittest.TestCase):
                                       compute_microversion="2.67\r\nX-Evil: 1"))
         self.assertEqual(problems, ["$.backend.compute_microversion: must be a compute API "
                                     "microversion such as \"2.67\" or \"latest\""])
+        problems = self.problems(dict(base, application_credential_id="a",
+                                      application_credential_secret_env="S",
+                                      auth_url="https://k.example.com:99999/v3",
+                                      compute_url="https://[x"))   # urllib raises on these
+        self.assertEqual(sorted(problem.split(":")[0] for problem in problems),
+                         ["$.backend.auth_url", "$.backend.compute_url"])
         problems = self.problems(dict(base, auth_url="http://k.example.com/v3"),
                                  volume_type="fast")
         self.assertIn("$.configurations[0]: 'volume_type' needs 'volume_size' (the boot "

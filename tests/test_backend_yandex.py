@@ -474,6 +474,7 @@ class YandexConfigTest(unittest.TestCase):
             ({"compute_url": "http://compute.example"}, {}, "must be an https:// URL"),
             ({"metadata_url": "http://169.254.169.253"}, {}, "must be an https:// URL"),
             ({"metadata_url": "ftp://169.254.169.254"}, {}, "must be an https:// URL"),
+            ({"metadata_url": "http://[169.254.169.254"}, {}, "must be an https:// URL"),
             ({"folder_id": "B1G folder"}, {}, "must be a Yandex Cloud id"),
             ({}, {"image_id": "fd8x"}, "needs exactly one of 'image_id' or 'image_family'"),
             ({}, {"image_family": None}, "needs exactly one of 'image_id' or 'image_family'"),
