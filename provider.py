@@ -5424,7 +5424,8 @@ class KeystoneToken(CachedToken):
             for name, types in self.SERVICES:
                 if service.get("type") not in types or name in found:
                     continue
-                for point in service.get("endpoints") or []:
+                points = service.get("endpoints")
+                for point in points if isinstance(points, list) else []:
                     if not isinstance(point, dict) or point.get("interface") != "public" \
                             or not isinstance(point.get("url"), str):
                         continue

@@ -190,6 +190,14 @@ class OpenStackTest(CloudTests, unittest.TestCase):
         self.assertIn("GET /images.images", message)
         self.assertEqual(self.api.create_requests(), [])
 
+    def test_a_catalog_entry_whose_endpoints_are_no_list_is_skipped(self):
+        others = [entry for entry in self.api.catalog() if entry["type"] != "compute"]
+        self.api.catalog = lambda: others + [{"type": "compute", "endpoints": 5}]
+        message = self.assertErrorCode(self.run_plugin("order", "1"), 108)
+        self.assertIn("the OpenStack catalog has no public compute endpoint: set "
+                      "backend.compute_url", message)
+        self.assertEqual(self.api.create_requests(), [])
+
     def test_a_catalog_with_several_regions_needs_the_region(self):
         self.api.regions = ["RegionOne", "RegionTwo"]
         message = self.assertErrorCode(self.run_plugin("order", "1"), 108)
