@@ -2256,7 +2256,8 @@ class Backend(object):
           start the real work (a detached worker, an API create). Returns a
           dict of task changes or None.
       poll(task, configuration)          on order_status of a pending task, with
-          no lock: look at the real world, return task changes or None.
+          no lock: look at the real world, return task changes or None; {}
+          when its worker saved the task (order_status reads it again).
       check(configurations, state)       for `check`: a list of (ok, text);
           state is None when the state file cannot be read.
     Task changes are applied under the lock only if the task is still pending.
@@ -3367,6 +3368,7 @@ SSH_CHECK_TIMEOUT = 4   # seconds for the whole `ssh ... test -f boot-finished` 
                         # call must not hang on a server; it is asked again at the next)
 ON_FAILURE = ("delete", "keep")
 SERVER_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+STEP_WAIT = 1.0         # seconds order/order_status wait for the worker's step (the API)
 CLEANUP_FIRST_WAIT = 1.0    # seconds before the cleanup worker tries a failed delete again
 CLEANUP_MAX_WAIT = 300.0    # ... doubling up to this
 CLEANUP_WORKER_LIFE = 86400  # then it exits; the next order_status of the task starts another
@@ -4422,10 +4424,130 @@ class CloudBackend(Backend):
         task["phase"] = "creating"
         task["message"] = "creating: asking %s for a server" % self.LABEL
         task["data"] = {"owner": tag, "name": server_name(self.paths.name, task["id"], tag),
-                        "creates": 1, "create_at": now(), "key_installed": public is not None}
+                        "creates": 0, "key_installed": public is not None}
+
+    # -- the worker: every API call of an order runs in `NAME _worker ID` ----------
 
     def launch(self, task, configuration):
-        return self.create_pinned(task, configuration)
+        """Start the worker that sends the create and wait about a second for it: a
+        refusal fails the order at once; a slow API gets the caller its task id."""
+        self.start_step(task, again=False)
+        saved = self.await_step(task)
+        if saved is None:
+            self.note_silence(task)
+        elif saved["status"] == ERROR:
+            raise ProviderError(E_BACKEND, saved["message"])
+        return None
+
+    def poll(self, task, configuration):
+        """order_status: no network here. The timeout is judged from the state;
+        otherwise a worker does the task's next step (one is started unless one
+        runs) and the call waits for it about a second; {}: read the task again."""
+        age = now() - task["created"]
+        if age > self.timeout:
+            return self.fail(task, "timed out after %s (%s)" % (
+                format_age(age), task.get("message") or task.get("phase")))
+        if not lock_is_held(worker_lock(self.paths, task["id"])):
+            try:
+                self.start_step(task)
+            except ProviderError as exc:
+                return {"message": "%s (%s; trying again at the next status call)" % (
+                    self.base_message(task), exc.message)}
+        if self.await_step(task) is None:
+            self.note_silence(task)
+        return {}
+
+    def start_step(self, task, again=True):
+        """Start the task's worker (again: unless one runs); its lock's mtime says
+        since when it waits."""
+        lock = worker_lock(self.paths, task["id"])
+        if start_worker(self, task["id"], self.task_log(task["id"]), again) is not None:
+            os.utime(lock, None)
+
+    def await_step(self, task):
+        """The task as saved once its worker is done, or None after STEP_WAIT s."""
+        lock = worker_lock(self.paths, task["id"])
+        deadline = time.monotonic() + STEP_WAIT
+        while lock_is_held(lock):
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.02)
+        return self.store.find(task["id"])
+
+    @staticmethod
+    def base_message(task):
+        return (task.get("message") or task.get("phase") or "").split(" (")[0]
+
+    def note_silence(self, task):
+        """The worker still waits for the API: say so in the task's message,
+        unless the worker saved another message meanwhile."""
+        try:
+            waited = max(0, int(time.time() - os.stat(worker_lock(self.paths,
+                                                                  task["id"])).st_mtime))
+        except OSError:
+            return
+        said = task.get("message")
+
+        def change(state):
+            saved = state["tasks"].get(task["id"])
+            if saved is not None and saved["status"] == IN_PROGRESS and \
+                    saved.get("message") == said:
+                saved["message"] = "%s (%s has not answered for %d s; the task's worker " \
+                    "waits for it)" % (self.base_message(saved), self.LABEL, waited)
+            return saved
+        try:
+            self.store.update(change)
+        except ProviderError:
+            pass                # the answer tells what the state holds
+
+    def work(self, provider, task):
+        """The worker's body for an order in progress: one step (the create, a
+        status poll, a readiness check), saved; a server the API made for a task
+        that was ended meanwhile is kept in it (and deleted, on_failure delete)."""
+        configuration = provider.config.by_id.get(task["config_id"], {})
+        changes = self.step(task, configuration)
+        try:
+            saved = provider.apply(task["id"], changes) if changes else task
+        finally:
+            try:
+                os.unlink(worker_lock(self.paths, task["id"]))   # the step is over
+            except OSError:
+                pass
+        made = (changes.get("data") or {}).get("server_id")
+        if saved is not None and saved["status"] in TERMINAL and made and \
+                not saved["data"].get("server_id"):
+            saved = self.keep_late_server(saved, made)
+        if saved is not None:
+            self.settle(saved)
+        return "task %s: %s" % (task["id"], (saved or task)["status"])
+
+    def keep_late_server(self, task, server_id):
+        self.log.write("server", task["id"], server_id=server_id, late=True)
+        data_changes = {"server_id": server_id}
+        if task["status"] == ERROR and self.on_failure == "delete":
+            data_changes.update(cleanup="pending", failed_because=task["message"])
+        return self.save_cleanup_start(task, data_changes)
+
+    def step(self, task, configuration):
+        """One step of an order (in the worker): task changes or None."""
+        try:
+            if not task["data"].get("creates"):
+                return self.first_create(task, configuration)
+            return self.advance(task, configuration)
+        except CloudError as exc:
+            if exc.final:             # waiting will not change it (a quota)
+                return self.fail(task, exc.message)
+            return {"message": "%s (%s; trying again at the next status call)"
+                    % (self.base_message(task), exc.message)}
+
+    def first_create(self, task, configuration):
+        task = self.claim_create(task["id"])
+        if task is None:
+            return None
+        try:
+            return self.create_pinned(task, configuration)
+        except ProviderError as exc:      # refused (or a flavor gone): nothing was made
+            return self.fail(task, exc.message)
 
     def pin_host_key(self, task):
         """Make the new server's ed25519 host key, once per task (known_hosts on):
@@ -4632,7 +4754,15 @@ class CloudBackend(Backend):
         return os.path.join(self.paths.log_dir, "tasks", task_id + ".log")
 
     def supervise(self, provider, task_id):
-        """The cleanup worker (`NAME _worker ID`): delete the failed task's server,
+        """`NAME _worker ID`: an order's next step (work), or the cleanup."""
+        task = provider.store.find(task_id)
+        if task is not None and task["status"] == IN_PROGRESS and \
+                task.get("backend") == self.TYPE:
+            return self.work(provider, task)
+        return self.clean_up(provider, task_id)
+
+    def clean_up(self, provider, task_id):
+        """The cleanup worker: delete the failed task's server,
         trying again after a growing pause until it is gone, the operator deleted
         it, or on_failure is no longer "delete". It exits after CLEANUP_WORKER_LIFE;
         the task's next order_status starts another."""
@@ -4692,20 +4822,6 @@ class CloudBackend(Backend):
             return task
         return self.store.update(change)
 
-    def poll(self, task, configuration):
-        age = now() - task["created"]
-        if age > self.timeout:
-            return self.fail(task, "timed out after %s (%s)" % (
-                format_age(age), task.get("message") or task.get("phase")))
-        try:
-            return self.advance(task, configuration)
-        except CloudError as exc:
-            if exc.final:             # waiting will not change it (a quota)
-                return self.fail(task, exc.message)
-            phase = (task.get("message") or task.get("phase") or "").split(" (")[0]
-            return {"message": "%s (%s; trying again at the next status call)"
-                    % (phase, exc.message)}
-
     def advance(self, task, configuration):
         data = task["data"]
         api = self.api()
@@ -4719,13 +4835,7 @@ class CloudBackend(Backend):
             if data.get("creates", 0) >= MAX_CREATES:
                 return self.fail(task, "%s never showed server %s after %d creates" % (
                     self.LABEL, data["name"], data.get("creates", 0)))
-            task = self.claim_create(task["id"])
-            if task is None:
-                return None
-            try:
-                return self.create_pinned(task, configuration)
-            except ProviderError as exc:      # refused (or a flavor gone): nothing was made
-                return self.fail(task, exc.message)
+            return self.first_create(task, configuration)
         changes = self.await_create(api, task, configuration)
         if changes is not None:
             return changes
@@ -6833,12 +6943,15 @@ def cmd_order_status(provider, args):
     if task.get("backend") == config.backend.TYPE:
         changes = config.backend.poll(task, config.by_id.get(task["config_id"], {}))
         provider.log.debug("task %s: the %s backend looked: %s" % (
-            task["id"], config.backend.TYPE, "no change" if not changes else ", ".join(
+            task["id"], config.backend.TYPE, "its worker's step, saved by the worker"
+            if changes == {} else "no change" if not changes else ", ".join(
                 "%s -> %s" % (key, printable(str(changes[key]), 200)) for key in
                 ("status", "phase", "server", "message") if key in changes) or "data only"))
         if changes:
             task = provider.apply(task["id"], changes) or task
             settle_quietly(provider, task)
+        elif changes is not None:       # {}: the backend's worker saved the task itself
+            task = provider.store.find(task["id"]) or task
     else:
         provider.log.debug("task %s was ordered from the %s backend, the config now says %s: "
                            "answered from the state" % (task["id"], task.get("backend"),
@@ -7123,7 +7236,7 @@ def cmd_task_release(provider, args):
 
 
 def cmd_worker(provider, args):
-    """Hidden: the pool and command backends' detached worker for one task."""
+    """Hidden: the detached worker for one task (pool, command, the clouds)."""
     try:
         backend = provider.config.backend
     except ProviderError as exc:

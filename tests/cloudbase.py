@@ -21,7 +21,7 @@ import time
 import unittest
 
 from fakecloud import SSHBannerServer
-from support import Home, error_message, load_module
+from support import Home, error_message, load_module, wait_for
 
 provider = load_module()
 
@@ -176,6 +176,12 @@ class CloudHome(object):
         self.assertEqual(answer["status"], "finished", answer)
         return answer
 
+    def saved_message(self, task_id, text):
+        """The task's message once its worker saved one that says text."""
+        return wait_for(lambda: text in self.home.state()["tasks"][task_id]["message"] and
+                        self.home.state()["tasks"][task_id]["message"],
+                        what="a message saying %r" % text)
+
     def age_task(self, task_id, seconds):
         """Move a task's clocks back (the plugin is not running: no lock needed)."""
         state = self.home.state()
@@ -286,6 +292,19 @@ class CloudTests(CloudHome):
         self.finished(task_id)
         self.assertEqual(len(self.api.create_requests()), 1)
         self.assertEqual(len(self.api.servers), 1)
+
+    def test_an_api_that_never_answers_holds_only_the_worker(self):
+        self.configure(request_timeout=60)
+        self.api.hang_next(60, count=100, apply=False)       # no answer to anything
+        task_id = self.order()                          # answered: the worker waits
+        for _ in range(2):
+            answer = self.ok("order_status", task_id)
+            self.assertEqual(answer["status"], "in_progress", answer)
+            self.assertRegex(answer["message"], r"^creating: .* \(%s has not answered for "
+                             r"\d+ s; the task's worker waits for it\)$" % re.escape(self.LABEL))
+        lock = os.path.join(self.home.dir, "var", "workers", task_id + ".lock")
+        self.assertTrue(provider.lock_is_held(lock))     # the worker is what waits
+        self.assertTrue(self.api.requests)               # ... for the API's answer
 
     def test_a_create_answered_with_500_after_the_server_was_made_makes_one_server(self):
         self.api.server_error_next(method="POST", apply=True)
@@ -464,8 +483,10 @@ class CloudTests(CloudHome):
         task_id = self.order()
         before = len(self.api.requests_for("GET"))
         self.api.server_error_next(count=2, method="GET")
-        answer = self.ok("order_status", task_id)
-        self.assertEqual(answer["status"], "finished", answer)
+        self.ok("order_status", task_id)        # its worker waits the backoff out
+        wait_for(lambda: self.home.state()["tasks"][task_id]["status"] == "finished",
+                 what="the worker's step")
+        self.assertEqual(self.ok("order_status", task_id)["status"], "finished")
         self.assertEqual(self.gets_since(before), [500, 500, 200])
 
     def test_an_api_down_for_long_only_delays_the_task(self):
