@@ -4532,7 +4532,7 @@ class CloudBackend(Backend):
         """One step of an order (in the worker): task changes or None."""
         try:
             if not task["data"].get("creates"):
-                return self.first_create(task, configuration)
+                return self.claimed_create(task, configuration)
             return self.advance(task, configuration)
         except CloudError as exc:
             if exc.final:             # waiting will not change it (a quota)
@@ -4540,7 +4540,7 @@ class CloudBackend(Backend):
             return {"message": "%s (%s; trying again at the next status call)"
                     % (self.base_message(task), exc.message)}
 
-    def first_create(self, task, configuration):
+    def claimed_create(self, task, configuration):
         task = self.claim_create(task["id"])
         if task is None:
             return None
@@ -4823,22 +4823,34 @@ class CloudBackend(Backend):
         return self.store.update(change)
 
     def advance(self, task, configuration):
-        data = task["data"]
+        """A step after the first create, in phases: the server (found, or made
+        again), its create carried out, running, its address, SSH, the setup."""
         api = self.api()
-        if not data.get("server_id"):
-            server = self.lookup(api, task)
-            if server is not None:
-                return self.adopt(task, server)
-            if now() - data.get("create_at", task["created"]) < CREATE_SETTLE:
-                return {"phase": "creating", "message": "creating: waiting for %s to show "
-                        "server %s" % (self.LABEL, data["name"])}
-            if data.get("creates", 0) >= MAX_CREATES:
-                return self.fail(task, "%s never showed server %s after %d creates" % (
-                    self.LABEL, data["name"], data.get("creates", 0)))
-            return self.first_create(task, configuration)
+        if not task["data"].get("server_id"):
+            return self.find_or_create(api, task, configuration)
         changes = self.await_create(api, task, configuration)
         if changes is not None:
             return changes
+        return self.follow_server(api, task)
+
+    def find_or_create(self, api, task, configuration):
+        """No server id yet: the server an earlier create made, or (after
+        CREATE_SETTLE, at most MAX_CREATES in all) one more create."""
+        data = task["data"]
+        server = self.lookup(api, task)
+        if server is not None:
+            return self.adopt(task, server)
+        if now() - data.get("create_at", task["created"]) < CREATE_SETTLE:
+            return {"phase": "creating", "message": "creating: waiting for %s to show "
+                    "server %s" % (self.LABEL, data["name"])}
+        if data.get("creates", 0) >= MAX_CREATES:
+            return self.fail(task, "%s never showed server %s after %d creates" % (
+                self.LABEL, data["name"], data.get("creates", 0)))
+        return self.claimed_create(task, configuration)
+
+    def follow_server(self, api, task):
+        """The server's state as the API tells it; once it runs, reach it."""
+        data = task["data"]
         try:
             server = self.fetch(api, data["server_id"])
         except CloudError as exc:
@@ -4852,12 +4864,16 @@ class CloudBackend(Backend):
         state, said = self.shaped(self.describe, server or {})
         if not isinstance(said, str):
             raise self.odd_shape("the server's status is %s, not text" % type_name(said))
-        said = printable(said, 60)
         where = "%s server %s" % (self.LABEL, data["server_id"])
         if state == "failed":
-            return self.fail(task, "%s is %s" % (where, said))
+            return self.fail(task, "%s is %s" % (where, printable(said, 60)))
         if state != "running":
-            return {"phase": "booting", "message": "booting: %s is %s" % (where, said)}
+            return {"phase": "booting", "message": "booting: %s is %s" % (
+                where, printable(said, 60))}
+        return self.reach(api, task, server, where)
+
+    def reach(self, api, task, server, where):
+        """A running server: its public address (checked), then SSH, then the setup."""
         address, data = self.shaped(self.public_address, api, task, server)
         if not address:
             return {"data": data, "phase": "booting", "message": "booting: %s runs, waiting "
@@ -4874,6 +4890,11 @@ class CloudBackend(Backend):
                     self.ready_timeout, address, why))
             return {"data": data, "phase": "ssh",
                     "message": "waiting for SSH on %s: %s" % (address, why)}
+        return self.set_up(task, address, data)
+
+    def set_up(self, task, address, data):
+        """SSH answers: ready once cloud-init is done (asked with the pool key), or
+        after ready_grace with the pinned host key shown (no pool key)."""
         key_path, public = self.pool_key()
         if data.get("key_installed") and public:
             done, why = self.cloud_init_finished(address, key_path, data.get("host_keys"))
