@@ -5,10 +5,10 @@
 # modules it imports. So when the file runs as a program (bin/NAME), sh reads these lines:
 # it finds Python 3.6+ and starts it isolated (-I; -S: no site-packages, the standard
 # library is all it needs) with a few lines that import this file as a module, so its
-# bytecode is cached in __pycache__/ beside it. The cache is used only
-# when it belongs to the file's owner or root and nobody else can write it; a checked-hash
-# pyc (3.7+) never runs stale code. To Python all this is the string _sh, so
-# `python3 provider.py ...` runs as usual. README.md, "Performance", says more.
+# bytecode is cached in __pycache__/ beside it. The cache is used only when it belongs to
+# the file's owner or root and nobody else can write it; a checked-hash pyc (3.7+) never
+# runs stale code. To Python all this is the string _sh, so `python3 provider.py ...`
+# runs as usual. README.md, "Performance", says more.
 _sh=r""":"
 boot='
 import os, sys
