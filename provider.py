@@ -1,7 +1,7 @@
 #!/bin/sh
 # -*- coding: utf-8 -*-
 # Why this header: this file is a POSIX sh script and a Python program at once. Python
-# compiles a script it runs on every start (~60 ms here) and caches bytecode only for
+# compiles a script it runs on every start (~80 ms here) and caches bytecode only for
 # modules it imports. So when the file runs as a program (bin/NAME), sh reads these lines:
 # it finds Python 3.6+ and starts it isolated (-I; -S: no site-packages, the standard
 # library is all it needs) with a few lines that import this file as a module, so its
@@ -7505,8 +7505,8 @@ def check_bytecode_cache(paths):
                            "it)" % (path, paths.script))]
         if info.st_uid not in (owner, 0) or info.st_mode & 0o022:
             return [(False, "bytecode cache %s is %s: the plugin does not use it and "
-                            "compiles on every call (3 x slower); fix: rm -r %s (the next "
-                            "run writes a new one)" % (
+                            "compiles on every call (several times slower); fix: rm -r %s "
+                            "(the next run writes a new one)" % (
                                 path, cache_problem(info, owner), os.path.dirname(pyc)))]
     return [(True, "bytecode cache %s: trusted" % pyc)]
 
