@@ -3709,6 +3709,7 @@ class CloudAPI(object):
         self.debug = backend.log.debug
         self.auth = auth                # None: no credentials sent (a login request)
         self.token = None
+        self.secrets = []               # a login's credentials: masked like the token
         self.reply_headers = {}         # the headers of the last answer
 
     def call(self, method, path, body=None, query=None, attempts=RETRY_ATTEMPTS, budget=None,
@@ -3873,17 +3874,22 @@ class CloudAPI(object):
                          "http only to this host)" % (self.label, what, printable(
                              "%s://%s" % (parts.scheme, parts.netloc), 100)))
 
+    def secret_forms(self):
+        """Every spelling of the token and the login's credentials, longest first."""
+        secrets = [secret for secret in [self.token] + self.secrets if secret]
+        return sorted(set(form for secret in secrets for form in token_forms(secret)),
+                      key=len, reverse=True)
+
     def mask(self, text):
-        """text with the token (in any spelling a body may use) replaced by ********."""
-        if self.token:
-            for form in token_forms(self.token):
-                text = text.replace(form, "********")
+        """text with the token and credentials (in any spelling a body may use)
+        replaced by ********."""
+        for form in self.secret_forms():
+            text = text.replace(form, "********")
         return text
 
     def mask_bytes(self, raw):
-        if self.token and raw:
-            for form in token_forms(self.token):
-                raw = raw.replace(form.encode("utf-8"), b"********")
+        for form in self.secret_forms() if raw else ():
+            raw = raw.replace(form.encode("utf-8"), b"********")
         return raw
 
     def untrusted(self, what, reason):
@@ -5526,6 +5532,9 @@ class KeystoneToken(CachedToken):
         if self.scope():
             request["auth"]["scope"] = self.scope()
         api = CloudAPI(self.backend, None, self.setting("auth_url"))
+        identity = request["auth"]["identity"]          # an error quoting these shows ********
+        api.secrets = [identity.get("password", {}).get("user", {}).get("password"),
+                       identity.get("application_credential", {}).get("secret")]
         try:
             answer = api.call("POST", "/auth/tokens", body=request, create=False)
         except CloudError as exc:
@@ -6276,8 +6285,9 @@ class YandexIAMToken(CachedToken):
             given = self.credentials()
             body = {"jwt": yandex_jwt(given[1], given[2], given[3], now())} \
                 if given[0] == "key" else {"yandexPassportOauthToken": given[1]}
-            answer = CloudAPI(self.backend, None, self.iam_url).call(
-                "POST", YANDEX_TOKEN_PATH, body=body, create=False)
+            api = CloudAPI(self.backend, None, self.iam_url)
+            api.secrets = list(body.values())        # an error quoting it shows ********
+            answer = api.call("POST", YANDEX_TOKEN_PATH, body=body, create=False)
             token, expires = answer.get("iamToken"), parse_utc(answer.get("expiresAt"))
         if not isinstance(token, str) or not token or \
                 any(ord(ch) <= 32 or ord(ch) >= 127 for ch in token):

@@ -8,7 +8,7 @@ import json
 import os
 import unittest
 
-from cloudbase import CloudTests, provider
+from cloudbase import TOKEN, CloudTests, provider
 from fake_openstack import (APP_ID, APP_SECRET, DOMAIN, EXT_NET, IMAGES, PROJECT, USER,
                             FakeOpenStack)
 from test_cloud_guardrails import GuardrailTests
@@ -191,6 +191,13 @@ class OpenStackTest(CloudTests, unittest.TestCase):
         message = self.assertErrorCode(self.run_plugin("order", "1"), 108)
         self.assertIn("GET /images.images", message)
         self.assertEqual(self.api.create_requests(), [])
+
+    def test_keystone_quoting_the_password_back_shows_stars(self):
+        self.api.keystone.fail_next(401, body={"error": {"code": 401, "title": "Unauthorized",
+                                                         "message": "bad password %s" % TOKEN}})
+        message = self.assertErrorCode(self.run_plugin("order", "1"), 108)   # TOKEN not in it
+        self.assertIn("bad password ********", message)
+        self.assertNotIn(TOKEN.encode(), self.home.read(self.home.log_path))
 
     def test_a_catalog_entry_whose_endpoints_are_no_list_is_skipped(self):
         others = [entry for entry in self.api.catalog() if entry["type"] != "compute"]

@@ -365,6 +365,15 @@ class YandexTest(YandexHome, CloudTests, unittest.TestCase):
         self.assertEqual(self.api.iam.requests[-1]["body"],
                          {"yandexPassportOauthToken": "y0_oauth_token_for_tests"})
         self.assertEqual(len(self.api.servers), 2)
+        self.api.iam.fail_next(400, body={"code": 3, "message": "token y0_oauth_token_for_tests"
+                                          " is malformed"})     # an IAM quoting it back
+        state = self.home.state()
+        state.pop("tokens")                                     # no cached IAM token
+        with open(self.home.state_path, "w") as handle:
+            json.dump(state, handle)
+        message = self.assertErrorCode(self.run_plugin("order", "1"), 108)
+        self.assertIn("token ******** is malformed", message)
+        self.assertNotIn(b"y0_oauth", self.home.read(self.home.log_path))
 
     def test_no_key_or_iam_token_in_any_file_but_the_state(self):
         self.finished(self.order())
