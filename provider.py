@@ -4446,19 +4446,22 @@ class CloudBackend(Backend):
         return None
 
     def poll(self, task, configuration):
-        """order_status: no network here. The timeout is judged from the state;
-        otherwise a worker does the task's next step (one is started unless one
-        runs) and the call waits for it about a second; {}: read the task again."""
+        """order_status: no network here. The timeout is judged from the state; a
+        worker still busy with an earlier step is only noted; otherwise a worker
+        does the task's next step and the call waits for it about a second. {}:
+        read the task again."""
         age = now() - task["created"]
         if age > self.timeout:
             return self.fail(task, "timed out after %s (%s)" % (
                 format_age(age), task.get("message") or task.get("phase")))
-        if not lock_is_held(worker_lock(self.paths, task["id"])):
-            try:
-                self.start_step(task)
-            except ProviderError as exc:
-                return {"message": "%s (%s; trying again at the next status call)" % (
-                    self.base_message(task), exc.message)}
+        if lock_is_held(worker_lock(self.paths, task["id"])):
+            self.note_silence(task)
+            return {}
+        try:
+            self.start_step(task)
+        except ProviderError as exc:
+            return {"message": "%s (%s; trying again at the next status call)" % (
+                self.base_message(task), exc.message)}
         if self.await_step(task) is None:
             self.note_silence(task)
         return {}
