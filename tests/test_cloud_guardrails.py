@@ -147,16 +147,19 @@ class GuardrailTests(CloudHome):
     def test_a_server_an_unconfirmed_create_made_late_is_found_and_deleted(self):
         self.api.fail_next(500, method="POST", path=self.create_path())   # nothing made
         task_id = self.order()
+        self.worker_done(task_id)                   # its look-up after the create found none
         self.age_task(task_id, 3601)                                    # past `timeout`
+        data = self.home.state()["tasks"][task_id]["data"]
+        self.api.add_server(data["name"], **self.marks(data["owner"], task_id))  # shows late
+        # the cleanup worker's first look-up fails (it runs on the test's virtual clock:
+        # its next one comes at once)
+        self.api.server_error_next(method="GET", path=self.SERVERS_PATH)
         answer = self.ok("order_status", task_id)
         self.assertEqual(answer["status"], "error")
         self.assertIn("looking for the server an unconfirmed create may have made",
                       answer["message"])
-        wait_for(lambda: self.home.state()["tasks"][task_id]["data"].get("cleanup_tries"),
-                 what="the cleanup worker's first look-up")
-        data = self.home.state()["tasks"][task_id]["data"]
-        self.api.add_server(data["name"], **self.marks(data["owner"], task_id))  # shows late
         wait_for(lambda: not self.api.servers, what="the late server's deletion")
+        self.assertEqual(self.home.state()["tasks"][task_id]["data"]["cleanup_tries"], 1)
         answer = wait_for(lambda: "deleted" in self.ok("order_status", task_id)["message"]
                           and self.ok("order_status", task_id), what="the task's message")
         self.assertRegex(answer["message"], r"; %s server \S+ deleted \(on_failure: delete\)$"
