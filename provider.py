@@ -262,7 +262,7 @@ def trusted_uids(home):
 def log_json(value):
     """value as JSON for a log people read with cat or less: UTF-8, but every
     character a terminal would act on (C1 controls such as CSI, DEL, bidi
-    overrides) escaped as \\uXXXX, like JSON escapes the C0 controls."""
+    overrides) escaped as \\u009b-style escapes, like JSON escapes the C0 controls."""
     text = json.dumps(value, ensure_ascii=False)
     if all(ch.isprintable() for ch in text):
         return text
