@@ -21,7 +21,7 @@ import time
 import unittest
 
 from fakecloud import SSHBannerServer
-from support import Home, error_message, load_module, wait_for
+from support import Home, error_message, free_port as closed_port, load_module, wait_for
 
 provider = load_module()
 
@@ -32,15 +32,6 @@ echo "$*" >> "%(dir)s/ssh.log"
 [ -z "${CLOUD_TOKEN+set}" ] || echo "CLOUD_TOKEN inherited" >> "%(dir)s/ssh.log"
 exit "$(cat "%(dir)s/ssh.rc" 2>/dev/null || echo 0)"
 """
-
-
-def closed_port():
-    """A local TCP port where nobody listens (connections are refused)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 def self_signed(folder, name, alt_name):

@@ -22,6 +22,8 @@ import subprocess
 import tempfile
 import time
 
+from support import free_port
+
 SSHD_PATH = "/usr/sbin/sshd"
 
 
@@ -35,14 +37,6 @@ def keygen(path, kind="ed25519"):
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     with open(path + ".pub") as handle:
         return " ".join(handle.read().split()[:2])
-
-
-def free_port():
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 class SSHD(object):

@@ -613,6 +613,16 @@ def wait_for(condition, timeout=20.0, what="the condition"):
         delay = min(delay * 1.5, 0.2)
 
 
+def free_port():
+    """A local TCP port where nobody listens now (connections are refused)."""
+    import socket
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
 def pid_alive(pid):
     """True while pid runs; a zombie (nobody reaped it yet) counts as gone."""
     try:

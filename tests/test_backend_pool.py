@@ -261,6 +261,16 @@ class ProbeTest(PoolTestCase):
         return wait_for(lambda: (lambda a: a["message"].startswith(start) and a)(
             self.status(task_id)), what="the message %r" % start)
 
+    def order_with_dead_worker(self):
+        """An order whose worker was waiting for a silent server, then killed."""
+        self.ssh.silent = True
+        task_id = self.order("small")
+        self.reason(task_id, "waiting for SSH on 127.0.0.1: no SSH banner")
+        pid = self.home.state()["tasks"][task_id]["data"]["worker_pid"]
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not pid_alive(pid), what="the worker to die")
+        return task_id
+
     def test_waits_for_ssh_then_finishes(self):
         self.ssh.silent = True
         task_id = self.order("small")
@@ -299,24 +309,14 @@ class ProbeTest(PoolTestCase):
             "error", "no SSH within ready_timeout 0.3 s: 127.0.0.1: connection refused"))
 
     def test_a_dead_worker_is_replaced(self):
-        self.ssh.silent = True
-        task_id = self.order("small")
-        self.reason(task_id, "waiting for SSH on 127.0.0.1: no SSH banner")
-        pid = self.home.state()["tasks"][task_id]["data"]["worker_pid"]
-        os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: not pid_alive(pid), what="the worker to die")
+        task_id = self.order_with_dead_worker()
         self.ssh.silent = False
         self.status(task_id)                    # starts a new worker
         self.assertEqual(self.settled(task_id)["status"], "finished")
 
     def test_a_dead_workers_task_fails_after_ready_timeout_with_the_last_reason(self):
         self.home.write_config(pool_config(self.ssh.port, ready_timeout=1000))
-        self.ssh.silent = True
-        task_id = self.order("small")
-        self.reason(task_id, "waiting for SSH on 127.0.0.1: no SSH banner")
-        pid = self.home.state()["tasks"][task_id]["data"]["worker_pid"]
-        os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: not pid_alive(pid), what="the worker to die")
+        task_id = self.order_with_dead_worker()
         state = self.home.state()
         state["tasks"][task_id]["data"]["ssh_wait_since"] -= 2000
         with open(self.home.state_path, "w") as handle:
