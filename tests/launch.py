@@ -20,12 +20,9 @@ backoff) returns at once, appends s to the record and moves time.time() on
 by s, so a retry schedule runs as it would without the waiting and the test
 asserts it. Shorter sleeps poll for an event (the lock freed, a child gone)
 and stay real, as do the standard library's own. A detached worker the plugin
-starts (`sys.executable -I SCRIPT _worker ID`) runs on a clock of its own
-with the same record: sys.executable is then a wrapper (CLOCK.python) that
-starts it through this file.
+starts (`NAME _worker ID`, a fork of the plugin's process) keeps the clock:
+its waits go to the same record.
 """
-
-CODE_PATH = [None]          # the compiled plugin's file, for the workers' wrapper
 
 import os
 import sys
@@ -49,23 +46,6 @@ def virtual_clock(record):
             handle.write("%r\n" % float(seconds))
         ahead[0] += seconds
     time.sleep, time.time = sleep, lambda: real_time() + ahead[0]
-    if CODE_PATH[0]:
-        sys.executable = worker_python(record)
-
-
-def worker_python(record):
-    """CLOCK.python: `python3 -I SCRIPT ARGS` run as `launch.py run CODE CLOCK SCRIPT ARGS`."""
-    import shlex
-    path = record + ".python"
-    if not os.path.exists(path):
-        temp = "%s.%d" % (path, os.getpid())
-        with open(temp, "w") as handle:
-            handle.write('#!/bin/sh\n[ "$1" = -I ] && shift\nexec %s "$@"\n' % " ".join(
-                shlex.quote(word) for word in (sys.executable, "-S", os.path.abspath(__file__),
-                                               "run", CODE_PATH[0], record)))
-        os.chmod(temp, 0o755)
-        os.rename(temp, path)
-    return path
 
 
 def load(path):
@@ -233,7 +213,6 @@ def die_with_parent():
 
 
 if __name__ == "__main__":
-    CODE_PATH[0] = os.path.abspath(sys.argv[2])
     if sys.argv[1] == "run":
         start(load(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5:])
     elif sys.argv[1] == "serve":

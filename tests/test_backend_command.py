@@ -7,6 +7,7 @@ so "order returned while the program still runs" is a fact, not a timing."""
 
 import json
 import os
+import re
 import shutil
 import signal
 import stat
@@ -175,6 +176,41 @@ class BackgroundTest(CommandTestCase):
         self.assertTrue(pid_alive(pid), "EOF came while the program still runs")
         self.assertFalse(os.path.exists(self.path("go")))
         self.assertEqual(self.status(task_id)["status"], "in_progress")
+        self.go()
+        self.wait_status(task_id, "finished")
+
+    def test_the_worker_is_detached_like_a_new_process(self):
+        """The worker is a fork of `order`: it keeps none of the caller's
+        descriptors (a pipe of the caller's own, beyond stdio, gets its EOF)."""
+        self.program("echo $$ > started\n" + WAIT_FOR_GO + RESULT)
+        extra_read, extra_write = os.pipe()
+        try:
+            proc = subprocess.Popen([PYTHON, self.home.script, "order", "vm2"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    pass_fds=(extra_write,), env=self.home.env())
+            callers = set("pipe:[%d]" % os.fstat(fd).st_ino for fd in (
+                extra_read, proc.stdout.fileno(), proc.stderr.fileno()))
+            os.close(extra_write)
+            out, err = proc.communicate(timeout=30)
+            task_id = json.loads(out.decode("utf-8"))["task_id"]
+            wait_for(lambda: self.read_pid("started"), what="the program to start")
+            self.assertEqual(os.read(extra_read, 1), b"")     # EOF: nobody holds it
+        finally:
+            os.close(extra_read)
+        log = self.home.read(self.home.log_path).decode("utf-8")
+        worker = int(re.search(r" worker task=%s .*pid=(\d+)" % task_id, log).group(1))
+        self.assertNotEqual(worker, proc.pid)
+        fds = dict((int(fd), os.readlink("/proc/%d/fd/%s" % (worker, fd)))
+                   for fd in os.listdir("/proc/%d/fd" % worker))
+        lock = os.path.join(self.home.dir, "var", "workers", task_id + ".lock")
+        self.assertEqual([fds[0], fds[1], fds[2]], [os.devnull, os.devnull,
+                                                    self.task_log(task_id)])
+        self.assertIn(lock, fds.values())
+        self.assertFalse(callers & set(fds.values()), fds)     # (its program's pipes are its own)
+        self.assertEqual(os.getsid(worker), worker)             # a session of its own
+        self.assertEqual(os.readlink("/proc/%d/cwd" % worker), self.home.dir)
+        with open("/proc/%d/comm" % worker) as handle:
+            self.assertEqual(handle.read().strip(), "_worker " + task_id)
         self.go()
         self.wait_status(task_id, "finished")
 
