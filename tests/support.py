@@ -67,6 +67,7 @@ class TestRoot(object):
         return pid.isdigit() and process_start(int(pid)) == start
 
     def remove(self):
+        stop_processes_in(self.path)
         for mount in reversed(mounts_under(self.path)):
             subprocess.call(["umount", "-l", mount], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
@@ -84,6 +85,30 @@ def process_start(pid):
             return "?"                   # no /proc: alive is all we know
         except OSError:
             return ""
+
+
+def stop_processes_in(path):
+    """SIGKILL every process whose working folder is in path: the detached
+    workers (their cwd is the home) a test left waiting (for SSH, a result
+    save, a cleanup's next try) must not outlive the home."""
+    import signal
+    path = os.path.realpath(path)
+    try:
+        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return
+    for pid in pids:
+        try:
+            cwd = os.readlink("/proc/%d/cwd" % pid)
+        except OSError:
+            continue
+        if cwd.endswith(" (deleted)"):
+            cwd = cwd[:-len(" (deleted)")]
+        if (cwd == path or cwd.startswith(path + "/")) and pid != os.getpid():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
 
 
 def mounts_under(path):
@@ -370,6 +395,7 @@ class Home(object):
             handle.write(text)
 
     def cleanup(self):
+        stop_processes_in(self.dir)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
