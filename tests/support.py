@@ -179,6 +179,21 @@ class CompiledScript(object):
         return cls
 
 
+def python_folder():
+    """A folder in the run's temp folder whose python3 is this interpreter: first
+    on PATH, bin/NAME's sh header starts the Python under test."""
+    folder = os.path.join(RUN_ROOT.path, "python-" + sys.implementation.cache_tag)
+    if not os.path.isdir(folder):
+        temp = "%s.%d" % (folder, os.getpid())
+        os.mkdir(temp)
+        os.symlink(PYTHON, os.path.join(temp, "python3"))
+        try:
+            os.rename(temp, folder)
+        except OSError:             # another test process made it first
+            shutil.rmtree(temp, ignore_errors=True)
+    return folder
+
+
 def load_module():
     """provider.py imported by path, as a module (not run as __main__)."""
     spec = importlib.util.spec_from_file_location("provider_under_test", SCRIPT)
@@ -292,6 +307,7 @@ class Home(object):
         self.copied = None                  # (size, mtimes, inode) of the copy made
         self.clock = None                   # a file: run on a virtual clock (launch.py)
         self.in_process = False             # run: main() in this process (call_main)
+        self.plain = plain                  # run: exec bin/NAME itself, as the caller does
         if copy_script:
             self.copy_script(plain)
         self.config_path = os.path.join(self.dir, "etc", name + ".conf")
@@ -320,10 +336,13 @@ class Home(object):
 
     def command(self, args):
         """The argv that runs bin/NAME ARGS: the shared compiled code while bin/NAME
-        is still the copy made, else the file itself."""
+        is still the copy made; plain, bin/NAME itself (its sh header finds this
+        interpreter first on PATH: see env); else `python3 bin/NAME`."""
         if self.copied is not None and self.stamp() == self.copied:
             return [PYTHON, "-S", LAUNCH, "run", CompiledScript.path, self.clock or "",
                     self.script] + list(args)
+        if self.plain:
+            return [self.script] + list(args)
         return [PYTHON, self.script] + list(args)
 
     def sleeps(self):
@@ -349,6 +368,8 @@ class Home(object):
             env.pop(key, None)
         # never the real ~/.ssh/known_hosts of whoever runs the tests
         env["BXPROVIDER_KNOWN_HOSTS"] = os.path.join(self.dir, "known_hosts")
+        if self.plain and "PATH" not in (extra or {}):
+            env["PATH"] = python_folder() + os.pathsep + env.get("PATH", "")
         env.update(extra or {})
         return env
 

@@ -10,7 +10,7 @@ from support import MANUAL_CONFIG, PYTHON, SCRIPT, Home, HomeTestCase, caller_pa
 
 
 class ProtocolCase(HomeTestCase):
-    plain = True           # the protocol suite runs `python3 bin/NAME` itself, every call
+    plain = True           # the protocol suite execs a fresh bin/NAME itself, as the caller does
 
 
 class HelpTest(ProtocolCase):
