@@ -2,7 +2,6 @@
 """Shared helpers for the tests: a provider home in a temp folder, running
 the real script as a subprocess, and the caller's own parsing rules."""
 
-import importlib.util
 import json
 import os
 import shutil
@@ -195,10 +194,15 @@ def python_folder():
 
 
 def load_module():
-    """provider.py imported by path, as a module (not run as __main__)."""
-    spec = importlib.util.spec_from_file_location("provider_under_test", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    """provider.py imported by path, as a new module (not run as __main__), from
+    the code compiled once per run (CompiledScript)."""
+    import marshal
+    import types
+    with open(CompiledScript.prepare().path, "rb") as handle:
+        code = marshal.load(handle)
+    module = types.ModuleType("provider_under_test")
+    module.__file__ = SCRIPT
+    exec(code, module.__dict__)
     return module
 
 
