@@ -9,8 +9,9 @@
 
     python3 -S tests/launch.py serve CODE SOCKET
         a fork server for one test process: it imports what the plugin's
-        calls import, then for each request on the unix SOCKET forks a child
-        that runs the code as `run` would, with the request's argv, env, cwd,
+        calls import and runs the plugin's top level once, then for each
+        request on the unix SOCKET forks a child that runs its main() as
+        `run` would run the code, with the request's argv, env, cwd,
         umask and the three stdio fds sent along (SCM_RIGHTS). It answers the
         child's pid, then its exit status (negative: the signal). It ends
         when its stdin (a pipe from the test process) closes.
@@ -55,17 +56,34 @@ def load(path):
 
 
 def start(code, clock, script, args):
-    """Run the plugin's code as the __main__ of `python3 SCRIPT ARGS`."""
+    """Run the plugin's code as the __main__ of `python3 SCRIPT ARGS`. code may
+    be the fork server's module, whose top level ran already (defined)."""
     import types
     sys.argv = [script] + list(args)
     sys.path[0] = os.path.dirname(script)
     if clock:
         virtual_clock(clock)
-    module = types.ModuleType("__main__")
+    ran = isinstance(code, types.ModuleType)
+    module = code if ran else types.ModuleType("__main__")
+    module.__name__ = "__main__"
     module.__file__ = script
     module.__builtins__ = __builtins__
     sys.modules["__main__"] = module
+    if ran:
+        sys.exit(module.main())         # what the plugin's last line does as __main__
     exec(code, module.__dict__)
+
+
+def defined(code):
+    """The plugin's module with its top level run, under another name than
+    __main__ (so not main() yet). Its top level only defines: it reads nothing
+    of the environment, the clock or argv, so a fork of it can run main() for
+    any call."""
+    import types
+    module = types.ModuleType("provider_defined")
+    module.__builtins__ = __builtins__
+    exec(code, module.__dict__)
+    return module
 
 
 # ---------------------------------------------------------------------------
@@ -150,7 +168,7 @@ def serve(code_path, socket_path):
             __import__(name)
         except ImportError:
             pass
-    code = load(code_path)
+    code = defined(load(code_path))
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(socket_path)
     listener.listen(64)
