@@ -45,6 +45,9 @@ Failure injection (all consume one "count" per matching request, first matching 
         carry the request out (apply=True), then send nothing for `seconds` and close the
         connection without an answer.  stop() releases a hang at once.
     api.hang_next_create(seconds, count=1)   the same for POST /servers.
+    api.drop_next(count=1, method=None, path=None), api.drop_next_create(count=1)
+        carry the request out, then close the connection at once without an answer:
+        an answer lost (as a timeout loses it) without waiting for a client's timeout.
     api.clear_failures()
 
 `method` filters on the HTTP method; `path` is a regular expression searched in the path
@@ -96,6 +99,14 @@ class _ThreadingHTTPServer(socketserver.ThreadingMixIn, HTTPServer):
         if self.tls and isinstance(sys.exc_info()[1], OSError):
             return
         HTTPServer.handle_error(self, request, client_address)
+
+
+def wake(address):
+    """Connect to a server's listening socket and hang up: its accept returns."""
+    try:
+        socket.create_connection(address, timeout=5).close()
+    except OSError:
+        pass                # not listening any more: nothing waits in accept
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -158,18 +169,24 @@ class _FakeAPI(object):
             context.load_cert_chain(*self.tls)
             self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
             self._httpd.tls = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever,
-                                        kwargs={"poll_interval": 0.05})
+        self._thread = threading.Thread(target=self._serve, args=(self._httpd,))
         self._thread.daemon = True
         self._thread.start()
         return self
 
+    def _serve(self, httpd):
+        # handle_request blocks until a connection comes (no polling): stop() wakes
+        # it with one of its own, so a test's clean-up does not wait out a poll interval
+        httpd.timeout = None
+        while not self._stop_event.is_set():
+            httpd.handle_request()
+
     def stop(self):
         self._stop_event.set()  # releases hung handlers
         if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
+            wake(self._httpd.server_address)
             self._thread.join(5)
+            self._httpd.server_close()
             self._httpd = None
 
     def __enter__(self):
@@ -228,6 +245,12 @@ class _FakeAPI(object):
 
     def hang_next_create(self, seconds, count=1):
         self.hang_next(seconds, count=count, method="POST", path=r"^/servers/?$", apply=True)
+
+    def drop_next(self, count=1, method=None, path=None):
+        self.hang_next(0, count=count, method=method, path=path, apply=True)
+
+    def drop_next_create(self, count=1):
+        self.hang_next_create(0, count=count)
 
     def clear_failures(self):
         with self.lock:
@@ -900,7 +923,6 @@ class SSHBannerServer(object):
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((self.host, 0))
         self._sock.listen(16)
-        self._sock.settimeout(0.05)
         self.port = self._sock.getsockname()[1]
         self._thread = threading.Thread(target=self._serve)
         self._thread.daemon = True
@@ -910,6 +932,7 @@ class SSHBannerServer(object):
     def stop(self):
         self._stop.set()
         if self._thread is not None:
+            wake((self.host, self.port))
             self._thread.join(5)
             self._thread = None
         if self._sock is not None:
@@ -923,12 +946,13 @@ class SSHBannerServer(object):
         self.stop()
 
     def _serve(self):
-        while not self._stop.is_set():
+        while True:
             try:
                 conn, _ = self._sock.accept()
-            except socket.timeout:
-                continue
             except OSError:
+                break
+            if self._stop.is_set():         # stop()'s own connection
+                conn.close()
                 break
             self.connections += 1
             t = threading.Thread(target=self._talk, args=(conn, self.silent))

@@ -13,6 +13,7 @@ class HetznerTest(CloudTests, unittest.TestCase):
     LABEL = "Hetzner"
     CONFIGURATION = {"server_type": "cx22", "image": "ubuntu-24.04", "location": "fsn1"}
     REFUSAL = "Hetzner: resource_limit_exceeded: project limit exceeded (HTTP 403"
+    REAL_BACKOFF = True
 
     def user_data(self, request):
         return request["body"]["user_data"]

@@ -6,8 +6,9 @@ secret files the example names (relative to the home, README "Paths in the
 config") are created by the test, and the cloud API addresses point at the
 local fakes (Hetzner, Timeweb: then `check` must find no problem at all) or at
 a closed local port (OpenStack, Yandex: then the only FAIL allowed is the login
-that could not reach its API). `check` runs in-process from another folder, so
-a path resolved against the current directory would fail it.
+that could not reach its API, after the retry's backoff, recorded rather than
+waited out). `check` runs in-process from another folder, so a path resolved
+against the current directory would fail it.
 """
 
 import glob
@@ -15,7 +16,9 @@ import json
 import os
 import shutil
 import tempfile
+import time
 import unittest
+from unittest import mock
 
 from cloudbase import closed_port
 from fakecloud import FakeHetzner, FakeTimeweb
@@ -34,6 +37,7 @@ def example(name):
 
 class ExamplesTest(unittest.TestCase):
     def setUp(self):
+        self.waits = []
         self.home = Home(config=None)
         self.addCleanup(self.home.cleanup)
         self.elsewhere = tempfile.mkdtemp(prefix="bxprov-cwd-")
@@ -66,8 +70,17 @@ class ExamplesTest(unittest.TestCase):
         return data
 
     def check(self):
-        """(exit code, FAIL lines, the whole report) of `check` run from elsewhere."""
-        result = call_main(["check"], self.home.script, cwd=self.elsewhere)
+        """(exit code, FAIL lines, the whole report) of `check` run from elsewhere.
+        The plugin's pauses of 0.1 s or more (a retry's backoff) are recorded in
+        self.waits, not waited out."""
+        real_sleep = time.sleep
+
+        def sleep(seconds):
+            if seconds < 0.1:
+                return real_sleep(seconds)
+            self.waits.append(seconds)
+        with mock.patch("time.sleep", sleep):
+            result = call_main(["check"], self.home.script, cwd=self.elsewhere)
         text = result.out.decode("utf-8")
         self.assertIn("ok   config %s is valid" % self.home.config_path, text, result)
         return result.code, [l for l in text.splitlines() if l.startswith("FAIL")], text
@@ -132,6 +145,7 @@ class ExamplesTest(unittest.TestCase):
         self.assertEqual(code, 1, text)
         self.assertEqual(len(failed), 1, text)
         self.assertTrue(any(word in failed[0] for word in NETWORK_FAIL), text)
+        self.assertEqual(self.waits, [0.25, 0.5, 1.0], text)   # the login's four tries
 
     def openstack(self, name):
         self.offline(name, {"auth_url": "http://127.0.0.1:%d/v3" % closed_port()})
