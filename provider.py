@@ -4,11 +4,15 @@
 # compiles a script it runs on every start (~80 ms here) and caches bytecode only for
 # modules it imports. So when the file runs as a program (bin/NAME), sh reads these lines:
 # it finds Python 3.6+ and starts it isolated (-I; -S: no site-packages, the standard
-# library is all it needs) with a few lines that import this file as a module, so its
-# bytecode is cached in __pycache__/ beside it. The cache is used only when it belongs to
-# the file's owner or root and nobody else can write it; a checked-hash pyc (3.7+) never
-# runs stale code. To Python all this is the string _sh, so `python3 provider.py ...`
-# runs as usual. README.md, "Performance", says more.
+# library is all it needs) with the boot below, which runs this file as the module
+# "provider" from bytecode it caches in __pycache__/ beside it. The boot leaves out the
+# cloud section (from "# >>> section cloud" to "# <<< section cloud", blank lines in its
+# place) until a config names a cloud backend: the other backends start without loading it.
+# The core and the section are cached apart (NAME.core.TAG.pyc, NAME.cloud.TAG.pyc), each
+# keyed by a hash of the exact text it was compiled from, so no edit ever runs stale code,
+# and used only when the cache folder and file belong to the file's owner or root and
+# nobody else can write them. To Python all this is the string _sh, so `python3 provider.py
+# ...` runs the whole file as usual. README.md, "Performance", says more.
 _sh=r""":"
 boot='
 import os, sys
@@ -18,9 +22,17 @@ os.environ.pop("BXPROVIDER_PYTHON_TRIED", None)
 os.umask(os.umask(0o22) | 0o22)     # nothing written or cached is group/other-writable
 del sys.argv[0]                     # "-c": argv[0] is the script as invoked, as usual
 path = os.path.realpath(sys.argv[0])
-import _frozen_importlib_external as bootstrap   # importlib.machinery without its import
-pyc = bootstrap.cache_from_source(path)
+import marshal, _frozen_importlib_external as bootstrap  # importlib without its import
+try:
+    from _imp import source_hash    # 3.7+: the hash of checked-hash pycs
+    def digest(data):
+        return source_hash(bootstrap._RAW_MAGIC_NUMBER, data)
+except ImportError:                 # 3.6
+    from zlib import crc32
+    def digest(data):
+        return (crc32(data) << 32 | len(data) & 0xFFFFFFFF).to_bytes(8, "little")
 owner = os.stat(path).st_uid
+folder = os.path.join(os.path.dirname(path), "__pycache__")
 def trusted(name):                  # missing, or nobody but the owner and root can write it
     try:
         st = os.lstat(name)
@@ -29,30 +41,45 @@ def trusted(name):                  # missing, or nobody but the owner and root 
     except OSError:
         return False
     return st.st_uid in (owner, 0) and not st.st_mode & 0o22
-cached = trusted(os.path.dirname(pyc)) and trusted(pyc)
-if cached and sys.version_info >= (3, 7):   # flags 3: a checked-hash pyc, else rewrite it
+with open(path, "rb") as f:
+    source = f.read()
+file_hash = digest(source)
+# The file runs in two parts: the core, and the cloud section, which the core runs only when
+# a config needs it. Each part has blank lines in place of the other: line numbers stay right.
+def text(part):
+    start = source.find(b"\n# >>> section cloud")
+    end = source.find(b"\n# <<< section cloud", start)
+    if start < 0 or end < 0:        # no section: the core is the whole file
+        start = end = len(source)
+    if part == "core":
+        return source[:start] + b"\n" * source.count(b"\n", start, end) + source[end:]
+    return b"\n" * source.count(b"\n", 0, start) + source[start:end]
+def compiled(part):                 # the code of a part, cached in folder when that is safe
+    pyc = os.path.join(folder, ".".join((os.path.basename(path), part,
+                                         sys.implementation.cache_tag, "pyc")))
+    key = bootstrap.MAGIC_NUMBER + part.encode() + b"\0" + file_hash
+    if not (trusted(folder) and trusted(pyc)):
+        return compile(text(part), path, "exec")    # others could write the cache
     try:
         with open(pyc, "rb") as f:
-            checked = int.from_bytes(f.read(8)[4:], "little") == 3
-    except OSError:
-        checked = False
-    if not checked:
-        import py_compile
-        try:
-            py_compile.compile(path, pyc, doraise=True, invalidation_mode=
-                               py_compile.PycInvalidationMode.CHECKED_HASH)
-        except Exception:           # a read-only bin/, say: no cache
-            cached = False
-if cached:
-    code = bootstrap.SourceFileLoader("provider", path).get_code("provider")
-else:                               # others could write the cache: compile in memory
-    sys.dont_write_bytecode = True
-    with open(path, "rb") as f:
-        code = compile(f.read(), path, "exec")
+            data = f.read()
+        if data.startswith(key):    # made from this very file
+            return marshal.loads(data[len(key):])
+    except (OSError, ValueError, EOFError, TypeError):
+        pass
+    code = compile(text(part), path, "exec")
+    try:
+        if not os.path.isdir(folder):
+            os.mkdir(folder)
+        bootstrap._write_atomic(pyc, key + marshal.dumps(code), 0o644)
+    except OSError:                 # a read-only bin/, say: no cache
+        pass
+    return code
 module = type(sys)("provider")
 module.__file__ = path
 sys.modules["provider"] = module
-exec(code, module.__dict__)
+exec(compiled("core"), module.__dict__)
+module.SECTIONS_LEFT_OUT["cloud"] = lambda: compiled("cloud")
 sys.exit(module.main())
 '
 tried=${BXPROVIDER_PYTHON_TRIED-}
@@ -2283,6 +2310,7 @@ class Backend(object):
     TYPE = None
     SETTINGS = {"known_hosts": ("boolean", None)}
     PARAMETERS = {}
+    HOST_KEY_TOOL = "ssh-keyscan"    # how a new server's host key is learnt (for `check`)
 
     def __init__(self, settings, paths, log):
         self.settings = settings
@@ -3411,6 +3439,32 @@ def kill_group_if_same(data):
         return False
 
 
+# Environment variables that hold a secret (a backend's token_env, ...): the
+# programs the plugin starts (ssh, ssh-keyscan, the command program) never see them.
+SECRET_VARIABLES = set()
+
+
+def child_env(binary=False):
+    """The environment for a program the plugin starts: its own, less SECRET_VARIABLES."""
+    if binary:
+        secret = set(name.encode("utf-8", "surrogateescape") for name in SECRET_VARIABLES)
+        return dict((k, v) for k, v in os.environb.items() if k not in secret)
+    return dict((k, v) for k, v in os.environ.items() if k not in SECRET_VARIABLES)
+
+
+def owner_tag(paths):
+    """8 hex digits naming this host and home: two masters sharing one cloud
+    project both have a task 1, and must not mistake each other's servers."""
+    import hashlib
+    seed = "%s\0%s" % (os.uname()[1], paths.home)
+    return hashlib.sha256(seed.encode("utf-8", "replace")).hexdigest()[:8]
+
+
+# >>> section cloud: bin/NAME (the boot at the top of this file) runs the lines from here
+# to "<<< section cloud" only when a config names a cloud backend (BACKENDS loads it), so that
+# the other backends start without compiling or loading them. Nothing outside the section may
+# name what it defines but through BACKENDS (tests/test_header.py checks).
+
 # -- The cloud layer: what every backend that rents servers from an API shares --
 
 PASSWORD_ALPHABET = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -3576,14 +3630,6 @@ def ansible_private_key(config=ANSIBLE_CFG):
     return os.path.expanduser(value.strip()) if value and value.strip() else None
 
 
-def owner_tag(paths):
-    """8 hex digits naming this host and home: two masters sharing one cloud
-    project both have a task 1, and must not mistake each other's servers."""
-    import hashlib
-    seed = "%s\0%s" % (os.uname()[1], paths.home)
-    return hashlib.sha256(seed.encode("utf-8", "replace")).hexdigest()[:8]
-
-
 def server_name(name, task_id, tag):
     """A valid host name carrying the provider's name, the task id and the owner tag."""
     safe = "".join(ch if ch in "abcdefghijklmnopqrstuvwxyz0123456789" else "-"
@@ -3718,19 +3764,6 @@ def http_opener(deadline):
                    if key == "https")
     return urllib.request.build_opener(urllib.request.ProxyHandler(proxies), PlainHandler,
                                        SecureHandler, NoRedirect)
-
-
-# Environment variables that hold a secret (a backend's token_env, ...): the
-# programs the plugin starts (ssh, ssh-keyscan, the command program) never see them.
-SECRET_VARIABLES = set()
-
-
-def child_env(binary=False):
-    """The environment for a program the plugin starts: its own, less SECRET_VARIABLES."""
-    if binary:
-        secret = set(name.encode("utf-8", "surrogateescape") for name in SECRET_VARIABLES)
-        return dict((k, v) for k, v in os.environb.items() if k not in secret)
-    return dict((k, v) for k, v in os.environ.items() if k not in SECRET_VARIABLES)
 
 
 def is_loopback_host(host):
@@ -4308,6 +4341,7 @@ class CloudBackend(Backend):
     LABEL = None
     DEFAULT_API_URL = None
     CHECK_PATH = None
+    HOST_KEY_TOOL = "ssh-keygen"     # the plugin makes the key and hands it to cloud-init
     MAX_USER_DATA = None
     # True for a cloud whose stock images refuse root's password over SSH (Ubuntu's
     # "prohibit-password"): user_data then lets it in with an sshd drop-in
@@ -6662,10 +6696,34 @@ class YandexBackend(CloudBackend):
         return True, text
 
 
-BACKENDS = dict((cls.TYPE, cls) for cls in (ManualBackend, PoolBackend, CommandBackend,
-                                                HetznerBackend, TimewebBackend, OpenStackBackend,
-                                                SelectelBackend, VKCloudBackend,
-                                                YandexBackend))
+# <<< section cloud
+
+
+class BackendRegistry(dict):
+    """Backend type -> class, kept as the class's name: bin/NAME starts without the cloud
+    section (see its marker), and the first look-up of a class it does not have yet loads it.
+    So only look-ups (BACKENDS[kind]) give classes; .get(), .values() and .items() give names."""
+
+    def __getitem__(self, kind):
+        name = dict.__getitem__(self, kind)
+        if name not in globals():
+            load_section("cloud")
+        return globals()[name]
+
+
+BACKENDS = BackendRegistry(manual="ManualBackend", pool="PoolBackend", command="CommandBackend",
+                           hetzner="HetznerBackend", timeweb="TimewebBackend",
+                           openstack="OpenStackBackend", selectel="SelectelBackend",
+                           vkcloud="VKCloudBackend", yandex="YandexBackend")
+
+# What bin/NAME's boot left out of this module: section name -> a function that compiles it
+# (through the boot's cache). Empty when the whole file ran (`python3 provider.py`, an import).
+SECTIONS_LEFT_OUT = {}
+
+
+def load_section(name):
+    """Run a section of this file that the boot left out, in this module, once."""
+    exec(SECTIONS_LEFT_OUT.pop(name)(), globals())
 
 
 # ---------------------------------------------------------------------------
@@ -7559,27 +7617,34 @@ def check_trusted_places(paths):
 
 
 def check_bytecode_cache(paths):
-    """(ok, text) for bin/__pycache__/, by the rule of the sh header at the top of this
-    file: used only when owned by the program's owner or root and writable by nobody else."""
-    import importlib.util
+    """(ok, text) for bin/__pycache__/, by the rule of the boot at the top of this file: its
+    files (the core, and the cloud section once a config needed it) are used only when owned
+    by the program's owner or root and writable by nobody else."""
     script = os.path.realpath(paths.script)
-    pyc = importlib.util.cache_from_source(script)
+    folder = os.path.join(os.path.dirname(script), "__pycache__")
+    core, cloud = (os.path.join(folder, ".".join((os.path.basename(script), part,
+                                                  sys.implementation.cache_tag, "pyc")))
+                   for part in ("core", "cloud"))
     try:
         owner = os.stat(script).st_uid
     except OSError:
         return []
-    for path in (os.path.dirname(pyc), pyc):
+    used = []
+    for path in (folder, core, cloud):
         try:
             info = os.lstat(path)
         except OSError:
+            if path == cloud:
+                break
             return [(True, "bytecode cache %s: not written yet (the next run of %s writes "
                            "it)" % (path, paths.script))]
         if info.st_uid not in (owner, 0) or info.st_mode & 0o022:
             return [(False, "bytecode cache %s is %s: the plugin does not use it and "
                             "compiles on every call (several times slower); fix: rm -r %s "
                             "(the next run writes a new one)" % (
-                                path, cache_problem(info, owner), os.path.dirname(pyc)))]
-    return [(True, "bytecode cache %s: trusted" % pyc)]
+                                path, cache_problem(info, owner), folder))]
+        used.append(path)
+    return [(True, "bytecode cache %s: trusted" % ", ".join(used[1:]))]
 
 
 def cache_problem(info, owner):
@@ -7714,7 +7779,7 @@ def first_contact_check(paths, config):
                              "(%s), so their host keys are up to you" % (
                                  "manual backend" if backend.TYPE == "manual"
                                  else "ssh_probe is off")))
-    tool = "ssh-keygen" if isinstance(backend, CloudBackend) else "ssh-keyscan"
+    tool = backend.HOST_KEY_TOOL
     if settings.get("known_hosts", True) and backend.TYPE != "manual":
         import shutil
         found = shutil.which(tool)

@@ -8,6 +8,8 @@ tests itself (the header runs `python3` from PATH first).
     python3 -m unittest discover -s tests -p 'test_header.py' -v
 """
 
+import builtins
+import dis
 import importlib.util
 import json
 import marshal
@@ -15,17 +17,19 @@ import os
 import re
 import shutil
 import stat
-import struct
 import subprocess
 import sys
 import tempfile
+import types
 import unittest
 
+from fakecloud import FakeHetzner
 from support import MANUAL_CONFIG, SCRIPT, caller_parse, load_module
 
 NAME = "hdr"
-HASHED_PYCS = sys.version_info >= (3, 7)
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+PARTS = ("core", "cloud")
+TOKEN = "tok-header-test-0123456789abcdef"
 
 
 def mode_of(path):
@@ -41,16 +45,58 @@ def nobody_ids():
     return entry.pw_uid, entry.pw_gid
 
 
-def fake_pyc(source_path, code_text):
-    """A pyc for source_path (its header valid for the current source) that runs code_text."""
-    from importlib import _bootstrap_external as bootstrap
-    code = compile(code_text, source_path, "exec")
-    with open(source_path, "rb") as f:
+def cache_key(script, part):
+    """What a cache file of the boot starts with: Python's magic number, the part's name, and
+    a hash of the whole file (Python's source hash; CRC-32 and the length on 3.6)."""
+    with open(script, "rb") as f:
         source = f.read()
-    if HASHED_PYCS:
-        return bytes(bootstrap._code_to_hash_pyc(code, importlib.util.source_hash(source), True))
-    header = (int(os.stat(source_path).st_mtime), len(source))     # 3.6: a timestamp pyc
-    return importlib.util.MAGIC_NUMBER + struct.pack("<II", *header) + marshal.dumps(code)
+    if sys.version_info >= (3, 7):
+        digest = importlib.util.source_hash(source)
+    else:
+        import zlib
+        digest = (zlib.crc32(source) << 32 | len(source)).to_bytes(8, "little")
+    return importlib.util.MAGIC_NUMBER + part.encode() + b"\0" + digest
+
+
+def cached_code(script, part, pyc):
+    """The code object in one of the boot's cache files, checking its key."""
+    with open(pyc, "rb") as f:
+        data = f.read()
+    key = cache_key(script, part)
+    assert data.startswith(key), (pyc, data[:len(key)], key)
+    return marshal.loads(data[len(key):])
+
+
+def code_objects(code):
+    yield code
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            for inner in code_objects(const):
+                yield inner
+
+
+def stored_names(code, opnames=("STORE_NAME", "STORE_GLOBAL")):
+    return set(ins.argval for ins in dis.get_instructions(code) if ins.opname in opnames)
+
+
+def globals_defined(top):
+    """The names a module's code defines at its top level or declares global and sets."""
+    names = stored_names(top)
+    for code in code_objects(top):
+        names |= stored_names(code, ("STORE_GLOBAL",))
+    return names
+
+
+def globals_loaded(top):
+    """(name, code name, line) of every global a module's code reads, but the names a
+    class body (or the top level) sets itself before reading them."""
+    for code in code_objects(top):
+        own = stored_names(code, ("STORE_NAME",))
+        for ins in dis.get_instructions(code):
+            if ins.opname == "LOAD_GLOBAL" or (ins.opname in ("LOAD_NAME",
+                                               "LOAD_FROM_DICT_OR_GLOBALS") and
+                                               ins.argval not in own):
+                yield ins.argval, code.co_name, code.co_firstlineno
 
 
 EVIL = ('import sys\n'
@@ -78,13 +124,30 @@ class HeaderTests(unittest.TestCase):
         self.script = os.path.join(self.home, "bin", NAME)
         shutil.copy(SCRIPT, self.script)
         os.chmod(self.script, 0o755)
+        self.write_config(MANUAL_CONFIG)
+        self.cache_dir = os.path.join(self.home, "bin", "__pycache__")
+        self.pycs = dict((part, os.path.join(self.cache_dir, "%s.%s.%s.pyc" % (
+            NAME, part, sys.implementation.cache_tag))) for part in PARTS)
+        self.pyc = self.pycs["core"]
+        self.mark = os.path.join(self.tmp, "evil-ran")
+
+    def write_config(self, data):
         conf = os.path.join(self.home, "etc", NAME + ".conf")
         with open(conf, "w") as f:
-            json.dump(MANUAL_CONFIG, f)
+            json.dump(data, f)
         os.chmod(conf, 0o600)
-        self.cache_dir = os.path.join(self.home, "bin", "__pycache__")
-        self.pyc = importlib.util.cache_from_source(self.script)
-        self.mark = os.path.join(self.tmp, "evil-ran")
+
+    def use_cloud(self, api_url="http://127.0.0.1:9/v1"):
+        """A hetzner config: bin/NAME then loads the cloud section too."""
+        token = os.path.join(self.home, "etc", "token")
+        with open(token, "w") as f:
+            f.write(TOKEN + "\n")
+        os.chmod(token, 0o600)
+        self.write_config({"enabled": True, "backend": {
+            "type": "hetzner", "token_file": token, "api_url": api_url, "pool_key": token,
+            "allow_loopback": True, "request_timeout": 5}, "configurations": [
+                {"id": "1", "descr": "Hetzner CX22", "server_type": "cx22",
+                 "image": "ubuntu-24.04", "location": "fsn1"}]})
 
     def run_plugin(self, *args, **kwargs):
         argv = kwargs.pop("argv", None) or [self.script]
@@ -96,12 +159,25 @@ class HeaderTests(unittest.TestCase):
 
     def answer(self, *args, **kwargs):
         code, out, err = self.run_plugin(*args, **kwargs)
+        if not out.strip():
+            self.fail("no answer to %s (exit status %s): %s" % (args, code, err.decode()))
         return caller_parse(out)
 
-    def plant_evil_pyc(self):
-        self.answer("help")                       # the real cache exists first
-        with open(self.pyc, "wb") as f:
-            f.write(fake_pyc(self.script, EVIL % self.mark))
+    def plant_evil_pyc(self, part="core"):
+        """The cached part's header (valid for the file) followed by other code."""
+        if not os.path.exists(self.pycs[part]):
+            self.answer("configs")                # the real cache exists first
+        key = cache_key(self.script, part)
+        with open(self.pycs[part], "rb") as f:
+            self.assertEqual(f.read(len(key)), key, "the real cache, made from this file")
+        code = compile(EVIL % self.mark, self.script, "exec")
+        with open(self.pycs[part], "wb") as f:
+            f.write(key + marshal.dumps(code))
+
+    def plant_both(self):
+        self.answer("configs")                    # both parts real, then both replaced
+        for part in PARTS:
+            self.plant_evil_pyc(part)
 
     def assert_evil_not_run(self):
         self.assertEqual(self.answer("configs")["configurations"][0]["id"], "1")
@@ -114,10 +190,8 @@ class HeaderTests(unittest.TestCase):
         self.assertTrue(os.path.isfile(self.pyc), os.listdir(os.path.dirname(self.script)))
         self.assertEqual(mode_of(self.cache_dir), 0o755)
         self.assertEqual(mode_of(self.pyc), 0o644)
-        if HASHED_PYCS:
-            with open(self.pyc, "rb") as f:
-                flags = int.from_bytes(f.read(8)[4:], "little")
-            self.assertEqual(flags, 3, "a checked-hash pyc")
+        cached_code(self.script, "core", self.pyc)
+        self.assertFalse(os.path.exists(self.pycs["cloud"]), "no cloud config, no section")
         cached = self.answer("configs")
         plain = self.answer("configs", argv=[sys.executable, self.script])
         self.assertEqual(direct, cached)
@@ -167,22 +241,65 @@ class HeaderTests(unittest.TestCase):
             os.umask(0)
         self.answer("order", "1", preexec_fn=loose)
         self.answer("order", "1", argv=[sys.executable, self.script], preexec_fn=loose)
-        self.assertTrue(os.path.isfile(self.pyc))
+        self.use_cloud()
+        self.answer("configs", preexec_fn=loose)
+        self.assertEqual(sorted(os.listdir(self.cache_dir)),
+                         sorted(os.path.basename(pyc) for pyc in self.pycs.values()))
         for folder, dirs, files in os.walk(self.home):
             for name in dirs + files:
                 path = os.path.join(folder, name)
                 self.assertFalse(mode_of(path) & 0o022, "%s is %o" % (path, mode_of(path)))
 
+    # ------------------------------------------------------------ the cloud section
+
+    def test_a_cloud_config_loads_and_caches_the_cloud_section(self):
+        api = FakeHetzner(token=TOKEN).start()
+        self.addCleanup(api.stop)
+        self.use_cloud(api.url)
+        direct = self.answer("configs")
+        self.assertEqual(direct["configurations"][0]["descr"], "Hetzner CX22")
+        for part in PARTS:
+            self.assertEqual(mode_of(self.pycs[part]), 0o644, part)
+        self.assertEqual(self.answer("configs"), direct)
+        self.assertEqual(self.answer("configs", argv=[sys.executable, self.script]), direct)
+        code, out, err = self.run_plugin("order", "1", "--dry-run")
+        self.assertEqual(code, 0, err)
+        self.assertIn(b"POST " + api.url.encode() + b"/servers\n", out)
+        code, out, err = self.run_plugin("check")
+        self.assertIn(("ok   bytecode cache %s, %s: trusted" % (
+            self.pycs["core"], self.pycs["cloud"])).encode(), out)
+
+    def test_the_core_reads_no_name_only_the_cloud_section_defines(self):
+        """What bin/NAME runs without a cloud config never needs the section: every global
+        the core's code reads is the core's own or a builtin (a cloud class named outside
+        the section must go through BACKENDS or an attribute), and the two define no name
+        twice (which one wins would depend on the order they ran in)."""
+        self.use_cloud()
+        self.answer("help")
+        core, section = (cached_code(self.script, part, self.pycs[part]) for part in PARTS)
+        known = globals_defined(core) | set(dir(builtins)) | set(("__file__", "__builtins__"))
+        self.assertEqual([where for where in globals_loaded(core) if where[0] not in known], [])
+        self.assertIn("CloudBackend", stored_names(section))
+        self.assertEqual(stored_names(core) & stored_names(section), set())
+        registry = load_module().BACKENDS
+        for kind, class_name in registry.items():
+            self.assertEqual(registry[kind].TYPE, kind)
+            self.assertIn(class_name, stored_names(core) | stored_names(section))
+
     # ------------------------------------------------------------ a cache others could write
 
     def test_a_planted_pyc_runs_only_when_trusted(self):
-        # the control: a pyc the owner wrote is what runs (so the test can fail)
-        self.plant_evil_pyc()
-        self.assertEqual(self.answer("help"), {"evil": 1})
-        os.unlink(self.mark)
-        os.chmod(self.pyc, 0o666)                 # others may write it: never used
-        self.assert_evil_not_run()
-        os.chmod(self.pyc, 0o644)
+        self.use_cloud()
+        for part in PARTS:
+            # the control: a pyc the owner wrote is what runs (so the test can fail)
+            self.plant_evil_pyc(part)
+            self.run_plugin("configs")
+            self.assertTrue(os.path.exists(self.mark), part)
+            os.unlink(self.mark)
+            os.chmod(self.pycs[part], 0o666)      # others may write it: never used
+            self.assert_evil_not_run()
+            os.unlink(self.pycs[part])
+        self.plant_both()
         os.chmod(self.cache_dir, 0o777)           # others may write the folder
         self.assert_evil_not_run()
         os.chmod(self.cache_dir, 0o775)           # or the group
@@ -203,38 +320,53 @@ class HeaderTests(unittest.TestCase):
     @unittest.skipUnless(IS_ROOT and nobody_ids(), "chown needs root")
     def test_a_cache_owned_by_someone_else_is_never_used(self):
         uid, gid = nobody_ids()
-        self.plant_evil_pyc()
-        os.chown(self.pyc, uid, gid)
-        self.assert_evil_not_run()
-        self.assertEqual(os.stat(self.pyc).st_uid, uid, "nor rewritten")
-        os.chown(self.pyc, 0, 0)
+        self.use_cloud()
+        for part in PARTS:
+            self.plant_evil_pyc(part)
+            os.chown(self.pycs[part], uid, gid)
+            self.assert_evil_not_run()
+            self.assertEqual(os.stat(self.pycs[part]).st_uid, uid, "nor rewritten")
+            os.unlink(self.pycs[part])
+        self.plant_both()
         os.chown(self.cache_dir, uid, gid)
         self.assert_evil_not_run()
 
-    @unittest.skipUnless(HASHED_PYCS, "Python 3.6 has timestamp pycs only (README: Performance)")
     def test_an_edit_keeping_size_and_mtime_is_seen(self):
-        self.assertEqual(self.run_plugin("--version")[1].strip(), b"provider.py " +
-                         load_module().__version__.encode())
+        self.use_cloud()
+        self.answer("configs")
         before = os.stat(self.script)
-        with open(self.script, "rb") as f:
+        with open(self.script) as f:
             source = f.read()
-        edited = re.sub(b'__version__ = "([^"]*)"', lambda m: b'__version__ = "' +
-                        b"9" * len(m.group(1)) + b'"', source, count=1)
-        self.assertEqual(len(edited), len(source))
-        with open(self.script, "wb") as f:
-            f.write(edited)
+        # a comment line of the core and one of the section become code of the same size
+        for line, mark in (("# What bin/NAME's boot left out of this module", "core-ran"),
+                           ("# the other backends start without compiling", "cloud-ran")):
+            start = source.index("\n" + line) + 1
+            end = source.index("\n", start)
+            code = "open(%r, \"w\").close()  # " % os.path.join(self.tmp, mark)
+            self.assertLess(len(code), end - start)
+            source = source[:start] + code.ljust(end - start, "-") + source[end:]
+        with open(self.script, "w") as f:
+            f.write(source)
+        self.assertEqual(os.stat(self.script).st_size, before.st_size)
         os.utime(self.script, ns=(before.st_atime_ns, before.st_mtime_ns))
-        version = self.run_plugin("--version")[1].strip()
-        self.assertTrue(version.startswith(b"provider.py 999"), version)
+        self.assertEqual(self.answer("configs")["configurations"][0]["id"], "1")
+        self.assertEqual(sorted(n for n in os.listdir(self.tmp) if n.endswith("-ran")),
+                         ["cloud-ran", "core-ran"])
 
-    def test_a_stale_pyc_from_other_code_is_replaced(self):
-        self.answer("help")
-        other = os.path.join(self.tmp, "other.py")
-        with open(other, "w") as f:
-            f.write(EVIL % self.mark)
-        with open(self.pyc, "wb") as f:
-            f.write(fake_pyc(other, EVIL % self.mark))    # its header is for other.py
-        self.assert_evil_not_run()
+    def test_a_pyc_made_from_other_text_is_replaced(self):
+        self.use_cloud()
+        self.answer("configs")
+        real = {}
+        for part in PARTS:
+            with open(self.pycs[part], "rb") as f:
+                real[part] = f.read()
+        os.rename(self.pycs["core"], self.pycs["cloud"] + ".tmp")    # the two swapped
+        os.rename(self.pycs["cloud"], self.pycs["core"])
+        os.rename(self.pycs["cloud"] + ".tmp", self.pycs["cloud"])
+        self.assertEqual(self.answer("configs")["configurations"][0]["id"], "1")
+        for part in PARTS:
+            with open(self.pycs[part], "rb") as f:
+                self.assertEqual(f.read(), real[part], part)
 
     def test_no_cache_where_the_user_cannot_write(self):
         if IS_ROOT:
