@@ -80,7 +80,12 @@ module.__file__ = path
 sys.modules["provider"] = module
 exec(compiled("core"), module.__dict__)
 module.SECTIONS_LEFT_OUT["cloud"] = lambda: compiled("cloud")
-sys.exit(module.main())
+status = module.main()
+try:                                # the answer is out: exit now, without the teardown that
+    sys.stdout.flush()              # frees every object one by one (about 3 ms)
+    sys.stderr.flush()
+finally:
+    os._exit(status)
 '
 tried=${BXPROVIDER_PYTHON_TRIED-}
 for py in python3 /usr/libexec/platform-python /usr/bin/python3.13 /usr/bin/python3.12 \

@@ -138,8 +138,8 @@ class InstallTestsBase(object):
         return kept[0]
 
     def assert_bytecode_cached(self, script):
-        import importlib.util
-        pyc = importlib.util.cache_from_source(script)
+        pyc = os.path.join(os.path.dirname(script), "__pycache__", "%s.core.%s.pyc" % (
+            os.path.basename(script), sys.implementation.cache_tag))    # the manual config's
         self.assertEqual(os.listdir(os.path.dirname(pyc)), [os.path.basename(pyc)],
                          "compiled once, by this interpreter, beside bin/NAME")
         self.assertEqual(mode_of(pyc), 0o644)
