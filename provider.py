@@ -5,14 +5,14 @@
 # modules it imports. So when the file runs as a program (bin/NAME), sh reads these lines:
 # it finds Python 3.6+ and starts it isolated (-I; -S: no site-packages, the standard
 # library is all it needs) with the boot below, which runs this file as the module
-# "provider" from bytecode it caches in __pycache__/ beside it. The boot leaves out the
-# cloud section (from "# >>> section cloud" to "# <<< section cloud", blank lines in its
-# place) until a config names a cloud backend: the other backends start without loading it.
-# The core and the section are cached apart (NAME.core.TAG.pyc, NAME.cloud.TAG.pyc), each
-# keyed by a hash of the exact text it was compiled from, so no edit ever runs stale code,
-# and used only when the cache folder and file belong to the file's owner or root and
-# nobody else can write them. To Python all this is the string _sh, so `python3 provider.py
-# ...` runs the whole file as usual. README.md, "Performance", says more.
+# "provider" from bytecode it caches in __pycache__/ beside it, and exits without the
+# interpreter's teardown once the answer is out. It leaves out the cloud section (from
+# "# >>> section cloud" to "# <<< section cloud") until a config names a cloud backend, so
+# the other backends never load it. The two parts are cached apart (NAME.core.TAG.pyc,
+# NAME.cloud.TAG.pyc), each keyed by a hash of the whole file and its part name, so an edit
+# never runs stale code, and used only when the cache folder and file belong to the file's
+# owner or root and nobody else can write them. To Python all this is the string _sh, so
+# `python3 provider.py ...` runs the whole file as usual. README.md, "Performance", says more.
 _sh=r""":"
 boot='
 import os, sys
