@@ -313,6 +313,7 @@ exit 3
         self.assertEqual(answer["status"], "finished")
 
     def test_waits_for_ssh_then_finishes(self):
+        self.home.clock = self.path("sleeps")   # the worker's pauses between probes: recorded
         self.ssh.silent = True
         self.program(RESULT)
         task_id = self.order()
@@ -323,15 +324,16 @@ exit 3
         self.ssh.silent = False
         answer = self.wait_status(task_id, "finished")
         self.assertEqual(answer["server_password"], "Pa55-w0rd-xyz")
+        self.assertEqual(self.home.sleeps()[0], 1.0)      # a second before the next probe
 
 
 class StopTest(CommandTestCase):
     def test_timeout_kills_the_process_group(self):
-        self.home.write_config(command_config(self.ssh.port, timeout=1))
+        self.home.write_config(command_config(self.ssh.port, timeout=0.3))
         self.program('sleep 300 &\necho $! > child\necho $$ > started\nsleep 300\n')
         task_id = self.order()
         answer = self.wait_status(task_id, "error")
-        self.assertEqual(answer["message"], "timed out after 1 s")
+        self.assertEqual(answer["message"], "timed out after 0.3 s")
         for name in ("started", "child"):
             pid = self.read_pid(name)
             wait_for(lambda: not pid_alive(pid), what="%s (pid %s) to be killed" % (name, pid))
@@ -495,6 +497,7 @@ class BusyLockTest(CommandTestCase):
         self.assertEqual(answer["server_password"], "Pa55-w0rd-xyz")
 
     def test_the_result_is_saved_once_the_lock_is_free_again(self):
+        self.home.clock = self.path("sleeps")   # the pauses between its tries: recorded
         self.home.write_config(dict(command_config(self.ssh.port), lock_wait=0.3))
         self.program('echo $$ > started\n' + WAIT_FOR_GO + RESULT)
         task_id = self.order()
@@ -510,6 +513,7 @@ class BusyLockTest(CommandTestCase):
         answer = self.wait_status(task_id, "finished")
         self.assertEqual((answer["server"], answer["server_password"]),
                          ("127.0.0.1", "Pa55-w0rd-xyz"))
+        self.assertEqual(self.home.sleeps()[0], 1.0)      # the first try again: after 1 s
 
 
 def signal_mask(pid, field):

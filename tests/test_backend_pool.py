@@ -272,6 +272,7 @@ class ProbeTest(PoolTestCase):
         return task_id
 
     def test_waits_for_ssh_then_finishes(self):
+        self.home.clock = os.path.join(self.home.dir, "sleeps")   # its pauses: recorded
         self.ssh.silent = True
         task_id = self.order("small")
         answer = self.reason(task_id, "waiting for SSH on 127.0.0.1: no SSH banner within 0.2 s")
@@ -280,6 +281,7 @@ class ProbeTest(PoolTestCase):
         answer = self.settled(task_id)
         self.assertEqual(answer["status"], "finished")
         self.assertEqual(answer["server_password"], "pw-one")
+        self.assertEqual(self.home.sleeps()[0], 1.0)      # a second before the next probe
 
     def test_order_and_order_status_do_not_wait_for_the_server(self):
         # A server that accepts and never answers: a probe takes its whole 5 s
