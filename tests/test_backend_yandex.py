@@ -14,13 +14,13 @@ import unittest
 from cloudbase import CloudTests
 from fake_yandex import NO_CAPACITY, FakeYandex, openssl_verifies
 from test_cloud_guardrails import GuardrailTests
-from support import SCRIPT, load_module
+from support import RUN_ROOT, SCRIPT, load_module
 
 provider = load_module()
 KEY_ID, ACCOUNT_ID = "ajekey00000000000001", "ajesa0000000000000001"
 
-KEYS = {}       # made once per process (in the run's temp folder, removed with it):
-                # openssl's RSA key generation is the slow part
+KEYS = {}       # name -> its files, made once per test run (in the run's temp folder,
+                # shared by its workers, removed with it): RSA key generation is slow
 
 
 def openssl(*args, **kwargs):
@@ -36,14 +36,22 @@ def openssl(*args, **kwargs):
 
 
 def rsa_key(name="main", bits=2048):
-    """(folder, private PKCS#8 PEM path, public PEM path) of a test key, made once."""
+    """(folder, private PKCS#8 PEM path, public PEM path) of a test key, made once
+    per run: the first process that needs it makes it in a folder of its own and
+    renames that into place (a process that loses the race uses the winner's)."""
     if name not in KEYS:
-        folder = tempfile.mkdtemp(prefix="bxyandex-key-")
-        private, public = os.path.join(folder, "key.pem"), os.path.join(folder, "pub.pem")
-        openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:%d" % bits,
-                "-out", private)
-        openssl("pkey", "-in", private, "-pubout", "-out", public)
-        KEYS[name] = (folder, private, public)
+        folder = os.path.join(RUN_ROOT.path, "yandex-key-%s-%d" % (name, bits))
+        if not os.path.isdir(folder):
+            temp = tempfile.mkdtemp(prefix="bxyandex-key-", dir=RUN_ROOT.path)
+            openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:%d" % bits,
+                    "-out", os.path.join(temp, "key.pem"))
+            openssl("pkey", "-in", os.path.join(temp, "key.pem"), "-pubout", "-out",
+                    os.path.join(temp, "pub.pem"))
+            try:
+                os.rename(temp, folder)
+            except OSError:             # another process put its key there first
+                shutil.rmtree(temp, True)
+        KEYS[name] = (folder, os.path.join(folder, "key.pem"), os.path.join(folder, "pub.pem"))
     return KEYS[name]
 
 
@@ -77,10 +85,12 @@ class JWTTest(unittest.TestCase):
         self.assertFalse(openssl_verifies(forged, public))     # openssl really checks
 
     def test_a_key_as_yc_writes_it_and_a_pkcs1_key(self):
-        folder, private, public = rsa_key()
+        _, private, public = rsa_key()
         text = "PLEASE DO NOT REMOVE THIS LINE! Yandex.Cloud SA Key ID <ajekey123>\n" + \
             read(private)
         key = provider.rsa_private_key(text)
+        folder = tempfile.mkdtemp(prefix="bxyandex-pkcs1-")
+        self.addCleanup(shutil.rmtree, folder, True)
         pkcs1 = os.path.join(folder, "pkcs1.pem")
         code, out = openssl("rsa", "-in", private, "-traditional", "-out", pkcs1, check=False)
         if code != 0 or "BEGIN RSA PRIVATE KEY" not in read(pkcs1):
