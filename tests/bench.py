@@ -20,6 +20,9 @@ the interpreter under test first on PATH. Layouts, measured in the same loop:
              compiles and writes the cache)
   plain      `python3 HOME/bin/provider`: the header skipped, compiled on every
              run (not measured unless named in --layouts)
+  cloud      bare, with a hetzner config: the boot loads the cloud section
+             too. Only the calls that ask no API: help, configs, st-term,
+             st-arch (not measured unless named in --layouts)
 
 History of N tasks: the newest min(N/2, 1000) are in the state file (recent;
 one in ten still pending), the older ones in the archive; the caller's tasks/
@@ -64,6 +67,7 @@ FLOOR = ('import json, sys\n'
          '"order_status"], "status": "enabled"}) + "\\n")\n')
 
 COLUMNS = ["help", "configs", "order", "st-pend", "st-term", "st-arch", "list100"]
+NO_API = ["help", "configs", "st-term", "st-arch"]     # the columns of the cloud layout
 GOALS = {"bare": (1.25, 2.0)}      # (protocol reads, order); the other layouts: figures only
 MEMORY_GOAL = 1.5
 
@@ -120,12 +124,26 @@ def build_history(home, size):
         os.close(os.open(os.path.join(tasks_dir, str(task_id)), os.O_CREAT | os.O_WRONLY, 0o660))
 
 
+def cloud_config(home):
+    """CONFIG on the hetzner backend, its token in etc/token. Its API (the default
+    api_url, as most configs have it) is never asked: the calls measured need none."""
+    token = os.path.join(home, "etc", "token")
+    with open(token, "w") as handle:
+        handle.write("bench-token-0123456789\n")
+    os.chmod(token, 0o600)
+    backend = {"type": "hetzner", "token_file": token, "pool_key": token}
+    return dict(CONFIG, backend=backend, configurations=[
+        dict(c, server_type="cx22", image="ubuntu-24.04", location="fsn1")
+        for c in CONFIG["configurations"]])
+
+
 def make_home(base, layout, size, python):
     home = os.path.join(base, "%s-%d" % (layout, size))
     for folder in ("bin", "etc"):
         os.makedirs(os.path.join(home, folder))
+    config = cloud_config(home) if layout == "cloud" else CONFIG
     with open(os.path.join(home, "etc", NAME + ".conf"), "wb") as handle:
-        handle.write(json.dumps(CONFIG, ensure_ascii=False, indent=2).encode("utf-8"))
+        handle.write(json.dumps(config, ensure_ascii=False, indent=2).encode("utf-8"))
     os.chmod(os.path.join(home, "etc", NAME + ".conf"), 0o600)
     script = os.path.join(home, "bin", NAME)
     shutil.copy(SCRIPT, script)
@@ -278,6 +296,8 @@ def measure_size(python, base, size, reps, list_reps, results, layouts):
                     "st-pend": ["order_status", pending],
                     "st-term": ["order_status", terminal],
                     "st-arch": ["order_status", old]}
+        if layout == "cloud":
+            commands = dict((column, commands[column]) for column in NO_API)
         # sanity: every command answers as the caller expects
         for column, args in sorted(commands.items()):
             got = answer([python, script] + args, python)
@@ -307,7 +327,7 @@ def measure_size(python, base, size, reps, list_reps, results, layouts):
             floor_memory.append(fm)
             floor_times.append(f)
     for rep in range(list_reps):
-        for index, layout in enumerate(layouts):
+        for index, layout in enumerate(l for l in layouts if l != "cloud"):
             script = homes[layout][1]
             statuses = [command_line(layout, python, script, ["order_status", i])
                         for i in listed]
@@ -324,10 +344,11 @@ def measure_size(python, base, size, reps, list_reps, results, layouts):
     floor_rss = median(floor_memory)
     for layout in layouts:
         row = {"floor_ms": median(floor_times) * 1000, "floor_rss": floor_rss}
-        for column in COLUMNS:
+        measured = [column for column in COLUMNS if pairs[layout, column]]
+        for column in measured:                 # a column not measured: no key
             low, high = quartiles(pairs[layout, column])
             row[column] = (median(pairs[layout, column]), (high - low) / 2.0)
-        row["mem"] = max(median(memory[layout, column]) for column in COLUMNS) / floor_rss
+        row["mem"] = max(median(memory[layout, column]) for column in measured) / floor_rss
         results[layout, size] = row
     for layout in layouts:
         shutil.rmtree(homes[layout][0], ignore_errors=True)
@@ -365,6 +386,9 @@ def print_table(python, version, results, layouts, sizes):
             row = results[layout, size]
             cells = []
             for column in COLUMNS:
+                if column not in row:
+                    cells.append("-")
+                    continue
                 value, spread = row[column]
                 goal = order if column == "order" else reads
                 mark = " " if value <= goal else "!"
@@ -471,7 +495,8 @@ def print_summary(summary, layouts, sizes):
             for size in sizes:
                 row = results[layout, size]
                 cells = "".join("%7.2f%s" % (row[c][0], "!" if row[c][0] > (
-                    order if c == "order" else reads) else " ") for c in COLUMNS)
+                    order if c == "order" else reads) else " ") if c in row else "%7s " % "-"
+                    for c in COLUMNS)
                 mark = "!" if layout in GOALS and row["mem"] > MEMORY_GOAL else " "
                 print("%-8s %-6s %6d %4.0fms" % (version, layout, size, row["floor_ms"])
                       + cells + "%5.2f%s" % (row["mem"], mark))

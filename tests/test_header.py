@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 """The sh header at the top of provider.py: bin/NAME exec'd as the caller does finds Python,
-caches its own bytecode safely, and answers one JSON object even when no Python 3.6+ is there.
+caches its own bytecode safely (the core, and the cloud section once a config names a cloud
+backend, each in its own file), and answers one JSON object even when no Python 3.6+ is there.
 
 Every test puts a folder first on PATH whose python3 is this interpreter, so each interpreter
 tests itself (the header runs `python3` from PATH first).
