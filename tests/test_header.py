@@ -282,6 +282,14 @@ class HeaderTests(unittest.TestCase):
         self.assertEqual([where for where in globals_loaded(core) if where[0] not in known], [])
         self.assertIn("CloudBackend", stored_names(section))
         self.assertEqual(stored_names(core) & stored_names(section), set())
+        with open(self.script) as f:
+            lines = f.read().split("\n")
+        for code in (core, section):            # line numbers as in the file
+            for inner in code.co_consts:
+                if isinstance(inner, types.CodeType) and not inner.co_name.startswith("<"):
+                    line = lines[inner.co_firstlineno - 1]
+                    self.assertTrue(re.match(r"(def|class) %s\b|@" % inner.co_name, line),
+                                    (inner.co_name, inner.co_firstlineno, line))
         registry = load_module().BACKENDS
         for kind, class_name in registry.items():
             self.assertEqual(registry[kind].TYPE, kind)
