@@ -203,11 +203,14 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# Every Python run here is isolated (-I: no PYTHON* variables, no user site) and without
+# site-packages (-S), as bin/NAME's header starts the plugin: the standard library is all
+# it needs, and a site's .pth files cannot change what runs (nor slow each start).
 check_python() {
     if ! command -v "$python" >/dev/null 2>&1; then
         die 1 "Python not found: '$python'. The plugin needs Python 3.6 or newer; name one with --python PATH."
     fi
-    if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 6))' >/dev/null 2>&1; then
+    if ! "$python" -I -S -c 'import sys; sys.exit(sys.version_info < (3, 6))' >/dev/null 2>&1; then
         die 1 "'$python' is not Python 3.6 or newer"
     fi
 }
@@ -222,7 +225,7 @@ check_source() {
 # validate_config FILE: it must be a JSON object. The full validation is the final 'check'.
 validate_config() {
     [ -f "$1" ] || die 1 "config file '$1' does not exist or is not a file"
-    if ! err=$("$python" - "$1" 2>&1 <<'PY'
+    if ! err=$("$python" -I -S - "$1" 2>&1 <<'PY'
 import json, sys
 try:
     with open(sys.argv[1], "rb") as f:
@@ -302,7 +305,7 @@ make_dir() {
 # validate_with_plugin HOME: the plugin's own config validation (its 'configs' answer), as
 # the installed plugin would see the config; a disabled provider is fine, a config error is not.
 validate_with_plugin() {
-    answer=$("$python" "$1/bin/$name" configs 2>/dev/null) || :
+    answer=$("$python" -I -S "$1/bin/$name" configs 2>/dev/null) || :
     case $answer in
         *'error N104, '*|*'error N110, '*)
             answer=${answer#*error N1[01][04], }
@@ -333,7 +336,7 @@ EOF
     # root ownership whatever tar the host has. Files only, no folder entries: bx-provider
     # makes bin/ and etc/ itself. The archive holds the config: 0600 from its first byte.
     # shellcheck disable=SC2046 # program_files prints plain relative paths
-    "$python" - "$archive" "$stage" $(program_files) "$conf_rel" <<'PY' || die 1 "cannot write archive '$archive'"
+    "$python" -I -S - "$archive" "$stage" $(program_files) "$conf_rel" <<'PY' || die 1 "cannot write archive '$archive'"
 import os, sys, tarfile, time
 out, stage, members = sys.argv[1], sys.argv[2], sys.argv[3:]
 tmp = "%s.tmp%d" % (out, os.getpid())
