@@ -150,8 +150,14 @@ class CloudHome(object):
         self.assertEqual(result.code, 0, result)
         return answer
 
-    def order(self):
-        return self.ok("order", "1")["task_id"]
+    def order(self, wait=True):
+        """`order 1`'s task id, once the task's worker has done its first step (the
+        create: `order` waits for it about a second, a slow machine may need more),
+        unless wait is False."""
+        task_id = self.ok("order", "1")["task_id"]
+        if wait:
+            self.worker_done(task_id)
+        return task_id
 
     def poll(self, task_id, until=("finished", "error"), limit=30, pause=0.0, hook=None):
         """order_status until the status is in `until`; returns all the answers."""
@@ -303,7 +309,7 @@ class CloudTests(CloudHome):
     def test_an_api_that_never_answers_holds_only_the_worker(self):
         self.configure(request_timeout=60)
         self.api.hang_next(60, count=100, apply=False)       # no answer to anything
-        task_id = self.order()                          # answered: the worker waits
+        task_id = self.order(wait=False)                # answered: the worker waits
         for _ in range(2):
             result = self.run_plugin("order_status", task_id)
             self.assertEqual(result.code, 0, result)
