@@ -30,7 +30,9 @@ PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPoolKeyForTests pool@master"
 SSH_STUB = """#!/bin/sh
 echo "$*" >> "%(dir)s/ssh.log"
 [ -z "${CLOUD_TOKEN+set}" ] || echo "CLOUD_TOKEN inherited" >> "%(dir)s/ssh.log"
-exit "$(cat "%(dir)s/ssh.rc" 2>/dev/null || echo 0)"
+rc=0
+read rc 2>/dev/null < "%(dir)s/ssh.rc"
+exit "${rc:-0}"
 """
 
 

@@ -44,7 +44,8 @@ def python3_on_path_is_this_one():
     """True when this interpreter is the python3 on PATH (the one that tests other shells)."""
     try:
         out = subprocess.check_output(
-            ["python3", "-c", "import os, sys; print(os.path.realpath(sys.executable))"],
+            ["python3", "-I", "-S", "-c",
+             "import os, sys; print(os.path.realpath(sys.executable))"],
             stderr=subprocess.DEVNULL)
     except (OSError, subprocess.CalledProcessError):
         return False
