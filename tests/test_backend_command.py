@@ -14,7 +14,7 @@ import stat
 import subprocess
 import unittest
 
-from support import (PYTHON, ROOT, HomeTestCase, SSHBanner, error_message, load_module,
+from support import (ROOT, HomeTestCase, SSHBanner, error_message, load_module,
                      pid_alive, wait_for)
 
 WAIT_FOR_GO = '''
@@ -131,7 +131,7 @@ class CommandTestCase(HomeTestCase):
         lock = os.open(os.path.join(workers, task_id + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            worker = subprocess.Popen([PYTHON, self.home.script, "_worker", task_id],
+            worker = subprocess.Popen(self.home.command(["_worker", task_id]),
                                       env=self.home.env(), stdout=subprocess.DEVNULL,
                                       stderr=subprocess.DEVNULL, pass_fds=(lock,))
         finally:
@@ -163,7 +163,7 @@ class BackgroundTest(CommandTestCase):
     def test_caller_reads_stdout_until_eof(self):
         """bx-provider reads the plugin's stdout to EOF: no worker may hold it."""
         self.program("echo $$ > started\n" + WAIT_FOR_GO + RESULT)
-        proc = subprocess.Popen([PYTHON, self.home.script, "order", "vm2"],
+        proc = subprocess.Popen(self.home.command(["order", "vm2"]),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 env=self.home.env())
         try:
@@ -185,7 +185,7 @@ class BackgroundTest(CommandTestCase):
         self.program("echo $$ > started\n" + WAIT_FOR_GO + RESULT)
         extra_read, extra_write = os.pipe()
         try:
-            proc = subprocess.Popen([PYTHON, self.home.script, "order", "vm2"],
+            proc = subprocess.Popen(self.home.command(["order", "vm2"]),
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     pass_fds=(extra_write,), env=self.home.env())
             callers = set("pipe:[%d]" % os.fstat(fd).st_ino for fd in (

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import unittest
 
-from support import Home, HomeTestCase, SSHBanner, caller_parse, pid_alive, wait_for
+from support import HomeTestCase, SSHBanner, caller_parse, pid_alive, wait_for
 
 
 def pool_config(port, servers=None, **settings):
