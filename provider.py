@@ -3704,6 +3704,11 @@ class Deadline(object):
     def left(self):
         return max(0.001, self.end - time.monotonic())
 
+    def over(self):
+        """Passed, or about to: a socket's own timeout (deadline.left()) may fire
+        just before the timer does."""
+        return self.passed or time.monotonic() >= self.end
+
     def connected(self):
         return bool(self.sockets)
 
@@ -3967,7 +3972,7 @@ class CloudAPI(object):
                 getattr(reason, "reason", None) == "CERTIFICATE_VERIFY_FAILED":   # 3.6
             return self.untrusted(what, reason)
         host = urllib.parse.urlsplit(self.base).hostname
-        if deadline.passed:
+        if deadline.over():
             reason = "no complete answer within request_timeout %s s" % deadline.seconds
         elif isinstance(reason, socket.gaierror):
             reason = "the name %s does not resolve (DNS: %s)" % (host, reason.strerror or reason)
