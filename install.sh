@@ -287,8 +287,12 @@ install_program() {
 }
 
 # remove_old_layout HOME: older installs had a launcher in bin/NAME and the code in
-# lib/provider.py; bin/NAME is now the whole plugin, so lib/ goes.
+# lib/provider.py; bin/NAME is now the whole plugin, so lib/ goes. 1.1.0 cached bin/NAME
+# whole as __pycache__/NAME.cpython-XY.pyc; it now caches two parts under other names.
 remove_old_layout() {
+    if [ -d "$1/bin/__pycache__" ] && [ ! -L "$1/bin/__pycache__" ]; then
+        rm -f "$1/bin/__pycache__/$name".cpython-*.pyc
+    fi
     [ -d "$1/lib" ] || return 0
     rm -f "$1/lib/provider.py"
     rm -rf "$1/lib/__pycache__"

@@ -124,7 +124,8 @@ Its files live beside it, in the provider's home (the folder above bin/):
 
 Backends (config "backend": {"type": ...}): manual (an operator finishes each
 order), pool (servers already built), command (your own provisioning program),
-hetzner, timeweb and yandex (a new cloud server per order).
+hetzner, timeweb, openstack (selectel, vkcloud) and yandex (a new cloud server
+per order).
 
 People can run it by hand too: `NAME --help` lists the commands for them
 (tasks, task show/finish/fail/release/delete-server, pool, state, check).
@@ -138,7 +139,7 @@ import stat
 import sys
 import time
 
-__version__ = "1.1.0"
+__version__ = "1.2.0"
 
 
 # ---------------------------------------------------------------------------

@@ -292,12 +292,19 @@ class InstallTestsBase(object):
                      os.path.join(lib_cache, "provider.cpython-36.pyc")):
             with open(path, "wb") as f:
                 f.write(b"# an older version\n")
+        # 1.1.0's cache of bin/NAME as a whole, which nothing reads any more
+        bin_cache = os.path.join(self.home, "bin", "__pycache__")
+        os.makedirs(bin_cache, exist_ok=True)
+        old_pyc = os.path.join(bin_cache, "%s.cpython-311.pyc" % NAME)
+        with open(old_pyc, "wb") as f:
+            f.write(b"1.1.0's bytecode\n")
         before = self.snapshot()
 
         out = self.install()
         self.assertEqual(self.snapshot(), before)
         self.assertEqual(read_bytes(self.script), read_bytes(SCRIPT))
         self.assertFalse(os.path.exists(os.path.join(self.home, "lib")))
+        self.assertFalse(os.path.exists(old_pyc))
         self.assertEqual(mode_of(self.script), 0o755)
         self.assertIn("Upgraded", out)
 
