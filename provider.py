@@ -2150,6 +2150,27 @@ def write_known_hosts(path, host, port, keys):
         os.close(dir_fd)
 
 
+def known_hosts_problem(path):
+    """Why write_known_hosts(path, ...) would refuse or fail now (its folder
+    rules, a file that is not a regular one, a folder it cannot write), or
+    None: for `check`."""
+    real = os.path.realpath(path)
+    folder = os.path.dirname(real)
+    made_in = folder if os.path.isdir(folder) else os.path.dirname(folder)
+    try:
+        refuse_unsafe_folder(made_in, made_in == folder)
+        info = os.lstat(real)
+    except OSError as exc:
+        if exc.errno != errno.ENOENT:
+            return printable(exc.strerror if exc.errno != errno.EPERM else str(exc.args[1]))
+        info = None
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        return "%s is not a regular file" % printable(real)
+    if not os.access(made_in, os.W_OK):     # the file is replaced through a temp file there
+        return "%s is not writable" % printable(made_in)
+    return None
+
+
 def refuse_unsafe_folder(folder, own):
     """Raise OSError unless no other user can swap a file in folder: it and every
     folder above it belong to root or this user, and none is writable by others
@@ -7817,12 +7838,10 @@ def first_contact_check(paths, config):
             "openssh-client, or set \"known_hosts\": false")))
     path = known_hosts_path()
     if settings.get("known_hosts", True) and path:
-        folder = os.path.dirname(path)
-        target = path if os.path.exists(path) else folder if os.path.isdir(folder) \
-            else os.path.dirname(folder)
-        writable = os.access(target, os.W_OK)
-        report.append((writable, "known_hosts %s is %swritable by uid %d" % (
-            path, "" if writable else "NOT ", os.geteuid())))
+        problem = known_hosts_problem(path)
+        report.append((problem is None, "known_hosts %s is writable by uid %d" % (
+            path, os.geteuid()) if problem is None else "known_hosts %s cannot be written "
+            "by uid %d: %s" % (path, os.geteuid(), problem)))
     try:
         with open(keycopy, "rb") as handle:
             script = handle.read(65536)

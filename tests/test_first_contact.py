@@ -311,6 +311,20 @@ class CheckTest(HomeTestCase):
         self.assertIn("known_hosts is off: the first login to each server (its host key) is "
                       "up to you", self.home.run("check").text)
 
+    def test_check_says_known_hosts_cannot_be_written_where_the_write_would_refuse(self):
+        shared = os.path.join(self.home.dir, "shared")     # a folder others may write
+        os.mkdir(shared)
+        os.chmod(shared, 0o777)
+        fifo = os.path.join(self.home.dir, "fifo")
+        os.mkfifo(fifo)
+        for path, why in ((os.path.join(shared, "known_hosts"), "belongs to uid"),
+                          (fifo, "is not a regular file")):
+            text = self.home.run("check", env={"BXPROVIDER_KNOWN_HOSTS": path}).text
+            line = [l for l in text.splitlines() if "known_hosts %s" % path in l]
+            self.assertEqual(len(line), 1, text)
+            self.assertTrue(line[0].startswith("FAIL") and "cannot be written by uid" in line[0]
+                            and why in line[0], line[0])
+
     def test_check_finds_the_callers_old_ssh_keycopy(self):
         from support import load_module
         version = load_module().local_ssh_version()
