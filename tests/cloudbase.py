@@ -16,6 +16,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -607,6 +608,44 @@ class CloudTests(CloudHome):
         self.assertIn("it still rents server %s: `provider task delete-server %s --yes`"
                       % (server_id, task_id), result.text)
         self.assertEqual(len(self.api.servers), 1)     # failing a task deletes nothing
+
+    def test_a_server_made_for_a_task_failed_meanwhile_is_kept_in_it_and_deleted(self):
+        self.fail_during_a_held_create(lookups_fail=False)
+
+    def test_the_held_creates_own_answer_keeps_the_server_when_look_ups_fail(self):
+        self.fail_during_a_held_create(lookups_fail=True)
+
+    def fail_during_a_held_create(self, lookups_fail):
+        """The API is still busy with the create when the operator fails the task:
+        the server it made is kept in the task (found by the cleanup's look-up, or,
+        lookups_fail, from the create's own late answer) and deleted."""
+        self.configure(request_timeout=30)
+        release = self.api.hold_next_create()
+        answers = []
+        ordering = threading.Thread(target=lambda: answers.append(self.run_plugin("order", "1")))
+        ordering.start()
+        self.addCleanup(ordering.join, 60)
+        self.addCleanup(release.set)
+        wait_for(lambda: self.api.servers, what="the server made, its answer held")
+        [server_id] = [str(i) for i in self.api.servers]
+        if lookups_fail:
+            self.api.server_error_next(count=1000, method="GET", path=self.SERVERS_PATH)
+        result = self.run_plugin("task", "fail", "1", "--message", "not needed after all")
+        self.assertEqual(result.code, 0, result)
+        release.set()
+        ordering.join(60)
+        self.assertIn("error" if "error" in answers[0].json else "task_id", answers[0].json)
+        wait_for(lambda: self.home.state()["tasks"]["1"]["data"].get("server_id"),
+                 what="the server kept in the task")
+        task = self.home.state()["tasks"]["1"]
+        self.assertEqual((task["status"], task["message"].split(";")[0]),
+                         ("error", "not needed after all"))
+        self.assertEqual(str(task["data"]["server_id"]), server_id)
+        self.api.clear_failures()
+        wait_for(lambda: not self.api.servers, what="the late server's deletion")
+        with open(self.home.log_path) as handle:
+            self.assertRegex(handle.read(), r"server task=1 .*late=true")
+        self.assertEqual(len(self.api.create_requests()), 1)
 
     def test_login_key_gives_an_empty_password_and_installs_the_pool_key(self):
         self.configure({"login": "key"})

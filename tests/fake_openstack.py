@@ -197,6 +197,7 @@ class FakeOpenStack(_FakeAPI):
 
     prefix = "/v2.1"
     default_sequence = ["BUILD", "ACTIVE"]
+    CREATE_PATH = r"^/servers$"
 
     def __init__(self, floating=False, regions=("RegionOne",), token_ttl=3600, **kw):
         kw.setdefault("token", "password-for-tests")
@@ -417,8 +418,3 @@ class FakeOpenStack(_FakeAPI):
     def _bad(self, message):
         return _Answer(400, self.error_body(400, "badRequest", message))
 
-    def create_requests(self):
-        return self.requests_for("POST", r"^/servers$")
-
-    def hang_next_create(self, seconds, count=1):
-        self.hang_next(seconds, count=count, method="POST", path=r"^/servers$", apply=True)

@@ -117,6 +117,7 @@ class FakeYandex(_YandexShapes, _FakeAPI):
     """Compute API v1 (instances, images), VPC's subnets and the Operation API."""
 
     default_sequence = ["PROVISIONING", "STARTING", "RUNNING"]
+    CREATE_PATH = r"^/compute/v1/instances$"
     FOLDER = "b1gfolder0000000000a"
     SUBNETS = {"ru-central1-a": "e9bsubnet00000000000", "ru-central1-b": "e2lsubnet00000000000",
                "ru-central1-d": "fl8subnet00000000000"}
@@ -153,17 +154,11 @@ class FakeYandex(_YandexShapes, _FakeAPI):
 
     def quota_next(self, count=1):
         self.error_next(429, 8, "Quota limit compute.instances.count exceeded", count=count,
-                        method="POST", path=r"^/compute/v1/instances$")
+                        method="POST", path=self.CREATE_PATH)
 
     def no_capacity_next(self, count=1):
         self.error_next(429, 8, NO_CAPACITY, count=count, method="POST",   # GUESS: the wording
-                        path=r"^/compute/v1/instances$")
-
-    def hang_next_create(self, seconds, count=1):
-        self.hang_next(seconds, count=count, method="POST", path=r"^/compute/v1/instances$")
-
-    def create_requests(self):
-        return self.requests_for("POST", r"^/compute/v1/instances$")
+                        path=self.CREATE_PATH)
 
     # ---- records: Yandex ids are 20 lowercase letters and digits -------------------------
     def _new_record(self, name, request, labels=None, comment=""):

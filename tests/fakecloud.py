@@ -141,6 +141,7 @@ class _FakeAPI(object):
 
     prefix = ""                      # API path prefix, e.g. "/v1"
     default_sequence = ["running"]
+    CREATE_PATH = r"^/servers/?$"   # the create request's path (below the prefix)
 
     def __init__(self, token="test-token", ipv4="127.0.0.1", polls_per_status=1,
                  ip_after_polls=0, status_sequence=None, unique_names=True, tls=None):
@@ -154,6 +155,7 @@ class _FakeAPI(object):
         self.ignore_filters = False
         self.lock = threading.RLock()
         self._stop_event = threading.Event()
+        self.holds = []                 # hold_next's events
         self._httpd = None
         self._thread = None
         self.reset()
@@ -183,6 +185,8 @@ class _FakeAPI(object):
 
     def stop(self):
         self._stop_event.set()  # releases hung handlers
+        for release in self.holds:
+            release.set()           # and held ones
         if self._httpd is not None:
             wake(self._httpd.server_address)
             self._thread.join(5)
@@ -244,7 +248,19 @@ class _FakeAPI(object):
                             seconds=seconds, apply=apply))
 
     def hang_next_create(self, seconds, count=1):
-        self.hang_next(seconds, count=count, method="POST", path=r"^/servers/?$", apply=True)
+        self.hang_next(seconds, count=count, method="POST", path=self.CREATE_PATH, apply=True)
+
+    def hold_next(self, method=None, path=None):
+        """Carry the next matching request out, then keep its answer until the
+        returned event is set (or stop()): a request the API is still busy with."""
+        release = threading.Event()
+        self.holds.append(release)
+        self._add_rule(dict(kind="hold", status=None, count=1, method=method, path=path,
+                            apply=True, release=release))
+        return release
+
+    def hold_next_create(self):
+        return self.hold_next(method="POST", path=self.CREATE_PATH)
 
     def drop_next(self, count=1, method=None, path=None):
         self.hang_next(0, count=count, method=method, path=path, apply=True)
@@ -281,7 +297,7 @@ class _FakeAPI(object):
                     and (path is None or re.search(path, r["path"]))]
 
     def create_requests(self):
-        return self.requests_for("POST", r"^/servers/?$")
+        return self.requests_for("POST", self.CREATE_PATH)
 
     def server(self, server_id):
         with self.lock:
@@ -403,7 +419,10 @@ class _FakeAPI(object):
                 if rule["kind"] == "hang":
                     self._hang(h, rec, rule["seconds"])
                     return
-                answer = self._rule_answer(rule)
+                if rule["kind"] == "hold":
+                    rule["release"].wait(60)
+                else:
+                    answer = self._rule_answer(rule)
         rec["status"] = answer.status
         self._send(h, answer)
 

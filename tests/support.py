@@ -178,6 +178,20 @@ class CompiledScript(object):
         return cls
 
 
+def umask():
+    """This process's umask, read without setting it (threads may run calls at once)."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (IOError, OSError, ValueError):
+        pass
+    mask = os.umask(0o22)           # Linux before 4.7: no Umask line
+    os.umask(mask)
+    return mask
+
+
 def python_folder():
     """A folder in the run's temp folder whose python3 is this interpreter: first
     on PATH, bin/NAME's sh header starts the Python under test."""
@@ -467,9 +481,7 @@ class Zygote(object):
         pipes = [os.pipe() for _ in range(3)]
         try:
             conn.connect(self.path)
-            mask = os.umask(0o22)
-            os.umask(mask)
-            self.send(conn, {"args": list(args), "env": env, "cwd": home.dir, "umask": mask,
+            self.send(conn, {"args": list(args), "env": env, "cwd": home.dir, "umask": umask(),
                              "clock": home.clock or "", "script": home.script},
                       [pipes[0][0], pipes[1][1], pipes[2][1]])
         finally:
