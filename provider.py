@@ -7746,6 +7746,10 @@ def cmd_check(provider, args):
             add(ok, text)
     failed = sum(1 for ok, _ in report if ok is False)
     warned = sum(1 for ok, _ in report if ok is WARN)
+    if getattr(args, "json", False):
+        return CheckJSON({"checks": [
+            {"level": {True: "ok", WARN: "warn"}.get(ok, "fail"), "text": text}
+            for ok, text in report], "problems": failed, "warnings": warned}, failed)
     lines = ["%s %s" % ({True: "ok  ", WARN: "WARN"}.get(ok, "FAIL"), text)
              for ok, text in report]
     lines.append("%d problem%s found: each FAIL line says what to do; run check again "
@@ -7860,12 +7864,21 @@ def first_contact_check(paths, config):
 
 
 class CheckReport(str):
-    """A human report that also carries how many problems it found."""
+    """A human report that also carries how many problems it found (main()
+    exits 1 when it found any)."""
 
     def __new__(cls, text, failed):
         self = str.__new__(cls, text)
         self.failed = failed
         return self
+
+
+class CheckJSON(dict):
+    """`check --json`'s answer, with how many problems it found."""
+
+    def __init__(self, answer, failed):
+        dict.__init__(self, answer)
+        self.failed = failed
 
 
 # ---------------------------------------------------------------------------
@@ -7970,7 +7983,9 @@ def build_parser(prog):
     servers.add_argument("--delete-orphans", action="store_true",
                          help="delete the servers no task holds (needs --yes)")
     servers.add_argument("--yes", action="store_true", help="yes, delete them")
-    command("check", "check the config, files, permissions and backend")
+    command("check", "check the config, files, permissions and backend") \
+        .add_argument("--json", action="store_true", help="JSON instead of text: each "
+                      "check's level (ok, warn, fail) and text, and how many failed")
     state = command("state", "maintain the state file and its archive (nothing is ever "
                     "deleted)")
     state_actions = state.add_subparsers(dest="state_command", metavar="ACTION",

@@ -91,6 +91,23 @@ class CheckTest(HomeTestCase):
         self.assertIn("FAIL provider is DISABLED", result.text)
         self.assertIn("2 problems found", result.text)
 
+    def test_json_gives_the_same_checks_with_their_levels(self):
+        self.home.write_config(dict(MANUAL_CONFIG, enabled=False))
+        os.chmod(self.home.config_path, 0o644)
+        text = self.home.run("check").text.splitlines()
+        result = self.home.run("check", "--json")
+        self.assertEqual(result.code, 1, result)
+        answer = json.loads(result.out.decode("utf-8"))
+        self.assertEqual(answer["problems"], 2)
+        self.assertEqual(["%s %s" % ({"ok": "ok  ", "warn": "WARN"}.get(c["level"], "FAIL"),
+                                     c["text"]) for c in answer["checks"]], text[:-1])
+        self.assertEqual(set(c["level"] for c in answer["checks"]), {"ok", "fail"})
+        os.chmod(self.home.config_path, 0o600)
+        self.home.write_config(MANUAL_CONFIG)
+        result = self.home.run("check", "--json")
+        self.assertEqual((result.code, json.loads(result.out.decode("utf-8"))["problems"]),
+                         (0, 0), result)
+
     def test_one_line_per_problem_each_saying_what_to_do(self):
         self.home.ok("order", "1")
         var = os.path.dirname(self.home.state_path)
