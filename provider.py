@@ -3755,7 +3755,10 @@ class Deadline(object):
             pass
 
     def cancel(self):
+        """Stop the timer and wait for its thread to end (at once): a worker may
+        fork next (start_worker), and a fork must not copy a thread half-way."""
         self.timer.cancel()
+        self.timer.join()
 
 
 def http_opener(deadline):
