@@ -4,13 +4,10 @@ string through /bin/sh, stdout read to EOF and parsed as one JSON document,
 any "error" key meaning failure, tasks/<id> written by the caller."""
 
 import os
-import shutil
 import subprocess
-import sys
-import tempfile
 import unittest
 
-from support import HomeTestCase, caller_parse
+from support import HomeTestCase, caller_parse, python_folder
 
 KNOWN_OPTIONS = {"help", "init", "configs", "order", "order_status"}
 
@@ -20,14 +17,9 @@ class Caller(object):
 
     def __init__(self, home):
         self.home = home
-        # The shebang says `/usr/bin/env python3`: make that this interpreter.
-        self.bin_dir = tempfile.mkdtemp(prefix="bxcaller-")
-        os.symlink(sys.executable, os.path.join(self.bin_dir, "python3"))
-        self.env = home.env({"PATH": self.bin_dir + os.pathsep + os.environ.get("PATH", ""),
+        # bin/NAME's header runs the python3 first on PATH: make that this interpreter.
+        self.env = home.env({"PATH": python_folder() + os.pathsep + os.environ.get("PATH", ""),
                              "LANG": "C", "LC_ALL": "C"})
-
-    def cleanup(self):
-        shutil.rmtree(self.bin_dir, ignore_errors=True)
 
     def call(self, option, arg=None):
         """Returns (ok, data); ok is False when the caller would show error_message."""
@@ -81,7 +73,6 @@ class CallerContractTest(HomeTestCase):
     def setUp(self):
         HomeTestCase.setUp(self)
         self.caller = Caller(self.home)
-        self.addCleanup(self.caller.cleanup)
 
     def test_a_whole_order_through_the_callers_eyes(self):
         options, status = self.caller.options()
@@ -166,7 +157,6 @@ class PerlCallerTest(HomeTestCase):
     def setUp(self):
         HomeTestCase.setUp(self)
         self.caller = Caller(self.home)
-        self.addCleanup(self.caller.cleanup)
 
     def perl(self, command):
         proc = subprocess.Popen(["perl", "-e", PERL_CALLER, self.home.script + " " + command],
