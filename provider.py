@@ -2162,7 +2162,7 @@ def known_hosts_problem(path):
         info = os.lstat(real)
     except OSError as exc:
         if exc.errno != errno.ENOENT:
-            return printable(exc.strerror if exc.errno != errno.EPERM else str(exc.args[1]))
+            return printable(exc.strerror or str(exc))
         info = None
     if info is not None and not stat.S_ISREG(info.st_mode):
         return "%s is not a regular file" % printable(real)
