@@ -2388,6 +2388,16 @@ class Backend(object):
     def settle(self, task):
         pass
 
+    # -- a backend with a detached worker (its supervise()) ---------------------
+
+    def task_log(self, task_id):
+        return os.path.join(self.paths.log_dir, "tasks", task_id + ".log")
+
+    def start_worker(self, task, again=False):
+        """Start the task's detached worker (start_worker); again: only if none
+        holds the lock now (False when one does)."""
+        return start_worker(self, task["id"], self.task_log(task["id"]), again) is not None
+
 
 class ManualBackend(Backend):
     """An operator finishes each order by hand: `NAME task finish ID --server ADDR`."""
@@ -2427,18 +2437,10 @@ class WorkerBackend(Backend):
     def worker_lock(self, task_id):
         return worker_lock(self.paths, task_id)
 
-    def task_log(self, task_id):
-        return os.path.join(self.paths.log_dir, "tasks", task_id + ".log")
-
     def ready_timeout(self):
         return self.settings.get("ready_timeout", DEFAULT_READY_TIMEOUT)
 
     # -- starting it (protocol calls) ------------------------------------------
-
-    def start_worker(self, task, again=False):
-        """Start the detached worker (start_worker); again: only if none holds
-        the lock now (False when one does)."""
-        return start_worker(self, task["id"], self.task_log(task["id"]), again) is not None
 
     def keep_waiting(self, task):
         """poll() of a task waiting for SSH: nothing while its worker runs (no
@@ -4583,7 +4585,7 @@ class CloudBackend(Backend):
     def launch(self, task, configuration):
         """Start the worker that sends the create and wait about a second for it: a
         refusal fails the order at once; a slow API gets the caller its task id."""
-        self.start_step(task, again=False)
+        self.start_worker(task)
         saved = self.await_step(task)
         if saved is None:
             self.note_silence(task)
@@ -4604,18 +4606,13 @@ class CloudBackend(Backend):
             self.note_silence(task)
             return {}
         try:
-            self.start_step(task)
+            self.start_worker(task, again=True)
         except ProviderError as exc:
             return {"message": "%s (%s; trying again at the next status call)" % (
                 self.base_message(task), exc.message)}
         if self.await_step(task) is None:
             self.note_silence(task)
         return {}
-
-    def start_step(self, task, again=True):
-        """Start the task's worker (again: unless one runs); its lock's mtime says
-        since when it waits (start_worker sets it)."""
-        start_worker(self, task["id"], self.task_log(task["id"]), again)
 
     def await_step(self, task):
         """The task as saved once its worker is done, or None after STEP_WAIT s."""
@@ -4901,10 +4898,7 @@ class CloudBackend(Backend):
         """After order_status: a failed task whose server must go gets a cleanup
         worker unless one runs. No network: order_status stays fast."""
         if self.cleanup_wanted(task):
-            start_worker(self, task["id"], self.task_log(task["id"]), again=True)
-
-    def task_log(self, task_id):
-        return os.path.join(self.paths.log_dir, "tasks", task_id + ".log")
+            self.start_worker(task, again=True)
 
     def supervise(self, provider, task_id):
         """`NAME _worker ID`: an order's next step (work), or the cleanup."""
@@ -5269,7 +5263,7 @@ class CloudBackend(Backend):
         task = self.save_cleanup_start(task, data_changes)
         done, text = self.cleanup_once(task)
         if not done:
-            start_worker(self, task["id"], self.task_log(task["id"]), again=True)
+            self.start_worker(task, again=True)
             text += "; the cleanup worker goes on trying (`%s task show %s` tells)" % (
                 self.paths.name, task["id"])
         return text
