@@ -163,6 +163,7 @@ SCRUB_FILE_CHECKS = 256           # tasks/<id> files read per write, looking for
 MAX_STATE_BYTES = 256 * 1024 * 1024
 MAX_CONFIG_BYTES = 16 * 1024 * 1024  # a config (or a password or token file) read, at most
 MAX_CONFIG_DEPTH = 32             # JSON nesting a config may use
+MAX_REVIVALS = 20                 # dead workers one call starts again (the next, more)
 
 # Internal task statuses are the protocol's three; the finer "phase" is the
 # backend's own and only shows in `message` and in the admin commands.
@@ -647,30 +648,33 @@ class StateFile(object):
                                     self.paths.name))
         return state
 
-    def find(self, task_id):
+    def find(self, task_id, with_head=False):
         """One task of the state file, parsing only its line when the file has
-        the layout this store writes (see encode_tasks_file); else all of it."""
+        the layout this store writes (see encode_tasks_file); else all of it.
+        with_head: (the task, the state's keys but "tasks")."""
         path = self.paths.state
         self.trust.check_folder(self.paths.var)
         raw = self.trust.read_file(path)
         if raw is None:
             self.refuse_lost_state()
-            return None
+            return (None, {}) if with_head else None
         head, head_end = self.split_head(raw)
+        task = None
         if head is not None:
             key = json.dumps(task_id).encode("utf-8")
             start = raw.find(b"\n" + key + b":{", head_end)
-            if start < 0:
-                return None
-            end = raw.find(b"\n", start + 1)
-            line = raw[start + 1:end].rstrip(b",")
-            try:
-                task = json.loads((b"{" + line + b"}").decode("utf-8"))[task_id]
-            except (ValueError, KeyError, RecursionError):
-                task = None
-            if isinstance(task, dict):
-                return task
-        return self.parse([raw], path)["tasks"].get(task_id)    # any other file: in full
+            if start >= 0:
+                end = raw.find(b"\n", start + 1)
+                line = raw[start + 1:end].rstrip(b",")
+                try:
+                    task = json.loads((b"{" + line + b"}").decode("utf-8"))[task_id]
+                except (ValueError, KeyError, RecursionError):
+                    task = None
+            if start < 0 or isinstance(task, dict):
+                return (task, head) if with_head else task
+        state = self.parse([raw], path)             # any other file: in full
+        task = state["tasks"].get(task_id)
+        return (task, state) if with_head else task
 
     @staticmethod
     def split_head(raw):
@@ -1288,13 +1292,16 @@ class StateStore(object):
     writer first removes the temp files a killed writer left (sweep).
     tidy(state), when given, runs before every save; when it returns True it
     removed a secret, and the backup is then replaced by the saved state too,
-    so no file keeps that secret.
+    so no file keeps that secret. index(state), when given, runs after it: it
+    keeps lists in the state's head, which find() reads cheaply (last_head).
     """
 
     def __init__(self, paths, lock_wait=DEFAULT_LOCK_WAIT,
-                 retention_days=DEFAULT_RETENTION_DAYS, tidy=None):
+                 retention_days=DEFAULT_RETENTION_DAYS, tidy=None, index=None):
         self.paths = paths
         self.tidy = tidy
+        self.index = index              # index(state) before every save: the head's lists
+        self.last_head = {}             # the head of the state file find() last read
         self.trust = TrustedFiles(paths)
         self.file = StateFile(paths, self.trust, lock_wait)
         self.old = Archive(paths, self.trust, retention_days, tidy)
@@ -1310,8 +1317,9 @@ class StateStore(object):
         return self.file.head()
 
     def find(self, task_id):
-        """The task from the state file, else from its archive file, else None."""
-        task = self.file.find(task_id)
+        """The task from the state file, else from its archive file, else None. The
+        state's head (its keys but the tasks) is kept in last_head."""
+        task, self.last_head = self.file.find(task_id, with_head=True)
         if task is None and valid_task_id(task_id):
             task = self.old.load(archive_start(task_id)).get(task_id)
         return task
@@ -1337,13 +1345,27 @@ class StateStore(object):
         lock_fd = self._acquire()
         try:
             state = self.file.load()
+            self.migrate(state)
             result = change(state)
             secret_removed = self.tidy(state) if self.tidy else False
+            if self.index:
+                self.index(state)
             self.old.retire(state)
             self._save(state, refresh_backup=secret_removed)
             return result
         finally:
             os.close(lock_fd)          # closing the descriptor drops the flock
+
+    def migrate(self, state):
+        """Give the state its installation id, once: 128 random bits that the owner tag
+        of its servers comes from (owner_tag). A restored backup keeps it; a new state makes
+        a new one. A state of provider.py 1.x (it has had tasks) keeps the tag its servers
+        carry, the host name's, in legacy_owner_tags."""
+        if is_hex(state.get("installation"), 32):
+            return
+        if state.get("next_id", 1) > 1 or state.get("archived_max_id"):
+            state["legacy_owner_tags"] = [legacy_owner_tag(self.paths)]
+        state["installation"] = "".join("%02x" % byte for byte in bytearray(os.urandom(16)))
 
     def compact(self, days=None):
         """Move every old terminal task to the archive now; (moved, staying)."""
@@ -1351,6 +1373,8 @@ class StateStore(object):
         try:
             state = self.file.load()
             secret_removed = self.tidy(state) if self.tidy else False
+            if self.index:
+                self.index(state)
             moved = self.old.retire(state, limit=None, strict=True, days=days)
             self._save(state, refresh_backup=secret_removed)   # also migrates an old schema
             self.old.tidy_files()      # passwords archived by an older provider.py
@@ -3420,9 +3444,100 @@ def close_descriptors(keep):
                 pass
 
 
+def file_stamp(path):
+    """What tells a changed file: (mtime in ns, size, inode), None when it is missing."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_mtime_ns, info.st_size, info.st_ino
+
+
 def worker_lock(paths, task_id):
     """The flock a task's detached worker holds while it runs."""
     return os.path.join(paths.var, "workers", task_id + ".lock")
+
+
+class WorkerReport(object):
+    """What a cloud order's worker tells the calls through its lock file, which it holds
+    for its whole life: one line, rewritten in place, "PID START STEPS DOING SINCE WHY":
+    its pid and start time (a call wakes it with SIGUSR1 only when that pid still is
+    this worker: pids get reused), the steps done so far, and what it does: "step" (an
+    API call, a probe: since when), "wait" (the pause between two steps) or "unsaved"
+    (its last save failed: WHY says why, e.g. the disk)."""
+
+    SIZE = 512              # the file keeps this size: a rewrite needs no new disk block
+
+    def __init__(self, pid=None, start=None, steps=0, doing="step", since=None, why=""):
+        self.pid, self.start, self.steps = pid, start, steps
+        self.doing, self.since, self.why = doing, since, why
+
+    @classmethod
+    def read(cls, lock):
+        """The report of the worker holding lock, or None when none holds it. A worker
+        that has not written yet reports step 0, busy since the lock was taken."""
+        if lock_is_held(lock) is not True:
+            return None
+        try:
+            fd = os.open(lock, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            try:
+                raw, since = os.read(fd, cls.SIZE), os.fstat(fd).st_mtime
+            finally:
+                os.close(fd)
+        except OSError:
+            return cls()
+        fields = raw.decode("utf-8", "replace").strip().split(" ", 5)
+        try:
+            return cls(int(fields[0]), int(fields[1]), int(fields[2]), fields[3],
+                       float(fields[4]), fields[5] if len(fields) > 5 else "")
+        except (IndexError, ValueError):
+            return cls(since=since)
+
+    def write(self, lock):
+        line = "%d %d %d %s %.3f %s" % (self.pid, self.start or 0, self.steps, self.doing,
+                                        self.since, printable(self.why, 300))
+        data = line.encode("utf-8")[:self.SIZE - 1].ljust(self.SIZE - 1) + b"\n"
+        try:
+            fd = os.open(lock, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0))
+            try:
+                os.pwrite(fd, data, 0)
+            finally:
+                os.close(fd)
+        except OSError:
+            pass                # a full disk: the calls read what the file still says
+
+    def wake(self):
+        """Ask the worker for its next step now (SIGUSR1 cuts its pause short)."""
+        import signal
+        if self.pid and self.start and process_start_time(self.pid) == self.start:
+            try:
+                os.kill(self.pid, signal.SIGUSR1)
+            except OSError:
+                pass
+
+
+class WorkerPause(object):
+    """The pause of a worker between two steps: poll_interval, cut short by a call's
+    SIGUSR1 (WorkerReport.wake). The signal only writes a byte to a pipe the pause
+    waits on, so it never interrupts a step. Real time: a test's virtual clock
+    (tests/launch.py) leaves it alone."""
+
+    def __init__(self):
+        import signal
+        self.read_end, write_end = os.pipe()
+        for fd in (self.read_end, write_end):
+            os.set_blocking(fd, False)
+        signal.set_wakeup_fd(write_end)
+        signal.signal(signal.SIGUSR1, lambda signum, frame: None)
+
+    def wait(self, seconds):
+        import select
+        select.select([self.read_end], [], [], max(0.0, seconds))
+        try:
+            while os.read(self.read_end, 512):
+                pass
+        except OSError:
+            pass                # drained
 
 
 def process_start_time(pid):
@@ -3481,12 +3596,34 @@ def child_env(binary=False):
     return dict((k, v) for k, v in os.environ.items() if k not in SECRET_VARIABLES)
 
 
-def owner_tag(paths):
-    """8 hex digits naming this host and home: two masters sharing one cloud
-    project both have a task 1, and must not mistake each other's servers."""
+def legacy_owner_tag(paths):
+    """The owner tag of provider.py 1.x: 8 hex digits of the host name and home. Two masters
+    with one host name (a cloned VM) shared it; servers of tasks made before 2.0 carry it."""
     import hashlib
     seed = "%s\0%s" % (os.uname()[1], paths.home)
     return hashlib.sha256(seed.encode("utf-8", "replace")).hexdigest()[:8]
+
+
+def machine_id():
+    """/etc/machine-id (or D-Bus's copy): a cloned master that was given a new one is told
+    apart from the original; "" where there is none."""
+    for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        try:
+            with open(path, "rb") as handle:
+                text = handle.read(64).decode("ascii", "replace").strip()
+        except (IOError, OSError):
+            continue
+        if text and all(ch in "0123456789abcdef" for ch in text):
+            return text
+    return ""
+
+
+def owner_tag(state):
+    """8 hex digits that only this installation's servers carry: its random installation id
+    (made once, kept in the state: see StateStore.migrate) mixed with the machine id."""
+    import hashlib
+    seed = "%s\0%s" % (state.get("installation") or "", machine_id())
+    return hashlib.sha256(seed.encode("ascii", "replace")).hexdigest()[:8]
 
 
 # >>> section cloud: bin/NAME (the boot at the top of this file) runs the lines from here
@@ -3503,7 +3640,8 @@ CLOUD_INIT_DONE = "/var/lib/cloud/instance/boot-finished"
 SSHD_DROP_IN = "/etc/ssh/sshd_config.d/00-provider-py.conf"
 ANSIBLE_CFG = "/etc/ansible/ansible.cfg"
 DEFAULT_POOL_KEY = "/etc/ansible/.ssh/id_rsa"   # when ansible.cfg names no private_key_file
-CREATE_SETTLE = 30      # seconds a create may take to show in the API before another one
+DEFAULT_POLL_INTERVAL = 10  # s between two steps of an order's worker (a call wakes it sooner)
+DELETE_CONFIRM_PAUSES = (1, 2, 4)   # s between looks that a deleted server is gone
 MAX_CREATES = 3         # creates per task, each after a look-up found nothing
 RETRY_ATTEMPTS = 4      # tries of one read, or of a create the API refused with 429
 MAX_RETRY_WAIT = 8.0    # longest pause between two tries
@@ -3693,7 +3831,10 @@ class CloudError(ProviderError):
     """A failed API call. transient: 429, 5xx or no answer - worth another try.
     uncertain: a create that may have been carried out all the same. limited: the
     API refused for the request rate (nothing was done: a create may be sent again).
-    final: a backend says waiting will not help (a quota): the task fails."""
+    final: a backend says waiting will not help (a quota): the task fails.
+    waits_for_person: a deletion the cloud carries out only once a person confirms it."""
+
+    waits_for_person = False
 
     def __init__(self, message, status=None, api_code=None, transient=False, uncertain=False,
                  wait=None, limited=False):
@@ -4211,6 +4352,9 @@ class StaticToken(object):
         return one_line_secret(*read_secret(self.backend, "token", "API token"),
                                what="API token")
 
+    def forget(self):
+        """A worker's next step: nothing to read again for a token from the config."""
+
     def renew(self, stale):
         return None
 
@@ -4282,6 +4426,10 @@ class CachedToken(StaticToken):
     def extra(self):
         extra = self.current().get("extra")
         return extra if isinstance(extra, dict) else {}
+
+    def forget(self):
+        """The next token() reads the cache again (a worker's next step)."""
+        self.entry = None
 
     def renew(self, stale):
         if self.entry is not None and self.entry["token"] != stale:
@@ -4403,6 +4551,8 @@ class CloudBackend(Backend):
     SERVERS = "/servers"
     REQUIRED = ()
     AUTH = StaticToken
+    LATE_CREATE = 300               # s a create whose answer was lost may take to show
+    GONE = ()                       # the API's words for a server being deleted
     COMMON_SETTINGS = {
         "api_url": ("string", check_api_url),
         "pool_key": ("string", Checker.nonempty),
@@ -4411,6 +4561,7 @@ class CloudBackend(Backend):
         "timeout": ("number", Checker.positive),
         "request_timeout": ("number", Checker.positive),
         "ready_timeout": ("number", Checker.positive),
+        "poll_interval": ("number", Checker.positive),
         "known_hosts": ("boolean", None),
         "allow_loopback": ("boolean", None),
         "max_servers": ("integer", Checker.non_negative),
@@ -4431,6 +4582,7 @@ class CloudBackend(Backend):
         self.ready_timeout = settings.get("ready_timeout", DEFAULT_READY_TIMEOUT)
         self.timeout = settings.get("timeout", 3600)
         self.request_timeout = settings.get("request_timeout", 15)
+        self.poll_interval = settings.get("poll_interval", DEFAULT_POLL_INTERVAL)
         self.on_failure = settings.get("on_failure", "delete")
         self.store = None
         self.auth = self.AUTH(self)
@@ -4510,11 +4662,11 @@ class CloudBackend(Backend):
 
     def held(self, state, config_id=None):
         """Ids of this backend's tasks that hold a server (max_servers counts
-        them): pending ones, and any other whose server was not deleted."""
+        them): pending ones, and any other that rents one or may (may_rent)."""
         return sorted((task["id"] for task in state["tasks"].values()
                        if isinstance(task, dict) and task.get("backend") == self.TYPE
                        and (config_id is None or task.get("config_id") == config_id)
-                       and (task.get("status") == IN_PROGRESS or rented_server(task))), key=int)
+                       and (task.get("status") == IN_PROGRESS or may_rent(task))), key=int)
 
     def recent_orders(self, state):
         """Times of this backend's orders in the last hour (max_orders_per_hour);
@@ -4563,9 +4715,9 @@ class CloudBackend(Backend):
                                 % (configuration["id"], problem))
         if "max_orders_per_hour" in self.settings:
             state["cloud_orders"] = self.recent_orders(state) + [now()]
-        self.prepare(task, configuration)
+        self.prepare(task, configuration, state)
 
-    def prepare(self, task, configuration):
+    def prepare(self, task, configuration, state):
         """Fill in a new task: the root password, the server's name and marks."""
         password = configuration.get("login", "password") == "password"
         key_path, public = self.pool_key()
@@ -4573,7 +4725,7 @@ class CloudBackend(Backend):
             raise ProviderError(E_CONFIG, "configuration %s logs in with the pool key, but "
                                 "%s and %s.pub are not both readable (backend.pool_key)"
                                 % (configuration["id"], key_path, key_path))
-        tag = owner_tag(self.paths)
+        tag = owner_tag(state)
         task["server_password"] = generate_password() if password else ""
         task["phase"] = "creating"
         task["message"] = "creating: asking %s for a server" % self.LABEL
@@ -4583,10 +4735,11 @@ class CloudBackend(Backend):
     # -- the worker: every API call of an order runs in `NAME _worker ID` ----------
 
     def launch(self, task, configuration):
-        """Start the worker that sends the create and wait about a second for it: a
-        refusal fails the order at once; a slow API gets the caller its task id."""
+        """Start the task's worker, which drives the whole order (OrderWorker), and wait
+        about a second for its first step, the create: a refusal fails the order at
+        once; a slow API gets the caller its task id."""
         self.start_worker(task)
-        saved = self.await_step(task)
+        saved = self.await_step(task["id"], 0)
         if saved is None:
             self.note_silence(task)
         elif saved["status"] == ERROR:
@@ -4594,84 +4747,77 @@ class CloudBackend(Backend):
         return None
 
     def poll(self, task, configuration):
-        """order_status: no network here. The timeout is judged from the state; a
-        worker still busy with an earlier step is only noted; otherwise a worker
-        does the task's next step and the call waits for it about a second. {}:
-        read the task again."""
-        age = now() - task["created"]
-        if age > self.timeout:
-            return self.fail(task, "timed out after %s (%s)" % (
-                format_age(age), task.get("message") or task.get("phase")))
-        if lock_is_held(worker_lock(self.paths, task["id"])):
-            self.note_silence(task)
-            return {}
-        try:
-            self.start_worker(task, again=True)
-        except ProviderError as exc:
-            return {"message": "%s (%s; trying again at the next status call)" % (
-                self.base_message(task), exc.message)}
-        if self.await_step(task) is None:
+        """order_status: no network here: the task's worker drives the order on its own.
+        A live worker is woken for a step now, a dead one (killed, a reboot) started again
+        (its first step judges the timeout); the call waits about a second for that step.
+        {}: read the task again."""
+        report = WorkerReport.read(worker_lock(self.paths, task["id"]))
+        if report is not None:
+            report.wake()
+        else:
+            try:
+                self.start_worker(task, again=True)
+            except ProviderError as exc:
+                return {"message": "%s (%s; trying again at the next status call)" % (
+                    self.base_message(task), exc.message)}
+        if self.await_step(task["id"], report.steps if report else 0) is None:
             self.note_silence(task)
         return {}
 
-    def await_step(self, task):
-        """The task as saved once its worker is done, or None after STEP_WAIT s."""
-        lock = worker_lock(self.paths, task["id"])
+    def await_step(self, task_id, steps):
+        """The task as saved once its worker has done more than `steps` steps (or has
+        ended), or None after STEP_WAIT s."""
+        lock = worker_lock(self.paths, task_id)
         deadline = time.monotonic() + STEP_WAIT
-        while lock_is_held(lock):
+        while True:
+            report = WorkerReport.read(lock)
+            if report is None or report.steps > steps:
+                return self.store.find(task_id)
             if time.monotonic() >= deadline:
                 return None
             time.sleep(0.02)
-        return self.store.find(task["id"])
 
     @staticmethod
     def base_message(task):
         return (task.get("message") or task.get("phase") or "").split(" (")[0]
 
     def note_silence(self, task):
-        """The worker still waits for the API: say so in the task's message,
-        unless the worker saved another message meanwhile."""
-        try:
-            waited = max(0, int(time.time() - os.stat(worker_lock(self.paths,
-                                                                  task["id"])).st_mtime))
-        except OSError:
+        """The worker is still in its step: say why in the task's message (the API has
+        not answered, or the worker cannot save: a full disk), unless the worker saved
+        another message meanwhile."""
+        report = WorkerReport.read(worker_lock(self.paths, task["id"]))
+        if report is None:
             return
+        if report.doing == "unsaved":
+            note = "the task's worker cannot save its progress: %s; it tries again" % report.why
+        else:
+            note = "%s has not answered for %d s; the task's worker waits for it" % (
+                self.LABEL, max(0, int(time.time() - (report.since or time.time()))))
         said = task.get("message")
 
         def change(state):
             saved = state["tasks"].get(task["id"])
-            if saved is not None and saved["status"] == IN_PROGRESS and \
-                    saved.get("message") == said:
-                saved["message"] = "%s (%s has not answered for %d s; the task's worker " \
-                    "waits for it)" % (self.base_message(saved), self.LABEL, waited)
+            if saved is not None and saved["status"] == IN_PROGRESS and (
+                    saved.get("message") == said):
+                saved["message"] = "%s (%s)" % (self.base_message(saved), note)
             return saved
         try:
             self.store.update(change)
         except ProviderError:
             pass                # the answer tells what the state holds
 
-    def work(self, provider, task):
-        """The worker's body for an order in progress: one step (the create, a
-        status poll, a readiness check), saved; a server the API made for a task
-        that was ended meanwhile is kept in it (and deleted, on_failure delete)."""
-        configuration = provider.config.by_id.get(task["config_id"], {})
-        changes = self.step(task, configuration)
-        try:
-            saved = provider.apply(task["id"], changes) if changes else task
-        finally:
-            try:
-                os.unlink(worker_lock(self.paths, task["id"]))   # the step is over
-            except OSError:
-                pass
-        made = (changes.get("data") or {}).get("server_id")
-        if saved is not None and saved["status"] in TERMINAL and made and \
-                not saved["data"].get("server_id"):
-            saved = self.keep_late_server(saved, made)
-        if saved is not None:
-            self.settle(saved)
-        return "task %s: %s" % (task["id"], (saved or task)["status"])
+    def supervise(self, provider, task_id):
+        """`NAME _worker ID`: drive a pending order to its end (OrderWorker), then
+        delete the server of a failed one that rents or may rent one (clean_up)."""
+        task = provider.store.find(task_id)
+        if task is not None and task["status"] == IN_PROGRESS and (
+                task.get("backend") == self.TYPE):
+            OrderWorker(self, provider, task_id).run()
+        return self.clean_up(provider, task_id)
 
     def keep_late_server(self, task, server_id):
+        """A create answered after its task ended (`task fail`, a timeout): the server
+        goes into the task, to be deleted (on_failure delete) or named."""
         self.log.write("server", task["id"], server_id=server_id, late=True)
         data_changes = {"server_id": server_id}
         if task["status"] == ERROR and self.on_failure == "delete":
@@ -4679,7 +4825,11 @@ class CloudBackend(Backend):
         return self.save_cleanup_start(task, data_changes)
 
     def step(self, task, configuration):
-        """One step of an order (in the worker): task changes or None."""
+        """One step of an order (in the worker): task changes or None. The task's
+        data holds its age (task_age) as the worker measured it."""
+        if task_age(task) > self.timeout:
+            return self.fail(task, "timed out after %s (%s)" % (
+                format_age(task_age(task)), task.get("message") or task.get("phase")))
         try:
             if not task["data"].get("creates"):
                 return self.claimed_create(task, configuration)
@@ -4687,16 +4837,26 @@ class CloudBackend(Backend):
         except CloudError as exc:
             if exc.final:             # waiting will not change it (a quota)
                 return self.fail(task, exc.message)
-            return {"message": "%s (%s; trying again at the next status call)"
-                    % (self.base_message(task), exc.message)}
+            return {"message": "%s (%s; trying again in %g s)"
+                    % (self.base_message(task), exc.message, self.poll_interval)}
+
+    def late_window(self):
+        """Seconds from a create whose answer was lost until it can no longer land: the
+        request's own time and the cloud's worst case for it to show (LATE_CREATE)."""
+        return self.request_timeout + self.LATE_CREATE
 
     def claimed_create(self, task, configuration):
-        task = self.claim_create(task["id"])
+        """Count the create in the task (the ledger: saved before the request goes),
+        then send it. A refusal settles it: nothing was made."""
+        age = task_age(task)
+        task = self.claim_create(task["id"], age)
         if task is None:
             return None
+        task["data"] = dict(task["data"], age=age, age_at=now())
         try:
             return self.create_pinned(task, configuration)
         except ProviderError as exc:      # refused (or a flavor gone): nothing was made
+            task["data"] = dict(task["data"], settled=task["data"]["creates"])
             return self.fail(task, exc.message)
 
     def pin_host_key(self, task):
@@ -4773,8 +4933,7 @@ class CloudBackend(Backend):
                 server = self.lookup(api, dict(task, data=data), 1)
             except CloudError:
                 server = None
-            if server is None:
-                data["unconfirmed"] = True    # a failure must look for it (on_failure)
+            if server is None:        # unsettled: every end of the task looks for it
                 return {"data": data, "phase": "creating", "message": "creating: %s did not "
                         "confirm the create; looking the server up again (%s)"
                         % (self.LABEL, error.message)}
@@ -4797,8 +4956,8 @@ class CloudBackend(Backend):
 
     def adopt(self, task, server, skipped=""):
         server_id = safe_server_id(server.get("id")) if isinstance(server, dict) else None
-        if server_id is None:
-            return {"data": dict(task["data"], unconfirmed=True), "phase": "creating",
+        if server_id is None:         # unsettled: looked up by its name and marks
+            return {"data": task["data"], "phase": "creating",
                     "message": "creating: %s answered without a usable server id; looking "
                     "the server up again" % self.LABEL}
         data = dict(task["data"], server_id=server_id)
@@ -4813,15 +4972,43 @@ class CloudBackend(Backend):
         return ", " + self.choice_text(data["got"]) if data.get("got") else ""
 
     def lookup(self, api, task, attempts=RETRY_ATTEMPTS):
-        """find()'s server for task, only when it carries the task's marks."""
-        server = self.shaped(self.find, api, task, attempts)
-        if server is None:
+        """The server of find()'s list for task, only one that carries the task's marks
+        (an API that ignores a filter never hands over a foreign server). Two of them
+        (a create that landed late beside its retry: Nova allows a name twice): the one
+        the task knows, else the first, is kept and the others are deleted at once."""
+        found = self.shaped(self.find, api, task, attempts)
+        ours = []
+        for server in found if isinstance(found, list) else [found] if found else []:
+            if isinstance(server, dict) and self.shaped(self.owns, server, task):
+                ours.append(server)
+            else:
+                self.log.write("foreign_server", task["id"], server_id=printable(str(
+                    server.get("id") if isinstance(server, dict) else server), 60))
+        if not ours:
             return None
-        if not (isinstance(server, dict) and self.shaped(self.owns, server, task)):
-            self.log.write("foreign_server", task["id"], server_id=printable(str(
-                server.get("id") if isinstance(server, dict) else server), 60))
-            return None
-        return server
+        known = task["data"].get("server_id")
+        keep = next((s for s in ours if safe_server_id(s.get("id")) == known), ours[0])
+        for server in ours:
+            if server is not keep:
+                self.delete_duplicate(task, server, keep)
+        return keep
+
+    def delete_duplicate(self, task, server, kept):
+        """Delete a second server of one task now; the audit and task logs say so."""
+        server_id = safe_server_id(server.get("id"))
+        text = "task %s: %s shows two servers named %s: kept %s, deleting %s" % (
+            task["id"], self.LABEL, task["data"]["name"], printable(str(kept.get("id"))),
+            printable(str(server.get("id"))))
+        try:
+            if server_id is None:
+                raise ProviderError(E_BACKEND, "its id is unusable in a URL")
+            said = self.delete_server(dict(task, data=dict(task["data"], server_id=server_id,
+                                                           cleanup_waits=None)))
+        except ProviderError as exc:
+            said = "not deleted: %s (`%s servers` shows it)" % (exc.message, self.paths.name)
+        self.log.write("duplicate", task["id"], server_id=server_id, kept=str(kept.get("id")),
+                       result=said)
+        TaskLog(self.task_log(task["id"])).note("%s: %s" % (text, said))
 
     def owns(self, server, task):
         return isinstance(server, dict) and server.get("name") == task["data"]["name"]
@@ -4847,50 +5034,53 @@ class CloudBackend(Backend):
         return CloudError("%s: the API answered in a shape the plugin does not know (%s)"
                           % (self.LABEL, printable(why, 200)))
 
-    def claim_create(self, task_id):
-        """Under the lock: count one more create, unless another call just made one.
-        Returns the task as saved, or None when this call must not create."""
+    def claim_create(self, task_id, age):
+        """Under the lock: count one more create before it is sent (the ledger), at the
+        task's age `age`, unless a create still unsettled could land (late_window).
+        Returns the task as saved, or None when no create may go now."""
         def change(state):
             task = state["tasks"].get(task_id)
             if task is None or task["status"] in TERMINAL:
                 return None
             data = task["data"]
-            if data.get("server_id") or now() - data.get("create_at", 0) < CREATE_SETTLE:
+            if data.get("server_id") or (unsettled_create(task) and
+                                         age - data.get("create_age", 0) < self.late_window()):
                 return None
             data["creates"] = data.get("creates", 0) + 1
-            data["create_at"] = now()
+            data.update(create_age=age, create_at=now())
             return task
         return self.store.update(change)
 
     def fail(self, task, text):
-        """The changes that fail a task; with on_failure "delete" a server it
-        rents is marked for deletion (settle() starts the cleanup worker)."""
-        server_id = rented_server(task)
-        if self.on_failure == "delete" and (server_id or self.unconfirmed(task)):
+        """The changes that fail a task (with its data). A server it rents, or may rent
+        (a create it sent and never saw settled), is marked for deletion with
+        on_failure "delete" (the cleanup looks it up: settle() and the worker start it),
+        else named."""
+        data = task["data"]
+        if self.on_failure == "delete" and may_rent(task):
             return {"status": ERROR, "phase": "failed",
-                    "data": dict(task["data"], cleanup="pending", failed_because=text),
+                    "data": dict(data, cleanup="pending", failed_because=text),
                     "message": "%s; %s (on_failure: delete)" % (text, self.deleting(task))}
+        server_id = rented_server(task)
         if server_id:
-            text += "; %s server %s still exists and is billed: `%s task delete-server %s " \
-                    "--yes` removes it (on_failure: keep)" % (
-                        self.LABEL, server_id, self.paths.name, task["id"])
-        return {"status": ERROR, "phase": "failed", "message": text}
+            text += ("; %s server %s still exists and is billed: `%s task delete-server %s "
+                     "--yes` removes it (on_failure: keep)" % (
+                         self.LABEL, server_id, self.paths.name, task["id"]))
+        elif unsettled_create(task):
+            text += ("; a create the plugin sent may have made a server: `%s servers` shows "
+                     "it (on_failure: keep)" % self.paths.name)
+        return {"status": ERROR, "phase": "failed", "message": text, "data": data}
 
     # -- guardrails: deleting a failed order's server (on_failure: delete) ----------
-
-    @staticmethod
-    def unconfirmed(task):
-        """True when the task has no server id but a create that may have made one."""
-        return bool(task["data"].get("unconfirmed") and not task["data"].get("server_id"))
 
     def deleting(self, task):
         if rented_server(task):
             return "deleting %s server %s" % (self.LABEL, rented_server(task))
-        return "looking for the server an unconfirmed create may have made, to delete it"
+        return ("looking for the server a create the plugin sent may have made (%s), "
+                "to delete it" % task["data"].get("name"))
 
     def cleanup_wanted(self, task):
-        return bool(task and task.get("status") == ERROR
-                    and (rented_server(task) or self.unconfirmed(task))
+        return bool(task and task.get("status") == ERROR and may_rent(task)
                     and task["data"].get("cleanup") == "pending"
                     and self.on_failure == "delete")
 
@@ -4900,67 +5090,83 @@ class CloudBackend(Backend):
         if self.cleanup_wanted(task):
             self.start_worker(task, again=True)
 
-    def supervise(self, provider, task_id):
-        """`NAME _worker ID`: an order's next step (work), or the cleanup."""
-        task = provider.store.find(task_id)
-        if task is not None and task["status"] == IN_PROGRESS and \
-                task.get("backend") == self.TYPE:
-            return self.work(provider, task)
-        return self.clean_up(provider, task_id)
-
     def clean_up(self, provider, task_id):
-        """The cleanup worker: delete the failed task's server,
-        trying again after a growing pause until it is gone, the operator deleted
-        it, or on_failure is no longer "delete". It exits after CLEANUP_WORKER_LIFE;
-        the task's next order_status starts another."""
+        """The cleanup worker: delete the failed task's server (looking it up first when
+        the task never learnt its id), trying again after a growing pause until it is
+        gone, shown never made, the operator deleted it, or on_failure is no longer
+        "delete" (then it is named and left). It exits after CLEANUP_WORKER_LIFE; the
+        next call starts another (revive_workers)."""
         give_up = time.monotonic() + CLEANUP_WORKER_LIFE
-        wait = CLEANUP_FIRST_WAIT
+        wait, slept = CLEANUP_FIRST_WAIT, 0.0
         while True:
             task = provider.store.find(task_id)
             try:        # an operator may have set on_failure "keep" since
                 self.on_failure = Config.load(provider.paths, provider.log).backend.on_failure
             except ProviderError:
                 pass    # a config broken meanwhile: go on as started
+            if task and self.on_failure != "delete" and task["data"].get("cleanup") == "pending":
+                self.save_cleanup(task_id, {"cleanup": "kept"}, "on_failure is now \"%s\": %s"
+                                  % (self.on_failure, self.kept_text(task)), wanted=False)
             if not self.cleanup_wanted(task):
                 return "task %s: no server to delete" % task_id
-            done, text = self.cleanup_once(task, wait)
+            done, text = self.cleanup_once(task, wait, slept)
             if done or time.monotonic() + wait > give_up:
                 return text
+            if task["data"].get("cleanup_waits"):
+                wait = CLEANUP_MAX_WAIT           # a person must act: only look now and then
             time.sleep(wait)
+            slept = wait
             wait = min(wait * 2, CLEANUP_MAX_WAIT)
 
-    def cleanup_once(self, task, wait=None):
+    def cleanup_once(self, task, wait=None, slept=0.0):
         """One try at deleting a failed task's server; (done, text), saved in the task.
-        Without a server id (an unconfirmed create) it looks the server up first,
-        and gives up after CLEANUP_LOOKUPS look-ups that found nothing."""
-        tries = task["data"].get("cleanup_tries", 0) + 1
+        Without a server id (an unsettled create) it looks the server up first; it is
+        shown never made only after CLEANUP_LOOKUPS look-ups that found nothing over
+        late_window() s at least (slept: the pause before this try, counted as looked)."""
+        data = task["data"]
+        tries, looked = data.get("cleanup_tries", 0) + 1, data.get("looked_for", 0) + slept
         try:
-            if self.unconfirmed(task):
+            if unsettled_create(task):
                 task = self.adopt_late(task)
-            if self.unconfirmed(task):
-                if tries >= CLEANUP_LOOKUPS:
-                    self.save_cleanup(task["id"], {"cleanup": "done"}, "no server was found "
-                                      "in %d look-ups (on_failure: delete)" % tries)
+            if unsettled_create(task):
+                if tries >= CLEANUP_LOOKUPS and looked >= self.late_window():
+                    self.save_cleanup(task["id"], {"cleanup": "done", "settled": data["creates"],
+                                                   "looked_for": looked},
+                                      "no server was found in %d look-ups over %s (a create "
+                                      "shows on %s within %d s) (on_failure: delete)" % (
+                                          tries, format_age(looked), self.LABEL,
+                                          self.late_window()))
                     return True, "no server to delete"
-                raise ProviderError(E_BACKEND, "not found yet")
+                raise ProviderError(E_BACKEND, "not found yet; a create may show for %d s "
+                                    "more" % max(0, self.late_window() - looked))
             server_id = task["data"]["server_id"]
             said = self.delete_server(task)
         except ProviderError as exc:
+            changes = {"cleanup_tries": tries, "cleanup_error": exc.message, "looked_for": looked}
+            if getattr(exc, "waits_for_person", False):
+                changes["cleanup_waits"] = exc.message
             note = "%s (on_failure: delete): try %d failed (%s)%s" % (
                 self.deleting(task), tries, exc.message,
                 "; trying again in %d s" % wait if wait else "")
-            self.save_cleanup(task["id"], {"cleanup_tries": tries,
-                                           "cleanup_error": exc.message}, note)
+            self.save_cleanup(task["id"], changes, note)
             return False, note
-        self.save_cleanup(task["id"], {"cleanup": "done", "server_deleted": now()},
+        self.save_cleanup(task["id"], {"cleanup": "done", "server_deleted": now(),
+                                       "cleanup_waits": None},
                           "%s server %s deleted (on_failure: delete)" % (self.LABEL, server_id))
         self.log.write("cleanup", task["id"], server_id=server_id, result=said)
         return True, said
 
-    def save_cleanup(self, task_id, data_changes, note):
+    def kept_text(self, task):
+        if rented_server(task):
+            return "%s server %s stays, billed: `%s task delete-server %s --yes` deletes it" % (
+                self.LABEL, rented_server(task), self.paths.name, task["id"])
+        return "a server a create sent may have made stays: `%s servers` shows it" % (
+            self.paths.name)
+
+    def save_cleanup(self, task_id, data_changes, note, wanted=True):
         def change(state):
             task = state["tasks"].get(task_id)
-            if not self.cleanup_wanted(task):
+            if task is None or (wanted and not self.cleanup_wanted(task)):
                 return task           # deleted by hand meanwhile
             task["data"] = dict(task["data"], **data_changes)
             task["message"] = "%s; %s" % (task["data"].get("failed_because")
@@ -4981,15 +5187,18 @@ class CloudBackend(Backend):
         return self.follow_server(api, task)
 
     def find_or_create(self, api, task, configuration):
-        """No server id yet: the server an earlier create made, or (after
-        CREATE_SETTLE, at most MAX_CREATES in all) one more create."""
+        """No server id yet: the server an earlier create made, or one more create (at
+        most MAX_CREATES in all): never while an unsettled create could still land
+        (late_window after it), so one task never gets two servers."""
         data = task["data"]
         server = self.lookup(api, task)
         if server is not None:
             return self.adopt(task, server)
-        if now() - data.get("create_at", task["created"]) < CREATE_SETTLE:
+        left = self.late_window() - (task_age(task) - data.get("create_age", 0))
+        if unsettled_create(task) and left > 0:
             return {"phase": "creating", "message": "creating: waiting for %s to show "
-                    "server %s" % (self.LABEL, data["name"])}
+                    "server %s (a create whose answer was lost may land for %d s more)" % (
+                        self.LABEL, data["name"], left)}
         if data.get("creates", 0) >= MAX_CREATES:
             return self.fail(task, "%s never showed server %s after %d creates" % (
                 self.LABEL, data["name"], data.get("creates", 0)))
@@ -5029,10 +5238,10 @@ class CloudBackend(Backend):
         if problem:
             return self.fail(task, "%s: the API's address is refused: %s" % (where, problem))
         data = dict(data, ipv4=address)
-        data.setdefault("ssh_wait_since", now())
+        data.setdefault("ssh_wait_age", task_age(task))
         ok, why = ssh_banner_probe(address, self.ssh_port, min(1.0, self.request_timeout))
         if not ok:
-            if now() - data["ssh_wait_since"] > self.ready_timeout:
+            if task_age(task) - data["ssh_wait_age"] > self.ready_timeout:
                 return self.fail(task, "no SSH within ready_timeout %g s: %s: %s" % (
                     self.ready_timeout, address, why))
             return {"data": data, "phase": "ssh",
@@ -5049,8 +5258,8 @@ class CloudBackend(Backend):
                 return self.finish(task, address, data)
             if done is not None:
                 return {"data": data, "phase": "setup", "message": "running setup: %s" % why}
-        data.setdefault("ssh_since", now())
-        left = self.ready_grace - (now() - data["ssh_since"])
+        data.setdefault("ssh_age", task_age(task))
+        left = self.ready_grace - (task_age(task) - data["ssh_age"])
         if left <= 0:
             shown = self.shows_pinned_key(address, data)
             if shown is not True:
@@ -5141,11 +5350,16 @@ class CloudBackend(Backend):
         return []
 
     def owned_servers(self, api):
-        """Hook: every server at the provider carrying this provider's owner tag."""
+        """Hook: every server at the provider carrying provider.py's marks (any owner
+        tag: `servers` tells ours from others')."""
         raise ProviderError(E_TASK_STATE, "the %s backend cannot list its servers" % self.TYPE)
 
     def task_of(self, server):
-        """Hook: the task id an owned server carries, or None."""
+        """Hook: the task id a server with provider.py's marks carries, or None."""
+        return None
+
+    def tag_of(self, server):
+        """Hook: the owner tag a server with provider.py's marks carries, or None."""
         return None
 
     def dry_run(self, configuration, state, task_id):
@@ -5162,7 +5376,7 @@ class CloudBackend(Backend):
         lines.append("FAIL: the order would be refused (N109): %s" % problem if problem else
                      "ok: caps: " + self.guardrails_text(state, configuration))
         task = new_task(task_id, configuration["id"], self.TYPE)
-        self.prepare(task, configuration)
+        self.prepare(task, configuration, state)
         if self.settings.get("known_hosts", True):     # pin_host_key makes it at the order
             task["data"].update(host_key_private="<masked: the new server's ed25519 private "
                                 "host key, made at the order>", host_keys=[
@@ -5195,41 +5409,62 @@ class CloudBackend(Backend):
                 if limit is not None), self.on_failure)
 
     def server_inventory(self, store):
-        """`servers`: [(server, task id or None, who holds it or None: an orphan)].
-        The servers are listed before the state is read: an order placed meanwhile
-        saved its task before its create, so its new server is never taken for an
-        orphan."""
-        servers = self.marked_servers(self.api())
+        """`servers`: [(server, task id or None, who holds it, or None: an orphan, or
+        NotOurs: why the server may be another installation's)]. Every server carrying
+        provider.py's marks is listed, then the state is read: an order placed meanwhile
+        saved its task before its create, so its new server is never taken for an orphan."""
+        servers = self.shaped(self.owned_servers, self.api())
         state = store.load()
         rows = []
-        for server in servers:
-            server_id, task_id = safe_server_id(server.get("id")), self.task_of(server)
-            if server_id is None:           # never put into a DELETE's path, nor shown
+        for server in servers if isinstance(servers, list) else []:
+            if not isinstance(server, dict):
+                continue
+            task_id = self.shaped(self.task_of, server)
+            task_id = task_id if isinstance(task_id, str) and valid_task_id(task_id) else None
+            if safe_server_id(server.get("id")) is None:    # never put into a DELETE's path
                 server = dict(server, id="(unusable id)")
-            task = state["tasks"].get(task_id) if task_id else None
-            data = (task or {}).get("data") or {}
-            holder = None
-            if task is not None and rented_server(task) == server_id:
-                holder = "task %s (%s%s)" % (task_id, task["status"], ", being deleted"
-                                             if self.cleanup_wanted(task) else "")
-            elif task is not None and task["status"] == IN_PROGRESS and not data.get("server_id"):
-                holder = "task %s (in_progress, creating)" % task_id
-            rows.append((server, task_id, holder))
+            task = (state["tasks"].get(task_id) or store.find(task_id)) if task_id else None
+            foreign = self.not_ours(server, task_id, task, state)
+            rows.append((server, task_id, foreign or self.holder(server, task_id, task)))
         return rows
 
-    def marked_servers(self, api):
-        """owned_servers(), each checked with owns() against the name and marks of
-        the task it names: an API that ignores the filter lists others' servers too."""
-        tag, found = owner_tag(self.paths), []
-        for server in self.shaped(self.owned_servers, api):
-            task_id = self.shaped(self.task_of, server) if isinstance(server, dict) else None
-            if not (isinstance(task_id, str) and valid_task_id(task_id)):
-                continue
-            marks = {"id": task_id, "data": {
-                "owner": tag, "name": server_name(self.paths.name, task_id, tag)}}
-            if self.shaped(self.owns, server, marks):
-                found.append(server)
-        return found
+    def not_ours(self, server, task_id, task, state):
+        """NotOurs(why) for a server this installation must never adopt or delete: it
+        carries another installation's owner tag, or names a task this state cannot
+        explain (a lost or restored state's server, another master's); else None."""
+        tag = self.shaped(self.tag_of, server)
+        ours = [owner_tag(state)] + list(state.get("legacy_owner_tags") or [])
+        if task_id is None:
+            return NotOurs("it names no task")
+        if int(task_id) >= state.get("next_id", 1):
+            return NotOurs("its task %s is newer than this state's tasks (the next is %s): a "
+                           "lost or restored state's server, or another master's" % (
+                               task_id, state.get("next_id")))
+        if task is not None and (task.get("data") or {}).get("owner") not in (None, tag):
+            return NotOurs("task %s here carries owner tag %s, the server %s: another "
+                           "installation's (a cloned master?)" % (
+                               task_id, task["data"]["owner"], printable(str(tag), 20)))
+        if task is None and tag not in ours:
+            return NotOurs("its owner tag %s is not this installation's (%s)" % (
+                printable(str(tag), 20), ours[0]))
+        marks = {"id": task_id, "data": {"owner": tag, "name": server_name(
+            self.paths.name, task_id, tag)}}
+        if not self.shaped(self.owns, server, marks):
+            return NotOurs("its name and marks do not match task %s's" % task_id)
+        return None
+
+    def holder(self, server, task_id, task):
+        """Who holds an installation's server: "task N (status)", or None (an orphan)."""
+        if task is None:
+            return None
+        server_id = safe_server_id(server.get("id"))
+        if rented_server(task) == server_id:
+            return "task %s (%s%s)" % (task_id, task["status"], ", being deleted"
+                                       if self.cleanup_wanted(task) else "")
+        if unsettled_create(task):
+            return "task %s (%s, %s)" % (task_id, task["status"], "creating" if
+                                         task["status"] == IN_PROGRESS else "being looked up")
+        return None
 
     def delete_orphan(self, server, task_id):
         server_id = safe_server_id(server.get("id"))
@@ -5238,7 +5473,7 @@ class CloudBackend(Backend):
                 self.LABEL, printable(str(server.get("name"))))
         orphan = {"id": task_id or "-", "status": ERROR, "data": {
             "server_id": server_id, "name": server.get("name"),
-            "owner": owner_tag(self.paths)}}
+            "owner": self.shaped(self.tag_of, server)}}
         return self.delete_server(orphan)
 
     # -- admin ----------------------------------------------------------------
@@ -5246,19 +5481,15 @@ class CloudBackend(Backend):
     def cancel(self, task):
         """After `task fail`: on_failure "delete" deletes the server now (the
         cleanup worker goes on trying if that fails); "keep" names it."""
-        if not task["data"].get("server_id"):
+        if unsettled_create(task):
             try:
                 task = self.adopt_late(task)
             except ProviderError:
-                pass                  # unconfirmed: the cleanup worker looks again
-        server_id = rented_server(task)
-        if not server_id and not self.unconfirmed(task):
+                pass                  # unsettled: the cleanup worker looks again
+        if not may_rent(task):
             return None
         if self.on_failure != "delete":
-            return "it still rents server %s: `%s task delete-server %s --yes` deletes it " \
-                   "(on_failure: keep)" % (server_id, self.paths.name, task["id"]) \
-                if server_id else "an unconfirmed create may have made a server: `%s " \
-                "servers` shows it (on_failure: keep)" % self.paths.name
+            return "%s (on_failure: keep)" % self.kept_text(task)
         data_changes = {"cleanup": "pending", "failed_because": task["message"]}
         task = self.save_cleanup_start(task, data_changes)
         done, text = self.cleanup_once(task)
@@ -5279,9 +5510,8 @@ class CloudBackend(Backend):
         return self.store.update(change) or dict(task, data=dict(task["data"], **data_changes))
 
     def adopt_late(self, task):
-        """A task failed before it knew its server: an unconfirmed create may have
-        made one all the same. Look it up once (raises CloudError), and keep its
-        id in the task."""
+        """A task failed before it knew its server: a create it sent may have made one
+        all the same. Look it up once (raises CloudError), and keep its id in the task."""
         server = self.lookup(self.api(), task, 1)
         server_id = safe_server_id(server.get("id")) if server is not None else None
         if server_id is None:
@@ -5290,14 +5520,51 @@ class CloudBackend(Backend):
         return self.save_cleanup_start(task, {"server_id": server_id})
 
     def delete_server(self, task):
+        """DELETE the task's server, then make sure the cloud no longer lists it (or
+        lists it as being deleted): a 2xx alone proves nothing. A deletion that waits for
+        a person (deletion_answered) is only looked at, not sent again."""
         server_id = task["data"]["server_id"]
-        try:
-            self.api().call("DELETE", "%s/%s" % (self.SERVERS, server_id))
-        except CloudError as exc:
-            if exc.status != 404:
-                raise
-            return "%s server %s was already gone" % (self.LABEL, server_id)
-        return "%s server %s deleted" % (self.LABEL, server_id)
+        api = self.api()
+        if not task["data"].get("cleanup_waits"):
+            try:
+                answer = api.call("DELETE", "%s/%s" % (self.SERVERS, server_id))
+            except CloudError as exc:
+                if exc.status != 404:
+                    raise
+                return "%s server %s was already gone" % (self.LABEL, server_id)
+            self.deletion_answered(server_id, answer)
+        return self.confirm_gone(api, server_id, task["data"].get("cleanup_waits"))
+
+    def being_deleted(self, server):
+        """Hook: True when the API lists the server as deleted or being deleted (GONE)."""
+        return self.describe(server)[1] in self.GONE
+
+    def deletion_answered(self, server_id, answer):
+        """Hook: raise a CloudError (waits_for_person) when the DELETE's answer says the
+        cloud deletes nothing until a person confirms."""
+
+    def confirm_gone(self, api, server_id, waits=None):
+        """The text saying server_id is deleted, once the API no longer lists it or
+        lists it in a GONE state; a CloudError when it still lists it running."""
+        for pause in DELETE_CONFIRM_PAUSES + (None,):
+            try:
+                server = self.fetch(api, server_id)
+            except CloudError as exc:
+                if exc.status != 404:
+                    raise
+                return "%s server %s deleted (%s no longer lists it)" % (
+                    self.LABEL, server_id, self.LABEL)
+            said = self.shaped(self.describe, server or {})[1]
+            if self.shaped(self.being_deleted, server or {}):
+                return "%s server %s deleted (%s lists it as %s)" % (
+                    self.LABEL, server_id, self.LABEL, printable(str(said), 40))
+            if pause is None or waits:
+                break
+            time.sleep(pause)
+        error = CloudError(waits or "%s still lists server %s as %s after its DELETE" % (
+            self.LABEL, server_id, printable(str(said), 40)))
+        error.waits_for_person = bool(waits)
+        raise error
 
     def check(self, configurations, state):
         try:
@@ -5347,6 +5614,117 @@ class CloudBackend(Backend):
         self.api().call("GET", self.CHECK_PATH, attempts=2)
 
 
+class OrderWorker(object):
+    """The life of a cloud order's worker (`NAME _worker ID`, holding the task's worker
+    lock throughout): step after step until the task ends - the create, then the server
+    followed until it is ready or the order fails - each step saved, with a pause of
+    poll_interval between two that a call's wake-up cuts short (WorkerReport,
+    WorkerPause). So an order ends even when nobody polls it. The backend is taken
+    afresh from the config when the file changed: a setting changed meanwhile
+    (ready_timeout, poll_interval, on_failure) reaches the orders in flight. The task's
+    age is measured here by the monotonic clock (task_age)."""
+
+    SAVE_PAUSES = (1, 2, 4, 8, 15, 30, 30, 30, 30, 30, 30, 30)   # ~4 min of failed saves
+
+    def __init__(self, backend, provider, task_id):
+        self.backend, self.provider, self.task_id = backend, provider, task_id
+        self.lock = worker_lock(provider.paths, task_id)
+        self.log = TaskLog(backend.task_log(task_id))
+        self.pause = WorkerPause()          # before the pid is told: SIGUSR1 is handled
+        before = WorkerReport.read(self.lock)     # the worker before's steps count on
+        self.report = WorkerReport(os.getpid(), process_start_time(os.getpid()),
+                                   before.steps if before and before.pid else 0)
+        self.config_stamp = file_stamp(provider.paths.config)
+        self.measured = None    # ((age, age_at) as this worker saved them, monotonic time)
+        self.measuring = None   # the same for the step not saved yet
+
+    def run(self):
+        """Steps until the task has ended (or left the state); the task as saved."""
+        said = None
+        while True:
+            task = self.provider.store.find(self.task_id)
+            if task is None or task["status"] in TERMINAL or (
+                    task.get("backend") != self.backend.TYPE):
+                return task
+            self.follow_config()
+            self.tell("step")
+            saved = self.save(task, self.step(task))
+            if saved is not None and saved.get("message") != said:
+                said = saved.get("message")
+                self.log.note("%s: %s" % (saved["status"], said))
+            self.report.steps += 1
+            self.tell("wait")
+            if saved is not None and saved["status"] in TERMINAL:
+                return saved
+            self.pause.wait(self.backend.poll_interval)
+
+    def step(self, task):
+        """One step, as a status call made it before workers lived long: the token is
+        taken from the state's cache again (a 401 then renews it: CachedToken.renew)."""
+        self.backend.auth.forget()
+        age, clock = self.age(task), time.monotonic()
+        task["data"] = dict(task["data"], age=age, age_at=now())
+        configuration = self.provider.config.by_id.get(task["config_id"], {})
+        changes = self.backend.step(task, configuration) or {}
+        changes["data"] = dict(changes.get("data") or {}, age=age, age_at=task["data"]["age_at"])
+        self.measuring = ((age, task["data"]["age_at"]), clock)
+        return changes
+
+    def age(self, task):
+        """The task's age: this worker's last measure plus the monotonic time since, when
+        the state still holds that measure; else task_age (another worker's, a person's)."""
+        data = task["data"]
+        if self.measured and (data.get("age"), data.get("age_at")) == self.measured[0]:
+            return self.measured[0][0] + time.monotonic() - self.measured[1]
+        return task_age(task)
+
+    def save(self, task, changes):
+        """Save a step's changes. A failed save (the disk full, the lock busy) is told to
+        the calls (WorkerReport "unsaved": they show it) and tried again for a few minutes;
+        then the next step starts from the state as it is: the ledger holds each create."""
+        made = (changes.get("data") or {}).get("server_id")
+        for pause in self.SAVE_PAUSES + (None,):
+            try:
+                saved = self.provider.apply(self.task_id, changes)
+                break
+            except ProviderError as exc:
+                self.tell("unsaved", exc.message)
+                self.log.note("the step's result could not be saved: %s" % exc.message)
+                if pause is None:
+                    return None
+                time.sleep(pause)
+        self.measured = self.measuring
+        if saved is not None and saved["status"] in TERMINAL and made and (
+                not saved["data"].get("server_id")):
+            saved = self.backend.keep_late_server(saved, made)
+        return saved
+
+    def tell(self, doing, why=""):
+        if doing != self.report.doing or doing == "step":
+            self.report.since = time.time()
+        self.report.doing, self.report.why = doing, why
+        self.report.write(self.lock)
+
+    def follow_config(self):
+        """A config changed since the last step: its backend from now on (if usable)."""
+        stamp = file_stamp(self.provider.paths.config)
+        if stamp == self.config_stamp:
+            return
+        self.config_stamp = stamp
+        try:
+            backend = self.provider.reload_config().backend
+        except ProviderError as exc:
+            self.log.note("the config changed but cannot be used (%s); the order goes on "
+                          "with the settings it had" % exc.message)
+            return
+        if backend.TYPE != self.backend.TYPE:
+            self.log.note("the config now names the %s backend; this %s order goes on with "
+                          "the settings it had" % (backend.TYPE, self.backend.TYPE))
+            return
+        self.backend = backend
+        self.log.note("the config changed: its settings apply from this step on")
+
+
 class HetznerBackend(CloudBackend):
     """Hetzner Cloud: https://docs.hetzner.cloud/ (servers carry labels)."""
 
@@ -5361,6 +5739,10 @@ class HetznerBackend(CloudBackend):
                       location=alternatives("string", Checker.nonempty))
     REQUIRED = ("server_type", "image")
     FALLBACKS = ("server_type", "location")
+    # POST /servers answers once the server exists (it is listed at once): a lost answer's
+    # server shows within the request's own time; 120 s more covers a proxy that held it
+    LATE_CREATE = 120
+    GONE = ("deleting",)            # hcloud-go hcloud/server.go ServerStatus
     # create refusals that mean "none left of this type here"
     CAPACITY_CODES = ("resource_unavailable", "placement_error", "unavailable")
 
@@ -5376,8 +5758,7 @@ class HetznerBackend(CloudBackend):
         selector = ",".join("%s=%s" % item for item in sorted(self.labels(task).items()))
         answer = api.call("GET", self.SERVERS, query={"label_selector": selector},
                           attempts=attempts)
-        servers = self.field(answer, "servers", "array", "the answer") or []
-        return next((server for server in servers if self.owns(server, task)), None)
+        return self.field(answer, "servers", "array", "the answer") or []
 
     def owns(self, server, task):
         if not CloudBackend.owns(self, server, task):
@@ -5394,7 +5775,7 @@ class HetznerBackend(CloudBackend):
             exc.api_code == "invalid_input" and CloudBackend.capacity_error(self, exc)))
 
     def owned_servers(self, api):
-        selector = "bx-owner=%s,managed-by=provider.py" % owner_tag(self.paths)
+        selector = "managed-by=provider.py"
         found, page = [], 1
         while page:
             answer = api.call("GET", self.SERVERS, query={"label_selector": selector,
@@ -5405,6 +5786,9 @@ class HetznerBackend(CloudBackend):
 
     def task_of(self, server):
         return (server.get("labels") or {}).get("bx-task")
+
+    def tag_of(self, server):
+        return (server.get("labels") or {}).get("bx-owner")
 
     def resolve(self, api, configuration):
         report = []
@@ -5472,6 +5856,10 @@ class TimewebBackend(CloudBackend):
     REQUIRED = ("preset_id",)
     FALLBACKS = ("preset_id", "availability_zone")
     FAILED = ("removing", "removed", "blocked", "permanent_blocked", "no_paid")
+    GONE = ("removing", "removed")
+    # a create shows in GET /servers once the API has taken it; 300 s covers an answer held
+    # by the API's gateway (Timeweb documents no bound)
+    LATE_CREATE = 300
     PAGE = 100
 
     @classmethod
@@ -5517,10 +5905,7 @@ class TimewebBackend(CloudBackend):
                          "there" % (self.LABEL, MAX_FIND_PAGES))
 
     def find(self, api, task, attempts=RETRY_ATTEMPTS):
-        for server in self.all_servers(api, attempts):
-            if self.owns(server, task):
-                return server
-        return None
+        return [server for server in self.all_servers(api, attempts) if self.owns(server, task)]
 
     def owns(self, server, task):
         return CloudBackend.owns(self, server, task) and \
@@ -5532,14 +5917,38 @@ class TimewebBackend(CloudBackend):
                 else "booting"), said
 
     def owned_servers(self, api):
-        mark = "provider.py owner=%s task=" % owner_tag(self.paths)
         return [server for server in self.all_servers(api)
-                if str(server.get("comment") or "").startswith(mark)]
+                if self.comment_marks(server) is not None]
+
+    @staticmethod
+    def comment_marks(server):
+        """(owner tag, task id) of a comment "provider.py owner=TAG task=ID", else None."""
+        words = str(server.get("comment") or "").split()
+        if (len(words) == 3 and words[0] == "provider.py" and words[1].startswith("owner=")
+                and words[2].startswith("task=")):
+            return words[1][len("owner="):], words[2][len("task="):]
+        return None
 
     def task_of(self, server):
-        words = str(server.get("comment") or "").split()
-        return words[2][len("task="):] if len(words) == 3 and words[2].startswith("task=") \
-            else None
+        return (self.comment_marks(server) or (None, None))[1]
+
+    def tag_of(self, server):
+        return (self.comment_marks(server) or (None, None))[0]
+
+    def deletion_answered(self, server_id, answer):
+        """With deletion by confirmation on the account (a token made without
+        is_able_to_delete), DELETE answers 200 {"server_delete": {"hash": ...}} and deletes
+        nothing until the code sent to the owner comes back with that hash (Timeweb Cloud's
+        OpenAPI, timeweb-cloud/sdk-go api/openapi.yaml, deleteServer)."""
+        pending = answer.get("server_delete") if isinstance(answer, dict) else None
+        if isinstance(pending, dict) and pending.get("hash"):
+            error = CloudError("Timeweb deletes server %s only once its deletion is confirmed "
+                               "with the code it sent to the account's owner (deletion by "
+                               "confirmation is on): it stays billed until someone deletes it in "
+                               "the panel; a token made with is_able_to_delete deletes at once"
+                               % server_id)
+            error.waits_for_person = True
+            raise error
 
     def resolve(self, api, configuration):
         try:
@@ -5577,14 +5986,6 @@ class TimewebBackend(CloudBackend):
             text += " (response_id %s)" % answer["response_id"]
         return answer.get("error_code"), text
 
-    def delete_server(self, task):
-        try:
-            return CloudBackend.delete_server(self, task)
-        except CloudError as exc:
-            if exc.status == 423:
-                exc.message += "; Timeweb wants the deletion confirmed: delete the server in " \
-                               "the panel, or use a token allowed to delete without confirmation"
-            raise
 
 
 class KeystoneToken(CachedToken):
@@ -5767,6 +6168,9 @@ class OpenStackBackend(CloudBackend):
     REQUIRED = ("flavor", "image")
     FALLBACKS = ("flavor", "availability_zone")
     ACTIVE, FAILED = ("ACTIVE",), ("ERROR", "DELETED", "SOFT_DELETED", "SHELVED_OFFLOADED")
+    # POST /servers answers 202 once the server's record exists, but behind a load balancer
+    # a create cut off by a 504 may still be carried out later (seen: 40 s): 600 s
+    LATE_CREATE = 600
     PAGE = 100
 
     @property
@@ -5882,16 +6286,23 @@ class OpenStackBackend(CloudBackend):
     # -- what the API says about a server -----------------------------------
 
     def find(self, api, task, attempts=RETRY_ATTEMPTS):
+        """Every server of the task's name (Nova allows a name twice: a late create and
+        its retry); lookup() keeps those carrying the task's metadata."""
         import re
-        name, ours = task["data"]["name"], self.metadata(task)
         servers = api.call("GET", self.SERVERS + "/detail", query={
-            "name": "^%s$" % re.escape(name)}, attempts=attempts).get("servers") or []
-        for server in servers:
-            metadata = server.get("metadata") if isinstance(server, dict) else None
-            if server.get("name") == name and isinstance(metadata, dict) and all(
-                    metadata.get(key) == value for key, value in ours.items()):
-                return server
-        return None
+            "name": "^%s$" % re.escape(task["data"]["name"])}, attempts=attempts)
+        return self.field(servers, "servers", "array", "the answer") or []
+
+    def owns(self, server, task):
+        metadata = server.get("metadata")
+        return CloudBackend.owns(self, server, task) and isinstance(metadata, dict) and all(
+            metadata.get(key) == value for key, value in self.metadata(task).items())
+
+    def being_deleted(self, server):
+        """DELETED or SOFT_DELETED, or still ACTIVE with the task state "deleting" (Nova's
+        api-ref, "Server status" and OS-EXT-STS:task_state)."""
+        return (server.get("status") in ("DELETED", "SOFT_DELETED")
+                or server.get("OS-EXT-STS:task_state") == "deleting")
 
     def describe(self, server):
         said = server.get("status") or "unknown"
@@ -6080,7 +6491,7 @@ class OpenStackBackend(CloudBackend):
 
     def owned_servers(self, api):
         """Nova cannot filter by metadata: page through servers/detail, keep ours."""
-        tag, found, seen, marker = owner_tag(self.paths), [], set(), None
+        found, seen, marker = [], set(), None
         while True:
             query = {"limit": self.PAGE}
             if marker:
@@ -6090,7 +6501,6 @@ class OpenStackBackend(CloudBackend):
                        if isinstance(server, dict) and server.get("id") not in seen]
             seen.update(server.get("id") for server in servers)
             found += [server for server in servers if isinstance(server.get("metadata"), dict)
-                      and server["metadata"].get("bx-owner") == tag
                       and server["metadata"].get("managed-by") == "provider.py"]
             if len(servers) < self.PAGE or not servers[-1].get("id"):
                 return found          # the last page (or an API that ignores limit)
@@ -6099,6 +6509,10 @@ class OpenStackBackend(CloudBackend):
     def task_of(self, server):
         metadata = server.get("metadata") if isinstance(server.get("metadata"), dict) else {}
         return metadata.get("bx-task")
+
+    def tag_of(self, server):
+        metadata = server.get("metadata") if isinstance(server.get("metadata"), dict) else {}
+        return metadata.get("bx-owner")
 
 
 class SelectelBackend(OpenStackBackend):
@@ -6267,7 +6681,9 @@ YANDEX_TOKEN_PATH = "/iam/v1/tokens"
 METADATA_HOST = "169.254.169.254"     # the VM's metadata service: plain http, link-local
 YANDEX_METADATA_TOKEN_PATH = "/computeMetadata/v1/instance/service-accounts/default/token"
 YANDEX_NAME = r"[a-z0-9][-a-z0-9]{0,62}\Z"      # ids, zones, families, platforms, disk types
-YANDEX_STOPPED = ("ERROR", "CRASHED", "DELETING", "STOPPING", "STOPPED")
+# Instance.Status in yandex-cloud/cloudapi compute/v1/instance.proto: these will not run
+# by themselves. CRASHED is not among them: "crashed and will be restarted automatically".
+YANDEX_STOPPED = ("ERROR", "DELETING", "STOPPING", "STOPPED")
 GRPC_CODES = {1: "CANCELLED", 2: "UNKNOWN", 3: "INVALID_ARGUMENT", 4: "DEADLINE_EXCEEDED",
               5: "NOT_FOUND", 6: "ALREADY_EXISTS", 7: "PERMISSION_DENIED",
               8: "RESOURCE_EXHAUSTED", 9: "FAILED_PRECONDITION", 10: "ABORTED",
@@ -6479,6 +6895,10 @@ class YandexBackend(CloudBackend):
                           "disk_type", "image_id", "image_family", "image_folder_id")))
     REQUIRED = ("zone_id", "subnet_id")
     FALLBACKS = ("platform_id", "zone_id")
+    # the create's Operation names the instance at once and the instance is listed from
+    # then on: 120 s covers an answer held on its way
+    LATE_CREATE = 120
+    GONE = ("DELETING",)
 
     def __init__(self, settings, paths, log):
         CloudBackend.__init__(self, settings, paths, log)
@@ -6615,8 +7035,8 @@ class YandexBackend(CloudBackend):
             return None
         self.log.write("fallback", task["id"], skipped=self.choice_text(choices[index - 1]),
                        reason=text)
-        data = dict(data, server_id=None, server_deleted=None, choice=index, create_at=0,
-                    got=choices[index])
+        data = dict(data, server_id=None, server_deleted=None, choice=index,
+                    settled=data.get("creates", 0), got=choices[index])
         return {"data": data, "phase": "creating", "message": "creating: no capacity for %s "
                 "(%s); trying %s" % (self.choice_text(choices[index - 1]), text,
                                      self.choice_text(choices[index]))}
@@ -6639,7 +7059,7 @@ class YandexBackend(CloudBackend):
 
     def owned_servers(self, api):
         """The folder's instances carrying our owner tag (the list filters names only)."""
-        labels = {"managed-by": "provider.py", "bx-owner": owner_tag(self.paths)}
+        labels = {"managed-by": "provider.py"}
         found, token = [], None
         for _ in range(MAX_FIND_PAGES):
             query = {"folderId": self.folder_id, "pageSize": 1000}
@@ -6658,12 +7078,14 @@ class YandexBackend(CloudBackend):
         task_id = dig(server, "labels", "bx-task")
         return task_id if isinstance(task_id, str) and valid_task_id(task_id) else None
 
+    def tag_of(self, server):
+        return dig(server, "labels", "bx-owner")
+
     def find(self, api, task, attempts=RETRY_ATTEMPTS):
         """The filter matches names only: the labels say the instance is ours."""
         answer = api.call("GET", self.SERVERS, attempts=attempts, query={
             "folderId": self.folder_id, "filter": 'name="%s"' % task["data"]["name"]})
-        instances = self.field(answer, "instances", "array", "the answer") or []
-        return next((instance for instance in instances if self.owns(instance, task)), None)
+        return self.field(answer, "instances", "array", "the answer") or []
 
     def owns(self, server, task):
         return CloudBackend.owns(self, server, task) and yandex_name(server.get("id")) and all(
@@ -6671,6 +7093,8 @@ class YandexBackend(CloudBackend):
 
     def describe(self, server):
         said = server.get("status") if isinstance(server.get("status"), str) else "unknown"
+        if said == "CRASHED":
+            return "booting", "CRASHED (Yandex Cloud restarts it by itself)"
         return ("running" if said == "RUNNING" else "failed" if said in YANDEX_STOPPED
                 else "booting"), said
 
@@ -6757,6 +7181,9 @@ class BackendRegistry(dict):
         return globals()[name]
 
 
+# The backends of the cloud section: their orders are driven by a worker (needs_worker).
+CLOUD_TYPES = frozenset(("hetzner", "timeweb", "openstack", "selectel", "vkcloud", "yandex"))
+
 BACKENDS = BackendRegistry(manual="ManualBackend", pool="PoolBackend", command="CommandBackend",
                            hetzner="HetznerBackend", timeweb="TimewebBackend",
                            openstack="OpenStackBackend", selectel="SelectelBackend",
@@ -6808,6 +7235,71 @@ def rented_server(task):
     return None if data.get("server_deleted") else data.get("server_id")
 
 
+def unsettled_create(task):
+    """True when the task sent a create (the ledger: claim_create counts each one before
+    it is sent) whose server it does not know, and that is not settled: refused, or looked
+    for until no late create could land (data "settled" counts the creates settled)."""
+    data = task.get("data") or {}
+    creates, settled = data.get("creates"), data.get("settled") or 0
+    return (isinstance(creates, int) and isinstance(settled, int) and creates > settled
+            and not data.get("server_id"))
+
+
+def may_rent(task):
+    """True when the task rents a cloud server, or may (an unsettled create)."""
+    return bool(rented_server(task) or unsettled_create(task))
+
+
+def task_age(task):
+    """Seconds since the order, as its workers measured them ("age", by the monotonic
+    clock: a wall-clock step while a worker runs changes nothing) plus the wall time
+    since their last measure ("age_at"; never negative); else since "created"."""
+    data = task.get("data") or {}
+    age, at = data.get("age"), data.get("age_at")
+    if isinstance(age, (int, float)) and isinstance(at, (int, float)):
+        return age + max(0.0, now() - at)
+    created = task.get("created")
+    return max(0.0, now() - created) if isinstance(created, (int, float)) else 0.0
+
+
+def needs_worker(task):
+    """True for a task a detached worker must drive: a cloud order in progress, or a
+    failed one whose server is still to be deleted (data "cleanup" pending)."""
+    return (isinstance(task, dict) and task.get("backend") in CLOUD_TYPES
+            and (task.get("status") == IN_PROGRESS
+                 or (task.get("data") or {}).get("cleanup") == "pending"))
+
+
+def index_workers(state):
+    """Before every save: the head's "workers", the ids of the tasks needing a worker,
+    which any call reads cheaply (revive_workers)."""
+    state["workers"] = sorted((task_id for task_id, task in state["tasks"].items()
+                               if needs_worker(task)), key=int)
+
+
+def revive_workers(provider, head, skip=None):
+    """Start a worker for each task of the head's "workers" that has none (killed, a
+    reboot): an order nobody polls still ends, within its timeout, and a failed order's
+    server is still deleted. Cheap: no network; a look at each worker lock, and a fork
+    per dead worker. Problems only warn: the call's own answer is what matters."""
+    ids = head.get("workers") if isinstance(head, dict) else None
+    dead = [task_id for task_id in ids if isinstance(task_id, str) and valid_task_id(task_id)
+            and task_id != skip and lock_is_held(worker_lock(provider.paths, task_id)) is not True
+            ] if isinstance(ids, list) else []
+    if not dead:
+        return
+    try:
+        backend = provider.config.backend
+        for task_id in dead[:MAX_REVIVALS]:
+            task = provider.store.find(task_id)
+            if needs_worker(task) and task.get("backend") == backend.TYPE:
+                provider.log.write("revive", task_id, status=task["status"])
+                backend.start_worker(task, again=True)
+    except ProviderError as exc:
+        sys.stderr.write("warning: a task's worker could not be started again: %s\n"
+                         % exc.message)
+
+
 def caller_mark(paths, task_id):
     """The first bytes of the caller's tasks/<id>; b"" when it is missing or not a
     regular file. Opened without blocking and without following a symlink: a FIFO
@@ -6823,6 +7315,11 @@ def caller_mark(paths, task_id):
         return b""
     finally:
         os.close(fd)
+
+
+def is_hex(text, length):
+    return (isinstance(text, str) and len(text) == length
+            and all(ch in "0123456789abcdef" for ch in text))
 
 
 def valid_task_id(text):
@@ -6849,7 +7346,7 @@ class Provider(object):
         self.log = AuditLog(paths.log, verbose, TrustedFiles(paths))
         self._config = None
         self.store = StateStore(paths, self.lock_wait, self.retention_days,
-                                tidy=self.scrub_passwords)
+                                tidy=self.scrub_passwords, index=index_workers)
 
     @property
     def config(self):
@@ -6865,6 +7362,14 @@ class Provider(object):
                 len(self._config.configurations),
                 "enabled" if self._config.enabled else "disabled"))
         return self._config
+
+    def reload_config(self):
+        """The config read again (a worker's follow_config); ProviderError when it is not
+        usable now, and then the one read before stays."""
+        config = Config.load(self.paths, self.log)
+        config.backend.store = self.store
+        self._config = config
+        return config
 
     def enabled_config(self):
         config = self.config
@@ -7061,10 +7566,13 @@ def cmd_order(provider, args):
     if getattr(args, "dry_run", False):
         return order_dry_run(provider, backend, configuration)
 
+    heads = []
+
     def change(state):
         task = new_task(provider.store.allocate_id(state), configuration["id"], backend.TYPE)
         backend.place(task, configuration, state)
         state["tasks"][task["id"]] = task
+        heads.append(state)
         return task
 
     task = provider.store.update(change)
@@ -7094,6 +7602,7 @@ def cmd_order(provider, args):
         except ProviderError as exc:
             sys.stderr.write("warning: task %s: its first progress was not saved (%s); "
                              "order_status looks again\n" % (task["id"], exc.message))
+    revive_workers(provider, heads[-1], skip=task["id"])
     return {"task_id": task["id"]}
 
 
@@ -7106,7 +7615,15 @@ def order_dry_run(provider, backend, configuration):
 
 
 def cmd_order_status(provider, args):
+    """The task's status; on the way, any dead worker of another task is started again."""
     task = provider.get_task(args.task_id)
+    head = provider.store.last_head
+    answer = task_status(provider, task)
+    revive_workers(provider, head, skip=task["id"])
+    return answer
+
+
+def task_status(provider, task):
     reason = None
     if task.get("status") == FINISHED and task.get("server_password"):
         # (only then: a terminal task without one answers without reading the config)
@@ -7201,7 +7718,9 @@ def public_task(task, show_password=False):
 
 def cmd_tasks(provider, args):
     store = provider.store
-    tasks = store.load()["tasks"]
+    state = store.load()
+    revive_workers(provider, state)
+    tasks = state["tasks"]
     if args.all:
         hot, tasks = tasks, store.archived_tasks()
         tasks.update(hot)             # a task in both (a crash while archiving): hot wins
@@ -7225,12 +7744,13 @@ def cmd_tasks(provider, args):
              format_age(stamp - t.get("created", stamp)), printable(t.get("message", ""), 60)]
             for t in tasks]
     header = ["ID", "CONFIG", "STATUS", "SERVER", "AGE", "MESSAGE"]
-    if any((t.get("data") or {}).get("server_id") for t in tasks):
+    if any((t.get("data") or {}).get("server_id") or unsettled_create(t) for t in tasks):
         # cloud backends: which orders still rent (and pay for) a server
         header.insert(4, "RENTS")
         for row, task in zip(rows, tasks):
             row.insert(4, rented_server(task) or ("deleted" if (task.get("data") or {})
-                                                  .get("server_id") else "-"))
+                                                  .get("server_id") else "maybe (a create "
+                                                  "sent)" if unsettled_create(task) else "-"))
     return format_table(header, rows) + note
 
 
@@ -7474,8 +7994,14 @@ def cmd_pool(provider, args):
         "\n\n" + "\n".join(lines)
 
 
+class NotOurs(str):
+    """`servers`: why a server carrying provider.py's marks may be another
+    installation's; such a server is listed, never adopted or deleted."""
+
+
 def cmd_servers(provider, args):
-    """Cloud backends: every server carrying our owner tag, and the task holding it."""
+    """Cloud backends: every server carrying provider.py's marks, and who holds it: a
+    task, nobody (an orphan of ours), or maybe another installation ("not ours?")."""
     backend = provider.config.backend
     if not hasattr(backend, "server_inventory"):
         raise UsageError("the %s backend rents no servers (this is for the cloud backends)"
@@ -7483,6 +8009,7 @@ def cmd_servers(provider, args):
     if args.delete_orphans and not args.yes:
         raise UsageError("--delete-orphans destroys every server no task holds; add --yes")
     rows = backend.server_inventory(provider.store)
+    revive_workers(provider, provider.store.head())
     deleted = []
     for index, (server, task_id, holder) in enumerate(rows):
         if holder is None and args.delete_orphans:
@@ -7491,25 +8018,37 @@ def cmd_servers(provider, args):
                                name=server.get("name"), by=operator_name())
             rows[index] = (server, task_id, False)       # an orphan, deleted now
     if args.json:
-        return {"servers": [{"id": str(s.get("id")), "name": s.get("name"),
-                             "status": backend.describe(s)[1], "ipv4": backend.ipv4(s),
-                             "task_id": t, "held_by": h or None, "orphan": not h,
-                             "deleted": h is False}
-                            for s, t, h in rows], "deleted": deleted}
+        return {"servers": [server_json(backend, s, t, h) for s, t, h in rows],
+                "deleted": deleted}
     if not rows:
-        return "no %s server carries this provider's owner tag %s" % (
-            backend.LABEL, owner_tag(provider.paths))
+        return "no %s server carries provider.py's marks" % backend.LABEL
     table = format_table(["SERVER", "NAME", "STATUS", "IPV4", "HELD BY"], [
         [str(s.get("id")), printable(str(s.get("name")), 40), printable(backend.describe(s)[1]),
-         printable(str(backend.ipv4(s) or "-")),
-         h or "ORPHAN (no task holds it)%s" % (", deleted now" if h is False else "")]
-        for s, t, h in rows])
+         printable(str(backend.ipv4(s) or "-")), held_by_text(h)] for s, t, h in rows])
     orphans = sum(1 for _, _, h in rows if h is None)
-    if deleted:
-        return table + "\n\n" + "\n".join(deleted)
-    return table + ("\n\n%d orphan(s): billed, and no task will ever delete them: `%s "
-                    "servers --delete-orphans --yes` does" % (orphans, provider.paths.name)
-                    if orphans else "")
+    foreign = sum(1 for _, _, h in rows if isinstance(h, NotOurs))
+    notes = [deleted and "\n".join(deleted),
+             orphans and "%d orphan(s): billed, and no task will ever delete them: `%s servers "
+             "--delete-orphans --yes` does" % (orphans, provider.paths.name),
+             foreign and "%d server(s) NOT OURS?: another installation's, or a lost state's; "
+             "never adopted nor deleted by this plugin: delete them by hand only once you know "
+             "whose they are" % foreign]
+    return "\n\n".join([table] + [note for note in notes if note])
+
+
+def held_by_text(holder):
+    if isinstance(holder, NotOurs):
+        return "NOT OURS? " + holder
+    return holder or "ORPHAN (no task holds it)%s" % (", deleted now" if holder is False else "")
+
+
+def server_json(backend, server, task_id, holder):
+    foreign = isinstance(holder, NotOurs)
+    return {"id": str(server.get("id")), "name": server.get("name"),
+            "status": backend.describe(server)[1], "ipv4": backend.ipv4(server),
+            "task_id": task_id, "held_by": None if foreign else holder or None,
+            "orphan": holder is None or holder is False, "deleted": holder is False,
+            "ours": not foreign, "not_ours_because": str(holder) if foreign else None}
 
 
 def cmd_task_delete_server(provider, args):

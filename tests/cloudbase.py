@@ -123,9 +123,11 @@ class CloudHome(object):
             return []
 
     def configure(self, configuration=None, top=None, **backend):
+        # poll_interval: the worker takes a step when a call wakes it (an order, an
+        # order_status), not by itself: a test sees each step (NoPollingTest: by itself)
         settings = {"type": self.TYPE, "token_file": self.token_file, "api_url": self.api.url,
                     "pool_key": self.key, "ssh_port": self.ssh.port, "ready_grace": 0,
-                    "timeout": 3600, "request_timeout": 1,
+                    "timeout": 3600, "request_timeout": 1, "poll_interval": 3600,
                     "allow_loopback": True}           # the fake's servers are 127.0.0.1
         settings.update(self.SETTINGS)
         settings.update(backend)
@@ -180,9 +182,19 @@ class CloudHome(object):
         return answer
 
     def worker_done(self, task_id):
-        """Wait until the task's worker (if one runs) has saved its step."""
+        """Wait until the task's worker (if one runs) has saved its step: it waits for
+        the next (a call wakes it) or has ended."""
         lock = os.path.join(self.home.dir, "var", "workers", task_id + ".lock")
-        wait_for(lambda: not provider.lock_is_held(lock), what="task %s's worker" % task_id)
+
+        def idle():
+            report = provider.WorkerReport.read(lock)
+            return report is None or report.doing != "step"
+        wait_for(idle, what="task %s's worker" % task_id)
+
+    def worker_gone(self, task_id):
+        """Wait until the task's worker has ended (the order and its cleanup are over)."""
+        lock = os.path.join(self.home.dir, "var", "workers", task_id + ".lock")
+        wait_for(lambda: not provider.lock_is_held(lock), what="task %s's worker to end" % task_id)
 
     def saved_message(self, task_id, text):
         """The task's message once its worker saved one that says text."""
@@ -190,14 +202,18 @@ class CloudHome(object):
                         self.home.state()["tasks"][task_id]["message"],
                         what="a message saying %r" % text)
 
+    def late_window(self):
+        """Seconds after a lost create before the plugin sends another (request_timeout 1
+        s, set by configure, and the cloud's LATE_CREATE)."""
+        return 1 + provider.BACKENDS[self.TYPE].LATE_CREATE
+
     def age_task(self, task_id, seconds):
-        """Move a task's clocks back (the plugin is not running: no lock needed)."""
+        """Make a task older (its worker waits between steps: no lock needed)."""
         state = self.home.state()
         task = state["tasks"][task_id]
         task["created"] -= seconds
-        for key in ("create_at", "ssh_since"):
-            if key in task["data"]:
-                task["data"][key] -= seconds
+        if "age" in task["data"]:            # the age its worker measured (task_age)
+            task["data"]["age"] += seconds
         with open(self.home.state_path, "w") as handle:
             json.dump(state, handle)
 
@@ -387,7 +403,7 @@ class CloudTests(CloudHome):
         self.api.server_error_next(method="POST")             # nothing created
         task_id = self.order()
         self.assertEqual(self.home.state()["tasks"][old_id]["status"], "error")
-        self.age_task(task_id, 60)
+        self.age_task(task_id, self.late_window())
         answer = self.ok("order_status", task_id)
         self.assertIn(answer["status"], ("in_progress", "finished"), answer)
         self.assertEqual(len(self.api.create_requests()), 3)   # the refused, the lost, this
@@ -481,7 +497,11 @@ class CloudTests(CloudHome):
         answer = self.ok("order_status", task_id)
         self.assertIn("waiting for %s to show" % self.LABEL, answer["message"])
         self.assertEqual(len(self.api.create_requests()), 1)
-        self.age_task(task_id, 60)
+        self.age_task(task_id, self.late_window() - 5)     # the lost create may still land
+        answer = self.ok("order_status", task_id)
+        self.assertIn("may land for ", answer["message"])
+        self.assertEqual(len(self.api.create_requests()), 1)
+        self.age_task(task_id, 10)
         self.finished(task_id)
         self.assertEqual(len(self.api.create_requests()), 2)
         self.assertEqual(len(self.api.servers), 1)
@@ -605,8 +625,8 @@ class CloudTests(CloudHome):
         [server_id] = [str(i) for i in self.api.servers]
         result = self.run_plugin("task", "fail", task_id, "--message", "not needed")
         self.assertEqual(result.code, 0, result)
-        self.assertIn("it still rents server %s: `provider task delete-server %s --yes`"
-                      % (server_id, task_id), result.text)
+        self.assertIn("%s server %s stays, billed: `provider task delete-server %s --yes` "
+                      "deletes it" % (self.LABEL, server_id, task_id), result.text)
         self.assertEqual(len(self.api.servers), 1)     # failing a task deletes nothing
 
     def test_a_server_made_for_a_task_failed_meanwhile_is_kept_in_it_and_deleted(self):

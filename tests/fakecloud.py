@@ -857,11 +857,16 @@ class FakeTimeweb(_FakeAPI):
                 return _Answer(200, {"server": self._observe(rec),
                                      "response_id": str(uuid.uuid4())})
             if method == "DELETE":
+                # Timeweb Cloud's OpenAPI (timeweb-cloud/sdk-go api/openapi.yaml, deleteServer):
+                # 200 {"server_delete": {"hash", "is_moved_in_quarantine"}}; with deletion by
+                # confirmation on, the hash names a deletion that waits for the code sent to
+                # the owner (a DELETE with ?hash=&code=) and nothing is deleted before it
                 if self.delete_needs_confirmation and "code" not in query:
-                    return _Answer(423, self.error_body(
-                        423, "locked", "Deletion must be confirmed (hash and code)"))
+                    return _Answer(200, {"server_delete": {"hash": uuid.uuid4().hex,
+                                                           "is_moved_in_quarantine": False},
+                                         "response_id": str(uuid.uuid4())})
                 del self.servers[rec["id"]]
-                return _Answer(200, {"server_delete": {"hash": uuid.uuid4().hex},
+                return _Answer(200, {"server_delete": {"is_moved_in_quarantine": False},
                                      "response_id": str(uuid.uuid4())})
             return _Answer(405, self.error_body(405, "method_not_allowed", "Method not allowed"))
         if path.rstrip("/") == "/account/status" and method == "GET":

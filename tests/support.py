@@ -422,6 +422,18 @@ class Home(object):
         with open(self.state_path, "rb") as handle:
             return json.loads(handle.read().decode("utf-8"))
 
+    def new_state(self, installation="0123456789abcdef0123456789abcdef"):
+        """Write an empty state with this installation id (the plugin makes a random one
+        at its first write), so that a test knows the owner tag before the first order;
+        returns the state."""
+        state = {"schema": 2, "provider": os.path.basename(self.script), "next_id": 1,
+                 "tasks": {}, "archived_max_id": 0, "installation": installation}
+        os.makedirs(os.path.dirname(self.state_path), 0o700, exist_ok=True)
+        with open(self.state_path, "w") as handle:
+            json.dump(state, handle)
+        os.chmod(self.state_path, 0o600)
+        return state
+
     def read(self, path):
         with open(path, "rb") as handle:
             return handle.read()

@@ -48,8 +48,7 @@ class OpenStackTest(CloudTests, unittest.TestCase):
         self.assertEqual((scope["name"], scope["domain"]["name"]), (PROJECT, DOMAIN))
 
     def test_a_server_of_the_same_name_without_our_metadata_is_not_adopted(self):
-        paths = provider.Paths(os.path.join(self.home.dir, "bin", "provider"))
-        name = provider.server_name("provider", "1", provider.owner_tag(paths))
+        name = provider.server_name("provider", "1", provider.owner_tag(self.home.new_state()))
         self.api.add_server(name, labels={"bx-task": "1"})       # made by someone else
         self.finished(self.order_losing_the_server_id())
         self.assertEqual(len(self.api.servers), 2)
@@ -237,10 +236,10 @@ class OpenStackGuardrails(GuardrailTests, OpenStackTest):
         tag = self.home.state()["tasks"][held]["data"]["owner"]
         for number in range(130):
             self.api.add_server("someone-else-%d" % number)
-        self.api.add_server("provider-99-%s" % tag, **self.marks(tag, "99"))
+        self.api.add_server("provider-%s-%s" % (held, tag), **self.marks(tag, held))  # twice
         answer = self.run_plugin("servers", "--json").json
         self.assertEqual(sorted((s["task_id"], s["orphan"]) for s in answer["servers"]),
-                         [(held, False), ("99", True)])
+                         [(held, False), (held, True)])
         markers = [r["query"].get("marker") for r in self.api.requests_for("GET", "detail")]
         self.assertEqual(len(markers), 2)
         self.assertEqual(markers[0], None)

@@ -6,6 +6,7 @@ import unittest
 
 from cloudbase import CloudTests
 from fakecloud import FakeTimeweb
+from support import wait_for
 
 
 class TimewebTest(CloudTests, unittest.TestCase):
@@ -79,11 +80,35 @@ class TimewebTest(CloudTests, unittest.TestCase):
         self.ok("order_status", task_id)
         result = self.run_plugin("task", "delete-server", task_id, "--yes")
         message = self.assertErrorCode(result, 108)
-        self.assertIn("HTTP 423", message)
-        self.assertIn("confirmed", message)
+        self.assertIn("only once its deletion is confirmed with the code", message)
+        self.assertIn("is_able_to_delete deletes at once", message)
         self.assertEqual(len(self.api.servers), 1)
         self.assertEqual(self.ok("order_status", task_id)["status"], "finished")
         self.assertNotIn("server_deleted", self.home.state()["tasks"][task_id]["data"])
+
+    def test_a_failed_orders_server_waiting_for_confirmation_stays_held_until_gone(self):
+        # a 200 to DELETE is not a deletion: the task holds the server until Timeweb no
+        # longer lists it, and the cleanup only looks (no DELETE, no new code) meanwhile
+        self.api.delete_needs_confirmation = True
+        self.ssh_answers(1)                      # cloud-init never finishes
+        task_id = self.order()
+        self.ok("order_status", task_id)
+        self.age_task(task_id, 3601)             # past its timeout
+        answer = self.ok("order_status", task_id)
+        self.assertEqual(answer["status"], "error", answer)
+        [server_id] = list(self.api.servers)
+        message = self.saved_message(task_id, "only once its deletion is confirmed")
+        self.assertIn("RENTS", self.run_plugin("tasks").text)
+        self.assertIn(str(server_id), self.run_plugin("tasks").text)      # RENTS it
+        self.assertIn("task %s (error, being deleted)" % task_id, self.run_plugin("servers").text)
+        deletes = len(self.api.requests_for("DELETE"))
+        self.assertEqual(deletes, 1, message)
+        self.api.remove_server(server_id)       # someone deleted it in the panel
+        wait_for(lambda: self.home.state()["tasks"][task_id]["data"].get("server_deleted"),
+                 what="the deletion noticed")
+        self.assertEqual(len(self.api.requests_for("DELETE")), deletes)
+        with open(self.home.log_path) as handle:
+            self.assertIn("deleted (Timeweb no longer lists it)", handle.read())
 
 
 if __name__ == "__main__":

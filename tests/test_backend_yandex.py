@@ -323,7 +323,7 @@ class YandexTest(YandexHome, CloudTests, unittest.TestCase):
         self.assertEqual(self.api.servers, {})
 
     def test_an_instance_with_our_name_but_not_our_labels_is_not_adopted(self):
-        tag = provider.owner_tag(provider.Paths(self.home.script))
+        tag = provider.owner_tag(self.home.new_state())
         name = provider.server_name("provider", "1", tag)
         self.api.add_server(name, labels={"made-by": "someone"})
         task_id = self.order()

@@ -156,7 +156,7 @@ class GuardrailTests(CloudHome):
         self.api.server_error_next(method="GET", path=self.SERVERS_PATH)
         answer = self.ok("order_status", task_id)
         self.assertEqual(answer["status"], "error")
-        self.assertIn("looking for the server an unconfirmed create may have made",
+        self.assertIn("looking for the server a create the plugin sent may have made",
                       answer["message"])
         wait_for(lambda: not self.api.servers, what="the late server's deletion")
         self.assertEqual(self.home.state()["tasks"][task_id]["data"]["cleanup_tries"], 1)
@@ -231,27 +231,36 @@ class GuardrailTests(CloudHome):
 
     # -- servers, orphans --------------------------------------------------------------
 
-    def test_orphans_are_found_and_deleted(self):
+    def test_orphans_are_found_and_deleted_and_others_servers_never(self):
         held = self.order()
         self.finished(held)
         tag = self.home.state()["tasks"][held]["data"]["owner"]
-        self.api.add_server("provider-99-%s" % tag, **self.marks(tag, "99"))    # state lost
-        self.api.add_server("other-1-00000000", **self.marks("00000000", "1"))  # not ours
+        # a second server with task 1's marks (its create landed twice): an orphan of ours
+        self.api.add_server("provider-%s-%s" % (held, tag), **self.marks(tag, held))
+        # task 99 is beyond this state's tasks: a lost or restored state's, another master's
+        self.api.add_server("provider-99-%s" % tag, **self.marks(tag, "99"))
+        # another installation's task 1 (two masters with one host name): never ours
+        self.api.add_server("provider-1-00000000", **self.marks("00000000", "1"))
         self.api.ignore_filters = True      # an API ignoring the filter: still only ours
-        [held_id, orphan_id, foreign_id] = sorted(self.api.servers)
+        [held_id, orphan_id, lost_id, foreign_id] = sorted(self.api.servers)
         table = self.run_plugin("servers").text
         self.assertIn("task %s (finished)" % held, table)
-        self.assertRegex(table, r"\n%s +provider-99-%s .*ORPHAN" % (orphan_id, tag))
-        self.assertNotIn("other-1-00000000", table)
+        self.assertRegex(table, r"\n%s +provider-1-%s .*ORPHAN" % (orphan_id, tag))
+        self.assertRegex(table, r"\n%s +provider-99-%s .*NOT OURS\? its task 99 is newer "
+                                r"than this state's tasks" % (lost_id, tag))
+        self.assertRegex(table, r"\n%s +provider-1-00000000 .*NOT OURS\? task 1 here carries "
+                                r"owner tag %s, the server 00000000" % (foreign_id, tag))
         self.assertIn("1 orphan(s)", table)
+        self.assertIn("2 server(s) NOT OURS?", table)
         self.assertErrorCode(self.run_plugin("servers", "--delete-orphans"), 100, exit_code=2)
         result = self.run_plugin("servers", "--delete-orphans", "--yes")
         self.assertEqual(result.code, 0, result)
-        self.assertEqual(sorted(self.api.servers), [held_id, foreign_id])
+        self.assertEqual(sorted(self.api.servers), [held_id, lost_id, foreign_id])
         self.assertErrorCode(self.run_plugin("pool"), 100, exit_code=2)   # not a pool
         answer = self.run_plugin("servers", "--json").json
-        self.assertEqual([(s["id"], s["orphan"]) for s in answer["servers"]],
-                         [(str(held_id), False)])
+        self.assertEqual([(s["id"], s["orphan"], s["ours"]) for s in answer["servers"]],
+                         [(str(held_id), False, True), (str(lost_id), False, False),
+                          (str(foreign_id), False, False)])
 
 
 class HetznerGuardrails(GuardrailTests, unittest.TestCase):

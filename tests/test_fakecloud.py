@@ -353,13 +353,15 @@ class TimewebTest(unittest.TestCase):
     def test_delete_and_confirmation(self):
         _, _, got = call(self.api, "POST", "/servers", TW_CREATE)
         sid = got["server"]["id"]
-        self.api.delete_needs_confirmation = True
+        self.api.delete_needs_confirmation = True      # the hash: deleted once confirmed
         status, _, got = call(self.api, "DELETE", "/servers/%d" % sid)
-        self.assertEqual((status, got["status_code"]), (423, 423))
+        self.assertEqual(status, 200)
+        self.assertTrue(got["server_delete"]["hash"])
+        self.assertEqual(call(self.api, "GET", "/servers/%d" % sid)[0], 200)
         self.api.delete_needs_confirmation = False
         status, _, got = call(self.api, "DELETE", "/servers/%d" % sid)
         self.assertEqual(status, 200)
-        self.assertIn("hash", got["server_delete"])
+        self.assertNotIn("hash", got["server_delete"])
         status, _, got = call(self.api, "GET", "/servers/%d" % sid)
         self.assertEqual((status, got["error_code"]), (404, "not_found"))
 
