@@ -3405,8 +3405,9 @@ def run_forked_worker(paths, task_id, lock_fd, log_fd):
         close_descriptors(keep=(0, 1, 2, lock_fd))
         sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
         sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8")
-        sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8",
-                                      errors="backslashreplace", line_buffering=True)
+        sys.stderr = LogStream(io.TextIOWrapper(io.FileIO(2, "w", closefd=False),
+                                                encoding="utf-8", errors="backslashreplace",
+                                                line_buffering=True))
         os.chdir(paths.home)
         os.environ.update(BXPROVIDER_HOME=paths.home, BXPROVIDER_CONFIG=paths.config)
         try:                            # what ps -o comm / top show (15 bytes)
@@ -3427,6 +3428,26 @@ def run_forked_worker(paths, task_id, lock_fd, log_fd):
             sys.stderr.flush()
         finally:
             os._exit(status if isinstance(status, int) else 1)
+
+
+class LogStream(object):
+    """A worker's stderr (its task log): a write that fails (the disk full) is lost, it
+    never ends the worker (which must go on to save the server it made)."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text):
+        try:
+            return self.stream.write(text)
+        except (IOError, OSError, ValueError):
+            return 0
+
+    def flush(self):
+        try:
+            self.stream.flush()
+        except (IOError, OSError, ValueError):
+            pass
 
 
 def close_descriptors(keep):
@@ -3462,13 +3483,13 @@ class WorkerReport(object):
     """What a cloud order's worker tells the calls through its lock file, which it holds
     for its whole life: one line, rewritten in place, "PID START STEPS DOING SINCE WHY":
     its pid and start time (a call wakes it with SIGUSR1 only when that pid still is
-    this worker: pids get reused), the steps done so far, and what it does: "step" (an
-    API call, a probe: since when), "wait" (the pause between two steps) or "unsaved"
-    (its last save failed: WHY says why, e.g. the disk)."""
+    this worker: pids get reused), the steps done so far, what it does since when:
+    "step" (an API call, a probe) or "wait" (the pause between two steps), and WHY its
+    last save failed (the disk full, say; empty once a save went through)."""
 
     SIZE = 512              # the file keeps this size: a rewrite needs no new disk block
 
-    def __init__(self, pid=None, start=None, steps=0, doing="step", since=None, why=""):
+    def __init__(self, pid=0, start=None, steps=0, doing="step", since=0.0, why=""):
         self.pid, self.start, self.steps = pid, start, steps
         self.doing, self.since, self.why = doing, since, why
 
@@ -4752,6 +4773,9 @@ class CloudBackend(Backend):
         (its first step judges the timeout); the call waits about a second for that step.
         {}: read the task again."""
         report = WorkerReport.read(worker_lock(self.paths, task["id"]))
+        if report is not None and report.why:      # its last step's result is not saved
+            report.wake()                          # (the disk full): it tries again now
+            return {"message": "%s (%s)" % (self.base_message(task), self.unsaved(report))}
         if report is not None:
             report.wake()
         else:
@@ -4763,6 +4787,10 @@ class CloudBackend(Backend):
         if self.await_step(task["id"], report.steps if report else 0) is None:
             self.note_silence(task)
         return {}
+
+    @staticmethod
+    def unsaved(report):
+        return "the task's worker cannot save its progress: %s; it tries again" % report.why
 
     def await_step(self, task_id, steps):
         """The task as saved once its worker has done more than `steps` steps (or has
@@ -4788,8 +4816,8 @@ class CloudBackend(Backend):
         report = WorkerReport.read(worker_lock(self.paths, task["id"]))
         if report is None:
             return
-        if report.doing == "unsaved":
-            note = "the task's worker cannot save its progress: %s; it tries again" % report.why
+        if report.why:
+            note = self.unsaved(report)
         else:
             note = "%s has not answered for %d s; the task's worker waits for it" % (
                 self.LABEL, max(0, int(time.time() - (report.since or time.time()))))
@@ -4846,15 +4874,16 @@ class CloudBackend(Backend):
         return self.request_timeout + self.LATE_CREATE
 
     def claimed_create(self, task, configuration):
-        """Count the create in the task (the ledger: saved before the request goes),
-        then send it. A refusal settles it: nothing was made."""
+        """Count the create in the task, with the host key handed to the server (the
+        ledger: saved before the request goes), then send it. A refusal settles it:
+        nothing was made."""
         age = task_age(task)
-        task = self.claim_create(task["id"], age)
+        task = self.claim_create(task["id"], age, self.pin_host_key(task))
         if task is None:
             return None
         task["data"] = dict(task["data"], age=age, age_at=now())
         try:
-            return self.create_pinned(task, configuration)
+            return self.create(task, configuration)
         except ProviderError as exc:      # refused (or a flavor gone): nothing was made
             task["data"] = dict(task["data"], settled=task["data"]["creates"])
             return self.fail(task, exc.message)
@@ -4862,8 +4891,8 @@ class CloudBackend(Backend):
     def pin_host_key(self, task):
         """Make the new server's ed25519 host key, once per task (known_hosts on):
         user_data hands it to cloud-init, and the caller's known_hosts gets its
-        public half; no trust on first use. Returns the data keys to save (the
-        private half goes when the task ends: Provider.scrub_passwords)."""
+        public half; no trust on first use. Returns the data keys to save with the
+        create's claim (the private half goes when the task ends: scrub_passwords)."""
         data = task["data"]
         if not self.settings.get("known_hosts", True) or data.get("host_keys"):
             return {}
@@ -4871,13 +4900,6 @@ class CloudBackend(Backend):
         pinned = {"host_key_private": private, "host_keys": [public], "ssh_port": self.ssh_port}
         data.update(pinned)
         return pinned
-
-    def create_pinned(self, task, configuration):
-        pinned = self.pin_host_key(task)
-        changes = self.create(task, configuration)
-        if pinned:
-            changes["data"] = dict(pinned, **(changes.get("data") or {}))
-        return changes
 
     def alternatives(self, configuration):
         """The values a create tries, in order: one {parameter: value} per
@@ -5034,10 +5056,10 @@ class CloudBackend(Backend):
         return CloudError("%s: the API answered in a shape the plugin does not know (%s)"
                           % (self.LABEL, printable(why, 200)))
 
-    def claim_create(self, task_id, age):
+    def claim_create(self, task_id, age, pinned):
         """Under the lock: count one more create before it is sent (the ledger), at the
-        task's age `age`, unless a create still unsettled could land (late_window).
-        Returns the task as saved, or None when no create may go now."""
+        task's age `age`, with the data `pinned` (pin_host_key), unless a create still
+        unsettled could land (late_window). The task as saved, or None: no create now."""
         def change(state):
             task = state["tasks"].get(task_id)
             if task is None or task["status"] in TERMINAL:
@@ -5047,7 +5069,7 @@ class CloudBackend(Backend):
                                          age - data.get("create_age", 0) < self.late_window()):
                 return None
             data["creates"] = data.get("creates", 0) + 1
-            data.update(create_age=age, create_at=now())
+            data.update(pinned, create_age=age, create_at=now())
             return task
         return self.store.update(change)
 
@@ -5086,9 +5108,17 @@ class CloudBackend(Backend):
 
     def settle(self, task):
         """After order_status: a failed task whose server must go gets a cleanup
-        worker unless one runs. No network: order_status stays fast."""
+        worker (or its worker is woken). No network: order_status stays fast."""
         if self.cleanup_wanted(task):
-            self.start_worker(task, again=True)
+            self.ensure_worker(task)
+
+    def ensure_worker(self, task):
+        """Start the task's worker, or wake the one that runs: its next step comes at
+        once (for a task that has ended: the cleanup)."""
+        if not self.start_worker(task, again=True):
+            report = WorkerReport.read(worker_lock(self.paths, task["id"]))
+            if report is not None:
+                report.wake()
 
     def clean_up(self, provider, task_id):
         """The cleanup worker: delete the failed task's server (looking it up first when
@@ -5314,8 +5344,12 @@ class CloudBackend(Backend):
         checking = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"]
         if host_keys:
             known = os.path.join(folder, "known_hosts")
-            with open(known, "wb") as handle:
-                handle.write(known_hosts_text(b"", address, self.ssh_port, host_keys))
+            try:
+                with open(known, "wb") as handle:
+                    handle.write(known_hosts_text(b"", address, self.ssh_port, host_keys))
+            except (IOError, OSError) as exc:
+                shutil.rmtree(folder, ignore_errors=True)
+                return False, "cannot write a temp file for ssh: %s" % exc.strerror
             checking = ["-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=" + known,
                         "-o", "GlobalKnownHostsFile=/dev/null"]
         command = ["ssh", "-i", key_path, "-p", str(self.ssh_port),
@@ -5480,21 +5514,22 @@ class CloudBackend(Backend):
 
     def cancel(self, task):
         """After `task fail`: on_failure "delete" deletes the server now (the
-        cleanup worker goes on trying if that fails); "keep" names it."""
-        if unsettled_create(task):
-            try:
-                task = self.adopt_late(task)
-            except ProviderError:
-                pass                  # unsettled: the cleanup worker looks again
+        cleanup worker goes on trying if that fails); "keep" names it (looking up the
+        server of a create the task never saw settled, once)."""
         if not may_rent(task):
             return None
         if self.on_failure != "delete":
+            if unsettled_create(task):
+                try:
+                    task = self.adopt_late(task)
+                except ProviderError:
+                    pass              # not found now: `servers` finds it
             return "%s (on_failure: keep)" % self.kept_text(task)
         data_changes = {"cleanup": "pending", "failed_because": task["message"]}
         task = self.save_cleanup_start(task, data_changes)
         done, text = self.cleanup_once(task)
         if not done:
-            self.start_worker(task, again=True)
+            self.ensure_worker(task)
             text += "; the cleanup worker goes on trying (`%s task show %s` tells)" % (
                 self.paths.name, task["id"])
         return text
@@ -5614,6 +5649,31 @@ class CloudBackend(Backend):
         self.api().call("GET", self.CHECK_PATH, attempts=2)
 
 
+class TaskClock(object):
+    """A task's age as one worker measures it: the measure it saved in the task ("age",
+    "age_at") plus the monotonic time since, as long as the state still holds that
+    measure; else task_age (another worker's measure, or a person's change). So a step of
+    the wall clock while the worker runs neither ends an order early nor late."""
+
+    def __init__(self):
+        self.saved = None       # ((age, age_at), monotonic time) of the measure saved
+        self.taken = None       # the same for the last measure taken
+
+    def measure(self, task):
+        """(the task's age, the wall time it was taken at)."""
+        data = task["data"]
+        if self.saved and (data.get("age"), data.get("age_at")) == self.saved[0]:
+            age = self.saved[0][0] + time.monotonic() - self.saved[1]
+        else:
+            age = task_age(task)
+        self.taken = ((age, now()), time.monotonic())
+        return self.taken[0]
+
+    def kept(self):
+        """The last measure taken is saved in the task now."""
+        self.saved = self.taken
+
+
 class OrderWorker(object):
     """The life of a cloud order's worker (`NAME _worker ID`, holding the task's worker
     lock throughout): step after step until the task ends - the create, then the server
@@ -5633,10 +5693,10 @@ class OrderWorker(object):
         self.pause = WorkerPause()          # before the pid is told: SIGUSR1 is handled
         before = WorkerReport.read(self.lock)     # the worker before's steps count on
         self.report = WorkerReport(os.getpid(), process_start_time(os.getpid()),
-                                   before.steps if before and before.pid else 0)
+                                   before.steps if before and before.pid else 0, "new")
         self.config_stamp = file_stamp(provider.paths.config)
-        self.measured = None    # ((age, age_at) as this worker saved them, monotonic time)
-        self.measuring = None   # the same for the step not saved yet
+        self.clock = TaskClock()
+        self.unsaved = ""       # why the last save failed (the calls show it), or ""
 
     def run(self):
         """Steps until the task has ended (or left the state); the task as saved."""
@@ -5662,25 +5722,23 @@ class OrderWorker(object):
         """One step, as a status call made it before workers lived long: the token is
         taken from the state's cache again (a 401 then renews it: CachedToken.renew)."""
         self.backend.auth.forget()
-        age, clock = self.age(task), time.monotonic()
-        task["data"] = dict(task["data"], age=age, age_at=now())
+        age, age_at = self.clock.measure(task)
+        task["data"] = dict(task["data"], age=age, age_at=age_at)
         configuration = self.provider.config.by_id.get(task["config_id"], {})
-        changes = self.backend.step(task, configuration) or {}
-        changes["data"] = dict(changes.get("data") or {}, age=age, age_at=task["data"]["age_at"])
-        self.measuring = ((age, task["data"]["age_at"]), clock)
+        try:
+            changes = self.backend.step(task, configuration) or {}
+        except Exception as exc:      # noqa: the disk full, a bug: the worker goes on
+            import traceback
+            self.log.note("the step failed: " + traceback.format_exc())
+            changes = {"message": "%s (the step failed: %s: %s; trying again in %g s; see %s)"
+                       % (self.backend.base_message(task), type(exc).__name__,
+                          printable(str(exc), 200), self.backend.poll_interval, self.log.path)}
+        changes["data"] = dict(changes.get("data") or {}, age=age, age_at=age_at)
         return changes
-
-    def age(self, task):
-        """The task's age: this worker's last measure plus the monotonic time since, when
-        the state still holds that measure; else task_age (another worker's, a person's)."""
-        data = task["data"]
-        if self.measured and (data.get("age"), data.get("age_at")) == self.measured[0]:
-            return self.measured[0][0] + time.monotonic() - self.measured[1]
-        return task_age(task)
 
     def save(self, task, changes):
         """Save a step's changes. A failed save (the disk full, the lock busy) is told to
-        the calls (WorkerReport "unsaved": they show it) and tried again for a few minutes;
+        the calls (WorkerReport.why: they show it) and tried again for a few minutes;
         then the next step starts from the state as it is: the ledger holds each create."""
         made = (changes.get("data") or {}).get("server_id")
         for pause in self.SAVE_PAUSES + (None,):
@@ -5688,21 +5746,24 @@ class OrderWorker(object):
                 saved = self.provider.apply(self.task_id, changes)
                 break
             except ProviderError as exc:
-                self.tell("unsaved", exc.message)
+                self.unsaved = "N%d, %s" % (exc.code, exc.message)
+                self.tell("step")
                 self.log.note("the step's result could not be saved: %s" % exc.message)
                 if pause is None:
                     return None
                 time.sleep(pause)
-        self.measured = self.measuring
+        self.unsaved = ""
+        self.clock.kept()
         if saved is not None and saved["status"] in TERMINAL and made and (
                 not saved["data"].get("server_id")):
             saved = self.backend.keep_late_server(saved, made)
         return saved
 
-    def tell(self, doing, why=""):
-        if doing != self.report.doing or doing == "step":
+    def tell(self, doing):
+        """Rewrite the report: doing "step" or "wait", and why its last save failed."""
+        if doing != self.report.doing:
             self.report.since = time.time()
-        self.report.doing, self.report.why = doing, why
+        self.report.doing, self.report.why = doing, self.unsaved
         self.report.write(self.lock)
 
     def follow_config(self):

@@ -136,6 +136,17 @@ class _Answer(object):
         self.raw = raw.encode("utf-8") if isinstance(raw, str) else raw   # sent as is
 
 
+class Pause(object):
+    """pause_next's handle: reached (a request waits), released (it goes on)."""
+
+    def __init__(self):
+        self.reached = threading.Event()
+        self.released = threading.Event()
+
+    def release(self):
+        self.released.set()
+
+
 class _FakeAPI(object):
     """Common machinery: server lifecycle, auth, recording, failure rules, server states."""
 
@@ -262,6 +273,28 @@ class _FakeAPI(object):
     def hold_next_create(self):
         return self.hold_next(method="POST", path=self.CREATE_PATH)
 
+    def late_next_create(self, status=None):
+        """The next create gets no answer (status None: the client's request_timeout ends
+        it) or `status` (a gateway's 504) now, and is carried out only when the returned
+        event is set: a create the API makes after the client gave up on it."""
+        release = threading.Event()
+        self.holds.append(release)
+        self._add_rule(dict(kind="late", status=status, count=1, method="POST",
+                            path=self.CREATE_PATH, apply=False, release=release,
+                            body=self.error_body(status, self.default_code(status),
+                                                 "injected late create (HTTP %d)" % status)
+                            if status else None, headers={"Connection": "close"}, raw=None))
+        return release
+
+    def pause_next(self, method=None, path=None, skip=0):
+        """The next matching request (after `skip` others) waits before anything is done
+        for it until release() of the returned Pause; its `reached` is set meanwhile."""
+        pause = Pause()
+        self.holds.append(pause.released)
+        self._add_rule(dict(kind="pause", status=None, count=1, method=method, path=path,
+                            apply=True, skip=skip, pause=pause))
+        return pause
+
     def drop_next(self, count=1, method=None, path=None):
         self.hang_next(0, count=count, method=method, path=path, apply=True)
 
@@ -284,6 +317,9 @@ class _FakeAPI(object):
                 if rule["method"] and rule["method"].upper() != method:
                     continue
                 if rule["path"] and not re.search(rule["path"], path):
+                    continue
+                if rule.get("skip"):
+                    rule["skip"] -= 1
                     continue
                 rule["count"] -= 1
                 return dict(rule)
@@ -398,6 +434,13 @@ class _FakeAPI(object):
             self.requests.append(rec)
 
         rule = self._take_rule(method, path)
+        if rule is not None and rule["kind"] == "late":
+            self._late(h, rec, rule, (method, path, query, body))
+            return
+        if rule is not None and rule["kind"] == "pause":
+            rule["pause"].reached.set()
+            rule["pause"].released.wait(60)
+            rule = None
         if rule is not None and not rule["apply"]:
             # rejected before anything happens
             if rule["kind"] == "hang":
@@ -425,6 +468,18 @@ class _FakeAPI(object):
                     answer = self._rule_answer(rule)
         rec["status"] = answer.status
         self._send(h, answer)
+
+    def _late(self, h, rec, rule, request):
+        """late_next_create: answer now (or not at all), carry the create out on release."""
+        if rule["status"]:          # (Connection: close: the client's next request goes
+            rec["status"] = rule["status"]      # on a new connection, not to this thread)
+            self._send(h, self._rule_answer(rule))
+            h.close_connection = True
+        if rule["release"].wait(60) and not self._stop_event.is_set():
+            with self.lock:
+                self.route(*request)
+        if not rule["status"]:
+            self._hang(h, rec, 0)
 
     def _hang(self, h, rec, seconds):
         self._stop_event.wait(seconds)

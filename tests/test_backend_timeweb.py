@@ -107,8 +107,8 @@ class TimewebTest(CloudTests, unittest.TestCase):
         wait_for(lambda: self.home.state()["tasks"][task_id]["data"].get("server_deleted"),
                  what="the deletion noticed")
         self.assertEqual(len(self.api.requests_for("DELETE")), deletes)
-        with open(self.home.log_path) as handle:
-            self.assertIn("deleted (Timeweb no longer lists it)", handle.read())
+        wait_for(lambda: "deleted (Timeweb no longer lists it)" in self.home.read(
+            self.home.log_path).decode(), what="the deletion in the audit log")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ types, `order --dry-run`, and the `servers` orphan sweep.
 """
 
 import os
+import signal
 import subprocess
 import unittest
 from unittest import mock
@@ -156,8 +157,7 @@ class GuardrailTests(CloudHome):
         self.api.server_error_next(method="GET", path=self.SERVERS_PATH)
         answer = self.ok("order_status", task_id)
         self.assertEqual(answer["status"], "error")
-        self.assertIn("looking for the server a create the plugin sent may have made",
-                      answer["message"])
+        self.assertTrue(answer["message"].startswith("timed out after 1h"), answer)
         wait_for(lambda: not self.api.servers, what="the late server's deletion")
         self.assertEqual(self.home.state()["tasks"][task_id]["data"]["cleanup_tries"], 1)
         answer = wait_for(lambda: "deleted" in self.ok("order_status", task_id)["message"]
@@ -177,6 +177,152 @@ class GuardrailTests(CloudHome):
         answer = self.ok("order_status", task_id)
         self.assertEqual(answer["message"], "not needed; %s server %s deleted "
                          "(on_failure: delete)" % (self.LABEL, server_id))
+
+    # -- money: every rented server accounted for, whatever fails ----------------------
+    # Each test counts the servers at the fake: one per order while it lives, none once a
+    # failed order's cleanup is over, never one of another installation touched.
+
+    def worker_pid(self, task_id):
+        lock = os.path.join(self.home.dir, "var", "workers", task_id + ".lock")
+        return wait_for(lambda: (provider.WorkerReport.read(lock) or provider.WorkerReport()).pid,
+                        what="task %s's worker pid" % task_id)
+
+    def kill_worker(self, task_id):
+        pid = self.worker_pid(task_id)
+        os.kill(pid, signal.SIGKILL)
+        lock = os.path.join(self.home.dir, "var", "workers", task_id + ".lock")
+        wait_for(lambda: not provider.lock_is_held(lock), what="the killed worker gone")
+
+    def test_task_fail_while_a_lost_create_lands_late_deletes_the_server(self):
+        self.configure(request_timeout=30)           # a paused look-up is waited for
+        late = self.api.late_next_create(status=504)  # a gateway gave up; made when released
+        task_id = self.order()
+        self.assertEqual(self.api.servers, {})
+        # the cleanup's second look-up (after `task fail`'s own) waits for the late server
+        look = self.api.pause_next(method="GET", path=self.SERVERS_PATH, skip=1)
+        result = self.run_plugin("task", "fail", task_id, "--message", "not needed")
+        self.assertEqual(result.code, 0, result)
+        self.assertIn("looking for the server a create the plugin sent may have made",
+                      result.text)
+        self.assertTrue(look.reached.wait(30), "the cleanup's look-up never came")
+        late.set()                                   # the cloud makes it only now
+        wait_for(lambda: self.api.servers, what="the late server")
+        look.release()
+        wait_for(lambda: not self.api.servers, what="the late server's deletion")
+        task = wait_for(lambda: self.home.state()["tasks"][task_id]["data"].get(
+            "server_deleted") and self.home.state()["tasks"][task_id], what="the task noting it")
+        self.assertEqual((task["status"], task["data"]["cleanup"]), ("error", "done"))
+        self.assertRegex(task["message"], r"^not needed; %s server \S+ deleted" % self.LABEL)
+        self.assertEqual(len(self.api.create_requests()), 1)
+
+    def test_a_killed_worker_and_nobody_polling_past_timeout_still_deletes_the_server(self):
+        held = self.api.hold_next_create()           # made; its answer never reaches us
+        task_id = self.order(wait=False)
+        wait_for(lambda: self.api.servers, what="the server made")
+        self.kill_worker(task_id)                    # a reboot, say
+        held.set()
+        self.age_task(task_id, 3601)                 # past `timeout`; nobody asked
+        self.assertEqual(len(self.api.servers), 1)
+        result = self.run_plugin("tasks")            # any call: it starts a worker again
+        self.assertEqual(result.code, 0, result)
+        wait_for(lambda: not self.api.servers, what="the server's deletion")
+        task = self.worker_gone(task_id) or self.home.state()["tasks"][task_id]
+        self.assertEqual(task["status"], "error")
+        self.assertRegex(task["message"], r"^timed out after 1h.*; %s server \S+ deleted "
+                         r"\(on_failure: delete\)$" % self.LABEL)
+        self.assertEqual(len(self.api.create_requests()), 1)
+
+    def test_an_order_whose_worker_died_ends_when_another_task_is_asked(self):
+        held = self.api.hold_next_create()
+        task_id = self.order(wait=False)
+        wait_for(lambda: self.api.servers, what="the server made")
+        self.kill_worker(task_id)                    # `order` killed before it answered
+        held.set()
+        self.configure(poll_interval=0.1)            # no call will ask for this task
+        other = self.order()
+        self.assertNotEqual(other, task_id)
+        self.ok("order_status", other)               # it starts task_id's worker again
+        wait_for(lambda: self.home.state()["tasks"][task_id]["status"] == "finished",
+                 what="the order finished by its own worker")
+        self.assertEqual(len(self.api.servers), 2)   # one each: the lost answer was found
+        self.assertEqual(len(self.api.create_requests()), 2)
+
+    def test_an_order_nobody_polls_ends_by_itself(self):
+        self.configure(poll_interval=0.1)
+        task_id = self.order()
+        task = wait_for(lambda: self.home.state()["tasks"][task_id]["status"] == "finished"
+                        and self.home.state()["tasks"][task_id], what="the order finished")
+        self.assertTrue(task["message"].startswith("ready: "), task)
+        self.assertEqual(len(self.api.servers), 1)
+        self.worker_gone(task_id)                    # and its worker ends with it
+        with open(os.path.join(self.home.dir, "log", "tasks", task_id + ".log")) as handle:
+            steps = handle.read()
+        self.assertIn("finished: ready: ", steps)    # the task log tells each step
+
+    def test_a_create_that_lands_late_is_never_made_twice(self):
+        # a gateway answers 504 at once; the cloud carries the create out 40 s later
+        late = self.api.late_next_create(status=504)
+        task_id = self.order()
+        self.age_task(task_id, 40)
+        answer = self.ok("order_status", task_id)
+        self.assertEqual(answer["status"], "in_progress", answer)
+        self.assertIn("may land for", answer["message"])
+        late.set()
+        wait_for(lambda: self.api.servers, what="the late server")
+        self.finished(task_id)
+        self.assertEqual(len(self.api.create_requests()), 1)
+        self.assertEqual(len(self.api.servers), 1)
+
+    def test_two_servers_found_for_one_task_keep_one(self):
+        self.api.server_error_next(method="POST")    # nothing made, not confirmed
+        task_id = self.order()
+        data = self.home.state()["tasks"][task_id]["data"]
+        for _ in range(2):                           # a late create and its retry landed
+            self.api.add_server(data["name"], **self.marks(data["owner"], task_id))
+        kept, extra = sorted(self.api.servers)
+        self.finished(task_id)
+        self.assertEqual(sorted(self.api.servers), [kept])
+        self.assertEqual(str(self.home.state()["tasks"][task_id]["data"]["server_id"]),
+                         str(self.api.server(kept)["id"]) if isinstance(kept, int) else kept)
+        with open(os.path.join(self.home.dir, "log", "tasks", task_id + ".log")) as handle:
+            self.assertIn("shows two servers named %s: kept %s, deleting %s" % (
+                data["name"], kept, extra), handle.read())
+
+    def test_another_installations_server_of_the_same_task_is_never_touched(self):
+        # two masters with one host name at the standard path: each has its own tag
+        foreign = provider.owner_tag(dict(installation="f" * 32))
+        self.api.add_server("provider-1-%s" % foreign, **self.marks(foreign, "1"))
+        [theirs] = list(self.api.servers)
+        task_id = self.order()
+        self.assertEqual(task_id, "1")
+        self.finished(task_id)
+        self.assertNotEqual(str(self.home.state()["tasks"][task_id]["data"]["server_id"]),
+                            str(theirs))
+        self.run_plugin("servers", "--delete-orphans", "--yes")
+        self.run_plugin("task", "fail", task_id, "--message", "no")     # finished: refused
+        self.assertIn(theirs, self.api.servers)
+        self.assertEqual(len(self.api.servers), 2)
+
+    def test_a_full_disk_while_the_create_is_saved_is_named(self):
+        import resource
+        held = self.api.hold_next_create()
+        task_id = self.order(wait=False)
+        wait_for(lambda: self.api.servers, what="the server made")
+        pid = self.worker_pid(task_id)
+        # its disk is full: no state (1 KB and more) can be written any more; its report
+        # (512 bytes in place, like a full disk's file that needs no new block) still can
+        unlimited = resource.RLIM_INFINITY
+        resource.prlimit(pid, resource.RLIMIT_FSIZE, (600, unlimited))
+        held.set()
+        self.worker_done(task_id)
+        answer = self.ok("order_status", task_id)
+        self.assertIn("the task's worker cannot save its progress: N107, cannot save the "
+                      "state in ", answer["message"])
+        self.assertNotIn("has not answered", answer["message"])
+        resource.prlimit(pid, resource.RLIMIT_FSIZE, (unlimited, unlimited))  # room again
+        self.finished(task_id)
+        self.assertEqual(len(self.api.servers), 1)
+        self.assertEqual(len(self.api.create_requests()), 1)
 
     # -- fallbacks -------------------------------------------------------------------
 
