@@ -1832,11 +1832,12 @@ def check_server(text, allow_loopback=False):
     (pool config, `task finish --server`, the command program, a cloud API):
     (canonical server, None), or (None, why not).
 
-    Accepted: a dotted-quad IPv4 without leading zeros, an IPv6 address (given
-    back compressed and lower-case; an IPv4-mapped one as its IPv4), or a host
-    name of letters, digits, hyphens and dots (lower-cased, no trailing dot).
+    Accepted: a dotted-quad IPv4 without leading zeros, or a host name of
+    letters, digits, hyphens and dots (lower-cased, no trailing dot): the
+    caller adds IPv4 servers only (bx_connect ipv4, names through A records),
+    so an IPv6 address is refused in every spelling, an IPv4-mapped one too.
     Refused in every spelling: loopback (unless allow_loopback), unspecified
-    (0.0.0.0/8, ::), link-local, multicast, broadcast and reserved addresses,
+    (0.0.0.0/8), link-local, multicast, broadcast and reserved addresses,
     and anything a resolver reads as an IPv4 in another spelling (0177.0.0.1,
     127.1, 2130706433, 0x7f000001). Private and documentation ranges pass:
     pool servers often live on the master's private network."""
@@ -1850,9 +1851,8 @@ def check_server(text, allow_loopback=False):
         return None, ("%s is not an IP address or host name (it holds control characters or "
                       "white space)" % shown)
     if ":" in text:
-        address, why = ipv6_server(text)
-    else:
-        address, why = ipv4_server(text)
+        return None, ipv6_refused(text, shown)
+    address, why = ipv4_server(text)
     if why:
         return None, "%s %s" % (shown, why)
     if address is not None:
@@ -1890,23 +1890,26 @@ def ipv4_server(text):
                   "127.0.0.1 to a resolver)")
 
 
-def ipv6_server(text):
+IPV4_ONLY = ("the caller (BitrixVM) adds IPv4 servers only: give the server's IPv4 address "
+             "or a host name with an A record")
+
+
+def ipv6_refused(text, shown):
+    """Why a server spelt with ":" is refused: an IPv6 address (the caller adds
+    IPv4 servers only), or no address at all (a port, a zone, brackets)."""
     import ipaddress
-    if "%" in text or "[" in text or "]" in text:
-        return None, "is not an IPv6 address the caller can use (no brackets, no %zone)"
     try:
         address = ipaddress.IPv6Address(text)
     except ValueError:
-        return None, "is not an IPv6 address"
-    if address.ipv4_mapped is not None:
-        return address.ipv4_mapped, None
-    if int(address) >> 32 == 0 and int(address) > 1:
-        return None, "is an IPv4-compatible IPv6 address (deprecated): write the IPv4 address"
-    return address, None
+        return "%s is not an IP address or host name (no port, brackets or %%zone; %s)" % (
+            shown, IPV4_ONLY)
+    mapped = address.ipv4_mapped
+    return "%s is an IPv6 address%s: %s" % (
+        shown, " (IPv4 %s written as IPv6)" % mapped if mapped else "", IPV4_ONLY)
 
 
 def address_server(address, shown, allow_loopback):
-    """The checks common to both address families."""
+    """The checks of a canonical IPv4 address."""
     if address.is_loopback:
         if allow_loopback:
             return str(address), None
@@ -1916,7 +1919,7 @@ def address_server(address, shown, allow_loopback):
         if getattr(address, test):
             return None, "%s is a%s %s address: no server can be reached there" % (
                 shown, "n" if what[0] == "u" else "", what)
-    if address.version == 4 and (address.packed[0] == 0 or address.is_reserved):
+    if address.packed[0] == 0 or address.is_reserved:
         return None, "%s is a reserved IPv4 address (0.0.0.0/8, 240.0.0.0/4): no server " \
                      "can be reached there" % shown
     return str(address), None
@@ -3962,7 +3965,16 @@ def tls_context():
 
 
 def is_loopback_host(host):
-    """True for a loopback address or name in any spelling check_server knows."""
+    """True for a loopback address or name in any spelling check_server knows,
+    and for IPv6 loopback (an API URL may name it; a server may not)."""
+    if ":" in host:
+        import ipaddress
+        try:
+            address = ipaddress.IPv6Address(host)
+        except ValueError:
+            return False
+        return address.is_loopback or bool(address.ipv4_mapped and
+                                           address.ipv4_mapped.is_loopback)
     return check_server(host, True)[0] is not None and check_server(host)[0] is None
 
 
@@ -8486,7 +8498,8 @@ def build_parser(prog):
                      "the root password is read from stdin or prompted", actions)
     finish.add_argument("task_id", metavar="ID")
     finish.add_argument("--server", required=True, metavar="ADDR",
-                        help="the server's IPv4 or IPv6 address or host name")
+                        help="the server's IPv4 address or host name (the caller adds "
+                             "IPv4 servers only)")
     finish.add_argument("--force", action="store_true",
                         help="pool tasks: finish with a --server other than the one claimed")
     finish.add_argument("--no-password", action="store_true",
