@@ -184,6 +184,7 @@ E_BACKEND = 108
 E_EXHAUSTED = 109
 E_UNSAFE = 110
 E_TASK_STATE = 111
+E_UNREACHABLE = 112
 E_NO_PYTHON = 120                 # answered by the sh header at the top, never by Python
 E_INTERNAL = 199
 
@@ -200,6 +201,8 @@ ERROR_CODES = {
     E_EXHAUSTED: "nothing left to order for that configuration",
     E_UNSAFE: "a file or folder has unsafe ownership or permissions",
     E_TASK_STATE: "the task is not in a state that allows this action",
+    E_UNREACHABLE: "the server failed the first-contact check (no SSH, no host key, another "
+                   "host key than the pinned one); nothing changed",
     E_NO_PYTHON: "bin/NAME found no Python 3.6+ to run it",
     E_INTERNAL: "a bug: the traceback is in the log",
 }
@@ -1938,11 +1941,15 @@ def loopback_refused(shown):
             "for tests only)" % shown)
 
 
+NO_ROUTE = "no route to host"
+DEAD_AT_ONCE = ("connection refused", NO_ROUTE)    # probe answers that need no second look
+
+
 def ssh_banner_probe(host, port=22, timeout=5.0):
     """(True, banner) when host:port answers with an SSH banner within timeout
     seconds, connection and banner together; else (False, why), why a short
-    cause: "name does not resolve", "connection refused", "no SSH banner
-    within N s", ..."""
+    cause: "name does not resolve", "connection refused", "no route to host",
+    "no SSH banner within N s", ..."""
     import socket
     deadline = time.monotonic() + timeout
     try:
@@ -1954,6 +1961,8 @@ def ssh_banner_probe(host, port=22, timeout=5.0):
     except (socket.error, ValueError) as exc:
         if getattr(exc, "errno", None) == errno.ECONNREFUSED:
             return False, "connection refused"
+        if getattr(exc, "errno", None) in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+            return False, NO_ROUTE
         return False, "no connection (%s)" % (getattr(exc, "strerror", None) or exc)
     data = b""
     try:
@@ -2427,17 +2436,27 @@ class Backend(object):
 
 
 class ManualBackend(Backend):
-    """An operator finishes each order by hand: `NAME task finish ID --server ADDR`."""
+    """An operator finishes each order by hand: `NAME task finish ID --server ADDR`,
+    which first checks the server (hand_finish_contact): its SSH banner on
+    ssh_port within ssh_timeout (at most FINISH_PROBE_LIMIT s), then its host
+    keys (ssh-keyscan) for the caller's known_hosts."""
 
     TYPE = "manual"
+    SETTINGS = dict((key, SSH_SETTINGS[key]) for key in
+                    ("ssh_port", "ssh_timeout", "known_hosts", "allow_loopback"))
 
     def place(self, task, configuration, state):
         task["phase"] = "waiting"
         task["message"] = "waiting for the operator"
 
     def check(self, configurations, state):
-        return [(True, "manual backend: orders wait until an operator runs "
-                       "`%s task finish ID --server ADDR` or `task fail ID`" % self.paths.name)]
+        report = [(True, "manual backend: orders wait until an operator runs "
+                         "`%s task finish ID --server ADDR` (it checks SSH on the server "
+                         "first) or `task fail ID`" % self.paths.name)]
+        if self.settings.get("ssh_port", 22) != 22:
+            report.append((True, "manual: `task finish` checks SSH on port %d, the caller "
+                                 "logs in on 22" % self.settings["ssh_port"]))
+        return report + loopback_report("manual", self.settings)
 
 
 class WorkerBackend(Backend):
@@ -7854,8 +7873,10 @@ def pending_task(provider, task_id):
     return found
 
 
-def pending_task_change(provider, task_id, changes, event):
-    """Finish or fail a pending task by hand; refuses terminal ones."""
+def pending_task_change(provider, task_id, changes, event, guard=None):
+    """Finish or fail a pending task by hand; refuses terminal ones. A data key
+    changed to None is removed; guard(task), under the lock, raises when the
+    task changed since the caller looked at it."""
     pending_task(provider, task_id)       # a clear "no task" before taking the lock
 
     def change(state):
@@ -7864,9 +7885,12 @@ def pending_task_change(provider, task_id, changes, event):
             raise ProviderError(E_NO_TASK, "no task %s" % task_id)
         if task["status"] in TERMINAL:
             raise ProviderError(E_TASK_STATE, "task %s is already %s" % (task_id, task["status"]))
+        if guard is not None:
+            guard(task)
         task.update((key, value) for key, value in changes.items() if key != "data")
         if "data" in changes:
-            task["data"] = dict(task.get("data") or {}, **changes["data"])
+            data = dict(task.get("data") or {}, **changes["data"])
+            task["data"] = dict((k, v) for k, v in data.items() if v is not None)
         task["updated"] = now()
         return task
 
@@ -7884,8 +7908,18 @@ def operator_name():
         return str(os.getuid())
 
 
+def finish_settings(provider):
+    """The backend settings `task finish` checks a server with; the defaults
+    when the config cannot be read (a task can be finished all the same)."""
+    try:
+        return provider.config.backend.settings
+    except ProviderError:
+        return {}
+
+
 def cmd_task_finish(provider, args):
-    server, problem = check_server(args.server)
+    settings = finish_settings(provider)
+    server, problem = check_server(args.server, settings.get("allow_loopback", False))
     if problem:
         raise UsageError("--server: %s" % problem)
     task = pending_task(provider, args.task_id)       # before asking for the password
@@ -7894,24 +7928,100 @@ def cmd_task_finish(provider, args):
         raise ProviderError(E_TASK_STATE, "task %s claimed pool server %s, not %s: the pool "
                             "still counts %s as taken by it; give --force if %s really is "
                             "the server" % (task["id"], claimed, server, claimed, server))
-    changes = {"status": FINISHED, "phase": "done", "server": server,
-               "message": "finished by the operator"}
-    note = ""
+    key = None
     if args.host_key is not None:
         key = parse_host_key(args.host_key)
         if key is None:
             raise UsageError("--host-key: not a public key line (TYPE BASE64, as in "
                              "/etc/ssh/ssh_host_ed25519_key.pub)")
-        if provider.config.backend.settings.get("known_hosts", True):
-            changes["data"] = {"host_keys": [key], "ssh_port": 22}
-            note = "; its host key goes to known_hosts at the next order_status"
-        else:
-            note = "; known_hosts is off: the host key was not kept"
+    data, note = hand_finish_contact(task, server, settings, key, args.no_check)
+    changes = {"status": FINISHED, "phase": "done", "server": server, "data": data,
+               "message": "finished by the operator"}
     changes["server_password"] = read_password(args)
-    task = pending_task_change(provider, args.task_id, changes, "finish")
+    def guard(current):       # the worker moved on meanwhile (another server, its address)
+        if first_contact_ground(current) != first_contact_ground(task):
+            raise ProviderError(E_TASK_STATE, "task %s changed while its server was checked "
+                                "(its worker went on): run task finish again" % task["id"])
+    task = pending_task_change(provider, args.task_id, changes, "finish", guard)
     return "task %s finished: server %s, %s%s" % (
         task["id"], task["server"], "root password saved" if changes["server_password"]
         else "no password (key login)", note)
+
+
+FINISH_PROBE_LIMIT = 5.0        # s `task finish` waits for the SSH banner at most
+HOST_KEY_FIELDS = ("host_keys", "host_key_private", "host_key", "host_key_sha256")
+
+
+def first_contact_ground(task):
+    """What a task's host keys rest on: the address they belong to (a cloud
+    server's verified IPv4, else the task's server) and the keys themselves."""
+    data = task.get("data") or {}
+    ground = [data.get("ipv4") if "ipv4" in data else task.get("server"), task.get("server")]
+    return ground + [data.get(key) for key in HOST_KEY_FIELDS]
+
+
+def hand_finish_contact(task, server, settings, key, no_check):
+    """(data changes, note) for `task finish --server server`: the task's own
+    host keys only when they belong to server (a cloud task's plugin-made key
+    to the IPv4 its worker verified; a pool or command pin to the task's
+    server); else they go (the private half with the task's next save, as
+    any ended task's: Provider.scrub_passwords). Then --host-key pins; else
+    the server is checked (SSH banner, ssh-keyscan; pins verified) unless
+    no_check. Raises ProviderError (E_UNREACHABLE) when the check fails."""
+    port = settings.get("ssh_port", 22)
+    own = first_contact_ground(task)[0] == server
+    data = task.get("data") or {}
+    changes = dict((name, None) for name in ("host_keys", "host_key", "host_key_sha256")
+                   if name in data and not own)
+    remember = settings.get("known_hosts", True)
+    if key is not None:
+        changes.update(host_keys=[key], ssh_port=port, host_key=None, host_key_sha256=None)
+        if not remember:
+            return dict(changes, host_keys=None), "; known_hosts is off: the host key was not kept"
+        return changes, "; its host key goes to known_hosts at the next order_status"
+    pins = data if own else {}
+    if no_check:
+        if remember and pins.get("host_keys"):
+            return changes, ("; not checked (--no-check); the host key the plugin made for "
+                             "it goes to known_hosts at the next order_status")
+        return changes, ("; not checked (--no-check): nothing goes to known_hosts, so the "
+                         "caller's first login to %s must accept its host key itself (an "
+                         "OpenSSH 8+ master's \"add to pool\" fails on an unknown or "
+                         "changed key)" % server)
+    keys, detail = checked_host_keys(server, port, settings, pins)
+    if remember:
+        changes.update(host_keys=keys, ssh_port=port)
+    return changes, "; %s%s" % (detail, ": its host key goes to known_hosts at the next "
+                                "order_status" if remember else "; known_hosts is off")
+
+
+def checked_host_keys(server, port, settings, pins):
+    """(keys, what was seen) of server:port, checked now: an SSH banner within
+    ssh_timeout (FINISH_PROBE_LIMIT at most), then its host keys, the pinned
+    ones (pins: the task's data) verified. Raises E_UNREACHABLE, nothing saved."""
+    timeout = min(settings.get("ssh_timeout", DEFAULT_SSH_TIMEOUT), FINISH_PROBE_LIMIT)
+    ok, detail = ssh_banner_probe(server, port, timeout)
+    where = "%s port %d" % (server, port)
+    advice = ("nothing was changed: fix the address (or the server) and run task finish "
+              "again, or give --no-check to finish without looking")
+    if not ok:
+        raise ProviderError(E_UNREACHABLE, "%s does not answer SSH: %s; %s" % (
+            where, detail, advice))
+    scanned, why = scan_host_keys(server, port, timeout)
+    if scanned is None:
+        raise ProviderError(E_UNREACHABLE, "%s answers SSH but %s; %s" % (where, why, advice))
+    made = pins.get("host_keys")
+    if made:        # a cloud task's own key, handed to cloud-init
+        if not set(made) & set(scanned):
+            raise ProviderError(E_UNREACHABLE, "%s does not show the host key the plugin "
+                                "handed to cloud-init (it shows %s): cloud-init may not have "
+                                "run yet; %s" % (where, ", ".join(
+                                    key_fingerprint(k) for k in scanned), advice))
+        return made, "checked: %s answers SSH and shows the host key the plugin made" % where
+    keys, problem = trusted_host_keys(scanned, pins)
+    if problem:
+        raise ProviderError(E_UNREACHABLE, "%s %s; %s" % (where, problem, advice))
+    return keys, "checked: %s answers %s" % (where, printable(detail, 60))
 
 
 def cmd_task_fail(provider, args):
@@ -8373,15 +8483,16 @@ def first_contact_check(paths, config):
     if not settings.get("known_hosts", True):
         report.append((True, "known_hosts is off: the first login to each server (its host "
                              "key) is up to you"))
-    elif backend.TYPE == "manual" or (not settings.get("ssh_probe", True) and not any(
-            "host_key" in entry for c in config.configurations
-            for entry in c.get("servers", []))):
+    elif backend.TYPE == "manual":
+        report.append((True, "first contact: `task finish` checks the server's SSH and reads "
+                             "its host keys, unless given --host-key (the operator's key) or "
+                             "--no-check (then they are up to you)"))
+    elif not settings.get("ssh_probe", True) and not any(
+            "host_key" in entry for c in config.configurations for entry in c.get("servers", [])):
         report.append((True, "first contact: the plugin does not contact the servers "
-                             "(%s), so their host keys are up to you" % (
-                                 "manual backend" if backend.TYPE == "manual"
-                                 else "ssh_probe is off")))
+                             "(ssh_probe is off), so their host keys are up to you"))
     tool = backend.HOST_KEY_TOOL
-    if settings.get("known_hosts", True) and backend.TYPE != "manual":
+    if settings.get("known_hosts", True):
         import shutil
         found = shutil.which(tool)
         report.append((bool(found), "%s %s" % (tool, "is %s: new servers' host keys are %s" % (
@@ -8506,7 +8617,11 @@ def build_parser(prog):
                         help="no password: the server already holds the pool's SSH key")
     finish.add_argument("--host-key", metavar="LINE",
                         help="the server's public SSH host key (its /etc/ssh/ssh_host_ed25519_"
-                             "key.pub): written to the caller's known_hosts (First contact)")
+                             "key.pub): written to the caller's known_hosts (First contact); "
+                             "the server is not contacted")
+    finish.add_argument("--no-check", action="store_true",
+                        help="do not contact the server: no SSH check, no host key read, so "
+                             "nothing goes to the caller's known_hosts")
     fail = command("task fail", "mark a pending task failed; the command backend's program "
                    "is stopped, a pool or cloud server stays until released or deleted", actions)
     fail.add_argument("task_id", metavar="ID")
