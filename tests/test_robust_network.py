@@ -113,6 +113,38 @@ class OperatorServerTest(HomeTestCase):
         self.assertEqual(self.home.ok("order_status", task_id)["server"], "node7.example.com")
 
 
+class IPv4OnlyTest(HomeTestCase):
+    """An IPv6 server is refused where it enters: a pool config (a config error),
+    a command program's result (a failed task); task finish: OperatorServerTest."""
+
+    def test_a_pool_config_with_an_ipv6_server_is_a_config_error(self):
+        self.home.write_config({"enabled": True, "backend": {"type": "pool"},
+                                "configurations": [{"id": "1", "descr": "x", "servers": [
+                                    {"server": "10.0.0.1"}, {"server": "2001:db8::5"}]}]})
+        message = self.assertError(self.home.run("order", "1"), 104, "order")
+        self.assertIn("$.configurations[0].servers[1].server: 2001:db8::5 is an IPv6 address: "
+                      "the caller (BitrixVM) adds IPv4 servers only", message)
+        self.assertIn("2001:db8::5 is an IPv6 address", self.home.run("check").text)
+
+    def test_a_command_result_with_an_ipv6_server_fails_the_task(self):
+        from support import wait_for
+        program = os.path.join(self.home.dir, "provision.sh")
+        with open(program, "w") as handle:
+            handle.write("#!/bin/sh\necho '{\"server\": \"2001:DB8::5\", "
+                         "\"server_password\": \"pw\"}'\n")
+        os.chmod(program, 0o700)
+        self.home.write_config({"enabled": True, "backend": {"type": "command",
+                                                             "command": [program]},
+                                "configurations": [{"id": "1", "descr": "vm"}]})
+        task_id = self.home.ok("order", "1")["task_id"]
+        answer = wait_for(lambda: (lambda a: a["status"] != "in_progress" and a)(
+            self.home.ok("order_status", task_id)), what="the program's result")
+        self.assertEqual((answer["status"], answer["server"], answer["server_password"]),
+                         ("error", "", ""))
+        self.assertIn("server: 2001:DB8::5 is an IPv6 address: the caller (BitrixVM) adds "
+                      "IPv4 servers only", answer["message"])
+
+
 if __name__ == "__main__":
     unittest.main()
 
