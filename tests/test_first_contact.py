@@ -96,6 +96,28 @@ class FirstContactTest(HomeTestCase):
         self.assertEqual(lines[5:], ["%s %s" % (self.name, self.sshd.host_key)])
         self.assertEqual(stat.S_IMODE(os.stat(self.known_hosts).st_mode), 0o640)
 
+    def test_a_pool_with_a_dead_first_server_finishes_on_the_live_one(self):
+        # nothing listens on 127.0.0.2 at the sshd's port: refused at once
+        config = pool_config(self.sshd.port)
+        config["configurations"][0]["servers"] = [{"server": "127.0.0.2"},
+                                                  {"server": "127.0.0.1"}]
+        self.home.write_config(config)
+        self.assertEqual(self.keycopy(), 100)
+        answer = self.finish()
+        self.assertEqual((answer["status"], answer["server"]), ("finished", "127.0.0.1"),
+                         answer)
+        self.assertEqual(self.keycopy(), 0)
+        state = self.home.state()
+        self.assertEqual(state["pool"], {"127.0.0.1": "1"})
+        self.assertEqual(state["pool_unavailable"]["127.0.0.2"]["reason"], "connection refused")
+        for command in (["pool"], ["tasks"], ["check"]):
+            self.assertIn("127.0.0.2 is set aside since ", self.home.run(*command).text)
+            self.assertIn(": connection refused; tried again after ",
+                          self.home.run(*command).text)
+        result = self.home.run("order", "1")
+        self.assertIn("no free server for configuration 1; set aside as unavailable: "
+                      "127.0.0.2", result.json["error_message"])
+
     def test_answering_finished_again_writes_nothing(self):
         self.configure()
         self.finish()
