@@ -2596,18 +2596,15 @@ class WorkerBackend(Backend):
         waits (ready_timeout)."""
         return None, None
 
-    config_seen = None      # the config file's stamp when this worker last looked
+    config_seen = ()        # the config file's stamp when this worker last looked
 
     def follow_config(self, provider, log):
-        """When the config file changed since this worker looked, read it again
-        (the same validation as any call) and take its backend settings and
-        configurations; a config that cannot be used (or names another
-        backend) keeps the old values, said once in the task log."""
-        try:
-            info = os.stat(provider.paths.config)
-            stamp = (info.st_mtime_ns, info.st_size, info.st_ino, info.st_ctime_ns)
-        except OSError as exc:
-            stamp = ("unreadable", exc.errno)
+        """When the config file changed since this worker looked (the first round
+        compares the contents), read it again with the same validation as any
+        call and take its backend settings and configurations; a config that
+        cannot be used (or names another backend) keeps the old values, said
+        once in the task log. (OrderWorker.follow_config does it for the clouds.)"""
+        stamp = file_stamp(provider.paths.config)
         if stamp == self.config_seen:
             return
         self.config_seen = stamp
