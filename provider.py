@@ -8208,17 +8208,18 @@ def hand_finish_contact(task, server, settings, key, no_check):
                          "caller's first login to %s must accept its host key itself (an "
                          "OpenSSH 8+ master's \"add to pool\" fails on an unknown or "
                          "changed key)" % server)
-    keys, detail = checked_host_keys(server, port, settings, pins)
+    keys, detail = checked_host_keys(server, port, settings, pins, scan=remember)
     if remember:
         changes.update(host_keys=keys, ssh_port=port)
     return changes, "; %s%s" % (detail, ": its host key goes to known_hosts at the next "
                                 "order_status" if remember else "; known_hosts is off")
 
 
-def checked_host_keys(server, port, settings, pins):
+def checked_host_keys(server, port, settings, pins, scan=True):
     """(keys, what was seen) of server:port, checked now: an SSH banner within
-    ssh_timeout (FINISH_PROBE_LIMIT at most), then its host keys, the pinned
-    ones (pins: the task's data) verified. Raises E_UNREACHABLE, nothing saved."""
+    ssh_timeout (FINISH_PROBE_LIMIT at most), then (scan) its host keys, the
+    pinned ones (pins: the task's data) verified. Raises E_UNREACHABLE,
+    nothing saved."""
     timeout = min(settings.get("ssh_timeout", DEFAULT_SSH_TIMEOUT), FINISH_PROBE_LIMIT)
     ok, detail = ssh_banner_probe(server, port, timeout)
     where = "%s port %d" % (server, port)
@@ -8227,6 +8228,8 @@ def checked_host_keys(server, port, settings, pins):
     if not ok:
         raise ProviderError(E_UNREACHABLE, "%s does not answer SSH: %s; %s" % (
             where, detail, advice))
+    if not scan:
+        return None, "checked: %s answers %s" % (where, printable(detail, 60))
     scanned, why = scan_host_keys(server, port, timeout)
     if scanned is None:
         raise ProviderError(E_UNREACHABLE, "%s answers SSH but %s; %s" % (where, why, advice))

@@ -415,6 +415,18 @@ class ManualFirstContactTest(HomeTestCase):
         self.assertEqual(self.home.read(self.home.state_path), before)
         self.assertEqual(self.status(task_id)["status"], "in_progress")
 
+    def test_known_hosts_off_still_checks_ssh_and_keeps_no_key(self):
+        self.home.write_config(manual_config(self.sshd.port, known_hosts=False))
+        task_id = self.order()
+        result = self.finish(task_id)
+        self.assertEqual(result.code, 0, result)
+        self.assertIn("checked: 127.0.0.1 port %d answers SSH-2.0-OpenSSH" % self.sshd.port,
+                      result.text)
+        self.assertIn("; known_hosts is off", result.text)
+        self.assertEqual(self.status(task_id)["status"], "finished")
+        self.assertFalse(os.path.exists(self.known_hosts))
+        self.assertNotIn("host_keys", self.home.state()["tasks"][task_id]["data"])
+
     def test_a_host_key_given_still_pins_without_contact(self):
         from support import free_port
         self.home.write_config(manual_config(free_port()))      # nobody there: not asked
