@@ -8936,7 +8936,8 @@ HANDLERS = {"help": cmd_help, "configs": cmd_configs, "order": cmd_order,
             "order_status": cmd_order_status, "tasks": cmd_tasks, "task show": cmd_task_show,
             "task finish": cmd_task_finish, "task fail": cmd_task_fail,
             "task release": cmd_task_release, "task delete-server": cmd_task_delete_server,
-            "pool": cmd_pool, "pool reset": cmd_pool_reset, "servers": cmd_servers, "check": cmd_check,
+            "pool": cmd_pool, "pool reset": cmd_pool_reset, "servers": cmd_servers,
+            "check": cmd_check,
             "state compact": cmd_state_compact, "_worker": cmd_worker,
             "state restore-backup": cmd_state_restore_backup, "state repair": cmd_state_repair}
 
