@@ -184,6 +184,7 @@ E_BACKEND = 108
 E_EXHAUSTED = 109
 E_UNSAFE = 110
 E_TASK_STATE = 111
+E_UNREACHABLE = 112
 E_NO_PYTHON = 120                 # answered by the sh header at the top, never by Python
 E_INTERNAL = 199
 
@@ -200,6 +201,8 @@ ERROR_CODES = {
     E_EXHAUSTED: "nothing left to order for that configuration",
     E_UNSAFE: "a file or folder has unsafe ownership or permissions",
     E_TASK_STATE: "the task is not in a state that allows this action",
+    E_UNREACHABLE: "the server failed the first-contact check (no SSH, no host key, another "
+                   "host key than the pinned one); nothing changed",
     E_NO_PYTHON: "bin/NAME found no Python 3.6+ to run it",
     E_INTERNAL: "a bug: the traceback is in the log",
 }
@@ -1832,11 +1835,12 @@ def check_server(text, allow_loopback=False):
     (pool config, `task finish --server`, the command program, a cloud API):
     (canonical server, None), or (None, why not).
 
-    Accepted: a dotted-quad IPv4 without leading zeros, an IPv6 address (given
-    back compressed and lower-case; an IPv4-mapped one as its IPv4), or a host
-    name of letters, digits, hyphens and dots (lower-cased, no trailing dot).
+    Accepted: a dotted-quad IPv4 without leading zeros, or a host name of
+    letters, digits, hyphens and dots (lower-cased, no trailing dot): the
+    caller adds IPv4 servers only (bx_connect ipv4, names through A records),
+    so an IPv6 address is refused in every spelling, an IPv4-mapped one too.
     Refused in every spelling: loopback (unless allow_loopback), unspecified
-    (0.0.0.0/8, ::), link-local, multicast, broadcast and reserved addresses,
+    (0.0.0.0/8), link-local, multicast, broadcast and reserved addresses,
     and anything a resolver reads as an IPv4 in another spelling (0177.0.0.1,
     127.1, 2130706433, 0x7f000001). Private and documentation ranges pass:
     pool servers often live on the master's private network."""
@@ -1850,9 +1854,8 @@ def check_server(text, allow_loopback=False):
         return None, ("%s is not an IP address or host name (it holds control characters or "
                       "white space)" % shown)
     if ":" in text:
-        address, why = ipv6_server(text)
-    else:
-        address, why = ipv4_server(text)
+        return None, ipv6_refused(text, shown)
+    address, why = ipv4_server(text)
     if why:
         return None, "%s %s" % (shown, why)
     if address is not None:
@@ -1890,23 +1893,26 @@ def ipv4_server(text):
                   "127.0.0.1 to a resolver)")
 
 
-def ipv6_server(text):
+IPV4_ONLY = ("the caller (BitrixVM) adds IPv4 servers only: give the server's IPv4 address "
+             "or a host name with an A record")
+
+
+def ipv6_refused(text, shown):
+    """Why a server spelt with ":" is refused: an IPv6 address (the caller adds
+    IPv4 servers only), or no address at all (a port, a zone, brackets)."""
     import ipaddress
-    if "%" in text or "[" in text or "]" in text:
-        return None, "is not an IPv6 address the caller can use (no brackets, no %zone)"
     try:
         address = ipaddress.IPv6Address(text)
     except ValueError:
-        return None, "is not an IPv6 address"
-    if address.ipv4_mapped is not None:
-        return address.ipv4_mapped, None
-    if int(address) >> 32 == 0 and int(address) > 1:
-        return None, "is an IPv4-compatible IPv6 address (deprecated): write the IPv4 address"
-    return address, None
+        return "%s is not an IP address or host name (no port, brackets or %%zone; %s)" % (
+            shown, IPV4_ONLY)
+    mapped = address.ipv4_mapped
+    return "%s is an IPv6 address%s: %s" % (
+        shown, " (IPv4 %s written as IPv6)" % mapped if mapped else "", IPV4_ONLY)
 
 
 def address_server(address, shown, allow_loopback):
-    """The checks common to both address families."""
+    """The checks of a canonical IPv4 address."""
     if address.is_loopback:
         if allow_loopback:
             return str(address), None
@@ -1916,7 +1922,7 @@ def address_server(address, shown, allow_loopback):
         if getattr(address, test):
             return None, "%s is a%s %s address: no server can be reached there" % (
                 shown, "n" if what[0] == "u" else "", what)
-    if address.version == 4 and (address.packed[0] == 0 or address.is_reserved):
+    if address.packed[0] == 0 or address.is_reserved:
         return None, "%s is a reserved IPv4 address (0.0.0.0/8, 240.0.0.0/4): no server " \
                      "can be reached there" % shown
     return str(address), None
@@ -1935,11 +1941,15 @@ def loopback_refused(shown):
             "for tests only)" % shown)
 
 
+NO_ROUTE = "no route to host"
+DEAD_AT_ONCE = ("connection refused", NO_ROUTE)    # probe answers that need no second look
+
+
 def ssh_banner_probe(host, port=22, timeout=5.0):
     """(True, banner) when host:port answers with an SSH banner within timeout
     seconds, connection and banner together; else (False, why), why a short
-    cause: "name does not resolve", "connection refused", "no SSH banner
-    within N s", ..."""
+    cause: "name does not resolve", "connection refused", "no route to host",
+    "no SSH banner within N s", ..."""
     import socket
     deadline = time.monotonic() + timeout
     try:
@@ -1951,6 +1961,8 @@ def ssh_banner_probe(host, port=22, timeout=5.0):
     except (socket.error, ValueError) as exc:
         if getattr(exc, "errno", None) == errno.ECONNREFUSED:
             return False, "connection refused"
+        if getattr(exc, "errno", None) in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+            return False, NO_ROUTE
         return False, "no connection (%s)" % (getattr(exc, "strerror", None) or exc)
     data = b""
     try:
@@ -2248,6 +2260,7 @@ SSH_SETTINGS = {
 DEFAULT_SSH_TIMEOUT = 3.0
 DEFAULT_READY_TIMEOUT = 1800
 SSH_WAIT_PAUSES = (1, 1, 2, 2, 3, 5, 5, 10)   # s between two probes in a worker; then 10 s
+KEY_NOT_READ = "its host key cannot be read yet"     # SSH answered, ssh-keyscan did not
 
 
 def ssh_ready(settings, server, data):
@@ -2270,7 +2283,7 @@ def ssh_ready(settings, server, data):
         if remember or pinned or data.get("host_key_sha256"):
             scanned, why = scan_host_keys(server, port, timeout)
             if scanned is None and (pinned or data.get("host_key_sha256")):
-                return None, "its host key cannot be read yet (%s)" % why
+                return None, "%s (%s)" % (KEY_NOT_READ, why)
             if scanned is None:
                 message += "; its host key could not be read (%s)" % why
             else:
@@ -2424,17 +2437,27 @@ class Backend(object):
 
 
 class ManualBackend(Backend):
-    """An operator finishes each order by hand: `NAME task finish ID --server ADDR`."""
+    """An operator finishes each order by hand: `NAME task finish ID --server ADDR`,
+    which first checks the server (hand_finish_contact): its SSH banner on
+    ssh_port within ssh_timeout (at most FINISH_PROBE_LIMIT s), then its host
+    keys (ssh-keyscan) for the caller's known_hosts."""
 
     TYPE = "manual"
+    SETTINGS = dict((key, SSH_SETTINGS[key]) for key in
+                    ("ssh_port", "ssh_timeout", "known_hosts", "allow_loopback"))
 
     def place(self, task, configuration, state):
         task["phase"] = "waiting"
         task["message"] = "waiting for the operator"
 
     def check(self, configurations, state):
-        return [(True, "manual backend: orders wait until an operator runs "
-                       "`%s task finish ID --server ADDR` or `task fail ID`" % self.paths.name)]
+        report = [(True, "manual backend: orders wait until an operator runs "
+                         "`%s task finish ID --server ADDR` (it checks SSH on the server "
+                         "first) or `task fail ID`" % self.paths.name)]
+        if self.settings.get("ssh_port", 22) != 22:
+            report.append((True, "manual: `task finish` checks SSH on port %d, the caller "
+                                 "logs in on 22" % self.settings["ssh_port"]))
+        return report + loopback_report("manual", self.settings)
 
 
 class WorkerBackend(Backend):
@@ -2534,20 +2557,29 @@ class WorkerBackend(Backend):
     def wait_for_ssh(self, provider, task, log, data, clock=None, sleep=None):
         """Probe the task's server until it is ready (task changes: finished, or
         error for another host key than the pinned one) or until ready_timeout
-        from the start of the wait (error, with the last reason)."""
+        from the start of the wait (error, with the last reason). Each round
+        follows the config (follow_config: ready_timeout, ssh_port, ... of a
+        config changed meanwhile), and a server that does not answer is shown
+        to not_answering (the pool sets a dead one aside for the next)."""
         clock, sleep = clock or time.monotonic, sleep or time.sleep
-        server = task["server"]
         data.setdefault("ssh_wait_since", now())
-        deadline = clock() + max(0.0, self.ready_timeout() - (now() - data["ssh_wait_since"]))
-        pauses = list(SSH_WAIT_PAUSES)
-        said = None
+        begun = clock() - (now() - data["ssh_wait_since"])
+        pauses, said, since = list(SSH_WAIT_PAUSES), None, clock()
         while True:
+            self.follow_config(provider, log)
+            server = task["server"]
             changes, why = ssh_ready(self.settings, server, data)
             if changes is not None:
                 return changes
-            message = "waiting for SSH on %s: %s" % (server, why)
-            if clock() >= deadline:
+            if clock() >= begun + self.ready_timeout():
                 return self.waited_too_long("%s: %s" % (server, why))
+            moved, ended = self.not_answering(provider, task, log, data, why, clock() - since)
+            if ended is not None:
+                return ended                    # nothing left to try
+            if moved is not None:               # another server: its own probes
+                task, pauses, said, since = moved, list(SSH_WAIT_PAUSES), None, clock()
+                continue
+            message = "waiting for SSH on %s: %s" % (server, why)
             if message != said:
                 self.save(provider, task["id"], log, {"phase": "waiting_ssh",
                                                       "message": message, "data": data})
@@ -2555,7 +2587,48 @@ class WorkerBackend(Backend):
             else:
                 self.still_pending(provider, task["id"])
             sleep(max(0.0, min(pauses.pop(0) if len(pauses) > 1 else pauses[0],
-                               deadline - clock())))
+                               begun + self.ready_timeout() - clock())))
+
+    def not_answering(self, provider, task, log, data, why, waited):
+        """The server does not answer yet (why), waited s after its first probe:
+        (None, None) to keep waiting, (the task with another server to wait
+        for, None), or (None, task changes that end the wait). The default
+        waits (ready_timeout)."""
+        return None, None
+
+    config_seen = ()        # the config file's stamp when this worker last looked
+
+    def follow_config(self, provider, log):
+        """When the config file changed since this worker looked (the first round
+        compares the contents), read it again with the same validation as any
+        call and take its backend settings and configurations; a config that
+        cannot be used (or names another backend) keeps the old values, said
+        once in the task log. (OrderWorker.follow_config does it for the clouds.)"""
+        stamp = file_stamp(provider.paths.config)
+        if stamp == self.config_seen:
+            return
+        self.config_seen = stamp
+        keep = "this worker keeps the values it read before"
+        try:
+            config = Config.load(provider.paths, provider.log)
+        except ProviderError as exc:
+            log.note("the config changed but cannot be used (%s): %s" % (exc.message, keep))
+            return
+        old = provider.config
+        if config.data == old.data:
+            return
+        if config.backend.TYPE != self.TYPE:
+            log.note("the config changed to the %s backend: %s (the %s backend's)" % (
+                config.backend.TYPE, keep, self.TYPE))
+            return
+        changed = sorted(key for key in set(self.settings) | set(config.backend.settings)
+                         if self.settings.get(key) != config.backend.settings.get(key))
+        if old.configurations != config.configurations:
+            changed.append("configurations")
+        self.settings = config.backend.settings
+        provider.use_config(config, self)
+        log.note("the config changed: read again (changed: %s)" % (", ".join(changed) or
+                                                                     "nothing this worker uses"))
 
     def still_pending(self, provider, task_id):
         """WorkerStopped when the task was ended by hand or removed."""
@@ -2563,6 +2636,16 @@ class WorkerBackend(Backend):
         if task is None or task["status"] in TERMINAL:
             raise WorkerStopped(None, "the task was %s meanwhile" % (
                 task["status"] if task else "removed"))
+
+    def transaction(self, provider, change):
+        """provider.store.update(change) with the stop signals held back (see save)."""
+        import signal
+        stops = [getattr(signal, name) for name in self.STOP_SIGNALS]
+        signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+        try:
+            return provider.store.update(change)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
 
     def save(self, provider, task_id, log, changes):
         """Save progress while the worker runs. The stop signals are held back
@@ -2625,10 +2708,21 @@ class PoolBackend(WorkerBackend):
     so two orders never get the same one; launch() starts a detached worker
     (`NAME _worker ID`) that waits for SSH, so `order` answers at once. A
     server stays taken until `task release ID`.
+
+    A claimed server that shows no SSH banner within probe_timeout (at once:
+    connection refused, no route) is dead, not booting: the worker gives it
+    back, sets it aside in state["pool_unavailable"] = {ADDR: {"reason",
+    "since", "task"}} and claims the next free one (not_answering). A server
+    set aside is not free until retry_after s have passed or `NAME pool reset
+    ADDR`; when none is left the task fails with every server's reason.
     """
 
     TYPE = "pool"
-    SETTINGS = dict(SSH_SETTINGS, hide_when_empty=("boolean", None))
+    SETTINGS = dict(SSH_SETTINGS, hide_when_empty=("boolean", None),
+                    probe_timeout=("number", Checker.positive),
+                    retry_after=("number", Checker.non_negative))
+    PROBE_TIMEOUT = 20      # s a claimed server may go without an SSH banner
+    RETRY_AFTER = 600       # s a server set aside stays out of the orders
     PARAMETERS = {"servers": ("array", None)}
     SERVER_FIELDS = {"server": ("string", None), "password": ("string", None),
                      "password_file": ("string", Checker.nonempty),
@@ -2679,7 +2773,22 @@ class PoolBackend(WorkerBackend):
 
     def free_servers(self, configuration, state):
         taken = self.taken(state)
-        return [e for e in configuration.get("servers", []) if e["server"] not in taken]
+        return [e for e in configuration.get("servers", []) if e["server"] not in taken
+                and not self.down(state, e["server"])]
+
+    def down(self, state, server):
+        """The record of a server set aside as unavailable that is not yet due
+        for another try (retry_after), or None."""
+        record = (state.get("pool_unavailable") or {}).get(server)
+        if isinstance(record, dict) and now() - record.get("since", 0) < self.settings.get(
+                "retry_after", self.RETRY_AFTER):
+            return record
+        return None
+
+    @staticmethod
+    def set_aside(state, server, reason, task_id):
+        state.setdefault("pool_unavailable", {})[server] = {
+            "reason": reason, "since": now(), "task": task_id}
 
     def configs_need_state(self):
         return bool(self.settings.get("hide_when_empty", False))
@@ -2716,19 +2825,29 @@ class PoolBackend(WorkerBackend):
     def place(self, task, configuration, state):
         free = self.free_servers(configuration, state)
         if not free:
-            raise ProviderError(E_EXHAUSTED, "no free server for configuration %s"
-                                % configuration["id"])
-        entry = free[0]
+            aside = [e["server"] for e in configuration.get("servers", [])
+                     if e["server"] not in self.taken(state) and self.down(state, e["server"])]
+            raise ProviderError(E_EXHAUSTED, "no free server for configuration %s%s" % (
+                configuration["id"], "; set aside as unavailable: %s (`%s pool` says why, "
+                "`%s pool reset SERVER` puts one back)" % (
+                    ", ".join(aside), self.paths.name, self.paths.name) if aside else ""))
+        self.claim(task, free[0], configuration, state)
+
+    def claim(self, task, entry, configuration, state):
+        """Under the lock: entry becomes task's server, with its password (read
+        now: a ProviderError claims nothing) and its pinned host key."""
         password = self.read_password(entry, configuration)
         self.taken(state)[entry["server"]] = task["id"]
+        (state.get("pool_unavailable") or {}).pop(entry["server"], None)   # tried again
         server = check_server(entry["server"], self.settings.get("allow_loopback", False))[0]
         task.update({"phase": "claimed", "server": server, "server_password": password,
                      "message": "claimed %s, checking SSH" % server})
-        task["data"]["pool_server"] = entry["server"]
-        if isinstance(entry.get("host_key"), str):
-            task["data"]["host_key"] = parse_host_key(entry["host_key"])
-        if isinstance(entry.get("host_key_sha256"), str):
-            task["data"]["host_key_sha256"] = parse_fingerprint(entry["host_key_sha256"])
+        data = task.setdefault("data", {})
+        data["pool_server"] = entry["server"]
+        for key, parse in (("host_key", parse_host_key), ("host_key_sha256", parse_fingerprint)):
+            data.pop(key, None)
+            if isinstance(entry.get(key), str):
+                data[key] = parse(entry[key])
 
     def launch(self, task, configuration):
         self.log.write("claim", task["id"], config=task["config_id"], server=task["server"])
@@ -2746,6 +2865,90 @@ class PoolBackend(WorkerBackend):
         if task is None or task["status"] in TERMINAL or not task.get("server"):
             return "task %s is not waiting for SSH" % task_id
         return self.run_worker(provider, task, self.wait_for_ssh)
+
+    # -- the worker: a server that does not answer ---------------------------------
+
+    def not_answering(self, provider, task, log, data, why, waited):
+        """A dead server (no banner within probe_timeout; connection refused or no
+        route at once), or one the config no longer lists: given back (a dead
+        one set aside) and the next free server of the configuration claimed.
+        Returns what WorkerBackend.not_answering does."""
+        configuration = provider.config.by_id.get(task["config_id"]) or {}
+        old = data.get("pool_server")
+        listed = old in [entry["server"] for entry in configuration.get("servers", [])]
+        limit = self.settings.get("probe_timeout", self.PROBE_TIMEOUT)
+        if why in DEAD_AT_ONCE:
+            reason = why
+        elif waited >= limit and not why.startswith(KEY_NOT_READ):
+            reason = "no SSH banner within probe_timeout %g s (%s)" % (limit, why)
+        elif not listed:
+            reason = None
+        else:
+            return None, None
+        try:
+            found = self.transaction(provider, lambda state: self.claim_next(
+                state, task["id"], old, reason, configuration))
+        except ProviderError as exc:        # the lock busy, the disk full: the next round
+            log.note("%s not set aside yet: %s" % (old, exc.message))
+            return None, None
+        if found is None:
+            raise WorkerStopped(None, "the task ended meanwhile")
+        if reason:
+            provider.log.write("set_aside", task["id"], server=old, reason=reason)
+        log.note("%s: %s" % (old, "set aside: " + reason if reason else
+                             "no longer in the config: given back"))
+        if isinstance(found, str):
+            return None, {"status": ERROR, "phase": "failed", "message": found,
+                          "data": {"released": now()}}
+        provider.log.write("claim", task["id"], config=task["config_id"], server=found["server"])
+        for key in ("pool_server", "host_key", "host_key_sha256"):
+            data.pop(key, None)
+            if key in found["data"]:
+                data[key] = found["data"][key]
+        return found, None
+
+    def claim_next(self, state, task_id, old, reason, configuration):
+        """Under the lock: give old back (set aside with reason, if any) and
+        claim the next free server; the task (a copy), a text saying why none
+        is left, or None when the task ended meanwhile."""
+        task = state["tasks"].get(task_id)
+        if task is None or task["status"] in TERMINAL:
+            return None
+        taken = self.taken(state)
+        if taken.get(old) == task_id:
+            del taken[old]
+        if reason:
+            self.set_aside(state, old, reason, task_id)
+        tried = task.setdefault("data", {}).setdefault("tried", [])
+        tried.append(old)                   # each server once per task, whatever retry_after
+        for entry in self.free_servers(configuration, state):
+            if entry["server"] in tried:
+                continue
+            try:
+                self.claim(task, entry, configuration, state)
+            except ProviderError as exc:        # its password_file: set aside as well
+                self.set_aside(state, entry["server"], exc.message.replace(
+                    "; no server was claimed", ""), task_id)
+                continue
+            task["message"] += " (%s %s)" % (old, "set aside: " + reason if reason
+                                             else "is no longer in the config")
+            task["updated"] = now()
+            return json.loads(json.dumps(task))
+        return self.none_left(state, configuration, task["config_id"])
+
+    def none_left(self, state, configuration, config_id):
+        """Why no server of the configuration can be claimed: each one's reason."""
+        why = []
+        for entry in configuration.get("servers", []):
+            record = (state.get("pool_unavailable") or {}).get(entry["server"])
+            holder = self.taken(state).get(entry["server"])
+            why.append("%s: %s" % (entry["server"], "taken by task %s" % holder if holder
+                                   else record["reason"] if isinstance(record, dict)
+                                   else "no longer in the config"))
+        if not configuration:
+            return "configuration %s is no longer in the config" % config_id
+        return "no server of configuration %s answers SSH: %s" % (
+            config_id, "; ".join(why) or "it lists none")
 
     def release(self, task, state):
         server = (task.get("data") or {}).get("pool_server")
@@ -2765,29 +2968,47 @@ class PoolBackend(WorkerBackend):
         return None
 
     def inventory(self, configurations, state):
-        """[(config id, free servers, [(server, task id, status)])] and the taken
-        servers no configuration lists any more."""
+        """[(config id, free servers, [(server, task id, status)], [(server,
+        record)] set aside)] and the taken servers no configuration lists any more."""
         taken = dict(self.taken(state))
         tasks = state["tasks"]
         rows = []
         for configuration in configurations:
-            free, held = [], []
+            free, held, down = [], [], []
             for entry in configuration.get("servers", []):
                 task_id = taken.pop(entry["server"], None)
-                if task_id is None:
-                    free.append(entry["server"])
-                else:
+                record = self.down(state, entry["server"])
+                if task_id is not None:
                     held.append((entry["server"], task_id,
                                  (tasks.get(task_id) or {}).get("status", "?")))
-            rows.append((configuration["id"], free, held))
+                elif record:
+                    down.append((entry["server"], record))
+                else:
+                    free.append(entry["server"])
+            rows.append((configuration["id"], free, held, down))
         orphans = [(server, task_id, (tasks.get(task_id) or {}).get("status", "?"))
                    for server, task_id in sorted(taken.items())]
         return rows, orphans
+
+    def aside_text(self, server, record):
+        """One line on a server set aside, for `pool`, `check` and `tasks`."""
+        return "%s is set aside since %s: %s; tried again after %s or `%s pool reset %s`" % (
+            server, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(record.get("since", 0))),
+            printable(str(record.get("reason")), 200), time.strftime(
+                "%H:%M UTC", time.gmtime(record.get("since", 0) + self.settings.get(
+                    "retry_after", self.RETRY_AFTER))), self.paths.name, server)
+
+    def aside_report(self, configurations, state):
+        """(server, text) of every server of the config set aside now."""
+        return [(server, self.aside_text(server, record))
+                for row in self.inventory(configurations, state)[0] for server, record in row[3]]
 
     def check(self, configurations, state):
         report = []
         settings = self.settings
         report.extend(loopback_report("pool", settings))
+        report.extend((WARN, "pool: " + text) for _, text in self.aside_report(
+            configurations, state or {"tasks": {}}))
         if settings.get("ssh_port", 22) != 22:
             report.append((True, "pool: SSH is probed on port %d, the caller logs in on 22"
                                  % settings["ssh_port"]))
@@ -3983,7 +4204,16 @@ def tls_context():
 
 
 def is_loopback_host(host):
-    """True for a loopback address or name in any spelling check_server knows."""
+    """True for a loopback address or name in any spelling check_server knows,
+    and for IPv6 loopback (an API URL may name it; a server may not)."""
+    if ":" in host:
+        import ipaddress
+        try:
+            address = ipaddress.IPv6Address(host)
+        except ValueError:
+            return False
+        return address.is_loopback or bool(address.ipv4_mapped and
+                                           address.ipv4_mapped.is_loopback)
     return check_server(host, True)[0] is not None and check_server(host)[0] is None
 
 
@@ -7432,6 +7662,12 @@ class Provider(object):
         self._config = config
         return config
 
+    def use_config(self, config, backend):
+        """A worker's config read again (WorkerBackend.follow_config); backend:
+        the worker's own backend object, which keeps serving it."""
+        config.backend = backend
+        self._config = config
+
     def enabled_config(self):
         config = self.config
         if not config.enabled:
@@ -7804,6 +8040,7 @@ def cmd_tasks(provider, args):
     rows = [[t["id"], t["config_id"], t["status"], shown_server(t),
              format_age(stamp - t.get("created", stamp)), printable(t.get("message", ""), 60)]
             for t in tasks]
+    note += aside_notes(provider, state)
     header = ["ID", "CONFIG", "STATUS", "SERVER", "AGE", "MESSAGE"]
     if any((t.get("data") or {}).get("server_id") or unsettled_create(t) for t in tasks):
         # cloud backends: which orders still rent (and pay for) a server
@@ -7813,6 +8050,20 @@ def cmd_tasks(provider, args):
                                                   .get("server_id") else "maybe (a create "
                                                   "sent)" if unsettled_create(task) else "-"))
     return format_table(header, rows) + note
+
+
+def aside_notes(provider, state):
+    """`tasks`: a line for each pool server set aside as unavailable now."""
+    if not state.get("pool_unavailable"):
+        return ""
+    try:
+        config = provider.config
+    except ProviderError:
+        return ""
+    if not hasattr(config.backend, "aside_report"):
+        return ""
+    return "".join("\n(pool: %s)" % text for _, text in config.backend.aside_report(
+        config.configurations, state))
 
 
 def shown_server(task):
@@ -7903,8 +8154,10 @@ def pending_task(provider, task_id):
     return found
 
 
-def pending_task_change(provider, task_id, changes, event):
-    """Finish or fail a pending task by hand; refuses terminal ones."""
+def pending_task_change(provider, task_id, changes, event, guard=None):
+    """Finish or fail a pending task by hand; refuses terminal ones. A data key
+    changed to None is removed; guard(task), under the lock, raises when the
+    task changed since the caller looked at it."""
     pending_task(provider, task_id)       # a clear "no task" before taking the lock
 
     def change(state):
@@ -7913,9 +8166,12 @@ def pending_task_change(provider, task_id, changes, event):
             raise ProviderError(E_NO_TASK, "no task %s" % task_id)
         if task["status"] in TERMINAL:
             raise ProviderError(E_TASK_STATE, "task %s is already %s" % (task_id, task["status"]))
+        if guard is not None:
+            guard(task)
         task.update((key, value) for key, value in changes.items() if key != "data")
         if "data" in changes:
-            task["data"] = dict(task.get("data") or {}, **changes["data"])
+            data = dict(task.get("data") or {}, **changes["data"])
+            task["data"] = dict((k, v) for k, v in data.items() if v is not None)
         task["updated"] = now()
         return task
 
@@ -7933,8 +8189,18 @@ def operator_name():
         return str(os.getuid())
 
 
+def finish_settings(provider):
+    """The backend settings `task finish` checks a server with; the defaults
+    when the config cannot be read (a task can be finished all the same)."""
+    try:
+        return provider.config.backend.settings
+    except ProviderError:
+        return {}
+
+
 def cmd_task_finish(provider, args):
-    server, problem = check_server(args.server)
+    settings = finish_settings(provider)
+    server, problem = check_server(args.server, settings.get("allow_loopback", False))
     if problem:
         raise UsageError("--server: %s" % problem)
     task = pending_task(provider, args.task_id)       # before asking for the password
@@ -7943,24 +8209,103 @@ def cmd_task_finish(provider, args):
         raise ProviderError(E_TASK_STATE, "task %s claimed pool server %s, not %s: the pool "
                             "still counts %s as taken by it; give --force if %s really is "
                             "the server" % (task["id"], claimed, server, claimed, server))
-    changes = {"status": FINISHED, "phase": "done", "server": server,
-               "message": "finished by the operator"}
-    note = ""
+    key = None
     if args.host_key is not None:
         key = parse_host_key(args.host_key)
         if key is None:
             raise UsageError("--host-key: not a public key line (TYPE BASE64, as in "
                              "/etc/ssh/ssh_host_ed25519_key.pub)")
-        if provider.config.backend.settings.get("known_hosts", True):
-            changes["data"] = {"host_keys": [key], "ssh_port": 22}
-            note = "; its host key goes to known_hosts at the next order_status"
-        else:
-            note = "; known_hosts is off: the host key was not kept"
+    data, note = hand_finish_contact(task, server, settings, key, args.no_check)
+    changes = {"status": FINISHED, "phase": "done", "server": server, "data": data,
+               "message": "finished by the operator"}
     changes["server_password"] = read_password(args)
-    task = pending_task_change(provider, args.task_id, changes, "finish")
+    def guard(current):       # the worker moved on meanwhile (another server, its address)
+        if first_contact_ground(current) != first_contact_ground(task):
+            raise ProviderError(E_TASK_STATE, "task %s changed while its server was checked "
+                                "(its worker went on): run task finish again" % task["id"])
+    task = pending_task_change(provider, args.task_id, changes, "finish", guard)
     return "task %s finished: server %s, %s%s" % (
         task["id"], task["server"], "root password saved" if changes["server_password"]
         else "no password (key login)", note)
+
+
+FINISH_PROBE_LIMIT = 5.0        # s `task finish` waits for the SSH banner at most
+HOST_KEY_FIELDS = ("host_keys", "host_key_private", "host_key", "host_key_sha256")
+
+
+def first_contact_ground(task):
+    """What a task's host keys rest on: the address they belong to (a cloud
+    server's verified IPv4, else the task's server) and the keys themselves."""
+    data = task.get("data") or {}
+    ground = [data.get("ipv4") if "ipv4" in data else task.get("server"), task.get("server")]
+    return ground + [data.get(key) for key in HOST_KEY_FIELDS]
+
+
+def hand_finish_contact(task, server, settings, key, no_check):
+    """(data changes, note) for `task finish --server server`: the task's own
+    host keys only when they belong to server (a cloud task's plugin-made key
+    to the IPv4 its worker verified; a pool or command pin to the task's
+    server); else they go (the private half with the task's next save, as
+    any ended task's: Provider.scrub_passwords). Then --host-key pins; else
+    the server is checked (SSH banner, ssh-keyscan; pins verified) unless
+    no_check. Raises ProviderError (E_UNREACHABLE) when the check fails."""
+    port = settings.get("ssh_port", 22)
+    own = first_contact_ground(task)[0] == server
+    data = task.get("data") or {}
+    changes = dict((name, None) for name in ("host_keys", "host_key", "host_key_sha256")
+                   if name in data and not own)
+    remember = settings.get("known_hosts", True)
+    if key is not None:
+        changes.update(host_keys=[key], ssh_port=port, host_key=None, host_key_sha256=None)
+        if not remember:
+            return dict(changes, host_keys=None), "; known_hosts is off: the host key was not kept"
+        return changes, "; its host key goes to known_hosts at the next order_status"
+    pins = data if own else {}
+    if no_check:
+        if remember and pins.get("host_keys"):
+            return changes, ("; not checked (--no-check); the host key the plugin made for "
+                             "it goes to known_hosts at the next order_status")
+        return changes, ("; not checked (--no-check): nothing goes to known_hosts, so the "
+                         "caller's first login to %s must accept its host key itself (an "
+                         "OpenSSH 8+ master's \"add to pool\" fails on an unknown or "
+                         "changed key)" % server)
+    keys, detail = checked_host_keys(server, port, settings, pins, scan=remember)
+    if remember:
+        changes.update(host_keys=keys, ssh_port=port)
+    return changes, "; %s%s" % (detail, ": its host key goes to known_hosts at the next "
+                                "order_status" if remember else "; known_hosts is off")
+
+
+def checked_host_keys(server, port, settings, pins, scan=True):
+    """(keys, what was seen) of server:port, checked now: an SSH banner within
+    ssh_timeout (FINISH_PROBE_LIMIT at most), then (scan) its host keys, the
+    pinned ones (pins: the task's data) verified. Raises E_UNREACHABLE,
+    nothing saved."""
+    timeout = min(settings.get("ssh_timeout", DEFAULT_SSH_TIMEOUT), FINISH_PROBE_LIMIT)
+    ok, detail = ssh_banner_probe(server, port, timeout)
+    where = "%s port %d" % (server, port)
+    advice = ("nothing was changed: fix the address (or the server) and run task finish "
+              "again, or give --no-check to finish without looking")
+    if not ok:
+        raise ProviderError(E_UNREACHABLE, "%s does not answer SSH: %s; %s" % (
+            where, detail, advice))
+    if not scan:
+        return None, "checked: %s answers %s" % (where, printable(detail, 60))
+    scanned, why = scan_host_keys(server, port, timeout)
+    if scanned is None:
+        raise ProviderError(E_UNREACHABLE, "%s answers SSH but %s; %s" % (where, why, advice))
+    made = pins.get("host_keys")
+    if made:        # a cloud task's own key, handed to cloud-init
+        if not set(made) & set(scanned):
+            raise ProviderError(E_UNREACHABLE, "%s does not show the host key the plugin "
+                                "handed to cloud-init (it shows %s): cloud-init may not have "
+                                "run yet; %s" % (where, ", ".join(
+                                    key_fingerprint(k) for k in scanned), advice))
+        return made, "checked: %s answers SSH and shows the host key the plugin made" % where
+    keys, problem = trusted_host_keys(scanned, pins)
+    if problem:
+        raise ProviderError(E_UNREACHABLE, "%s %s; %s" % (where, problem, advice))
+    return keys, "checked: %s answers %s" % (where, printable(detail, 60))
 
 
 def cmd_task_fail(provider, args):
@@ -8026,7 +8371,8 @@ def cmd_worker(provider, args):
 
 
 def cmd_pool(provider, args):
-    """The pool backend's servers: free and taken, per configuration (no passwords)."""
+    """The pool backend's servers: free, taken and set aside, per configuration
+    (no passwords)."""
     config = provider.config
     backend = config.backend
     if not hasattr(backend, "inventory"):
@@ -8036,23 +8382,50 @@ def cmd_pool(provider, args):
     if args.json:
         def held(items):
             return [{"server": s, "task_id": t, "status": st} for s, t, st in items]
-        return {"configurations": [{"id": c, "free": free, "taken": held(taken)}
-                                   for c, free, taken in rows],
-                "taken_not_in_config": held(orphans)}
-    lines = []
-    table = []
-    for config_id, free, taken in rows:
+        return {"configurations": [{"id": c, "free": free, "taken": held(taken), "unavailable": [
+            {"server": server, "reason": record.get("reason"), "since": record.get("since"),
+             "task_id": record.get("task")} for server, record in down]}
+            for c, free, taken, down in rows], "taken_not_in_config": held(orphans)}
+    lines, notes, table = [], [], []
+    for config_id, free, taken, down in rows:
         for server in free:
             table.append([config_id, server, "free", "-", "-"])
         for server, task_id, status in taken:
             table.append([config_id, server, "taken", task_id, status])
-        lines.append("%s: %d free, %d taken" % (config_id, len(free), len(taken)))
+        for server, record in down:
+            table.append([config_id, server, "unavailable", record.get("task") or "-", "-"])
+            notes.append(backend.aside_text(server, record))
+        lines.append("%s: %d free, %d taken%s" % (config_id, len(free), len(taken), (
+            ", %d unavailable" % len(down)) if down else ""))
     for server, task_id, status in orphans:
         table.append(["(not in config)", server, "taken", task_id, status])
     if not table:
         return "the pool lists no servers"
     return format_table(["CONFIG", "SERVER", "STATE", "TASK", "TASK STATUS"], table) + \
-        "\n\n" + "\n".join(lines)
+        "\n\n" + "\n".join(lines + notes)
+
+
+def cmd_pool_reset(provider, args):
+    """Put a pool server set aside as unavailable back among the free ones now."""
+    backend = provider.config.backend
+    if not hasattr(backend, "inventory"):
+        raise UsageError("the %s backend keeps no pool (this needs \"type\": \"pool\")"
+                         % backend.TYPE)
+    wanted = check_server(args.server, True)[0] or args.server
+    found = {}
+
+    def change(state):
+        aside = state.get("pool_unavailable") or {}
+        names = [name for name in aside if name == args.server or
+                 check_server(name, True)[0] == wanted]
+        if not names:
+            raise UsageError("%s is not set aside (%s)" % (printable(args.server), (
+                "set aside: " + ", ".join(sorted(aside))) if aside else "no server is"))
+        found["server"], found["record"] = names[0], aside.pop(names[0])
+    provider.store.update(change)
+    provider.log.write("pool_reset", server=found["server"], by=operator_name())
+    return "%s is free again for the next order (it was set aside: %s)" % (
+        found["server"], printable(str(found["record"].get("reason")), 200))
 
 
 class NotOurs(str):
@@ -8422,15 +8795,16 @@ def first_contact_check(paths, config):
     if not settings.get("known_hosts", True):
         report.append((True, "known_hosts is off: the first login to each server (its host "
                              "key) is up to you"))
-    elif backend.TYPE == "manual" or (not settings.get("ssh_probe", True) and not any(
-            "host_key" in entry for c in config.configurations
-            for entry in c.get("servers", []))):
+    elif backend.TYPE == "manual":
+        report.append((True, "first contact: `task finish` checks the server's SSH and reads "
+                             "its host keys, unless given --host-key (the operator's key) or "
+                             "--no-check (then they are up to you)"))
+    elif not settings.get("ssh_probe", True) and not any(
+            "host_key" in entry for c in config.configurations for entry in c.get("servers", [])):
         report.append((True, "first contact: the plugin does not contact the servers "
-                             "(%s), so their host keys are up to you" % (
-                                 "manual backend" if backend.TYPE == "manual"
-                                 else "ssh_probe is off")))
+                             "(ssh_probe is off), so their host keys are up to you"))
     tool = backend.HOST_KEY_TOOL
-    if settings.get("known_hosts", True) and backend.TYPE != "manual":
+    if settings.get("known_hosts", True):
         import shutil
         found = shutil.which(tool)
         report.append((bool(found), "%s %s" % (tool, "is %s: new servers' host keys are %s" % (
@@ -8547,14 +8921,19 @@ def build_parser(prog):
                      "the root password is read from stdin or prompted", actions)
     finish.add_argument("task_id", metavar="ID")
     finish.add_argument("--server", required=True, metavar="ADDR",
-                        help="the server's IPv4 or IPv6 address or host name")
+                        help="the server's IPv4 address or host name (the caller adds "
+                             "IPv4 servers only)")
     finish.add_argument("--force", action="store_true",
                         help="pool tasks: finish with a --server other than the one claimed")
     finish.add_argument("--no-password", action="store_true",
                         help="no password: the server already holds the pool's SSH key")
     finish.add_argument("--host-key", metavar="LINE",
                         help="the server's public SSH host key (its /etc/ssh/ssh_host_ed25519_"
-                             "key.pub): written to the caller's known_hosts (First contact)")
+                             "key.pub): written to the caller's known_hosts (First contact); "
+                             "the server is not contacted")
+    finish.add_argument("--no-check", action="store_true",
+                        help="do not contact the server: no SSH check, no host key read, so "
+                             "nothing goes to the caller's known_hosts")
     fail = command("task fail", "mark a pending task failed; the command backend's program "
                    "is stopped, a pool or cloud server stays until released or deleted", actions)
     fail.add_argument("task_id", metavar="ID")
@@ -8572,8 +8951,14 @@ def build_parser(prog):
     delete.add_argument("--force", action="store_true",
                         help="also a server the caller added to its pool (remove it from the "
                              "pool first); it counts for max_servers until deleted")
-    command("pool", "pool backend: each configuration's free and taken servers") \
-        .add_argument("--json", action="store_true", help="JSON instead of a table")
+    pool = command("pool", "pool backend: each configuration's free, taken and unavailable "
+                   "servers")
+    pool.add_argument("--json", action="store_true", help="JSON instead of a table")
+    pool_actions = pool.add_subparsers(dest="pool_command", metavar="ACTION",
+                                       parser_class=Parser)
+    reset = command("pool reset", "pool backend: put a server set aside as unavailable (it "
+                    "showed no SSH) back among the free ones now", pool_actions)
+    reset.add_argument("server", metavar="SERVER")
     servers = command("servers", "cloud backends: every server carrying this provider's owner "
                       "tag, with the task holding it; orphans are flagged")
     servers.add_argument("--json", action="store_true", help="JSON instead of a table")
@@ -8612,7 +8997,8 @@ HANDLERS = {"help": cmd_help, "configs": cmd_configs, "order": cmd_order,
             "order_status": cmd_order_status, "tasks": cmd_tasks, "task show": cmd_task_show,
             "task finish": cmd_task_finish, "task fail": cmd_task_fail,
             "task release": cmd_task_release, "task delete-server": cmd_task_delete_server,
-            "pool": cmd_pool, "servers": cmd_servers, "check": cmd_check,
+            "pool": cmd_pool, "pool reset": cmd_pool_reset, "servers": cmd_servers,
+            "check": cmd_check,
             "state compact": cmd_state_compact, "_worker": cmd_worker,
             "state restore-backup": cmd_state_restore_backup, "state repair": cmd_state_repair}
 
@@ -8661,6 +9047,8 @@ def guess_action(argv):
     if words[:1] == ["state"] and len(words) > 1 and words[1] in ("compact", "restore-backup",
                                                                   "repair"):
         return "state " + words[1]
+    if words[:2] == ["pool", "reset"]:
+        return "pool reset"
     if words and words[0] in ("tasks", "check", "pool", "servers", "_worker", "task", "state"):
         return words[0]
     return "usage"

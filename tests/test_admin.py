@@ -20,7 +20,7 @@ class TasksTest(HomeTestCase):
     def test_table_and_json(self):
         first = self.home.ok("order", "1")["task_id"]
         second = self.home.ok("order", "big")["task_id"]
-        self.home.run("task", "finish", first, "--server", "10.9.9.9", stdin=PASSWORD)
+        self.home.run("task", "finish", first, "--server", "10.9.9.9", "--no-check", stdin=PASSWORD)
         result = self.home.run("tasks")
         lines = result.text.splitlines()
         self.assertEqual(lines[0].split(), ["ID", "CONFIG", "STATUS", "SERVER", "AGE", "MESSAGE"])
@@ -34,7 +34,7 @@ class TasksTest(HomeTestCase):
     def test_status_filter(self):
         first = self.home.ok("order", "1")["task_id"]
         second = self.home.ok("order", "big")["task_id"]
-        self.home.run("task", "finish", first, "--server", "10.9.9.9", stdin=PASSWORD)
+        self.home.run("task", "finish", first, "--server", "10.9.9.9", "--no-check", stdin=PASSWORD)
         lines = self.home.run("tasks", "--status", "in_progress").text.splitlines()
         self.assertEqual([line.split()[0] for line in lines[1:]], [second])
         listing = json.loads(self.home.run("tasks", "--status", "finished", "--json").text)
@@ -47,7 +47,7 @@ class TasksTest(HomeTestCase):
     def test_compact_names_the_tasks_still_holding_a_password(self):
         first = self.home.ok("order", "1")["task_id"]
         second = self.home.ok("order", "1")["task_id"]
-        self.home.run("task", "finish", first, "--server", "10.9.9.9", stdin=PASSWORD)
+        self.home.run("task", "finish", first, "--server", "10.9.9.9", "--no-check", stdin=PASSWORD)
         self.home.run("task", "fail", second, "--message", "no stock")
         result = self.home.run("state", "compact", "--days", "0")
         self.assertIn("moved 1 task(s)", result.text)
@@ -63,7 +63,8 @@ class TasksTest(HomeTestCase):
 
     def test_show_masks_the_password_unless_asked(self):
         task_id = self.home.ok("order", "1")["task_id"]
-        self.home.run("task", "finish", task_id, "--server", "10.9.9.9", stdin=PASSWORD)
+        self.home.run("task", "finish", task_id, "--server", "10.9.9.9",
+                      "--no-check", stdin=PASSWORD)
         shown = self.home.run("task", "show", task_id).text
         self.assertIn("status:          finished", shown)
         self.assertNotIn(PASSWORD, shown)
@@ -186,7 +187,8 @@ class VerboseTest(HomeTestCase):
         self.assertIn("debug: task %s read from %s: status in_progress" % (
             task_id, self.home.state_path), err)
         self.assertIn("debug: task %s: the manual backend looked: no change" % task_id, err)
-        self.home.run("task", "finish", task_id, "--server", "10.9.9.9", stdin=PASSWORD)
+        self.home.run("task", "finish", task_id, "--server", "10.9.9.9",
+                      "--no-check", stdin=PASSWORD)
         err = self.verbose("order_status", task_id)
         self.assertIn("task %s has ended: answered from the state" % task_id, err)
         self.assertNotIn(PASSWORD, err)

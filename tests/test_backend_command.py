@@ -526,6 +526,29 @@ def signal_mask(pid, field):
     return 0
 
 
+class FollowConfigTest(CommandTestCase):
+    """A worker waiting for SSH takes a config changed meanwhile."""
+
+    def test_a_lowered_ready_timeout_ends_a_waiting_task(self):
+        from support import free_port
+        port = free_port()                  # nobody listens: the wait goes on
+        self.program('echo \'{"server": "127.0.0.1", "server_password": "pw"}\'\n')
+        self.home.write_config(command_config(port, ready_timeout=3600))
+        task_id = self.order()
+        wait_for(lambda: self.task(task_id)["message"] ==
+                 "waiting for SSH on 127.0.0.1: connection refused", timeout=60,
+                 what="the SSH wait")
+        self.home.write_config(command_config(port, ready_timeout=1))
+        wait_for(lambda: self.task(task_id)["status"] != "in_progress", timeout=60,
+                 what="the task to end")
+        answer = self.status(task_id)
+        self.assertEqual((answer["status"], answer["message"]), (
+            "error", "no SSH within ready_timeout 1 s: 127.0.0.1: connection refused"))
+        with open(self.task_log(task_id)) as handle:
+            self.assertIn("the config changed: read again (changed: ready_timeout)",
+                          handle.read())
+
+
 class ValidationTest(HomeTestCase):
     def problems(self, config):
         self.home.write_config(config)

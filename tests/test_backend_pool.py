@@ -11,7 +11,10 @@ from support import HomeTestCase, SSHBanner, caller_parse, pid_alive, wait_for
 
 
 def pool_config(port, servers=None, **settings):
-    backend = {"type": "pool", "ssh_port": port, "ssh_timeout": 0.2, "allow_loopback": True}
+    # probe_timeout: a silent server stays claimed as long as a test needs (SetAsideTest
+    # sets it low)
+    backend = {"type": "pool", "ssh_port": port, "ssh_timeout": 0.2, "allow_loopback": True,
+               "probe_timeout": 3600}
     backend.update(settings)
     return {
         "enabled": True,
@@ -211,11 +214,11 @@ class ReleaseTest(PoolTestCase):
         self.ssh.silent = True            # the worker keeps waiting: the task stays pending
         task_id = self.order("big")
         message = self.assertError(self.home.run("task", "finish", task_id, "--server",
-                                                 "203.0.113.9", "--no-password"),
+                                                 "203.0.113.9", "--no-check", "--no-password"),
                                    111, "task finish")
         self.assertIn("claimed pool server 127.0.1.3, not 203.0.113.9", message)
         self.assertEqual(self.status(task_id)["status"], "in_progress")
-        result = self.home.run("task", "finish", task_id, "--server", "203.0.113.9",
+        result = self.home.run("task", "finish", task_id, "--server", "203.0.113.9", "--no-check",
                                "--no-password", "--force")
         self.assertEqual(result.code, 0, result)
         self.assertEqual(self.status(task_id)["server"], "203.0.113.9")
@@ -297,18 +300,22 @@ class ProbeTest(PoolTestCase):
         self.assertEqual(answer["message"], "claimed 127.0.0.1, checking SSH")
         self.assertNotIn("no SSH banner", self.home.state()["tasks"][task_id]["message"])
 
-    def test_nothing_listening(self):
+    def test_nothing_listening_sets_each_server_aside_and_fails_with_every_reason(self):
         self.ssh.stop()
-        answer = self.reason(self.order("small"), "waiting for SSH on 127.0.0.1: ")
-        self.assertEqual((answer["status"], answer["message"]),
-                         ("in_progress", "waiting for SSH on 127.0.0.1: connection refused"))
+        answer = self.settled(self.order("small"))
+        self.assertEqual((answer["status"], answer["message"]), (
+            "error", "no server of configuration small answers SSH: 127.0.0.1: connection "
+                     "refused; 127.0.0.2: connection refused"))
+        self.assertEqual(self.home.state()["pool"], {})
+        self.assertEqual(sorted(self.home.state()["pool_unavailable"]),
+                         ["127.0.0.1", "127.0.0.2"])
 
     def test_ready_timeout_ends_the_wait_with_its_reason(self):
-        self.ssh.stop()
+        self.ssh.silent = True
         self.home.write_config(pool_config(self.ssh.port, ready_timeout=0.3))
         answer = self.settled(self.order("small"))
         self.assertEqual((answer["status"], answer["message"]), (
-            "error", "no SSH within ready_timeout 0.3 s: 127.0.0.1: connection refused"))
+            "error", "no SSH within ready_timeout 0.3 s: 127.0.0.1: no SSH banner within 0.2 s"))
 
     def test_a_dead_worker_is_replaced(self):
         task_id = self.order_with_dead_worker()
@@ -341,8 +348,10 @@ class WaitScheduleTest(unittest.TestCase):
         from cloudbase import closed_port
         from support import load_module
         provider = load_module()
-        backend = provider.PoolBackend({"ssh_port": closed_port(), "ssh_timeout": 0.2,
-                                        "ready_timeout": 30}, None, None)
+        # (the command backend's wait: a pool sets a refusing server aside at once)
+        backend = provider.CommandBackend({"ssh_port": closed_port(), "ssh_timeout": 0.2,
+                                           "ready_timeout": 30}, None, None)
+        backend.follow_config = lambda caller, log: None        # no config file here
         clock, sleeps, saves = [0.0], [], []
 
         def sleep(seconds):
@@ -367,6 +376,128 @@ class WaitScheduleTest(unittest.TestCase):
         self.assertEqual(saves, ["waiting for SSH on 127.0.0.1: connection refused"])
         self.assertEqual((changes["status"], changes["message"]), (
             "error", "no SSH within ready_timeout 30 s: 127.0.0.1: connection refused"))
+
+
+class BannerAt(SSHBanner):
+    """An SSH banner on one address and a given port (beside another listener)."""
+
+    def __init__(self, address, port, silent=False):
+        SSHBanner.__init__(self, silent, also=[])
+        self.address, self.fixed = address, port
+
+    def _listen_all(self, socket):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socks.append(sock)
+        sock.bind((self.address, self.fixed))
+        sock.listen(64)
+        self.port = self.fixed
+
+
+class SetAsideTest(PoolTestCase):
+    """A claimed server that shows no SSH banner is set aside for the next one."""
+
+    def test_a_silent_server_is_set_aside_after_probe_timeout(self):
+        self.ssh.stop()
+        self.ssh = SSHBanner(silent=True, also=[]).start()      # 127.0.0.1 only, silent
+        live = BannerAt("127.0.0.2", self.ssh.port).start()
+        self.addCleanup(live.stop)
+        self.home.write_config(pool_config(self.ssh.port, probe_timeout=2))
+        task_id = self.order("small")
+        answer = self.settled(task_id)
+        self.assertEqual((answer["status"], answer["server"]), ("finished", "127.0.0.2"))
+        record = self.home.state()["pool_unavailable"]["127.0.0.1"]
+        self.assertEqual((record["reason"], record["task"]), (
+            "no SSH banner within probe_timeout 2 s (no SSH banner within 0.2 s)", task_id))
+        log = self.home.read(self.home.log_path).decode()
+        self.assertIn("set_aside task=%s reason=\"no SSH banner within probe_timeout" % task_id,
+                      log)
+        self.assertIn("claim task=%s config=\"small\" server=\"127.0.0.2\"" % task_id, log)
+
+    def test_retry_after_and_pool_reset_bring_it_back(self):
+        self.ssh.stop()
+        self.home.write_config(pool_config(self.ssh.port, retry_after=0))
+        self.assertEqual(self.settled(self.order("small"))["status"], "error")
+        self.assertIn("127.0.0.1", self.home.state()["pool_unavailable"])
+        self.assertEqual(self.home.ok("pool", "--json")["configurations"][0]["free"],
+                         ["127.0.0.1", "127.0.0.2"])      # retry_after 0: due again at once
+        self.home.write_config(pool_config(self.ssh.port))
+        message = self.assertError(self.home.run("order", "small"), 109, "order")
+        self.assertIn("no free server for configuration small; set aside as unavailable: "
+                      "127.0.0.1, 127.0.0.2 (`provider pool` says why, `provider pool reset "
+                      "SERVER` puts one back)", message)
+        result = self.home.run("pool", "reset", "127.0.0.2")
+        self.assertEqual(result.code, 0, result)
+        self.assertIn("127.0.0.2 is free again for the next order (it was set aside: "
+                      "connection refused)", result.text)
+        self.assertError(self.home.run("pool", "reset", "127.0.0.2"), 100, "pool reset",
+                         exit_code=2)
+        self.assertIn(" pool_reset by=", self.home.read(self.home.log_path).decode())
+        self.assertIn(' server="127.0.0.2"\n', self.home.read(self.home.log_path).decode())
+        self.ssh = SSHBanner().start()
+        self.addCleanup(self.ssh.stop)
+        self.home.write_config(pool_config(self.ssh.port))
+        answer = self.settled(self.order("small"))
+        self.assertEqual((answer["status"], answer["server"]), ("finished", "127.0.0.2"))
+        self.assertNotIn("127.0.0.2", self.home.state()["pool_unavailable"])
+
+
+class FollowConfigTest(PoolTestCase):
+    """A waiting worker takes a config changed meanwhile: the test changes the
+    file and waits for what the worker does (no sleeps, a generous bound)."""
+
+    def waiting(self, task_id):
+        wait_for(lambda: self.status(task_id)["message"].startswith(
+            "waiting for SSH on 127.0.0.1: no SSH banner"), timeout=60, what="the wait")
+
+    def task_log(self, task_id):
+        with open(os.path.join(self.home.dir, "log", "tasks", task_id + ".log")) as handle:
+            return handle.read()
+
+    def test_a_lowered_ready_timeout_ends_a_waiting_task(self):
+        self.ssh.silent = True
+        task_id = self.order("small")
+        self.waiting(task_id)
+        self.home.write_config(pool_config(self.ssh.port, ready_timeout=1))
+        answer = wait_for(lambda: (lambda a: a["status"] != "in_progress" and a)(
+            self.status(task_id)), timeout=60, what="the task to end")
+        self.assertEqual((answer["status"], answer["message"]), (
+            "error", "no SSH within ready_timeout 1 s: 127.0.0.1: no SSH banner within 0.2 s"))
+        self.assertIn("the config changed: read again (changed: ready_timeout)",
+                      self.task_log(task_id))
+
+    def test_an_unusable_config_keeps_the_old_values_and_a_fixed_port_applies(self):
+        self.ssh.silent = True
+        live = SSHBanner().start()
+        self.addCleanup(live.stop)
+        task_id = self.order("small")
+        self.waiting(task_id)
+        self.home.write_config(b'{"enabled": true,')
+        wait_for(lambda: "the config changed but cannot be used" in self.task_log(task_id),
+                 timeout=60, what="the worker to see the broken config")
+        self.assertIn("this worker keeps the values it read before", self.task_log(task_id))
+        self.home.write_config(pool_config(live.port))
+        answer = wait_for(lambda: (lambda a: a["status"] != "in_progress" and a)(
+            self.status(task_id)), timeout=60, what="the task to end")
+        self.assertEqual((answer["status"], answer["server"]), ("finished", "127.0.0.1"))
+        self.assertIn("port %d answers" % live.port, answer["message"])
+        self.assertIn("(changed: ssh_port)", self.task_log(task_id))
+
+    def test_a_server_taken_out_of_the_config_is_given_back_for_the_next(self):
+        self.ssh.stop()
+        self.ssh = SSHBanner(silent=True, also=[]).start()      # 127.0.0.1 only, silent
+        live = BannerAt("127.0.0.3", self.ssh.port).start()
+        self.addCleanup(live.stop)
+        self.home.write_config(pool_config(self.ssh.port))
+        task_id = self.order("small")
+        self.waiting(task_id)
+        config = pool_config(self.ssh.port, [{"server": "127.0.0.3"}])
+        self.home.write_config(config)
+        answer = wait_for(lambda: (lambda a: a["status"] != "in_progress" and a)(
+            self.status(task_id)), timeout=60, what="the task to end")
+        self.assertEqual((answer["status"], answer["server"]), ("finished", "127.0.0.3"))
+        self.assertEqual(self.home.state()["pool"], {"127.0.0.3": task_id})
+        self.assertNotIn("pool_unavailable", self.home.state())
+        self.assertIn("127.0.0.1: no longer in the config: given back", self.task_log(task_id))
 
 
 def lock_held(path):
@@ -431,7 +562,7 @@ class PoolCommandTest(PoolTestCase):
         self.assertIn("small: 1 free, 1 taken", result.text)
         answer = self.home.ok("pool", "--json")
         self.assertEqual(answer["configurations"][0], {
-            "id": "small", "free": ["127.0.0.2"],
+            "id": "small", "free": ["127.0.0.2"], "unavailable": [],
             "taken": [{"server": "127.0.0.1", "task_id": task_id, "status": "finished"}]})
         self.assertEqual(answer["configurations"][1]["free"], ["127.0.1.3"])
         self.assertNotIn("pw-", json.dumps(answer))

@@ -96,6 +96,28 @@ class FirstContactTest(HomeTestCase):
         self.assertEqual(lines[5:], ["%s %s" % (self.name, self.sshd.host_key)])
         self.assertEqual(stat.S_IMODE(os.stat(self.known_hosts).st_mode), 0o640)
 
+    def test_a_pool_with_a_dead_first_server_finishes_on_the_live_one(self):
+        # nothing listens on 127.0.0.2 at the sshd's port: refused at once
+        config = pool_config(self.sshd.port)
+        config["configurations"][0]["servers"] = [{"server": "127.0.0.2"},
+                                                  {"server": "127.0.0.1"}]
+        self.home.write_config(config)
+        self.assertEqual(self.keycopy(), 100)
+        answer = self.finish()
+        self.assertEqual((answer["status"], answer["server"]), ("finished", "127.0.0.1"),
+                         answer)
+        self.assertEqual(self.keycopy(), 0)
+        state = self.home.state()
+        self.assertEqual(state["pool"], {"127.0.0.1": "1"})
+        self.assertEqual(state["pool_unavailable"]["127.0.0.2"]["reason"], "connection refused")
+        for command in (["pool"], ["tasks"], ["check"]):
+            self.assertIn("127.0.0.2 is set aside since ", self.home.run(*command).text)
+            self.assertIn(": connection refused; tried again after ",
+                          self.home.run(*command).text)
+        result = self.home.run("order", "1")
+        self.assertIn("no free server for configuration 1; set aside as unavailable: "
+                      "127.0.0.2", result.json["error_message"])
+
     def test_answering_finished_again_writes_nothing(self):
         self.configure()
         self.finish()
@@ -227,6 +249,54 @@ class CloudPinnedKeyTest(HomeTestCase):
 
 
 @unittest.skipUnless(sshd.have_openssh(), "needs openssh-server and openssh-client")
+class CloudHandFinishTest(HomeTestCase):
+    """A cloud task finished by hand keeps the host key the plugin made for its
+    server only when --server is the address its worker verified (data ipv4)."""
+
+    def test_only_the_verified_address_keeps_the_plugin_made_key(self):
+        from fakecloud import FakeHetzner
+        api = FakeHetzner(token="T0k3n", polls_per_status=0).start()
+        self.addCleanup(api.stop)
+        token = os.path.join(self.home.dir, "etc", "token")
+        with open(token, "w") as handle:
+            handle.write("T0k3n\n")
+        os.chmod(token, 0o600)
+        server = sshd.SSHD().start()        # its own key: cloud-init has not run
+        self.addCleanup(server.stop)
+        self.home.write_config({"enabled": True, "backend": {
+            "type": "hetzner", "token_file": token, "api_url": api.url,
+            "ssh_port": server.port, "ready_grace": 0, "request_timeout": 2,
+            "allow_loopback": True, "pool_key": os.path.join(self.home.dir, "no-key")},
+            "configurations": [{"id": "1", "descr": "VPS", "server_type": "cx22",
+                                "image": "ubuntu-24.04", "location": "fsn1"}]})
+        task_id = self.home.ok("order", "1")["task_id"]
+        wait_for(lambda: "running setup" in self.home.ok("order_status", task_id)["message"],
+                 what="the server's address and SSH")
+        data = self.home.state()["tasks"][task_id]["data"]
+        made = data["host_keys"]
+        self.assertNotEqual(made, [server.host_key])
+        message = self.assertError(self.home.run(
+            "task", "finish", task_id, "--server", "127.0.0.1", "--no-password"),
+            112, "task finish")
+        self.assertIn("does not show the host key the plugin handed to cloud-init", message)
+        result = self.home.run("task", "finish", task_id, "--server", "localhost",
+                               "--no-password")
+        self.assertEqual(result.code, 0, result)
+        self.assertEqual(self.home.ok("order_status", task_id)["status"], "finished")
+        data = self.home.state()["tasks"][task_id]["data"]
+        self.assertEqual(data["host_keys"], [server.host_key])
+        self.assertNotIn("host_key_private", data)
+        for path in (self.home.state_path, self.home.backup_path):
+            self.assertNotIn(b"ed25519_private", self.home.read(path))
+            self.assertNotIn(b"PRIVATE KEY", self.home.read(path))
+        known_hosts = os.path.join(self.home.dir, "known_hosts")
+        with open(known_hosts) as handle:
+            self.assertEqual(handle.read(), "[localhost]:%d %s\n" % (server.port,
+                                                                     server.host_key))
+        self.assertEqual(sshd.ssh_keycopy(server, known_hosts, address="localhost"), 0)
+
+
+@unittest.skipUnless(sshd.have_openssh(), "needs openssh-server and openssh-client")
 class CloudInitCheckTest(HomeTestCase):
     """The cloud's readiness login (ssh ... test -f boot-finished) checks the pinned key."""
 
@@ -248,6 +318,126 @@ class CloudInitCheckTest(HomeTestCase):
         self.assertNotIn("Host key verification failed", why)
 
 
+def manual_config(port, **settings):
+    backend = {"type": "manual", "ssh_port": port, "ssh_timeout": 2, "allow_loopback": True}
+    backend.update(settings)
+    return {"enabled": True, "backend": backend,
+            "configurations": [{"id": "1", "descr": "by hand"}]}
+
+
+@unittest.skipUnless(sshd.have_openssh(), "needs openssh-server and openssh-client")
+class ManualFirstContactTest(HomeTestCase):
+    """`task finish` without --host-key: the server is checked (SSH banner, then
+    ssh-keyscan) and its keys reach the caller's known_hosts; the caller (as
+    test_caller_contract re-tells it) then adds it on the first try."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.sshd = sshd.SSHD().start()
+        cls.other_key = sshd.keygen(os.path.join(cls.sshd.dir, "other"))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sshd.stop()
+
+    def setUp(self):
+        from test_caller_contract import Caller
+        HomeTestCase.setUp(self)
+        self.home.write_config(manual_config(self.sshd.port))
+        self.caller = Caller(self.home)
+        self.known_hosts = os.path.join(self.home.dir, "known_hosts")
+        self.name = "[127.0.0.1]:%d" % self.sshd.port
+
+    def order(self):
+        ok, answer = self.caller.order("1")
+        self.assertTrue(ok, answer)
+        return answer["task_id"]
+
+    def finish(self, task_id, *extra):
+        return self.home.run("task", "finish", task_id, "--server", "127.0.0.1",
+                             "--no-password", *extra)
+
+    def status(self, task_id):
+        return self.caller.orders_list()[task_id]
+
+    def test_no_entry(self):
+        task_id = self.order()
+        self.assertEqual(sshd.ssh_keycopy(self.sshd, self.known_hosts), 100)
+        result = self.finish(task_id)
+        self.assertEqual(result.code, 0, result)
+        self.assertIn("checked: 127.0.0.1 port %d answers SSH-2.0-OpenSSH" % self.sshd.port,
+                      result.text)
+        self.assertIn("its host key goes to known_hosts at the next order_status", result.text)
+        self.assertFalse(os.path.exists(self.known_hosts))     # not before order_status
+        self.assertEqual(self.status(task_id)["status"], "finished")
+        self.assertEqual(sshd.ssh_keycopy(self.sshd, self.known_hosts), 0)
+        with open(self.known_hosts) as handle:
+            self.assertEqual(handle.read(), "%s %s\n" % (self.name, self.sshd.host_key))
+
+    def test_a_stale_entry(self):
+        with open(self.known_hosts, "w") as handle:        # the address's previous server
+            handle.write("example.org %s\n%s %s\n" % (self.other_key, self.name,
+                                                       self.other_key))
+        task_id = self.order()
+        self.assertEqual(sshd.ssh_keycopy(self.sshd, self.known_hosts), 102)
+        self.assertEqual(self.finish(task_id).code, 0)
+        self.assertEqual(self.status(task_id)["status"], "finished")
+        self.assertEqual(sshd.ssh_keycopy(self.sshd, self.known_hosts), 0)
+        with open(self.known_hosts) as handle:
+            self.assertEqual(handle.read().splitlines(), [
+                "example.org " + self.other_key, "%s %s" % (self.name, self.sshd.host_key)])
+
+    def test_no_check(self):
+        task_id = self.order()
+        result = self.finish(task_id, "--no-check")
+        self.assertEqual(result.code, 0, result)
+        self.assertIn("not checked (--no-check): nothing goes to known_hosts, so the caller's "
+                      "first login to 127.0.0.1 must accept its host key itself", result.text)
+        self.assertEqual(self.status(task_id)["status"], "finished")
+        self.assertFalse(os.path.exists(self.known_hosts))
+        self.assertEqual(sshd.ssh_keycopy(self.sshd, self.known_hosts), 100)
+
+    def test_a_server_that_does_not_answer_is_refused_and_nothing_changes(self):
+        from support import free_port
+        task_id = self.order()
+        before = self.home.read(self.home.state_path)
+        self.home.write_config(manual_config(free_port()))
+        message = self.assertError(self.finish(task_id), 112, "task finish")
+        self.assertIn("127.0.0.1 port ", message)
+        self.assertIn(" does not answer SSH: connection refused; nothing was changed: fix the "
+                      "address (or the server) and run task finish again, or give --no-check",
+                      message)
+        message = self.assertError(self.home.run(
+            "task", "finish", task_id, "--server", "no-such-host.invalid", "--no-password"),
+            112, "task finish")
+        self.assertIn("no-such-host.invalid port", message)
+        self.assertIn("does not answer SSH: name does not resolve", message)
+        self.assertEqual(self.home.read(self.home.state_path), before)
+        self.assertEqual(self.status(task_id)["status"], "in_progress")
+
+    def test_known_hosts_off_still_checks_ssh_and_keeps_no_key(self):
+        self.home.write_config(manual_config(self.sshd.port, known_hosts=False))
+        task_id = self.order()
+        result = self.finish(task_id)
+        self.assertEqual(result.code, 0, result)
+        self.assertIn("checked: 127.0.0.1 port %d answers SSH-2.0-OpenSSH" % self.sshd.port,
+                      result.text)
+        self.assertIn("; known_hosts is off", result.text)
+        self.assertEqual(self.status(task_id)["status"], "finished")
+        self.assertFalse(os.path.exists(self.known_hosts))
+        self.assertNotIn("host_keys", self.home.state()["tasks"][task_id]["data"])
+
+    def test_a_host_key_given_still_pins_without_contact(self):
+        from support import free_port
+        self.home.write_config(manual_config(free_port()))      # nobody there: not asked
+        task_id = self.order()
+        result = self.finish(task_id, "--host-key", self.other_key)
+        self.assertEqual(result.code, 0, result)
+        self.assertEqual(self.status(task_id)["status"], "finished")
+        with open(self.known_hosts) as handle:
+            self.assertIn(self.other_key, handle.read())
+
+
 class ManualHostKeyTest(HomeTestCase):
     """The manual backend contacts no server: the operator may give the key."""
 
@@ -255,7 +445,7 @@ class ManualHostKeyTest(HomeTestCase):
 
     def finish(self, *extra):
         task_id = self.home.ok("order", "1")["task_id"]
-        result = self.home.run("task", "finish", task_id, "--server", "192.0.2.10",
+        result = self.home.run("task", "finish", task_id, "--server", "192.0.2.10", "--no-check",
                                "--no-password", *extra)
         return task_id, result
 
@@ -303,8 +493,11 @@ class ManualHostKeyTest(HomeTestCase):
 
 class CheckTest(HomeTestCase):
     def test_check_says_who_takes_care_of_first_contact(self):
-        text = self.home.run("check").text          # the manual backend contacts no server
-        self.assertIn("the plugin does not contact the servers (manual backend)", text)
+        text = self.home.run("check").text
+        self.assertIn("first contact: `task finish` checks the server's SSH and reads its "
+                      "host keys, unless given --host-key (the operator's key) or --no-check",
+                      text)
+        self.assertIn("ok   ssh-keyscan is ", text)
         self.assertIn("known_hosts %s is writable" % os.path.join(self.home.dir, "known_hosts"),
                       text)
         self.home.write_config(pool_config(22, known_hosts=False))

@@ -25,7 +25,8 @@ class FileSizeLimitTest(unittest.TestCase):
             for limit in (0, 1, size // 2, size):
                 before = snapshot(home, files)
                 for argv, stdin in ((["order", "1"], None),
-                                    (["task", "finish", "1", "--server", "203.0.113.3"],
+                                    (["task", "finish", "1", "--server", "203.0.113.3",
+                                      "--no-check"],
                                      b"Disk-pw\n"),
                                     (["task", "fail", "2", "--message", "the disk is full " * 8], None)):
                     result = run(home, argv, stdin=stdin, preexec_fn=fsize_limit(limit))

@@ -26,13 +26,14 @@ REFUSED = (
     "255.255.255.255", "240.1.2.3", "ff02::1", "1.2.3.04", "256.1.1.1", "1.2.3.4.",
     "example.123", "a b", "a\tb", "host\n", "1.2.3.4\n; id", "-oProxyCommand=x",
     "a..b", "-a.example", "a-.example", "under_score.example", "пример.рф", "", "x" * 254,
-    "a" * 64 + ".example", "host:22", "١٢٧.0.0.1")
+    "a" * 64 + ".example", "host:22", "١٢٧.0.0.1",
+    # the caller adds IPv4 servers only: no IPv6 in any spelling, however routable
+    "2001:DB8:0:0::1", "2001:db8::1", "::ffff:203.0.113.9", "fd00::5", "2a00:1450::1")
 ACCEPTED = (
     ("10.0.0.5", "10.0.0.5"), ("192.168.1.10", "192.168.1.10"),
     ("172.16.0.1", "172.16.0.1"), ("203.0.113.7", "203.0.113.7"),
     ("198.51.100.4", "198.51.100.4"), ("100.64.1.1", "100.64.1.1"),
-    ("8.8.8.8", "8.8.8.8"), ("2001:DB8:0:0::1", "2001:db8::1"),
-    ("::ffff:203.0.113.9", "203.0.113.9"), ("fd00::5", "fd00::5"),
+    ("8.8.8.8", "8.8.8.8"),
     ("Node7.Example.COM", "node7.example.com"), ("node7.example.com.", "node7.example.com"),
     ("db1", "db1"), ("0xdead.example", "0xdead.example"), ("a" * 63 + ".example",
                                                            "a" * 63 + ".example"))
@@ -50,49 +51,98 @@ class ServerValidatorTest(unittest.TestCase):
         for value in (None, 5, ["1.2.3.4"], {"ip": "1.2.3.4"}):
             self.assertEqual(provider.check_server(value)[0], None)
 
+    def test_ipv6_is_refused_saying_the_caller_adds_ipv4_servers_only(self):
+        for text in ("2001:DB8:0:0::1", "::ffff:203.0.113.9", "::1", "fe80::1"):
+            for allow_loopback in (False, True):
+                problem = provider.check_server(text, allow_loopback)[1]
+                self.assertIn("%s is an IPv6 address" % text, problem)
+                self.assertIn("the caller (BitrixVM) adds IPv4 servers only", problem)
+        self.assertIn("(IPv4 203.0.113.9 written as IPv6)",
+                      provider.check_server("::ffff:203.0.113.9")[1])
+        self.assertIn("adds IPv4 servers only", provider.check_server("host:22")[1])
+
     def test_private_public_and_documentation_addresses_pass_normalised(self):
         for text, canonical in ACCEPTED:
             self.assertEqual(provider.check_server(text), (canonical, None), text)
 
     def test_allow_loopback_admits_loopback_only(self):
-        for text, canonical in (("127.0.0.1", "127.0.0.1"), ("::1", "::1"),
-                                ("localhost", "localhost"), ("::ffff:127.0.0.1", "127.0.0.1")):
+        for text, canonical in (("127.0.0.1", "127.0.0.1"), ("localhost", "localhost")):
             self.assertEqual(provider.check_server(text, True), (canonical, None), text)
-        for text in ("0177.0.0.1", "2130706433", "0.0.0.0", "169.254.1.1", "a\nb"):
+        for text in ("0177.0.0.1", "2130706433", "0.0.0.0", "169.254.1.1", "a\nb", "::1",
+                     "::ffff:127.0.0.1"):
             self.assertIsNone(provider.check_server(text, True)[0], text)
 
     def test_the_command_programs_result_goes_through_it(self):
-        for server in ("0x7f000001", "1.2.3.4\n; id", "::ffff:127.0.0.1", "169.254.1.1"):
+        for server in ("0x7f000001", "1.2.3.4\n; id", "::ffff:127.0.0.1", "169.254.1.1",
+                       "2001:DB8::0:1"):
             line = '{"server": %s, "server_password": "pw"}' % provider.json.dumps(server)
             problem = provider.parse_result(line, False)
             self.assertIsInstance(problem, str, server)
             self.assertTrue(problem.startswith("server: "), problem)
-        self.assertEqual(provider.parse_result('{"server": "2001:DB8::0:1"}', False),
-                         ("2001:db8::1", "", None))     # (server, password, host key)
+        self.assertEqual(provider.parse_result('{"server": "Node7.Example.COM."}', False),
+                         ("node7.example.com", "", None))     # (server, password, host key)
 
     def test_pool_servers_go_through_it_and_duplicates_are_found_normalised(self):
         problems = provider.validate_config({
             "enabled": True, "backend": {"type": "pool"},
             "configurations": [{"id": "1", "descr": "x", "servers": [
-                {"server": "2001:db8::1"}, {"server": "2001:DB8:0::1"},
-                {"server": "localhost."}, {"server": "0177.0.0.1"}, {"server": "10.0.0.1"}]}]})
+                {"server": "Db1.Example."}, {"server": "db1.example"},
+                {"server": "localhost."}, {"server": "0177.0.0.1"}, {"server": "10.0.0.1"},
+                {"server": "2001:db8::1"}]}]})
         where = "$.configurations[0].servers[%d].server: "
         self.assertEqual([p.split(" ")[0] for p in problems],
-                         [where.split(" ")[0] % n for n in (1, 2, 3)], problems)
-        self.assertIn("duplicate server 2001:db8::1", problems[0])
+                         [where.split(" ")[0] % n for n in (1, 2, 3, 5)], problems)
+        self.assertIn("duplicate server db1.example", problems[0])
+        self.assertIn("2001:db8::1 is an IPv6 address: the caller (BitrixVM) adds IPv4 "
+                      "servers only", problems[3])
 
 
 class OperatorServerTest(HomeTestCase):
     def test_task_finish_refuses_loopback_spellings_and_saves_the_canonical_form(self):
         task_id = self.home.ok("order", "1")["task_id"]
-        for server in ("0x7f000001", "ip6-localhost", "0:0:0:0:0:0:0:1"):
+        for server in ("0x7f000001", "ip6-localhost", "0:0:0:0:0:0:0:1", "2001:DB8:0::7"):
             result = self.home.run("task", "finish", task_id, "--server", server,
                                    "--no-password")
             self.assertEqual(result.code, 2, result)
             self.assertNotIn(b"Traceback", result.err)
+        self.assertIn("2001:DB8:0::7 is an IPv6 address: the caller (BitrixVM) adds IPv4 "
+                      "servers only", result.err.decode())
         self.assertEqual(self.home.ok("order_status", task_id)["status"], "in_progress")
-        self.home.run("task", "finish", task_id, "--server", "2001:DB8:0::7", "--no-password")
-        self.assertEqual(self.home.ok("order_status", task_id)["server"], "2001:db8::7")
+        self.home.run("task", "finish", task_id, "--server", "Node7.Example.COM.", "--no-check",
+                      "--no-password")
+        self.assertEqual(self.home.ok("order_status", task_id)["server"], "node7.example.com")
+
+
+class IPv4OnlyTest(HomeTestCase):
+    """An IPv6 server is refused where it enters: a pool config (a config error),
+    a command program's result (a failed task); task finish: OperatorServerTest."""
+
+    def test_a_pool_config_with_an_ipv6_server_is_a_config_error(self):
+        self.home.write_config({"enabled": True, "backend": {"type": "pool"},
+                                "configurations": [{"id": "1", "descr": "x", "servers": [
+                                    {"server": "10.0.0.1"}, {"server": "2001:db8::5"}]}]})
+        message = self.assertError(self.home.run("order", "1"), 104, "order")
+        self.assertIn("$.configurations[0].servers[1].server: 2001:db8::5 is an IPv6 address: "
+                      "the caller (BitrixVM) adds IPv4 servers only", message)
+        self.assertIn("2001:db8::5 is an IPv6 address", self.home.run("check").text)
+
+    def test_a_command_result_with_an_ipv6_server_fails_the_task(self):
+        from support import wait_for
+        program = os.path.join(self.home.dir, "provision.sh")
+        with open(program, "w") as handle:
+            handle.write("#!/bin/sh\necho '{\"server\": \"2001:DB8::5\", "
+                         "\"server_password\": \"pw\"}'\n")
+        os.chmod(program, 0o700)
+        self.home.write_config({"enabled": True, "backend": {"type": "command",
+                                                             "command": [program]},
+                                "configurations": [{"id": "1", "descr": "vm"}]})
+        task_id = self.home.ok("order", "1")["task_id"]
+        answer = wait_for(lambda: (lambda a: a["status"] != "in_progress" and a)(
+            self.home.ok("order_status", task_id)), what="the program's result")
+        self.assertEqual((answer["status"], answer["server"], answer["server_password"]),
+                         ("error", "", ""))
+        self.assertIn("server: 2001:DB8::5 is an IPv6 address: the caller (BitrixVM) adds "
+                      "IPv4 servers only", answer["message"])
 
 
 if __name__ == "__main__":

@@ -34,7 +34,8 @@ def fingerprint(path):
         return ("file", handle.read(), info.st_uid, stat.S_IMODE(info.st_mode))
 
 
-WRITERS = (["order", "1"], ["task", "finish", "1", "--server", "203.0.113.5", "--no-password"])
+WRITERS = (["order", "1"], ["task", "finish", "1", "--server", "203.0.113.5",
+                            "--no-check", "--no-password"])
 READERS = (["order_status", "1"],)
 
 
@@ -126,7 +127,8 @@ class RepairTest(HomeTestCase):
         HomeTestCase.setUp(self)
         for _ in range(3):
             self.home.ok("order", "1")
-        self.home.run("task", "finish", "2", "--server", "203.0.113.5", stdin="Pw-2\n")
+        self.home.run("task", "finish", "2", "--server", "203.0.113.5",
+                      "--no-check", stdin="Pw-2\n")
         self.var = os.path.dirname(self.home.state_path)
 
     def aside(self):
