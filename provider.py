@@ -4244,6 +4244,28 @@ def safe_server_id(value):
     return text if ok else None
 
 
+def paged_listing(label, page):
+    """Every item of a listing that pages, each once: page(cursor) answers (items,
+    the next cursor or None), the first call with None. Items without a usable id
+    (safe_server_id) are nobody's and left out. It stops at the last page and at a
+    page that adds nothing new (an API that ignores its cursor), and after
+    MAX_FIND_PAGES pages it is an error (N108): never a listing without end."""
+    seen, cursor = set(), None
+    for _ in range(MAX_FIND_PAGES):
+        items, cursor = page(cursor)
+        new = 0
+        for item in items if isinstance(items, list) else []:
+            key = safe_server_id(item.get("id")) if isinstance(item, dict) else None
+            if key is not None and key not in seen:
+                seen.add(key)
+                new += 1
+                yield item
+        if not new or cursor is None:
+            return
+    raise CloudError("%s: the server list goes on beyond %d pages; the listing stops "
+                     "there" % (label, MAX_FIND_PAGES))
+
+
 def mask_password_hashes(text):
     """Cloud-init text with every crypt(3) hash replaced, for people to read."""
     import re
@@ -5776,13 +5798,13 @@ class HetznerBackend(CloudBackend):
 
     def owned_servers(self, api):
         selector = "managed-by=provider.py"
-        found, page = [], 1
-        while page:
+
+        def page(number):
             answer = api.call("GET", self.SERVERS, query={"label_selector": selector,
-                                                          "page": page, "per_page": 50})
-            found += answer.get("servers") or []
-            page = ((answer.get("meta") or {}).get("pagination") or {}).get("next_page")
-        return found
+                                                          "page": number or 1, "per_page": 50})
+            servers = self.field(answer, "servers", "array", "the answer") or []
+            return servers, dig(answer, "meta", "pagination", "next_page")
+        return list(paged_listing(self.LABEL, page))
 
     def task_of(self, server):
         return (server.get("labels") or {}).get("bx-task")
@@ -5881,28 +5903,19 @@ class TimewebBackend(CloudBackend):
         return body
 
     def all_servers(self, api, attempts=RETRY_ATTEMPTS):
-        """Every server of the account. No server-side filter: pages through them,
-        MAX_FIND_PAGES at most, and stops at the last page, or at one that shows no
-        server it has not seen (an API that ignores offset, or whose meta.total
-        never ends)."""
-        seen, offset = set(), 0
-        for _ in range(MAX_FIND_PAGES):
-            answer = api.call("GET", self.SERVERS, query={"limit": self.PAGE, "offset": offset},
+        """Every server of the account. No server-side filter: pages through them
+        (paged_listing: an API that ignores offset, or whose meta.total never
+        ends, costs a page or MAX_FIND_PAGES at most)."""
+        def page(offset):
+            answer = api.call("GET", self.SERVERS, query={"limit": self.PAGE,
+                                                          "offset": offset or 0},
                               attempts=attempts)
             servers = self.field(answer, "servers", "array", "the answer") or []
-            new = 0
-            for server in servers:      # one without a usable id is nobody's to adopt
-                key = safe_server_id(server.get("id")) if isinstance(server, dict) else None
-                if key is not None and key not in seen:
-                    seen.add(key)
-                    new += 1
-                    yield server
             meta = self.field(answer, "meta", "object", "the answer") or {}
-            offset += len(servers)
-            if not new or offset >= (self.field(meta, "total", "integer", "meta") or 0):
-                return
-        raise CloudError("%s: the server list goes on beyond %d pages; the look-up stops "
-                         "there" % (self.LABEL, MAX_FIND_PAGES))
+            after = (offset or 0) + len(servers)
+            total = self.field(meta, "total", "integer", "meta") or 0
+            return servers, (after if after < total else None)
+        return paged_listing(self.LABEL, page)
 
     def find(self, api, task, attempts=RETRY_ATTEMPTS):
         return [server for server in self.all_servers(api, attempts) if self.owns(server, task)]
@@ -6491,20 +6504,18 @@ class OpenStackBackend(CloudBackend):
 
     def owned_servers(self, api):
         """Nova cannot filter by metadata: page through servers/detail, keep ours."""
-        found, seen, marker = [], set(), None
-        while True:
+        def page(marker):
             query = {"limit": self.PAGE}
             if marker:
                 query["marker"] = marker
-            servers = [server for server in api.call("GET", self.SERVERS + "/detail",
-                                                     query=query).get("servers") or []
-                       if isinstance(server, dict) and server.get("id") not in seen]
-            seen.update(server.get("id") for server in servers)
-            found += [server for server in servers if isinstance(server.get("metadata"), dict)
-                      and server["metadata"].get("managed-by") == "provider.py"]
-            if len(servers) < self.PAGE or not servers[-1].get("id"):
-                return found          # the last page (or an API that ignores limit)
-            marker = servers[-1]["id"]
+            listed = api.call("GET", self.SERVERS + "/detail", query=query).get("servers")
+            servers = [server for server in (listed if isinstance(listed, list) else [])
+                       if isinstance(server, dict)]
+            last = safe_server_id(servers[-1].get("id")) if servers else None
+            return servers, (last if len(servers) >= self.PAGE else None)
+        return [server for server in paged_listing(self.LABEL, page)
+                if isinstance(server.get("metadata"), dict)
+                and server["metadata"].get("managed-by") == "provider.py"]
 
     def task_of(self, server):
         metadata = server.get("metadata") if isinstance(server.get("metadata"), dict) else {}
@@ -7060,19 +7071,18 @@ class YandexBackend(CloudBackend):
     def owned_servers(self, api):
         """The folder's instances carrying our owner tag (the list filters names only)."""
         labels = {"managed-by": "provider.py"}
-        found, token = [], None
-        for _ in range(MAX_FIND_PAGES):
+
+        def page(token):
             query = {"folderId": self.folder_id, "pageSize": 1000}
             if token:
                 query["pageToken"] = token
             answer = api.call("GET", self.SERVERS, query=query)
-            found += [instance for instance in answer.get("instances") or []
-                      if isinstance(instance, dict) and yandex_name(instance.get("id")) and all(
-                          dig(instance, "labels", key) == value for key, value in labels.items())]
             token = answer.get("nextPageToken")
-            if not token or not isinstance(token, str):
-                break
-        return found
+            return (self.field(answer, "instances", "array", "the answer") or [],
+                    token if token and isinstance(token, str) else None)
+        return [instance for instance in paged_listing(self.LABEL, page)
+                if yandex_name(instance.get("id")) and all(
+                    dig(instance, "labels", key) == value for key, value in labels.items())]
 
     def task_of(self, server):
         task_id = dig(server, "labels", "bx-task")
