@@ -4210,6 +4210,25 @@ def check_api_url(checker, value, path):
                       "the token travels in every request)")
 
 
+def answer_url(url, origin, what):
+    """url when a URL that came in an API's answer (a Keystone catalog's endpoint, a
+    link to follow) may get the credentials, else ProviderError N110. An admin's
+    setting may be plain http to loopback (check_api_url); an answer may not send the
+    token there, where any local user can listen: https only, and plain http only to
+    origin's own host when origin (the URL the answer came from) is plain http on
+    loopback itself (a test's fake cloud)."""
+    parts, base = url_parts(url) if isinstance(url, str) else None, url_parts(origin or "")
+    if parts and parts.hostname and parts.scheme == "https":
+        return url
+    if parts and parts.scheme == "http" and base and base.scheme == "http" and \
+            is_loopback_host(base.hostname or "") and parts.hostname == base.hostname:
+        return url
+    raise ProviderError(E_UNSAFE, "%s %s is refused: a URL from an API's answer must be "
+                        "https (plain http only to the loopback host of %s, when that is "
+                        "plain http itself): the token would travel in clear" % (
+                            what, printable(str(url), 200), printable(str(origin), 200)))
+
+
 def check_login(checker, value, path):
     if value not in ("password", "key"):
         checker.add(path, "must be \"password\" (the plugin sets a root password) or \"key\" "
@@ -6212,8 +6231,12 @@ class OpenStackBackend(CloudBackend):
 
     def endpoint(self, service):
         """The base URL of a service: its *_url setting, else the token's catalog."""
-        url = self.setting(service + "_url") or self.auth.extra().get(service)
-        if not url:
+        url = self.setting(service + "_url")
+        if not url:                     # from the catalog: an answer, not the admin's
+            url = self.auth.extra().get(service)
+            if url:
+                return answer_url(url, self.setting("auth_url"), "%s: the catalog's %s "
+                                  "endpoint" % (self.LABEL, service))
             raise ProviderError(E_CONFIG, "the %s catalog has no public %s endpoint%s: set "
                                 "backend.%s_url" % (self.LABEL, service, " in region " +
                                                     self.setting("region") if
@@ -6457,15 +6480,39 @@ class OpenStackBackend(CloudBackend):
 
     def check(self, configurations, state):
         report = CloudBackend.check(self, configurations, state)
+        if self.auth.entry is None:
+            return report               # no login: no catalog to show
+        report.extend(self.endpoints_report())
         if not any(ok and text.endswith("accepts the token") for ok, text in report):
-            return report               # no login, or the API refuses: nothing to look up
-        report.append((True, "endpoints: " + ", ".join(
-            "%s %s" % (name, self.auth.extra()[name]) for name, _ in KeystoneToken.SERVICES
-            if name in self.auth.extra())))
+            return report               # the API refuses: nothing to look up
         for configuration in configurations:
             report.extend((ok, "configuration %s: %s" % (configuration["id"], text))
                           for ok, text in self.resolve(self.api(), configuration))
         return report
+
+    def check_api(self, configurations):
+        try:
+            self.endpoint("compute")
+        except ProviderError as exc:    # a catalog's endpoint refused: no request sent
+            return [(False, exc.message)]
+        return CloudBackend.check_api(self, configurations)
+
+    def endpoints_report(self):
+        """Every endpoint the token can go to, with where it comes from (a setting or
+        the catalog); a refused one is a FAIL line of its own."""
+        used, report = [], []
+        for name, _ in KeystoneToken.SERVICES:
+            source = name + "_url" if self.setting(name + "_url") else "catalog"
+            url = self.setting(name + "_url") or self.auth.extra().get(name)
+            if not url:
+                continue
+            try:
+                self.endpoint(name)
+                used.append("%s %s (%s)" % (name, printable(url, 200), source))
+            except ProviderError as exc:
+                report.append((False, exc.message))
+        used.append("identity %s (auth_url)" % printable(self.setting("auth_url"), 200))
+        return [(True, "endpoints: " + ", ".join(used))] + report
 
     # -- guardrails: fallbacks, --dry-run, `servers` -------------------------------
 
