@@ -17,8 +17,12 @@ _sh=r""":"
 boot='
 import os, sys
 if sys.version_info < (3, 6):       # too old: back to sh, which tries the next Python
+    os.environ["BXPROVIDER_PYTHON_WHY"] = os.environ.get("BXPROVIDER_PYTHON_WHY", "") + (
+        "%s: Python %d.%d; " % ((os.environ.get("BXPROVIDER_PYTHON_TRIED") or "?").split()[-1],
+                                sys.version_info[0], sys.version_info[1]))
     os.execv("/bin/sh", ["/bin/sh"] + sys.argv[1:])
 os.environ.pop("BXPROVIDER_PYTHON_TRIED", None)
+os.environ.pop("BXPROVIDER_PYTHON_WHY", None)
 os.umask(os.umask(0o22) | 0o22)     # nothing written or cached is group/other-writable
 del sys.argv[0]                     # "-c": argv[0] is the script as invoked, as usual
 path = os.path.realpath(sys.argv[0])
@@ -87,18 +91,48 @@ try:                                # the answer is out: exit now, without the t
 finally:
     os._exit(status)
 '
-tried=${BXPROVIDER_PYTHON_TRIED-}
+# A candidate runs only when it is an executable file ([ -x ] also says no on a noexec
+# mount), and its exec is the last step. An exec that fails all the same (a broken install,
+# a missing loader) does not end the search: bash returns from it (execfail), dash runs the
+# EXIT trap, which starts sh again with the candidate and its reason noted. With no Python
+# left, the one JSON answer says what was tried, and why each one found was not used.
+tried=${BXPROVIDER_PYTHON_TRIED-} why=${BXPROVIDER_PYTHON_WHY-} path=
+case $why in *[!A-Za-z0-9/._+:\;\ \(\)-]*) why= ;; esac
+note() {                            # note PATH REASON: one reason, JSON- and terminal-safe
+    case $1 in *[!A-Za-z0-9/._+-]*) set -- "(a path with other characters)" "$2" ;; esac
+    why="$why$1: $2; "
+}
+usable() {                          # usable FILE: path=FILE when it can be run, else noted
+    [ -e "$1" ] || [ -L "$1" ] || return 1
+    if [ -f "$1" ] && [ -x "$1" ]; then path=$1; return 0; fi
+    note "$1" "not an executable file (its mode, or a noexec mount)"
+    return 1
+}
+[ -z "${BASH_VERSION-}" ] || shopt -s execfail
+trap 'note "$path" "cannot be run (exit status $?)"; BXPROVIDER_PYTHON_WHY=$why
+export BXPROVIDER_PYTHON_WHY; trap - EXIT; exec /bin/sh "$0" "$@"' EXIT
 for py in python3 /usr/libexec/platform-python /usr/bin/python3.13 /usr/bin/python3.12 \
         /usr/bin/python3.11 /usr/bin/python3.10 /usr/bin/python3.9 /usr/bin/python3.8 \
         /usr/bin/python3.7 /usr/bin/python3.6; do
     case " $tried " in *" $py "*) continue ;; esac
-    command -v "$py" >/dev/null 2>&1 || continue
-    BXPROVIDER_PYTHON_TRIED="$tried $py"
-    export BXPROVIDER_PYTHON_TRIED
-    exec "$py" -I -S -c "$boot" "$0" "$@"
+    tried="$tried $py" path=
+    case $py in
+        /*) usable "$py" || continue ;;
+        *)  set -f; IFS=:               # python3 from PATH: its absolute folders, in order
+            for dir in $PATH; do
+                case $dir in /*) usable "${dir%/}/$py" && break ;; esac
+            done
+            set +f; unset IFS
+            [ -n "$path" ] || continue ;;
+    esac
+    BXPROVIDER_PYTHON_TRIED=$tried BXPROVIDER_PYTHON_WHY=$why
+    export BXPROVIDER_PYTHON_TRIED BXPROVIDER_PYTHON_WHY
+    exec "$path" -I -S -c "$boot" "$0" "$@"
+    note "$path" "cannot be run (exit status $?)"
 done
+trap - EXIT
 case ${1-} in help|configs|order|order_status) action=$1 ;; *) action=usage ;; esac
-printf '{"error": 1, "error_message": "%s error N120, no Python 3.6+ found (tried python3 on PATH, /usr/libexec/platform-python, /usr/bin/python3.13 ... python3.6): install python3"}\n' "$action"
+printf '{"error": 1, "error_message": "%s error N120, no Python 3.6+ found (tried python3 on PATH, /usr/libexec/platform-python, /usr/bin/python3.13 ... python3.6%s): install python3"}\n' "$action" "${why:+; }${why%; }"
 exit 1
 """
 
