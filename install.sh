@@ -338,30 +338,70 @@ EOF
     validate_with_plugin "$stage"
     # Python's tarfile rather than tar(1): the same member names (no "./"), modes and
     # root ownership whatever tar the host has. Files only, no folder entries: bx-provider
-    # makes bin/ and etc/ itself. The archive holds the config: 0600 from its first byte.
+    # makes bin/ and etc/ itself. The archive holds the config: 0600 from its first byte,
+    # written in the private stage folder (O_EXCL|O_NOFOLLOW) and renamed into place (on
+    # another file system: a new random name beside FILE, made the same way, then renamed),
+    # so no name someone else made first is ever followed or written. The finished FILE is
+    # checked: a regular file, the one just written, ours, 0600.
     # shellcheck disable=SC2046 # program_files prints plain relative paths
     "$python" -I -S - "$archive" "$stage" $(program_files) "$conf_rel" <<'PY' || die 1 "cannot write archive '$archive'"
-import os, sys, tarfile, time
+import binascii, errno, os, stat, sys, tarfile, time
 out, stage, members = sys.argv[1], sys.argv[2], sys.argv[3:]
-tmp = "%s.tmp%d" % (out, os.getpid())
 now = int(time.time())
 os.umask(0o077)
+FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+def create(path):           # a new file, never a name someone made first (nor a link)
+    return os.fdopen(os.open(path, FLAGS, 0o600), "wb")
+def copy_beside(built):     # out is on another file system: a new name in its folder
+    folder = os.path.dirname(os.path.abspath(out))
+    for _ in range(100):
+        tmp = os.path.join(folder, ".%s.%s.tmp" % (os.path.basename(out),
+                                                   binascii.hexlify(os.urandom(8)).decode()))
+        try:
+            f = create(tmp)
+        except FileExistsError:
+            continue
+        try:
+            with f, open(built, "rb") as source:
+                f.write(source.read())
+                f.flush()
+                os.fsync(f.fileno())
+                made = os.fstat(f.fileno())
+            os.replace(tmp, out)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        return made
+    sys.exit("no free temporary name in %s" % folder)
 try:
-    with tarfile.open(tmp, "w:gz", format=tarfile.USTAR_FORMAT) as tar:
-        for rel in members:
-            info = tar.gettarinfo(os.path.join(stage, rel), arcname=rel)
-            info.uid = info.gid = 0
-            info.uname = info.gname = "root"
-            info.mtime = now
-            with open(os.path.join(stage, rel), "rb") as f:
-                tar.addfile(info, f)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, out)
-except Exception as e:
+    built = os.path.join(stage, "archive.tar.gz")   # stage: 0700, this user's alone
+    with create(built) as raw:
+        with tarfile.open(fileobj=raw, mode="w:gz", format=tarfile.USTAR_FORMAT) as tar:
+            for rel in members:
+                info = tar.gettarinfo(os.path.join(stage, rel), arcname=rel)
+                info.uid = info.gid = 0
+                info.uname = info.gname = "root"
+                info.mtime = now
+                with open(os.path.join(stage, rel), "rb") as f:
+                    tar.addfile(info, f)
+        raw.flush()
+        os.fsync(raw.fileno())
+        made = os.fstat(raw.fileno())
     try:
-        os.unlink(tmp)
-    except OSError:
-        pass
+        os.replace(built, out)
+    except OSError as e:
+        if e.errno != errno.EXDEV:
+            raise
+        made = copy_beside(built)
+    st = os.lstat(out)      # what is there now must be the file just made, ours, 0600
+    problem = ("not a regular file" if not stat.S_ISREG(st.st_mode) else
+               "not the file just written" if (st.st_dev, st.st_ino) != (made.st_dev, made.st_ino)
+               else "owned by uid %d" % st.st_uid if st.st_uid != os.geteuid() else
+               "mode %o" % stat.S_IMODE(st.st_mode) if stat.S_IMODE(st.st_mode) != 0o600 else None)
+    if problem:
+        sys.exit("%s is %s after the write: not safe, check who else can write its folder"
+                 % (out, problem))
+except Exception as e:
     sys.exit("%s: %s" % (type(e).__name__, e))
 for rel in members:
     print("  %s" % rel)
