@@ -7807,7 +7807,41 @@ def public_task(task, show_password=False):
     return shown
 
 
+def holding_tasks(store):
+    """Every task (archived ones too) that rents a cloud server (rented_server), or may
+    (a cloud order still in progress: its create may be under way), by id."""
+    tasks = store.archived_tasks()
+    tasks.update(store.load()["tasks"])
+    held = []
+    for task in sorted(tasks.values(), key=lambda t: int(t["id"])):
+        data = task.get("data") if isinstance(task.get("data"), dict) else {}
+        cloud = "owner" in data and "name" in data      # CloudBackend.prepare's marks
+        if rented_server(task) or (cloud and task.get("status") == IN_PROGRESS):
+            held.append({"task_id": task["id"], "backend": task.get("backend"),
+                         "server_id": rented_server(task), "name": data.get("name"),
+                         "status": task.get("status"), "server": task.get("server") or None})
+    return held
+
+
+def cmd_holding(provider, args):
+    """`tasks --holding`: what uninstalling would leave billed."""
+    held = holding_tasks(provider.store)
+    if args.json:
+        return {"holding": held}
+    if not held:
+        return "no task rents a cloud server"
+    return format_table(["TASK", "BACKEND", "SERVER ID", "NAME", "STATUS"], [
+        [t["task_id"], printable(str(t["backend"])), printable(str(t["server_id"] or
+                                                                   "- (create under way?)")),
+         printable(str(t["name"] or "-"), 60), t["status"]] for t in held])
+
+
 def cmd_tasks(provider, args):
+    if args.holding:
+        if args.all or args.status:
+            raise UsageError("--holding lists every task that rents a server: no --all, "
+                             "--status")
+        return cmd_holding(provider, args)
     store = provider.store
     state = store.load()
     revive_workers(provider, state)
@@ -8565,6 +8599,10 @@ def build_parser(prog):
                          help="also the archived tasks (finished or failed long ago)")
     listing.add_argument("--status", choices=(IN_PROGRESS, FINISHED, ERROR),
                          help="only the tasks in this status")
+    listing.add_argument("--holding", action="store_true",
+                         help="cloud backends: only the tasks that still rent a server, or "
+                              "may (a create under way), archived ones too: task, backend, "
+                              "server id, name (install.sh --uninstall/--purge asks this)")
 
     task = command("task", "look at or act on one task")
     actions = task.add_subparsers(dest="task_command", metavar="ACTION", parser_class=Parser)
