@@ -4254,8 +4254,8 @@ def answer_url(url, origin, what):
     parts, base = url_parts(url) if isinstance(url, str) else None, url_parts(origin or "")
     if parts and parts.hostname and parts.scheme == "https":
         return url
-    if parts and parts.scheme == "http" and base and base.scheme == "http" and \
-            is_loopback_host(base.hostname or "") and parts.hostname == base.hostname:
+    plain_loopback = base and base.scheme == "http" and is_loopback_host(base.hostname or "")
+    if parts and parts.scheme == "http" and plain_loopback and parts.hostname == base.hostname:
         return url
     raise ProviderError(E_UNSAFE, "%s %s is refused: a URL from an API's answer must be "
                         "https (plain http only to the loopback host of %s, when that is "
