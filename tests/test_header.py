@@ -458,22 +458,21 @@ class HeaderTests(unittest.TestCase):
     # ------------------------------------------------------------ a python3 that cannot run
 
     def unusable_python3(self, how):
-        """python3 first on PATH (pybin), there but unable to run: "mode" (0644), "loader"
-        (executable, its interpreter missing: exec fails), "noexec" (0755 on a noexec mount,
-        as root). Returns the file."""
-        folder = self.pybin
-        if how == "noexec":
+        """python3 first on PATH (a folder before pybin), there but unable to run: "mode"
+        (0644), "loader" (executable, its interpreter missing: exec fails), "noexec" (0755
+        on a noexec mount, as root). Returns the file."""
+        folder = os.path.join(self.tmp, "unusable")
+        if how != "noexec":
+            os.mkdir(folder)
+        else:
             if not IS_ROOT or not shutil.which("mount"):
                 self.skipTest("mounting a noexec tmpfs needs root")
-            folder = os.path.join(self.tmp, "noexec")
             os.mkdir(folder)
             if subprocess.call(["mount", "-t", "tmpfs", "-o", "noexec,size=1m", "tmpfs", folder],
                                stderr=subprocess.DEVNULL) != 0:
                 self.skipTest("cannot mount a tmpfs here")
             self.addCleanup(subprocess.call, ["umount", "-l", folder])
         fake = os.path.join(folder, "python3")
-        if os.path.lexists(fake):
-            os.unlink(fake)
         with open(fake, "w") as f:
             f.write("#!%s\n" % ("/nonexistent/python-loader" if how == "loader"
                                  else sys.executable))
@@ -510,6 +509,7 @@ class HeaderTests(unittest.TestCase):
         self.unusable_python3("mode")
         self.copy_with_fallbacks(["/nonexistent/platform-python"])
         self.assertIn("options", self.answer("help"))   # pybin's python3, after the 0644 one
+        self.assertEqual(os.listdir(self.cache_dir), [os.path.basename(self.pyc)])
         self.assertTrue(os.path.isfile(self.pyc))
 
     def test_the_reasons_name_an_old_python_and_stay_plain_text(self):
