@@ -7808,15 +7808,14 @@ def public_task(task, show_password=False):
 
 
 def holding_tasks(store):
-    """Every task (archived ones too) that rents a cloud server (rented_server), or may
-    (a cloud order still in progress: its create may be under way), by id."""
+    """Every task (archived ones too) that rents a cloud server, or may (may_rent: a
+    create sent whose server it does not know), by id. Starts no worker."""
     tasks = store.archived_tasks()
     tasks.update(store.load()["tasks"])
     held = []
     for task in sorted(tasks.values(), key=lambda t: int(t["id"])):
         data = task.get("data") if isinstance(task.get("data"), dict) else {}
-        cloud = "owner" in data and "name" in data      # CloudBackend.prepare's marks
-        if rented_server(task) or (cloud and task.get("status") == IN_PROGRESS):
+        if may_rent(task):
             held.append({"task_id": task["id"], "backend": task.get("backend"),
                          "server_id": rented_server(task), "name": data.get("name"),
                          "status": task.get("status"), "server": task.get("server") or None})
@@ -8601,8 +8600,9 @@ def build_parser(prog):
                          help="only the tasks in this status")
     listing.add_argument("--holding", action="store_true",
                          help="cloud backends: only the tasks that still rent a server, or "
-                              "may (a create under way), archived ones too: task, backend, "
-                              "server id, name (install.sh --uninstall/--purge asks this)")
+                              "may (a create sent, its server not known), archived ones too: "
+                              "task, backend, server id, name; starts no worker (install.sh "
+                              "--uninstall/--purge asks this)")
 
     task = command("task", "look at or act on one task")
     actions = task.add_subparsers(dest="task_command", metavar="ACTION", parser_class=Parser)
