@@ -127,7 +127,7 @@ class CloudHome(object):
         # order_status), not by itself: a test sees each step (NoPollingTest: by itself)
         settings = {"type": self.TYPE, "token_file": self.token_file, "api_url": self.api.url,
                     "pool_key": self.key, "ssh_port": self.ssh.port, "ready_grace": 0,
-                    "timeout": 3600, "request_timeout": 10, "poll_interval": 3600,
+                    "timeout": 3600, "request_timeout": 1, "poll_interval": 3600,
                     "allow_loopback": True}           # the fake's servers are 127.0.0.1
         settings.update(self.SETTINGS)
         settings.update(backend)
