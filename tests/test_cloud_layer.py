@@ -307,7 +307,7 @@ class PagingTest(unittest.TestCase):
         self.home = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, self.home)
         self.paths = provider.Paths(os.path.join(self.home, "bin", "provider"))
-        self.tag = provider.owner_tag(self.paths)
+        self.tag = "0a1b2c3d"                 # any tag: the listings keep every provider.py server
 
     def backend(self, kind, **settings):
         classes = {"hetzner": provider.HetznerBackend, "timeweb": provider.TimewebBackend,
