@@ -5,14 +5,18 @@ a server, unless --delete-servers (deleted through the plugin first) or --keep-s
 (listed, left rented). Run against the fake Hetzner, the home laid out as install.sh
 knows it: PREFIX/provider/bin/provider."""
 
+import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import unittest
 
 from cloudbase import CloudHome, provider
 from fakecloud import FakeHetzner
 from support import ROOT, wait_for
+from test_backend_command import RESULT, WAIT_FOR_GO, CommandTestCase
 
 INSTALL_SH = os.path.join(ROOT, "install.sh")
 
@@ -24,6 +28,14 @@ def relocate(home, folder):
     for key in ("script", "config_path", "state_path", "backup_path", "lock_path",
                 "log_path", "tasks_dir"):
         setattr(home, key, folder + getattr(home, key)[len(old):])
+
+
+def run_install_sh(test, prefix, env, *args):
+    proc = subprocess.Popen(["sh", INSTALL_SH, "--prefix", prefix] + list(args) + ["provider"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env, cwd=prefix)
+    out, err = proc.communicate(timeout=120)
+    return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 
 
 def pid_alive(pid):
@@ -172,6 +184,41 @@ class UninstallTest(CloudHome, unittest.TestCase):
             if (found.st_dev, found.st_ino) == (target.st_dev, target.st_ino):
                 return True
         return False
+
+
+class CommandWorkerTest(CommandTestCase):
+    """A command backend's worker running a program, at --uninstall."""
+
+    def setUp(self):
+        CommandTestCase.setUp(self)
+        self.prefix = tempfile.mkdtemp(prefix="bxuninstall-")
+        self.addCleanup(shutil.rmtree, self.prefix, True)
+        relocate(self.home, os.path.join(self.prefix, "provider"))
+        pybin = os.path.join(self.prefix, "pybin")      # the header's python3: this one
+        os.mkdir(pybin)
+        os.symlink(sys.executable, os.path.join(pybin, "python3"))
+        self.env = dict((k, v) for k, v in os.environ.items() if not k.startswith("BXPROVIDER_"))
+        self.env["PATH"] = pybin + os.pathsep + os.environ.get("PATH", "")
+
+    def release_programs(self):
+        if os.path.isdir(self.home.dir):        # else moved aside: the program was stopped
+            CommandTestCase.release_programs(self)
+
+    def test_the_worker_stops_its_program_and_saves_before_the_files_go(self):
+        self.program('echo $$ > started\n' + WAIT_FOR_GO + RESULT)
+        task_id, program, worker = self.running_order()
+        code, out, err = run_install_sh(self, self.prefix, self.env, "--uninstall")
+        self.assertEqual(code, 0, (out, err))
+        self.assertIn("Stopping the worker of task %s (pid %d)" % (task_id, worker), out)
+        self.assertIn("Stopped 1 worker(s).", out)
+        wait_for(lambda: not pid_alive(worker), what="the worker to end")
+        wait_for(lambda: not pid_alive(program), what="the program to be stopped")
+        [kept] = os.listdir(self.prefix + "-removed")
+        with open(os.path.join(self.prefix + "-removed", kept, "var", "provider.state.json")) \
+                as handle:
+            task = json.load(handle)["tasks"][task_id]
+        self.assertEqual((task["status"], task["message"]),
+                         ("error", "the worker was stopped by signal 15"))
 
 
 if __name__ == "__main__":
