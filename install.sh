@@ -45,6 +45,13 @@ Options:
   --purge           delete bin/, lib/, etc/, var/ and log/ (config, state, logs); the rest
                     (bx-provider's tasks/) is moved to PREFIX-removed/NAME-DATE; needs
                     --yes when there is no terminal to ask on
+                    Both first stop the provider's workers, and refuse while a task still
+                    rents a cloud server (each is listed: task, backend, server id, name;
+                    the plugin's 'tasks --holding'), unless one of:
+  --delete-servers  with --uninstall/--purge: delete those servers first, each through
+                    the plugin (bin/NAME task delete-server ID --yes)
+  --keep-servers    with --uninstall/--purge: go on, and print the servers left rented
+                    (billed; nothing will delete them then)
   -y, --yes         do not ask before --purge deletes
   --archive FILE    build FILE (must end in .tar.gz, mode 0600: it holds the config) for
                       bx-provider -a install --provider NAME --archive FILE
@@ -90,6 +97,7 @@ python=python3
 action=install
 yes=
 archive=
+servers=        # what --uninstall/--purge do with rented cloud servers: delete, keep
 
 set_action() {
     if [ "$action" != install ] && [ "$action" != "$1" ]; then
@@ -119,6 +127,10 @@ while [ $# -gt 0 ]; do
         --uninstall) set_action uninstall ;;
         --purge) set_action purge ;;
         --yes|-y) yes=1 ;;
+        --delete-servers|--keep-servers)
+            given=${1#--}
+            [ -z "$servers" ] || [ "$servers" = "${given%-servers}" ] || usage_error "--delete-servers and --keep-servers cannot be combined"
+            servers=${given%-servers} ;;
         --) shift; break ;;
         -*) usage_error "unknown option: $1" ;;
         *)
@@ -161,6 +173,7 @@ case $prefix in -*) prefix=./$prefix ;; esac     # never an option to mkdir, rm,
 # The checks below run the installed plugin on its own home, not on one these name.
 unset BXPROVIDER_HOME BXPROVIDER_CONFIG
 case $action in install|archive) [ -z "$yes" ] || usage_error "--yes only applies with --purge or --uninstall" ;; esac
+case $action in install|archive) [ -z "$servers" ] || usage_error "--$servers-servers only applies with --purge or --uninstall" ;; esac
 if [ "$action" = purge ] && [ -z "$yes" ] && [ ! -t 0 ]; then
     usage_error "--purge deletes config, state and logs: with no terminal to ask on, add --yes"
 fi
@@ -338,30 +351,70 @@ EOF
     validate_with_plugin "$stage"
     # Python's tarfile rather than tar(1): the same member names (no "./"), modes and
     # root ownership whatever tar the host has. Files only, no folder entries: bx-provider
-    # makes bin/ and etc/ itself. The archive holds the config: 0600 from its first byte.
+    # makes bin/ and etc/ itself. The archive holds the config: 0600 from its first byte,
+    # written in the private stage folder (O_EXCL|O_NOFOLLOW) and renamed into place (on
+    # another file system: a new random name beside FILE, made the same way, then renamed),
+    # so no name someone else made first is ever followed or written. The finished FILE is
+    # checked: a regular file, the one just written, ours, 0600.
     # shellcheck disable=SC2046 # program_files prints plain relative paths
     "$python" -I -S - "$archive" "$stage" $(program_files) "$conf_rel" <<'PY' || die 1 "cannot write archive '$archive'"
-import os, sys, tarfile, time
+import binascii, errno, os, stat, sys, tarfile, time
 out, stage, members = sys.argv[1], sys.argv[2], sys.argv[3:]
-tmp = "%s.tmp%d" % (out, os.getpid())
 now = int(time.time())
 os.umask(0o077)
+FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+def create(path):           # a new file, never a name someone made first (nor a link)
+    return os.fdopen(os.open(path, FLAGS, 0o600), "wb")
+def copy_beside(built):     # out is on another file system: a new name in its folder
+    folder = os.path.dirname(os.path.abspath(out))
+    for _ in range(100):
+        tmp = os.path.join(folder, ".%s.%s.tmp" % (os.path.basename(out),
+                                                   binascii.hexlify(os.urandom(8)).decode()))
+        try:
+            f = create(tmp)
+        except FileExistsError:
+            continue
+        try:
+            with f, open(built, "rb") as source:
+                f.write(source.read())
+                f.flush()
+                os.fsync(f.fileno())
+                made = os.fstat(f.fileno())
+            os.replace(tmp, out)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        return made
+    sys.exit("no free temporary name in %s" % folder)
 try:
-    with tarfile.open(tmp, "w:gz", format=tarfile.USTAR_FORMAT) as tar:
-        for rel in members:
-            info = tar.gettarinfo(os.path.join(stage, rel), arcname=rel)
-            info.uid = info.gid = 0
-            info.uname = info.gname = "root"
-            info.mtime = now
-            with open(os.path.join(stage, rel), "rb") as f:
-                tar.addfile(info, f)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, out)
-except Exception as e:
+    built = os.path.join(stage, "archive.tar.gz")   # stage: 0700, this user's alone
+    with create(built) as raw:
+        with tarfile.open(fileobj=raw, mode="w:gz", format=tarfile.USTAR_FORMAT) as tar:
+            for rel in members:
+                info = tar.gettarinfo(os.path.join(stage, rel), arcname=rel)
+                info.uid = info.gid = 0
+                info.uname = info.gname = "root"
+                info.mtime = now
+                with open(os.path.join(stage, rel), "rb") as f:
+                    tar.addfile(info, f)
+        raw.flush()
+        os.fsync(raw.fileno())
+        made = os.fstat(raw.fileno())
     try:
-        os.unlink(tmp)
-    except OSError:
-        pass
+        os.replace(built, out)
+    except OSError as e:
+        if e.errno != errno.EXDEV:
+            raise
+        made = copy_beside(built)
+    st = os.lstat(out)      # what is there now must be the file just made, ours, 0600
+    problem = ("not a regular file" if not stat.S_ISREG(st.st_mode) else
+               "not the file just written" if (st.st_dev, st.st_ino) != (made.st_dev, made.st_ino)
+               else "owned by uid %d" % st.st_uid if st.st_uid != os.geteuid() else
+               "mode %o" % stat.S_IMODE(st.st_mode) if stat.S_IMODE(st.st_mode) != 0o600 else None)
+    if problem:
+        sys.exit("%s is %s after the write: not safe, check who else can write its folder"
+                 % (out, problem))
+except Exception as e:
     sys.exit("%s: %s" % (type(e).__name__, e))
 for rel in members:
     print("  %s" % rel)
@@ -372,6 +425,158 @@ PY
     if [ -z "$config_src" ]; then
         say "Its etc/$name.conf is the starting config: the provider stays disabled until it is edited."
     fi
+}
+
+# ----------------------------------------------------------------------------- rented servers
+
+TAB=$(printf '\t')
+
+# held_servers: held= the tasks that rent a cloud server, or may (a create under way), as
+# the installed plugin says (tasks --holding --json): one line each, TASK TAB BACKEND TAB
+# SERVER_ID TAB NAME (printable text; "-" for none). Status 1 when it cannot be told
+# (held_problem says why). Nothing installed, no state: none.
+held_servers() {
+    held= held_problem=
+    [ -f "$home/bin/$name" ] || return 0
+    [ -d "$home/var" ] || return 0
+    check_python
+    if ! answer=$("$home/bin/$name" tasks --holding --json </dev/null 2>&1); then
+        held_problem="'$home/bin/$name tasks --holding' failed: $answer"
+        return 1
+    fi
+    held=$(printf '%s\n' "$answer" | "$python" -I -S -c '
+import json, sys
+def text(value):
+    return "".join(ch if ch.isprintable() and ch != "\t" else "?"
+                   for ch in str("-" if value is None else value))[:120]
+for task in json.load(sys.stdin)["holding"]:
+    print("\t".join(text(task.get(key)) for key in ("task_id", "backend", "server_id", "name")))
+') || { held_problem="cannot read the answer of '$home/bin/$name tasks --holding --json'"; return 1; }
+}
+
+# say_held LINES: one line for people per rented server
+say_held() {
+    printf '%s\n' "$1" | while IFS=$TAB read -r task backend server sname; do
+        [ -n "$task" ] || continue
+        if [ "$server" = - ]; then
+            say "  task $task ($backend): no server id yet, a create may be under way (name $sname)"
+        else
+            say "  task $task ($backend): server $server, name $sname"
+        fi
+    done
+}
+
+# refuse_held LINES: stop, nothing changed by this call
+refuse_held() {
+    say "These tasks still rent a cloud server, which costs money and which nothing would" >&2
+    say "delete once $name is gone:" >&2
+    say_held "$1" >&2
+    die 1 "nothing removed. Add --delete-servers to delete them first (through '$home/bin/$name task delete-server ID --yes'), or --keep-servers to go on and keep them rented; a task with no server id yet: wait for it, or run '$home/bin/$name task fail ID' and wait for its cleanup"
+}
+
+# check_held: before anything changes: refuse while a task rents a server (unless told)
+check_held() {
+    if ! held_servers; then
+        [ "$servers" = keep ] || die 1 "cannot tell whether a task still rents a cloud server: $held_problem. Nothing removed; --keep-servers goes on without knowing"
+        say "WARNING: cannot tell whether a task still rents a cloud server: $held_problem" >&2
+        held=
+    fi
+    if [ -n "$held" ] && [ -z "$servers" ]; then
+        refuse_held "$held"
+    fi
+}
+
+# settle_held: after the workers stopped (none can rent another server now): delete the
+# rented servers (--delete-servers), list them (--keep-servers), or refuse.
+settle_held() {
+    held_servers || :
+    [ -n "$held" ] || return 0
+    case $servers in
+        keep)
+            say "Kept rented (billed; nothing will delete them now: delete them in the cloud's console):"
+            say_held "$held"
+            return 0 ;;
+        delete) ;;
+        *) refuse_held "$held" ;;
+    esac
+    printf '%s\n' "$held" | while IFS=$TAB read -r task backend server sname; do
+        [ -n "$task" ] && [ "$server" != - ] || continue
+        say "Deleting server $server of task $task ($backend, $sname):"
+        if ! "$home/bin/$name" task delete-server "$task" --yes </dev/null; then
+            die 1 "the server of task $task was not deleted (above); nothing removed"
+        fi
+    done || exit 1
+    held_servers || die 1 "cannot tell whether the servers were deleted: $held_problem; nothing removed"
+    if [ -n "$held" ]; then
+        say "Still rented after the deletions:" >&2
+        say_held "$held" >&2
+        die 1 "nothing removed: a task with no server id yet cannot be deleted from here; wait for it, or run '$home/bin/$name task fail ID' and wait for its cleanup"
+    fi
+    say "Deleted the servers above; no task rents one now."
+}
+
+# stop_workers: the provider's detached workers (`NAME _worker ID`) end before its files
+# go: each is the process holding a lock file of var/workers/ open whose name (comm) is
+# "_worker ID" for that very lock; SIGTERM (a worker stops its program and saves), SIGKILL
+# after 20 s, each time only while the pid still has the start time it was found with.
+stop_workers() {
+    [ -d "$home/var/workers" ] || return 0
+    check_python
+    "$python" -I -S - "$home/var/workers" <<'PY' || die 1 "cannot stop the workers of $name"
+import os, signal, stat, sys, time
+folder = sys.argv[1]
+locks = {}
+for name in os.listdir(folder):
+    task = name[:-5]
+    if name.endswith(".lock") and task.isdigit():
+        st = os.lstat(os.path.join(folder, name))
+        if stat.S_ISREG(st.st_mode):
+            locks[(st.st_dev, st.st_ino)] = task
+def start_time(pid):         # None once the process is gone (or a zombie)
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return None if fields[0] in (b"Z", b"X") else int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None
+def comm(pid):
+    try:
+        with open("/proc/%d/comm" % pid, "rb") as f:
+            return f.read().decode("utf-8", "replace").strip()
+    except OSError:
+        return None
+workers = {}
+for entry in os.listdir("/proc") if locks else []:
+    pid = int(entry) if entry.isdigit() else os.getpid()
+    try:
+        fds = os.listdir("/proc/%d/fd" % pid) if pid != os.getpid() else []
+    except OSError:
+        continue
+    for fd in fds:
+        try:
+            st = os.stat("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        task = locks.get((st.st_dev, st.st_ino))
+        if task is not None and comm(pid) == ("_worker " + task)[:15]:
+            workers[pid] = (task, start_time(pid))
+def alive(pid):
+    return workers[pid][1] is not None and start_time(pid) == workers[pid][1]
+for pid in sorted(workers):
+    if alive(pid):
+        os.kill(pid, signal.SIGTERM)
+        print("Stopping the worker of task %s (pid %d)" % (workers[pid][0], pid))
+deadline = time.monotonic() + 20
+while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+    time.sleep(0.05)
+for pid in sorted(workers):
+    if alive(pid):
+        os.kill(pid, signal.SIGKILL)
+        print("The worker of task %s (pid %d) did not stop within 20 s: killed" % (
+            workers[pid][0], pid))
+if workers:
+    print("Stopped %d worker(s)." % len(workers))
+PY
 }
 
 # keep_aside: move what is left of the home (config, state, logs, bx-provider's tasks/) out of
@@ -392,13 +597,23 @@ keep_aside() {
         kept=$dated-$n
         n=$((n + 1))
     done
+    left=
+    for entry in "$home"/* "$home"/.[!.]* "$home"/..?*; do
+        if [ -e "$entry" ] || [ -L "$entry" ]; then
+            left="$left ${entry##*/}"
+            [ ! -d "$entry" ] || [ -L "$entry" ] || left="$left/"
+        fi
+    done
     mv "$home" "$kept"
-    say "Moved what was left of $home (config, state, logs, bx-provider's tasks/) to"
+    say "Moved what was left of $home ($(printf '%s' "${left# }" | sed 's/ /, /g')) to"
     say "  $kept"
     say "bx-provider no longer lists $name. To bring it back: mv '$kept' '$home', then run install.sh again."
 }
 
 do_uninstall() {
+    check_held
+    stop_workers
+    settle_held
     found=
     for rel in "bin/$name" "lib/provider.py"; do
         if [ -e "$home/$rel" ] || [ -L "$home/$rel" ]; then
@@ -418,6 +633,7 @@ do_uninstall() {
 
 do_purge() {
     [ -d "$home" ] || { say "Nothing to remove: $home does not exist"; return 0; }
+    check_held
     doomed=
     for sub in bin lib etc var log; do
         if [ -e "$home/$sub" ] || [ -L "$home/$sub" ]; then
@@ -440,10 +656,12 @@ do_purge() {
                 *) say "Nothing deleted."; exit 1 ;;
             esac
         fi
+        stop_workers
+        settle_held
         for sub in $doomed; do
             rm -rf "${home:?}/$sub"
+            say "Deleted $home/$sub/"
         done
-        say "Deleted."
     fi
     keep_aside
 }

@@ -17,8 +17,12 @@ _sh=r""":"
 boot='
 import os, sys
 if sys.version_info < (3, 6):       # too old: back to sh, which tries the next Python
+    os.environ["BXPROVIDER_PYTHON_WHY"] = os.environ.get("BXPROVIDER_PYTHON_WHY", "") + (
+        "%s: Python %d.%d; " % ((os.environ.get("BXPROVIDER_PYTHON_TRIED") or "?").split()[-1],
+                                sys.version_info[0], sys.version_info[1]))
     os.execv("/bin/sh", ["/bin/sh"] + sys.argv[1:])
 os.environ.pop("BXPROVIDER_PYTHON_TRIED", None)
+os.environ.pop("BXPROVIDER_PYTHON_WHY", None)
 os.umask(os.umask(0o22) | 0o22)     # nothing written or cached is group/other-writable
 del sys.argv[0]                     # "-c": argv[0] is the script as invoked, as usual
 path = os.path.realpath(sys.argv[0])
@@ -87,18 +91,48 @@ try:                                # the answer is out: exit now, without the t
 finally:
     os._exit(status)
 '
-tried=${BXPROVIDER_PYTHON_TRIED-}
+# A candidate runs only when it is an executable file ([ -x ] also says no on a noexec
+# mount), and its exec is the last step. An exec that fails all the same (a broken install,
+# a missing loader) does not end the search: bash returns from it (execfail), dash runs the
+# EXIT trap, which starts sh again with the candidate and its reason noted. With no Python
+# left, the one JSON answer says what was tried, and why each one found was not used.
+tried=${BXPROVIDER_PYTHON_TRIED-} why=${BXPROVIDER_PYTHON_WHY-} path=
+case $why in *[!A-Za-z0-9/._+:\;\ \(\)-]*) why= ;; esac
+note() {                            # note PATH REASON: one reason, JSON- and terminal-safe
+    case $1 in *[!A-Za-z0-9/._+-]*) set -- "(a path with other characters)" "$2" ;; esac
+    why="$why$1: $2; "
+}
+usable() {                          # usable FILE: path=FILE when it can be run, else noted
+    [ -e "$1" ] || [ -L "$1" ] || return 1
+    if [ -f "$1" ] && [ -x "$1" ]; then path=$1; return 0; fi
+    note "$1" "not an executable file (its mode, or a noexec mount)"
+    return 1
+}
+[ -z "${BASH_VERSION-}" ] || shopt -s execfail
+trap 'note "$path" "cannot be run (exit status $?)"; BXPROVIDER_PYTHON_WHY=$why
+export BXPROVIDER_PYTHON_WHY; trap - EXIT; exec /bin/sh "$0" "$@"' EXIT
 for py in python3 /usr/libexec/platform-python /usr/bin/python3.13 /usr/bin/python3.12 \
         /usr/bin/python3.11 /usr/bin/python3.10 /usr/bin/python3.9 /usr/bin/python3.8 \
         /usr/bin/python3.7 /usr/bin/python3.6; do
     case " $tried " in *" $py "*) continue ;; esac
-    command -v "$py" >/dev/null 2>&1 || continue
-    BXPROVIDER_PYTHON_TRIED="$tried $py"
-    export BXPROVIDER_PYTHON_TRIED
-    exec "$py" -I -S -c "$boot" "$0" "$@"
+    tried="$tried $py" path=
+    case $py in
+        /*) usable "$py" || continue ;;
+        *)  set -f; IFS=:               # python3 from PATH: its absolute folders, in order
+            for dir in $PATH; do
+                case $dir in /*) usable "${dir%/}/$py" && break ;; esac
+            done
+            set +f; unset IFS
+            [ -n "$path" ] || continue ;;
+    esac
+    BXPROVIDER_PYTHON_TRIED=$tried BXPROVIDER_PYTHON_WHY=$why
+    export BXPROVIDER_PYTHON_TRIED BXPROVIDER_PYTHON_WHY
+    exec "$path" -I -S -c "$boot" "$0" "$@"
+    note "$path" "cannot be run (exit status $?)"
 done
+trap - EXIT
 case ${1-} in help|configs|order|order_status) action=$1 ;; *) action=usage ;; esac
-printf '{"error": 1, "error_message": "%s error N120, no Python 3.6+ found (tried python3 on PATH, /usr/libexec/platform-python, /usr/bin/python3.13 ... python3.6): install python3"}\n' "$action"
+printf '{"error": 1, "error_message": "%s error N120, no Python 3.6+ found (tried python3 on PATH, /usr/libexec/platform-python, /usr/bin/python3.13 ... python3.6%s): install python3"}\n' "$action" "${why:+; }${why%; }"
 exit 1
 """
 
@@ -4461,6 +4495,25 @@ def check_api_url(checker, value, path):
                       "the token travels in every request)")
 
 
+def answer_url(url, origin, what):
+    """url when a URL that came in an API's answer (a Keystone catalog's endpoint, a
+    link to follow) may get the credentials, else ProviderError N110. An admin's
+    setting may be plain http to loopback (check_api_url); an answer may not send the
+    token there, where any local user can listen: https only, and plain http only to
+    origin's own host when origin (the URL the answer came from) is plain http on
+    loopback itself (a test's fake cloud)."""
+    parts, base = url_parts(url) if isinstance(url, str) else None, url_parts(origin or "")
+    if parts and parts.hostname and parts.scheme == "https":
+        return url
+    plain_loopback = base and base.scheme == "http" and is_loopback_host(base.hostname or "")
+    if parts and parts.scheme == "http" and plain_loopback and parts.hostname == base.hostname:
+        return url
+    raise ProviderError(E_UNSAFE, "%s %s is refused: a URL from an API's answer must be "
+                        "https (plain http only to the loopback host of %s, when that is "
+                        "plain http itself): the token would travel in clear" % (
+                            what, printable(str(url), 200), printable(str(origin), 200)))
+
+
 def check_login(checker, value, path):
     if value not in ("password", "key"):
         checker.add(path, "must be \"password\" (the plugin sets a root password) or \"key\" "
@@ -4493,6 +4546,28 @@ def safe_server_id(value):
     text = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
     ok = 0 < len(text) <= 64 and text[0] not in ".-" and all(ch in SERVER_ID_CHARS for ch in text)
     return text if ok else None
+
+
+def paged_listing(label, page):
+    """Every item of a listing that pages, each once: page(cursor) answers (items,
+    the next cursor or None), the first call with None. Items without a usable id
+    (safe_server_id) are nobody's and left out. It stops at the last page and at a
+    page that adds nothing new (an API that ignores its cursor), and after
+    MAX_FIND_PAGES pages it is an error (N108): never a listing without end."""
+    seen, cursor = set(), None
+    for _ in range(MAX_FIND_PAGES):
+        items, cursor = page(cursor)
+        new = 0
+        for item in items if isinstance(items, list) else []:
+            key = safe_server_id(item.get("id")) if isinstance(item, dict) else None
+            if key is not None and key not in seen:
+                seen.add(key)
+                new += 1
+                yield item
+        if not new or cursor is None:
+            return
+    raise CloudError("%s: the server list goes on beyond %d pages; the listing stops "
+                     "there" % (label, MAX_FIND_PAGES))
 
 
 def mask_password_hashes(text):
@@ -6067,13 +6142,13 @@ class HetznerBackend(CloudBackend):
 
     def owned_servers(self, api):
         selector = "managed-by=provider.py"
-        found, page = [], 1
-        while page:
+
+        def page(number):
             answer = api.call("GET", self.SERVERS, query={"label_selector": selector,
-                                                          "page": page, "per_page": 50})
-            found += answer.get("servers") or []
-            page = ((answer.get("meta") or {}).get("pagination") or {}).get("next_page")
-        return found
+                                                          "page": number or 1, "per_page": 50})
+            servers = self.field(answer, "servers", "array", "the answer") or []
+            return servers, dig(answer, "meta", "pagination", "next_page")
+        return list(paged_listing(self.LABEL, page))
 
     def task_of(self, server):
         return (server.get("labels") or {}).get("bx-task")
@@ -6172,28 +6247,19 @@ class TimewebBackend(CloudBackend):
         return body
 
     def all_servers(self, api, attempts=RETRY_ATTEMPTS):
-        """Every server of the account. No server-side filter: pages through them,
-        MAX_FIND_PAGES at most, and stops at the last page, or at one that shows no
-        server it has not seen (an API that ignores offset, or whose meta.total
-        never ends)."""
-        seen, offset = set(), 0
-        for _ in range(MAX_FIND_PAGES):
-            answer = api.call("GET", self.SERVERS, query={"limit": self.PAGE, "offset": offset},
+        """Every server of the account. No server-side filter: pages through them
+        (paged_listing: an API that ignores offset, or whose meta.total never
+        ends, costs a page or MAX_FIND_PAGES at most)."""
+        def page(offset):
+            answer = api.call("GET", self.SERVERS, query={"limit": self.PAGE,
+                                                          "offset": offset or 0},
                               attempts=attempts)
             servers = self.field(answer, "servers", "array", "the answer") or []
-            new = 0
-            for server in servers:      # one without a usable id is nobody's to adopt
-                key = safe_server_id(server.get("id")) if isinstance(server, dict) else None
-                if key is not None and key not in seen:
-                    seen.add(key)
-                    new += 1
-                    yield server
             meta = self.field(answer, "meta", "object", "the answer") or {}
-            offset += len(servers)
-            if not new or offset >= (self.field(meta, "total", "integer", "meta") or 0):
-                return
-        raise CloudError("%s: the server list goes on beyond %d pages; the look-up stops "
-                         "there" % (self.LABEL, MAX_FIND_PAGES))
+            after = (offset or 0) + len(servers)
+            total = self.field(meta, "total", "integer", "meta") or 0
+            return servers, (after if after < total else None)
+        return paged_listing(self.LABEL, page)
 
     def find(self, api, task, attempts=RETRY_ATTEMPTS):
         return [server for server in self.all_servers(api, attempts) if self.owns(server, task)]
@@ -6490,8 +6556,12 @@ class OpenStackBackend(CloudBackend):
 
     def endpoint(self, service):
         """The base URL of a service: its *_url setting, else the token's catalog."""
-        url = self.setting(service + "_url") or self.auth.extra().get(service)
-        if not url:
+        url = self.setting(service + "_url")
+        if not url:                     # from the catalog: an answer, not the admin's
+            url = self.auth.extra().get(service)
+            if url:
+                return answer_url(url, self.setting("auth_url"), "%s: the catalog's %s "
+                                  "endpoint" % (self.LABEL, service))
             raise ProviderError(E_CONFIG, "the %s catalog has no public %s endpoint%s: set "
                                 "backend.%s_url" % (self.LABEL, service, " in region " +
                                                     self.setting("region") if
@@ -6735,15 +6805,39 @@ class OpenStackBackend(CloudBackend):
 
     def check(self, configurations, state):
         report = CloudBackend.check(self, configurations, state)
+        if self.auth.entry is None:
+            return report               # no login: no catalog to show
+        report.extend(self.endpoints_report())
         if not any(ok and text.endswith("accepts the token") for ok, text in report):
-            return report               # no login, or the API refuses: nothing to look up
-        report.append((True, "endpoints: " + ", ".join(
-            "%s %s" % (name, self.auth.extra()[name]) for name, _ in KeystoneToken.SERVICES
-            if name in self.auth.extra())))
+            return report               # the API refuses: nothing to look up
         for configuration in configurations:
             report.extend((ok, "configuration %s: %s" % (configuration["id"], text))
                           for ok, text in self.resolve(self.api(), configuration))
         return report
+
+    def check_api(self, configurations):
+        try:
+            self.endpoint("compute")
+        except ProviderError as exc:    # a catalog's endpoint refused: no request sent
+            return [(False, exc.message)]
+        return CloudBackend.check_api(self, configurations)
+
+    def endpoints_report(self):
+        """Every endpoint the token can go to, with where it comes from (a setting or
+        the catalog); a refused one is a FAIL line of its own."""
+        used, report = [], []
+        for name, _ in KeystoneToken.SERVICES:
+            source = name + "_url" if self.setting(name + "_url") else "catalog"
+            url = self.setting(name + "_url") or self.auth.extra().get(name)
+            if not url:
+                continue
+            try:
+                self.endpoint(name)
+                used.append("%s %s (%s)" % (name, printable(url, 200), source))
+            except ProviderError as exc:
+                report.append((False, exc.message))
+        used.append("identity %s (auth_url)" % printable(self.setting("auth_url"), 200))
+        return [(True, "endpoints: " + ", ".join(used))] + report
 
     # -- guardrails: fallbacks, --dry-run, `servers` -------------------------------
 
@@ -6782,20 +6876,18 @@ class OpenStackBackend(CloudBackend):
 
     def owned_servers(self, api):
         """Nova cannot filter by metadata: page through servers/detail, keep ours."""
-        found, seen, marker = [], set(), None
-        while True:
+        def page(marker):
             query = {"limit": self.PAGE}
             if marker:
                 query["marker"] = marker
-            servers = [server for server in api.call("GET", self.SERVERS + "/detail",
-                                                     query=query).get("servers") or []
-                       if isinstance(server, dict) and server.get("id") not in seen]
-            seen.update(server.get("id") for server in servers)
-            found += [server for server in servers if isinstance(server.get("metadata"), dict)
-                      and server["metadata"].get("managed-by") == "provider.py"]
-            if len(servers) < self.PAGE or not servers[-1].get("id"):
-                return found          # the last page (or an API that ignores limit)
-            marker = servers[-1]["id"]
+            listed = api.call("GET", self.SERVERS + "/detail", query=query).get("servers")
+            servers = [server for server in (listed if isinstance(listed, list) else [])
+                       if isinstance(server, dict)]
+            last = safe_server_id(servers[-1].get("id")) if servers else None
+            return servers, (last if len(servers) >= self.PAGE else None)
+        return [server for server in paged_listing(self.LABEL, page)
+                if isinstance(server.get("metadata"), dict)
+                and server["metadata"].get("managed-by") == "provider.py"]
 
     def task_of(self, server):
         metadata = server.get("metadata") if isinstance(server.get("metadata"), dict) else {}
@@ -7351,19 +7443,18 @@ class YandexBackend(CloudBackend):
     def owned_servers(self, api):
         """The folder's instances carrying our owner tag (the list filters names only)."""
         labels = {"managed-by": "provider.py"}
-        found, token = [], None
-        for _ in range(MAX_FIND_PAGES):
+
+        def page(token):
             query = {"folderId": self.folder_id, "pageSize": 1000}
             if token:
                 query["pageToken"] = token
             answer = api.call("GET", self.SERVERS, query=query)
-            found += [instance for instance in answer.get("instances") or []
-                      if isinstance(instance, dict) and yandex_name(instance.get("id")) and all(
-                          dig(instance, "labels", key) == value for key, value in labels.items())]
             token = answer.get("nextPageToken")
-            if not token or not isinstance(token, str):
-                break
-        return found
+            return (self.field(answer, "instances", "array", "the answer") or [],
+                    token if token and isinstance(token, str) else None)
+        return [instance for instance in paged_listing(self.LABEL, page)
+                if yandex_name(instance.get("id")) and all(
+                    dig(instance, "labels", key) == value for key, value in labels.items())]
 
     def task_of(self, server):
         task_id = dig(server, "labels", "bx-task")
@@ -8013,7 +8104,40 @@ def public_task(task, show_password=False):
     return shown
 
 
+def holding_tasks(store):
+    """Every task (archived ones too) that rents a cloud server, or may (may_rent: a
+    create sent whose server it does not know), by id. Starts no worker."""
+    tasks = store.archived_tasks()
+    tasks.update(store.load()["tasks"])
+    held = []
+    for task in sorted(tasks.values(), key=lambda t: int(t["id"])):
+        data = task.get("data") if isinstance(task.get("data"), dict) else {}
+        if may_rent(task):
+            held.append({"task_id": task["id"], "backend": task.get("backend"),
+                         "server_id": rented_server(task), "name": data.get("name"),
+                         "status": task.get("status"), "server": task.get("server") or None})
+    return held
+
+
+def cmd_holding(provider, args):
+    """`tasks --holding`: what uninstalling would leave billed."""
+    held = holding_tasks(provider.store)
+    if args.json:
+        return {"holding": held}
+    if not held:
+        return "no task rents a cloud server"
+    return format_table(["TASK", "BACKEND", "SERVER ID", "NAME", "STATUS"], [
+        [t["task_id"], printable(str(t["backend"])), printable(str(t["server_id"] or
+                                                                   "- (create under way?)")),
+         printable(str(t["name"] or "-"), 60), t["status"]] for t in held])
+
+
 def cmd_tasks(provider, args):
+    if args.holding:
+        if args.all or args.status:
+            raise UsageError("--holding lists every task that rents a server: no --all, "
+                             "--status")
+        return cmd_holding(provider, args)
     store = provider.store
     state = store.load()
     revive_workers(provider, state)
@@ -8909,6 +9033,11 @@ def build_parser(prog):
                          help="also the archived tasks (finished or failed long ago)")
     listing.add_argument("--status", choices=(IN_PROGRESS, FINISHED, ERROR),
                          help="only the tasks in this status")
+    listing.add_argument("--holding", action="store_true",
+                         help="cloud backends: only the tasks that still rent a server, or "
+                              "may (a create sent, its server not known), archived ones too: "
+                              "task, backend, server id, name; starts no worker (install.sh "
+                              "--uninstall/--purge asks this)")
 
     task = command("task", "look at or act on one task")
     actions = task.add_subparsers(dest="task_command", metavar="ACTION", parser_class=Parser)

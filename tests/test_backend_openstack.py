@@ -206,6 +206,58 @@ class OpenStackTest(CloudTests, unittest.TestCase):
                       "backend.compute_url", message)
         self.assertEqual(self.api.create_requests(), [])
 
+    def test_a_catalog_sending_the_token_over_plain_http_is_refused(self):
+        # Regression (issue 23, 2): auth_url on https, a catalog naming compute at
+        # http://127.0.0.1:PORT got X-Auth-Token in clear there (any local user can listen)
+        from cloudbase import self_signed
+        ours = self_signed(self.tmp, "ours", "IP:127.0.0.1")
+        api = self.FAKE(token=TOKEN, polls_per_status=0, tls=ours).start()
+        self.addCleanup(api.stop)
+        self.env["SSL_CERT_FILE"] = ours[0]
+        listening = self.api.compute_url        # the plain-http Nova: "a local listener"
+        catalog = api.catalog
+
+        def rewritten():
+            entries = catalog()
+            for entry in entries:
+                for point in entry["endpoints"] if entry["type"] == "compute" else []:
+                    point["url"] = point["url"].replace(api.compute_url, listening)
+            return entries
+        api.catalog = rewritten
+        self.configure(api_url=api.url)
+        refused = "OpenStack: the catalog's compute endpoint %s is refused: a URL from an " \
+                  "API's answer must be https" % listening
+        message = self.assertErrorCode(self.run_plugin("order", "1"), 108)   # not started
+        self.assertIn(refused, message)
+        result = self.run_plugin("check")
+        self.assertEqual(result.code, 1, result)
+        self.assertTrue(any(line.startswith("FAIL") and refused in line
+                            for line in result.text.splitlines()), result.text)
+        self.assertTrue(any(line.startswith("ok   endpoints: network %s (catalog)"
+                                            % api.neutron.base_url) and
+                            "identity %s (auth_url)" % api.url in line
+                            for line in result.text.splitlines()), result.text)
+        self.assertEqual(self.api.requests, [])     # the token never went there
+        self.assertEqual(api.requests, [])
+
+    def test_answer_url_https_anywhere_plain_http_only_to_a_plain_loopback_origin(self):
+        ok, origin = provider.answer_url, "http://127.0.0.1:5000/v3"
+        for url, base in (("https://nova.example.com/v2.1", "https://keystone.example.com"),
+                          ("https://127.0.0.1:9/v2.1", "https://keystone.example.com"),
+                          ("http://127.0.0.1:8774/v2.1", origin),
+                          ("https://other.example/v2", origin)):
+            self.assertEqual(ok(url, base, "x"), url)
+        for url, base in (("http://127.0.0.1:8774/", "https://127.0.0.1:5000/v3"),
+                          ("http://127.0.0.1:8774/", "https://keystone.example.com"),
+                          ("http://localhost:8774/", origin),
+                          ("http://10.0.0.1/", "http://10.0.0.1:5000/v3"),
+                          ("ftp://127.0.0.1/", origin), ("https:///x", origin),
+                          ("https://[x", origin), (5, origin), ("http://[::1]/\n", origin)):
+            with self.assertRaises(provider.ProviderError) as caught:
+                ok(url, base, "the catalog's compute endpoint")
+            self.assertEqual(caught.exception.code, provider.E_UNSAFE, (url, base))
+            self.assertTrue(caught.exception.message.isprintable(), caught.exception.message)
+
     def test_a_catalog_with_several_regions_needs_the_region(self):
         self.api.regions = ["RegionOne", "RegionTwo"]
         message = self.assertErrorCode(self.run_plugin("order", "1"), 108)

@@ -282,3 +282,97 @@ class CachedTokenTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class EndlessAPI(object):
+    """A stand-in for CloudAPI whose every answer is a page: pages(number, query) makes
+    it. Past 500 calls it fails the test (the old code would page for ever)."""
+
+    def __init__(self, pages):
+        self.pages = pages
+        self.queries = []
+
+    def call(self, method, path, query=None, **kwargs):
+        self.queries.append(dict(query or {}))
+        if len(self.queries) > 500:
+            raise AssertionError("the listing never stops: %d requests" % len(self.queries))
+        return self.pages(len(self.queries), query or {})
+
+
+class PagingTest(unittest.TestCase):
+    """Every listing that pages stops: at most MAX_FIND_PAGES pages, and at the first
+    page that adds nothing new (issue 23, 3)."""
+
+    def setUp(self):
+        self.home = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.home)
+        self.paths = provider.Paths(os.path.join(self.home, "bin", "provider"))
+        self.tag = "0a1b2c3d"                 # any tag: the listings keep every provider.py server
+
+    def backend(self, kind, **settings):
+        classes = {"hetzner": provider.HetznerBackend, "timeweb": provider.TimewebBackend,
+                   "openstack": provider.OpenStackBackend, "yandex": provider.YandexBackend}
+        return classes[kind](dict({"type": kind, "token_env": "T"}, **settings), self.paths,
+                             provider.AuditLog(self.paths.log))
+
+    def servers(self, kind, start, count):
+        """count servers of ours, ids from start, in kind's shape."""
+        marks = {"managed-by": "provider.py", "bx-owner": self.tag, "bx-task": "1"}
+        made = []
+        for number in range(start, start + count):
+            server = {"id": number if kind in ("hetzner", "timeweb") else "s%d" % number}
+            if kind == "hetzner":
+                server["labels"] = marks
+            elif kind == "timeweb":
+                server["comment"] = "provider.py owner=%s task=1" % self.tag
+            elif kind == "openstack":
+                server["metadata"] = marks
+            else:
+                server.update(id="fhm%017d" % number, labels=marks)
+            made.append(server)
+        return made
+
+    def endless(self, kind, fresh):
+        """A listing whose every page says there is a next one; fresh: each page holds
+        new servers (else the same ones again)."""
+        page_size = {"hetzner": 50, "timeweb": 100, "openstack": 100, "yandex": 1000}[kind]
+
+        def page(number, query):
+            servers = self.servers(kind, (number if fresh else 1) * page_size, page_size)
+            if kind == "hetzner":
+                return {"servers": servers, "meta": {"pagination": {"next_page": number + 1}}}
+            if kind == "timeweb":
+                return {"servers": servers, "meta": {"total": 10 ** 9}}
+            if kind == "openstack":
+                return {"servers": servers}
+            return {"instances": servers, "nextPageToken": "t%d" % number}
+        return EndlessAPI(page)
+
+    def owned(self, kind, api):
+        backend = self.backend(kind, **({"folder_id": "b1g0123456789abcdefg"}
+                                        if kind == "yandex" else {}))
+        return backend.owned_servers(api)
+
+    def test_a_listing_of_ever_new_pages_stops_at_max_find_pages_with_n108(self):
+        for kind in ("hetzner", "timeweb", "openstack", "yandex"):
+            api = self.endless(kind, fresh=True)
+            with self.assertRaises(provider.CloudError) as caught:
+                self.owned(kind, api)
+            self.assertEqual(caught.exception.code, provider.E_BACKEND, kind)
+            self.assertIn("goes on beyond %d pages" % provider.MAX_FIND_PAGES,
+                          caught.exception.message)
+            self.assertEqual(len(api.queries), provider.MAX_FIND_PAGES, kind)
+
+    def test_a_page_that_adds_nothing_new_ends_the_listing(self):
+        for kind in ("hetzner", "timeweb", "openstack", "yandex"):
+            api = self.endless(kind, fresh=False)
+            self.assertEqual(len(self.owned(kind, api)), len(self.servers(kind, 0, {
+                "hetzner": 50, "timeweb": 100, "openstack": 100, "yandex": 1000}[kind])), kind)
+            self.assertEqual(len(api.queries), 2, kind)
+
+    def test_the_timeweb_look_up_is_bounded_too(self):
+        api = self.endless("timeweb", fresh=True)
+        task = {"id": "9", "data": {"owner": self.tag, "name": "nobody"}}
+        with self.assertRaises(provider.CloudError):
+            self.backend("timeweb").find(api, task)
+        self.assertEqual(len(api.queries), provider.MAX_FIND_PAGES)

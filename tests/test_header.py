@@ -455,6 +455,73 @@ class HeaderTests(unittest.TestCase):
         self.assertIn("options", self.answer("help"))
         self.assertTrue(os.path.isfile(self.pyc))
 
+    # ------------------------------------------------------------ a python3 that cannot run
+
+    def unusable_python3(self, how):
+        """python3 first on PATH (a folder before pybin), there but unable to run: "mode"
+        (0644), "loader" (executable, its interpreter missing: exec fails), "noexec" (0755
+        on a noexec mount, as root). Returns the file."""
+        folder = os.path.join(self.tmp, "unusable")
+        if how != "noexec":
+            os.mkdir(folder)
+        else:
+            if not IS_ROOT or not shutil.which("mount"):
+                self.skipTest("mounting a noexec tmpfs needs root")
+            os.mkdir(folder)
+            if subprocess.call(["mount", "-t", "tmpfs", "-o", "noexec,size=1m", "tmpfs", folder],
+                               stderr=subprocess.DEVNULL) != 0:
+                self.skipTest("cannot mount a tmpfs here")
+            self.addCleanup(subprocess.call, ["umount", "-l", folder])
+        fake = os.path.join(folder, "python3")
+        with open(fake, "w") as f:
+            f.write("#!%s\n" % ("/nonexistent/python-loader" if how == "loader"
+                                 else sys.executable))
+        os.chmod(fake, 0o644 if how == "mode" else 0o755)
+        self.env["PATH"] = folder + os.pathsep + self.env["PATH"]
+        return fake
+
+    def test_a_python3_that_cannot_run_is_passed_over_and_named(self):
+        # Regression (issue 23, 4): its exec failed and sh exited 126/127 with no JSON
+        reasons = {"mode": "not an executable file", "noexec": "not an executable file",
+                   "loader": "cannot be run (exit status 127)"}
+        shells = [path for path in (shutil.which("dash"), shutil.which("bash")) if path]
+        for how in ("mode", "loader", "noexec"):
+            with self.subTest(how=how):
+                self.setUp()
+                fake = self.unusable_python3(how)
+                self.copy_with_fallbacks(["/nonexistent/platform-python", sys.executable])
+                for shell in shells:
+                    self.assertIn("options", self.answer("help", argv=[shell, self.script]))
+                self.copy_with_fallbacks(["/nonexistent/platform-python"])
+                env = dict(self.env, PATH=os.path.dirname(fake))
+                for shell in shells:
+                    code, out, err = self.run_plugin("order_status", "1",
+                                                     argv=[shell, self.script], env=env)
+                    message = caller_parse(out)["error_message"]
+                    self.assertEqual(code, 1, (shell, out, err))
+                    self.assertTrue(message.startswith(
+                        "order_status error N120, no Python 3.6+ found (tried python3 on PATH"),
+                        message)
+                    self.assertIn("; %s: %s" % (fake, reasons[how]), message)
+                    self.assertTrue(message.endswith("): install python3"), message)
+
+    def test_a_python3_further_on_path_is_used_when_the_first_cannot_run(self):
+        self.unusable_python3("mode")
+        self.copy_with_fallbacks(["/nonexistent/platform-python"])
+        self.assertIn("options", self.answer("help"))   # pybin's python3, after the 0644 one
+        self.assertEqual(os.listdir(self.cache_dir), [os.path.basename(self.pyc)])
+        self.assertTrue(os.path.isfile(self.pyc))
+
+    def test_the_reasons_name_an_old_python_and_stay_plain_text(self):
+        self.copy_with_fallbacks(["/nonexistent/platform-python"])
+        self.old_python3()
+        env = dict(self.env, BXPROVIDER_PYTHON_WHY='"}{\\ injected; ')
+        code, out, err = self.run_plugin("configs", env=env)
+        message = caller_parse(out)["error_message"]
+        self.assertIn("(tried python3 on PATH, /usr/libexec/platform-python, /usr/bin/python3.13"
+                      " ... python3.6; python3: Python 3.5): install python3", message)
+        self.assertNotIn("injected", message)
+
 
 if __name__ == "__main__":
     unittest.main()

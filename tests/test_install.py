@@ -612,6 +612,51 @@ class InstallTestsBase(object):
             self.assertEqual(answer["configurations"][0]["id"],
                              MANUAL_CONFIG["configurations"][0]["id"], label)
 
+    def test_archive_never_writes_through_a_name_made_first(self):
+        # Regression (issue 23, 1): FILE.tmpPID was opened plainly; whoever made those
+        # names first (PIDs are sequential) owned the archive, or had it written where a
+        # symlink pointed. Now nothing is made beside FILE but with O_EXCL.
+        path = os.path.join(self.tmp, "out.tar.gz")
+        victim = self.write("victim", b"not yours\n")
+        with open("/proc/loadavg") as f:       # the last pid handed out
+            last = int(f.read().split()[-1])
+        planted = ["%s.tmp%d" % (path, pid) for pid in range(last, last + 5000)]
+        for name in planted:
+            os.symlink(victim, name)
+        os.symlink(victim, path)               # FILE itself a link: replaced, not followed
+        self.install_ok("--archive", path, NAME)
+        self.assertEqual(read_bytes(victim), b"not yours\n")
+        self.assertEqual(mode_of(victim), 0o644)
+        st = os.lstat(path)
+        self.assertTrue(stat.S_ISREG(st.st_mode))
+        self.assertEqual((st.st_uid, mode_of(path)), (os.geteuid(), 0o600))
+        self.assertEqual(len(self.archive_members(path)[0]), 2)
+        self.assertTrue(all(os.path.islink(name) for name in planted))
+        self.assertEqual(sorted(n for n in os.listdir(self.tmp) if n.startswith("out.tar.gz")
+                                and not n.startswith("out.tar.gz.tmp")), ["out.tar.gz"])
+
+    def test_archive_built_on_another_file_system_is_copied_in_with_a_new_name(self):
+        stage_root = tempfile.mkdtemp(dir="/dev/shm") if os.path.isdir("/dev/shm") else None
+        if stage_root is None or os.stat(stage_root).st_dev == os.stat(self.tmp).st_dev:
+            self.skipTest("no second file system for the stage folder")
+        self.addCleanup(shutil.rmtree, stage_root, True)
+        self.env["TMPDIR"] = stage_root
+        path = os.path.join(self.tmp, "x.tar.gz")
+        self.install_ok("--archive", path, NAME)
+        self.assertEqual((os.lstat(path).st_uid, mode_of(path)), (os.geteuid(), 0o600))
+        self.assertEqual(len(self.archive_members(path)[0]), 2)
+        self.assertEqual(sorted(os.listdir(self.tmp)), ["pybin", "x.tar.gz"])
+        self.assertEqual(os.listdir(stage_root), [], "the stage folder is removed")
+
+    def test_archive_into_a_folder_as_a_name_that_cannot_be_replaced_fails(self):
+        path = os.path.join(self.tmp, "dir.tar.gz")
+        os.mkdir(path)
+        rc, out, err = self.run_install("--archive", path, NAME)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("cannot write archive '%s'" % path, err)
+        self.assertEqual(os.listdir(path), [])
+        self.assertNotIn("Built", out)
+
     def test_archive_usage_errors(self):
         rc, out, err = self.run_install("--archive", "out.zip", NAME)
         self.assertEqual(rc, 2)
