@@ -129,7 +129,7 @@ per order).
 
 People can run it by hand too: `NAME --help` lists the commands for them
 (tasks, task show/finish/fail/release/delete-server, pool, state, check).
-See README.md.
+See README.md and docs/.
 """
 
 import errno
@@ -169,7 +169,7 @@ MAX_CONFIG_DEPTH = 32             # JSON nesting a config may use
 IN_PROGRESS, FINISHED, ERROR = "in_progress", "finished", "error"
 TERMINAL = (FINISHED, ERROR)
 
-# code -> (what it means, what to do). README.md lists the same table.
+# code -> (what it means, what to do). docs/reference.md, "Error codes", lists the same table.
 WARN = "warn"                       # `check`'s third verdict: worth reading, not a failure
 E_USAGE = 100
 E_UNKNOWN_CONFIG = 101
@@ -7721,7 +7721,7 @@ def cmd_check(provider, args):
     except ProviderError as exc:
         add(False, "%s (%s)" % (exc.message, {
             E_DISABLED: "write one: ./install.sh --config FILE NAME, or start from examples/",
-            E_UNSAFE: "see \"Files the plugin trusts\" in README.md"}.get(
+            E_UNSAFE: "see \"Files the plugin trusts\" in docs/guarantees.md"}.get(
                 exc.code, "fix the config, then run check again")))
     folders = check_private_folders(paths)
     for ok, text in folders:

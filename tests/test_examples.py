@@ -2,8 +2,8 @@
 """Every examples/*.conf, copied as it is into a provider home, passes `check`.
 
 Only what needs the network or a secret is changed, the way a user would: the
-secret files the example names (relative to the home, README "Paths in the
-config") are created by the test, and the cloud API addresses point at the
+secret files the example names (relative to the home, docs/reference.md "Paths in
+the config") are created by the test, and the cloud API addresses point at the
 local fakes (Hetzner, Timeweb: then `check` must find no problem at all) or at
 a closed local port (OpenStack, Yandex: then the only FAIL allowed is the login
 that could not reach its API, after the retry's backoff, recorded rather than
