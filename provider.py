@@ -12,9 +12,13 @@
 # NAME.cloud.TAG.pyc), each keyed by a hash of the whole file and its part name, so an edit
 # never runs stale code, and used only when the cache folder and file belong to the file's
 # owner or root and nobody else can write them. To Python all this is the string _sh, so
-# `python3 provider.py ...` runs the whole file as usual. README.md, "Performance", says more.
+# `python3 provider.py ...` runs the whole file as usual. docs/performance.md says more.
+# Python gets a short -c line that reads the boot from this file, between the two #boot
+# lines, so that ps shows `python3 -I -S -c <one short line> .../bin/NAME order_status 7`.
 _sh=r""":"
-boot='
+boot='import sys;s=open(sys.argv[1],"rb").read();exec(s.split(b"\n#boot\n")[1])'
+: '
+#boot
 import os, sys
 if sys.version_info < (3, 6):       # too old: back to sh, which tries the next Python
     os.execv("/bin/sh", ["/bin/sh"] + sys.argv[1:])
@@ -41,8 +45,7 @@ def trusted(name):                  # missing, or nobody but the owner and root 
     except OSError:
         return False
     return st.st_uid in (owner, 0) and not st.st_mode & 0o22
-with open(path, "rb") as f:
-    source = f.read()
+source = s                          # the whole file, read by the -c line
 file_hash = digest(source)
 # The file runs in two parts: the core, and the cloud section, which the core runs only when
 # a config needs it. Each part has blank lines in place of the other: line numbers stay right.
@@ -86,6 +89,7 @@ try:                                # the answer is out: exit now, without the t
     sys.stderr.flush()
 finally:
     os._exit(status)
+#boot
 '
 tried=${BXPROVIDER_PYTHON_TRIED-}
 for py in python3 /usr/libexec/platform-python /usr/bin/python3.13 /usr/bin/python3.12 \
@@ -3385,11 +3389,7 @@ def run_forked_worker(paths, task_id, lock_fd, log_fd):
                                       errors="backslashreplace", line_buffering=True)
         os.chdir(paths.home)
         os.environ.update(BXPROVIDER_HOME=paths.home, BXPROVIDER_CONFIG=paths.config)
-        try:                            # what ps -o comm / top show (15 bytes)
-            with open("/proc/self/comm", "w") as handle:
-                handle.write(("_worker " + task_id)[:15])
-        except (IOError, OSError):
-            pass
+        name_process(paths.script, paths.name, "worker", task_id)
         status = main(["_worker", task_id], prog=paths.script)
     except BaseException:               # noqa: whatever happens, this process ends here
         try:
@@ -3403,6 +3403,33 @@ def run_forked_worker(paths, task_id, lock_fd, log_fd):
             sys.stderr.flush()
         finally:
             os._exit(status if isinstance(status, int) else 1)
+
+
+def name_process(script, name, *words):
+    """What ps and top show for this process (Linux): its comm becomes "NAME
+    worker 7" (cut to the 15 bytes comm holds) and its command line "SCRIPT
+    worker 7", written over the process's own argument area (/proc/self/mem)
+    as far as that room allows, NUL-padded; anything refused leaves it as it was."""
+    title = " ".join((name,) + words)
+    try:
+        with open("/proc/self/comm", "w") as handle:
+            handle.write(title.encode("utf-8", "replace")[:15].decode("utf-8", "ignore"))
+    except (IOError, OSError):
+        pass
+    data = b"\0".join(os.fsencode(word) for word in (script,) + words) + b"\0"
+    try:
+        with open("/proc/self/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+        start, end = int(fields[45]), int(fields[46])      # arg_start, arg_end
+        if end - start < 2:
+            return
+        fd = os.open("/proc/self/mem", os.O_RDWR)
+        try:
+            os.pwrite(fd, data[:end - start - 1].ljust(end - start, b"\0"), start)
+        finally:
+            os.close(fd)
+    except (IOError, OSError, IndexError, ValueError, OverflowError):
+        pass
 
 
 def close_descriptors(keep):

@@ -210,7 +210,7 @@ class BackgroundTest(CommandTestCase):
         self.assertEqual(os.getsid(worker), worker)             # a session of its own
         self.assertEqual(os.readlink("/proc/%d/cwd" % worker), self.home.dir)
         with open("/proc/%d/comm" % worker) as handle:
-            self.assertEqual(handle.read().strip(), "_worker " + task_id)
+            self.assertEqual(handle.read().strip(), ("%s worker %s" % (self.home.name, task_id))[:15])
         self.go()
         self.wait_status(task_id, "finished")
 

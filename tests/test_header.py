@@ -21,6 +21,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 import types
 import unittest
 
@@ -407,6 +408,94 @@ class HeaderTests(unittest.TestCase):
                 self.addCleanup(os.chmod, path, mode)
             if path == os.path.dirname(path):
                 return
+
+    # ------------------------------------------------------------ what ps shows
+
+    def proc_words(self, pid, what="cmdline"):
+        with open("/proc/%d/%s" % (pid, what), "rb") as f:
+            data = f.read()
+        return [w.decode() for w in data.split(b"\0") if w] if what == "cmdline" else data.decode().strip()
+
+    def test_a_call_shows_in_ps_as_python_with_a_short_boot_then_the_script_and_its_arguments(self):
+        import fcntl
+        self.answer("order", "1")                      # var/ and the lock file exist
+        config = dict(MANUAL_CONFIG, lock_wait=30)
+        self.write_config(config)
+        with open(os.path.join(self.home, "var", NAME + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)            # the next order waits for it
+            proc = subprocess.Popen([self.script, "order", "1"], stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    env=self.env, cwd=self.tmp)
+            try:
+                wait = time.monotonic() + 30
+                while True:                            # sh has exec'd python3
+                    words = self.proc_words(proc.pid)
+                    if "-c" in words or time.monotonic() > wait:
+                        break
+                    time.sleep(0.01)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+        out, err = proc.communicate(timeout=60)
+        self.assertEqual(caller_parse(out)["task_id"], "2", err)
+        self.assertEqual(words[1:4], ["-I", "-S", "-c"], words)
+        boot = words[4]
+        self.assertLess(len(boot), 100, boot)
+        self.assertNotIn("\n", boot)
+        self.assertEqual(words[5:], [self.script, "order", "1"])
+        self.assertEqual(os.path.basename(words[0]), "python3")
+
+    def worker_of(self, task_id):
+        with open(os.path.join(self.home, "log", NAME + ".log")) as f:
+            pids = re.findall(r" worker task=%s .*pid=(\d+)" % task_id, f.read())
+        self.assertTrue(pids)
+        pid = int(pids[-1])
+        self.addCleanup(self.kill_quietly, pid)
+        return pid
+
+    @staticmethod
+    def kill_quietly(pid):
+        try:
+            os.kill(pid, 9)
+        except OSError:
+            pass
+
+    def waiting_pool(self):
+        """A pool config whose server never answers SSH: its order's worker waits."""
+        self.write_config({"enabled": True, "backend": {
+            "type": "pool", "ssh_port": 9, "allow_loopback": True, "ready_timeout": 600},
+            "configurations": [{"id": "1", "descr": "Pool", "servers": [{"server": "127.0.0.1"}]}]})
+
+    def test_a_worker_shows_as_the_provider_s_worker_for_its_task(self):
+        self.waiting_pool()
+        task_id = self.answer("order", "1")["task_id"]
+        pid = self.worker_of(task_id)
+        self.assertEqual(self.proc_words(pid, "comm"), "%s worker %s" % (NAME, task_id))
+        self.assertEqual(self.proc_words(pid), [self.script, "worker", task_id])
+        ps = shutil.which("ps")
+        if ps:
+            out = subprocess.check_output([ps, "-o", "args=", "-p", str(pid)])
+            self.assertEqual(out.decode().strip(), "%s worker %s" % (self.script, task_id))
+
+    def test_a_long_name_is_cut_to_the_15_bytes_comm_holds(self):
+        long_name = "myhosterprovider"
+        script = os.path.join(self.home, "bin", long_name)
+        os.rename(self.script, script)
+        os.rename(os.path.join(self.home, "etc", NAME + ".conf"),
+                  os.path.join(self.home, "etc", long_name + ".conf"))
+        self.script = script
+        conf = os.path.join(self.home, "etc", long_name + ".conf")
+        with open(conf, "w") as f:
+            json.dump({"enabled": True, "backend": {
+                "type": "pool", "ssh_port": 9, "allow_loopback": True, "ready_timeout": 600},
+                "configurations": [{"id": "1", "descr": "Pool",
+                                    "servers": [{"server": "127.0.0.1"}]}]}, f)
+        os.chmod(conf, 0o600)
+        task_id = self.answer("order", "1")["task_id"]
+        with open(os.path.join(self.home, "log", long_name + ".log")) as f:
+            pid = int(re.findall(r" worker task=%s .*pid=(\d+)" % task_id, f.read())[-1])
+        self.addCleanup(self.kill_quietly, pid)
+        self.assertEqual(self.proc_words(pid, "comm"), "myhosterprovide")
+        self.assertEqual(self.proc_words(pid), [script, "worker", task_id])
 
     # ------------------------------------------------------------ no Python 3.6+
 
