@@ -1702,12 +1702,32 @@ def parse_config_json(raw):
     except RecursionError:
         return None, "is nested too deeply (at most %d levels)" % MAX_CONFIG_DEPTH
     except ValueError as exc:
-        return None, "is not valid JSON: %s" % exc
+        return None, "is not valid JSON: %s" % json_error_hint(text, exc)
     problems = json_shape_problems(data, MAX_CONFIG_DEPTH, dict((id(o), p) for o, p in objects))
     if problems:
         return None, "has %d problem%s: %s" % (len(problems), "" if len(problems) == 1 else "s",
                                                "; ".join(problems))
     return data, None
+
+
+def json_error_hint(text, exc):
+    """The parser's complaint, said plainly where a person's habit caused it: a
+    comma before '}' or ']' (JSON allows no trailing comma), or a comment
+    (// or /* or #: JSON has none); else the parser's own text."""
+    pos = getattr(exc, "pos", None)
+    if not isinstance(pos, int) or not 0 <= pos <= len(text):
+        return str(exc)
+
+    def where(at):
+        line = text.count("\n", 0, at) + 1
+        return "line %d column %d" % (line, at - text.rfind("\n", 0, at))
+    if text.startswith(("//", "/*", "#"), pos):
+        return "a comment at %s: JSON has no comments: use a \"_comment\" key" % where(pos)
+    before = text[:pos].rstrip()
+    if before.endswith(",") and text[pos:pos + 1] in ("}", "]"):
+        return "a trailing comma at %s, before '%s': JSON allows none, remove it" % (
+            where(len(before) - 1), text[pos])
+    return str(exc)
 
 
 def json_shape_problems(data, max_depth, duplicated):
@@ -7304,7 +7324,18 @@ def cmd_task_show(provider, args):
     for key in sorted(task.get("data") or {}):
         lines.append("%-16s %s" % ("data." + key + ":", json.dumps(task["data"][key],
                                                                    ensure_ascii=False)))
+    if task.get("status") == IN_PROGRESS:
+        lines.append("%-16s %s" % ("next:", next_steps(provider.paths.name, task)))
     return "\n".join(lines)
+
+
+def next_steps(name, task):
+    """What a person can do about a pending task, as `task show` says it."""
+    fail = "`%s task fail %s --message TEXT` gives it up" % (name, task["id"])
+    if task.get("backend") == "manual":
+        return ("`%s task finish %s --server ADDR` once the server is ready (root password on "
+                "stdin, or --no-password), or %s" % (name, task["id"], fail))
+    return "the task's worker goes on by itself; %s" % fail
 
 
 def read_password(args):
@@ -7936,7 +7967,8 @@ def build_parser(prog):
                                 "order CONFIG_ID, order_status TASK_ID; each prints one JSON "
                                 "object. The other commands are for people.")
     parser.add_argument("--version", action="version", version="provider.py " + __version__)
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser,
+                                     help="`COMMAND --help` says more")
 
     def command(action, text, parent=commands):
         """A subcommand whose handler is HANDLERS[action]."""
@@ -7948,13 +7980,14 @@ def build_parser(prog):
     command("help", "protocol: supported options and enabled/disabled (JSON)")
     command("configs", "protocol: the configurations a user may order (JSON)")
     order = command("order", "protocol: order a configuration; prints the task id (JSON)")
-    order.add_argument("config_id", metavar="CONFIG_ID")
+    order.add_argument("config_id", metavar="CONFIG_ID",
+                       help="a configuration's id, as `configs` lists it")
     order.add_argument("--dry-run", action="store_true",
                        help="for people, cloud backends: check the config, the token, the "
                             "image/type/zone and the caps, print the create request (secrets "
                             "masked); create nothing, save no task")
     command("order_status", "protocol: the state of an order (JSON)") \
-        .add_argument("task_id", metavar="TASK_ID")
+        .add_argument("task_id", metavar="TASK_ID", help="the task id `order` answered")
 
     listing = command("tasks", "list the tasks as a table")
     listing.add_argument("--json", action="store_true", help="JSON instead of a table")
@@ -7964,15 +7997,16 @@ def build_parser(prog):
                          help="only the tasks in this status")
 
     task = command("task", "look at or act on one task")
-    actions = task.add_subparsers(dest="task_command", metavar="ACTION", parser_class=Parser)
+    actions = task.add_subparsers(dest="task_command", metavar="ACTION", parser_class=Parser,
+                                  help="what to do with it (`task ACTION --help` says more)")
     show = command("task show", "show one task (password masked)", actions)
-    show.add_argument("task_id", metavar="ID")
+    show.add_argument("task_id", metavar="ID", help="the task's id, as `tasks` lists it")
     show.add_argument("--show-password", action="store_true", help="print the root password")
     show.add_argument("--json", action="store_true", help="JSON instead of text")
     finish = command("task finish",
                      "mark a task finished: the server is ready for the caller's SSH login; "
                      "the root password is read from stdin or prompted", actions)
-    finish.add_argument("task_id", metavar="ID")
+    finish.add_argument("task_id", metavar="ID", help="the task's id, as `tasks` lists it")
     finish.add_argument("--server", required=True, metavar="ADDR",
                         help="the server's IPv4 or IPv6 address or host name")
     finish.add_argument("--force", action="store_true",
@@ -7984,17 +8018,17 @@ def build_parser(prog):
                              "key.pub): written to the caller's known_hosts (First contact)")
     fail = command("task fail", "mark a pending task failed; the command backend's program "
                    "is stopped, a pool or cloud server stays until released or deleted", actions)
-    fail.add_argument("task_id", metavar="ID")
+    fail.add_argument("task_id", metavar="ID", help="the task's id, as `tasks` lists it")
     fail.add_argument("--message", required=True, help="why it failed (shown to the admin)")
     release = command("task release", "pool backend: give a failed or abandoned task's server "
                       "back to the pool (a pending task becomes error)", actions)
-    release.add_argument("task_id", metavar="ID")
+    release.add_argument("task_id", metavar="ID", help="the task's id, as `tasks` lists it")
     release.add_argument("--force", action="store_true",
                          help="release a finished task's server too (only when the caller "
                               "never added it)")
     delete = command("task delete-server", "cloud backends: destroy the cloud server of a "
                      "failed or abandoned order (the task becomes error)", actions)
-    delete.add_argument("task_id", metavar="ID")
+    delete.add_argument("task_id", metavar="ID", help="the task's id, as `tasks` lists it")
     delete.add_argument("--yes", action="store_true", help="yes, destroy it")
     delete.add_argument("--force", action="store_true",
                         help="also a server the caller added to its pool (remove it from the "
@@ -8013,7 +8047,8 @@ def build_parser(prog):
     state = command("state", "maintain the state file and its archive (nothing is ever "
                     "deleted)")
     state_actions = state.add_subparsers(dest="state_command", metavar="ACTION",
-                                         parser_class=Parser)
+                                         parser_class=Parser, help="what to do (`state "
+                                         "ACTION --help` says more)")
     compact = command("state compact",
                       "move every finished or failed task older than retention_days to the "
                       "archive now (writes do it bit by bit anyway)", state_actions)

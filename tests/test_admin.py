@@ -72,6 +72,16 @@ class TasksTest(HomeTestCase):
         self.assertEqual(as_json["server"], "10.9.9.9")
         self.assertError(self.home.run("task", "show", "77"), 102, "task show")
 
+    def test_show_of_a_waiting_manual_task_names_what_finishes_or_fails_it(self):
+        task_id = self.home.ok("order", "1")["task_id"]
+        shown = self.home.run("task", "show", task_id).text
+        self.assertIn("next:            `provider task finish %s --server ADDR` once the server "
+                      "is ready (root password on stdin, or --no-password), or `provider task "
+                      "fail %s --message TEXT` gives it up" % (task_id, task_id), shown)
+        self.home.run("task", "fail", task_id, "--message", "no stock")
+        self.assertNotIn("next:", self.home.run("task", "show", task_id).text)
+        self.assertNotIn("next", json.loads(self.home.run("task", "show", task_id, "--json").text))
+
 
 class CheckTest(HomeTestCase):
     in_process = True      # state/config/archive logic: main() in-process
@@ -215,6 +225,41 @@ class CheckOwnershipTest(HomeTestCase):
         self.assertEqual(result.code, 1)
         self.assertIn("FAIL the config %s is owned by uid 65534" % self.home.config_path,
                       result.text)                  # refused, not only reported
+
+
+class HelpTest(HomeTestCase):
+    in_process = True
+
+    def parsers(self):
+        """(command words, parser) of every command and subcommand argparse knows."""
+        import argparse
+        from support import load_module
+        pending = [((), load_module().build_parser("provider"))]
+        while pending:
+            words, parser = pending.pop()
+            yield words, parser
+            for action in parser._actions:
+                if isinstance(action, argparse._SubParsersAction):
+                    for name, sub in action.choices.items():
+                        pending.append((words + (name,), sub))
+
+    def test_every_command_has_a_description_and_explains_each_argument(self):
+        seen = []
+        for words, parser in self.parsers():
+            seen.append(" ".join(words))
+            self.assertTrue(parser.description, words)
+            for action in parser._actions:
+                if action.option_strings or action.dest == "help":
+                    self.assertTrue(action.help, (words, action.option_strings))
+                else:
+                    self.assertTrue(action.help, (words, action.dest))
+        for command in ("servers", "task show", "task finish", "state repair", "order_status"):
+            self.assertIn(command, seen)
+
+    def test_task_show_help_says_what_the_id_is(self):
+        result = self.home.run("task", "show", "--help")
+        self.assertEqual(result.code, 0)
+        self.assertIn("the task's id, as `tasks` lists it", " ".join(result.out.decode().split()))
 
 
 if __name__ == "__main__":
