@@ -146,11 +146,36 @@ import time
 __version__ = "1.2.0"
 
 
+def refuse_old_python(argv):
+    """`python2 provider.py help` (or a Python 3 older than 3.6): the answer the
+    sh header gives when it finds no Python 3.6+ (N120), instead of a traceback
+    or a wrong answer: one JSON error on stdout for the protocol (and any word
+    that could be a caller's option), a line of text on stderr for people;
+    exit status 1. Kept to what every Python that parses this file can run."""
+    words = [arg for arg in argv if not arg.startswith("-")]
+    people = ("tasks", "task", "pool", "servers", "state", "check", "_worker")
+    action = words[0] if words and words[0] in people + PROTOCOL_OPTIONS else "usage"
+    if action in ("task", "state") and len(words) > 1 and words[1] in (
+            "show", "finish", "fail", "release", "delete-server", "compact", "restore-backup",
+            "repair"):
+        action += " " + words[1]
+    text = ("%s error N120, provider.py needs Python 3.6 or newer; %s is Python %d.%d: run "
+            "it with python3 (3.6+)" % (action, sys.executable or "this", sys.version_info[0],
+                                        sys.version_info[1]))
+    if not words or words[0] in people:
+        sys.stderr.write(text + "\n")
+    else:
+        sys.stdout.write(json.dumps({"error": 1, "error_message": text}) + "\n")
+    return 1
+
+
 # ---------------------------------------------------------------------------
 # Constants and the error-code table
 # ---------------------------------------------------------------------------
 
 PROTOCOL_OPTIONS = ("help", "configs", "order", "order_status")
+if sys.version_info < (3, 6):       # python2 provider.py ...: N120, not a traceback
+    sys.exit(refuse_old_python(sys.argv[1:]))
 
 STATE_SCHEMA = 2                  # 2: old terminal tasks live in var/archive/
 READABLE_STATE_SCHEMAS = (1, 2)   # 1 (all tasks in the state file) is migrated on write
@@ -203,7 +228,7 @@ ERROR_CODES = {
     E_EXHAUSTED: "nothing left to order for that configuration",
     E_UNSAFE: "a file or folder has unsafe ownership or permissions",
     E_TASK_STATE: "the task is not in a state that allows this action",
-    E_NO_PYTHON: "bin/NAME found no Python 3.6+ to run it",
+    E_NO_PYTHON: "no Python 3.6+ to run it (bin/NAME found none, or an older one ran the file)",
     E_INTERNAL: "a bug: the traceback is in the log",
 }
 

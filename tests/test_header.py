@@ -529,6 +529,46 @@ class HeaderTests(unittest.TestCase):
         self.assertTrue(answer["error_message"].startswith("%s error N120, no Python 3.6+ found"
                                                            % action), answer)
 
+    def run_as_old_python(self, python, *args):
+        """provider.py run by `python` itself; None as python: this interpreter telling
+        the file's code it is 3.5 (sys.version_info), as an old python3 would."""
+        argv = [python, SCRIPT] if python else [sys.executable, "-c", (
+            "import sys; sys.version_info = (3, 5, 9, 'final', 0); sys.argv = sys.argv[1:]; "
+            "exec(compile(open(sys.argv[0]).read(), sys.argv[0], 'exec'), "
+            "{'__name__': '__main__'})"), SCRIPT]
+        return self.run_plugin(*args, argv=argv)
+
+    def assert_old_python_refused(self, python, version):
+        needs = "error N120, provider.py needs Python 3.6 or newer; "
+        for action in ("help", "order_status", "bogus"):
+            code, out, err = self.run_as_old_python(python, *([action, "1"] if action ==
+                                                              "order_status" else [action]))
+            self.assertEqual((code, err), (1, b""))
+            answer = caller_parse(out)
+            self.assertEqual(answer["error"], 1)
+            message = answer["error_message"]
+            self.assertTrue(message.startswith((action if action != "bogus" else "usage")
+                                               + " " + needs), message)
+            self.assertTrue(message.endswith(" is Python %s: run it with python3 (3.6+)"
+                                             % version), message)
+        for argv, action in ((["tasks"], "tasks"), (["task", "show", "1"], "task show"),
+                             (["--version"], "usage"), ([], "usage"), (["check"], "check")):
+            code, out, err = self.run_as_old_python(python, *argv)
+            self.assertEqual((code, out), (1, b""), argv)
+            self.assertTrue(err.decode().startswith(action + " " + needs), err)
+            self.assertEqual(len(err.splitlines()), 1, err)
+
+    def test_an_old_python_running_the_file_itself_answers_one_clear_error(self):
+        self.assert_old_python_refused(None, "3.5")
+
+    def test_python2_running_the_file_itself_answers_one_clear_error(self):
+        python2 = [p for p in (os.path.expanduser("~/.pyenv/versions/2.7.18/bin/python"),
+                               shutil.which("python2.7"), shutil.which("python2"))
+                   if p and os.path.isfile(p)]
+        if not python2:
+            self.skipTest("no Python 2 here")
+        self.assert_old_python_refused(python2[0], "2.7")
+
     def test_no_python_at_all_is_one_json_error(self):
         self.copy_with_fallbacks(["/nonexistent/platform-python", "/nonexistent/python3.9"])
         env = dict(self.env, PATH=os.path.join(self.tmp, "empty"))
