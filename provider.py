@@ -7794,7 +7794,7 @@ def cmd_check(provider, args):
     add(True, "provider %s, provider.py %s, Python %s" % (
         paths.name, __version__, sys.version.split()[0]))
     for ok, text in check_where(paths) + check_trusted_places(paths) + \
-            check_bytecode_cache(paths):
+            check_bytecode_cache(paths) + check_python_on_path():
         add(ok, text)
     config = None
     try:
@@ -7802,10 +7802,13 @@ def cmd_check(provider, args):
         for ok, text in check_config(paths, config):
             add(ok, text)
     except ProviderError as exc:
-        add(False, "%s (%s)" % (exc.message, {
-            E_DISABLED: "write one: ./install.sh --config FILE NAME, or start from examples/",
-            E_UNSAFE: "see \"Files the plugin trusts\" in docs/guarantees.md"}.get(
-                exc.code, "fix the config, then run check again")))
+        add(False, "%s (%s); until then `help` answers disabled and bx-provider refuses every "
+                   "call of this provider, order_status of orders in flight included" % (
+                       exc.message, {
+                           E_DISABLED: "write one: ./install.sh --config FILE NAME, or start "
+                                       "from examples/",
+                           E_UNSAFE: "see \"Files the plugin trusts\" in docs/guarantees.md"}.get(
+                               exc.code, "fix the config, then run check again")))
     folders = check_private_folders(paths)
     for ok, text in folders:
         add(ok, text)
@@ -7857,6 +7860,35 @@ def check_where(paths):
     return report
 
 
+def check_python_on_path():
+    """(ok, text): the python3 that bin/NAME's header starts first, when it is a
+    wrapper script (a pyenv shim) rather than Python itself: every call then
+    pays for a shell and the wrapper before Python starts."""
+    import shutil
+    path = os.environ.get("PATH", os.defpath).split(os.pathsep)
+    root = os.environ.get("PYENV_ROOT")
+    if root:            # a shim ran us: pyenv put its own folders first, the shell had not
+        own = [os.path.join(root, sub) for sub in ("versions", "libexec", "plugins")]
+        path = [entry for entry in path if not any(
+            entry == top or entry.startswith(top + os.sep) for top in own)]
+    found = shutil.which("python3", path=os.pathsep.join(path))
+    if not found:
+        return [(True, "no python3 on PATH: bin/NAME runs /usr/libexec/platform-python or "
+                       "/usr/bin/python3.N")]
+    try:
+        with open(found, "rb") as handle:
+            script = handle.read(2) == b"#!"
+    except (IOError, OSError):
+        return []
+    if not script:
+        return [(True, "python3 on PATH: %s" % found)]
+    return [(WARN, "python3 on PATH, %s, is a script (a wrapper such as a pyenv shim), not "
+                   "Python itself: bin/NAME starts it on every call, which costs the wrapper's own "
+                   "start (a pyenv shim: tens of milliseconds, several times the call itself); put "
+                   "the folder of a real python3 first in PATH (this call ran %s)" % (
+                       found, sys.executable))]
+
+
 def check_config(paths, config):
     """(ok, text) for a config that loaded: its mode, enabled, its descriptions."""
     report = [(True, "config %s is valid: backend %s, %d configuration(s)" % (
@@ -7866,13 +7898,18 @@ def check_config(paths, config):
         "0600 or stricter" if problem is None else "%s (fix: %s)" % (
             problem, mode_fix(problem, paths.config, 0o600)))))
     report.append((config.enabled, "provider is %s" % (
-        "enabled" if config.enabled else "DISABLED: the web interface hides it (set "
-        "\"enabled\": true in %s when it is ready)" % paths.config)))
+        "enabled" if config.enabled else "DISABLED: the web interface hides it and bx-provider "
+        "refuses every call, order_status of orders in flight included (set \"enabled\": "
+        "true in %s when it is ready)" % paths.config)))
     if not config.configurations:
         report.append((False, "no configurations: the web interface will offer nothing "
                               "(add one to \"configurations\")"))
     for item in config.configurations:
         descr = item["descr"]
+        if not all(ch in "0123456789" for ch in item["id"]):
+            report.append((WARN, "configuration %s: the id is not a number: bx-provider's plain "
+                                 "(non-JSON) output sorts ids as numbers and prints Perl "
+                                 "warnings for others (use \"1\", \"2\", ...)" % item["id"]))
         if set(descr) & set("<>&"):
             report.append((WARN, "configuration %s: descr holds <, > or &: the web page "
                                  "inserts it as raw HTML (write it without them)" % item["id"]))
