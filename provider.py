@@ -212,6 +212,7 @@ E_BACKEND = 108
 E_EXHAUSTED = 109
 E_UNSAFE = 110
 E_TASK_STATE = 111
+E_ACCESS = 112
 E_NO_PYTHON = 120                 # answered by the sh header at the top, never by Python
 E_INTERNAL = 199
 
@@ -228,6 +229,7 @@ ERROR_CODES = {
     E_EXHAUSTED: "nothing left to order for that configuration",
     E_UNSAFE: "a file or folder has unsafe ownership or permissions",
     E_TASK_STATE: "the task is not in a state that allows this action",
+    E_ACCESS: "the user running the plugin may not read or write one of its files",
     E_NO_PYTHON: "no Python 3.6+ to run it (bin/NAME found none, or an older one ran the file)",
     E_INTERNAL: "a bug: the traceback is in the log",
 }
@@ -361,7 +363,22 @@ def ensure_private_dir(path):
             os.mkdir(path, 0o700)
         except OSError as exc:
             if not os.path.isdir(path):
+                if denied(exc):
+                    raise permission_error("create", path)
                 raise ProviderError(E_WRITE, "cannot create %s: %s" % (path, exc.strerror))
+
+
+def denied(exc):
+    """An OSError that says the user may not (rather than that something broke)."""
+    return getattr(exc, "errno", None) in (errno.EACCES, errno.EPERM)
+
+
+def permission_error(doing, path):
+    """N112: the user running the plugin may not read or write one of its files
+    (a person running bin/NAME by hand as someone else), with the fix."""
+    return ProviderError(E_ACCESS, "cannot %s %s: permission denied: run it as root (as "
+                         "bx-provider does) or as the user that owns the provider's files"
+                         % (doing, path))
 
 
 # ---------------------------------------------------------------------------
@@ -445,6 +462,8 @@ class TrustedFiles(object):
         except OSError as exc:
             if exc.errno == errno.ENOENT:
                 return
+            if denied(exc):
+                raise permission_error("read the %s" % label, folder)
             raise ProviderError(E_STATE, "cannot read the %s %s: %s"
                                 % (label, folder, exc.strerror))
         problem = None
@@ -478,6 +497,8 @@ class TrustedFiles(object):
             if exc.errno == errno.ELOOP:
                 raise ProviderError(E_UNSAFE, "%s is a symbolic link, not the plugin's own file; "
                                     "it was left untouched" % path)
+            if denied(exc):
+                raise permission_error("read", path)
             raise ProviderError(E_STATE, "cannot read %s: %s" % (path, exc.strerror))
         try:
             info = os.fstat(fd)
@@ -546,6 +567,11 @@ class TrustedFiles(object):
         except OSError as exc:
             if exc.errno == errno.ENOENT and missing:
                 raise ProviderError(*missing)
+            if denied(exc):
+                raise permission_error("read %s" % what, path)
+            if exc.errno == errno.ENOENT:
+                raise ProviderError(E_CONFIG, "%s %s does not exist (create it, or name another "
+                                    "file in the config)" % (what, path))
             raise ProviderError(E_CONFIG, "%s %s cannot be read (%s)" % (what, path,
                                                                         exc.strerror))
         with os.fdopen(fd, "rb") as handle:
@@ -740,6 +766,8 @@ class StateFile(object):
             fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT
                          | getattr(os, "O_NOFOLLOW", 0), 0o600)
         except OSError as exc:
+            if denied(exc):
+                raise permission_error("open the lock file", self.paths.lock)
             raise ProviderError(E_WRITE, "cannot open the lock file %s: %s"
                                 % (self.paths.lock, exc.strerror))
         lock_wait = self.lock_wait
@@ -1530,6 +1558,8 @@ def write_atomic(path, chunks, backup=None, what=None, limit=None):
             pass
         if not isinstance(exc, OSError):
             raise
+        if denied(exc):
+            raise permission_error("save", what or path)
         raise ProviderError(E_WRITE, "cannot save %s: %s; nothing was changed"
                             % (what or path, exc.strerror))
     fsync_dir(folder)
@@ -4201,7 +4231,9 @@ def read_secret(backend, name, what):
     path = backend.settings.get(name + "_file")
     if path:
         path = home_path(backend.paths, path)
-        raw = TrustedFiles(backend.paths).read_private(path, "the %s_file" % name, 65536)
+        raw = TrustedFiles(backend.paths).read_private(path, "the %s_file" % name, 65536, (
+            E_CONFIG, "the %s_file %s does not exist: put the %s in it, then chmod 600 %s"
+            % (name, path, what, path)))
         text = raw.decode("utf-8", "replace")
         problem = mode_problem(path, 0o600, backend.paths.home)
         if problem:
@@ -5374,6 +5406,8 @@ class CloudBackend(Backend):
     def check(self, configurations, state):
         try:
             self.auth.token()
+        except CloudError as exc:
+            return [(False, api_fix(exc))]
         except ProviderError as exc:
             return [(False, exc.message)]
         report = [(True, "%s %s" % (self.LABEL, self.auth.source()))]
@@ -5413,10 +5447,34 @@ class CloudBackend(Backend):
             self.check_call()
             return [(True, "%s API %s accepts the token" % (self.LABEL, self.api_url))]
         except CloudError as exc:
-            return [(False, "%s API %s refuses: %s" % (self.LABEL, self.api_url, exc.message))]
+            return [(False, check_api_failure(self.LABEL, self.api_url, exc))]
 
     def check_call(self):
         self.api().call("GET", self.CHECK_PATH, attempts=2)
+
+
+def check_api_failure(label, url, exc):
+    """`check`'s line for an API call that failed (a CloudError)."""
+    if exc.status is None:
+        said = "cannot be reached"
+    elif exc.status in (401, 403):
+        said = "refuses the credentials"
+    else:
+        said = "answers with an error"
+    return "%s API %s %s: %s" % (label, url, said, api_fix(exc))
+
+
+def api_fix(exc):
+    """A CloudError's message with what to do about it, for `check`: no answer is
+    the address or the network, 401/403 the credentials, the rest the API's."""
+    if exc.status is None:
+        fix = "check the address in the config, DNS, the firewall and https_proxy"
+    elif exc.status in (401, 403):
+        fix = ("put a valid token or key, with the rights its page in docs/backends/ names, "
+               "in the file the config names")
+    else:
+        fix = "try again later; if it stays, the message says what the API wants"
+    return "%s (%s)" % (exc.message, fix)
 
 
 class HetznerBackend(CloudBackend):
@@ -7698,8 +7756,11 @@ def check_caller_tasks(paths):
     if not os.path.isdir(paths.caller_tasks):
         return [(True, "caller's tasks folder %s does not exist yet (bx-provider makes it)"
                  % paths.caller_tasks)]
-    report = [(os.access(paths.caller_tasks, os.R_OK), "caller's tasks folder %s is readable"
-               % paths.caller_tasks)]
+    readable = os.access(paths.caller_tasks, os.R_OK | os.X_OK)
+    report = [(readable, "caller's tasks folder %s is %s" % (paths.caller_tasks, "readable"
+               if readable else "NOT readable by uid %d, so task ids cannot be kept above the "
+               "caller's (run it as root, as bx-provider does, or as the user that owns the "
+               "provider's files)" % os.geteuid()))]
     stray = stray_caller_ids(paths)
     if stray:
         report.append((False, "caller's tasks folder: %d file name(s) that are not ids this "
@@ -7802,13 +7863,12 @@ def cmd_check(provider, args):
         for ok, text in check_config(paths, config):
             add(ok, text)
     except ProviderError as exc:
-        add(False, "%s (%s); until then `help` answers disabled and bx-provider refuses every "
-                   "call of this provider, order_status of orders in flight included" % (
-                       exc.message, {
-                           E_DISABLED: "write one: ./install.sh --config FILE NAME, or start "
-                                       "from examples/",
-                           E_UNSAFE: "see \"Files the plugin trusts\" in docs/guarantees.md"}.get(
-                               exc.code, "fix the config, then run check again")))
+        add(False, exc.message if exc.code == E_ACCESS else (
+            "%s (%s); until then `help` answers disabled and bx-provider refuses every call of "
+            "this provider, order_status of orders in flight included" % (exc.message, {
+                E_DISABLED: "write one: ./install.sh --config FILE NAME, or start from examples/",
+                E_UNSAFE: "see \"Files the plugin trusts\" in docs/guarantees.md"}.get(
+                    exc.code, "fix the config, then run check again"))))
     folders = check_private_folders(paths)
     for ok, text in folders:
         add(ok, text)

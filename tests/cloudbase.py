@@ -364,7 +364,7 @@ class CloudTests(CloudHome):
         result = self.run_plugin("check")
         self.assertEqual(result.code, 1, result)
         self.assertNotIn(b"Traceback", result.err)
-        self.assertTrue(any(line.startswith("FAIL") and "refuses: " + said in line
+        self.assertTrue(any(line.startswith("FAIL") and "answers with an error: " + said in line
                             for line in result.text.splitlines()), result.text)
         self.assertEqual(self.gets_since(before), [503] * 6)
         self.assertEqual(self.home.sleeps(), [0.25, 0.5, 1.0, 0.25])   # the backoff

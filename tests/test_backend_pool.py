@@ -252,7 +252,7 @@ class PasswordFileTest(PoolTestCase):
         self.assertFalse(os.path.exists(self.home.state_path))
         check = self.home.run("check")
         self.assertEqual(check.code, 1)
-        self.assertIn("cannot be read", check.text)
+        self.assertIn("does not exist (create it, or name another file in the config)", check.text)
 
 
 class ProbeTest(PoolTestCase):

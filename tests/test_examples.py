@@ -149,6 +149,8 @@ class ExamplesTest(unittest.TestCase):
         self.assertEqual(code, 1, text)
         self.assertEqual(len(failed), 1, text)
         self.assertTrue(any(word in failed[0] for word in NETWORK_FAIL), text)
+        self.assertTrue(failed[0].endswith("(check the address in the config, DNS, the firewall "
+                                           "and https_proxy)"), failed[0])      # the fix
         self.assertEqual(self.waits, [0.25, 0.5, 1.0], text)   # the login's four tries
 
     def openstack(self, name):

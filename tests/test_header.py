@@ -397,6 +397,35 @@ class HeaderTests(unittest.TestCase):
         self.assertIn("options", answer)         # disabled or not: the config is root's
         self.assertEqual(os.listdir(os.path.dirname(self.script)), [NAME])
 
+    def test_a_user_who_may_not_read_the_files_is_told_to_run_it_as_root(self):
+        self.assertEqual(self.answer("order", "1")["task_id"], "1")
+        if IS_ROOT:
+            if not nobody_ids():
+                self.skipTest("no user nobody")
+            uid, gid = nobody_ids()
+
+            def as_nobody():
+                os.setgid(gid)
+                os.setuid(uid)
+            kwargs = {"preexec_fn": as_nobody}
+            self.let_others_through(self.tmp)
+        else:
+            state = os.path.join(self.home, "var", NAME + ".state.json")
+            for path in (state, os.path.join(self.home, "etc", NAME + ".conf")):
+                os.chmod(path, 0)
+                self.addCleanup(os.chmod, path, 0o600)
+            kwargs = {}
+        fix = "permission denied: run it as root (as bx-provider does) or as the user that " \
+              "owns the provider's files"
+        answer = self.answer("order_status", "1", **kwargs)
+        self.assertEqual(answer["error_message"], "order_status error N112, cannot read %s: %s"
+                         % (os.path.join(self.home, "var", NAME + ".state.json"), fix))
+        self.assertEqual(self.answer("help", **kwargs)["message"], "cannot read the config %s: %s"
+                         % (os.path.join(self.home, "etc", NAME + ".conf"), fix))
+        code, out, err = self.run_plugin("tasks", **kwargs)
+        self.assertEqual((code, out), (1, b""))
+        self.assertTrue(err.decode().startswith("tasks error N112, cannot read "), err)
+
     def let_others_through(self, path):
         """o+x on the folders above path that lack it (the test run's own 0700 folder),
         for the time of the test."""
