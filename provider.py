@@ -5549,10 +5549,11 @@ class HetznerBackend(CloudBackend):
                                      attempts=2).get(collection) or []
                 except CloudError as exc:
                     report.append((False, "%s %s: cannot be looked up: %s"
-                                   % (key, value, exc.message)))
+                                   % (key, value, api_fix(exc))))
                     continue
                 report.append((bool(items), "%s %s: %s" % (key, value, "known to %s" % self.LABEL
-                                                          if items else "unknown to %s"
+                                                          if items else "unknown to %s (write "
+                                                          "one it lists in the config)"
                                                           % self.LABEL)))
         return report
 
@@ -5675,11 +5676,12 @@ class TimewebBackend(CloudBackend):
         try:
             presets = api.call("GET", "/presets/servers", attempts=2).get("server_presets") or []
         except CloudError as exc:
-            return [(False, "preset_id: the presets cannot be listed: %s" % exc.message)]
+            return [(False, "preset_id: the presets cannot be listed: %s" % api_fix(exc))]
         known = set(p.get("id") for p in presets if isinstance(p, dict))
         wanted = configuration["preset_id"]
         return [(preset in known, "preset_id %s: %s" % (preset, "known to Timeweb" if preset
-                                                        in known else "unknown to Timeweb"))
+                                                        in known else "unknown to Timeweb (write "
+                                                        "one GET /presets/servers lists)"))
                 for preset in (wanted if isinstance(wanted, list) else [wanted])]
 
     def ipv4(self, server):
@@ -6851,7 +6853,7 @@ class YandexBackend(CloudBackend):
             report = [(True, "image %s (%s)" % (printable(str(image.get("id"))),
                                                 printable(str(image.get("name") or "?"))))]
         except CloudError as exc:
-            report = [(False, "image: %s" % exc.message)]
+            report = [(False, "image: %s" % api_fix(exc))]
         for zone in as_list(configuration["zone_id"]):
             report.append(self.resolve_subnet(dict(configuration, zone_id=zone)))
         return report
@@ -6862,13 +6864,14 @@ class YandexBackend(CloudBackend):
             subnet = self.api(self.vpc_url).call("GET", "/vpc/v1/subnets/%s" % subnet_id,
                                                  attempts=2)
         except CloudError as exc:
-            return False, "zone %s: subnet %s: %s" % (zone, subnet_id, exc.message)
+            return False, "zone %s: subnet %s: %s" % (zone, subnet_id, api_fix(exc))
         blocks = subnet.get("v4CidrBlocks")
         text = "zone %s: subnet %s (%s, %s)" % (zone, subnet_id, printable(str(
             subnet.get("name") or "?")), printable(", ".join(
                 str(block) for block in blocks) if isinstance(blocks, list) else "?"))
         if subnet.get("zoneId") != zone:
-            return False, "%s is in zone %s" % (text, printable(str(subnet.get("zoneId"))))
+            return False, "%s is in zone %s (name a subnet of zone %s: `yc vpc subnet list`)" % (
+                text, printable(str(subnet.get("zoneId"))), zone)
         return True, text
 
 
@@ -7740,7 +7743,8 @@ def check_private_folders(paths):
             parent = os.path.dirname(folder)
             report.append((os.access(parent, os.W_OK), "%s %s does not exist yet; %s" % (
                 label, folder, "it will be created" if os.access(parent, os.W_OK)
-                else "and %s is not writable" % parent)))
+                else "and %s is not writable by uid %d (run the plugin as root, or as the user "
+                "that owns the home)" % (parent, os.geteuid()))))
     for folder, label in ((paths.archive, "archive folder"),
                           (os.path.join(paths.var, "workers"), "workers folder"),
                           (os.path.join(paths.log_dir, "tasks"), "task log folder")):
@@ -8022,7 +8026,8 @@ def first_contact_check(paths, config):
         problem = known_hosts_problem(path)
         report.append((problem is None, "known_hosts %s is writable by uid %d" % (
             path, os.geteuid()) if problem is None else "known_hosts %s cannot be written "
-            "by uid %d: %s" % (path, os.geteuid(), problem)))
+            "by uid %d: %s (fix that, or set \"known_hosts\": false and see to first contact "
+            "yourself)" % (path, os.geteuid(), problem)))
     try:
         with open(keycopy, "rb") as handle:
             script = handle.read(65536)
