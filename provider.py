@@ -2608,6 +2608,7 @@ class WorkerBackend(Backend):
                                                       "message": message, "data": data})
                 said = message
             else:
+                log.note("still " + message)        # each probe's reason, as it happens
                 self.still_pending(provider, task["id"])
             sleep(max(0.0, min(pauses.pop(0) if len(pauses) > 1 else pauses[0],
                                deadline - clock())))
@@ -3441,7 +3442,9 @@ def start_worker(backend, task_id, log_path, again=False):
         for fd in (lock_fd, log_fd):
             if fd is not None:
                 os.close(fd)
-    backend.log.write("worker", task_id, pid=pid, log=log_path)
+    if not again:       # the task's first worker; the later ones (a cloud task's next step,
+        backend.log.write("worker", task_id, pid=pid, log=log_path)    # a dead one replaced)
+    TaskLog(log_path).note("worker pid %d started by pid %d" % (pid, os.getpid()))  # go here
     return pid
 
 
@@ -6980,6 +6983,7 @@ class Provider(object):
     def __init__(self, paths, verbose=False):
         self.paths = paths
         self.log = AuditLog(paths.log, verbose, TrustedFiles(paths))
+        self.worker_of = None           # the task id, in that task's detached worker
         self._config = None
         self.store = StateStore(paths, self.lock_wait, self.retention_days,
                                 tidy=self.scrub_passwords)
@@ -7139,7 +7143,11 @@ class Provider(object):
                 self.log.write(event, task_id, status=task["status"], phase=task.get("phase"),
                                server=task.get("server", ""), message=task.get("message", ""))
             return task
-        return self.store.update(change)
+        saved = self.store.update(change)
+        if saved is not None and task_id == self.worker_of:   # each step, in the task's log
+            TaskLog(os.path.join(self.paths.log_dir, "tasks", task_id + ".log")).note(
+                "saved: %s (%s): %s" % (saved["status"], saved.get("phase"), saved.get("message")))
+        return saved
 
     def status_message(self):
         """Why `help` says disabled, or None when enabled."""
@@ -7585,6 +7593,7 @@ def cmd_worker(provider, args):
         raise
     if not hasattr(backend, "supervise"):
         raise UsageError("the %s backend runs no workers" % backend.TYPE)
+    provider.worker_of = args.task_id   # its saves go to log/tasks/ID.log as well
     return backend.supervise(provider, args.task_id)
 
 
