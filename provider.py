@@ -464,8 +464,8 @@ class TrustedFiles(object):
                 return
             if denied(exc):
                 raise permission_error("read the %s" % label, folder)
-            raise ProviderError(E_STATE, "cannot read the %s %s: %s"
-                                % (label, folder, exc.strerror))
+            raise ProviderError(E_STATE, "cannot read the %s %s: %s (check the disk and the "
+                                "file system)" % (label, folder, exc.strerror))
         problem = None
         if not stat.S_ISDIR(info.st_mode):
             problem = "not a folder"
@@ -499,7 +499,8 @@ class TrustedFiles(object):
                                     "it was left untouched" % path)
             if denied(exc):
                 raise permission_error("read", path)
-            raise ProviderError(E_STATE, "cannot read %s: %s" % (path, exc.strerror))
+            raise ProviderError(E_STATE, "cannot read %s: %s (check the disk and the file "
+                                "system)" % (path, exc.strerror))
         try:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
@@ -509,7 +510,8 @@ class TrustedFiles(object):
             if info.st_uid not in self.uids():
                 raise ProviderError(E_UNSAFE, "%s is owned by uid %d, who is neither uid %d "
                                     "(running the plugin), root nor the owner of the home; it "
-                                    "was left untouched" % (path, info.st_uid, os.geteuid()))
+                                    "was left untouched; %s" % (path, info.st_uid, os.geteuid(),
+                                                                self.fix(path, info)))
             handle = os.fdopen(fd, "rb")
         except BaseException:
             os.close(fd)
@@ -518,7 +520,8 @@ class TrustedFiles(object):
             try:
                 return handle.read(MAX_STATE_BYTES + 1)     # one read, as big as the file
             except (IOError, OSError) as exc:
-                raise ProviderError(E_STATE, "cannot read %s: %s" % (path, exc.strerror))
+                raise ProviderError(E_STATE, "cannot read %s: %s (check the disk and the file "
+                                    "system)" % (path, exc.strerror))
 
 
     def owner_problem(self, info, writable_ok=False):
@@ -3484,29 +3487,28 @@ def run_forked_worker(paths, task_id, lock_fd, log_fd):
 
 
 def name_process(script, name, *words):
-    """What ps and top show for this process (Linux): its comm becomes "NAME
-    worker 7" (cut to the 15 bytes comm holds) and its command line "SCRIPT
-    worker 7", written over the process's own argument area (/proc/self/mem)
-    as far as that room allows, NUL-padded; anything refused leaves it as it was."""
-    title = " ".join((name,) + words)
-    try:
-        with open("/proc/self/comm", "w") as handle:
-            handle.write(title.encode("utf-8", "replace")[:15].decode("utf-8", "ignore"))
-    except (IOError, OSError):
-        pass
+    """What ps and top show for this process (Linux): its command line becomes
+    "SCRIPT worker 7", written over the process's own argument area
+    (/proc/self/mem) as far as that room allows, NUL-padded; then its comm "NAME
+    worker 7" (cut to the 15 bytes comm holds). Anything refused is left as it was."""
     data = b"\0".join(os.fsencode(word) for word in (script,) + words) + b"\0"
     try:
         with open("/proc/self/stat", "rb") as handle:
             fields = handle.read().rsplit(b")", 1)[1].split()
         start, end = int(fields[45]), int(fields[46])      # arg_start, arg_end
-        if end - start < 2:
-            return
-        fd = os.open("/proc/self/mem", os.O_RDWR)
-        try:
-            os.pwrite(fd, data[:end - start - 1].ljust(end - start, b"\0"), start)
-        finally:
-            os.close(fd)
+        if end - start >= 2:
+            fd = os.open("/proc/self/mem", os.O_RDWR)
+            try:
+                os.pwrite(fd, data[:end - start - 1].ljust(end - start, b"\0"), start)
+            finally:
+                os.close(fd)
     except (IOError, OSError, IndexError, ValueError, OverflowError):
+        pass
+    title = " ".join((name,) + words)
+    try:
+        with open("/proc/self/comm", "w") as handle:
+            handle.write(title.encode("utf-8", "replace")[:15].decode("utf-8", "ignore"))
+    except (IOError, OSError):
         pass
 
 

@@ -26,7 +26,7 @@ import types
 import unittest
 
 from fakecloud import FakeHetzner
-from support import MANUAL_CONFIG, SCRIPT, caller_parse, load_module
+from support import MANUAL_CONFIG, SCRIPT, caller_parse, load_module, wait_for
 
 NAME = "hdr"
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -488,6 +488,11 @@ class HeaderTests(unittest.TestCase):
         except OSError:
             pass
 
+    def named(self, pid, comm):
+        """Wait until the worker's fork has named itself comm (it does so first thing)."""
+        wait_for(lambda: self.proc_words(pid, "comm") == comm, what="the worker's name %r, "
+                 "not %r" % (comm, self.proc_words(pid, "comm")))
+
     def waiting_pool(self):
         """A pool config whose server never answers SSH: its order's worker waits."""
         self.write_config({"enabled": True, "backend": {
@@ -498,7 +503,7 @@ class HeaderTests(unittest.TestCase):
         self.waiting_pool()
         task_id = self.answer("order", "1")["task_id"]
         pid = self.worker_of(task_id)
-        self.assertEqual(self.proc_words(pid, "comm"), "%s worker %s" % (NAME, task_id))
+        self.named(pid, "%s worker %s" % (NAME, task_id))      # the fork names itself first
         self.assertEqual(self.proc_words(pid), [self.script, "worker", task_id])
         ps = shutil.which("ps")
         if ps:
@@ -523,7 +528,7 @@ class HeaderTests(unittest.TestCase):
         with open(os.path.join(self.home, "log", long_name + ".log")) as f:
             pid = int(re.findall(r" worker task=%s .*pid=(\d+)" % task_id, f.read())[-1])
         self.addCleanup(self.kill_quietly, pid)
-        self.assertEqual(self.proc_words(pid, "comm"), "myhosterprovide")
+        self.named(pid, "myhosterprovide")
         self.assertEqual(self.proc_words(pid), [script, "worker", task_id])
 
     # ------------------------------------------------------------ no Python 3.6+
