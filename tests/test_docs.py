@@ -136,5 +136,13 @@ class ReadmeTest(unittest.TestCase):
             self.assertIn("](docs/backends/", rows[0])
 
 
+class ErrorCodesTest(unittest.TestCase):
+    def test_the_reference_lists_every_code_the_plugin_has(self):
+        from support import load_module
+        with open(os.path.join(ROOT, "docs", "reference.md"), encoding="utf-8") as handle:
+            listed = [int(code) for code in re.findall(r"^\| N(\d+) \|", handle.read(), re.M)]
+        self.assertEqual(listed, sorted(load_module().ERROR_CODES))
+
+
 if __name__ == "__main__":
     unittest.main()
