@@ -3814,6 +3814,30 @@ class CloudError(ProviderError):
         self.final = False
 
 
+def check_api_failure(label, url, exc):
+    """`check`'s line for an API call that failed (a CloudError)."""
+    if exc.status is None:
+        said = "cannot be reached"
+    elif exc.status in (401, 403):
+        said = "refuses the credentials"
+    else:
+        said = "answers with an error"
+    return "%s API %s %s: %s" % (label, url, said, api_fix(exc))
+
+
+def api_fix(exc):
+    """A CloudError's message with what to do about it, for `check`: no answer is
+    the address or the network, 401/403 the credentials, the rest the API's."""
+    if exc.status is None:
+        fix = "check the address in the config, DNS, the firewall and https_proxy"
+    elif exc.status in (401, 403):
+        fix = ("put a valid token or key, with the rights its page in docs/backends/ names, "
+               "in the file the config names")
+    else:
+        fix = "try again later; if it stays, the message says what the API wants"
+    return "%s (%s)" % (exc.message, fix)
+
+
 class Deadline(object):
     """One monotonic deadline for a whole HTTP exchange. When it passes, a timer
     shuts the connection's socket down, whatever is waiting on it (the TLS
@@ -5456,30 +5480,6 @@ class CloudBackend(Backend):
 
     def check_call(self):
         self.api().call("GET", self.CHECK_PATH, attempts=2)
-
-
-def check_api_failure(label, url, exc):
-    """`check`'s line for an API call that failed (a CloudError)."""
-    if exc.status is None:
-        said = "cannot be reached"
-    elif exc.status in (401, 403):
-        said = "refuses the credentials"
-    else:
-        said = "answers with an error"
-    return "%s API %s %s: %s" % (label, url, said, api_fix(exc))
-
-
-def api_fix(exc):
-    """A CloudError's message with what to do about it, for `check`: no answer is
-    the address or the network, 401/403 the credentials, the rest the API's."""
-    if exc.status is None:
-        fix = "check the address in the config, DNS, the firewall and https_proxy"
-    elif exc.status in (401, 403):
-        fix = ("put a valid token or key, with the rights its page in docs/backends/ names, "
-               "in the file the config names")
-    else:
-        fix = "try again later; if it stays, the message says what the API wants"
-    return "%s (%s)" % (exc.message, fix)
 
 
 class HetznerBackend(CloudBackend):
