@@ -3025,7 +3025,8 @@ class CommandBackend(WorkerBackend):
         program = self.program_path()
         runnable = os.path.isfile(program) and os.access(program, os.X_OK)
         report.append((runnable, "command: %s %s" % (
-            program, "is executable" if runnable else "is not an executable file")))
+            program, "is executable" if runnable else "is not an executable file (install "
+            "it there, e.g. install.sh --program, and chmod 755 it; or fix \"command\")")))
         problem = self.program_problem()
         if problem:
             report.append((False, "command: root must not run it: %s" % problem))
