@@ -1781,10 +1781,13 @@ def json_error_hint(text, exc):
         return "line %d column %d" % (line, at - text.rfind("\n", 0, at))
     if text.startswith(("//", "/*", "#"), pos):
         return "a comment at %s: JSON has no comments: use a \"_comment\" key" % where(pos)
-    before = text[:pos].rstrip()
-    if before.endswith(",") and text[pos:pos + 1] in ("}", "]"):
+    if text.startswith(",", pos):          # 3.13 points at the comma, older ones after it
+        comma, after = pos, text[pos + 1:].lstrip()[:1]
+    else:
+        comma, after = len(text[:pos].rstrip()) - 1, text[pos:pos + 1]
+    if comma >= 0 and text.startswith(",", comma) and after in ("}", "]"):
         return "a trailing comma at %s, before '%s': JSON allows none, remove it" % (
-            where(len(before) - 1), text[pos])
+            where(comma), after)
     return str(exc)
 
 
