@@ -271,7 +271,7 @@ starting_config() {
   "configurations": [
     {
       "id": "1",
-      "descr": "Example: 2 CPU, 4 GB RAM, 40 GB SSD"
+      "descr": "Example, 2 CPU, 4 GB RAM, 40 GB SSD"
     }
   ]
 }
@@ -515,14 +515,14 @@ settle_held() {
     say "Deleted the servers above; no task rents one now."
 }
 
-# stop_workers: the provider's detached workers (`NAME _worker ID`) end before its files
+# stop_workers: the provider's detached workers (`NAME worker ID`) end before its files
 # go: each is the process holding a lock file of var/workers/ open whose name (comm) is
-# "_worker ID" for that very lock; SIGTERM (a worker stops its program and saves), SIGKILL
+# "NAME worker ID" (cut to 15 bytes) for that very lock; SIGTERM (a worker stops its program and saves), SIGKILL
 # after 20 s, each time only while the pid still has the start time it was found with.
 stop_workers() {
     [ -d "$home/var/workers" ] || return 0
     check_python
-    "$python" -I -S - "$home/var/workers" <<'PY' || die 1 "cannot stop the workers of $name"
+    "$python" -I -S - "$home/var/workers" "$name" <<'PY' || die 1 "cannot stop the workers of $name"
 import os, signal, stat, sys, time
 folder = sys.argv[1]
 locks = {}
@@ -558,7 +558,9 @@ for entry in os.listdir("/proc") if locks else []:
         except OSError:
             continue
         task = locks.get((st.st_dev, st.st_ino))
-        if task is not None and comm(pid) == ("_worker " + task)[:15]:
+        # "NAME worker ID" (1.3), or "_worker ID" (a 1.2 worker still running)
+        if task is not None and comm(pid) in ((sys.argv[2] + " worker " + task)[:15],
+                                              ("_worker " + task)[:15]):
             workers[pid] = (task, start_time(pid))
 def alive(pid):
     return workers[pid][1] is not None and start_time(pid) == workers[pid][1]

@@ -12,9 +12,13 @@
 # NAME.cloud.TAG.pyc), each keyed by a hash of the whole file and its part name, so an edit
 # never runs stale code, and used only when the cache folder and file belong to the file's
 # owner or root and nobody else can write them. To Python all this is the string _sh, so
-# `python3 provider.py ...` runs the whole file as usual. README.md, "Performance", says more.
+# `python3 provider.py ...` runs the whole file as usual. docs/performance.md says more.
+# Python gets a short -c line that reads the boot from this file, between the two #boot
+# lines, so that ps shows `python3 -I -S -c <one short line> .../bin/NAME order_status 7`.
 _sh=r""":"
-boot='
+boot='import sys;s=open(sys.argv[1],"rb").read();exec(s.split(b"\n#boot\n")[1])'
+: '
+#boot
 import os, sys
 if sys.version_info < (3, 6):       # too old: back to sh, which tries the next Python
     os.environ["BXPROVIDER_PYTHON_WHY"] = os.environ.get("BXPROVIDER_PYTHON_WHY", "") + (
@@ -45,8 +49,7 @@ def trusted(name):                  # missing, or nobody but the owner and root 
     except OSError:
         return False
     return st.st_uid in (owner, 0) and not st.st_mode & 0o22
-with open(path, "rb") as f:
-    source = f.read()
+source = s                          # the whole file, read by the -c line
 file_hash = digest(source)
 # The file runs in two parts: the core, and the cloud section, which the core runs only when
 # a config needs it. Each part has blank lines in place of the other: line numbers stay right.
@@ -90,6 +93,7 @@ try:                                # the answer is out: exit now, without the t
     sys.stderr.flush()
 finally:
     os._exit(status)
+#boot
 '
 # A candidate runs only when it is an executable file ([ -x ] also says no on a noexec
 # mount), and its exec is the last step. An exec that fails all the same (a broken install,
@@ -163,7 +167,7 @@ per order).
 
 People can run it by hand too: `NAME --help` lists the commands for them
 (tasks, task show/finish/fail/release/delete-server, pool, state, check).
-See README.md.
+See README.md and docs/.
 """
 
 import errno
@@ -176,11 +180,36 @@ import time
 __version__ = "1.2.0"
 
 
+def refuse_old_python(argv):
+    """`python2 provider.py help` (or a Python 3 older than 3.6): the answer the
+    sh header gives when it finds no Python 3.6+ (N120), instead of a traceback
+    or a wrong answer: one JSON error on stdout for the protocol (and any word
+    that could be a caller's option), a line of text on stderr for people;
+    exit status 1. Kept to what every Python that parses this file can run."""
+    words = [arg for arg in argv if not arg.startswith("-")]
+    people = ("tasks", "task", "pool", "servers", "state", "check", "_worker")
+    action = words[0] if words and words[0] in people + PROTOCOL_OPTIONS else "usage"
+    if action in ("task", "state") and len(words) > 1 and words[1] in (
+            "show", "finish", "fail", "release", "delete-server", "compact", "restore-backup",
+            "repair"):
+        action += " " + words[1]
+    text = ("%s error N120, provider.py needs Python 3.6 or newer; %s is Python %d.%d: run "
+            "it with python3 (3.6+)" % (action, sys.executable or "this", sys.version_info[0],
+                                        sys.version_info[1]))
+    if not words or words[0] in people:
+        sys.stderr.write(text + "\n")
+    else:
+        sys.stdout.write(json.dumps({"error": 1, "error_message": text}) + "\n")
+    return 1
+
+
 # ---------------------------------------------------------------------------
 # Constants and the error-code table
 # ---------------------------------------------------------------------------
 
 PROTOCOL_OPTIONS = ("help", "configs", "order", "order_status")
+if sys.version_info < (3, 6):       # python2 provider.py ...: N120, not a traceback
+    sys.exit(refuse_old_python(sys.argv[1:]))
 
 STATE_SCHEMA = 2                  # 2: old terminal tasks live in var/archive/
 READABLE_STATE_SCHEMAS = (1, 2)   # 1 (all tasks in the state file) is migrated on write
@@ -204,7 +233,7 @@ MAX_REVIVALS = 20                 # dead workers one call starts again (the next
 IN_PROGRESS, FINISHED, ERROR = "in_progress", "finished", "error"
 TERMINAL = (FINISHED, ERROR)
 
-# code -> (what it means, what to do). README.md lists the same table.
+# code -> (what it means, what to do). docs/reference.md, "Error codes", lists the same table.
 WARN = "warn"                       # `check`'s third verdict: worth reading, not a failure
 E_USAGE = 100
 E_UNKNOWN_CONFIG = 101
@@ -219,6 +248,7 @@ E_EXHAUSTED = 109
 E_UNSAFE = 110
 E_TASK_STATE = 111
 E_UNREACHABLE = 112
+E_ACCESS = 113
 E_NO_PYTHON = 120                 # answered by the sh header at the top, never by Python
 E_INTERNAL = 199
 
@@ -237,7 +267,8 @@ ERROR_CODES = {
     E_TASK_STATE: "the task is not in a state that allows this action",
     E_UNREACHABLE: "the server failed the first-contact check (no SSH, no host key, another "
                    "host key than the pinned one); nothing changed",
-    E_NO_PYTHON: "bin/NAME found no Python 3.6+ to run it",
+    E_ACCESS: "the user running the plugin may not read or write one of its files",
+    E_NO_PYTHON: "no Python 3.6+ to run it (bin/NAME found none, or an older one ran the file)",
     E_INTERNAL: "a bug: the traceback is in the log",
 }
 
@@ -370,7 +401,22 @@ def ensure_private_dir(path):
             os.mkdir(path, 0o700)
         except OSError as exc:
             if not os.path.isdir(path):
+                if denied(exc):
+                    raise permission_error("create", path)
                 raise ProviderError(E_WRITE, "cannot create %s: %s" % (path, exc.strerror))
+
+
+def denied(exc):
+    """An OSError that says the user may not (rather than that something broke)."""
+    return getattr(exc, "errno", None) in (errno.EACCES, errno.EPERM)
+
+
+def permission_error(doing, path):
+    """N112: the user running the plugin may not read or write one of its files
+    (a person running bin/NAME by hand as someone else), with the fix."""
+    return ProviderError(E_ACCESS, "cannot %s %s: permission denied: run it as root (as "
+                         "bx-provider does) or as the user that owns the provider's files"
+                         % (doing, path))
 
 
 # ---------------------------------------------------------------------------
@@ -454,8 +500,10 @@ class TrustedFiles(object):
         except OSError as exc:
             if exc.errno == errno.ENOENT:
                 return
-            raise ProviderError(E_STATE, "cannot read the %s %s: %s"
-                                % (label, folder, exc.strerror))
+            if denied(exc):
+                raise permission_error("read the %s" % label, folder)
+            raise ProviderError(E_STATE, "cannot read the %s %s: %s (check the disk and the "
+                                "file system)" % (label, folder, exc.strerror))
         problem = None
         if not stat.S_ISDIR(info.st_mode):
             problem = "not a folder"
@@ -487,7 +535,10 @@ class TrustedFiles(object):
             if exc.errno == errno.ELOOP:
                 raise ProviderError(E_UNSAFE, "%s is a symbolic link, not the plugin's own file; "
                                     "it was left untouched" % path)
-            raise ProviderError(E_STATE, "cannot read %s: %s" % (path, exc.strerror))
+            if denied(exc):
+                raise permission_error("read", path)
+            raise ProviderError(E_STATE, "cannot read %s: %s (check the disk and the file "
+                                "system)" % (path, exc.strerror))
         try:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
@@ -497,7 +548,8 @@ class TrustedFiles(object):
             if info.st_uid not in self.uids():
                 raise ProviderError(E_UNSAFE, "%s is owned by uid %d, who is neither uid %d "
                                     "(running the plugin), root nor the owner of the home; it "
-                                    "was left untouched" % (path, info.st_uid, os.geteuid()))
+                                    "was left untouched; %s" % (path, info.st_uid, os.geteuid(),
+                                                                self.fix(path, info)))
             handle = os.fdopen(fd, "rb")
         except BaseException:
             os.close(fd)
@@ -506,7 +558,8 @@ class TrustedFiles(object):
             try:
                 return handle.read(MAX_STATE_BYTES + 1)     # one read, as big as the file
             except (IOError, OSError) as exc:
-                raise ProviderError(E_STATE, "cannot read %s: %s" % (path, exc.strerror))
+                raise ProviderError(E_STATE, "cannot read %s: %s (check the disk and the file "
+                                    "system)" % (path, exc.strerror))
 
 
     def owner_problem(self, info, writable_ok=False):
@@ -555,6 +608,11 @@ class TrustedFiles(object):
         except OSError as exc:
             if exc.errno == errno.ENOENT and missing:
                 raise ProviderError(*missing)
+            if denied(exc):
+                raise permission_error("read %s" % what, path)
+            if exc.errno == errno.ENOENT:
+                raise ProviderError(E_CONFIG, "%s %s does not exist (create it, or name another "
+                                    "file in the config)" % (what, path))
             raise ProviderError(E_CONFIG, "%s %s cannot be read (%s)" % (what, path,
                                                                         exc.strerror))
         with os.fdopen(fd, "rb") as handle:
@@ -752,6 +810,8 @@ class StateFile(object):
             fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT
                          | getattr(os, "O_NOFOLLOW", 0), 0o600)
         except OSError as exc:
+            if denied(exc):
+                raise permission_error("open the lock file", self.paths.lock)
             raise ProviderError(E_WRITE, "cannot open the lock file %s: %s"
                                 % (self.paths.lock, exc.strerror))
         lock_wait = self.lock_wait
@@ -1562,6 +1622,8 @@ def write_atomic(path, chunks, backup=None, what=None, limit=None):
             pass
         if not isinstance(exc, OSError):
             raise
+        if denied(exc):
+            raise permission_error("save", what or path)
         raise ProviderError(E_WRITE, "cannot save %s: %s; nothing was changed"
                             % (what or path, exc.strerror))
     fsync_dir(folder)
@@ -1759,12 +1821,35 @@ def parse_config_json(raw):
     except RecursionError:
         return None, "is nested too deeply (at most %d levels)" % MAX_CONFIG_DEPTH
     except ValueError as exc:
-        return None, "is not valid JSON: %s" % exc
+        return None, "is not valid JSON: %s" % json_error_hint(text, exc)
     problems = json_shape_problems(data, MAX_CONFIG_DEPTH, dict((id(o), p) for o, p in objects))
     if problems:
         return None, "has %d problem%s: %s" % (len(problems), "" if len(problems) == 1 else "s",
                                                "; ".join(problems))
     return data, None
+
+
+def json_error_hint(text, exc):
+    """The parser's complaint, said plainly where a person's habit caused it: a
+    comma before '}' or ']' (JSON allows no trailing comma), or a comment
+    (// or /* or #: JSON has none); else the parser's own text."""
+    pos = getattr(exc, "pos", None)
+    if not isinstance(pos, int) or not 0 <= pos <= len(text):
+        return str(exc)
+
+    def where(at):
+        line = text.count("\n", 0, at) + 1
+        return "line %d column %d" % (line, at - text.rfind("\n", 0, at))
+    if text.startswith(("//", "/*", "#"), pos):
+        return "a comment at %s: JSON has no comments: use a \"_comment\" key" % where(pos)
+    if text.startswith(",", pos):          # 3.13 points at the comma, older ones after it
+        comma, after = pos, text[pos + 1:].lstrip()[:1]
+    else:
+        comma, after = len(text[:pos].rstrip()) - 1, text[pos:pos + 1]
+    if comma >= 0 and text.startswith(",", comma) and after in ("}", "]"):
+        return "a trailing comma at %s, before '%s': JSON allows none, remove it" % (
+            where(comma), after)
+    return str(exc)
 
 
 def json_shape_problems(data, max_depth, duplicated):
@@ -2619,6 +2704,7 @@ class WorkerBackend(Backend):
                                                       "message": message, "data": data})
                 said = message
             else:
+                log.note("still " + message)        # each probe's reason, as it happens
                 self.still_pending(provider, task["id"])
             sleep(max(0.0, min(pauses.pop(0) if len(pauses) > 1 else pauses[0],
                                begun + self.ready_timeout() - clock())))
@@ -3221,7 +3307,8 @@ class CommandBackend(WorkerBackend):
         program = self.program_path()
         runnable = os.path.isfile(program) and os.access(program, os.X_OK)
         report.append((runnable, "command: %s %s" % (
-            program, "is executable" if runnable else "is not an executable file")))
+            program, "is executable" if runnable else "is not an executable file (install "
+            "it there, e.g. install.sh --program, and chmod 755 it; or fix \"command\")")))
         problem = self.program_problem()
         if problem:
             report.append((False, "command: root must not run it: %s" % problem))
@@ -3641,7 +3728,9 @@ def start_worker(backend, task_id, log_path, again=False):
         for fd in (lock_fd, log_fd):
             if fd is not None:
                 os.close(fd)
-    backend.log.write("worker", task_id, pid=pid, log=log_path)
+    if not again:       # the task's first worker; the later ones (a cloud task's next step,
+        backend.log.write("worker", task_id, pid=pid, log=log_path)    # a dead one replaced)
+    TaskLog(log_path).note("worker pid %d started by pid %d" % (pid, os.getpid()))  # go here
     return pid
 
 
@@ -3665,11 +3754,7 @@ def run_forked_worker(paths, task_id, lock_fd, log_fd):
                                                 line_buffering=True))
         os.chdir(paths.home)
         os.environ.update(BXPROVIDER_HOME=paths.home, BXPROVIDER_CONFIG=paths.config)
-        try:                            # what ps -o comm / top show (15 bytes)
-            with open("/proc/self/comm", "w") as handle:
-                handle.write(("_worker " + task_id)[:15])
-        except (IOError, OSError):
-            pass
+        name_process(paths.script, paths.name, "worker", task_id)
         status = main(["_worker", task_id], prog=paths.script)
     except BaseException:               # noqa: whatever happens, this process ends here
         try:
@@ -3703,6 +3788,32 @@ class LogStream(object):
             self.stream.flush()
         except (IOError, OSError, ValueError):
             pass
+
+
+def name_process(script, name, *words):
+    """What ps and top show for this process (Linux): its command line becomes
+    "SCRIPT worker 7", written over the process's own argument area
+    (/proc/self/mem) as far as that room allows, NUL-padded; then its comm "NAME
+    worker 7" (cut to the 15 bytes comm holds). Anything refused is left as it was."""
+    data = b"\0".join(os.fsencode(word) for word in (script,) + words) + b"\0"
+    try:
+        with open("/proc/self/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+        start, end = int(fields[45]), int(fields[46])      # arg_start, arg_end
+        if end - start >= 2:
+            fd = os.open("/proc/self/mem", os.O_RDWR)
+            try:
+                os.pwrite(fd, data[:end - start - 1].ljust(end - start, b"\0"), start)
+            finally:
+                os.close(fd)
+    except (IOError, OSError, IndexError, ValueError, OverflowError):
+        pass
+    title = " ".join((name,) + words)
+    try:
+        with open("/proc/self/comm", "w") as handle:
+            handle.write(title.encode("utf-8", "replace")[:15].decode("utf-8", "ignore"))
+    except (IOError, OSError):
+        pass
 
 
 def close_descriptors(keep):
@@ -4122,6 +4233,30 @@ class CloudError(ProviderError):
         self.wait = wait
         self.limited = limited
         self.final = False
+
+
+def check_api_failure(label, url, exc):
+    """`check`'s line for an API call that failed (a CloudError)."""
+    if exc.status is None:
+        said = "cannot be reached"
+    elif exc.status in (401, 403):
+        said = "refuses the credentials"
+    else:
+        said = "answers with an error"
+    return "%s API %s %s: %s" % (label, url, said, api_fix(exc))
+
+
+def api_fix(exc):
+    """A CloudError's message with what to do about it, for `check`: no answer is
+    the address or the network, 401/403 the credentials, the rest the API's."""
+    if exc.status is None:
+        fix = "check the address in the config, DNS, the firewall and https_proxy"
+    elif exc.status in (401, 403):
+        fix = ("put a valid token or key, with the rights its page in docs/backends/ names, "
+               "in the file the config names")
+    else:
+        fix = "try again later; if it stays, the message says what the API wants"
+    return "%s (%s)" % (exc.message, fix)
 
 
 class Deadline(object):
@@ -4596,7 +4731,9 @@ def read_secret(backend, name, what):
     path = backend.settings.get(name + "_file")
     if path:
         path = home_path(backend.paths, path)
-        raw = TrustedFiles(backend.paths).read_private(path, "the %s_file" % name, 65536)
+        raw = TrustedFiles(backend.paths).read_private(path, "the %s_file" % name, 65536, (
+            E_CONFIG, "the %s_file %s does not exist: put the %s in it, then chmod 600 %s"
+            % (name, path, what, path)))
         text = raw.decode("utf-8", "replace")
         problem = mode_problem(path, 0o600, backend.paths.home)
         if problem:
@@ -5909,6 +6046,8 @@ class CloudBackend(Backend):
     def check(self, configurations, state):
         try:
             self.auth.token()
+        except CloudError as exc:
+            return [(False, api_fix(exc))]
         except ProviderError as exc:
             return [(False, exc.message)]
         report = [(True, "%s %s" % (self.LABEL, self.auth.source()))]
@@ -5948,7 +6087,7 @@ class CloudBackend(Backend):
             self.check_call()
             return [(True, "%s API %s accepts the token" % (self.LABEL, self.api_url))]
         except CloudError as exc:
-            return [(False, "%s API %s refuses: %s" % (self.LABEL, self.api_url, exc.message))]
+            return [(False, check_api_failure(self.LABEL, self.api_url, exc))]
 
     def check_call(self):
         self.api().call("GET", self.CHECK_PATH, attempts=2)
@@ -6169,10 +6308,11 @@ class HetznerBackend(CloudBackend):
                                      attempts=2).get(collection) or []
                 except CloudError as exc:
                     report.append((False, "%s %s: cannot be looked up: %s"
-                                   % (key, value, exc.message)))
+                                   % (key, value, api_fix(exc))))
                     continue
                 report.append((bool(items), "%s %s: %s" % (key, value, "known to %s" % self.LABEL
-                                                          if items else "unknown to %s"
+                                                          if items else "unknown to %s (write "
+                                                          "one it lists in the config)"
                                                           % self.LABEL)))
         return report
 
@@ -6311,11 +6451,12 @@ class TimewebBackend(CloudBackend):
         try:
             presets = api.call("GET", "/presets/servers", attempts=2).get("server_presets") or []
         except CloudError as exc:
-            return [(False, "preset_id: the presets cannot be listed: %s" % exc.message)]
+            return [(False, "preset_id: the presets cannot be listed: %s" % api_fix(exc))]
         known = set(p.get("id") for p in presets if isinstance(p, dict))
         wanted = configuration["preset_id"]
         return [(preset in known, "preset_id %s: %s" % (preset, "known to Timeweb" if preset
-                                                        in known else "unknown to Timeweb"))
+                                                        in known else "unknown to Timeweb (write "
+                                                        "one GET /presets/servers lists)"))
                 for preset in (wanted if isinstance(wanted, list) else [wanted])]
 
     def ipv4(self, server):
@@ -7527,7 +7668,7 @@ class YandexBackend(CloudBackend):
             report = [(True, "image %s (%s)" % (printable(str(image.get("id"))),
                                                 printable(str(image.get("name") or "?"))))]
         except CloudError as exc:
-            report = [(False, "image: %s" % exc.message)]
+            report = [(False, "image: %s" % api_fix(exc))]
         for zone in as_list(configuration["zone_id"]):
             report.append(self.resolve_subnet(dict(configuration, zone_id=zone)))
         return report
@@ -7538,13 +7679,14 @@ class YandexBackend(CloudBackend):
             subnet = self.api(self.vpc_url).call("GET", "/vpc/v1/subnets/%s" % subnet_id,
                                                  attempts=2)
         except CloudError as exc:
-            return False, "zone %s: subnet %s: %s" % (zone, subnet_id, exc.message)
+            return False, "zone %s: subnet %s: %s" % (zone, subnet_id, api_fix(exc))
         blocks = subnet.get("v4CidrBlocks")
         text = "zone %s: subnet %s (%s, %s)" % (zone, subnet_id, printable(str(
             subnet.get("name") or "?")), printable(", ".join(
                 str(block) for block in blocks) if isinstance(blocks, list) else "?"))
         if subnet.get("zoneId") != zone:
-            return False, "%s is in zone %s" % (text, printable(str(subnet.get("zoneId"))))
+            return False, "%s is in zone %s (name a subnet of zone %s: `yc vpc subnet list`)" % (
+                text, printable(str(subnet.get("zoneId"))), zone)
         return True, text
 
 
@@ -7726,6 +7868,7 @@ class Provider(object):
     def __init__(self, paths, verbose=False):
         self.paths = paths
         self.log = AuditLog(paths.log, verbose, TrustedFiles(paths))
+        self.worker_of = None           # the task id, in that task's detached worker
         self._config = None
         self.store = StateStore(paths, self.lock_wait, self.retention_days,
                                 tidy=self.scrub_passwords, index=index_workers)
@@ -7899,7 +8042,11 @@ class Provider(object):
                 self.log.write(event, task_id, status=task["status"], phase=task.get("phase"),
                                server=task.get("server", ""), message=task.get("message", ""))
             return task
-        return self.store.update(change)
+        saved = self.store.update(change)
+        if saved is not None and task_id == self.worker_of:   # each step, in the task's log
+            TaskLog(os.path.join(self.paths.log_dir, "tasks", task_id + ".log")).note(
+                "saved: %s (%s): %s" % (saved["status"], saved.get("phase"), saved.get("message")))
+        return saved
 
     def status_message(self):
         """Why `help` says disabled, or None when enabled."""
@@ -8233,7 +8380,18 @@ def cmd_task_show(provider, args):
     for key in sorted(task.get("data") or {}):
         lines.append("%-16s %s" % ("data." + key + ":", json.dumps(task["data"][key],
                                                                    ensure_ascii=False)))
+    if task.get("status") == IN_PROGRESS:
+        lines.append("%-16s %s" % ("next:", next_steps(provider.paths.name, task)))
     return "\n".join(lines)
+
+
+def next_steps(name, task):
+    """What a person can do about a pending task, as `task show` says it."""
+    fail = "`%s task fail %s --message TEXT` gives it up" % (name, task["id"])
+    if task.get("backend") == "manual":
+        return ("`%s task finish %s --server ADDR` once the server is ready (root password on "
+                "stdin, or --no-password), or %s" % (name, task["id"], fail))
+    return "the task's worker goes on by itself; %s" % fail
 
 
 def read_password(args):
@@ -8491,6 +8649,7 @@ def cmd_worker(provider, args):
         raise
     if not hasattr(backend, "supervise"):
         raise UsageError("the %s backend runs no workers" % backend.TYPE)
+    provider.worker_of = args.task_id   # its saves go to log/tasks/ID.log as well
     return backend.supervise(provider, args.task_id)
 
 
@@ -8696,7 +8855,8 @@ def check_private_folders(paths):
             parent = os.path.dirname(folder)
             report.append((os.access(parent, os.W_OK), "%s %s does not exist yet; %s" % (
                 label, folder, "it will be created" if os.access(parent, os.W_OK)
-                else "and %s is not writable" % parent)))
+                else "and %s is not writable by uid %d (run the plugin as root, or as the user "
+                "that owns the home)" % (parent, os.geteuid()))))
     for folder, label in ((paths.archive, "archive folder"),
                           (os.path.join(paths.var, "workers"), "workers folder"),
                           (os.path.join(paths.log_dir, "tasks"), "task log folder")):
@@ -8712,8 +8872,11 @@ def check_caller_tasks(paths):
     if not os.path.isdir(paths.caller_tasks):
         return [(True, "caller's tasks folder %s does not exist yet (bx-provider makes it)"
                  % paths.caller_tasks)]
-    report = [(os.access(paths.caller_tasks, os.R_OK), "caller's tasks folder %s is readable"
-               % paths.caller_tasks)]
+    readable = os.access(paths.caller_tasks, os.R_OK | os.X_OK)
+    report = [(readable, "caller's tasks folder %s is %s" % (paths.caller_tasks, "readable"
+               if readable else "NOT readable by uid %d, so task ids cannot be kept above the "
+               "caller's (run it as root, as bx-provider does, or as the user that owns the "
+               "provider's files)" % os.geteuid()))]
     stray = stray_caller_ids(paths)
     if stray:
         report.append((False, "caller's tasks folder: %d file name(s) that are not ids this "
@@ -8808,7 +8971,7 @@ def cmd_check(provider, args):
     add(True, "provider %s, provider.py %s, Python %s" % (
         paths.name, __version__, sys.version.split()[0]))
     for ok, text in check_where(paths) + check_trusted_places(paths) + \
-            check_bytecode_cache(paths):
+            check_bytecode_cache(paths) + check_python_on_path():
         add(ok, text)
     config = None
     try:
@@ -8816,10 +8979,12 @@ def cmd_check(provider, args):
         for ok, text in check_config(paths, config):
             add(ok, text)
     except ProviderError as exc:
-        add(False, "%s (%s)" % (exc.message, {
-            E_DISABLED: "write one: ./install.sh --config FILE NAME, or start from examples/",
-            E_UNSAFE: "see \"Files the plugin trusts\" in README.md"}.get(
-                exc.code, "fix the config, then run check again")))
+        add(False, exc.message if exc.code == E_ACCESS else (
+            "%s (%s); until then `help` answers disabled and bx-provider refuses every call of "
+            "this provider, order_status of orders in flight included" % (exc.message, {
+                E_DISABLED: "write one: ./install.sh --config FILE NAME, or start from examples/",
+                E_UNSAFE: "see \"Files the plugin trusts\" in docs/guarantees.md"}.get(
+                    exc.code, "fix the config, then run check again"))))
     folders = check_private_folders(paths)
     for ok, text in folders:
         add(ok, text)
@@ -8871,6 +9036,35 @@ def check_where(paths):
     return report
 
 
+def check_python_on_path():
+    """(ok, text): the python3 that bin/NAME's header starts first, when it is a
+    wrapper script (a pyenv shim) rather than Python itself: every call then
+    pays for a shell and the wrapper before Python starts."""
+    import shutil
+    path = os.environ.get("PATH", os.defpath).split(os.pathsep)
+    root = os.environ.get("PYENV_ROOT")
+    if root:            # a shim ran us: pyenv put its own folders first, the shell had not
+        own = [os.path.join(root, sub) for sub in ("versions", "libexec", "plugins")]
+        path = [entry for entry in path if not any(
+            entry == top or entry.startswith(top + os.sep) for top in own)]
+    found = shutil.which("python3", path=os.pathsep.join(path))
+    if not found:
+        return [(True, "no python3 on PATH: bin/NAME runs /usr/libexec/platform-python or "
+                       "/usr/bin/python3.N")]
+    try:
+        with open(found, "rb") as handle:
+            script = handle.read(2) == b"#!"
+    except (IOError, OSError):
+        return []
+    if not script:
+        return [(True, "python3 on PATH: %s" % found)]
+    return [(WARN, "python3 on PATH, %s, is a script (a wrapper such as a pyenv shim), not "
+                   "Python itself: bin/NAME starts it on every call, which costs the wrapper's own "
+                   "start (a pyenv shim: tens of milliseconds, several times the call itself); put "
+                   "the folder of a real python3 first in PATH (this call ran %s)" % (
+                       found, sys.executable))]
+
+
 def check_config(paths, config):
     """(ok, text) for a config that loaded: its mode, enabled, its descriptions."""
     report = [(True, "config %s is valid: backend %s, %d configuration(s)" % (
@@ -8880,13 +9074,18 @@ def check_config(paths, config):
         "0600 or stricter" if problem is None else "%s (fix: %s)" % (
             problem, mode_fix(problem, paths.config, 0o600)))))
     report.append((config.enabled, "provider is %s" % (
-        "enabled" if config.enabled else "DISABLED: the web interface hides it (set "
-        "\"enabled\": true in %s when it is ready)" % paths.config)))
+        "enabled" if config.enabled else "DISABLED: the web interface hides it and bx-provider "
+        "refuses every call, order_status of orders in flight included (set \"enabled\": "
+        "true in %s when it is ready)" % paths.config)))
     if not config.configurations:
         report.append((False, "no configurations: the web interface will offer nothing "
                               "(add one to \"configurations\")"))
     for item in config.configurations:
         descr = item["descr"]
+        if not all(ch in "0123456789" for ch in item["id"]):
+            report.append((WARN, "configuration %s: the id is not a number: bx-provider's plain "
+                                 "(non-JSON) output sorts ids as numbers and prints Perl "
+                                 "warnings for others (use \"1\", \"2\", ...)" % item["id"]))
         if set(descr) & set("<>&"):
             report.append((WARN, "configuration %s: descr holds <, > or &: the web page "
                                  "inserts it as raw HTML (write it without them)" % item["id"]))
@@ -8940,7 +9139,8 @@ def first_contact_check(paths, config):
         problem = known_hosts_problem(path)
         report.append((problem is None, "known_hosts %s is writable by uid %d" % (
             path, os.geteuid()) if problem is None else "known_hosts %s cannot be written "
-            "by uid %d: %s" % (path, os.geteuid(), problem)))
+            "by uid %d: %s (fix that, or set \"known_hosts\": false and see to first contact "
+            "yourself)" % (path, os.geteuid(), problem)))
     try:
         with open(keycopy, "rb") as handle:
             script = handle.read(65536)
@@ -9007,7 +9207,8 @@ def build_parser(prog):
                                 "order CONFIG_ID, order_status TASK_ID; each prints one JSON "
                                 "object. The other commands are for people.")
     parser.add_argument("--version", action="version", version="provider.py " + __version__)
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser,
+                                     help="`COMMAND --help` says more")
 
     def command(action, text, parent=commands):
         """A subcommand whose handler is HANDLERS[action]."""
@@ -9019,13 +9220,14 @@ def build_parser(prog):
     command("help", "protocol: supported options and enabled/disabled (JSON)")
     command("configs", "protocol: the configurations a user may order (JSON)")
     order = command("order", "protocol: order a configuration; prints the task id (JSON)")
-    order.add_argument("config_id", metavar="CONFIG_ID")
+    order.add_argument("config_id", metavar="CONFIG_ID",
+                       help="a configuration's id, as `configs` lists it")
     order.add_argument("--dry-run", action="store_true",
                        help="for people, cloud backends: check the config, the token, the "
                             "image/type/zone and the caps, print the create request (secrets "
                             "masked); create nothing, save no task")
     command("order_status", "protocol: the state of an order (JSON)") \
-        .add_argument("task_id", metavar="TASK_ID")
+        .add_argument("task_id", metavar="TASK_ID", help="the task id `order` answered")
 
     listing = command("tasks", "list the tasks as a table")
     listing.add_argument("--json", action="store_true", help="JSON instead of a table")
@@ -9040,15 +9242,16 @@ def build_parser(prog):
                               "--uninstall/--purge asks this)")
 
     task = command("task", "look at or act on one task")
-    actions = task.add_subparsers(dest="task_command", metavar="ACTION", parser_class=Parser)
+    actions = task.add_subparsers(dest="task_command", metavar="ACTION", parser_class=Parser,
+                                  help="what to do with it (`task ACTION --help` says more)")
     show = command("task show", "show one task (password masked)", actions)
-    show.add_argument("task_id", metavar="ID")
+    show.add_argument("task_id", metavar="ID", help="the task's id, as `tasks` lists it")
     show.add_argument("--show-password", action="store_true", help="print the root password")
     show.add_argument("--json", action="store_true", help="JSON instead of text")
     finish = command("task finish",
                      "mark a task finished: the server is ready for the caller's SSH login; "
                      "the root password is read from stdin or prompted", actions)
-    finish.add_argument("task_id", metavar="ID")
+    finish.add_argument("task_id", metavar="ID", help="the task's id, as `tasks` lists it")
     finish.add_argument("--server", required=True, metavar="ADDR",
                         help="the server's IPv4 address or host name (the caller adds "
                              "IPv4 servers only)")
@@ -9065,17 +9268,17 @@ def build_parser(prog):
                              "nothing goes to the caller's known_hosts")
     fail = command("task fail", "mark a pending task failed; the command backend's program "
                    "is stopped, a pool or cloud server stays until released or deleted", actions)
-    fail.add_argument("task_id", metavar="ID")
+    fail.add_argument("task_id", metavar="ID", help="the task's id, as `tasks` lists it")
     fail.add_argument("--message", required=True, help="why it failed (shown to the admin)")
     release = command("task release", "pool backend: give a failed or abandoned task's server "
                       "back to the pool (a pending task becomes error)", actions)
-    release.add_argument("task_id", metavar="ID")
+    release.add_argument("task_id", metavar="ID", help="the task's id, as `tasks` lists it")
     release.add_argument("--force", action="store_true",
                          help="release a finished task's server too (only when the caller "
                               "never added it)")
     delete = command("task delete-server", "cloud backends: destroy the cloud server of a "
                      "failed or abandoned order (the task becomes error)", actions)
-    delete.add_argument("task_id", metavar="ID")
+    delete.add_argument("task_id", metavar="ID", help="the task's id, as `tasks` lists it")
     delete.add_argument("--yes", action="store_true", help="yes, destroy it")
     delete.add_argument("--force", action="store_true",
                         help="also a server the caller added to its pool (remove it from the "
@@ -9084,10 +9287,12 @@ def build_parser(prog):
                    "servers")
     pool.add_argument("--json", action="store_true", help="JSON instead of a table")
     pool_actions = pool.add_subparsers(dest="pool_command", metavar="ACTION",
-                                       parser_class=Parser)
+                                       parser_class=Parser, help="what to do (none: list "
+                                       "the servers; `pool ACTION --help` says more)")
     reset = command("pool reset", "pool backend: put a server set aside as unavailable (it "
                     "showed no SSH) back among the free ones now", pool_actions)
-    reset.add_argument("server", metavar="SERVER")
+    reset.add_argument("server", metavar="SERVER", help="the server as the config names it "
+                       "(`pool` lists the unavailable ones)")
     servers = command("servers", "cloud backends: every server carrying this provider's owner "
                       "tag, with the task holding it; orphans are flagged")
     servers.add_argument("--json", action="store_true", help="JSON instead of a table")
@@ -9100,7 +9305,8 @@ def build_parser(prog):
     state = command("state", "maintain the state file and its archive (nothing is ever "
                     "deleted)")
     state_actions = state.add_subparsers(dest="state_command", metavar="ACTION",
-                                         parser_class=Parser)
+                                         parser_class=Parser, help="what to do (`state "
+                                         "ACTION --help` says more)")
     compact = command("state compact",
                       "move every finished or failed task older than retention_days to the "
                       "archive now (writes do it bit by bit anyway)", state_actions)

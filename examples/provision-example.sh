@@ -3,7 +3,7 @@
 #
 # provider.py runs it once per order, in the background, with:
 #   BXPROVIDER_TASK_ID    the order's task id ("24")
-#   BXPROVIDER_CONFIG_ID  the configuration ordered ("vm-2cpu")
+#   BXPROVIDER_CONFIG_ID  the configuration ordered ("1")
 #   BXPROVIDER_PARAMS     that configuration's "params" as JSON ({"cpu": 2, ...})
 #   and the same as one JSON line on stdin: {"task_id", "config_id", "params"}
 #   plus the backend's "env" settings (here EXAMPLE_SERVER, EXAMPLE_DELAY).

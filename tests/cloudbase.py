@@ -267,7 +267,18 @@ class CloudTests(CloudHome):
         self.assertEqual(phases, ["booting", "waiting for SSH", "running setup", "ready"],
                          messages)
         with open(self.home.log_path) as handle:
-            self.assertIn("creating: asking %s" % self.LABEL, handle.read())
+            audit = handle.read()
+        self.assertIn("creating: asking %s" % self.LABEL, audit)
+        # the audit log: a line when something changes (the first worker, each new status),
+        # not one for every status call; the task's own log: every worker and every step
+        self.assertEqual(len(re.findall(r" worker task=%s " % task_id, audit)), 1, audit)
+        statuses = re.findall(r" status task=%s (.*)" % task_id, audit)
+        self.assertEqual(len(statuses), len(set(statuses)), audit)
+        with open(os.path.join(self.home.dir, "log", "tasks", task_id + ".log")) as handle:
+            steps = handle.read()
+        self.assertIn(" provider: worker pid ", steps)
+        for said in ("saved: in_progress (booting): booting: ", "saved: finished (done): ready: "):
+            self.assertIn(said, steps)
         answer = answers[-1]
         self.assertEqual((answer["status"], answer["server"]), ("finished", "127.0.0.1"))
         password = answer["server_password"]
@@ -380,7 +391,7 @@ class CloudTests(CloudHome):
         result = self.run_plugin("check")
         self.assertEqual(result.code, 1, result)
         self.assertNotIn(b"Traceback", result.err)
-        self.assertTrue(any(line.startswith("FAIL") and "refuses: " + said in line
+        self.assertTrue(any(line.startswith("FAIL") and "answers with an error: " + said in line
                             for line in result.text.splitlines()), result.text)
         self.assertEqual(self.gets_since(before), [503] * 6)
         self.assertEqual(self.home.sleeps(), [0.25, 0.5, 1.0, 0.25])   # the backoff

@@ -3,9 +3,11 @@
 
 import json
 import os
+import sys
 import unittest
+from unittest import mock
 
-from support import MANUAL_CONFIG, HomeTestCase, call_main
+from support import MANUAL_CONFIG, HomeTestCase, call_main, python_folder
 
 PASSWORD = "Adm1n-pw-for-show"
 
@@ -73,9 +75,28 @@ class TasksTest(HomeTestCase):
         self.assertEqual(as_json["server"], "10.9.9.9")
         self.assertError(self.home.run("task", "show", "77"), 102, "task show")
 
+    def test_show_of_a_waiting_manual_task_names_what_finishes_or_fails_it(self):
+        task_id = self.home.ok("order", "1")["task_id"]
+        shown = self.home.run("task", "show", task_id).text
+        self.assertIn("next:            `provider task finish %s --server ADDR` once the server "
+                      "is ready (root password on stdin, or --no-password), or `provider task "
+                      "fail %s --message TEXT` gives it up" % (task_id, task_id), shown)
+        self.home.run("task", "fail", task_id, "--message", "no stock")
+        self.assertNotIn("next:", self.home.run("task", "show", task_id).text)
+        self.assertNotIn("next", json.loads(self.home.run("task", "show", task_id, "--json").text))
+
 
 class CheckTest(HomeTestCase):
     in_process = True      # state/config/archive logic: main() in-process
+
+    def setUp(self):
+        super(CheckTest, self).setUp()
+        patcher = mock.patch.dict(os.environ)     # python3 on PATH: this interpreter, as
+        patcher.start()                           # bin/NAME's header would find it
+        self.addCleanup(patcher.stop)
+        os.environ.pop("PYENV_ROOT", None)
+        os.environ["PATH"] = python_folder() + os.pathsep + os.environ.get("PATH", "")
+
     def test_a_good_setup(self):
         self.home.ok("order", "1")
         result = self.home.run("check")
@@ -93,7 +114,8 @@ class CheckTest(HomeTestCase):
         self.assertIn("2 problems found", result.text)
 
     def test_json_gives_the_same_checks_with_their_levels(self):
-        self.home.write_config(dict(MANUAL_CONFIG, enabled=False))
+        numbered = dict(MANUAL_CONFIG, configurations=[{"id": "1", "descr": "small"}])
+        self.home.write_config(dict(numbered, enabled=False))
         os.chmod(self.home.config_path, 0o644)
         text = self.home.run("check").text.splitlines()
         result = self.home.run("check", "--json")
@@ -104,7 +126,7 @@ class CheckTest(HomeTestCase):
                                      c["text"]) for c in answer["checks"]], text[:-1])
         self.assertEqual(set(c["level"] for c in answer["checks"]), {"ok", "fail"})
         os.chmod(self.home.config_path, 0o600)
-        self.home.write_config(MANUAL_CONFIG)
+        self.home.write_config(numbered)
         result = self.home.run("check", "--json")
         self.assertEqual((result.code, json.loads(result.out.decode("utf-8"))["problems"]),
                          (0, 0), result)
@@ -123,7 +145,10 @@ class CheckTest(HomeTestCase):
         failed = [line for line in self.home.run("check").text.splitlines()
                   if line.startswith("FAIL")]
         self.assertEqual(failed, ["FAIL no config at %s (write one: ./install.sh --config FILE "
-                                  "NAME, or start from examples/)" % self.home.config_path])
+                                  "NAME, or start from examples/); until then `help` answers "
+                                  "disabled and bx-provider refuses every call of this provider, "
+                                  "order_status of orders in flight included"
+                                  % self.home.config_path])
 
     def test_says_which_home_and_config_and_why(self):
         text = self.home.run("check").text
@@ -153,6 +178,57 @@ class CheckTest(HomeTestCase):
                       "raw HTML", warned[0])
         self.assertIn("configuration 2: descr holds \":\"", warned[1])
         self.assertIn("everything looks fine (2 warnings: read the WARN lines)", result.text)
+
+    def test_an_id_that_is_not_a_number_is_a_warning(self):
+        self.home.write_config(dict(MANUAL_CONFIG, configurations=[
+            {"id": "1", "descr": "small"}, {"id": "cx42", "descr": "big"}]))
+        result = self.home.run("check")
+        self.assertEqual(result.code, 0, result)
+        warned = [line for line in result.text.splitlines() if line.startswith("WARN")]
+        self.assertEqual(warned, ["WARN configuration cx42: the id is not a number: bx-provider's "
+                                  "plain (non-JSON) output sorts ids as numbers and prints Perl "
+                                  "warnings for others (use \"1\", \"2\", ...)"], result.text)
+
+    def wrapper_python3(self, folder):
+        """folder/python3: a script that runs this interpreter, as a pyenv shim does."""
+        os.mkdir(folder)
+        path = os.path.join(folder, "python3")
+        with open(path, "w") as handle:
+            handle.write("#!/bin/sh\nexec %s \"$@\"\n" % sys.executable)
+        os.chmod(path, 0o755)
+        return path
+
+    def test_a_python3_on_path_that_is_a_wrapper_script_is_a_warning(self):
+        shim = self.wrapper_python3(os.path.join(self.home.dir, "shims"))
+        os.environ["PATH"] = os.path.dirname(shim) + os.pathsep + os.environ["PATH"]
+        result = self.home.run("check")
+        self.assertEqual(result.code, 0, result)
+        self.assertIn("WARN python3 on PATH, %s, is a script (a wrapper such as a pyenv shim), "
+                      "not Python itself: bin/NAME starts it on every call" % shim, result.text)
+        # run through pyenv's shim: pyenv put its own folders first, the shell had not
+        root = os.path.join(self.home.dir, "pyenv")
+        os.environ["PYENV_ROOT"] = root
+        os.environ["PATH"] = os.pathsep.join((os.path.join(root, "versions", "3.x", "bin"),
+                                              os.path.join(root, "libexec"), python_folder(),
+                                              os.environ["PATH"]))
+        self.assertIn("ok   python3 on PATH: %s" % os.path.join(python_folder(), "python3"),
+                      self.home.run("check").text)
+        os.environ["PATH"] = os.pathsep.join((os.path.join(root, "versions", "3.x", "bin"),
+                                              os.path.dirname(shim), os.environ["PATH"]))
+        self.assertIn("WARN python3 on PATH, %s, is a script" % shim, self.home.run("check").text)
+
+    def test_a_broken_or_disabled_config_says_the_caller_refuses_orders_in_flight(self):
+        self.home.write_config(b'{"enabled": true,}')
+        failed = [line for line in self.home.run("check").text.splitlines()
+                  if line.startswith("FAIL")]
+        self.assertIn("a trailing comma at line 1 column 17", failed[0])
+        self.assertTrue(failed[0].endswith("; until then `help` answers disabled and bx-provider "
+                                           "refuses every call of this provider, order_status of "
+                                           "orders in flight included"), failed[0])
+        self.home.write_config(dict(MANUAL_CONFIG, enabled=False))
+        self.assertIn("FAIL provider is DISABLED: the web interface hides it and bx-provider "
+                      "refuses every call, order_status of orders in flight included",
+                      self.home.run("check").text)
 
     def test_broken_config_and_damaged_state(self):
         self.home.write_config({"enabled": True})
@@ -217,6 +293,41 @@ class CheckOwnershipTest(HomeTestCase):
         self.assertEqual(result.code, 1)
         self.assertIn("FAIL the config %s is owned by uid 65534" % self.home.config_path,
                       result.text)                  # refused, not only reported
+
+
+class HelpTest(HomeTestCase):
+    in_process = True
+
+    def parsers(self):
+        """(command words, parser) of every command and subcommand argparse knows."""
+        import argparse
+        from support import load_module
+        pending = [((), load_module().build_parser("provider"))]
+        while pending:
+            words, parser = pending.pop()
+            yield words, parser
+            for action in parser._actions:
+                if isinstance(action, argparse._SubParsersAction):
+                    for name, sub in action.choices.items():
+                        pending.append((words + (name,), sub))
+
+    def test_every_command_has_a_description_and_explains_each_argument(self):
+        seen = []
+        for words, parser in self.parsers():
+            seen.append(" ".join(words))
+            self.assertTrue(parser.description, words)
+            for action in parser._actions:
+                if action.option_strings or action.dest == "help":
+                    self.assertTrue(action.help, (words, action.option_strings))
+                else:
+                    self.assertTrue(action.help, (words, action.dest))
+        for command in ("servers", "task show", "task finish", "state repair", "order_status"):
+            self.assertIn(command, seen)
+
+    def test_task_show_help_says_what_the_id_is(self):
+        result = self.home.run("task", "show", "--help")
+        self.assertEqual(result.code, 0)
+        self.assertIn("the task's id, as `tasks` lists it", " ".join(result.out.decode().split()))
 
 
 if __name__ == "__main__":

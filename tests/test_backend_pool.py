@@ -255,7 +255,7 @@ class PasswordFileTest(PoolTestCase):
         self.assertFalse(os.path.exists(self.home.state_path))
         check = self.home.run("check")
         self.assertEqual(check.code, 1)
-        self.assertIn("cannot be read", check.text)
+        self.assertIn("does not exist (create it, or name another file in the config)", check.text)
 
 
 class ProbeTest(PoolTestCase):
@@ -285,6 +285,25 @@ class ProbeTest(PoolTestCase):
         self.assertEqual(answer["status"], "finished")
         self.assertEqual(answer["server_password"], "pw-one")
         self.assertEqual(self.home.sleeps()[0], 1.0)      # a second before the next probe
+
+    def test_the_task_log_says_each_step_and_each_probe_as_it_happens(self):
+        self.home.clock = os.path.join(self.home.dir, "sleeps")   # its pauses: recorded
+        self.ssh.silent = True              # no banner (a refusal would set it aside at once)
+        task_id = self.order("small")
+        path = os.path.join(self.home.dir, "log", "tasks", task_id + ".log")
+
+        def probes():
+            try:
+                with open(path) as handle:
+                    text = handle.read()
+            except IOError:
+                return None
+            return text.count(" provider: still waiting for SSH on 127.0.0.1: ") >= 3 and text
+        text = wait_for(probes, what="three probes in the task log")
+        lines = text.splitlines()
+        self.assertIn(" provider: worker pid ", lines[0])
+        self.assertIn(" provider: saved: in_progress (waiting_ssh): waiting for SSH on "
+                      "127.0.0.1: ", lines[1])
 
     def test_order_and_order_status_do_not_wait_for_the_server(self):
         # A server that accepts and never answers: a probe takes its whole 5 s
@@ -369,11 +388,20 @@ class WaitScheduleTest(unittest.TestCase):
                 saves.append(changes["message"])
                 return {"status": "in_progress"}
 
+        class Log(object):
+            notes = []
+
+            def note(self, text):
+                self.notes.append(text)
+
         task = {"id": "7", "server": "127.0.0.1"}
-        changes = backend.wait_for_ssh(Caller(), task, None, {}, clock=lambda: clock[0],
+        changes = backend.wait_for_ssh(Caller(), task, Log(), {}, clock=lambda: clock[0],
                                        sleep=sleep)
         self.assertEqual(sleeps, [1, 1, 2, 2, 3, 5, 5, 10, 1])
         self.assertEqual(saves, ["waiting for SSH on 127.0.0.1: connection refused"])
+        # every later probe (the same reason) is a line of the task log, not a save
+        self.assertEqual(Log.notes, ["still waiting for SSH on 127.0.0.1: connection refused"]
+                         * (len(sleeps) - 1))
         self.assertEqual((changes["status"], changes["message"]), (
             "error", "no SSH within ready_timeout 30 s: 127.0.0.1: connection refused"))
 

@@ -280,6 +280,28 @@ class CachedTokenTest(unittest.TestCase):
             self.assertIsNone(provider.parse_utc(text))
 
 
+class CheckFailureTest(unittest.TestCase):
+    """`check`'s line for a failed API call says what kind of failure it is and what to do."""
+
+    def line(self, status):
+        error = provider.CloudError("Hetzner: it went wrong", status=status)
+        return provider.check_api_failure("Hetzner", "https://api.example/v1", error)
+
+    def test_no_answer_is_the_network(self):
+        self.assertEqual(self.line(None), "Hetzner API https://api.example/v1 cannot be reached: "
+                         "Hetzner: it went wrong (check the address in the config, DNS, the "
+                         "firewall and https_proxy)")
+
+    def test_401_and_403_are_the_credentials(self):
+        for status in (401, 403):
+            self.assertIn("refuses the credentials: Hetzner: it went wrong (put a valid token or "
+                          "key", self.line(status))
+
+    def test_other_answers_are_the_api_s(self):
+        self.assertIn("answers with an error: Hetzner: it went wrong (try again later",
+                      self.line(500))
+
+
 if __name__ == "__main__":
     unittest.main()
 

@@ -102,6 +102,30 @@ class ConfigFileTest(HomeTestCase):
         self.home.write_config(b'{"enabled": true, "x": "\xff"}')
         self.assertError(self.home.run("order", "1"), 104, "order")
 
+    def test_a_trailing_comma_is_named_with_its_place(self):
+        self.home.write_config(b'{"enabled": true, "backend": {"type": "manual"},\n'
+                               b' "configurations": [{"id": "1", "descr": "x"},]}')
+        message = self.assertError(self.home.run("configs"), 104, "configs")
+        self.assertIn("a trailing comma at line 2 column 46, before ']': JSON allows none", message)
+        self.home.write_config(b'{"enabled": true,\n "backend": {"type": "manual",},\n'
+                               b' "configurations": []}')
+        message = self.assertError(self.home.run("configs"), 104, "configs")
+        self.assertIn("a trailing comma at line 2 column 30, before '}'", message)
+
+    def test_a_comment_is_named_with_the_way_to_annotate(self):
+        for comment in (b"// the backend", b"/* the backend */", b"# the backend"):
+            self.home.write_config(b'{"enabled": true,\n  ' + comment + b'\n'
+                                   b' "backend": {"type": "manual"}, "configurations": []}')
+            message = self.assertError(self.home.run("configs"), 104, "configs")
+            self.assertIn('a comment at line 2 column 3: JSON has no comments: use a "_comment" key',
+                          message)
+
+    def test_other_syntax_errors_keep_the_parser_s_words(self):
+        self.home.write_config(b'{"enabled" true}')
+        message = self.assertError(self.home.run("configs"), 104, "configs")
+        self.assertIn("Expecting ':' delimiter: line 1 column 12", message)
+
+
 
 class ExamplesTest(unittest.TestCase):
     def test_every_example_config_is_valid(self):

@@ -2,8 +2,8 @@
 """Every examples/*.conf, copied as it is into a provider home, passes `check`.
 
 Only what needs the network or a secret is changed, the way a user would: the
-secret files the example names (relative to the home, README "Paths in the
-config") are created by the test, and the cloud API addresses point at the
+secret files the example names (relative to the home, docs/reference.md "Paths in
+the config") are created by the test, and the cloud API addresses point at the
 local fakes (Hetzner, Timeweb: then `check` must find no problem at all) or at
 a closed local port (OpenStack, Yandex: then the only FAIL allowed is the login
 that could not reach its API, after the retry's backoff, recorded rather than
@@ -22,7 +22,7 @@ from unittest import mock
 
 from cloudbase import closed_port
 from fakecloud import FakeHetzner, FakeTimeweb
-from support import ROOT, Home, call_main, wait_for
+from support import ROOT, Home, call_main, python_folder, wait_for
 
 EXAMPLES = os.path.join(ROOT, "examples")
 SECRET_TEXT = {"token_file": "tok-example-0123456789\n", "password_file": "Example-pw-123\n",
@@ -79,10 +79,14 @@ class ExamplesTest(unittest.TestCase):
             if seconds < 0.1:
                 return real_sleep(seconds)
             self.waits.append(seconds)
-        with mock.patch("time.sleep", sleep):
+        environ = dict(os.environ, PATH=python_folder() + os.pathsep + os.environ["PATH"])
+        environ.pop("PYENV_ROOT", None)     # python3 on PATH: the interpreter under test
+        with mock.patch("time.sleep", sleep), mock.patch.dict(os.environ, environ, clear=True):
             result = call_main(["check"], self.home.script, cwd=self.elsewhere)
         text = result.out.decode("utf-8")
         self.assertIn("ok   config %s is valid" % self.home.config_path, text, result)
+        # nothing shipped trips check's own warnings (ids, descriptions, ...)
+        self.assertEqual([l for l in text.splitlines() if l.startswith("WARN")], [], text)
         return result.code, [l for l in text.splitlines() if l.startswith("FAIL")], text
 
     def assertClean(self):
@@ -116,7 +120,7 @@ class ExamplesTest(unittest.TestCase):
         # as shipped, a demo order finishes (no pauses here: EXAMPLE_DELAY 0)
         data["backend"]["env"]["EXAMPLE_DELAY"] = "0"
         self.home.write_config(data)
-        task_id = self.home.ok("order", "vm-2cpu")["task_id"]
+        task_id = self.home.ok("order", "1")["task_id"]
         answer = wait_for(lambda: (lambda a: a["status"] != "in_progress" and a)(
             self.home.ok("order_status", task_id)), what="the demo order to end")
         self.assertEqual((answer["status"], answer["server"]), ("finished", "192.0.2.10"),
@@ -145,6 +149,8 @@ class ExamplesTest(unittest.TestCase):
         self.assertEqual(code, 1, text)
         self.assertEqual(len(failed), 1, text)
         self.assertTrue(any(word in failed[0] for word in NETWORK_FAIL), text)
+        self.assertTrue(failed[0].endswith("(check the address in the config, DNS, the firewall "
+                                           "and https_proxy)"), failed[0])      # the fix
         self.assertEqual(self.waits, [0.25, 0.5, 1.0], text)   # the login's four tries
 
     def openstack(self, name):

@@ -21,11 +21,12 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 import types
 import unittest
 
 from fakecloud import FakeHetzner
-from support import MANUAL_CONFIG, SCRIPT, caller_parse, load_module
+from support import MANUAL_CONFIG, SCRIPT, caller_parse, load_module, wait_for
 
 NAME = "hdr"
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -396,6 +397,35 @@ class HeaderTests(unittest.TestCase):
         self.assertIn("options", answer)         # disabled or not: the config is root's
         self.assertEqual(os.listdir(os.path.dirname(self.script)), [NAME])
 
+    def test_a_user_who_may_not_read_the_files_is_told_to_run_it_as_root(self):
+        self.assertEqual(self.answer("order", "1")["task_id"], "1")
+        if IS_ROOT:
+            if not nobody_ids():
+                self.skipTest("no user nobody")
+            uid, gid = nobody_ids()
+
+            def as_nobody():
+                os.setgid(gid)
+                os.setuid(uid)
+            kwargs = {"preexec_fn": as_nobody}
+            self.let_others_through(self.tmp)
+        else:
+            state = os.path.join(self.home, "var", NAME + ".state.json")
+            for path in (state, os.path.join(self.home, "etc", NAME + ".conf")):
+                os.chmod(path, 0)
+                self.addCleanup(os.chmod, path, 0o600)
+            kwargs = {}
+        fix = "permission denied: run it as root (as bx-provider does) or as the user that " \
+              "owns the provider's files"
+        answer = self.answer("order_status", "1", **kwargs)
+        self.assertEqual(answer["error_message"], "order_status error N113, cannot read %s: %s"
+                         % (os.path.join(self.home, "var", NAME + ".state.json"), fix))
+        self.assertEqual(self.answer("help", **kwargs)["message"], "cannot read the config %s: %s"
+                         % (os.path.join(self.home, "etc", NAME + ".conf"), fix))
+        code, out, err = self.run_plugin("tasks", **kwargs)
+        self.assertEqual((code, out), (1, b""))
+        self.assertTrue(err.decode().startswith("tasks error N113, cannot read "), err)
+
     def let_others_through(self, path):
         """o+x on the folders above path that lack it (the test run's own 0700 folder),
         for the time of the test."""
@@ -407,6 +437,99 @@ class HeaderTests(unittest.TestCase):
                 self.addCleanup(os.chmod, path, mode)
             if path == os.path.dirname(path):
                 return
+
+    # ------------------------------------------------------------ what ps shows
+
+    def proc_words(self, pid, what="cmdline"):
+        with open("/proc/%d/%s" % (pid, what), "rb") as f:
+            data = f.read()
+        return [w.decode() for w in data.split(b"\0") if w] if what == "cmdline" else data.decode().strip()
+
+    def test_a_call_shows_in_ps_as_python_with_a_short_boot_then_the_script_and_its_arguments(self):
+        import fcntl
+        self.answer("order", "1")                      # var/ and the lock file exist
+        config = dict(MANUAL_CONFIG, lock_wait=30)
+        self.write_config(config)
+        with open(os.path.join(self.home, "var", NAME + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)            # the next order waits for it
+            proc = subprocess.Popen([self.script, "order", "1"], stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    env=self.env, cwd=self.tmp)
+            try:
+                wait = time.monotonic() + 30
+                while True:                            # sh has exec'd python3
+                    words = self.proc_words(proc.pid)
+                    if "-c" in words or time.monotonic() > wait:
+                        break
+                    time.sleep(0.01)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+        out, err = proc.communicate(timeout=60)
+        self.assertEqual(caller_parse(out)["task_id"], "2", err)
+        self.assertEqual(words[1:4], ["-I", "-S", "-c"], words)
+        boot = words[4]
+        self.assertLess(len(boot), 100, boot)
+        self.assertNotIn("\n", boot)
+        self.assertEqual(words[5:], [self.script, "order", "1"])
+        self.assertEqual(os.path.basename(words[0]), "python3")
+
+    def worker_of(self, task_id):
+        with open(os.path.join(self.home, "log", NAME + ".log")) as f:
+            pids = re.findall(r" worker task=%s .*pid=(\d+)" % task_id, f.read())
+        self.assertTrue(pids)
+        pid = int(pids[-1])
+        self.addCleanup(self.kill_quietly, pid)
+        return pid
+
+    @staticmethod
+    def kill_quietly(pid):
+        try:
+            os.kill(pid, 9)
+        except OSError:
+            pass
+
+    def named(self, pid, comm):
+        """Wait until the worker's fork has named itself comm (it does so first thing)."""
+        wait_for(lambda: self.proc_words(pid, "comm") == comm, what="the worker's name %r, "
+                 "not %r" % (comm, self.proc_words(pid, "comm")))
+
+    def waiting_pool(self):
+        """A pool config whose server never answers SSH: its order's worker waits."""
+        self.write_config({"enabled": True, "backend": {
+            "type": "pool", "ssh_port": 9, "allow_loopback": True, "ready_timeout": 600},
+            "configurations": [{"id": "1", "descr": "Pool", "servers": [{"server": "127.0.0.1"}]}]})
+
+    def test_a_worker_shows_as_the_provider_s_worker_for_its_task(self):
+        self.waiting_pool()
+        task_id = self.answer("order", "1")["task_id"]
+        pid = self.worker_of(task_id)
+        self.named(pid, "%s worker %s" % (NAME, task_id))      # the fork names itself first
+        self.assertEqual(self.proc_words(pid), [self.script, "worker", task_id])
+        ps = shutil.which("ps")
+        if ps:
+            out = subprocess.check_output([ps, "-o", "args=", "-p", str(pid)])
+            self.assertEqual(out.decode().strip(), "%s worker %s" % (self.script, task_id))
+
+    def test_a_long_name_is_cut_to_the_15_bytes_comm_holds(self):
+        long_name = "myhosterprovider"
+        script = os.path.join(self.home, "bin", long_name)
+        os.rename(self.script, script)
+        os.rename(os.path.join(self.home, "etc", NAME + ".conf"),
+                  os.path.join(self.home, "etc", long_name + ".conf"))
+        self.script = script
+        conf = os.path.join(self.home, "etc", long_name + ".conf")
+        with open(conf, "w") as f:
+            json.dump({"enabled": True, "backend": {
+                "type": "pool", "ssh_port": 9, "allow_loopback": True, "ready_timeout": 600},
+                "configurations": [{"id": "1", "descr": "Pool",
+                                    "servers": [{"server": "127.0.0.1"}]}]}, f)
+        os.chmod(conf, 0o600)
+        task_id = self.answer("order", "1")["task_id"]
+        with open(os.path.join(self.home, "log", long_name + ".log")) as f:
+            pid = int(re.findall(r" worker task=%s .*pid=(\d+)" % task_id, f.read())[-1])
+        self.addCleanup(self.kill_quietly, pid)
+        self.named(pid, "myhosterprovide")
+        self.assertEqual(self.proc_words(pid), [script, "worker", task_id])
 
     # ------------------------------------------------------------ no Python 3.6+
 
@@ -439,6 +562,46 @@ class HeaderTests(unittest.TestCase):
         self.assertEqual(answer["error"], 1)
         self.assertTrue(answer["error_message"].startswith("%s error N120, no Python 3.6+ found"
                                                            % action), answer)
+
+    def run_as_old_python(self, python, *args):
+        """provider.py run by `python` itself; None as python: this interpreter telling
+        the file's code it is 3.5 (sys.version_info), as an old python3 would."""
+        argv = [python, SCRIPT] if python else [sys.executable, "-c", (
+            "import sys; sys.version_info = (3, 5, 9, 'final', 0); sys.argv = sys.argv[1:]; "
+            "exec(compile(open(sys.argv[0]).read(), sys.argv[0], 'exec'), "
+            "{'__name__': '__main__'})"), SCRIPT]
+        return self.run_plugin(*args, argv=argv)
+
+    def assert_old_python_refused(self, python, version):
+        needs = "error N120, provider.py needs Python 3.6 or newer; "
+        for action in ("help", "order_status", "bogus"):
+            code, out, err = self.run_as_old_python(python, *([action, "1"] if action ==
+                                                              "order_status" else [action]))
+            self.assertEqual((code, err), (1, b""))
+            answer = caller_parse(out)
+            self.assertEqual(answer["error"], 1)
+            message = answer["error_message"]
+            self.assertTrue(message.startswith((action if action != "bogus" else "usage")
+                                               + " " + needs), message)
+            self.assertTrue(message.endswith(" is Python %s: run it with python3 (3.6+)"
+                                             % version), message)
+        for argv, action in ((["tasks"], "tasks"), (["task", "show", "1"], "task show"),
+                             (["--version"], "usage"), ([], "usage"), (["check"], "check")):
+            code, out, err = self.run_as_old_python(python, *argv)
+            self.assertEqual((code, out), (1, b""), argv)
+            self.assertTrue(err.decode().startswith(action + " " + needs), err)
+            self.assertEqual(len(err.splitlines()), 1, err)
+
+    def test_an_old_python_running_the_file_itself_answers_one_clear_error(self):
+        self.assert_old_python_refused(None, "3.5")
+
+    def test_python2_running_the_file_itself_answers_one_clear_error(self):
+        python2 = [p for p in (os.path.expanduser("~/.pyenv/versions/2.7.18/bin/python"),
+                               shutil.which("python2.7"), shutil.which("python2"))
+                   if p and os.path.isfile(p)]
+        if not python2:
+            self.skipTest("no Python 2 here")
+        self.assert_old_python_refused(python2[0], "2.7")
 
     def test_no_python_at_all_is_one_json_error(self):
         self.copy_with_fallbacks(["/nonexistent/platform-python", "/nonexistent/python3.9"])
