@@ -1421,6 +1421,13 @@ class StateStore(object):
             task = self.old.load(archive_start(task_id)).get(task_id)
         return task
 
+    def same_installation(self, installation):
+        """False when the state find() last read belongs to another installation than
+        `installation` (the provider was purged and installed again: its task ids start
+        over, and a worker of the old one must not act on a new task); True when unknown."""
+        found = self.last_head.get("installation") if isinstance(self.last_head, dict) else None
+        return installation is None or found is None or found == installation
+
     def archive_starts(self):
         return self.old.starts()
 
@@ -2598,6 +2605,7 @@ class WorkerBackend(Backend):
     SAVE_RESULT_PAUSES = (1, 2, 4, 8, 15, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30)
     STOP_SIGNALS = ("SIGTERM", "SIGINT", "SIGHUP")
     WORK = "wait"           # what goes on while a progress save fails
+    installation = None     # the state's installation id when the worker started
     unsaved_data = None     # the worker's data (its pid, the program's group) not saved yet
 
     def worker_lock(self, task_id):
@@ -2637,6 +2645,7 @@ class WorkerBackend(Backend):
         import signal
         task_id = task["id"]
         log = TaskLog(self.task_log(task_id))
+        self.installation = provider.store.last_head.get("installation")
         data = dict(task.get("data") or {}, worker_pid=os.getpid(),
                     worker_start=process_start_time(os.getpid()))
 
@@ -2751,8 +2760,11 @@ class WorkerBackend(Backend):
                                                                      "nothing this worker uses"))
 
     def still_pending(self, provider, task_id):
-        """WorkerStopped when the task was ended by hand or removed."""
+        """WorkerStopped when the task was ended by hand or removed, or the state is
+        another installation's (a purge and a new install: its task N is not ours)."""
         task = provider.store.find(task_id)
+        if not provider.store.same_installation(self.installation):
+            raise WorkerStopped(None, "the state now belongs to another installation")
         if task is None or task["status"] in TERMINAL:
             raise WorkerStopped(None, "the task was %s meanwhile" % (
                 task["status"] if task else "removed"))
@@ -5280,10 +5292,11 @@ class CloudBackend(Backend):
         """`NAME _worker ID`: drive a pending order to its end (OrderWorker), then
         delete the server of a failed one that rents or may rent one (clean_up)."""
         task = provider.store.find(task_id)
+        installation = provider.store.last_head.get("installation")
         if task is not None and task["status"] == IN_PROGRESS and (
                 task.get("backend") == self.TYPE):
             OrderWorker(self, provider, task_id).run()
-        return self.clean_up(provider, task_id)
+        return self.clean_up(provider, task_id, installation)
 
     def keep_late_server(self, task, server_id):
         """A create answered after its task ended (`task fail`, a timeout): the server
@@ -5562,7 +5575,7 @@ class CloudBackend(Backend):
             if report is not None:
                 report.wake()
 
-    def clean_up(self, provider, task_id):
+    def clean_up(self, provider, task_id, installation=None):
         """The cleanup worker: delete the failed task's server (looking it up first when
         the task never learnt its id), trying again after a growing pause until it is
         gone, shown never made, the operator deleted it, or on_failure is no longer
@@ -5572,6 +5585,8 @@ class CloudBackend(Backend):
         wait, slept = CLEANUP_FIRST_WAIT, 0.0
         while True:
             task = provider.store.find(task_id)
+            if not provider.store.same_installation(installation):
+                return "task %s: the state now belongs to another installation" % task_id
             try:        # an operator may have set on_failure "keep" since
                 self.on_failure = Config.load(provider.paths, provider.log).backend.on_failure
             except ProviderError:
@@ -5704,6 +5719,12 @@ class CloudBackend(Backend):
         """A running server: its public address (checked), then SSH, then the setup."""
         address, data = self.shaped(self.public_address, api, task, server)
         if not address:
+            data = dict(data, ipv4_wait_age=data.get("ipv4_wait_age", task_age(task)))
+            if task_age(task) - data["ipv4_wait_age"] > self.ready_timeout:
+                task["data"] = data
+                return self.fail(task, "%s runs but has no public IPv4 address after "
+                                 "ready_timeout %g s: the caller adds IPv4 servers only" % (
+                                     where, self.ready_timeout))
             return {"data": data, "phase": "booting", "message": "booting: %s runs, waiting "
                     "for its public IPv4 address" % where}
         address, problem = check_server(address, self.settings.get("allow_loopback", False))
@@ -6077,9 +6098,13 @@ class CloudBackend(Backend):
                             and t.get("backend") == self.TYPE and self.cleanup_wanted(t)),
                            key=lambda t: int(t["id"])):
             tries = task["data"].get("cleanup_tries", 0)
+            fix = ("; `%s task delete-server %s --yes` tries now, or delete it in the %s "
+                   "console" % (self.paths.name, task["id"], self.LABEL)
+                   if rented_server(task) else "; `%s servers` shows it once it is listed"
+                   % self.paths.name)
             report.append((not tries, "task %s: %s%s" % (
-                task["id"], self.deleting(task), " (%d tries failed, the last: %s)" % (
-                    tries, task["data"].get("cleanup_error")) if tries else "")))
+                task["id"], self.deleting(task), " (%d tries failed, the last: %s)%s" % (
+                    tries, task["data"].get("cleanup_error"), fix) if tries else "")))
         return report
 
     def check_api(self, configurations):
@@ -6139,6 +6164,7 @@ class OrderWorker(object):
         self.report = WorkerReport(os.getpid(), process_start_time(os.getpid()),
                                    before.steps if before and before.pid else 0, "new")
         self.config_stamp = file_stamp(provider.paths.config)
+        self.installation = provider.store.last_head.get("installation")
         self.clock = TaskClock()
         self.unsaved = ""       # why the last save failed (the calls show it), or ""
 
@@ -6147,6 +6173,10 @@ class OrderWorker(object):
         said = None
         while True:
             task = self.provider.store.find(self.task_id)
+            if not self.provider.store.same_installation(self.installation):
+                self.log.note("the state now belongs to another installation (purged and "
+                              "installed again?): this worker stops")
+                return None
             if task is None or task["status"] in TERMINAL or (
                     task.get("backend") != self.backend.TYPE):
                 return task

@@ -319,6 +319,33 @@ class CloudTests(CloudHome):
             self.assertIn("(on_failure: delete)", answer["message"])   # the billed server goes
             self.assertTrue(all(ch.isprintable() for ch in answer["message"]), answer)
 
+    def test_a_server_without_a_public_ipv4_fails_after_ready_timeout(self):
+        self.api.ipv4 = None                           # it runs, with no public IPv4 at all
+        task_id = self.order()
+        answer = self.ok("order_status", task_id)
+        self.assertIn("waiting for its public IPv4 address", answer["message"])
+        self.age_task(task_id, 1801)                   # the default ready_timeout, 1800 s
+        answer = self.ok("order_status", task_id)
+        self.assertEqual(answer["status"], "error", answer)
+        self.assertIn("runs but has no public IPv4 address after ready_timeout 1800 s: the "
+                      "caller adds IPv4 servers only", answer["message"])
+        wait_for(lambda: not self.api.servers, what="the server's deletion (on_failure)")
+
+    def test_a_worker_stops_once_the_state_is_another_installations(self):
+        # purged and installed again under the same name: task 1 is not this worker's
+        self.ssh_answers(1)                            # cloud-init never finishes
+        task_id = self.order()
+        lock = os.path.join(self.home.dir, "var", "workers", task_id + ".lock")
+        report = provider.WorkerReport.read(lock)
+        self.home.new_state("b" * 32)                  # the new installation's empty state
+        requests = len(self.api.requests)
+        report.wake()
+        wait_for(lambda: not provider.lock_is_held(lock), what="the old worker gone")
+        self.assertEqual(len(self.api.requests), requests)     # it did nothing more
+        self.assertEqual(len(self.api.servers), 1)             # nor deleted anything
+        with open(os.path.join(self.home.dir, "log", "tasks", task_id + ".log")) as handle:
+            self.assertIn("the state now belongs to another installation", handle.read())
+
     def test_a_create_that_times_out_after_the_server_was_made_makes_one_server(self):
         self.configure(request_timeout=0.3)     # the one order that waits a timeout out
         self.api.hang_next_create(10)

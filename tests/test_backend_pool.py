@@ -381,6 +381,9 @@ class WaitScheduleTest(unittest.TestCase):
             def find(self, task_id):
                 return {"status": "in_progress"}
 
+            def same_installation(self, installation):
+                return True
+
         class Caller(object):
             store = Store()
 

@@ -217,6 +217,18 @@ class YandexTest(YandexHome, CloudTests, unittest.TestCase):
         self.assertTrue(all(r["token_ok"] for r in self.api.requests), self.api.requests)
         self.assertEqual(len(self.api.servers), 1)
 
+    def test_a_crashed_instance_is_waited_for_as_yandex_restarts_it(self):
+        # compute/v1/instance.proto: CRASHED "will be restarted automatically": not final
+        task_id = self.order()
+        [server_id] = list(self.api.servers)
+        self.api.set_status(server_id, "CRASHED")
+        answer = self.ok("order_status", task_id)
+        self.assertEqual(answer["status"], "in_progress", answer)
+        self.assertIn("CRASHED (Yandex Cloud restarts it by itself)", answer["message"])
+        self.api.set_status(server_id, "RUNNING")
+        self.finished(task_id)
+        self.assertEqual(list(self.api.servers), [server_id])
+
     def test_an_operation_is_waited_for_and_its_error_fails_the_task(self):
         self.api.op_polls = 1
         task_id = self.order()

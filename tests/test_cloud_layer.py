@@ -302,6 +302,38 @@ class CheckFailureTest(unittest.TestCase):
                       self.line(500))
 
 
+
+class TaskClockTest(unittest.TestCase):
+    """A task's age: a wall-clock step neither ends an order early nor late."""
+
+    def test_a_step_back_of_the_wall_clock_adds_no_negative_time(self):
+        task = {"created": provider.now(), "data": {"age": 100.0, "age_at": provider.now() + 7200}}
+        self.assertEqual(provider.task_age(task), 100.0)
+
+    def test_a_worker_measures_by_the_monotonic_clock_while_its_measure_holds(self):
+        clock = provider.TaskClock()
+        task = {"created": provider.now(), "data": {"age": 100.0, "age_at": provider.now()}}
+        age, at = clock.measure(task)
+        clock.kept()
+        # the wall clock then jumps an hour ahead: the saved measure says age_at is an hour
+        # old, which task_age (a new worker, a call) would count; this worker does not
+        task["data"].update(age=age, age_at=at)
+        task["data"]["age_at"] -= 3600
+        self.assertGreater(provider.task_age(task), age + 3599)
+        clock.saved = ((age, task["data"]["age_at"]), clock.saved[1])
+        again = clock.measure(task)[0]
+        self.assertGreaterEqual(again, age)
+        self.assertLess(again, age + 60)
+
+    def test_another_measure_in_the_state_is_taken_as_it_is(self):
+        clock = provider.TaskClock()
+        task = {"created": provider.now(), "data": {"age": 5.0, "age_at": provider.now()}}
+        clock.measure(task)
+        clock.kept()
+        task["data"].update(age=4000.0, age_at=provider.now())     # a person made it older
+        self.assertGreaterEqual(clock.measure(task)[0], 4000.0)
+
+
 if __name__ == "__main__":
     unittest.main()
 
