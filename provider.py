@@ -5061,6 +5061,7 @@ class CloudBackend(Backend):
         self.on_failure = settings.get("on_failure", "delete")
         self.store = None
         self.auth = self.AUTH(self)
+        self.cleanup = ServerCleanup(self)
         SECRET_VARIABLES.update(value for key, value in settings.items()
                                 if key.endswith("_env") and isinstance(value, str))
 
@@ -5075,11 +5076,18 @@ class CloudBackend(Backend):
                 check.add(path, "missing key %r (a %s backend needs %s)" % (
                     key, cls.TYPE, ", ".join(cls.REQUIRED)))
 
-    # -- the API, the pool key, the user data --------------------------------
+    # -- the API, the pool key, the user data ------------------------------------------
 
     def api(self, base=None):
         """A client of the API at base (default: api_url) with the backend's credentials."""
         return CloudAPI(self, self.auth, base)
+
+    def request_headers(self):
+        """Headers every request carries besides the token's (an API version)."""
+        return {}
+
+    def rate_limited(self, status, answer):
+        return 0 if status == 429 else None
 
     def pool_key(self):
         """(path of the pool's private key, its public key line or None if unusable)."""
@@ -5133,7 +5141,7 @@ class CloudBackend(Backend):
                                     configuration.get("id"), self.LABEL, self.MAX_USER_DATA))
         return text
 
-    # -- guardrails: the caps ------------------------------------------------------
+    # -- prepare: the caps, then the new task (under the state lock, no network) -------
 
     def held(self, state, config_id=None):
         """Ids of this backend's tasks that hold a server (max_servers counts
@@ -5180,8 +5188,6 @@ class CloudBackend(Backend):
     def available(self, configuration, state):
         return self.cap_problem(configuration, state) is None
 
-    # -- the order ----------------------------------------------------------------
-
     def place(self, task, configuration, state):
         self.auth.ready()            # a missing or open token file fails before any task
         problem = self.cap_problem(configuration, state)
@@ -5207,7 +5213,7 @@ class CloudBackend(Backend):
         task["data"] = {"owner": tag, "name": server_name(self.paths.name, task["id"], tag),
                         "creates": 0, "key_installed": public is not None}
 
-    # -- the worker: every API call of an order runs in `NAME _worker ID` ----------
+    # -- launch and poll: the calls start, wake and wait for the task's worker (no network) ---
 
     def launch(self, task, configuration):
         """Start the task's worker, which drives the whole order (OrderWorker), and wait
@@ -5242,10 +5248,6 @@ class CloudBackend(Backend):
             self.note_silence(task)
         return {}
 
-    @staticmethod
-    def unsaved(report):
-        return "the task's worker cannot save its progress: %s; it tries again" % report.why
-
     def await_step(self, task_id, steps):
         """The task as saved once its worker has done more than `steps` steps (or has
         ended), or None after STEP_WAIT s."""
@@ -5262,6 +5264,10 @@ class CloudBackend(Backend):
     @staticmethod
     def base_message(task):
         return (task.get("message") or task.get("phase") or "").split(" (")[0]
+
+    @staticmethod
+    def unsaved(report):
+        return "the task's worker cannot save its progress: %s; it tries again" % report.why
 
     def note_silence(self, task):
         """The worker is still in its step: say why in the task's message (the API has
@@ -5288,6 +5294,8 @@ class CloudBackend(Backend):
         except ProviderError:
             pass                # the answer tells what the state holds
 
+    # -- work: the worker's steps (OrderWorker runs them) ------------------------------
+
     def supervise(self, provider, task_id):
         """`NAME _worker ID`: drive a pending order to its end (OrderWorker), then
         delete the server of a failed one that rents or may rent one (clean_up)."""
@@ -5296,16 +5304,7 @@ class CloudBackend(Backend):
         if task is not None and task["status"] == IN_PROGRESS and (
                 task.get("backend") == self.TYPE):
             OrderWorker(self, provider, task_id).run()
-        return self.clean_up(provider, task_id, installation)
-
-    def keep_late_server(self, task, server_id):
-        """A create answered after its task ended (`task fail`, a timeout): the server
-        goes into the task, to be deleted (on_failure delete) or named."""
-        self.log.write("server", task["id"], server_id=server_id, late=True)
-        data_changes = {"server_id": server_id}
-        if task["status"] == ERROR and self.on_failure == "delete":
-            data_changes.update(cleanup="pending", failed_because=task["message"])
-        return self.save_cleanup_start(task, data_changes)
+        return self.cleanup.clean_up(provider, task_id, installation)
 
     def step(self, task, configuration):
         """One step of an order (in the worker): task changes or None. The task's
@@ -5328,6 +5327,8 @@ class CloudBackend(Backend):
         request's own time and the cloud's worst case for it to show (LATE_CREATE)."""
         return self.request_timeout + self.LATE_CREATE
 
+    # -- create and adopt: one create, counted before it is sent, never repeated blindly ---
+
     def claimed_create(self, task, configuration):
         """Count the create in the task, with the host key handed to the server (the
         ledger: saved before the request goes), then send it. A refusal settles it:
@@ -5342,6 +5343,23 @@ class CloudBackend(Backend):
         except ProviderError as exc:      # refused (or a flavor gone): nothing was made
             task["data"] = dict(task["data"], settled=task["data"]["creates"])
             return self.fail(task, exc.message)
+
+    def claim_create(self, task_id, age, pinned):
+        """Under the lock: count one more create before it is sent (the ledger), at the
+        task's age `age`, with the data `pinned` (pin_host_key), unless a create still
+        unsettled could land (late_window). The task as saved, or None: no create now."""
+        def change(state):
+            task = state["tasks"].get(task_id)
+            if task is None or task["status"] in TERMINAL:
+                return None
+            data = task["data"]
+            if data.get("server_id") or (unsettled_create(task) and
+                                         age - data.get("create_age", 0) < self.late_window()):
+                return None
+            data["creates"] = data.get("creates", 0) + 1
+            data.update(pinned, create_age=age, create_at=now())
+            return task
+        return self.store.update(change)
 
     def pin_host_key(self, task):
         """Make the new server's ed25519 host key, once per task (known_hosts on):
@@ -5419,12 +5437,6 @@ class CloudBackend(Backend):
 
     def created(self, answer):
         return answer.get("server") or {}
-
-    def fetch(self, api, server_id):
-        return api.call("GET", "%s/%s" % (self.SERVERS, server_id)).get("server")
-
-    def await_create(self, api, task, configuration):
-        return None
 
     def labels(self, task):
         """The labels of the task's server, for a cloud whose servers carry labels."""
@@ -5511,156 +5523,7 @@ class CloudBackend(Backend):
         return CloudError("%s: the API answered in a shape the plugin does not know (%s)"
                           % (self.LABEL, printable(why, 200)))
 
-    def claim_create(self, task_id, age, pinned):
-        """Under the lock: count one more create before it is sent (the ledger), at the
-        task's age `age`, with the data `pinned` (pin_host_key), unless a create still
-        unsettled could land (late_window). The task as saved, or None: no create now."""
-        def change(state):
-            task = state["tasks"].get(task_id)
-            if task is None or task["status"] in TERMINAL:
-                return None
-            data = task["data"]
-            if data.get("server_id") or (unsettled_create(task) and
-                                         age - data.get("create_age", 0) < self.late_window()):
-                return None
-            data["creates"] = data.get("creates", 0) + 1
-            data.update(pinned, create_age=age, create_at=now())
-            return task
-        return self.store.update(change)
-
-    def fail(self, task, text):
-        """The changes that fail a task (with its data). A server it rents, or may rent
-        (a create it sent and never saw settled), is marked for deletion with
-        on_failure "delete" (the cleanup looks it up: settle() and the worker start it),
-        else named."""
-        data = task["data"]
-        if self.on_failure == "delete" and may_rent(task):
-            return {"status": ERROR, "phase": "failed",
-                    "data": dict(data, cleanup="pending", failed_because=text),
-                    "message": "%s; %s (on_failure: delete)" % (text, self.deleting(task))}
-        server_id = rented_server(task)
-        if server_id:
-            text += ("; %s server %s still exists and is billed: `%s task delete-server %s "
-                     "--yes` removes it (on_failure: keep)" % (
-                         self.LABEL, server_id, self.paths.name, task["id"]))
-        elif unsettled_create(task):
-            text += ("; a create the plugin sent may have made a server: `%s servers` shows "
-                     "it (on_failure: keep)" % self.paths.name)
-        return {"status": ERROR, "phase": "failed", "message": text, "data": data}
-
-    # -- guardrails: deleting a failed order's server (on_failure: delete) ----------
-
-    def deleting(self, task):
-        if rented_server(task):
-            return "deleting %s server %s" % (self.LABEL, rented_server(task))
-        return ("looking for the server a create the plugin sent may have made (%s), "
-                "to delete it" % task["data"].get("name"))
-
-    def cleanup_wanted(self, task):
-        return bool(task and task.get("status") == ERROR and may_rent(task)
-                    and task["data"].get("cleanup") == "pending"
-                    and self.on_failure == "delete")
-
-    def settle(self, task):
-        """After order_status: a failed task whose server must go gets a cleanup
-        worker (or its worker is woken). No network: order_status stays fast."""
-        if self.cleanup_wanted(task):
-            self.ensure_worker(task)
-
-    def ensure_worker(self, task):
-        """Start the task's worker, or wake the one that runs: its next step comes at
-        once (for a task that has ended: the cleanup)."""
-        if not self.start_worker(task, again=True):
-            report = WorkerReport.read(worker_lock(self.paths, task["id"]))
-            if report is not None:
-                report.wake()
-
-    def clean_up(self, provider, task_id, installation=None):
-        """The cleanup worker: delete the failed task's server (looking it up first when
-        the task never learnt its id), trying again after a growing pause until it is
-        gone, shown never made, the operator deleted it, or on_failure is no longer
-        "delete" (then it is named and left). It exits after CLEANUP_WORKER_LIFE; the
-        next call starts another (revive_workers)."""
-        give_up = time.monotonic() + CLEANUP_WORKER_LIFE
-        wait, slept = CLEANUP_FIRST_WAIT, 0.0
-        while True:
-            task = provider.store.find(task_id)
-            if not provider.store.same_installation(installation):
-                return "task %s: the state now belongs to another installation" % task_id
-            try:        # an operator may have set on_failure "keep" since
-                self.on_failure = Config.load(provider.paths, provider.log).backend.on_failure
-            except ProviderError:
-                pass    # a config broken meanwhile: go on as started
-            if task and self.on_failure != "delete" and task["data"].get("cleanup") == "pending":
-                self.save_cleanup(task_id, {"cleanup": "kept"}, "on_failure is now \"%s\": %s"
-                                  % (self.on_failure, self.kept_text(task)), wanted=False)
-            if not self.cleanup_wanted(task):
-                return "task %s: no server to delete" % task_id
-            done, text = self.cleanup_once(task, wait, slept)
-            if done or time.monotonic() + wait > give_up:
-                return text
-            if task["data"].get("cleanup_waits"):
-                wait = CLEANUP_MAX_WAIT           # a person must act: only look now and then
-            time.sleep(wait)
-            slept = wait
-            wait = min(wait * 2, CLEANUP_MAX_WAIT)
-
-    def cleanup_once(self, task, wait=None, slept=0.0):
-        """One try at deleting a failed task's server; (done, text), saved in the task.
-        Without a server id (an unsettled create) it looks the server up first; it is
-        shown never made only after CLEANUP_LOOKUPS look-ups that found nothing over
-        late_window() s at least (slept: the pause before this try, counted as looked)."""
-        data = task["data"]
-        tries, looked = data.get("cleanup_tries", 0) + 1, data.get("looked_for", 0) + slept
-        try:
-            if unsettled_create(task):
-                task = self.adopt_late(task)
-            if unsettled_create(task):
-                if tries >= CLEANUP_LOOKUPS and looked >= self.late_window():
-                    self.save_cleanup(task["id"], {"cleanup": "done", "settled": data["creates"],
-                                                   "looked_for": looked},
-                                      "no server was found in %d look-ups over %s (a create "
-                                      "shows on %s within %d s) (on_failure: delete)" % (
-                                          tries, format_age(looked), self.LABEL,
-                                          self.late_window()))
-                    return True, "no server to delete"
-                raise ProviderError(E_BACKEND, "not found yet; a create may show for %d s "
-                                    "more" % max(0, self.late_window() - looked))
-            server_id = task["data"]["server_id"]
-            said = self.delete_server(task)
-        except ProviderError as exc:
-            changes = {"cleanup_tries": tries, "cleanup_error": exc.message, "looked_for": looked}
-            if getattr(exc, "waits_for_person", False):
-                changes["cleanup_waits"] = exc.message
-            note = "%s (on_failure: delete): try %d failed (%s)%s" % (
-                self.deleting(task), tries, exc.message,
-                "; trying again in %d s" % wait if wait else "")
-            self.save_cleanup(task["id"], changes, note)
-            return False, note
-        self.save_cleanup(task["id"], {"cleanup": "done", "server_deleted": now(),
-                                       "cleanup_waits": None},
-                          "%s server %s deleted (on_failure: delete)" % (self.LABEL, server_id))
-        self.log.write("cleanup", task["id"], server_id=server_id, result=said)
-        return True, said
-
-    def kept_text(self, task):
-        if rented_server(task):
-            return "%s server %s stays, billed: `%s task delete-server %s --yes` deletes it" % (
-                self.LABEL, rented_server(task), self.paths.name, task["id"])
-        return "a server a create sent may have made stays: `%s servers` shows it" % (
-            self.paths.name)
-
-    def save_cleanup(self, task_id, data_changes, note, wanted=True):
-        def change(state):
-            task = state["tasks"].get(task_id)
-            if task is None or (wanted and not self.cleanup_wanted(task)):
-                return task           # deleted by hand meanwhile
-            task["data"] = dict(task["data"], **data_changes)
-            task["message"] = "%s; %s" % (task["data"].get("failed_because")
-                                          or "the order failed", note)
-            task["updated"] = now()
-            return task
-        return self.store.update(change)
+    # -- advance: no server id yet (find it, or create again), or its create still running ---
 
     def advance(self, task, configuration):
         """A step after the first create, in phases: the server (found, or made
@@ -5690,6 +5553,14 @@ class CloudBackend(Backend):
             return self.fail(task, "%s never showed server %s after %d creates" % (
                 self.LABEL, data["name"], data.get("creates", 0)))
         return self.claimed_create(task, configuration)
+
+    def await_create(self, api, task, configuration):
+        return None
+
+    def fetch(self, api, server_id):
+        return api.call("GET", "%s/%s" % (self.SERVERS, server_id)).get("server")
+
+    # -- follow, reach, set up, finish: the server running, its address, SSH, cloud-init ---
 
     def follow_server(self, api, task):
         """The server's state as the API tells it; once it runs, reach it."""
@@ -5741,6 +5612,11 @@ class CloudBackend(Backend):
                     "message": "waiting for SSH on %s: %s" % (address, why)}
         return self.set_up(task, address, data)
 
+    def public_address(self, api, task, server):
+        """(the running server's public IPv4 or None, the task's data): a hook for a
+        backend that must first give the server an address (a floating IP)."""
+        return self.ipv4(server), task["data"]
+
     def set_up(self, task, address, data):
         """SSH answers: ready once cloud-init is done (asked with the pool key), or
         after ready_grace with the pinned host key shown (no pool key)."""
@@ -5760,25 +5636,6 @@ class CloudBackend(Backend):
             return self.finish(task, address, data)
         return {"data": data, "phase": "setup", "message": "running setup: SSH answers; "
                 "ready in %d s (ready_grace: no pool key to ask cloud-init)" % left}
-
-    def rate_limited(self, status, answer):
-        return 0 if status == 429 else None
-
-    def request_headers(self):
-        """Headers every request carries besides the token's (an API version)."""
-        return {}
-
-    def public_address(self, api, task, server):
-        """(the running server's public IPv4 or None, the task's data): a hook for a
-        backend that must first give the server an address (a floating IP)."""
-        return self.ipv4(server), task["data"]
-
-    def finish(self, task, address, data):
-        return {"status": FINISHED, "phase": "done", "server": address, "data": data,
-                "message": "ready: %s server %s (%s%s), %s" % (
-                    self.LABEL, data["server_id"], data["name"], self.got_text(data),
-                    "root password set by the plugin" if task.get("server_password")
-                    else "log in with the pool key")}
 
     def shows_pinned_key(self, address, data):
         """True when the server shows the host key handed to cloud-init (or none was
@@ -5840,182 +5697,61 @@ class CloudBackend(Backend):
         return False, "the pool key does not log in yet (%s)" % printable(
             lines[-1] if lines else "ssh exit %d" % proc.returncode)
 
-    # -- admin: `order --dry-run`, `servers` ------------------------------------
+    def finish(self, task, address, data):
+        return {"status": FINISHED, "phase": "done", "server": address, "data": data,
+                "message": "ready: %s server %s (%s%s), %s" % (
+                    self.LABEL, data["server_id"], data["name"], self.got_text(data),
+                    "root password set by the plugin" if task.get("server_password")
+                    else "log in with the pool key")}
 
-    def resolve(self, api, configuration):
-        """Hook: [(ok, text)] about the image, type and zone a create would name."""
-        return []
+    # -- fail: every end of a task that rents, or may rent, a server starts its cleanup ---
 
-    def owned_servers(self, api):
-        """Hook: every server at the provider carrying provider.py's marks (any owner
-        tag: `servers` tells ours from others')."""
-        raise ProviderError(E_TASK_STATE, "the %s backend cannot list its servers" % self.TYPE)
+    def fail(self, task, text):
+        """The changes that fail a task (with its data). A server it rents, or may rent
+        (a create it sent and never saw settled), is marked for deletion with
+        on_failure "delete" (the cleanup looks it up: settle() and the worker start it),
+        else named."""
+        data = task["data"]
+        if self.on_failure == "delete" and may_rent(task):
+            return {"status": ERROR, "phase": "failed",
+                    "data": dict(data, cleanup="pending", failed_because=text),
+                    "message": "%s; %s (on_failure: delete)" % (text, self.deleting(task))}
+        server_id = rented_server(task)
+        if server_id:
+            text += ("; %s server %s still exists and is billed: `%s task delete-server %s "
+                     "--yes` removes it (on_failure: keep)" % (
+                         self.LABEL, server_id, self.paths.name, task["id"]))
+        elif unsettled_create(task):
+            text += ("; a create the plugin sent may have made a server: `%s servers` shows "
+                     "it (on_failure: keep)" % self.paths.name)
+        return {"status": ERROR, "phase": "failed", "message": text, "data": data}
 
-    def task_of(self, server):
-        """Hook: the task id a server with provider.py's marks carries, or None."""
-        return None
+    def deleting(self, task):
+        if rented_server(task):
+            return "deleting %s server %s" % (self.LABEL, rented_server(task))
+        return ("looking for the server a create the plugin sent may have made (%s), "
+                "to delete it" % task["data"].get("name"))
 
-    def tag_of(self, server):
-        """Hook: the owner tag a server with provider.py's marks carries, or None."""
-        return None
+    def keep_late_server(self, task, server_id):
+        """A create answered after its task ended (`task fail`, a timeout): the server
+        goes into the task, to be deleted (on_failure delete) or named."""
+        self.log.write("server", task["id"], server_id=server_id, late=True)
+        data_changes = {"server_id": server_id}
+        if task["status"] == ERROR and self.on_failure == "delete":
+            data_changes.update(cleanup="pending", failed_because=task["message"])
+        return self.cleanup.save_cleanup_start(task, data_changes)
 
-    def dry_run(self, configuration, state, task_id):
-        """`order CONFIG --dry-run`: what an order would do, as text; creates nothing.
-        The root password's hash and the token are masked."""
-        lines = ["dry run of an order of configuration %s: nothing is created and no task "
-                 "is saved" % configuration["id"]]
-        lines += ["%s: %s" % ("ok" if ok else "FAIL", text)
-                  for ok, text in self.check_api([configuration])]
-        api = self.api()
-        for ok, text in self.resolve(api, configuration):
-            lines.append("%s: %s" % ("ok" if ok else "FAIL", text))
-        problem = self.cap_problem(configuration, state)
-        lines.append("FAIL: the order would be refused (N109): %s" % problem if problem else
-                     "ok: caps: " + self.guardrails_text(state, configuration))
-        task = new_task(task_id, configuration["id"], self.TYPE)
-        self.prepare(task, configuration, state)
-        if self.settings.get("known_hosts", True):     # pin_host_key makes it at the order
-            task["data"].update(host_key_private="<masked: the new server's ed25519 private "
-                                "host key, made at the order>", host_keys=[
-                                    "ssh-ed25519 <its public half>"])
-        user_data = mask_password_hashes(self.user_data(task, configuration))
-        choices = self.alternatives(configuration)
-        body = self.create_body(task, dict(configuration, **choices[0]), user_data)
-        lines += ["", "the create it would send (as task %s):" % task_id,
-                  "POST %s%s" % (api.base, self.SERVERS),
-                  "%s: <masked>" % ", ".join(sorted(self.auth.headers("x"))),
-                  json.dumps(body, indent=2, ensure_ascii=False, sort_keys=True)]
-        for choice in choices[1:]:
-            lines.append("then, only if %s has no capacity for the one before: %s"
-                         % (self.LABEL, self.choice_text(choice)))
-        lines += ["", "its user data (%s):" % ("root password hash masked"
-                                                if task["server_password"] else "no password"),
-                  user_data.rstrip("\n")]
-        # exit status 1 when a check failed, as for `check`
-        return CheckReport("\n".join(lines), sum(1 for line in lines
-                                                 if line.startswith("FAIL: ")))
-
-    def guardrails_text(self, state, configuration=None):
-        """The caps and what counts against them now, for people."""
-        return "%d %s server(s) held now%s; on_failure %s" % (
-            len(self.held(state)), self.LABEL, "".join(
-                ", %s %s" % (what, limit) for what, limit in (
-                    ("backend.max_servers", self.settings.get("max_servers")),
-                    ("configuration max_servers", (configuration or {}).get("max_servers")),
-                    ("max_orders_per_hour", self.settings.get("max_orders_per_hour")))
-                if limit is not None), self.on_failure)
-
-    def server_inventory(self, store):
-        """`servers`: [(server, task id or None, who holds it, or None: an orphan, or
-        NotOurs: why the server may be another installation's)]. Every server carrying
-        provider.py's marks is listed, then the state is read: an order placed meanwhile
-        saved its task before its create, so its new server is never taken for an orphan."""
-        servers = self.shaped(self.owned_servers, self.api())
-        state = store.load()
-        rows = []
-        for server in servers if isinstance(servers, list) else []:
-            if not isinstance(server, dict):
-                continue
-            task_id = self.shaped(self.task_of, server)
-            task_id = task_id if isinstance(task_id, str) and valid_task_id(task_id) else None
-            if safe_server_id(server.get("id")) is None:    # never put into a DELETE's path
-                server = dict(server, id="(unusable id)")
-            task = (state["tasks"].get(task_id) or store.find(task_id)) if task_id else None
-            foreign = self.not_ours(server, task_id, task, state)
-            rows.append((server, task_id, foreign or self.holder(server, task_id, task)))
-        return rows
-
-    def not_ours(self, server, task_id, task, state):
-        """NotOurs(why) for a server this installation must never adopt or delete: it
-        carries another installation's owner tag, or names a task this state cannot
-        explain (a lost or restored state's server, another master's); else None."""
-        tag = self.shaped(self.tag_of, server)
-        ours = [owner_tag(state)] + list(state.get("legacy_owner_tags") or [])
-        if task_id is None:
-            return NotOurs("it names no task")
-        if int(task_id) >= state.get("next_id", 1):
-            return NotOurs("its task %s is newer than this state's tasks (the next is %s): a "
-                           "lost or restored state's server, or another master's" % (
-                               task_id, state.get("next_id")))
-        if task is not None and (task.get("data") or {}).get("owner") not in (None, tag):
-            return NotOurs("task %s here carries owner tag %s, the server %s: another "
-                           "installation's (a cloned master?)" % (
-                               task_id, task["data"]["owner"], printable(str(tag), 20)))
-        if task is None and tag not in ours:
-            return NotOurs("its owner tag %s is not this installation's (%s)" % (
-                printable(str(tag), 20), ours[0]))
-        marks = {"id": task_id, "data": {"owner": tag, "name": server_name(
-            self.paths.name, task_id, tag)}}
-        if not self.shaped(self.owns, server, marks):
-            return NotOurs("its name and marks do not match task %s's" % task_id)
-        return None
-
-    def holder(self, server, task_id, task):
-        """Who holds an installation's server: "task N (status)", or None (an orphan)."""
-        if task is None:
-            return None
-        server_id = safe_server_id(server.get("id"))
-        if rented_server(task) == server_id:
-            return "task %s (%s%s)" % (task_id, task["status"], ", being deleted"
-                                       if self.cleanup_wanted(task) else "")
-        if unsettled_create(task):
-            return "task %s (%s, %s)" % (task_id, task["status"], "creating" if
-                                         task["status"] == IN_PROGRESS else "being looked up")
-        return None
-
-    def delete_orphan(self, server, task_id):
-        server_id = safe_server_id(server.get("id"))
-        if server_id is None:
-            return "%s server %s: not deleted (its id is unusable in a URL)" % (
-                self.LABEL, printable(str(server.get("name"))))
-        orphan = {"id": task_id or "-", "status": ERROR, "data": {
-            "server_id": server_id, "name": server.get("name"),
-            "owner": self.shaped(self.tag_of, server)}}
-        return self.delete_server(orphan)
-
-    # -- admin ----------------------------------------------------------------
+    def settle(self, task):
+        """After order_status saved a task: its cleanup, if it needs one (ServerCleanup)."""
+        self.cleanup.settle(task)
 
     def cancel(self, task):
-        """After `task fail`: on_failure "delete" deletes the server now (the
-        cleanup worker goes on trying if that fails); "keep" names it (looking up the
-        server of a create the task never saw settled, once)."""
-        if not may_rent(task):
-            return None
-        if self.on_failure != "delete":
-            if unsettled_create(task):
-                try:
-                    task = self.adopt_late(task)
-                except ProviderError:
-                    pass              # not found now: `servers` finds it
-            return "%s (on_failure: keep)" % self.kept_text(task)
-        data_changes = {"cleanup": "pending", "failed_because": task["message"]}
-        task = self.save_cleanup_start(task, data_changes)
-        done, text = self.cleanup_once(task)
-        if not done:
-            self.ensure_worker(task)
-            text += "; the cleanup worker goes on trying (`%s task show %s` tells)" % (
-                self.paths.name, task["id"])
-        return text
+        return self.cleanup.cancel(task)
 
-    def save_cleanup_start(self, task, data_changes):
-        """Save data changes of a failed task; the task as saved (or as it would be,
-        should it have left the state file meanwhile)."""
-        def change(state):
-            saved = state["tasks"].get(task["id"])
-            if saved is not None:
-                saved["data"] = dict(saved["data"], **data_changes)
-            return saved
-        return self.store.update(change) or dict(task, data=dict(task["data"], **data_changes))
+    def cleanup_wanted(self, task):
+        return self.cleanup.cleanup_wanted(task)
 
-    def adopt_late(self, task):
-        """A task failed before it knew its server: a create it sent may have made one
-        all the same. Look it up once (raises CloudError), and keep its id in the task."""
-        server = self.lookup(self.api(), task, 1)
-        server_id = safe_server_id(server.get("id")) if server is not None else None
-        if server_id is None:
-            return task
-        self.log.write("server", task["id"], server_id=server_id, late=True)
-        return self.save_cleanup_start(task, {"server_id": server_id})
+    # -- delete: a DELETE counts once the cloud no longer lists the server -------------
 
     def delete_server(self, task):
         """DELETE the task's server, then make sure the cloud no longer lists it (or
@@ -6064,6 +5800,8 @@ class CloudBackend(Backend):
         error.waits_for_person = bool(waits)
         raise error
 
+    # -- people's commands: `check`, `order --dry-run`, `servers` ----------------------
+
     def check(self, configurations, state):
         try:
             self.auth.token()
@@ -6086,25 +5824,8 @@ class CloudBackend(Backend):
                                "\"key\" cannot be ordered: " + ", ".join(by_key)
                                if by_key else "")))
         if state is not None:
-            report.append((True, "guardrails: " + self.guardrails_text(state)))
-            report.extend(self.cleanup_report(state))
-        return report
-
-    def cleanup_report(self, state):
-        """`check`: failed orders whose server is still being deleted; not ok once a
-        delete failed (an operator may have to act: the message says why)."""
-        report = []
-        for task in sorted((t for t in state["tasks"].values() if isinstance(t, dict)
-                            and t.get("backend") == self.TYPE and self.cleanup_wanted(t)),
-                           key=lambda t: int(t["id"])):
-            tries = task["data"].get("cleanup_tries", 0)
-            fix = ("; `%s task delete-server %s --yes` tries now, or delete it in the %s "
-                   "console" % (self.paths.name, task["id"], self.LABEL)
-                   if rented_server(task) else "; `%s servers` shows it once it is listed"
-                   % self.paths.name)
-            report.append((not tries, "task %s: %s%s" % (
-                task["id"], self.deleting(task), " (%d tries failed, the last: %s)%s" % (
-                    tries, task["data"].get("cleanup_error"), fix) if tries else "")))
+            report.append((True, "guardrails: " + CloudInventory(self).guardrails_text(state)))
+            report.extend(self.cleanup.cleanup_report(state))
         return report
 
     def check_api(self, configurations):
@@ -6116,6 +5837,335 @@ class CloudBackend(Backend):
 
     def check_call(self):
         self.api().call("GET", self.CHECK_PATH, attempts=2)
+
+    def resolve(self, api, configuration):
+        """Hook: [(ok, text)] about the image, type and zone a create would name."""
+        return []
+
+    def owned_servers(self, api):
+        """Hook: every server at the provider carrying provider.py's marks (any owner
+        tag: `servers` tells ours from others')."""
+        raise ProviderError(E_TASK_STATE, "the %s backend cannot list its servers" % self.TYPE)
+
+    def task_of(self, server):
+        """Hook: the task id a server with provider.py's marks carries, or None."""
+        return None
+
+    def tag_of(self, server):
+        """Hook: the owner tag a server with provider.py's marks carries, or None."""
+        return None
+
+    def dry_run(self, configuration, state, task_id):
+        return CloudInventory(self).dry_run(configuration, state, task_id)
+
+    def server_inventory(self, store):
+        return CloudInventory(self).server_inventory(store)
+
+    def delete_orphan(self, server, task_id):
+        return CloudInventory(self).delete_orphan(server, task_id)
+
+
+class ServerCleanup(object):
+    """The end of the ledger (issue 17): a failed order's server, or the server a create it
+    sent may have made, is looked up (by its name and marks), deleted (on_failure delete)
+    and confirmed gone, or named (on_failure keep); a create never seen settled is given up
+    only after CLEANUP_LOOKUPS look-ups over the cloud's late_window(). Runs in the task's
+    worker (clean_up, after OrderWorker), in `task fail` (cancel: one try at once), and is
+    started by any call for a task that still needs it (settle, revive_workers). The
+    backend gives the API's shapes: lookup, delete_server, fail's texts."""
+
+    def __init__(self, backend):
+        self.backend = backend
+
+
+    def cleanup_wanted(self, task):
+        return bool(task and task.get("status") == ERROR and may_rent(task)
+                    and task["data"].get("cleanup") == "pending"
+                    and self.backend.on_failure == "delete")
+
+    def settle(self, task):
+        """After order_status: a failed task whose server must go gets a cleanup
+        worker (or its worker is woken). No network: order_status stays fast."""
+        if self.cleanup_wanted(task):
+            self.ensure_worker(task)
+
+    def ensure_worker(self, task):
+        """Start the task's worker, or wake the one that runs: its next step comes at
+        once (for a task that has ended: the cleanup)."""
+        if not self.backend.start_worker(task, again=True):
+            report = WorkerReport.read(worker_lock(self.backend.paths, task["id"]))
+            if report is not None:
+                report.wake()
+
+    def cancel(self, task):
+        """After `task fail`: on_failure "delete" deletes the server now (the
+        cleanup worker goes on trying if that fails); "keep" names it (looking up the
+        server of a create the task never saw settled, once)."""
+        if not may_rent(task):
+            return None
+        if self.backend.on_failure != "delete":
+            if unsettled_create(task):
+                try:
+                    task = self.adopt_late(task)
+                except ProviderError:
+                    pass              # not found now: `servers` finds it
+            return "%s (on_failure: keep)" % self.kept_text(task)
+        data_changes = {"cleanup": "pending", "failed_because": task["message"]}
+        task = self.save_cleanup_start(task, data_changes)
+        done, text = self.cleanup_once(task)
+        if not done:
+            self.ensure_worker(task)
+            text += "; the cleanup worker goes on trying (`%s task show %s` tells)" % (
+                self.backend.paths.name, task["id"])
+        return text
+
+    def clean_up(self, provider, task_id, installation=None):
+        """The cleanup worker: delete the failed task's server (looking it up first when
+        the task never learnt its id), trying again after a growing pause until it is
+        gone, shown never made, the operator deleted it, or on_failure is no longer
+        "delete" (then it is named and left). It exits after CLEANUP_WORKER_LIFE; the
+        next call starts another (revive_workers)."""
+        give_up = time.monotonic() + CLEANUP_WORKER_LIFE
+        wait, slept = CLEANUP_FIRST_WAIT, 0.0
+        while True:
+            task = provider.store.find(task_id)
+            if not provider.store.same_installation(installation):
+                return "task %s: the state now belongs to another installation" % task_id
+            try:        # an operator may have set on_failure "keep" since
+                self.backend.on_failure = Config.load(provider.paths, provider.log).backend.on_failure
+            except ProviderError:
+                pass    # a config broken meanwhile: go on as started
+            if task and self.backend.on_failure != "delete" and task["data"].get("cleanup") == "pending":
+                self.save_cleanup(task_id, {"cleanup": "kept"}, "on_failure is now \"%s\": %s"
+                                  % (self.backend.on_failure, self.kept_text(task)), wanted=False)
+            if not self.cleanup_wanted(task):
+                return "task %s: no server to delete" % task_id
+            done, text = self.cleanup_once(task, wait, slept)
+            if done or time.monotonic() + wait > give_up:
+                return text
+            if task["data"].get("cleanup_waits"):
+                wait = CLEANUP_MAX_WAIT           # a person must act: only look now and then
+            time.sleep(wait)
+            slept = wait
+            wait = min(wait * 2, CLEANUP_MAX_WAIT)
+
+    def cleanup_once(self, task, wait=None, slept=0.0):
+        """One try at deleting a failed task's server; (done, text), saved in the task.
+        Without a server id (an unsettled create) it looks the server up first; it is
+        shown never made only after CLEANUP_LOOKUPS look-ups that found nothing over
+        late_window() s at least (slept: the pause before this try, counted as looked)."""
+        data = task["data"]
+        tries, looked = data.get("cleanup_tries", 0) + 1, data.get("looked_for", 0) + slept
+        try:
+            if unsettled_create(task):
+                task = self.adopt_late(task)
+            if unsettled_create(task):
+                if tries >= CLEANUP_LOOKUPS and looked >= self.backend.late_window():
+                    self.save_cleanup(task["id"], {"cleanup": "done", "settled": data["creates"],
+                                                   "looked_for": looked},
+                                      "no server was found in %d look-ups over %s (a create "
+                                      "shows on %s within %d s) (on_failure: delete)" % (
+                                          tries, format_age(looked), self.backend.LABEL,
+                                          self.backend.late_window()))
+                    return True, "no server to delete"
+                raise ProviderError(E_BACKEND, "not found yet; a create may show for %d s "
+                                    "more" % max(0, self.backend.late_window() - looked))
+            server_id = task["data"]["server_id"]
+            said = self.backend.delete_server(task)
+        except ProviderError as exc:
+            changes = {"cleanup_tries": tries, "cleanup_error": exc.message, "looked_for": looked}
+            if getattr(exc, "waits_for_person", False):
+                changes["cleanup_waits"] = exc.message
+            note = "%s (on_failure: delete): try %d failed (%s)%s" % (
+                self.backend.deleting(task), tries, exc.message,
+                "; trying again in %d s" % wait if wait else "")
+            self.save_cleanup(task["id"], changes, note)
+            return False, note
+        self.save_cleanup(task["id"], {"cleanup": "done", "server_deleted": now(),
+                                       "cleanup_waits": None},
+                          "%s server %s deleted (on_failure: delete)" % (self.backend.LABEL, server_id))
+        self.backend.log.write("cleanup", task["id"], server_id=server_id, result=said)
+        return True, said
+
+    def adopt_late(self, task):
+        """A task failed before it knew its server: a create it sent may have made one
+        all the same. Look it up once (raises CloudError), and keep its id in the task."""
+        server = self.backend.lookup(self.backend.api(), task, 1)
+        server_id = safe_server_id(server.get("id")) if server is not None else None
+        if server_id is None:
+            return task
+        self.backend.log.write("server", task["id"], server_id=server_id, late=True)
+        return self.save_cleanup_start(task, {"server_id": server_id})
+
+    def kept_text(self, task):
+        if rented_server(task):
+            return "%s server %s stays, billed: `%s task delete-server %s --yes` deletes it" % (
+                self.backend.LABEL, rented_server(task), self.backend.paths.name, task["id"])
+        return "a server a create sent may have made stays: `%s servers` shows it" % (
+            self.backend.paths.name)
+
+    def save_cleanup(self, task_id, data_changes, note, wanted=True):
+        def change(state):
+            task = state["tasks"].get(task_id)
+            if task is None or (wanted and not self.cleanup_wanted(task)):
+                return task           # deleted by hand meanwhile
+            task["data"] = dict(task["data"], **data_changes)
+            task["message"] = "%s; %s" % (task["data"].get("failed_because")
+                                          or "the order failed", note)
+            task["updated"] = now()
+            return task
+        return self.backend.store.update(change)
+
+    def save_cleanup_start(self, task, data_changes):
+        """Save data changes of a failed task; the task as saved (or as it would be,
+        should it have left the state file meanwhile)."""
+        def change(state):
+            saved = state["tasks"].get(task["id"])
+            if saved is not None:
+                saved["data"] = dict(saved["data"], **data_changes)
+            return saved
+        return self.backend.store.update(change) or dict(task, data=dict(task["data"], **data_changes))
+
+    def cleanup_report(self, state):
+        """`check`: failed orders whose server is still being deleted; not ok once a
+        delete failed (an operator may have to act: the message says why)."""
+        report = []
+        for task in sorted((t for t in state["tasks"].values() if isinstance(t, dict)
+                            and t.get("backend") == self.backend.TYPE and self.cleanup_wanted(t)),
+                           key=lambda t: int(t["id"])):
+            tries = task["data"].get("cleanup_tries", 0)
+            fix = ("; `%s task delete-server %s --yes` tries now, or delete it in the %s "
+                   "console" % (self.backend.paths.name, task["id"], self.backend.LABEL)
+                   if rented_server(task) else "; `%s servers` shows it once it is listed"
+                   % self.backend.paths.name)
+            report.append((not tries, "task %s: %s%s" % (
+                task["id"], self.backend.deleting(task), " (%d tries failed, the last: %s)%s" % (
+                    tries, task["data"].get("cleanup_error"), fix) if tries else "")))
+        return report
+
+
+class CloudInventory(object):
+    """People's view of a cloud backend's servers and orders: `servers` (every server
+    carrying provider.py's marks, who holds it, or why it may be another installation's),
+    `order --dry-run` (the request an order would send) and the caps as text."""
+
+    def __init__(self, backend):
+        self.backend = backend
+
+
+    def guardrails_text(self, state, configuration=None):
+        """The caps and what counts against them now, for people."""
+        return "%d %s server(s) held now%s; on_failure %s" % (
+            len(self.backend.held(state)), self.backend.LABEL, "".join(
+                ", %s %s" % (what, limit) for what, limit in (
+                    ("backend.max_servers", self.backend.settings.get("max_servers")),
+                    ("configuration max_servers", (configuration or {}).get("max_servers")),
+                    ("max_orders_per_hour", self.backend.settings.get("max_orders_per_hour")))
+                if limit is not None), self.backend.on_failure)
+
+    def dry_run(self, configuration, state, task_id):
+        """`order CONFIG --dry-run`: what an order would do, as text; creates nothing.
+        The root password's hash and the token are masked."""
+        lines = ["dry run of an order of configuration %s: nothing is created and no task "
+                 "is saved" % configuration["id"]]
+        lines += ["%s: %s" % ("ok" if ok else "FAIL", text)
+                  for ok, text in self.backend.check_api([configuration])]
+        api = self.backend.api()
+        for ok, text in self.backend.resolve(api, configuration):
+            lines.append("%s: %s" % ("ok" if ok else "FAIL", text))
+        problem = self.backend.cap_problem(configuration, state)
+        lines.append("FAIL: the order would be refused (N109): %s" % problem if problem else
+                     "ok: caps: " + self.guardrails_text(state, configuration))
+        task = new_task(task_id, configuration["id"], self.backend.TYPE)
+        self.backend.prepare(task, configuration, state)
+        if self.backend.settings.get("known_hosts", True):     # pin_host_key makes it at the order
+            task["data"].update(host_key_private="<masked: the new server's ed25519 private "
+                                "host key, made at the order>", host_keys=[
+                                    "ssh-ed25519 <its public half>"])
+        user_data = mask_password_hashes(self.backend.user_data(task, configuration))
+        choices = self.backend.alternatives(configuration)
+        body = self.backend.create_body(task, dict(configuration, **choices[0]), user_data)
+        lines += ["", "the create it would send (as task %s):" % task_id,
+                  "POST %s%s" % (api.base, self.backend.SERVERS),
+                  "%s: <masked>" % ", ".join(sorted(self.backend.auth.headers("x"))),
+                  json.dumps(body, indent=2, ensure_ascii=False, sort_keys=True)]
+        for choice in choices[1:]:
+            lines.append("then, only if %s has no capacity for the one before: %s"
+                         % (self.backend.LABEL, self.backend.choice_text(choice)))
+        lines += ["", "its user data (%s):" % ("root password hash masked"
+                                                if task["server_password"] else "no password"),
+                  user_data.rstrip("\n")]
+        # exit status 1 when a check failed, as for `check`
+        return CheckReport("\n".join(lines), sum(1 for line in lines
+                                                 if line.startswith("FAIL: ")))
+
+    def server_inventory(self, store):
+        """`servers`: [(server, task id or None, who holds it, or None: an orphan, or
+        NotOurs: why the server may be another installation's)]. Every server carrying
+        provider.py's marks is listed, then the state is read: an order placed meanwhile
+        saved its task before its create, so its new server is never taken for an orphan."""
+        servers = self.backend.shaped(self.backend.owned_servers, self.backend.api())
+        state = store.load()
+        rows = []
+        for server in servers if isinstance(servers, list) else []:
+            if not isinstance(server, dict):
+                continue
+            task_id = self.backend.shaped(self.backend.task_of, server)
+            task_id = task_id if isinstance(task_id, str) and valid_task_id(task_id) else None
+            if safe_server_id(server.get("id")) is None:    # never put into a DELETE's path
+                server = dict(server, id="(unusable id)")
+            task = (state["tasks"].get(task_id) or store.find(task_id)) if task_id else None
+            foreign = self.not_ours(server, task_id, task, state)
+            rows.append((server, task_id, foreign or self.holder(server, task_id, task)))
+        return rows
+
+    def not_ours(self, server, task_id, task, state):
+        """NotOurs(why) for a server this installation must never adopt or delete: it
+        carries another installation's owner tag, or names a task this state cannot
+        explain (a lost or restored state's server, another master's); else None."""
+        tag = self.backend.shaped(self.backend.tag_of, server)
+        ours = [owner_tag(state)] + list(state.get("legacy_owner_tags") or [])
+        if task_id is None:
+            return NotOurs("it names no task")
+        if int(task_id) >= state.get("next_id", 1):
+            return NotOurs("its task %s is newer than this state's tasks (the next is %s): a "
+                           "lost or restored state's server, or another master's" % (
+                               task_id, state.get("next_id")))
+        if task is not None and (task.get("data") or {}).get("owner") not in (None, tag):
+            return NotOurs("task %s here carries owner tag %s, the server %s: another "
+                           "installation's (a cloned master?)" % (
+                               task_id, task["data"]["owner"], printable(str(tag), 20)))
+        if task is None and tag not in ours:
+            return NotOurs("its owner tag %s is not this installation's (%s)" % (
+                printable(str(tag), 20), ours[0]))
+        marks = {"id": task_id, "data": {"owner": tag, "name": server_name(
+            self.backend.paths.name, task_id, tag)}}
+        if not self.backend.shaped(self.backend.owns, server, marks):
+            return NotOurs("its name and marks do not match task %s's" % task_id)
+        return None
+
+    def holder(self, server, task_id, task):
+        """Who holds an installation's server: "task N (status)", or None (an orphan)."""
+        if task is None:
+            return None
+        server_id = safe_server_id(server.get("id"))
+        if rented_server(task) == server_id:
+            return "task %s (%s%s)" % (task_id, task["status"], ", being deleted"
+                                       if self.backend.cleanup_wanted(task) else "")
+        if unsettled_create(task):
+            return "task %s (%s, %s)" % (task_id, task["status"], "creating" if
+                                         task["status"] == IN_PROGRESS else "being looked up")
+        return None
+
+    def delete_orphan(self, server, task_id):
+        server_id = safe_server_id(server.get("id"))
+        if server_id is None:
+            return "%s server %s: not deleted (its id is unusable in a URL)" % (
+                self.backend.LABEL, printable(str(server.get("name"))))
+        orphan = {"id": task_id or "-", "status": ERROR, "data": {
+            "server_id": server_id, "name": server.get("name"),
+            "owner": self.backend.shaped(self.backend.tag_of, server)}}
+        return self.backend.delete_server(orphan)
 
 
 class TaskClock(object):

@@ -124,7 +124,7 @@ class GuardrailTests(CloudHome):
             status="error", data=dict(state["tasks"][task_id]["data"], cleanup="pending",
                                       failed_because="given up")))
         backend = plugin.config.backend
-        [(ok, text)] = backend.cleanup_report(plugin.store.load())     # for `check`
+        [(ok, text)] = backend.cleanup.cleanup_report(plugin.store.load())     # for `check`
         self.assertTrue(ok)
         self.api.fail_next(403, count=4, method="DELETE")    # refused: not retried at once
 
@@ -132,7 +132,7 @@ class GuardrailTests(CloudHome):
             raise KeyboardInterrupt          # the first worker stops at its first pause
         with mock.patch.object(provider.time, "sleep", stop):
             self.assertRaises(KeyboardInterrupt, backend.supervise, plugin, task_id)
-        [(ok, text)] = backend.cleanup_report(plugin.store.load())
+        [(ok, text)] = backend.cleanup.cleanup_report(plugin.store.load())
         self.assertFalse(ok)
         self.assertIn("(1 tries failed, the last: %s: %s" % (self.LABEL, self.FORBIDDEN), text)
         waits = []
@@ -143,7 +143,7 @@ class GuardrailTests(CloudHome):
         self.assertEqual(self.api.servers, {})
         task = plugin.store.find(task_id)
         self.assertEqual((task["data"]["cleanup"], task["data"]["cleanup_tries"]), ("done", 4))
-        self.assertEqual(backend.cleanup_report(plugin.store.load()), [])
+        self.assertEqual(backend.cleanup.cleanup_report(plugin.store.load()), [])
 
     def test_a_server_an_unconfirmed_create_made_late_is_found_and_deleted(self):
         self.api.fail_next(500, method="POST", path=self.create_path())   # nothing made

@@ -17,6 +17,7 @@ import marshal
 import os
 import re
 import shutil
+import socket
 import stat
 import subprocess
 import sys
@@ -493,10 +494,20 @@ class HeaderTests(unittest.TestCase):
         wait_for(lambda: self.proc_words(pid, "comm") == comm, what="the worker's name %r, "
                  "not %r" % (comm, self.proc_words(pid, "comm")))
 
+    def silent_port(self):
+        """A port on 127.0.0.1 that accepts and never shows an SSH banner (a refusing one
+        would have its pool server set aside at once, and the worker end)."""
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        self.addCleanup(sock.close)
+        return sock.getsockname()[1]
+
     def waiting_pool(self):
         """A pool config whose server never answers SSH: its order's worker waits."""
         self.write_config({"enabled": True, "backend": {
-            "type": "pool", "ssh_port": 9, "allow_loopback": True, "ready_timeout": 600},
+            "type": "pool", "ssh_port": self.silent_port(), "allow_loopback": True,
+            "ready_timeout": 600, "probe_timeout": 3600},
             "configurations": [{"id": "1", "descr": "Pool", "servers": [{"server": "127.0.0.1"}]}]})
 
     def test_a_worker_shows_as_the_provider_s_worker_for_its_task(self):
@@ -520,7 +531,8 @@ class HeaderTests(unittest.TestCase):
         conf = os.path.join(self.home, "etc", long_name + ".conf")
         with open(conf, "w") as f:
             json.dump({"enabled": True, "backend": {
-                "type": "pool", "ssh_port": 9, "allow_loopback": True, "ready_timeout": 600},
+                "type": "pool", "ssh_port": self.silent_port(), "allow_loopback": True,
+                "ready_timeout": 600, "probe_timeout": 3600},
                 "configurations": [{"id": "1", "descr": "Pool",
                                     "servers": [{"server": "127.0.0.1"}]}]}, f)
         os.chmod(conf, 0o600)
