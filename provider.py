@@ -4129,8 +4129,8 @@ def generate_password():
     digits (no look-alikes), at least one of each kind."""
     while True:
         password = random_text(PASSWORD_ALPHABET, PASSWORD_LENGTH)
-        if any(c.islower() for c in password) and any(c.isupper() for c in password) \
-                and any(c.isdigit() for c in password):
+        if (any(c.islower() for c in password) and any(c.isupper() for c in password)
+                and any(c.isdigit() for c in password)):
             return password
 
 
@@ -4537,8 +4537,8 @@ class CloudAPI(object):
             return response.getcode(), response.headers, raw
         except ssl.CertificateError as exc:    # 3.6: a ValueError, not wrapped in URLError
             raise self.untrusted(what, exc)
-        except (urllib.error.URLError, socket.timeout, http.client.HTTPException, OSError) \
-                as exc:
+        except (urllib.error.URLError, socket.timeout, http.client.HTTPException,
+                OSError) as exc:
             raise self.no_answer(what, exc, deadline, create)
         finally:
             deadline.cancel()
@@ -4568,8 +4568,8 @@ class CloudAPI(object):
         import ssl
         import urllib.parse
         reason = getattr(exc, "reason", exc)
-        if isinstance(reason, ssl.CertificateError) or \
-                getattr(reason, "reason", None) == "CERTIFICATE_VERIFY_FAILED":   # 3.6
+        if (isinstance(reason, ssl.CertificateError) or
+                getattr(reason, "reason", None) == "CERTIFICATE_VERIFY_FAILED"):  # 3.6
             return self.untrusted(what, reason)
         host = urllib.parse.urlsplit(self.base).hostname
         if deadline.over():
@@ -4879,9 +4879,9 @@ class CachedToken(StaticToken):
         return hashlib.sha256(seed.encode("utf-8")).hexdigest()[:16]
 
     def fresh(self, entry):
-        return isinstance(entry, dict) and isinstance(entry.get("token"), str) \
-            and entry["token"] and isinstance(entry.get("expires"), (int, float)) \
-            and entry["expires"] - time.time() > self.RENEW_BEFORE
+        return (isinstance(entry, dict) and isinstance(entry.get("token"), str)
+            and entry["token"] and isinstance(entry.get("expires"), (int, float))
+            and entry["expires"] - time.time() > self.RENEW_BEFORE)
 
     def current(self):
         """The entry in use: this process's, else the state's, else a new login."""
@@ -4942,77 +4942,42 @@ class CachedToken(StaticToken):
 
 
 class CloudBackend(Backend):
-    """A backend that rents servers from a cloud API. A provider is a subclass with
+    """A backend that rents servers from a cloud API: a subclass is its API's shapes.
 
-        TYPE, LABEL (for messages), DEFAULT_API_URL, CHECK_PATH (a cheap GET),
-        MAX_USER_DATA, PARAMETERS/REQUIRED of its configurations, and
-        create_body(task, configuration, user_data)  the POST /servers body
-        find(api, task, attempts)   the server this task made, or None
-        owns(server, task)          True when server carries task's marks: the default
-                                    checks the name; a backend with labels or a comment
-                                    checks those too (and calls the default)
-        describe(server)            (one of "booting", "running", "failed"; the API's word)
-        ipv4(server)                the public IPv4 address, or None
-        error_text(answer)          (code, message) of an error body; never raises
-                                    (any JSON, or None, may come from a proxy)
-    and may change
-        AUTH                        how it authenticates (StaticToken, or a CachedToken)
-        rate_limited(status, answer)  None, or the seconds the API asks to wait (0:
-                                    unknown) when the answer refuses for the rate
-        public_address(api, task, server)  when the server needs more than ipv4()
-        delete_server(task)         when a server leaves more to delete
+    It gives TYPE, LABEL (for messages), DEFAULT_API_URL, CHECK_PATH (a cheap GET),
+    MAX_USER_DATA, LATE_CREATE (s a create whose answer was lost may take to show: the
+    cloud's worst case), GONE (its words for a server being deleted), PARAMETERS and
+    REQUIRED of its configurations, FALLBACKS (parameters that may list alternatives,
+    outermost first: ("server_type", "location") tries every location of the first type
+    before the second), and the hooks (a default suits a simple REST API):
+        create_body(task, configuration, user_data)  the create's body (one value of each
+                                 FALLBACKS parameter: the one tried now)
+        find(api, task, attempts)  the servers that may be the task's (a list: lookup()
+                                 keeps those owns() accepts, and one of them)
+        owns(server, task)       True when the server carries the task's name and marks
+        describe(server)         ("booting" | "running" | "failed", the API's word)
+        ipv4(server)             its public IPv4 address, or None
+        error_text(answer)       (code, message) of an error body; never raises
+        AUTH                     StaticToken, or a CachedToken (Keystone, Yandex IAM)
+        rate_limited(status, answer), request_headers(), public_address(api, task,
+        server) (a floating IP), created(answer), fetch(api, server_id),
+        await_create(api, task, configuration) (an operation still running),
+        capacity_error(exc) (a refusal that tries the next alternative: never an
+        uncertain create), delete_server(task), being_deleted(server),
+        deletion_answered(server_id, answer) (a DELETE that waits for a person),
+        owned_servers(api) (every server carrying provider.py's marks), task_of(server),
+        tag_of(server), resolve(api, configuration) (`order --dry-run`, `check`),
+        check_call(), check_api(configurations).
+    An answer's field is read with field() (its JSON kind checked) and a hook's surprise
+    of shape (AttributeError, ...) becomes one clear CloudError (N108) through shaped().
 
-    and, where its API differs from {"server": ...} answers (the defaults):
-        created(answer)             the server (at least its id) a create's answer names
-        fetch(api, server_id)       the server, from GET SERVERS/id
-        await_create(api, task, configuration)  task changes while the create is still
-                                    carried out
-                                    (an operation to wait for), or None to go on
-        check_call()                `check`'s cheap GET (default: CHECK_PATH)
-        check_api(configurations)   `check`'s lines about the API: (ok, text) pairs
-
-    The layer calls find() only through lookup(), which adopts (or deletes) a
-    server only when owns() says it is the task's: an API that ignores a filter
-    never hands over a foreign server. field(value, key, kind, where) reads an
-    answer's field checking its JSON kind: an answer in another shape is one
-    clear CloudError (N108), and lookup()/advance() turn any other surprise of
-    shape in the hooks (AttributeError, TypeError, ...) into the same.
-
-    The guardrails (max_servers, on_failure, fallbacks, `order --dry-run`,
-    `servers`) are this layer's; a backend gives them its API's shapes through
-    these hooks (each has a default that suits a simple REST API):
-
-        FALLBACKS = (parameter, ...)  the configuration parameters that may be a
-                list of alternatives (declare them with alternatives(kind) in
-                PARAMETERS), outermost first: ("server_type", "location") tries
-                every location of the first type before the second type.
-                create_body() always sees one value of each (the one tried now).
-        capacity_error(exc)  True when a refused create (a CloudError that is
-                not uncertain) means "no capacity / not available here": only
-                then is the next alternative tried. Never for any other error.
-        delete_server(task)  delete the server task["data"]["server_id"] and
-                what belongs to it (a floating IP); "already gone" is success;
-                raises CloudError (or ProviderError) when it could not; returns
-                a text. For an orphan (`servers --delete-orphans`) the data
-                holds only server_id and name. No lock held; may take the
-                normal request budget (it runs in a people's command or in the
-                detached cleanup worker, never in order_status).
-        owned_servers(api)  every server at the provider carrying this
-                provider's owner tag (task["data"]["owner"]), as the API's
-                dicts (each with "id" and "name").
-        task_of(server)  the task id an owned server carries, or None.
-        resolve(api, configuration)  for `order --dry-run`: [(ok, text)] about
-                the image, type and zone the create names (looked up through
-                the API when it can); the default says nothing.
-
-    The task's data holds: owner (tag), name, creates, create_at, key_installed,
-    server_id once known, ipv4, ssh_since, server_deleted, choice (index of the
-    alternative tried) and got (its values, for people), cleanup ("pending" or
-    "done" with on_failure delete), failed_because, cleanup_tries, cleanup_error.
-
-    self.store is the provider's own StateStore (Provider.config sets it): the
-    one write a cloud backend makes itself (claim_create) must keep the
-    config's lock_wait, retention_days and password scrub like every other.
+    The methods below follow a task's life: prepare (place, under the state lock), launch
+    and poll (WorkerCalls: the protocol calls, no network), the worker's steps (step:
+    create and adopt, advance, follow, reach, set up with CloudInit, finish), fail, and
+    the cleanup (ServerCleanup); then people's commands (CloudInventory). The task record
+    and its data keys are described in the tasks section. self.store is the provider's
+    StateStore: the writes a cloud backend makes itself (claim_create, the cleanup) keep
+    the config's lock_wait, retention_days and password scrub like every other.
     """
 
     LABEL = None
@@ -5062,6 +5027,7 @@ class CloudBackend(Backend):
         self.store = None
         self.auth = self.AUTH(self)
         self.cleanup = ServerCleanup(self)
+        self.cloud_init = CloudInit(self)
         SECRET_VARIABLES.update(value for key, value in settings.items()
                                 if key.endswith("_env") and isinstance(value, str))
 
@@ -5089,58 +5055,6 @@ class CloudBackend(Backend):
     def rate_limited(self, status, answer):
         return 0 if status == 429 else None
 
-    def pool_key(self):
-        """(path of the pool's private key, its public key line or None if unusable)."""
-        path = home_path(self.paths, self.settings.get("pool_key") or ansible_private_key()
-                         or DEFAULT_POOL_KEY)
-        try:    # it goes into root's authorized_keys: only a trusted user's file will do
-            public = TrustedFiles(self.paths).read_private(
-                path + ".pub", "the pool key", 16384).decode("utf-8", "replace").strip()
-        except ProviderError as exc:
-            if exc.code == E_UNSAFE:
-                raise
-            return path, None
-        if "\n" in public or not public.startswith(("ssh-", "ecdsa-", "sk-")) \
-                or not os.access(path, os.R_OK):
-            return path, None
-        return path, public
-
-    def user_data(self, task, configuration):
-        """Our #cloud-config (root password hash, pool key), then the configuration's own."""
-        password = task.get("server_password")
-        public = self.pool_key()[1] if task["data"].get("key_installed") else None
-        lines = ["#cloud-config",
-                 "# provider.py: %s task %s" % (self.paths.name, task["id"]),
-                 "disable_root: false"]
-        if password:
-            hashed = json.dumps(sha512_crypt(password, random_text(CRYPT_ALPHABET, 16)))
-            # "users" for cloud-init 22.2 and later, "list" for the older ones
-            lines += ["ssh_pwauth: true", "chpasswd:", "  expire: false", "  users:",
-                      "    - name: root", "      password: " + hashed, "      type: hash",
-                      "  list:", "    - root:" + hashed.strip('"')]
-            if self.ROOT_PASSWORD_LOGIN:   # first match wins: the drop-in sorts first
-                lines += ["write_files:", "  - path: " + SSHD_DROP_IN, '    permissions: "0600"',
-                          '    content: "PermitRootLogin yes\\nPasswordAuthentication yes\\n"']
-        if public:
-            lines += ["ssh_authorized_keys:", "  - " + json.dumps(public)]
-        private = task["data"].get("host_key_private")
-        if private:              # the host key pinned by pin_host_key (JSON strings are YAML)
-            lines += ["ssh_deletekeys: true", "ssh_keys:",
-                      "  ed25519_private: " + json.dumps(private),
-                      "  ed25519_public: " + json.dumps(task["data"]["host_keys"][0])]
-        ours = "\n".join(lines) + "\n"
-        own = configuration.get("user_data", "")
-        if not own.strip():
-            text = ours
-        else:
-            text = mime_multipart([("text/cloud-config", "provider-py.cfg", ours),
-                                   (user_data_type(own), "user-data", own)])
-        if self.MAX_USER_DATA and len(text.encode("utf-8")) > self.MAX_USER_DATA:
-            raise ProviderError(E_CONFIG, "configuration %s: user_data is too long: %s takes "
-                                "at most %d bytes with ours" % (
-                                    configuration.get("id"), self.LABEL, self.MAX_USER_DATA))
-        return text
-
     # -- prepare: the caps, then the new task (under the state lock, no network) -------
 
     def held(self, state, config_id=None):
@@ -5156,8 +5070,8 @@ class CloudBackend(Backend):
         kept in the state itself: archived tasks must still count."""
         stamps = state.get("cloud_orders")
         hour_ago = now() - 3600
-        return [t for t in stamps if isinstance(t, (int, float)) and t > hour_ago] \
-            if isinstance(stamps, list) else []
+        return ([t for t in stamps if isinstance(t, (int, float)) and t > hour_ago]
+            if isinstance(stamps, list) else [])
 
     def cap_problem(self, configuration, state):
         """Why one more order would go over a cap, or None. Under the state lock."""
@@ -5201,7 +5115,7 @@ class CloudBackend(Backend):
     def prepare(self, task, configuration, state):
         """Fill in a new task: the root password, the server's name and marks."""
         password = configuration.get("login", "password") == "password"
-        key_path, public = self.pool_key()
+        key_path, public = self.cloud_init.pool_key()
         if not password and public is None:
             raise ProviderError(E_CONFIG, "configuration %s logs in with the pool key, but "
                                 "%s and %s.pub are not both readable (backend.pool_key)"
@@ -5216,83 +5130,14 @@ class CloudBackend(Backend):
     # -- launch and poll: the calls start, wake and wait for the task's worker (no network) ---
 
     def launch(self, task, configuration):
-        """Start the task's worker, which drives the whole order (OrderWorker), and wait
-        about a second for its first step, the create: a refusal fails the order at
-        once; a slow API gets the caller its task id."""
-        self.start_worker(task)
-        saved = self.await_step(task["id"], 0)
-        if saved is None:
-            self.note_silence(task)
-        elif saved["status"] == ERROR:
-            raise ProviderError(E_BACKEND, saved["message"])
-        return None
+        return WorkerCalls(self).launch(task, configuration)
 
     def poll(self, task, configuration):
-        """order_status: no network here: the task's worker drives the order on its own.
-        A live worker is woken for a step now, a dead one (killed, a reboot) started again
-        (its first step judges the timeout); the call waits about a second for that step.
-        {}: read the task again."""
-        report = WorkerReport.read(worker_lock(self.paths, task["id"]))
-        if report is not None and report.why:      # its last step's result is not saved
-            report.wake()                          # (the disk full): it tries again now
-            return {"message": "%s (%s)" % (self.base_message(task), self.unsaved(report))}
-        if report is not None:
-            report.wake()
-        else:
-            try:
-                self.start_worker(task, again=True)
-            except ProviderError as exc:
-                return {"message": "%s (%s; trying again at the next status call)" % (
-                    self.base_message(task), exc.message)}
-        if self.await_step(task["id"], report.steps if report else 0) is None:
-            self.note_silence(task)
-        return {}
-
-    def await_step(self, task_id, steps):
-        """The task as saved once its worker has done more than `steps` steps (or has
-        ended), or None after STEP_WAIT s."""
-        lock = worker_lock(self.paths, task_id)
-        deadline = time.monotonic() + STEP_WAIT
-        while True:
-            report = WorkerReport.read(lock)
-            if report is None or report.steps > steps:
-                return self.store.find(task_id)
-            if time.monotonic() >= deadline:
-                return None
-            time.sleep(0.02)
+        return WorkerCalls(self).poll(task, configuration)
 
     @staticmethod
     def base_message(task):
         return (task.get("message") or task.get("phase") or "").split(" (")[0]
-
-    @staticmethod
-    def unsaved(report):
-        return "the task's worker cannot save its progress: %s; it tries again" % report.why
-
-    def note_silence(self, task):
-        """The worker is still in its step: say why in the task's message (the API has
-        not answered, or the worker cannot save: a full disk), unless the worker saved
-        another message meanwhile."""
-        report = WorkerReport.read(worker_lock(self.paths, task["id"]))
-        if report is None:
-            return
-        if report.why:
-            note = self.unsaved(report)
-        else:
-            note = "%s has not answered for %d s; the task's worker waits for it" % (
-                self.LABEL, max(0, int(time.time() - (report.since or time.time()))))
-        said = task.get("message")
-
-        def change(state):
-            saved = state["tasks"].get(task["id"])
-            if saved is not None and saved["status"] == IN_PROGRESS and (
-                    saved.get("message") == said):
-                saved["message"] = "%s (%s)" % (self.base_message(saved), note)
-            return saved
-        try:
-            self.store.update(change)
-        except ProviderError:
-            pass                # the answer tells what the state holds
 
     # -- work: the worker's steps (OrderWorker runs them) ------------------------------
 
@@ -5390,15 +5235,15 @@ class CloudBackend(Backend):
     def capacity_error(self, exc):
         """Hook: True when a refused create means "nothing left of this type or
         zone here" (see the class docstring). Never for an uncertain create."""
-        return not exc.uncertain and exc.status in (400, 403, 404, 409, 412, 422, 503) \
-            and capacity_words(exc.message)
+        return (not exc.uncertain and exc.status in (400, 403, 404, 409, 412, 422, 503)
+            and capacity_words(exc.message))
 
     def create(self, task, configuration):
         """One create, never repeated blindly. Task changes; raises CloudError when the
         API refused (bad token, quota, bad input): then nothing was made. A refusal
         for lack of capacity tries the next alternative (FALLBACKS) at once."""
         api = self.api()
-        user_data = self.user_data(task, configuration)
+        user_data = self.cloud_init.user_data(task, configuration)
         choices = self.alternatives(configuration)
         index = min(task["data"].get("choice", 0), len(choices) - 1)
         skipped = []
@@ -5610,92 +5455,12 @@ class CloudBackend(Backend):
                     self.ready_timeout, address, why))
             return {"data": data, "phase": "ssh",
                     "message": "waiting for SSH on %s: %s" % (address, why)}
-        return self.set_up(task, address, data)
+        return self.cloud_init.ready(task, address, data)
 
     def public_address(self, api, task, server):
         """(the running server's public IPv4 or None, the task's data): a hook for a
         backend that must first give the server an address (a floating IP)."""
         return self.ipv4(server), task["data"]
-
-    def set_up(self, task, address, data):
-        """SSH answers: ready once cloud-init is done (asked with the pool key), or
-        after ready_grace with the pinned host key shown (no pool key)."""
-        key_path, public = self.pool_key()
-        if data.get("key_installed") and public:
-            done, why = self.cloud_init_finished(address, key_path, data.get("host_keys"))
-            if done:
-                return self.finish(task, address, data)
-            if done is not None:
-                return {"data": data, "phase": "setup", "message": "running setup: %s" % why}
-        data.setdefault("ssh_age", task_age(task))
-        left = self.ready_grace - (task_age(task) - data["ssh_age"])
-        if left <= 0:
-            shown = self.shows_pinned_key(address, data)
-            if shown is not True:
-                return {"data": data, "phase": "setup", "message": "running setup: %s" % shown}
-            return self.finish(task, address, data)
-        return {"data": data, "phase": "setup", "message": "running setup: SSH answers; "
-                "ready in %d s (ready_grace: no pool key to ask cloud-init)" % left}
-
-    def shows_pinned_key(self, address, data):
-        """True when the server shows the host key handed to cloud-init (or none was
-        pinned), else why not: without the pool key nothing else proves it, and a
-        known_hosts line with a key the server does not have fails the caller."""
-        pinned = data.get("host_keys")
-        if not pinned or data.get("host_key_private") is None:
-            return True
-        scanned, why = scan_host_keys(address, self.ssh_port, 1)
-        if scanned is None:
-            return "its host key cannot be read yet (%s)" % why
-        if not set(pinned) & set(scanned):
-            return ("it does not show the host key handed to cloud-init (%s); cloud-init may "
-                    "not have run" % ", ".join(key_fingerprint(key) for key in scanned))
-        return True
-
-    def cloud_init_finished(self, address, key_path, host_keys=None):
-        """(True, "") when cloud-init is done, (False, why) when not yet,
-        (None, why) when ssh cannot run at all (then: the grace period).
-        host_keys: the keys pinned for the server (pin_host_key); ssh then
-        checks them, else it checks none."""
-        import shutil
-        import subprocess
-        import tempfile
-        folder = tempfile.mkdtemp(prefix="bxprovider-")       # 0700
-        checking = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"]
-        if host_keys:
-            known = os.path.join(folder, "known_hosts")
-            try:
-                with open(known, "wb") as handle:
-                    handle.write(known_hosts_text(b"", address, self.ssh_port, host_keys))
-            except (IOError, OSError) as exc:
-                shutil.rmtree(folder, ignore_errors=True)
-                return False, "cannot write a temp file for ssh: %s" % exc.strerror
-            checking = ["-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=" + known,
-                        "-o", "GlobalKnownHostsFile=/dev/null"]
-        command = ["ssh", "-i", key_path, "-p", str(self.ssh_port),
-                   "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
-                   "-o", "ConnectTimeout=%d" % max(1, min(2, int(self.request_timeout)))
-                   ] + checking + ["-o", "LogLevel=ERROR", "root@" + address,
-                                   "test -f " + CLOUD_INIT_DONE]
-        try:
-            proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, close_fds=True, env=child_env())
-            _, err = proc.communicate(timeout=SSH_CHECK_TIMEOUT)
-        except OSError as exc:
-            return None, "cannot run ssh: %s" % exc.strerror
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            return False, "ssh got no answer in %d s" % SSH_CHECK_TIMEOUT
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-        if proc.returncode == 0:
-            return True, ""
-        if proc.returncode == 1:
-            return False, "cloud-init has not finished yet"
-        lines = err.decode("utf-8", "replace").strip().splitlines()
-        return False, "the pool key does not log in yet (%s)" % printable(
-            lines[-1] if lines else "ssh exit %d" % proc.returncode)
 
     def finish(self, task, address, data):
         return {"status": FINISHED, "phase": "done", "server": address, "data": data,
@@ -5812,7 +5577,7 @@ class CloudBackend(Backend):
         report = [(True, "%s %s" % (self.LABEL, self.auth.source()))]
         report.extend(loopback_report(self.TYPE, self.settings))
         report += self.check_api(configurations)
-        key_path, public = self.pool_key()
+        key_path, public = self.cloud_init.pool_key()
         by_key = [c["id"] for c in configurations if c.get("login") == "key"]
         if public:
             report.append((True, "pool key %s: installed on new servers; readiness asks "
@@ -5863,6 +5628,235 @@ class CloudBackend(Backend):
 
     def delete_orphan(self, server, task_id):
         return CloudInventory(self).delete_orphan(server, task_id)
+
+
+class WorkerCalls(object):
+    """How the protocol calls deal with a cloud order's worker, with no network of their
+    own: `order` starts it and waits about a second for its create; `order_status` wakes
+    it for a step (or starts a dead one again) and waits about a second for that step;
+    when the step takes longer, the task's message says why (the API silent, the disk
+    full)."""
+
+    def __init__(self, backend):
+        self.backend = backend
+
+    def launch(self, task, configuration):
+        """Start the task's worker, which drives the whole order (OrderWorker), and wait
+        about a second for its first step, the create: a refusal fails the order at
+        once; a slow API gets the caller its task id."""
+        self.backend.start_worker(task)
+        saved = self.await_step(task["id"], 0)
+        if saved is None:
+            self.note_silence(task)
+        elif saved["status"] == ERROR:
+            raise ProviderError(E_BACKEND, saved["message"])
+        return None
+
+    def poll(self, task, configuration):
+        """order_status: no network here: the task's worker drives the order on its own.
+        A live worker is woken for a step now, a dead one (killed, a reboot) started again
+        (its first step judges the timeout); the call waits about a second for that step.
+        {}: read the task again."""
+        report = WorkerReport.read(worker_lock(self.backend.paths, task["id"]))
+        if report is not None and report.why:      # its last step's result is not saved
+            report.wake()                          # (the disk full): it tries again now
+            return {"message": "%s (%s)" % (self.backend.base_message(task), self.unsaved(report))}
+        if report is not None:
+            report.wake()
+        else:
+            try:
+                self.backend.start_worker(task, again=True)
+            except ProviderError as exc:
+                return {"message": "%s (%s; trying again at the next status call)" % (
+                    self.backend.base_message(task), exc.message)}
+        if self.await_step(task["id"], report.steps if report else 0) is None:
+            self.note_silence(task)
+        return {}
+
+    def await_step(self, task_id, steps):
+        """The task as saved once its worker has done more than `steps` steps (or has
+        ended), or None after STEP_WAIT s."""
+        lock = worker_lock(self.backend.paths, task_id)
+        deadline = time.monotonic() + STEP_WAIT
+        while True:
+            report = WorkerReport.read(lock)
+            if report is None or report.steps > steps:
+                return self.backend.store.find(task_id)
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.02)
+
+    @staticmethod
+    def unsaved(report):
+        return "the task's worker cannot save its progress: %s; it tries again" % report.why
+
+    def note_silence(self, task):
+        """The worker is still in its step: say why in the task's message (the API has
+        not answered, or the worker cannot save: a full disk), unless the worker saved
+        another message meanwhile."""
+        report = WorkerReport.read(worker_lock(self.backend.paths, task["id"]))
+        if report is None:
+            return
+        if report.why:
+            note = self.unsaved(report)
+        else:
+            note = "%s has not answered for %d s; the task's worker waits for it" % (
+                self.backend.LABEL, max(0, int(time.time() - (report.since or time.time()))))
+        said = task.get("message")
+
+        def change(state):
+            saved = state["tasks"].get(task["id"])
+            if saved is not None and saved["status"] == IN_PROGRESS and (
+                    saved.get("message") == said):
+                saved["message"] = "%s (%s)" % (self.backend.base_message(saved), note)
+            return saved
+        try:
+            self.backend.store.update(change)
+        except ProviderError:
+            pass                # the answer tells what the state holds
+
+
+class CloudInit(object):
+    """What a new cloud server's cloud-init gets from the plugin (the root password's hash,
+    the pool key, the pinned host key, the configuration's own user data) and how the
+    plugin knows it is done: over SSH with the pool key (the boot-finished file), else the
+    SSH banner plus ready_grace with the pinned host key shown."""
+
+    def __init__(self, backend):
+        self.backend = backend
+
+    def pool_key(self):
+        """(path of the pool's private key, its public key line or None if unusable)."""
+        setting = self.backend.settings.get("pool_key")
+        path = home_path(self.backend.paths, setting or ansible_private_key() or DEFAULT_POOL_KEY)
+        try:    # it goes into root's authorized_keys: only a trusted user's file will do
+            public = TrustedFiles(self.backend.paths).read_private(
+                path + ".pub", "the pool key", 16384).decode("utf-8", "replace").strip()
+        except ProviderError as exc:
+            if exc.code == E_UNSAFE:
+                raise
+            return path, None
+        if ("\n" in public or not public.startswith(("ssh-", "ecdsa-", "sk-"))
+                or not os.access(path, os.R_OK)):
+            return path, None
+        return path, public
+
+    def user_data(self, task, configuration):
+        """Our #cloud-config (root password hash, pool key), then the configuration's own."""
+        password = task.get("server_password")
+        public = self.pool_key()[1] if task["data"].get("key_installed") else None
+        lines = ["#cloud-config",
+                 "# provider.py: %s task %s" % (self.backend.paths.name, task["id"]),
+                 "disable_root: false"]
+        if password:
+            hashed = json.dumps(sha512_crypt(password, random_text(CRYPT_ALPHABET, 16)))
+            # "users" for cloud-init 22.2 and later, "list" for the older ones
+            lines += ["ssh_pwauth: true", "chpasswd:", "  expire: false", "  users:",
+                      "    - name: root", "      password: " + hashed, "      type: hash",
+                      "  list:", "    - root:" + hashed.strip('"')]
+            if self.backend.ROOT_PASSWORD_LOGIN:   # first match wins: the drop-in sorts first
+                lines += ["write_files:", "  - path: " + SSHD_DROP_IN, '    permissions: "0600"',
+                          '    content: "PermitRootLogin yes\\nPasswordAuthentication yes\\n"']
+        if public:
+            lines += ["ssh_authorized_keys:", "  - " + json.dumps(public)]
+        private = task["data"].get("host_key_private")
+        if private:              # the host key pinned by pin_host_key (JSON strings are YAML)
+            lines += ["ssh_deletekeys: true", "ssh_keys:",
+                      "  ed25519_private: " + json.dumps(private),
+                      "  ed25519_public: " + json.dumps(task["data"]["host_keys"][0])]
+        ours = "\n".join(lines) + "\n"
+        own = configuration.get("user_data", "")
+        if not own.strip():
+            text = ours
+        else:
+            text = mime_multipart([("text/cloud-config", "provider-py.cfg", ours),
+                                   (user_data_type(own), "user-data", own)])
+        most = self.backend.MAX_USER_DATA
+        if most and len(text.encode("utf-8")) > most:
+            raise ProviderError(E_CONFIG, "configuration %s: user_data is too long: %s takes "
+                                "at most %d bytes with ours" % (
+                                    configuration.get("id"), self.backend.LABEL, most))
+        return text
+
+    def ready(self, task, address, data):
+        """SSH answers: ready once cloud-init is done (asked with the pool key), or
+        after ready_grace with the pinned host key shown (no pool key)."""
+        key_path, public = self.pool_key()
+        if data.get("key_installed") and public:
+            done, why = self.finished(address, key_path, data.get("host_keys"))
+            if done:
+                return self.backend.finish(task, address, data)
+            if done is not None:
+                return {"data": data, "phase": "setup", "message": "running setup: %s" % why}
+        data.setdefault("ssh_age", task_age(task))
+        left = self.backend.ready_grace - (task_age(task) - data["ssh_age"])
+        if left <= 0:
+            shown = self.shows_pinned_key(address, data)
+            if shown is not True:
+                return {"data": data, "phase": "setup", "message": "running setup: %s" % shown}
+            return self.backend.finish(task, address, data)
+        return {"data": data, "phase": "setup", "message": "running setup: SSH answers; "
+                "ready in %d s (ready_grace: no pool key to ask cloud-init)" % left}
+
+    def shows_pinned_key(self, address, data):
+        """True when the server shows the host key handed to cloud-init (or none was
+        pinned), else why not: without the pool key nothing else proves it, and a
+        known_hosts line with a key the server does not have fails the caller."""
+        pinned = data.get("host_keys")
+        if not pinned or data.get("host_key_private") is None:
+            return True
+        scanned, why = scan_host_keys(address, self.backend.ssh_port, 1)
+        if scanned is None:
+            return "its host key cannot be read yet (%s)" % why
+        if not set(pinned) & set(scanned):
+            return ("it does not show the host key handed to cloud-init (%s); cloud-init may "
+                    "not have run" % ", ".join(key_fingerprint(key) for key in scanned))
+        return True
+
+    def finished(self, address, key_path, host_keys=None):
+        """(True, "") when cloud-init is done, (False, why) when not yet,
+        (None, why) when ssh cannot run at all (then: the grace period).
+        host_keys: the keys pinned for the server (pin_host_key); ssh then
+        checks them, else it checks none."""
+        import shutil
+        import subprocess
+        import tempfile
+        folder = tempfile.mkdtemp(prefix="bxprovider-")       # 0700
+        checking = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"]
+        if host_keys:
+            known = os.path.join(folder, "known_hosts")
+            try:
+                with open(known, "wb") as handle:
+                    handle.write(known_hosts_text(b"", address, self.backend.ssh_port, host_keys))
+            except (IOError, OSError) as exc:
+                shutil.rmtree(folder, ignore_errors=True)
+                return False, "cannot write a temp file for ssh: %s" % exc.strerror
+            checking = ["-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=" + known,
+                        "-o", "GlobalKnownHostsFile=/dev/null"]
+        command = ["ssh", "-i", key_path, "-p", str(self.backend.ssh_port),
+                   "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+                   "-o", "ConnectTimeout=%d" % max(1, min(2, int(self.backend.request_timeout)))
+                   ] + checking + ["-o", "LogLevel=ERROR", "root@" + address,
+                                   "test -f " + CLOUD_INIT_DONE]
+        try:
+            proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, close_fds=True, env=child_env())
+            _, err = proc.communicate(timeout=SSH_CHECK_TIMEOUT)
+        except OSError as exc:
+            return None, "cannot run ssh: %s" % exc.strerror
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            return False, "ssh got no answer in %d s" % SSH_CHECK_TIMEOUT
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        if proc.returncode == 0:
+            return True, ""
+        if proc.returncode == 1:
+            return False, "cloud-init has not finished yet"
+        lines = err.decode("utf-8", "replace").strip().splitlines()
+        return False, "the pool key does not log in yet (%s)" % printable(
+            lines[-1] if lines else "ssh exit %d" % proc.returncode)
 
 
 class ServerCleanup(object):
@@ -5931,11 +5925,12 @@ class ServerCleanup(object):
             task = provider.store.find(task_id)
             if not provider.store.same_installation(installation):
                 return "task %s: the state now belongs to another installation" % task_id
+            backend = self.backend
             try:        # an operator may have set on_failure "keep" since
-                self.backend.on_failure = Config.load(provider.paths, provider.log).backend.on_failure
+                backend.on_failure = Config.load(provider.paths, provider.log).backend.on_failure
             except ProviderError:
                 pass    # a config broken meanwhile: go on as started
-            if task and self.backend.on_failure != "delete" and task["data"].get("cleanup") == "pending":
+            if task and backend.on_failure != "delete" and task["data"].get("cleanup") == "pending":
                 self.save_cleanup(task_id, {"cleanup": "kept"}, "on_failure is now \"%s\": %s"
                                   % (self.backend.on_failure, self.kept_text(task)), wanted=False)
             if not self.cleanup_wanted(task):
@@ -5983,7 +5978,8 @@ class ServerCleanup(object):
             return False, note
         self.save_cleanup(task["id"], {"cleanup": "done", "server_deleted": now(),
                                        "cleanup_waits": None},
-                          "%s server %s deleted (on_failure: delete)" % (self.backend.LABEL, server_id))
+                          "%s server %s deleted (on_failure: delete)" % (
+                              self.backend.LABEL, server_id))
         self.backend.log.write("cleanup", task["id"], server_id=server_id, result=said)
         return True, said
 
@@ -6024,7 +6020,8 @@ class ServerCleanup(object):
             if saved is not None:
                 saved["data"] = dict(saved["data"], **data_changes)
             return saved
-        return self.backend.store.update(change) or dict(task, data=dict(task["data"], **data_changes))
+        saved = self.backend.store.update(change)
+        return saved or dict(task, data=dict(task["data"], **data_changes))
 
     def cleanup_report(self, state):
         """`check`: failed orders whose server is still being deleted; not ok once a
@@ -6082,7 +6079,7 @@ class CloudInventory(object):
             task["data"].update(host_key_private="<masked: the new server's ed25519 private "
                                 "host key, made at the order>", host_keys=[
                                     "ssh-ed25519 <its public half>"])
-        user_data = mask_password_hashes(self.backend.user_data(task, configuration))
+        user_data = mask_password_hashes(self.backend.cloud_init.user_data(task, configuration))
         choices = self.backend.alternatives(configuration)
         body = self.backend.create_body(task, dict(configuration, **choices[0]), user_data)
         lines += ["", "the create it would send (as task %s):" % task_id,
@@ -6485,8 +6482,8 @@ class TimewebBackend(CloudBackend):
         return [server for server in self.all_servers(api, attempts) if self.owns(server, task)]
 
     def owns(self, server, task):
-        return CloudBackend.owns(self, server, task) and \
-            server.get("comment") == self.comment(task)
+        return (CloudBackend.owns(self, server, task) and
+            server.get("comment") == self.comment(task))
 
     def describe(self, server):
         said = self.field(server, "status", "string", "server") or "unknown"
@@ -6545,8 +6542,8 @@ class TimewebBackend(CloudBackend):
             if self.field(net, "type", "string", "server.networks[]") != "public":
                 continue
             for ip in self.field(net, "ips", "array", "server.networks[].ips") or []:
-                if self.field(ip, "type", "string", "server.networks[].ips[]") == "ipv4" \
-                        and ip.get("ip"):
+                if (self.field(ip, "type", "string", "server.networks[].ips[]") == "ipv4"
+                        and ip.get("ip")):
                     found.append(ip)
         found.sort(key=lambda ip: not ip.get("is_main"))
         return found[0]["ip"] if found else None
@@ -6659,8 +6656,8 @@ class KeystoneToken(CachedToken):
             answer = api.call("POST", "/auth/tokens", body=request, create=False)
         except CloudError as exc:
             if exc.status == 401:
-                exc.message += "; check username, password, user_domain_name and the " \
-                               "project (or the application credential)"
+                exc.message += ("; check username, password, user_domain_name and the "
+                               "project (or the application credential)")
             raise
         token = api.reply_headers.get("X-Subject-Token") or ""
         body = answer.get("token") if isinstance(answer.get("token"), dict) else {}
@@ -6686,8 +6683,8 @@ class KeystoneToken(CachedToken):
                     continue
                 points = service.get("endpoints")
                 for point in points if isinstance(points, list) else []:
-                    if not isinstance(point, dict) or point.get("interface") != "public" \
-                            or not isinstance(point.get("url"), str):
+                    if (not isinstance(point, dict) or point.get("interface") != "public"
+                            or not isinstance(point.get("url"), str)):
                         continue
                     where = point.get("region_id") or point.get("region")
                     regions.add(str(where))
@@ -6901,8 +6898,8 @@ class OpenStackBackend(CloudBackend):
         addresses = server.get("addresses") if isinstance(server.get("addresses"), dict) else {}
         for entries in addresses.values():
             for entry in entries if isinstance(entries, list) else []:
-                if isinstance(entry, dict) and entry.get("version") == 4 \
-                        and entry.get("addr") is not None and not private_ipv4(entry["addr"]):
+                if (isinstance(entry, dict) and entry.get("version") == 4
+                        and entry.get("addr") is not None and not private_ipv4(entry["addr"])):
                     rank = (entry.get("OS-EXT-IPS:type") != "floating", len(found))
                     found.append(rank + (entry["addr"],))    # any value: check_server judges
         return min(found)[2] if found else None
@@ -7092,8 +7089,8 @@ class OpenStackBackend(CloudBackend):
     def capacity_error(self, exc):
         """Nova refuses a zone or flavor it cannot serve now with 400/409 ("... is
         not available"); a quota is never capacity."""
-        return not exc.uncertain and not (exc.api_code or "").startswith("quota") \
-            and CloudBackend.capacity_error(self, exc)
+        return (not exc.uncertain and not (exc.api_code or "").startswith("quota")
+            and CloudBackend.capacity_error(self, exc))
 
     def owned_servers(self, api):
         """Nova cannot filter by metadata: page through servers/detail, keep ours."""
@@ -7146,8 +7143,8 @@ def private_ipv4(text):
     if len(parts) != 4 or not all(p.isdigit() for p in parts):
         return False
     a, b = int(parts[0]), int(parts[1])
-    return a == 10 or (a == 172 and 16 <= b < 32) or (a == 192 and b == 168) \
-        or (a == 100 and 64 <= b < 128) or (a == 169 and b == 254)
+    return (a == 10 or (a == 172 and 16 <= b < 32) or (a == 192 and b == 168)
+        or (a == 100 and 64 <= b < 128) or (a == 169 and b == 254))
 
 
 def urllib_quote(text):
@@ -7210,8 +7207,8 @@ def rsa_private_key(text):
         raise ValueError("the PEM block is not base64")
     if not match.group(1):       # PrivateKeyInfo: version, algorithm, OCTET STRING key
         items = der_sequence(der, "the PKCS#8 key")
-        if len(items) < 3 or items[1][0] != 0x30 or items[2][0] != 0x04 \
-                or not items[1][1].startswith(RSA_ENCRYPTION_OID):
+        if (len(items) < 3 or items[1][0] != 0x30 or items[2][0] != 0x04
+                or not items[1][1].startswith(RSA_ENCRYPTION_OID)):
             raise ValueError("the key is not an RSA key")
         der = items[2][1]
     items = der_sequence(der, "the RSA key")
@@ -7229,10 +7226,10 @@ def rsa_private_key(text):
 def fitting_rsa_numbers(key):
     """The CRT numbers pss_sign uses agree with n = p q and e (so it signs right)."""
     p, q, e = key["p"], key["q"], key["e"]
-    return 2 < p and 2 < q and 2 < e < key["n"] and key["d"] < key["n"] and \
-        key["dp"] == key["d"] % (p - 1) and key["dq"] == key["d"] % (q - 1) and \
-        e * key["dp"] % (p - 1) == 1 and e * key["dq"] % (q - 1) == 1 and \
-        key["qinv"] * q % p == 1
+    return (2 < p and 2 < q and 2 < e < key["n"] and key["d"] < key["n"] and
+        key["dp"] == key["d"] % (p - 1) and key["dq"] == key["d"] % (q - 1) and
+        e * key["dp"] % (p - 1) == 1 and e * key["dq"] % (q - 1) == 1 and
+        key["qinv"] * q % p == 1)
 
 
 def mgf1_sha256(seed, length):
@@ -7383,14 +7380,14 @@ class YandexIAMToken(CachedToken):
         settings = backend.settings
         self.iam_url = settings.get("iam_url", "https://iam.api.cloud.yandex.net")
         self.metadata_url = settings.get("metadata_url", "http://" + METADATA_HOST)
-        self.method = "metadata" if settings.get("metadata") else \
-            "key" if "service_account_key_file" in settings else "oauth"
+        self.method = ("metadata" if settings.get("metadata") else
+            "key" if "service_account_key_file" in settings else "oauth")
         self.loaded = None
 
     @classmethod
     def validate_settings(cls, settings, path, check):
-        given = ("service_account_key_file" in settings) + ("oauth_token_file" in settings) \
-            + (settings.get("metadata") is True)
+        given = (("service_account_key_file" in settings) + ("oauth_token_file" in settings)
+            + (settings.get("metadata") is True))
         if given != 1:
             check.add(path, "needs exactly one of 'service_account_key_file' (the key that "
                             "`yc iam key create` writes), 'oauth_token_file' or "
@@ -7411,9 +7408,9 @@ class YandexIAMToken(CachedToken):
             data = json.loads(text)
         except (ValueError, RecursionError):        # deep nesting: no key either
             data = None
-        if not isinstance(data, dict) or not all(
-                yandex_name(data.get(name)) for name in ("id", "service_account_id")) \
-                or not isinstance(data.get("private_key"), str):
+        if (not isinstance(data, dict) or not all(
+                yandex_name(data.get(name)) for name in ("id", "service_account_id"))
+                or not isinstance(data.get("private_key"), str)):
             raise ProviderError(E_CONFIG, "%s is not an authorized key as `yc iam key create "
                                 "--output FILE` writes it (JSON with id, service_account_id, "
                                 "private_key)" % where)
@@ -7432,8 +7429,8 @@ class YandexIAMToken(CachedToken):
         if self.method == "metadata":
             return "metadata %s" % self.metadata_url
         given = self.credentials()
-        who = "key %s %s" % given[1:3] if given[0] == "key" else \
-            "oauth " + hashlib.sha256(given[1].encode("ascii")).hexdigest()
+        who = ("key %s %s" % given[1:3] if given[0] == "key" else
+            "oauth " + hashlib.sha256(given[1].encode("ascii")).hexdigest())
         return "%s %s" % (who, self.iam_url)
 
     def login(self):
@@ -7444,14 +7441,14 @@ class YandexIAMToken(CachedToken):
             expires = time.time() + lifetime if isinstance(lifetime, int) else None
         else:
             given = self.credentials()
-            body = {"jwt": yandex_jwt(given[1], given[2], given[3], now())} \
-                if given[0] == "key" else {"yandexPassportOauthToken": given[1]}
+            body = ({"jwt": yandex_jwt(given[1], given[2], given[3], now())}
+                if given[0] == "key" else {"yandexPassportOauthToken": given[1]})
             api = CloudAPI(self.backend, None, self.iam_url)
             api.secrets = list(body.values())        # an error quoting it shows ********
             answer = api.call("POST", YANDEX_TOKEN_PATH, body=body, create=False)
             token, expires = answer.get("iamToken"), parse_utc(answer.get("expiresAt"))
-        if not isinstance(token, str) or not token or \
-                any(ord(ch) <= 32 or ord(ch) >= 127 for ch in token):
+        if (not isinstance(token, str) or not token or
+                any(ord(ch) <= 32 or ord(ch) >= 127 for ch in token)):
             raise CloudError("%s: the %s answered without an IAM token" % (
                 self.backend.LABEL, "metadata service" if self.method == "metadata" else "IAM"))
         return token, expires or time.time() + 3600, None
@@ -7462,8 +7459,8 @@ class YandexIAMToken(CachedToken):
     def source(self):
         settings = self.backend.settings
         if self.method == "metadata":
-            return "IAM token of this VM's service account (metadata service %s)" \
-                % self.metadata_url
+            return ("IAM token of this VM's service account (metadata service %s)"
+                % self.metadata_url)
         if self.method == "oauth":
             return "IAM token for the OAuth token in %s" % settings["oauth_token_file"]
         return "IAM token for service account %s (key %s in %s)" % (
@@ -7633,9 +7630,9 @@ class YandexBackend(CloudBackend):
         choices = self.alternatives(configuration)
         index = data.get("choice", 0) + 1
         text = self.operation_failed(operation)
-        if index >= len(choices) or data.get("creates", 0) >= MAX_CREATES \
+        if (index >= len(choices) or data.get("creates", 0) >= MAX_CREATES
                 or not self.capacity_error(CloudError(text, api_code=self.error_text(
-                    operation.get("error"))[0])):
+                    operation.get("error"))[0]))):
             return None
         self.log.write("fallback", task["id"], skipped=self.choice_text(choices[index - 1]),
                        reason=text)
@@ -7647,14 +7644,14 @@ class YandexBackend(CloudBackend):
 
     def capacity_error(self, exc):
         """Nothing left of this platform in this zone (a quota is no such thing)."""
-        return not exc.uncertain and exc.api_code in YANDEX_CAPACITY_CODES \
-            and capacity_words(exc.message) and "quota limit" not in exc.message.lower()
+        return (not exc.uncertain and exc.api_code in YANDEX_CAPACITY_CODES
+            and capacity_words(exc.message) and "quota limit" not in exc.message.lower())
 
     def rate_limited(self, status, answer):
         """A 429 is a rate limit or a quota (tried again, then final), unless it says
         the zone has no capacity: then the next alternative is tried at once."""
-        if status == 429 and capacity_words(str(dig(answer, "message"))) and \
-                "quota limit" not in str(dig(answer, "message")).lower():
+        if (status == 429 and capacity_words(str(dig(answer, "message"))) and
+                "quota limit" not in str(dig(answer, "message")).lower()):
             return None
         return CloudBackend.rate_limited(self, status, answer)
 

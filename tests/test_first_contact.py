@@ -310,10 +310,10 @@ class CloudInitCheckTest(HomeTestCase):
             {"type": "hetzner", "token_env": "NO_TOKEN", "ssh_port": server.port,
              "request_timeout": 2}, paths, provider.AuditLog(self.home.log_path))
         other = sshd.keygen(os.path.join(self.home.dir, "other"))
-        done, why = backend.cloud_init_finished("127.0.0.1", server.client_key, [other])
+        done, why = backend.cloud_init.finished("127.0.0.1", server.client_key, [other])
         self.assertEqual(done, False)
         self.assertIn("Host key verification failed", why)
-        done, why = backend.cloud_init_finished("127.0.0.1", server.client_key,
+        done, why = backend.cloud_init.finished("127.0.0.1", server.client_key,
                                                 [server.host_key])
         self.assertNotIn("Host key verification failed", why)
 

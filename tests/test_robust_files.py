@@ -90,9 +90,9 @@ class ConfigTrustTest(InProcessHomeTestCase):
         self.home.write_config({"enabled": True, "configurations": [], "backend": {
             "type": "hetzner", "token_env": "T", "pool_key": key}})
         backend = self.load_config().backend
-        self.assertRefused(backend.pool_key, 110, "the pool key %s.pub is writable" % key)
+        self.assertRefused(backend.cloud_init.pool_key, 110, "the pool key %s.pub is writable" % key)
         os.chmod(key + ".pub", 0o644)
-        self.assertTrue(backend.pool_key()[1].startswith("ssh-ed25519 "))
+        self.assertTrue(backend.cloud_init.pool_key()[1].startswith("ssh-ed25519 "))
 
     def test_a_program_in_a_folder_others_can_write_is_not_run(self):
         folder = os.path.join(self.home.dir, "prog")
