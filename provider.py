@@ -6509,6 +6509,15 @@ class TimewebBackend(CloudBackend):
     def tag_of(self, server):
         return (self.comment_marks(server) or (None, None))[0]
 
+    def check_api(self, configurations):
+        report = CloudBackend.check_api(self, configurations)
+        if report[-1][0]:
+            report.append((True, "Timeweb deletes a failed order's server at once only when "
+                           "the token was made with is_able_to_delete (or the account has no "
+                           "deletion by confirmation); else the task keeps the server until "
+                           "someone deletes it in the panel"))
+        return report
+
     def deletion_answered(self, server_id, answer):
         """With deletion by confirmation on the account (a token made without
         is_able_to_delete), DELETE answers 200 {"server_delete": {"hash": ...}} and deletes

@@ -82,6 +82,8 @@ class TimewebTest(CloudTests, unittest.TestCase):
         message = self.assertErrorCode(result, 108)
         self.assertIn("only once its deletion is confirmed with the code", message)
         self.assertIn("is_able_to_delete deletes at once", message)
+        self.assertIn("ok   Timeweb deletes a failed order's server at once only when the token "
+                      "was made with is_able_to_delete", self.run_plugin("check").text)
         self.assertEqual(len(self.api.servers), 1)
         self.assertEqual(self.ok("order_status", task_id)["status"], "finished")
         self.assertNotIn("server_deleted", self.home.state()["tasks"][task_id]["data"])
