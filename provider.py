@@ -1,20 +1,23 @@
 #!/bin/sh
 # -*- coding: utf-8 -*-
-# Why this header: this file is a POSIX sh script and a Python program at once. Python
-# compiles a script it runs on every start (~80 ms here) and caches bytecode only for
+# The file, top to bottom: this sh header and Python's boot (the string _sh); the core
+# (constants and errors, paths, the audit log, the state store, the config, servers and first
+# contact, the backends manual, pool and command, tasks, the provider, the protocol and
+# people's handlers, the command table, main); then, after the line "# >>> the cloud
+# section", the cloud layer and the cloud backends, and the __main__ guard.
+# Why this header: the file is a POSIX sh script and a Python program at once. Python
+# compiles a script it runs on every start (~80 ms here) and caches bytecode only for the
 # modules it imports. So when the file runs as a program (bin/NAME), sh reads these lines:
-# it finds Python 3.6+ and starts it isolated (-I; -S: no site-packages, the standard
-# library is all it needs) with the boot below, which runs this file as the module
-# "provider" from bytecode it caches in __pycache__/ beside it, and exits without the
-# interpreter's teardown once the answer is out. It leaves out the cloud section (from
-# "# >>> section cloud" to "# <<< section cloud") until a config names a cloud backend, so
-# the other backends never load it. The two parts are cached apart (NAME.core.TAG.pyc,
-# NAME.cloud.TAG.pyc), each keyed by a hash of the whole file and its part name, so an edit
-# never runs stale code, and used only when the cache folder and file belong to the file's
-# owner or root and nobody else can write them. To Python all this is the string _sh, so
-# `python3 provider.py ...` runs the whole file as usual. docs/performance.md says more.
-# Python gets a short -c line that reads the boot from this file, between the two #boot
-# lines, so that ps shows `python3 -I -S -c <one short line> .../bin/NAME order_status 7`.
+# it finds Python 3.6+ and starts it isolated (-I; -S: no site-packages) with a short -c
+# line (so ps shows `python3 -I -S -c <one short line> .../bin/NAME order_status 7`) that
+# runs the boot between the two #boot lines: it runs the core from bytecode cached in
+# __pycache__/ beside the file, hands the core one callable that runs the cloud tail (only
+# when a config names a cloud backend), calls main() and exits without the interpreter's
+# teardown once the answer is out. Each part is cached apart (NAME.core.TAG.pyc,
+# NAME.cloud.TAG.pyc), keyed by the Python, the part and a hash of the whole file, and used
+# only when the cache folder and file belong to the file's owner or root and nobody else can
+# write them. To Python all this is the string _sh: `python3 provider.py ...` runs the whole
+# file as usual. docs/performance.md says more.
 _sh=r""":"
 boot='import sys;s=open(sys.argv[1],"rb").read();exec(s.split(b"\n#boot\n")[1])'
 : '
@@ -30,15 +33,7 @@ os.environ.pop("BXPROVIDER_PYTHON_WHY", None)
 os.umask(os.umask(0o22) | 0o22)     # nothing written or cached is group/other-writable
 del sys.argv[0]                     # "-c": argv[0] is the script as invoked, as usual
 path = os.path.realpath(sys.argv[0])
-import marshal, _frozen_importlib_external as bootstrap  # importlib without its import
-try:
-    from _imp import source_hash    # 3.7+: the hash of checked-hash pycs
-    def digest(data):
-        return source_hash(bootstrap._RAW_MAGIC_NUMBER, data)
-except ImportError:                 # 3.6
-    from zlib import crc32
-    def digest(data):
-        return (crc32(data) << 32 | len(data) & 0xFFFFFFFF).to_bytes(8, "little")
+import marshal, zlib
 owner = os.stat(path).st_uid
 folder = os.path.join(os.path.dirname(path), "__pycache__")
 def trusted(name):                  # missing, or nobody but the owner and root can write it
@@ -50,43 +45,46 @@ def trusted(name):                  # missing, or nobody but the owner and root 
         return False
     return st.st_uid in (owner, 0) and not st.st_mode & 0o22
 source = s                          # the whole file, read by the -c line
-file_hash = digest(source)
-# The file runs in two parts: the core, and the cloud section, which the core runs only when
-# a config needs it. Each part has blank lines in place of the other: line numbers stay right.
+file_hash = b"%d %d %d" % (zlib.crc32(source), zlib.adler32(source), len(source))
+# The core is the file up to the line "# >>> the cloud section"; the tail after it runs only
+# when a config names a cloud backend. Blank lines before the tail keep its line numbers.
+split = source.find(b"\n# >>> the cloud section") + 1 or len(source)
 def text(part):
-    start = source.find(b"\n# >>> section cloud")
-    end = source.find(b"\n# <<< section cloud", start)
-    if start < 0 or end < 0:        # no section: the core is the whole file
-        start = end = len(source)
     if part == "core":
-        return source[:start] + b"\n" * source.count(b"\n", start, end) + source[end:]
-    return b"\n" * source.count(b"\n", 0, start) + source[start:end]
+        return source[:split]
+    return b"\n" * source.count(b"\n", 0, split) + source[split:]
 def compiled(part):                 # the code of a part, cached in folder when that is safe
     pyc = os.path.join(folder, ".".join((os.path.basename(path), part,
                                          sys.implementation.cache_tag, "pyc")))
-    key = bootstrap.MAGIC_NUMBER + part.encode() + b"\0" + file_hash
+    key = b"%s %s %s\0" % (sys.version.encode(), part.encode(), file_hash)
     if not (trusted(folder) and trusted(pyc)):
         return compile(text(part), path, "exec")    # others could write the cache
     try:
         with open(pyc, "rb") as f:
             data = f.read()
-        if data.startswith(key):    # made from this very file
+        if data.startswith(key):    # made from this very file, by this very Python
             return marshal.loads(data[len(key):])
     except (OSError, ValueError, EOFError, TypeError):
         pass
     code = compile(text(part), path, "exec")
-    try:
-        if not os.path.isdir(folder):
+    temp = "%s.%d.tmp" % (pyc, os.getpid())
+    try:                            # a new file of its own (never through a planted name),
+        if not os.path.isdir(folder):   # then renamed into place: readers see whole files
             os.mkdir(folder)
-        bootstrap._write_atomic(pyc, key + marshal.dumps(code), 0o644)
+        with open(temp, "xb") as f:
+            f.write(key + marshal.dumps(code))
+        os.replace(temp, pyc)
     except OSError:                 # a read-only bin/, say: no cache
-        pass
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
     return code
 module = type(sys)("provider")
 module.__file__ = path
 sys.modules["provider"] = module
 exec(compiled("core"), module.__dict__)
-module.SECTIONS_LEFT_OUT["cloud"] = lambda: compiled("cloud")
+module.CLOUD_SECTION.append(lambda: exec(compiled("cloud"), module.__dict__))
 status = module.main()
 try:                                # the answer is out: exit now, without the teardown that
     sys.stdout.flush()              # frees every object one by one (about 3 ms)
@@ -1777,8 +1775,7 @@ class Config(object):
         self.password_ttl_days = float(data.get("password_ttl_days", DEFAULT_PASSWORD_TTL_DAYS))
         self.configurations = data["configurations"]
         self.by_id = dict((c["id"], c) for c in self.configurations)
-        backend_class = BACKENDS[data["backend"]["type"]]
-        self.backend = backend_class(data["backend"], paths, log)
+        self.backend = backend_class(data["backend"]["type"])(data["backend"], paths, log)
 
     @classmethod
     def load(cls, paths, log):
@@ -1889,7 +1886,7 @@ def validate_config(data):
         check.add("$", "the config must be a JSON object, not %s" % type_name(data))
         return check.problems
     check.keys(data, "$", Config.TOP_FIELDS, required=("enabled", "backend", "configurations"))
-    backend_class = None
+    kind_class = None
     backend = data.get("backend")
     if isinstance(backend, dict):
         kind = backend.get("type")
@@ -1899,15 +1896,15 @@ def validate_config(data):
             check.add("$.backend.type", "unknown backend %s (one of: %s)" % (
                 json.dumps(kind, ensure_ascii=False), ", ".join(sorted(BACKENDS))))
         else:
-            backend_class = BACKENDS[kind]
-            fields = dict(backend_class.SETTINGS)
+            kind_class = backend_class(kind)
+            fields = dict(kind_class.SETTINGS)
             fields["type"] = ("string", None)
             check.keys(backend, "$.backend", fields)
     configurations = data.get("configurations")
     if isinstance(configurations, list):
         fields = {"id": ("string", None), "descr": ("string", Checker.nonempty)}
-        if backend_class is not None:
-            fields.update(backend_class.PARAMETERS)
+        if kind_class is not None:
+            fields.update(kind_class.PARAMETERS)
         seen = {}
         for index, item in enumerate(configurations):
             where = "$.configurations[%d]" % index
@@ -1925,12 +1922,12 @@ def validate_config(data):
                               % (json.dumps(config_id), seen[config_id]))
                 else:
                     seen[config_id] = index
-            if backend_class is not None:
-                backend_class.validate_configuration(item, where, check)
-    if backend_class is not None and isinstance(backend, dict) and not check.problems:
-        backend_class.validate_settings(backend, "$.backend", check)
-    if backend_class is not None and isinstance(configurations, list) and not check.problems:
-        backend_class.validate_across(backend, configurations, "$.configurations", check)
+            if kind_class is not None:
+                kind_class.validate_configuration(item, where, check)
+    if kind_class is not None and isinstance(backend, dict) and not check.problems:
+        kind_class.validate_settings(backend, "$.backend", check)
+    if kind_class is not None and isinstance(configurations, list) and not check.problems:
+        kind_class.validate_across(backend, configurations, "$.configurations", check)
     return check.problems
 
 
@@ -4025,10 +4022,1821 @@ def owner_tag(state):
     return hashlib.sha256(seed.encode("ascii", "replace")).hexdigest()[:8]
 
 
-# >>> section cloud: bin/NAME (the boot at the top of this file) runs the lines from here
-# to "<<< section cloud" only when a config names a cloud backend (BACKENDS loads it), so that
-# the other backends start without compiling or loading them. Nothing outside the section may
-# name what it defines but through BACKENDS (tests/test_header.py checks).
+
+
+# Backend type -> the name of its class. The cloud backends are defined by the cloud section,
+# the file's tail (the layout is at the top of the file): backend_class runs it on first need.
+BACKENDS = {"manual": "ManualBackend", "pool": "PoolBackend", "command": "CommandBackend",
+            "hetzner": "HetznerBackend", "timeweb": "TimewebBackend",
+            "openstack": "OpenStackBackend", "selectel": "SelectelBackend",
+            "vkcloud": "VKCloudBackend", "yandex": "YandexBackend"}
+
+# The backends of the cloud section: their orders are driven by a worker (needs_worker).
+CLOUD_TYPES = frozenset(("hetzner", "timeweb", "openstack", "selectel", "vkcloud", "yandex"))
+
+# bin/NAME's boot runs the core alone and puts here the one callable that runs the cloud
+# section (compiled through its cache) in this module; empty when the whole file ran
+# (`python3 provider.py`, an import): the section is defined already.
+CLOUD_SECTION = []
+
+
+def backend_class(kind):
+    """The class of a backend type (KeyError for an unknown one); the first cloud type
+    a call needs runs the cloud section."""
+    name = BACKENDS[kind]
+    if name not in globals() and CLOUD_SECTION:
+        CLOUD_SECTION.pop()()
+    return globals()[name]
+
+
+# ---------------------------------------------------------------------------
+# Tasks: the record, and what the protocol shows of it
+# ---------------------------------------------------------------------------
+
+def new_task(task_id, config_id, backend_type):
+    stamp = now()
+    return {"id": task_id, "config_id": config_id, "backend": backend_type,
+            "status": IN_PROGRESS, "phase": "new", "message": "",
+            "server": "", "server_password": "",
+            "created": stamp, "updated": stamp, "data": {}}
+
+
+def scrub_task(task, reason, stamp, say=True):
+    """Remove the root password; say: add why to the message."""
+    task["server_password"] = ""
+    task["password_removed"] = stamp
+    if say:
+        note = "root password removed %s" % reason
+        task["message"] = "%s; %s" % (task["message"], note) if task.get("message") else note
+
+
+def status_answer(task):
+    """The protocol's view: the root password only once the task is finished."""
+    finished = task["status"] == FINISHED
+    return {"task_id": task["id"], "status": task["status"],
+            "server": task.get("server", ""),
+            "server_password": task.get("server_password", "") if finished else "",
+            "message": task.get("message", "")}
+
+
+def rented_server(task):
+    """The id of the cloud server a task still rents (costs money), or None."""
+    data = task.get("data") or {}
+    return None if data.get("server_deleted") else data.get("server_id")
+
+
+def unsettled_create(task):
+    """True when the task sent a create (the ledger: claim_create counts each one before
+    it is sent) whose server it does not know, and that is not settled: refused, or looked
+    for until no late create could land (data "settled" counts the creates settled)."""
+    data = task.get("data") or {}
+    creates, settled = data.get("creates"), data.get("settled") or 0
+    return (isinstance(creates, int) and isinstance(settled, int) and creates > settled
+            and not data.get("server_id"))
+
+
+def may_rent(task):
+    """True when the task rents a cloud server, or may (an unsettled create)."""
+    return bool(rented_server(task) or unsettled_create(task))
+
+
+def task_age(task):
+    """Seconds since the order, as its workers measured them ("age", by the monotonic
+    clock: a wall-clock step while a worker runs changes nothing) plus the wall time
+    since their last measure ("age_at"; never negative); else since "created"."""
+    data = task.get("data") or {}
+    age, at = data.get("age"), data.get("age_at")
+    if isinstance(age, (int, float)) and isinstance(at, (int, float)):
+        return age + max(0.0, now() - at)
+    created = task.get("created")
+    return max(0.0, now() - created) if isinstance(created, (int, float)) else 0.0
+
+
+def needs_worker(task):
+    """True for a task a detached worker must drive: a cloud order in progress, or a
+    failed one whose server is still to be deleted (data "cleanup" pending)."""
+    return (isinstance(task, dict) and task.get("backend") in CLOUD_TYPES
+            and (task.get("status") == IN_PROGRESS
+                 or (task.get("data") or {}).get("cleanup") == "pending"))
+
+
+def index_workers(state):
+    """Before every save: the head's "workers", the ids of the tasks needing a worker,
+    which any call reads cheaply (revive_workers)."""
+    state["workers"] = sorted((task_id for task_id, task in state["tasks"].items()
+                               if needs_worker(task)), key=int)
+
+
+def revive_workers(provider, head, skip=None):
+    """Start a worker for each task of the head's "workers" that has none (killed, a
+    reboot): an order nobody polls still ends, within its timeout, and a failed order's
+    server is still deleted. Cheap: no network; a look at each worker lock, and a fork
+    per dead worker. Problems only warn: the call's own answer is what matters."""
+    ids = head.get("workers") if isinstance(head, dict) else None
+    dead = [task_id for task_id in ids if isinstance(task_id, str) and valid_task_id(task_id)
+            and task_id != skip and lock_is_held(worker_lock(provider.paths, task_id)) is not True
+            ] if isinstance(ids, list) else []
+    if not dead:
+        return
+    try:
+        backend = provider.config.backend
+        for task_id in dead[:MAX_REVIVALS]:
+            task = provider.store.find(task_id)
+            if needs_worker(task) and task.get("backend") == backend.TYPE:
+                provider.log.write("revive", task_id, status=task["status"])
+                backend.start_worker(task, again=True)
+    except ProviderError as exc:
+        sys.stderr.write("warning: a task's worker could not be started again: %s\n"
+                         % exc.message)
+
+
+def caller_mark(paths, task_id):
+    """The first bytes of the caller's tasks/<id>; b"" when it is missing or not a
+    regular file. Opened without blocking and without following a symlink: a FIFO
+    planted there cannot hang a call (nor an order holding the state lock)."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(os.path.join(paths.caller_tasks, task_id), flags)
+    except OSError:
+        return b""
+    try:
+        return os.read(fd, 64) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
+
+
+def is_hex(text, length):
+    return (isinstance(text, str) and len(text) == length
+            and all(ch in "0123456789abcdef" for ch in text))
+
+
+def valid_task_id(text):
+    """Ids are positive decimals without leading zeros: "024" is not task 24."""
+    return (0 < len(text) <= 20 and all(ch in "0123456789" for ch in text)
+            and not text.startswith("0"))
+
+
+def issued_id(text):
+    """True for an id (str or bytes) this plugin can have handed out; ids found
+    beyond MAX_ISSUED_ID (a stray tasks/ name) do not count when numbering."""
+    if isinstance(text, bytes):
+        text = text.decode("ascii", "replace")
+    return valid_task_id(text) and int(text) <= MAX_ISSUED_ID
+
+
+# ---------------------------------------------------------------------------
+# The provider: config, state, log and backend together
+# ---------------------------------------------------------------------------
+
+class Provider(object):
+    def __init__(self, paths, verbose=False):
+        self.paths = paths
+        self.log = AuditLog(paths.log, verbose, TrustedFiles(paths))
+        self.worker_of = None           # the task id, in that task's detached worker
+        self._config = None
+        self.store = StateStore(paths, self.lock_wait, self.retention_days,
+                                tidy=self.scrub_passwords, index=index_workers)
+
+    @property
+    def config(self):
+        if self._config is None:
+            try:
+                self._config = Config.load(self.paths, self.log)
+            except ProviderError as exc:
+                self.log.debug("config %s not usable: %s" % (self.paths.config, exc.message))
+                raise
+            self._config.backend.store = self.store    # a backend's own writes: same store
+            self.log.debug("config %s read: backend %s, %d configuration(s), %s" % (
+                self.paths.config, self._config.backend.TYPE,
+                len(self._config.configurations),
+                "enabled" if self._config.enabled else "disabled"))
+        return self._config
+
+    def reload_config(self):
+        """The config read again (a worker's follow_config); ProviderError when it is not
+        usable now, and then the one read before stays."""
+        config = Config.load(self.paths, self.log)
+        config.backend.store = self.store
+        self._config = config
+        return config
+
+    def use_config(self, config, backend):
+        """A worker's config read again (WorkerBackend.follow_config); backend:
+        the worker's own backend object, which keeps serving it."""
+        config.backend = backend
+        self._config = config
+
+    def enabled_config(self):
+        config = self.config
+        if not config.enabled:
+            raise ProviderError(E_DISABLED, "the provider is disabled in %s" % config.path)
+        return config
+
+    def lock_wait(self):
+        """The config's lock_wait; the default when the config is unusable."""
+        try:
+            return self.config.lock_wait
+        except ProviderError:
+            return DEFAULT_LOCK_WAIT
+
+    def retention_days(self):
+        """The config's retention_days; the default when the config is unusable."""
+        try:
+            return self.config.retention_days
+        except ProviderError:
+            return DEFAULT_RETENTION_DAYS
+
+    def password_ttl_days(self):
+        try:
+            return self.config.password_ttl_days
+        except ProviderError:
+            return DEFAULT_PASSWORD_TTL_DAYS
+
+    def caller_completed(self, task_id):
+        """True when the caller wrote "complete..." into tasks/<id> (added to its pool)."""
+        return caller_mark(self.paths, task_id).startswith(b"complete")
+
+    def password_reason(self, task, stamp, ttl_days, check_caller=True):
+        """Why a finished task's root password must go now, or None."""
+        if task.get("status") != FINISHED or not task.get("server_password"):
+            return None
+        updated = task.get("updated")
+        if not isinstance(updated, (int, float)) or stamp - updated >= ttl_days * 86400:
+            return "after %g day%s (password_ttl_days)" % (ttl_days, "" if ttl_days == 1 else "s")
+        if check_caller and self.caller_completed(task["id"]):
+            return "because the server was added to the pool"
+        return None
+
+    def scrub_passwords(self, state):
+        """Remove the root passwords nobody needs any more; runs before every save:
+        a failed task's at once, a finished task's after password_ttl_days or
+        once the caller added the server.
+
+        Bounded: the age test is in memory; at most SCRUB_FILE_CHECKS tasks/<id>
+        files are read per call. True when a password was removed (the store
+        then also replaces the backup, which would still hold it).
+        """
+        stamp, ttl, reads, removed = now(), self.password_ttl_days(), 0, False
+        for task in state["tasks"].values():
+            if not isinstance(task, dict):
+                continue
+            data = task.get("data")
+            if task.get("status") in TERMINAL and isinstance(data, dict) and \
+                    data.get("host_key_private"):
+                del data["host_key_private"]    # a cloud server's own host key: it has it now
+                removed = True
+            if not task.get("server_password"):
+                continue
+            if task.get("status") == ERROR:
+                # a failed order's password is never shown to the caller: it goes at once
+                # (the message, the admin's reason for the failure, is left as it is)
+                reason, say = "because the order failed", False
+            elif task.get("status") == FINISHED:
+                reason, say = self.password_reason(
+                    task, stamp, ttl, check_caller=reads < SCRUB_FILE_CHECKS), True
+                reads += 1
+            else:
+                continue
+            if reason:
+                scrub_task(task, reason, stamp, say)
+                self.log.write("scrub", task["id"], reason=reason)
+                removed = True
+        return removed
+
+    def remember_host_keys(self, task):
+        """Write a finished task's host keys into the known_hosts of the user
+        answering order_status: the caller's ssh_keycopy runs as that user next.
+        Once per task and file (noted in data known_hosts_in); never fails the call."""
+        data = task.get("data") or {}
+        keys, server, port = data.get("host_keys"), task.get("server"), data.get("ssh_port", 22)
+        if not isinstance(keys, list) or not keys or not isinstance(server, str) or \
+                check_server(server, True)[1] or not isinstance(port, int) or \
+                not 0 < port < 65536:
+            return
+        path = known_hosts_path()
+        if path is None or path in (data.get("known_hosts_in") or ()):
+            return
+        keys = [key for key in keys if isinstance(key, str) and parse_host_key(key) == key]
+        try:
+            changed = write_known_hosts(path, server, port, keys)
+        except (IOError, OSError) as exc:
+            self.log.debug("task %s: %s not written: %s" % (task["id"], path,
+                                                            exc.strerror or exc))
+            return
+        if changed:
+            self.log.write("known_hosts", task["id"], file=path, server=server, port=port,
+                           keys=len(keys))
+
+        def change(state):
+            found = state["tasks"].get(task["id"])
+            if found is not None and isinstance(found.get("data"), dict):
+                done = found["data"].setdefault("known_hosts_in", [])
+                if path not in done:
+                    done.append(path)
+        try:
+            self.store.update(change)
+        except ProviderError:
+            pass                        # written; noting it is tried at the next call
+
+    def get_task(self, task_id):
+        if not valid_task_id(task_id):
+            raise ProviderError(E_NO_TASK, "no task %s (task ids are decimal numbers)"
+                                % printable(task_id))
+        task = self.store.find(task_id)
+        if task is None:
+            self.log.debug("task %s: in neither %s nor the archive" % (task_id, self.paths.state))
+            raise ProviderError(E_NO_TASK, "no task %s" % task_id)
+        self.log.debug("task %s read from %s: %s" % (task_id, self.paths.state, task_summary(task)))
+        return task
+
+    def apply(self, task_id, changes, event="status"):
+        """Save a backend's changes to a pending task; returns the task as saved."""
+        def change(state):
+            task = state["tasks"].get(task_id)
+            if task is None or task["status"] in TERMINAL:
+                return task           # someone else finished it meanwhile
+            before = (task["status"], task.get("phase"), task.get("message"))
+            if "data" in changes:       # a backend sends the data keys it changes
+                data = dict(task.get("data") or {})
+                data.update(changes["data"])
+                task["data"] = data
+            task.update((key, value) for key, value in changes.items() if key != "data")
+            task["updated"] = now()
+            if (task["status"], task.get("phase"), task.get("message")) != before:
+                self.log.write(event, task_id, status=task["status"], phase=task.get("phase"),
+                               server=task.get("server", ""), message=task.get("message", ""))
+            return task
+        saved = self.store.update(change)
+        if saved is not None and task_id == self.worker_of:   # each step, in the task's log
+            TaskLog(os.path.join(self.paths.log_dir, "tasks", task_id + ".log")).note(
+                "saved: %s (%s): %s" % (saved["status"], saved.get("phase"), saved.get("message")))
+        return saved
+
+    def status_message(self):
+        """Why `help` says disabled, or None when enabled."""
+        try:
+            config = self.config
+        except ProviderError as exc:
+            return exc.message
+        if not config.enabled:
+            return "disabled in %s" % config.path
+        return None
+
+
+# ---------------------------------------------------------------------------
+# Protocol handlers: help, configs, order, order_status
+# ---------------------------------------------------------------------------
+
+def task_summary(task):
+    """A task for -v lines: status, phase, server, message; never its password."""
+    return "status %s, phase %s, server %s, message %r" % (
+        task.get("status"), task.get("phase"), task.get("server") or "-",
+        printable(task.get("message") or "", 200))
+
+
+def cmd_help(provider, args):
+    answer = {"options": list(PROTOCOL_OPTIONS)}
+    reason = provider.status_message()
+    provider.log.debug("status: %s" % ("disabled: " + reason if reason else "enabled"))
+    answer["status"] = "disabled" if reason else "enabled"
+    if reason:
+        answer["message"] = reason
+    return answer
+
+
+def cmd_configs(provider, args):
+    config = provider.enabled_config()
+    backend = config.backend
+    state = provider.store.load() if backend.configs_need_state() else None
+    for item in config.configurations:
+        if state is not None and not backend.available(item, state):
+            provider.log.debug("configuration %s left out: nothing left to order "
+                               "(hide_when_empty)" % item["id"])
+    return {"configurations": [{"id": c["id"], "descr": c["descr"]}
+                               for c in config.configurations
+                               if state is None or backend.available(c, state)],
+            "status": "enabled"}
+
+
+def cmd_order(provider, args):
+    config = provider.enabled_config()
+    configuration = config.configuration(args.config_id)
+    backend = config.backend
+    if getattr(args, "dry_run", False):
+        return order_dry_run(provider, backend, configuration)
+
+    heads = []
+
+    def change(state):
+        task = new_task(provider.store.allocate_id(state), configuration["id"], backend.TYPE)
+        backend.place(task, configuration, state)
+        state["tasks"][task["id"]] = task
+        heads.append(state)
+        return task
+
+    task = provider.store.update(change)
+    provider.log.write("order", task["id"], config=task["config_id"], backend=backend.TYPE,
+                       status=task["status"], phase=task["phase"], message=task["message"])
+    try:
+        changes = backend.launch(task, configuration)
+    except Exception as exc:
+        # The caller will not know this id: the task must not stay pending.
+        known = isinstance(exc, ProviderError)
+        reason = exc.message if known else "internal error (%s)" % type(exc).__name__
+        try:
+            provider.apply(task["id"], {"status": ERROR, "phase": "failed", "message": reason})
+        except ProviderError as save_error:     # the launch's error is the one to tell
+            sys.stderr.write("warning: task %s stays in_progress: %s\n"
+                             % (task["id"], save_error.message))
+        if not known:
+            raise                       # a bug: main() logs the traceback
+        raise ProviderError(E_BACKEND, "task %s could not be started: %s"
+                            % (task["id"], exc.message))
+    if changes:
+        # The work has started (a worker, a server being made): from here on the
+        # caller must get the id. Changes that cannot be saved now (the lock is
+        # busy, the disk full) are found again by the next order_status's poll.
+        try:
+            provider.apply(task["id"], changes)
+        except ProviderError as exc:
+            sys.stderr.write("warning: task %s: its first progress was not saved (%s); "
+                             "order_status looks again\n" % (task["id"], exc.message))
+    revive_workers(provider, heads[-1], skip=task["id"])
+    return {"task_id": task["id"]}
+
+
+def order_dry_run(provider, backend, configuration):
+    """People's `order CONFIG_ID --dry-run` (the caller never passes it)."""
+    if not hasattr(backend, "dry_run"):
+        raise UsageError("--dry-run is for the cloud backends (this one is %s)" % backend.TYPE)
+    state = provider.store.load()
+    return backend.dry_run(configuration, state, provider.store.allocate_id(state))
+
+
+def cmd_order_status(provider, args):
+    """The task's status; on the way, any dead worker of another task is started again."""
+    task = provider.get_task(args.task_id)
+    head = provider.store.last_head
+    answer = task_status(provider, task)
+    revive_workers(provider, head, skip=task["id"])
+    return answer
+
+
+def task_status(provider, task):
+    reason = None
+    if task.get("status") == FINISHED and task.get("server_password"):
+        # (only then: a terminal task without one answers without reading the config)
+        reason = provider.password_reason(task, now(), provider.password_ttl_days())
+    if reason:
+        # Its time is up: remove it now (a short write); answer without it anyway.
+        try:
+            found = provider.store.update(lambda state: state["tasks"].get(task["id"]))
+            if found is None:       # archived (by an older provider.py, with its password)
+                provider.store.tidy_archive([archive_start(task["id"])])
+                found = provider.store.find(task["id"])
+            task = found or task
+        except ProviderError:
+            pass
+        if task.get("server_password"):
+            task = dict(task)
+            scrub_task(task, reason, now())
+    if reason:
+        provider.log.debug("task %s: its root password is removed %s" % (task["id"], reason))
+    if task["status"] in TERMINAL:
+        provider.log.debug("task %s has ended: answered from the state" % task["id"])
+        if (task.get("data") or {}).get("cleanup") == "pending":
+            settle_quietly(provider, task)      # a failed order's server still to delete
+        elif task["status"] == FINISHED:
+            provider.remember_host_keys(task)
+        return status_answer(task)
+    config = provider.config
+    # A task ordered under another backend (the config changed since) is not
+    # this backend's to poll: it answers from the state until someone acts.
+    if task.get("backend") == config.backend.TYPE:
+        changes = config.backend.poll(task, config.by_id.get(task["config_id"], {}))
+        provider.log.debug("task %s: the %s backend looked: %s" % (
+            task["id"], config.backend.TYPE, "its worker's step, saved by the worker"
+            if changes == {} else "no change" if not changes else ", ".join(
+                "%s -> %s" % (key, printable(str(changes[key]), 200)) for key in
+                ("status", "phase", "server", "message") if key in changes) or "data only"))
+        if changes:
+            task = provider.apply(task["id"], changes) or task
+            settle_quietly(provider, task)
+        elif changes is not None:       # {}: the backend's worker saved the task itself
+            task = provider.store.find(task["id"]) or task
+    else:
+        provider.log.debug("task %s was ordered from the %s backend, the config now says %s: "
+                           "answered from the state" % (task["id"], task.get("backend"),
+                                                        config.backend.TYPE))
+    if task["status"] == FINISHED:
+        provider.remember_host_keys(task)
+    return status_answer(task)
+
+
+def settle_quietly(provider, task):
+    """backend.settle(task); a problem (a broken config, no worker) only warns:
+    the answer about the task is what the caller asked for."""
+    try:
+        backend = provider.config.backend
+        if backend.TYPE == task.get("backend"):
+            backend.settle(task)
+    except ProviderError as exc:
+        sys.stderr.write("warning: task %s: %s\n" % (task["id"], exc.message))
+
+
+# ---------------------------------------------------------------------------
+# Admin handlers for people: tasks, task show/finish/fail, check
+# ---------------------------------------------------------------------------
+
+def format_age(seconds):
+    seconds = max(0, int(seconds))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return "%d%s" % (seconds // size, unit)
+    return "%ds" % seconds
+
+
+def format_table(header, rows):
+    widths = [max(len(str(row[i])) for row in [header] + rows) for i in range(len(header))]
+    lines = []
+    for row in [header] + rows:
+        cells = [str(cell).ljust(width) for cell, width in zip(row, widths)]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def public_task(task, show_password=False):
+    shown = dict(task)
+    if shown.get("server_password") and not show_password:
+        shown["server_password"] = "********"
+    if isinstance(shown.get("data"), dict) and shown["data"].get("host_key_private"):
+        # a pending cloud task's pinned host key: secret, never shown
+        shown["data"] = dict(shown["data"], host_key_private="********")
+    return shown
+
+
+def holding_tasks(store):
+    """Every task (archived ones too) that rents a cloud server, or may (may_rent: a
+    create sent whose server it does not know), by id. Starts no worker."""
+    tasks = store.archived_tasks()
+    tasks.update(store.load()["tasks"])
+    held = []
+    for task in sorted(tasks.values(), key=lambda t: int(t["id"])):
+        data = task.get("data") if isinstance(task.get("data"), dict) else {}
+        if may_rent(task):
+            held.append({"task_id": task["id"], "backend": task.get("backend"),
+                         "server_id": rented_server(task), "name": data.get("name"),
+                         "status": task.get("status"), "server": task.get("server") or None})
+    return held
+
+
+def cmd_holding(provider, args):
+    """`tasks --holding`: what uninstalling would leave billed."""
+    held = holding_tasks(provider.store)
+    if args.json:
+        return {"holding": held}
+    if not held:
+        return "no task rents a cloud server"
+    return format_table(["TASK", "BACKEND", "SERVER ID", "NAME", "STATUS"], [
+        [t["task_id"], printable(str(t["backend"])), printable(str(t["server_id"] or
+                                                                   "- (create under way?)")),
+         printable(str(t["name"] or "-"), 60), t["status"]] for t in held])
+
+
+def cmd_tasks(provider, args):
+    if args.holding:
+        if args.all or args.status:
+            raise UsageError("--holding lists every task that rents a server: no --all, "
+                             "--status")
+        return cmd_holding(provider, args)
+    store = provider.store
+    state = store.load()
+    revive_workers(provider, state)
+    tasks = state["tasks"]
+    if args.all:
+        hot, tasks = tasks, store.archived_tasks()
+        tasks.update(hot)             # a task in both (a crash while archiving): hot wins
+    tasks = sorted(tasks.values(), key=lambda t: int(t["id"]))
+    if args.status:
+        tasks = [t for t in tasks if t["status"] == args.status]
+    if args.json:
+        return {"tasks": [public_task(t) for t in tasks]}
+    if not tasks:
+        if args.status:
+            archived = args.status != IN_PROGRESS and not args.all and store.archive_starts()
+            return "no %s tasks%s" % (args.status, " (tasks --all: also the archived ones)"
+                                      if archived else "")
+        return "no tasks yet (state: %s)" % provider.paths.state
+    note = ""
+    if not args.all and args.status != IN_PROGRESS and store.archive_starts():
+        # the archive only ever holds ended tasks
+        note = "\n(older finished and failed tasks are in %s: tasks --all)" % provider.paths.archive
+    stamp = now()
+    rows = [[t["id"], t["config_id"], t["status"], shown_server(t),
+             format_age(stamp - t.get("created", stamp)), printable(t.get("message", ""), 60)]
+            for t in tasks]
+    note += aside_notes(provider, state)
+    header = ["ID", "CONFIG", "STATUS", "SERVER", "AGE", "MESSAGE"]
+    if any((t.get("data") or {}).get("server_id") or unsettled_create(t) for t in tasks):
+        # cloud backends: which orders still rent (and pay for) a server
+        header.insert(4, "RENTS")
+        for row, task in zip(rows, tasks):
+            row.insert(4, rented_server(task) or ("deleted" if (task.get("data") or {})
+                                                  .get("server_id") else "maybe (a create "
+                                                  "sent)" if unsettled_create(task) else "-"))
+    return format_table(header, rows) + note
+
+
+def aside_notes(provider, state):
+    """`tasks`: a line for each pool server set aside as unavailable now."""
+    if not state.get("pool_unavailable"):
+        return ""
+    try:
+        config = provider.config
+    except ProviderError:
+        return ""
+    if not hasattr(config.backend, "aside_report"):
+        return ""
+    return "".join("\n(pool: %s)" % text for _, text in config.backend.aside_report(
+        config.configurations, state))
+
+
+def shown_server(task):
+    """The SERVER column: none for a pool task whose server went back to the pool."""
+    if (task.get("data") or {}).get("released"):
+        return "- (released)"
+    return task.get("server") or "-"
+
+
+def cmd_state_compact(provider, args):
+    days = args.days
+    if days is None:
+        days = provider.config.retention_days     # a broken config is an error here
+    elif not 0 <= days < float("inf"):
+        raise UsageError("--days must be a finite number, 0 or more")
+    moved, staying = provider.store.compact(days)
+    provider.log.write("compact", moved=moved, staying=staying, days=days, by=operator_name())
+    text = "moved %d task(s) to %s; %d task(s) stay in %s" % (
+        moved, provider.paths.archive, staying, provider.paths.state)
+    holding = sorted((t["id"] for t in provider.store.load()["tasks"].values()
+                      if t.get("server_password")), key=int)
+    if holding:
+        text += ("\n%d of them still hold a root password (%s): finished tasks the caller "
+                 "has not added to its pool yet, or pending ones; a task moves once its "
+                 "password is removed (password_ttl_days, or the caller's \"add to pool\")"
+                 % (len(holding), ", ".join(holding[:10]) + (", ..." if len(holding) > 10
+                                                           else "")))
+    return text
+
+
+def cmd_task_show(provider, args):
+    task = public_task(provider.get_task(args.task_id), args.show_password)
+    if args.json:
+        return task
+    lines = []
+    for key in ("id", "config_id", "backend", "status", "phase", "server", "server_password",
+                "message"):
+        lines.append("%-16s %s" % (key + ":", task.get(key, "")))
+    for key in ("created", "updated"):
+        stamp = task.get(key)
+        lines.append("%-16s %s" % (key + ":", time.strftime(
+            "%Y-%m-%d %H:%M:%S UTC", time.gmtime(stamp)) if stamp else ""))
+    for key in sorted(task.get("data") or {}):
+        lines.append("%-16s %s" % ("data." + key + ":", json.dumps(task["data"][key],
+                                                                   ensure_ascii=False)))
+    if task.get("status") == IN_PROGRESS:
+        lines.append("%-16s %s" % ("next:", next_steps(provider.paths.name, task)))
+    return "\n".join(lines)
+
+
+def next_steps(name, task):
+    """What a person can do about a pending task, as `task show` says it."""
+    fail = "`%s task fail %s --message TEXT` gives it up" % (name, task["id"])
+    if task.get("backend") == "manual":
+        return ("`%s task finish %s --server ADDR` once the server is ready (root password on "
+                "stdin, or --no-password), or %s" % (name, task["id"], fail))
+    return "the task's worker goes on by itself; %s" % fail
+
+
+def read_password(args):
+    """The root password from stdin (a pipe) or a prompt; never from argv."""
+    if args.no_password:
+        return ""
+    if sys.stdin is None:
+        raise UsageError("no password: pipe it on stdin or give --no-password")
+    if sys.stdin.isatty():
+        import getpass
+        first = getpass.getpass("root password for %s: " % args.server)
+        if getpass.getpass("again: ") != first:
+            raise UsageError("the two passwords differ")
+        password = first
+    else:
+        # bytes, decoded here: the locale's decoding (ASCII under LANG=C on 3.6)
+        # would turn a Cyrillic password into surrogates no file can hold
+        stream = getattr(sys.stdin, "buffer", sys.stdin)
+        data = stream.read(MAX_CONFIG_BYTES)
+        try:
+            text = data.decode("utf-8") if isinstance(data, bytes) else data
+        except UnicodeDecodeError:
+            raise UsageError("the password on stdin is not UTF-8 text")
+        lines = [line.rstrip("\r") for line in text.split("\n") if line.strip("\r")]
+        if len(lines) > 1:
+            raise UsageError("%d non-empty lines on stdin: give the password alone, on one "
+                             "line" % len(lines))
+        password = lines[0] if lines else ""
+    if not password:
+        raise UsageError("empty password: give --no-password for hosts that hold the pool key")
+    problem = password_problem(password)
+    if problem:
+        raise UsageError("the password %s" % problem)
+    return password
+
+
+def pending_task(provider, task_id):
+    """The task, which must exist and be in progress (archived tasks are all terminal)."""
+    found = provider.get_task(task_id)
+    if found["status"] in TERMINAL:
+        raise ProviderError(E_TASK_STATE, "task %s is already %s" % (task_id, found["status"]))
+    return found
+
+
+def pending_task_change(provider, task_id, changes, event, guard=None):
+    """Finish or fail a pending task by hand; refuses terminal ones. A data key
+    changed to None is removed; guard(task), under the lock, raises when the
+    task changed since the caller looked at it."""
+    pending_task(provider, task_id)       # a clear "no task" before taking the lock
+
+    def change(state):
+        task = state["tasks"].get(task_id)
+        if task is None:
+            raise ProviderError(E_NO_TASK, "no task %s" % task_id)
+        if task["status"] in TERMINAL:
+            raise ProviderError(E_TASK_STATE, "task %s is already %s" % (task_id, task["status"]))
+        if guard is not None:
+            guard(task)
+        task.update((key, value) for key, value in changes.items() if key != "data")
+        if "data" in changes:
+            data = dict(task.get("data") or {}, **changes["data"])
+            task["data"] = dict((k, v) for k, v in data.items() if v is not None)
+        task["updated"] = now()
+        return task
+
+    task = provider.store.update(change)
+    provider.log.write(event, task_id, status=task["status"], server=task["server"],
+                       message=task["message"], by=operator_name())
+    return task
+
+
+def operator_name():
+    try:
+        import pwd
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
+        return str(os.getuid())
+
+
+def finish_settings(provider):
+    """The backend settings `task finish` checks a server with; the defaults
+    when the config cannot be read (a task can be finished all the same)."""
+    try:
+        return provider.config.backend.settings
+    except ProviderError:
+        return {}
+
+
+def cmd_task_finish(provider, args):
+    settings = finish_settings(provider)
+    server, problem = check_server(args.server, settings.get("allow_loopback", False))
+    if problem:
+        raise UsageError("--server: %s" % problem)
+    task = pending_task(provider, args.task_id)       # before asking for the password
+    claimed = task.get("server") if task.get("backend") == "pool" else None
+    if claimed and claimed != server and not args.force:
+        raise ProviderError(E_TASK_STATE, "task %s claimed pool server %s, not %s: the pool "
+                            "still counts %s as taken by it; give --force if %s really is "
+                            "the server" % (task["id"], claimed, server, claimed, server))
+    key = None
+    if args.host_key is not None:
+        key = parse_host_key(args.host_key)
+        if key is None:
+            raise UsageError("--host-key: not a public key line (TYPE BASE64, as in "
+                             "/etc/ssh/ssh_host_ed25519_key.pub)")
+    data, note = hand_finish_contact(task, server, settings, key, args.no_check)
+    changes = {"status": FINISHED, "phase": "done", "server": server, "data": data,
+               "message": "finished by the operator"}
+    changes["server_password"] = read_password(args)
+    def guard(current):       # the worker moved on meanwhile (another server, its address)
+        if first_contact_ground(current) != first_contact_ground(task):
+            raise ProviderError(E_TASK_STATE, "task %s changed while its server was checked "
+                                "(its worker went on): run task finish again" % task["id"])
+    task = pending_task_change(provider, args.task_id, changes, "finish", guard)
+    return "task %s finished: server %s, %s%s" % (
+        task["id"], task["server"], "root password saved" if changes["server_password"]
+        else "no password (key login)", note)
+
+
+FINISH_PROBE_LIMIT = 5.0        # s `task finish` waits for the SSH banner at most
+HOST_KEY_FIELDS = ("host_keys", "host_key_private", "host_key", "host_key_sha256")
+
+
+def first_contact_ground(task):
+    """What a task's host keys rest on: the address they belong to (a cloud
+    server's verified IPv4, else the task's server) and the keys themselves."""
+    data = task.get("data") or {}
+    ground = [data.get("ipv4") if "ipv4" in data else task.get("server"), task.get("server")]
+    return ground + [data.get(key) for key in HOST_KEY_FIELDS]
+
+
+def hand_finish_contact(task, server, settings, key, no_check):
+    """(data changes, note) for `task finish --server server`: the task's own
+    host keys only when they belong to server (a cloud task's plugin-made key
+    to the IPv4 its worker verified; a pool or command pin to the task's
+    server); else they go (the private half with the task's next save, as
+    any ended task's: Provider.scrub_passwords). Then --host-key pins; else
+    the server is checked (SSH banner, ssh-keyscan; pins verified) unless
+    no_check. Raises ProviderError (E_UNREACHABLE) when the check fails."""
+    port = settings.get("ssh_port", 22)
+    own = first_contact_ground(task)[0] == server
+    data = task.get("data") or {}
+    changes = dict((name, None) for name in ("host_keys", "host_key", "host_key_sha256")
+                   if name in data and not own)
+    remember = settings.get("known_hosts", True)
+    if key is not None:
+        changes.update(host_keys=[key], ssh_port=port, host_key=None, host_key_sha256=None)
+        if not remember:
+            return dict(changes, host_keys=None), "; known_hosts is off: the host key was not kept"
+        return changes, "; its host key goes to known_hosts at the next order_status"
+    pins = data if own else {}
+    if no_check:
+        if remember and pins.get("host_keys"):
+            return changes, ("; not checked (--no-check); the host key the plugin made for "
+                             "it goes to known_hosts at the next order_status")
+        return changes, ("; not checked (--no-check): nothing goes to known_hosts, so the "
+                         "caller's first login to %s must accept its host key itself (an "
+                         "OpenSSH 8+ master's \"add to pool\" fails on an unknown or "
+                         "changed key)" % server)
+    keys, detail = checked_host_keys(server, port, settings, pins, scan=remember)
+    if remember:
+        changes.update(host_keys=keys, ssh_port=port)
+    return changes, "; %s%s" % (detail, ": its host key goes to known_hosts at the next "
+                                "order_status" if remember else "; known_hosts is off")
+
+
+def checked_host_keys(server, port, settings, pins, scan=True):
+    """(keys, what was seen) of server:port, checked now: an SSH banner within
+    ssh_timeout (FINISH_PROBE_LIMIT at most), then (scan) its host keys, the
+    pinned ones (pins: the task's data) verified. Raises E_UNREACHABLE,
+    nothing saved."""
+    timeout = min(settings.get("ssh_timeout", DEFAULT_SSH_TIMEOUT), FINISH_PROBE_LIMIT)
+    ok, detail = ssh_banner_probe(server, port, timeout)
+    where = "%s port %d" % (server, port)
+    advice = ("nothing was changed: fix the address (or the server) and run task finish "
+              "again, or give --no-check to finish without looking")
+    if not ok:
+        raise ProviderError(E_UNREACHABLE, "%s does not answer SSH: %s; %s" % (
+            where, detail, advice))
+    if not scan:
+        return None, "checked: %s answers %s" % (where, printable(detail, 60))
+    scanned, why = scan_host_keys(server, port, timeout)
+    if scanned is None:
+        raise ProviderError(E_UNREACHABLE, "%s answers SSH but %s; %s" % (where, why, advice))
+    made = pins.get("host_keys")
+    if made:        # a cloud task's own key, handed to cloud-init
+        if not set(made) & set(scanned):
+            raise ProviderError(E_UNREACHABLE, "%s does not show the host key the plugin "
+                                "handed to cloud-init (it shows %s): cloud-init may not have "
+                                "run yet; %s" % (where, ", ".join(
+                                    key_fingerprint(k) for k in scanned), advice))
+        return made, "checked: %s answers SSH and shows the host key the plugin made" % where
+    keys, problem = trusted_host_keys(scanned, pins)
+    if problem:
+        raise ProviderError(E_UNREACHABLE, "%s %s; %s" % (where, problem, advice))
+    return keys, "checked: %s answers %s" % (where, printable(detail, 60))
+
+
+def cmd_task_fail(provider, args):
+    message = args.message.strip()
+    if not message:
+        raise UsageError("--message must say why the order failed")
+    task = pending_task_change(provider, args.task_id, {
+        "status": ERROR, "phase": "failed", "message": message}, "fail")
+    lines = ["task %s marked error: %s" % (task["id"], task["message"])]
+    try:
+        backend = provider.config.backend
+    except ProviderError:           # a broken config: the task is failed all the same
+        backend = None
+    if backend is not None and backend.TYPE == task.get("backend"):
+        stopping = backend.cancel(task)
+        if stopping:
+            lines.append(stopping)
+    return "\n".join(lines)
+
+
+def cmd_task_release(provider, args):
+    """Give a failed or abandoned task's server back to its backend's pool."""
+    backend = provider.config.backend
+    provider.get_task(args.task_id)
+    found = {}
+
+    def change(state):
+        task = state["tasks"].get(args.task_id)
+        if task is None:
+            raise ProviderError(E_NO_TASK, "no task %s" % args.task_id)
+        if task["status"] == FINISHED and not args.force:
+            raise ProviderError(E_TASK_STATE, "task %s is finished: the caller may have added "
+                                "%s to its pool already; give --force if it did not"
+                                % (task["id"], task.get("server") or "its server"))
+        found["what"] = backend.release(task, state)
+        found["status"] = task["status"]
+        task.setdefault("data", {})["released"] = now()
+        if task["status"] != ERROR:
+            # Pending or finished: it must never show this server as finished again.
+            task.update({"status": ERROR, "phase": "released",
+                         "message": "cancelled by the operator; the server went back to the pool"})
+        task["updated"] = now()
+        return task
+
+    task = provider.store.update(change)
+    provider.log.write("release", task["id"], server=found["what"], was=found["status"],
+                       status=task["status"], by=operator_name())
+    return "task %s released %s back to the pool; the task is %s" % (
+        task["id"], found["what"], task["status"])
+
+
+def cmd_worker(provider, args):
+    """Hidden: the detached worker for one task (pool, command, the clouds)."""
+    try:
+        backend = provider.config.backend
+    except ProviderError as exc:
+        provider.apply(args.task_id, {"status": ERROR, "phase": "failed",
+                                      "message": "the worker could not start: " + exc.message})
+        raise
+    if not hasattr(backend, "supervise"):
+        raise UsageError("the %s backend runs no workers" % backend.TYPE)
+    provider.worker_of = args.task_id   # its saves go to log/tasks/ID.log as well
+    return backend.supervise(provider, args.task_id)
+
+
+def cmd_pool(provider, args):
+    """The pool backend's servers: free, taken and set aside, per configuration
+    (no passwords)."""
+    config = provider.config
+    backend = config.backend
+    if not hasattr(backend, "inventory"):
+        raise UsageError("the %s backend keeps no pool (this needs \"type\": \"pool\")"
+                         % backend.TYPE)
+    rows, orphans = backend.inventory(config.configurations, provider.store.load())
+    if args.json:
+        def held(items):
+            return [{"server": s, "task_id": t, "status": st} for s, t, st in items]
+        return {"configurations": [{"id": c, "free": free, "taken": held(taken), "unavailable": [
+            {"server": server, "reason": record.get("reason"), "since": record.get("since"),
+             "task_id": record.get("task")} for server, record in down]}
+            for c, free, taken, down in rows], "taken_not_in_config": held(orphans)}
+    lines, notes, table = [], [], []
+    for config_id, free, taken, down in rows:
+        for server in free:
+            table.append([config_id, server, "free", "-", "-"])
+        for server, task_id, status in taken:
+            table.append([config_id, server, "taken", task_id, status])
+        for server, record in down:
+            table.append([config_id, server, "unavailable", record.get("task") or "-", "-"])
+            notes.append(backend.aside_text(server, record))
+        lines.append("%s: %d free, %d taken%s" % (config_id, len(free), len(taken), (
+            ", %d unavailable" % len(down)) if down else ""))
+    for server, task_id, status in orphans:
+        table.append(["(not in config)", server, "taken", task_id, status])
+    if not table:
+        return "the pool lists no servers"
+    return format_table(["CONFIG", "SERVER", "STATE", "TASK", "TASK STATUS"], table) + \
+        "\n\n" + "\n".join(lines + notes)
+
+
+def cmd_pool_reset(provider, args):
+    """Put a pool server set aside as unavailable back among the free ones now."""
+    backend = provider.config.backend
+    if not hasattr(backend, "inventory"):
+        raise UsageError("the %s backend keeps no pool (this needs \"type\": \"pool\")"
+                         % backend.TYPE)
+    wanted = check_server(args.server, True)[0] or args.server
+    found = {}
+
+    def change(state):
+        aside = state.get("pool_unavailable") or {}
+        names = [name for name in aside if name == args.server or
+                 check_server(name, True)[0] == wanted]
+        if not names:
+            raise UsageError("%s is not set aside (%s)" % (printable(args.server), (
+                "set aside: " + ", ".join(sorted(aside))) if aside else "no server is"))
+        found["server"], found["record"] = names[0], aside.pop(names[0])
+    provider.store.update(change)
+    provider.log.write("pool_reset", server=found["server"], by=operator_name())
+    return "%s is free again for the next order (it was set aside: %s)" % (
+        found["server"], printable(str(found["record"].get("reason")), 200))
+
+
+class NotOurs(str):
+    """`servers`: why a server carrying provider.py's marks may be another
+    installation's; such a server is listed, never adopted or deleted."""
+
+
+def cmd_servers(provider, args):
+    """Cloud backends: every server carrying provider.py's marks, and who holds it: a
+    task, nobody (an orphan of ours), or maybe another installation ("not ours?")."""
+    backend = provider.config.backend
+    if not hasattr(backend, "server_inventory"):
+        raise UsageError("the %s backend rents no servers (this is for the cloud backends)"
+                         % backend.TYPE)
+    if args.delete_orphans and not args.yes:
+        raise UsageError("--delete-orphans destroys every server no task holds; add --yes")
+    rows = backend.server_inventory(provider.store)
+    revive_workers(provider, provider.store.head())
+    deleted = []
+    for index, (server, task_id, holder) in enumerate(rows):
+        if holder is None and args.delete_orphans:
+            deleted.append(backend.delete_orphan(server, task_id))
+            provider.log.write("delete_orphan", task_id, server_id=str(server.get("id")),
+                               name=server.get("name"), by=operator_name())
+            rows[index] = (server, task_id, False)       # an orphan, deleted now
+    if args.json:
+        return {"servers": [server_json(backend, s, t, h) for s, t, h in rows],
+                "deleted": deleted}
+    if not rows:
+        return "no %s server carries provider.py's marks" % backend.LABEL
+    table = format_table(["SERVER", "NAME", "STATUS", "IPV4", "HELD BY"], [
+        [str(s.get("id")), printable(str(s.get("name")), 40), printable(backend.describe(s)[1]),
+         printable(str(backend.ipv4(s) or "-")), held_by_text(h)] for s, t, h in rows])
+    orphans = sum(1 for _, _, h in rows if h is None)
+    foreign = sum(1 for _, _, h in rows if isinstance(h, NotOurs))
+    notes = [deleted and "\n".join(deleted),
+             orphans and "%d orphan(s): billed, and no task will ever delete them: `%s servers "
+             "--delete-orphans --yes` does" % (orphans, provider.paths.name),
+             foreign and "%d server(s) NOT OURS?: another installation's, or a lost state's; "
+             "never adopted nor deleted by this plugin: delete them by hand only once you know "
+             "whose they are" % foreign]
+    return "\n\n".join([table] + [note for note in notes if note])
+
+
+def held_by_text(holder):
+    if isinstance(holder, NotOurs):
+        return "NOT OURS? " + holder
+    return holder or "ORPHAN (no task holds it)%s" % (", deleted now" if holder is False else "")
+
+
+def server_json(backend, server, task_id, holder):
+    foreign = isinstance(holder, NotOurs)
+    return {"id": str(server.get("id")), "name": server.get("name"),
+            "status": backend.describe(server)[1], "ipv4": backend.ipv4(server),
+            "task_id": task_id, "held_by": None if foreign else holder or None,
+            "orphan": holder is None or holder is False, "deleted": holder is False,
+            "ours": not foreign, "not_ours_because": str(holder) if foreign else None}
+
+
+def cmd_task_delete_server(provider, args):
+    """Destroy the cloud server of a failed or abandoned order (it costs money)."""
+    task = provider.get_task(args.task_id)
+    server_id = rented_server(task)
+    if not server_id:
+        raise ProviderError(E_TASK_STATE, "task %s rents no server%s" % (task["id"], (
+            " any more (deleted)" if (task.get("data") or {}).get("server_id") else "")))
+    if provider.caller_completed(task["id"]) and not args.force:
+        raise ProviderError(E_TASK_STATE, "task %s: server %s is in the pool (tasks/%s says "
+                            "complete); remove it from the pool first, then give --force" % (
+                                task["id"], task.get("server") or server_id, task["id"]))
+    if not args.yes:
+        raise UsageError("this destroys server %s of task %s and everything on it; "
+                         "add --yes" % (server_id, task["id"]))
+    backend = provider.config.backend
+    if task.get("backend") != backend.TYPE:
+        raise ProviderError(E_TASK_STATE, "task %s was ordered from the %s backend, the config "
+                            "now says %s" % (task["id"], task.get("backend"), backend.TYPE))
+    text = backend.delete_server(task)
+
+    def change(state):
+        saved = state["tasks"][task["id"]]
+        saved["data"] = dict(saved.get("data") or {}, server_deleted=now())
+        if saved["data"].get("cleanup") == "pending":     # the cleanup worker stops
+            saved["data"]["cleanup"] = "done"
+            saved["message"] = "%s; the operator deleted server %s" % (
+                saved["data"].get("failed_because") or saved.get("message"), server_id)
+        if saved["status"] != ERROR:
+            saved.update(status=ERROR, phase="failed",
+                         message="cancelled: the operator deleted server %s" % server_id)
+        saved["updated"] = now()
+        return saved
+
+    saved = provider.store.update(change)
+    provider.log.write("delete_server", task["id"], server_id=server_id,
+                       status=saved["status"], by=operator_name())
+    return "task %s: %s" % (task["id"], text)
+
+
+def cmd_state_restore_backup(provider, args):
+    lines = provider.store.restore_backup(getattr(args, "force", False))
+    provider.log.write("state-restore-backup", by=operator_name(), did="; ".join(lines))
+    return "\n".join("state restore-backup: " + line for line in lines)
+
+
+def cmd_state_repair(provider, args):
+    lines = provider.store.repair()
+    provider.log.write("state-repair", by=operator_name(), did="; ".join(lines))
+    return "\n".join("state repair: " + line for line in lines)
+
+
+def mode_problem(path, want_mode, home):
+    """None when path has a trusted owner (trusted_uids) and is not more open
+    than want_mode."""
+    info = os.stat(path)
+    if info.st_uid not in trusted_uids(home):
+        return "owned by uid %d, who is neither uid %d (running the plugin), root nor the " \
+               "owner of the home" % (info.st_uid, os.geteuid())
+    extra = info.st_mode & 0o777 & ~want_mode
+    if extra:
+        return "mode %03o is more open than %03o" % (info.st_mode & 0o777, want_mode)
+    return None
+
+
+def mode_fix(problem, path, want_mode):
+    """The command that fixes mode_problem's problem with path."""
+    if problem.startswith("owned"):
+        return "chown root %s" % path
+    return "chmod %03o %s" % (want_mode, path)
+
+
+def check_private_folders(paths):
+    """(ok, text) for var/, log/ and the folders under them (TrustedFiles' rule)."""
+    report = []
+    for folder, label in ((paths.var, "state folder"), (paths.log_dir, "log folder")):
+        if os.path.isdir(folder):
+            problem = mode_problem(folder, 0o700, paths.home)
+            writable = os.access(folder, os.W_OK)
+            report.append((problem is None and writable, "%s %s: %s" % (
+                label, folder, "%s; the plugin refuses to use it (fix: %s)" % (
+                    problem, mode_fix(problem, folder, 0o700)) if problem else
+                "private and writable" if writable else "not writable by uid %d (run the "
+                "plugin as root, or chown the folder to this user)" % os.geteuid())))
+        else:
+            parent = os.path.dirname(folder)
+            report.append((os.access(parent, os.W_OK), "%s %s does not exist yet; %s" % (
+                label, folder, "it will be created" if os.access(parent, os.W_OK)
+                else "and %s is not writable by uid %d (run the plugin as root, or as the user "
+                "that owns the home)" % (parent, os.geteuid()))))
+    for folder, label in ((paths.archive, "archive folder"),
+                          (os.path.join(paths.var, "workers"), "workers folder"),
+                          (os.path.join(paths.log_dir, "tasks"), "task log folder")):
+        problem = os.path.isdir(folder) and mode_problem(folder, 0o700, paths.home)
+        if problem:
+            report.append((False, "%s %s: %s; the plugin refuses to use it (fix: chmod 700 "
+                                  "%s)" % (label, folder, problem, folder)))
+    return report
+
+
+def check_caller_tasks(paths):
+    """(ok, text) for the caller's tasks/: readable, and no stray id-like names."""
+    if not os.path.isdir(paths.caller_tasks):
+        return [(True, "caller's tasks folder %s does not exist yet (bx-provider makes it)"
+                 % paths.caller_tasks)]
+    readable = os.access(paths.caller_tasks, os.R_OK | os.X_OK)
+    report = [(readable, "caller's tasks folder %s is %s" % (paths.caller_tasks, "readable"
+               if readable else "NOT readable by uid %d, so task ids cannot be kept above the "
+               "caller's (run it as root, as bx-provider does, or as the user that owns the "
+               "provider's files)" % os.geteuid()))]
+    stray = stray_caller_ids(paths)
+    if stray:
+        report.append((False, "caller's tasks folder: %d file name(s) that are not ids this "
+                              "plugin hands out, ignored when numbering (remove them if no "
+                              "order made them): %s" % (
+                                  len(stray), ", ".join(printable(name) for name in stray[:5]))))
+    return report
+
+
+def stray_caller_ids(paths):
+    """Names in the caller's tasks/ that look like ids but are not ones the plugin
+    can have handed out (leading zeros, beyond MAX_ISSUED_ID)."""
+    try:
+        names = os.listdir(paths.caller_tasks)
+    except OSError:
+        return []
+    return sorted(name for name in names if name.isdigit() and not issued_id(name))
+
+
+def check_trusted_places(paths):
+    """(ok, text) for the places that decide what root runs: the home, bin/, the
+    script, the config's folder. Another user able to change one of them could
+    replace the program or the config root obeys."""
+    trust = TrustedFiles(paths)
+    places = [(paths.home, "home"), (os.path.dirname(paths.script), "program folder"),
+              (paths.script, "program"), (os.path.dirname(paths.config), "config folder")]
+    report, seen = [], set()
+    for path, label in places:
+        if path in seen:
+            continue
+        seen.add(path)
+        try:
+            info = os.stat(path)
+        except OSError:
+            continue
+        problem = trust.owner_problem(info)
+        if problem:
+            report.append((False, "%s %s is %s: another user could change what root runs; %s"
+                           % (label, path, problem, trust.fix(path, info))))
+    if not report:
+        report.append((True, "home, program and config folder: only trusted users can "
+                             "change them"))
+    return report
+
+
+def check_bytecode_cache(paths):
+    """(ok, text) for bin/__pycache__/, by the rule of the boot at the top of this file: its
+    files (the core, and the cloud section once a config needed it) are used only when owned
+    by the program's owner or root and writable by nobody else."""
+    script = os.path.realpath(paths.script)
+    folder = os.path.join(os.path.dirname(script), "__pycache__")
+    core, cloud = (os.path.join(folder, ".".join((os.path.basename(script), part,
+                                                  sys.implementation.cache_tag, "pyc")))
+                   for part in ("core", "cloud"))
+    try:
+        owner = os.stat(script).st_uid
+    except OSError:
+        return []
+    used = []
+    for path in (folder, core, cloud):
+        try:
+            info = os.lstat(path)
+        except OSError:
+            if path == cloud:
+                break
+            return [(True, "bytecode cache %s: not written yet (the next run of %s writes "
+                           "it)" % (path, paths.script))]
+        if info.st_uid not in (owner, 0) or info.st_mode & 0o022:
+            return [(False, "bytecode cache %s is %s: the plugin does not use it and "
+                            "compiles on every call (several times slower); fix: rm -r %s "
+                            "(the next run writes a new one)" % (
+                                path, cache_problem(info, owner), folder))]
+        used.append(path)
+    return [(True, "bytecode cache %s: trusted" % ", ".join(used[1:]))]
+
+
+def cache_problem(info, owner):
+    if stat.S_ISLNK(info.st_mode):
+        return "a symbolic link"
+    if info.st_uid not in (owner, 0):
+        return "owned by uid %d (neither the program's owner nor root)" % info.st_uid
+    return "mode %03o (writable by others)" % (info.st_mode & 0o777)
+
+
+def cmd_check(provider, args):
+    paths = provider.paths
+    report = []          # (ok, text)
+
+    def add(ok, text):
+        report.append((ok, text))
+
+    add(True, "provider %s, provider.py %s, Python %s" % (
+        paths.name, __version__, sys.version.split()[0]))
+    for ok, text in check_where(paths) + check_trusted_places(paths) + \
+            check_bytecode_cache(paths) + check_python_on_path():
+        add(ok, text)
+    config = None
+    try:
+        config = provider.config
+        for ok, text in check_config(paths, config):
+            add(ok, text)
+    except ProviderError as exc:
+        add(False, exc.message if exc.code == E_ACCESS else (
+            "%s (%s); until then `help` answers disabled and bx-provider refuses every call of "
+            "this provider, order_status of orders in flight included" % (exc.message, {
+                E_DISABLED: "write one: ./install.sh --config FILE NAME, or start from examples/",
+                E_UNSAFE: "see \"Files the plugin trusts\" in docs/guarantees.md"}.get(
+                    exc.code, "fix the config, then run check again"))))
+    folders = check_private_folders(paths)
+    for ok, text in folders:
+        add(ok, text)
+    state = None
+    try:
+        state = StateStore(paths).load()
+        add(True, "state %s: %d task(s), next id %d" % (
+            paths.state, len(state["tasks"]), state["next_id"]))
+    except ProviderError as exc:
+        if exc.code != E_UNSAFE or all(ok for ok, _ in folders):   # said once above already
+            add(False, exc.message)
+    for ok, text in check_caller_tasks(paths):
+        add(ok, text)
+    if config is not None:
+        for ok, text in config.backend.check(config.configurations, state):
+            add(ok, text)
+        for ok, text in first_contact_check(paths, config):
+            add(ok, text)
+    failed = sum(1 for ok, _ in report if ok is False)
+    warned = sum(1 for ok, _ in report if ok is WARN)
+    if getattr(args, "json", False):
+        return CheckJSON({"checks": [
+            {"level": {True: "ok", WARN: "warn"}.get(ok, "fail"), "text": text}
+            for ok, text in report], "problems": failed, "warnings": warned}, failed)
+    lines = ["%s %s" % ({True: "ok  ", WARN: "WARN"}.get(ok, "FAIL"), text)
+             for ok, text in report]
+    lines.append("%d problem%s found: each FAIL line says what to do; run check again "
+                 "after fixing" % (failed, "" if failed == 1 else "s") if failed
+                 else "everything looks fine%s" % (" (%d warning%s: read the WARN lines)" % (
+                     warned, "" if warned == 1 else "s") if warned else ""))
+    return CheckReport("\n".join(lines), failed)
+
+
+def check_where(paths):
+    """(ok, text): which home and config this call uses, and why."""
+    report = [(os.path.isdir(paths.home), "home %s (%s)%s" % (
+        paths.home, paths.home_why, "" if os.path.isdir(paths.home) else
+        ": it does not exist (give --home, or run the program installed in the home)"))]
+    if os.path.islink(paths.script):
+        real = os.path.realpath(paths.script)
+        report.append((WARN, "the program %s is a symbolic link to %s: the home is taken from "
+                             "the link's path, not from %s (call %s, or give --home)" % (
+                                 paths.script, real, real, real)))
+    report.append((True, "config %s (%s)" % (paths.config, paths.config_why)))
+    script_ok = os.access(paths.script, os.X_OK)
+    report.append((script_ok, "script %s is %s" % (paths.script, "executable" if script_ok
+                                                   else "NOT executable (fix: chmod 755 %s)"
+                                                   % paths.script)))
+    return report
+
+
+def check_python_on_path():
+    """(ok, text): the python3 that bin/NAME's header starts first, when it is a
+    wrapper script (a pyenv shim) rather than Python itself: every call then
+    pays for a shell and the wrapper before Python starts."""
+    import shutil
+    path = os.environ.get("PATH", os.defpath).split(os.pathsep)
+    root = os.environ.get("PYENV_ROOT")
+    if root:            # a shim ran us: pyenv put its own folders first, the shell had not
+        own = [os.path.join(root, sub) for sub in ("versions", "libexec", "plugins")]
+        path = [entry for entry in path if not any(
+            entry == top or entry.startswith(top + os.sep) for top in own)]
+    found = shutil.which("python3", path=os.pathsep.join(path))
+    if not found:
+        return [(True, "no python3 on PATH: bin/NAME runs /usr/libexec/platform-python or "
+                       "/usr/bin/python3.N")]
+    try:
+        with open(found, "rb") as handle:
+            script = handle.read(2) == b"#!"
+    except (IOError, OSError):
+        return []
+    if not script:
+        return [(True, "python3 on PATH: %s" % found)]
+    return [(WARN, "python3 on PATH, %s, is a script (a wrapper such as a pyenv shim), not "
+                   "Python itself: bin/NAME starts it on every call, which costs the wrapper's own "
+                   "start (a pyenv shim: tens of milliseconds, several times the call itself); put "
+                   "the folder of a real python3 first in PATH (this call ran %s)" % (
+                       found, sys.executable))]
+
+
+def check_config(paths, config):
+    """(ok, text) for a config that loaded: its mode, enabled, its descriptions."""
+    report = [(True, "config %s is valid: backend %s, %d configuration(s)" % (
+        paths.config, config.backend.TYPE, len(config.configurations)))]
+    problem = mode_problem(paths.config, 0o600, paths.home)
+    report.append((problem is None, "config permissions: %s" % (
+        "0600 or stricter" if problem is None else "%s (fix: %s)" % (
+            problem, mode_fix(problem, paths.config, 0o600)))))
+    report.append((config.enabled, "provider is %s" % (
+        "enabled" if config.enabled else "DISABLED: the web interface hides it and bx-provider "
+        "refuses every call, order_status of orders in flight included (set \"enabled\": "
+        "true in %s when it is ready)" % paths.config)))
+    if not config.configurations:
+        report.append((False, "no configurations: the web interface will offer nothing "
+                              "(add one to \"configurations\")"))
+    for item in config.configurations:
+        descr = item["descr"]
+        if not all(ch in "0123456789" for ch in item["id"]):
+            report.append((WARN, "configuration %s: the id is not a number: bx-provider's plain "
+                                 "(non-JSON) output sorts ids as numbers and prints Perl "
+                                 "warnings for others (use \"1\", \"2\", ...)" % item["id"]))
+        if set(descr) & set("<>&"):
+            report.append((WARN, "configuration %s: descr holds <, > or &: the web page "
+                                 "inserts it as raw HTML (write it without them)" % item["id"]))
+        if ":" in descr:
+            report.append((WARN, "configuration %s: descr holds \":\": bx-provider's plain "
+                                 "(non-JSON) output separates fields by \":\", so that listing "
+                                 "cuts it (write it without)" % item["id"]))
+    return report
+
+
+def local_ssh_version():
+    """(major, minor) of the local OpenSSH client (`ssh -V`), or None."""
+    import re
+    import subprocess
+    try:
+        proc = subprocess.Popen(["ssh", "-V"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, close_fds=True, env=child_env())
+        out = proc.communicate(timeout=10)[0]
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    found = re.search(br"OpenSSH_(\d+)\.(\d+)", out)
+    return (int(found.group(1)), int(found.group(2))) if found else None
+
+
+def first_contact_check(paths, config):
+    """`check`: who takes care of the first SSH contact with a finished server."""
+    settings, backend = config.backend.settings, config.backend
+    report = []
+    keycopy = os.path.join(os.path.dirname(os.path.dirname(paths.home)), "bin", "ssh_keycopy")
+    if not settings.get("known_hosts", True):
+        report.append((True, "known_hosts is off: the first login to each server (its host "
+                             "key) is up to you"))
+    elif backend.TYPE == "manual":
+        report.append((True, "first contact: `task finish` checks the server's SSH and reads "
+                             "its host keys, unless given --host-key (the operator's key) or "
+                             "--no-check (then they are up to you)"))
+    elif not settings.get("ssh_probe", True) and not any(
+            "host_key" in entry for c in config.configurations for entry in c.get("servers", [])):
+        report.append((True, "first contact: the plugin does not contact the servers "
+                             "(ssh_probe is off), so their host keys are up to you"))
+    tool = backend.HOST_KEY_TOOL
+    if settings.get("known_hosts", True):
+        import shutil
+        found = shutil.which(tool)
+        report.append((bool(found), "%s %s" % (tool, "is %s: new servers' host keys are %s" % (
+            found, "made by the plugin and pinned" if tool == "ssh-keygen" else
+            "read when SSH first answers") if found else "is not in PATH: install "
+            "openssh-client, or set \"known_hosts\": false")))
+    path = known_hosts_path()
+    if settings.get("known_hosts", True) and path:
+        problem = known_hosts_problem(path)
+        report.append((problem is None, "known_hosts %s is writable by uid %d" % (
+            path, os.geteuid()) if problem is None else "known_hosts %s cannot be written "
+            "by uid %d: %s (fix that, or set \"known_hosts\": false and see to first contact "
+            "yourself)" % (path, os.geteuid(), problem)))
+    try:
+        with open(keycopy, "rb") as handle:
+            script = handle.read(65536)
+    except (IOError, OSError):
+        return report
+    version = local_ssh_version()
+    if b"(yes/no)?" in script and b"fingerprint" not in script and version and version >= (8, 0):
+        on = settings.get("known_hosts", True)
+        report.append((on, "%s answers only the old `(yes/no)?` prompt and ssh is %d.%d: an "
+                           "unknown host key fails \"add to pool\"; %s" % (
+                               keycopy, version[0], version[1],
+                               "the plugin writes known_hosts first" if on else
+                               "known_hosts is off, so set StrictHostKeyChecking accept-new "
+                               "for root")))
+    return report
+
+
+class CheckReport(str):
+    """A human report that also carries how many problems it found (main()
+    exits 1 when it found any)."""
+
+    def __new__(cls, text, failed):
+        self = str.__new__(cls, text)
+        self.failed = failed
+        return self
+
+
+class CheckJSON(dict):
+    """`check --json`'s answer, with how many problems it found."""
+
+    def __init__(self, answer, failed):
+        dict.__init__(self, answer)
+        self.failed = failed
+
+
+# ---------------------------------------------------------------------------
+# Command line: build_parser() and main()
+# ---------------------------------------------------------------------------
+
+def build_parser(prog):
+    import argparse
+
+    class Parser(argparse.ArgumentParser):
+        def __init__(self, *args, **kwargs):
+            kwargs.setdefault("allow_abbrev", False)   # "--hom" is not "--home"
+            argparse.ArgumentParser.__init__(self, *args, **kwargs)
+
+        def error(self, message):        # never argparse's exit(2) with text on stderr
+            raise UsageError(message)
+
+    common = Parser(add_help=False)
+    common.add_argument("--home", metavar="DIR", default=argparse.SUPPRESS,
+                        help="the provider's home (default: the folder above bin/; "
+                             "env BXPROVIDER_HOME)")
+    common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
+                        help="the config file (default: HOME/etc/NAME.conf; env BXPROVIDER_CONFIG)")
+    common.add_argument("--pretty", action="store_true", default=argparse.SUPPRESS,
+                        help="indent JSON output for people")
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="say on stderr what the call did and why (stdout unchanged)")
+
+    parser = Parser(prog=prog, parents=[common],
+                    description="BitrixVM provider plugin. The caller runs: help, configs, "
+                                "order CONFIG_ID, order_status TASK_ID; each prints one JSON "
+                                "object. The other commands are for people.")
+    parser.add_argument("--version", action="version", version="provider.py " + __version__)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser,
+                                     help="`COMMAND --help` says more")
+
+    def command(action, text, parent=commands):
+        """A subcommand whose handler is HANDLERS[action]."""
+        sub = parent.add_parser(action.split()[-1], parents=[common], help=text,
+                                description=text)
+        sub.set_defaults(action=action)
+        return sub
+
+    command("help", "protocol: supported options and enabled/disabled (JSON)")
+    command("configs", "protocol: the configurations a user may order (JSON)")
+    order = command("order", "protocol: order a configuration; prints the task id (JSON)")
+    order.add_argument("config_id", metavar="CONFIG_ID",
+                       help="a configuration's id, as `configs` lists it")
+    order.add_argument("--dry-run", action="store_true",
+                       help="for people, cloud backends: check the config, the token, the "
+                            "image/type/zone and the caps, print the create request (secrets "
+                            "masked); create nothing, save no task")
+    command("order_status", "protocol: the state of an order (JSON)") \
+        .add_argument("task_id", metavar="TASK_ID", help="the task id `order` answered")
+
+    listing = command("tasks", "list the tasks as a table")
+    listing.add_argument("--json", action="store_true", help="JSON instead of a table")
+    listing.add_argument("--all", action="store_true",
+                         help="also the archived tasks (finished or failed long ago)")
+    listing.add_argument("--status", choices=(IN_PROGRESS, FINISHED, ERROR),
+                         help="only the tasks in this status")
+    listing.add_argument("--holding", action="store_true",
+                         help="cloud backends: only the tasks that still rent a server, or "
+                              "may (a create sent, its server not known), archived ones too: "
+                              "task, backend, server id, name; starts no worker (install.sh "
+                              "--uninstall/--purge asks this)")
+
+    task = command("task", "look at or act on one task")
+    actions = task.add_subparsers(dest="task_command", metavar="ACTION", parser_class=Parser,
+                                  help="what to do with it (`task ACTION --help` says more)")
+    show = command("task show", "show one task (password masked)", actions)
+    show.add_argument("task_id", metavar="ID", help="the task's id, as `tasks` lists it")
+    show.add_argument("--show-password", action="store_true", help="print the root password")
+    show.add_argument("--json", action="store_true", help="JSON instead of text")
+    finish = command("task finish",
+                     "mark a task finished: the server is ready for the caller's SSH login; "
+                     "the root password is read from stdin or prompted", actions)
+    finish.add_argument("task_id", metavar="ID", help="the task's id, as `tasks` lists it")
+    finish.add_argument("--server", required=True, metavar="ADDR",
+                        help="the server's IPv4 address or host name (the caller adds "
+                             "IPv4 servers only)")
+    finish.add_argument("--force", action="store_true",
+                        help="pool tasks: finish with a --server other than the one claimed")
+    finish.add_argument("--no-password", action="store_true",
+                        help="no password: the server already holds the pool's SSH key")
+    finish.add_argument("--host-key", metavar="LINE",
+                        help="the server's public SSH host key (its /etc/ssh/ssh_host_ed25519_"
+                             "key.pub): written to the caller's known_hosts (First contact); "
+                             "the server is not contacted")
+    finish.add_argument("--no-check", action="store_true",
+                        help="do not contact the server: no SSH check, no host key read, so "
+                             "nothing goes to the caller's known_hosts")
+    fail = command("task fail", "mark a pending task failed; the command backend's program "
+                   "is stopped, a pool or cloud server stays until released or deleted", actions)
+    fail.add_argument("task_id", metavar="ID", help="the task's id, as `tasks` lists it")
+    fail.add_argument("--message", required=True, help="why it failed (shown to the admin)")
+    release = command("task release", "pool backend: give a failed or abandoned task's server "
+                      "back to the pool (a pending task becomes error)", actions)
+    release.add_argument("task_id", metavar="ID", help="the task's id, as `tasks` lists it")
+    release.add_argument("--force", action="store_true",
+                         help="release a finished task's server too (only when the caller "
+                              "never added it)")
+    delete = command("task delete-server", "cloud backends: destroy the cloud server of a "
+                     "failed or abandoned order (the task becomes error)", actions)
+    delete.add_argument("task_id", metavar="ID", help="the task's id, as `tasks` lists it")
+    delete.add_argument("--yes", action="store_true", help="yes, destroy it")
+    delete.add_argument("--force", action="store_true",
+                        help="also a server the caller added to its pool (remove it from the "
+                             "pool first); it counts for max_servers until deleted")
+    pool = command("pool", "pool backend: each configuration's free, taken and unavailable "
+                   "servers")
+    pool.add_argument("--json", action="store_true", help="JSON instead of a table")
+    pool_actions = pool.add_subparsers(dest="pool_command", metavar="ACTION",
+                                       parser_class=Parser, help="what to do (none: list "
+                                       "the servers; `pool ACTION --help` says more)")
+    reset = command("pool reset", "pool backend: put a server set aside as unavailable (it "
+                    "showed no SSH) back among the free ones now", pool_actions)
+    reset.add_argument("server", metavar="SERVER", help="the server as the config names it "
+                       "(`pool` lists the unavailable ones)")
+    servers = command("servers", "cloud backends: every server carrying this provider's owner "
+                      "tag, with the task holding it; orphans are flagged")
+    servers.add_argument("--json", action="store_true", help="JSON instead of a table")
+    servers.add_argument("--delete-orphans", action="store_true",
+                         help="delete the servers no task holds (needs --yes)")
+    servers.add_argument("--yes", action="store_true", help="yes, delete them")
+    command("check", "check the config, files, permissions and backend") \
+        .add_argument("--json", action="store_true", help="JSON instead of text: each "
+                      "check's level (ok, warn, fail) and text, and how many failed")
+    state = command("state", "maintain the state file and its archive (nothing is ever "
+                    "deleted)")
+    state_actions = state.add_subparsers(dest="state_command", metavar="ACTION",
+                                         parser_class=Parser, help="what to do (`state "
+                                         "ACTION --help` says more)")
+    compact = command("state compact",
+                      "move every finished or failed task older than retention_days to the "
+                      "archive now (writes do it bit by bit anyway)", state_actions)
+    compact.add_argument("--days", type=float, metavar="DAYS", default=None,
+                         help="this retention instead of the config's retention_days")
+    restore = command("state restore-backup", "put the backup NAME.state.json.bak back in "
+                      "place; the current file is kept aside as NAME.state.json.damaged-DATE",
+                      state_actions)
+    restore.add_argument("--force", action="store_true",
+                         help="also when the state file is valid (its last save is lost)")
+    command("state repair", "rebuild the state from the backup and the task records readable "
+            "in the damaged file, with next_id above every known id; the damaged file is kept "
+            "aside as NAME.state.json.damaged-DATE", state_actions)
+    return parser
+
+
+PROTOCOL_ARITY = {"help": 0, "configs": 0, "order": 1, "order_status": 1}
+PROTOCOL_ARG = {"order": "config_id", "order_status": "task_id"}
+
+
+# action -> handler(provider, args); each returns a dict (printed as JSON) or text.
+HANDLERS = {"help": cmd_help, "configs": cmd_configs, "order": cmd_order,
+            "order_status": cmd_order_status, "tasks": cmd_tasks, "task show": cmd_task_show,
+            "task finish": cmd_task_finish, "task fail": cmd_task_fail,
+            "task release": cmd_task_release, "task delete-server": cmd_task_delete_server,
+            "pool": cmd_pool, "pool reset": cmd_pool_reset, "servers": cmd_servers,
+            "check": cmd_check,
+            "state compact": cmd_state_compact, "_worker": cmd_worker,
+            "state restore-backup": cmd_state_restore_backup, "state repair": cmd_state_repair}
+
+
+class Args(object):
+    """The parsed command line; the protocol fast path fills it without argparse."""
+
+    def __init__(self, **values):
+        self.home = self.config = None
+        self.pretty = self.verbose = False
+        self.__dict__.update(values)
+
+
+def parse_args(argv, prog):
+    """argparse for everything; the caller's exact forms skip it (start-up time)."""
+    if argv and argv[0] in PROTOCOL_ARITY and len(argv) == 1 + PROTOCOL_ARITY[argv[0]] \
+            and not any(a.startswith("-") for a in argv[1:]):
+        values = {"action": argv[0]}
+        if argv[0] in PROTOCOL_ARG:
+            values[PROTOCOL_ARG[argv[0]]] = argv[1]
+        return Args(**values)
+    if argv[:1] == ["_worker"]:              # hidden: started by the command backend
+        if len(argv) != 2 or not valid_task_id(argv[1]):
+            raise UsageError("_worker needs one task id")
+        return Args(action="_worker", task_id=argv[1])
+    namespace = build_parser(os.path.basename(prog)).parse_args(argv)
+    args = Args(**vars(namespace))
+    if getattr(args, "action", "task") in ("task", "state"):
+        if getattr(args, "command", None) == "task":
+            raise UsageError("task needs an action: show, finish, fail, release or "
+                             "delete-server")
+        if getattr(args, "command", None) == "state":
+            raise UsageError("state needs an action: compact, restore-backup or repair")
+        raise UsageError("no option given (one of: %s)" % ", ".join(PROTOCOL_OPTIONS))
+    return args
+
+
+def guess_action(argv):
+    """The action named in a bad command line, for the error message."""
+    words = [a for a in argv if not a.startswith("-")]
+    if words and words[0] in PROTOCOL_ARITY:
+        return words[0]
+    if words[:1] == ["task"] and len(words) > 1 and words[1] in ("show", "finish", "fail",
+                                                                 "release", "delete-server"):
+        return "task " + words[1]
+    if words[:1] == ["state"] and len(words) > 1 and words[1] in ("compact", "restore-backup",
+                                                                  "repair"):
+        return "state " + words[1]
+    if words[:2] == ["pool", "reset"]:
+        return "pool reset"
+    if words and words[0] in ("tasks", "check", "pool", "servers", "_worker", "task", "state"):
+        return words[0]
+    return "usage"
+
+
+PEOPLE_COMMANDS = ("tasks", "task", "pool", "servers", "check", "state")
+
+
+def errors_as_text(action, argv):
+    """People's commands report an error as text on stderr (the exit code says
+    it failed); the caller's options, `order --dry-run`, unknown words (maybe a
+    caller's option we do not know) and anything run with --json answer the
+    one JSON object."""
+    return action.split()[0] in PEOPLE_COMMANDS and "--json" not in argv
+
+
+def emit(answer, stream, pretty=False):
+    """Write the one answer: a JSON object or text, as UTF-8 bytes whatever the locale."""
+    if isinstance(answer, dict):
+        answer = json.dumps(answer, ensure_ascii=False, indent=2 if pretty else None)
+    else:
+        answer = terminal_safe(answer)
+    text = answer + "\n"
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            # a path Python 3.6 decoded under LANG=C holds its UTF-8 bytes as escapes
+            data = text.encode("utf-8", "surrogateescape")
+            data.decode("utf-8")
+        except UnicodeError:        # not UTF-8 after all: never invalid bytes out
+            data = text.encode("utf-8", "replace")
+    try:
+        stream.flush()
+        out = getattr(stream, "buffer", None)
+        if out is None:
+            stream.write(data.decode("utf-8"))
+        else:
+            out.write(data)
+        stream.flush()
+    except (IOError, OSError):
+        pass      # the reader went away: nothing left to tell anybody
+
+
+def terminal_safe(text):
+    """Text for people's terminals: every control character but newline and tab
+    (escape sequences, C1 controls such as CSI, carriage returns) becomes "?",
+    whatever its source (an API's message, a program's output, a host name)."""
+    if all(ch.isprintable() or ch in "\n\t" for ch in text):
+        return text
+    return "".join(ch if ch.isprintable() or ch in "\n\t" else "?" for ch in text)
+
+
+def clean_arg(arg):
+    """An argument as valid text: bytes that are not UTF-8 (which Python hands
+    over as lone surrogates) become U+FFFD, so they can never reach the state
+    or the log as something json/utf-8 cannot write."""
+    if isinstance(arg, bytes):
+        return arg.decode("utf-8", "replace")
+    if not any(0xD800 <= ord(ch) <= 0xDFFF for ch in arg):
+        return arg
+    try:
+        return arg.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:      # a surrogate that is not an escaped byte
+        return arg.encode("utf-8", "replace").decode("utf-8")
+
+
+def main(argv=None, prog=None):
+    # Whatever the layout (bin/NAME's header sets it too): nothing written is group/other-writable.
+    os.umask(os.umask(0o22) | 0o22)
+    argv = [clean_arg(arg) for arg in (sys.argv[1:] if argv is None else argv)]
+    prog = prog or sys.argv[0]
+    verbose = "-v" in argv or "--verbose" in argv
+    pretty = "--pretty" in argv
+    action = guess_action(argv)
+    provider = None
+    real_stdout = sys.stdout
+    if not argv:                       # a person trying the program: the usage, not an error
+        emit(build_parser(os.path.basename(prog)).format_help().rstrip(), real_stdout)
+        return 2
+    try:
+        args = parse_args(argv, prog)
+        action, pretty, verbose = args.action, args.pretty, args.verbose
+        provider = Provider(Paths(prog, args.home, args.config), verbose)
+        provider.log.debug("%s: home %s (%s), config %s (%s), state %s" % (
+            action, provider.paths.home, provider.paths.home_why, provider.paths.config,
+            provider.paths.config_why, provider.paths.state))
+        sys.stdout = sys.stderr        # a stray print() must never reach the caller
+        answer = HANDLERS[action](provider, args)
+        code = getattr(answer, "failed", 0) and 1
+    except UsageError as exc:
+        answer, code = error_object(action, exc.code, exc.message), 2
+    except ProviderError as exc:
+        answer, code = error_object(action, exc.code, exc.message), 1
+    except SystemExit as exc:           # argparse's --help and --version
+        return exc.code or 0
+    except KeyboardInterrupt:
+        answer, code = error_object(action, E_INTERNAL, "interrupted"), 1
+    except Exception as exc:  # a bug: still one JSON object on stdout
+        import traceback
+        trace = traceback.format_exc()
+        if verbose:
+            sys.stderr.write(trace)
+        try:
+            if provider is not None:
+                provider.log.write("bug", trace=trace)
+        except Exception:
+            sys.stderr.write(trace)     # the log failed too: stderr is all that is left
+        answer = error_object(action, E_INTERNAL, "internal error (%s); the traceback is in %s"
+                              % (type(exc).__name__, provider.paths.log if provider else "-v"))
+        code = 1
+    finally:
+        sys.stdout = real_stdout
+    if verbose and isinstance(answer, dict) and "error" in answer:
+        sys.stderr.write("debug: %s failed (exit %d): %s\n" % (action, code,
+                                                              answer["error_message"]))
+    if isinstance(answer, dict) and "error" in answer and errors_as_text(action, argv):
+        message = answer["error_message"]       # one line, whatever an argument held
+        emit(printable(message, len(message)), sys.stderr)
+    else:
+        emit(answer, real_stdout, pretty)
+    return code
+
+
+# >>> the cloud section: the file's tail. bin/NAME's boot runs the lines above alone, and these
+# only when a config names a cloud backend (backend_class); nothing above names what they
+# define but through BACKENDS. (`python3 provider.py` and an import run the whole file.)
 
 # -- The cloud layer: what every backend that rents servers from an API shares --
 
@@ -7774,1824 +9582,6 @@ class YandexBackend(CloudBackend):
             return False, "%s is in zone %s (name a subnet of zone %s: `yc vpc subnet list`)" % (
                 text, printable(str(subnet.get("zoneId"))), zone)
         return True, text
-
-
-# <<< section cloud
-
-
-class BackendRegistry(dict):
-    """Backend type -> class, kept as the class's name: bin/NAME starts without the cloud
-    section (see its marker), and the first look-up of a class it does not have yet loads it.
-    So only look-ups (BACKENDS[kind]) give classes; .get(), .values() and .items() give names."""
-
-    def __getitem__(self, kind):
-        name = dict.__getitem__(self, kind)
-        if name not in globals():
-            load_section("cloud")
-        return globals()[name]
-
-
-# The backends of the cloud section: their orders are driven by a worker (needs_worker).
-CLOUD_TYPES = frozenset(("hetzner", "timeweb", "openstack", "selectel", "vkcloud", "yandex"))
-
-BACKENDS = BackendRegistry(manual="ManualBackend", pool="PoolBackend", command="CommandBackend",
-                           hetzner="HetznerBackend", timeweb="TimewebBackend",
-                           openstack="OpenStackBackend", selectel="SelectelBackend",
-                           vkcloud="VKCloudBackend", yandex="YandexBackend")
-
-# What bin/NAME's boot left out of this module: section name -> a function that compiles it
-# (through the boot's cache). Empty when the whole file ran (`python3 provider.py`, an import).
-SECTIONS_LEFT_OUT = {}
-
-
-def load_section(name):
-    """Run a section of this file that the boot left out, in this module, once."""
-    exec(SECTIONS_LEFT_OUT.pop(name)(), globals())
-
-
-# ---------------------------------------------------------------------------
-# Tasks: the record, and what the protocol shows of it
-# ---------------------------------------------------------------------------
-
-def new_task(task_id, config_id, backend_type):
-    stamp = now()
-    return {"id": task_id, "config_id": config_id, "backend": backend_type,
-            "status": IN_PROGRESS, "phase": "new", "message": "",
-            "server": "", "server_password": "",
-            "created": stamp, "updated": stamp, "data": {}}
-
-
-def scrub_task(task, reason, stamp, say=True):
-    """Remove the root password; say: add why to the message."""
-    task["server_password"] = ""
-    task["password_removed"] = stamp
-    if say:
-        note = "root password removed %s" % reason
-        task["message"] = "%s; %s" % (task["message"], note) if task.get("message") else note
-
-
-def status_answer(task):
-    """The protocol's view: the root password only once the task is finished."""
-    finished = task["status"] == FINISHED
-    return {"task_id": task["id"], "status": task["status"],
-            "server": task.get("server", ""),
-            "server_password": task.get("server_password", "") if finished else "",
-            "message": task.get("message", "")}
-
-
-def rented_server(task):
-    """The id of the cloud server a task still rents (costs money), or None."""
-    data = task.get("data") or {}
-    return None if data.get("server_deleted") else data.get("server_id")
-
-
-def unsettled_create(task):
-    """True when the task sent a create (the ledger: claim_create counts each one before
-    it is sent) whose server it does not know, and that is not settled: refused, or looked
-    for until no late create could land (data "settled" counts the creates settled)."""
-    data = task.get("data") or {}
-    creates, settled = data.get("creates"), data.get("settled") or 0
-    return (isinstance(creates, int) and isinstance(settled, int) and creates > settled
-            and not data.get("server_id"))
-
-
-def may_rent(task):
-    """True when the task rents a cloud server, or may (an unsettled create)."""
-    return bool(rented_server(task) or unsettled_create(task))
-
-
-def task_age(task):
-    """Seconds since the order, as its workers measured them ("age", by the monotonic
-    clock: a wall-clock step while a worker runs changes nothing) plus the wall time
-    since their last measure ("age_at"; never negative); else since "created"."""
-    data = task.get("data") or {}
-    age, at = data.get("age"), data.get("age_at")
-    if isinstance(age, (int, float)) and isinstance(at, (int, float)):
-        return age + max(0.0, now() - at)
-    created = task.get("created")
-    return max(0.0, now() - created) if isinstance(created, (int, float)) else 0.0
-
-
-def needs_worker(task):
-    """True for a task a detached worker must drive: a cloud order in progress, or a
-    failed one whose server is still to be deleted (data "cleanup" pending)."""
-    return (isinstance(task, dict) and task.get("backend") in CLOUD_TYPES
-            and (task.get("status") == IN_PROGRESS
-                 or (task.get("data") or {}).get("cleanup") == "pending"))
-
-
-def index_workers(state):
-    """Before every save: the head's "workers", the ids of the tasks needing a worker,
-    which any call reads cheaply (revive_workers)."""
-    state["workers"] = sorted((task_id for task_id, task in state["tasks"].items()
-                               if needs_worker(task)), key=int)
-
-
-def revive_workers(provider, head, skip=None):
-    """Start a worker for each task of the head's "workers" that has none (killed, a
-    reboot): an order nobody polls still ends, within its timeout, and a failed order's
-    server is still deleted. Cheap: no network; a look at each worker lock, and a fork
-    per dead worker. Problems only warn: the call's own answer is what matters."""
-    ids = head.get("workers") if isinstance(head, dict) else None
-    dead = [task_id for task_id in ids if isinstance(task_id, str) and valid_task_id(task_id)
-            and task_id != skip and lock_is_held(worker_lock(provider.paths, task_id)) is not True
-            ] if isinstance(ids, list) else []
-    if not dead:
-        return
-    try:
-        backend = provider.config.backend
-        for task_id in dead[:MAX_REVIVALS]:
-            task = provider.store.find(task_id)
-            if needs_worker(task) and task.get("backend") == backend.TYPE:
-                provider.log.write("revive", task_id, status=task["status"])
-                backend.start_worker(task, again=True)
-    except ProviderError as exc:
-        sys.stderr.write("warning: a task's worker could not be started again: %s\n"
-                         % exc.message)
-
-
-def caller_mark(paths, task_id):
-    """The first bytes of the caller's tasks/<id>; b"" when it is missing or not a
-    regular file. Opened without blocking and without following a symlink: a FIFO
-    planted there cannot hang a call (nor an order holding the state lock)."""
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
-    try:
-        fd = os.open(os.path.join(paths.caller_tasks, task_id), flags)
-    except OSError:
-        return b""
-    try:
-        return os.read(fd, 64) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
-    except OSError:
-        return b""
-    finally:
-        os.close(fd)
-
-
-def is_hex(text, length):
-    return (isinstance(text, str) and len(text) == length
-            and all(ch in "0123456789abcdef" for ch in text))
-
-
-def valid_task_id(text):
-    """Ids are positive decimals without leading zeros: "024" is not task 24."""
-    return (0 < len(text) <= 20 and all(ch in "0123456789" for ch in text)
-            and not text.startswith("0"))
-
-
-def issued_id(text):
-    """True for an id (str or bytes) this plugin can have handed out; ids found
-    beyond MAX_ISSUED_ID (a stray tasks/ name) do not count when numbering."""
-    if isinstance(text, bytes):
-        text = text.decode("ascii", "replace")
-    return valid_task_id(text) and int(text) <= MAX_ISSUED_ID
-
-
-# ---------------------------------------------------------------------------
-# The provider: config, state, log and backend together
-# ---------------------------------------------------------------------------
-
-class Provider(object):
-    def __init__(self, paths, verbose=False):
-        self.paths = paths
-        self.log = AuditLog(paths.log, verbose, TrustedFiles(paths))
-        self.worker_of = None           # the task id, in that task's detached worker
-        self._config = None
-        self.store = StateStore(paths, self.lock_wait, self.retention_days,
-                                tidy=self.scrub_passwords, index=index_workers)
-
-    @property
-    def config(self):
-        if self._config is None:
-            try:
-                self._config = Config.load(self.paths, self.log)
-            except ProviderError as exc:
-                self.log.debug("config %s not usable: %s" % (self.paths.config, exc.message))
-                raise
-            self._config.backend.store = self.store    # a backend's own writes: same store
-            self.log.debug("config %s read: backend %s, %d configuration(s), %s" % (
-                self.paths.config, self._config.backend.TYPE,
-                len(self._config.configurations),
-                "enabled" if self._config.enabled else "disabled"))
-        return self._config
-
-    def reload_config(self):
-        """The config read again (a worker's follow_config); ProviderError when it is not
-        usable now, and then the one read before stays."""
-        config = Config.load(self.paths, self.log)
-        config.backend.store = self.store
-        self._config = config
-        return config
-
-    def use_config(self, config, backend):
-        """A worker's config read again (WorkerBackend.follow_config); backend:
-        the worker's own backend object, which keeps serving it."""
-        config.backend = backend
-        self._config = config
-
-    def enabled_config(self):
-        config = self.config
-        if not config.enabled:
-            raise ProviderError(E_DISABLED, "the provider is disabled in %s" % config.path)
-        return config
-
-    def lock_wait(self):
-        """The config's lock_wait; the default when the config is unusable."""
-        try:
-            return self.config.lock_wait
-        except ProviderError:
-            return DEFAULT_LOCK_WAIT
-
-    def retention_days(self):
-        """The config's retention_days; the default when the config is unusable."""
-        try:
-            return self.config.retention_days
-        except ProviderError:
-            return DEFAULT_RETENTION_DAYS
-
-    def password_ttl_days(self):
-        try:
-            return self.config.password_ttl_days
-        except ProviderError:
-            return DEFAULT_PASSWORD_TTL_DAYS
-
-    def caller_completed(self, task_id):
-        """True when the caller wrote "complete..." into tasks/<id> (added to its pool)."""
-        return caller_mark(self.paths, task_id).startswith(b"complete")
-
-    def password_reason(self, task, stamp, ttl_days, check_caller=True):
-        """Why a finished task's root password must go now, or None."""
-        if task.get("status") != FINISHED or not task.get("server_password"):
-            return None
-        updated = task.get("updated")
-        if not isinstance(updated, (int, float)) or stamp - updated >= ttl_days * 86400:
-            return "after %g day%s (password_ttl_days)" % (ttl_days, "" if ttl_days == 1 else "s")
-        if check_caller and self.caller_completed(task["id"]):
-            return "because the server was added to the pool"
-        return None
-
-    def scrub_passwords(self, state):
-        """Remove the root passwords nobody needs any more; runs before every save:
-        a failed task's at once, a finished task's after password_ttl_days or
-        once the caller added the server.
-
-        Bounded: the age test is in memory; at most SCRUB_FILE_CHECKS tasks/<id>
-        files are read per call. True when a password was removed (the store
-        then also replaces the backup, which would still hold it).
-        """
-        stamp, ttl, reads, removed = now(), self.password_ttl_days(), 0, False
-        for task in state["tasks"].values():
-            if not isinstance(task, dict):
-                continue
-            data = task.get("data")
-            if task.get("status") in TERMINAL and isinstance(data, dict) and \
-                    data.get("host_key_private"):
-                del data["host_key_private"]    # a cloud server's own host key: it has it now
-                removed = True
-            if not task.get("server_password"):
-                continue
-            if task.get("status") == ERROR:
-                # a failed order's password is never shown to the caller: it goes at once
-                # (the message, the admin's reason for the failure, is left as it is)
-                reason, say = "because the order failed", False
-            elif task.get("status") == FINISHED:
-                reason, say = self.password_reason(
-                    task, stamp, ttl, check_caller=reads < SCRUB_FILE_CHECKS), True
-                reads += 1
-            else:
-                continue
-            if reason:
-                scrub_task(task, reason, stamp, say)
-                self.log.write("scrub", task["id"], reason=reason)
-                removed = True
-        return removed
-
-    def remember_host_keys(self, task):
-        """Write a finished task's host keys into the known_hosts of the user
-        answering order_status: the caller's ssh_keycopy runs as that user next.
-        Once per task and file (noted in data known_hosts_in); never fails the call."""
-        data = task.get("data") or {}
-        keys, server, port = data.get("host_keys"), task.get("server"), data.get("ssh_port", 22)
-        if not isinstance(keys, list) or not keys or not isinstance(server, str) or \
-                check_server(server, True)[1] or not isinstance(port, int) or \
-                not 0 < port < 65536:
-            return
-        path = known_hosts_path()
-        if path is None or path in (data.get("known_hosts_in") or ()):
-            return
-        keys = [key for key in keys if isinstance(key, str) and parse_host_key(key) == key]
-        try:
-            changed = write_known_hosts(path, server, port, keys)
-        except (IOError, OSError) as exc:
-            self.log.debug("task %s: %s not written: %s" % (task["id"], path,
-                                                            exc.strerror or exc))
-            return
-        if changed:
-            self.log.write("known_hosts", task["id"], file=path, server=server, port=port,
-                           keys=len(keys))
-
-        def change(state):
-            found = state["tasks"].get(task["id"])
-            if found is not None and isinstance(found.get("data"), dict):
-                done = found["data"].setdefault("known_hosts_in", [])
-                if path not in done:
-                    done.append(path)
-        try:
-            self.store.update(change)
-        except ProviderError:
-            pass                        # written; noting it is tried at the next call
-
-    def get_task(self, task_id):
-        if not valid_task_id(task_id):
-            raise ProviderError(E_NO_TASK, "no task %s (task ids are decimal numbers)"
-                                % printable(task_id))
-        task = self.store.find(task_id)
-        if task is None:
-            self.log.debug("task %s: in neither %s nor the archive" % (task_id, self.paths.state))
-            raise ProviderError(E_NO_TASK, "no task %s" % task_id)
-        self.log.debug("task %s read from %s: %s" % (task_id, self.paths.state, task_summary(task)))
-        return task
-
-    def apply(self, task_id, changes, event="status"):
-        """Save a backend's changes to a pending task; returns the task as saved."""
-        def change(state):
-            task = state["tasks"].get(task_id)
-            if task is None or task["status"] in TERMINAL:
-                return task           # someone else finished it meanwhile
-            before = (task["status"], task.get("phase"), task.get("message"))
-            if "data" in changes:       # a backend sends the data keys it changes
-                data = dict(task.get("data") or {})
-                data.update(changes["data"])
-                task["data"] = data
-            task.update((key, value) for key, value in changes.items() if key != "data")
-            task["updated"] = now()
-            if (task["status"], task.get("phase"), task.get("message")) != before:
-                self.log.write(event, task_id, status=task["status"], phase=task.get("phase"),
-                               server=task.get("server", ""), message=task.get("message", ""))
-            return task
-        saved = self.store.update(change)
-        if saved is not None and task_id == self.worker_of:   # each step, in the task's log
-            TaskLog(os.path.join(self.paths.log_dir, "tasks", task_id + ".log")).note(
-                "saved: %s (%s): %s" % (saved["status"], saved.get("phase"), saved.get("message")))
-        return saved
-
-    def status_message(self):
-        """Why `help` says disabled, or None when enabled."""
-        try:
-            config = self.config
-        except ProviderError as exc:
-            return exc.message
-        if not config.enabled:
-            return "disabled in %s" % config.path
-        return None
-
-
-# ---------------------------------------------------------------------------
-# Protocol handlers: help, configs, order, order_status
-# ---------------------------------------------------------------------------
-
-def task_summary(task):
-    """A task for -v lines: status, phase, server, message; never its password."""
-    return "status %s, phase %s, server %s, message %r" % (
-        task.get("status"), task.get("phase"), task.get("server") or "-",
-        printable(task.get("message") or "", 200))
-
-
-def cmd_help(provider, args):
-    answer = {"options": list(PROTOCOL_OPTIONS)}
-    reason = provider.status_message()
-    provider.log.debug("status: %s" % ("disabled: " + reason if reason else "enabled"))
-    answer["status"] = "disabled" if reason else "enabled"
-    if reason:
-        answer["message"] = reason
-    return answer
-
-
-def cmd_configs(provider, args):
-    config = provider.enabled_config()
-    backend = config.backend
-    state = provider.store.load() if backend.configs_need_state() else None
-    for item in config.configurations:
-        if state is not None and not backend.available(item, state):
-            provider.log.debug("configuration %s left out: nothing left to order "
-                               "(hide_when_empty)" % item["id"])
-    return {"configurations": [{"id": c["id"], "descr": c["descr"]}
-                               for c in config.configurations
-                               if state is None or backend.available(c, state)],
-            "status": "enabled"}
-
-
-def cmd_order(provider, args):
-    config = provider.enabled_config()
-    configuration = config.configuration(args.config_id)
-    backend = config.backend
-    if getattr(args, "dry_run", False):
-        return order_dry_run(provider, backend, configuration)
-
-    heads = []
-
-    def change(state):
-        task = new_task(provider.store.allocate_id(state), configuration["id"], backend.TYPE)
-        backend.place(task, configuration, state)
-        state["tasks"][task["id"]] = task
-        heads.append(state)
-        return task
-
-    task = provider.store.update(change)
-    provider.log.write("order", task["id"], config=task["config_id"], backend=backend.TYPE,
-                       status=task["status"], phase=task["phase"], message=task["message"])
-    try:
-        changes = backend.launch(task, configuration)
-    except Exception as exc:
-        # The caller will not know this id: the task must not stay pending.
-        known = isinstance(exc, ProviderError)
-        reason = exc.message if known else "internal error (%s)" % type(exc).__name__
-        try:
-            provider.apply(task["id"], {"status": ERROR, "phase": "failed", "message": reason})
-        except ProviderError as save_error:     # the launch's error is the one to tell
-            sys.stderr.write("warning: task %s stays in_progress: %s\n"
-                             % (task["id"], save_error.message))
-        if not known:
-            raise                       # a bug: main() logs the traceback
-        raise ProviderError(E_BACKEND, "task %s could not be started: %s"
-                            % (task["id"], exc.message))
-    if changes:
-        # The work has started (a worker, a server being made): from here on the
-        # caller must get the id. Changes that cannot be saved now (the lock is
-        # busy, the disk full) are found again by the next order_status's poll.
-        try:
-            provider.apply(task["id"], changes)
-        except ProviderError as exc:
-            sys.stderr.write("warning: task %s: its first progress was not saved (%s); "
-                             "order_status looks again\n" % (task["id"], exc.message))
-    revive_workers(provider, heads[-1], skip=task["id"])
-    return {"task_id": task["id"]}
-
-
-def order_dry_run(provider, backend, configuration):
-    """People's `order CONFIG_ID --dry-run` (the caller never passes it)."""
-    if not hasattr(backend, "dry_run"):
-        raise UsageError("--dry-run is for the cloud backends (this one is %s)" % backend.TYPE)
-    state = provider.store.load()
-    return backend.dry_run(configuration, state, provider.store.allocate_id(state))
-
-
-def cmd_order_status(provider, args):
-    """The task's status; on the way, any dead worker of another task is started again."""
-    task = provider.get_task(args.task_id)
-    head = provider.store.last_head
-    answer = task_status(provider, task)
-    revive_workers(provider, head, skip=task["id"])
-    return answer
-
-
-def task_status(provider, task):
-    reason = None
-    if task.get("status") == FINISHED and task.get("server_password"):
-        # (only then: a terminal task without one answers without reading the config)
-        reason = provider.password_reason(task, now(), provider.password_ttl_days())
-    if reason:
-        # Its time is up: remove it now (a short write); answer without it anyway.
-        try:
-            found = provider.store.update(lambda state: state["tasks"].get(task["id"]))
-            if found is None:       # archived (by an older provider.py, with its password)
-                provider.store.tidy_archive([archive_start(task["id"])])
-                found = provider.store.find(task["id"])
-            task = found or task
-        except ProviderError:
-            pass
-        if task.get("server_password"):
-            task = dict(task)
-            scrub_task(task, reason, now())
-    if reason:
-        provider.log.debug("task %s: its root password is removed %s" % (task["id"], reason))
-    if task["status"] in TERMINAL:
-        provider.log.debug("task %s has ended: answered from the state" % task["id"])
-        if (task.get("data") or {}).get("cleanup") == "pending":
-            settle_quietly(provider, task)      # a failed order's server still to delete
-        elif task["status"] == FINISHED:
-            provider.remember_host_keys(task)
-        return status_answer(task)
-    config = provider.config
-    # A task ordered under another backend (the config changed since) is not
-    # this backend's to poll: it answers from the state until someone acts.
-    if task.get("backend") == config.backend.TYPE:
-        changes = config.backend.poll(task, config.by_id.get(task["config_id"], {}))
-        provider.log.debug("task %s: the %s backend looked: %s" % (
-            task["id"], config.backend.TYPE, "its worker's step, saved by the worker"
-            if changes == {} else "no change" if not changes else ", ".join(
-                "%s -> %s" % (key, printable(str(changes[key]), 200)) for key in
-                ("status", "phase", "server", "message") if key in changes) or "data only"))
-        if changes:
-            task = provider.apply(task["id"], changes) or task
-            settle_quietly(provider, task)
-        elif changes is not None:       # {}: the backend's worker saved the task itself
-            task = provider.store.find(task["id"]) or task
-    else:
-        provider.log.debug("task %s was ordered from the %s backend, the config now says %s: "
-                           "answered from the state" % (task["id"], task.get("backend"),
-                                                        config.backend.TYPE))
-    if task["status"] == FINISHED:
-        provider.remember_host_keys(task)
-    return status_answer(task)
-
-
-def settle_quietly(provider, task):
-    """backend.settle(task); a problem (a broken config, no worker) only warns:
-    the answer about the task is what the caller asked for."""
-    try:
-        backend = provider.config.backend
-        if backend.TYPE == task.get("backend"):
-            backend.settle(task)
-    except ProviderError as exc:
-        sys.stderr.write("warning: task %s: %s\n" % (task["id"], exc.message))
-
-
-# ---------------------------------------------------------------------------
-# Admin handlers for people: tasks, task show/finish/fail, check
-# ---------------------------------------------------------------------------
-
-def format_age(seconds):
-    seconds = max(0, int(seconds))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return "%d%s" % (seconds // size, unit)
-    return "%ds" % seconds
-
-
-def format_table(header, rows):
-    widths = [max(len(str(row[i])) for row in [header] + rows) for i in range(len(header))]
-    lines = []
-    for row in [header] + rows:
-        cells = [str(cell).ljust(width) for cell, width in zip(row, widths)]
-        lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)
-
-
-def public_task(task, show_password=False):
-    shown = dict(task)
-    if shown.get("server_password") and not show_password:
-        shown["server_password"] = "********"
-    if isinstance(shown.get("data"), dict) and shown["data"].get("host_key_private"):
-        # a pending cloud task's pinned host key: secret, never shown
-        shown["data"] = dict(shown["data"], host_key_private="********")
-    return shown
-
-
-def holding_tasks(store):
-    """Every task (archived ones too) that rents a cloud server, or may (may_rent: a
-    create sent whose server it does not know), by id. Starts no worker."""
-    tasks = store.archived_tasks()
-    tasks.update(store.load()["tasks"])
-    held = []
-    for task in sorted(tasks.values(), key=lambda t: int(t["id"])):
-        data = task.get("data") if isinstance(task.get("data"), dict) else {}
-        if may_rent(task):
-            held.append({"task_id": task["id"], "backend": task.get("backend"),
-                         "server_id": rented_server(task), "name": data.get("name"),
-                         "status": task.get("status"), "server": task.get("server") or None})
-    return held
-
-
-def cmd_holding(provider, args):
-    """`tasks --holding`: what uninstalling would leave billed."""
-    held = holding_tasks(provider.store)
-    if args.json:
-        return {"holding": held}
-    if not held:
-        return "no task rents a cloud server"
-    return format_table(["TASK", "BACKEND", "SERVER ID", "NAME", "STATUS"], [
-        [t["task_id"], printable(str(t["backend"])), printable(str(t["server_id"] or
-                                                                   "- (create under way?)")),
-         printable(str(t["name"] or "-"), 60), t["status"]] for t in held])
-
-
-def cmd_tasks(provider, args):
-    if args.holding:
-        if args.all or args.status:
-            raise UsageError("--holding lists every task that rents a server: no --all, "
-                             "--status")
-        return cmd_holding(provider, args)
-    store = provider.store
-    state = store.load()
-    revive_workers(provider, state)
-    tasks = state["tasks"]
-    if args.all:
-        hot, tasks = tasks, store.archived_tasks()
-        tasks.update(hot)             # a task in both (a crash while archiving): hot wins
-    tasks = sorted(tasks.values(), key=lambda t: int(t["id"]))
-    if args.status:
-        tasks = [t for t in tasks if t["status"] == args.status]
-    if args.json:
-        return {"tasks": [public_task(t) for t in tasks]}
-    if not tasks:
-        if args.status:
-            archived = args.status != IN_PROGRESS and not args.all and store.archive_starts()
-            return "no %s tasks%s" % (args.status, " (tasks --all: also the archived ones)"
-                                      if archived else "")
-        return "no tasks yet (state: %s)" % provider.paths.state
-    note = ""
-    if not args.all and args.status != IN_PROGRESS and store.archive_starts():
-        # the archive only ever holds ended tasks
-        note = "\n(older finished and failed tasks are in %s: tasks --all)" % provider.paths.archive
-    stamp = now()
-    rows = [[t["id"], t["config_id"], t["status"], shown_server(t),
-             format_age(stamp - t.get("created", stamp)), printable(t.get("message", ""), 60)]
-            for t in tasks]
-    note += aside_notes(provider, state)
-    header = ["ID", "CONFIG", "STATUS", "SERVER", "AGE", "MESSAGE"]
-    if any((t.get("data") or {}).get("server_id") or unsettled_create(t) for t in tasks):
-        # cloud backends: which orders still rent (and pay for) a server
-        header.insert(4, "RENTS")
-        for row, task in zip(rows, tasks):
-            row.insert(4, rented_server(task) or ("deleted" if (task.get("data") or {})
-                                                  .get("server_id") else "maybe (a create "
-                                                  "sent)" if unsettled_create(task) else "-"))
-    return format_table(header, rows) + note
-
-
-def aside_notes(provider, state):
-    """`tasks`: a line for each pool server set aside as unavailable now."""
-    if not state.get("pool_unavailable"):
-        return ""
-    try:
-        config = provider.config
-    except ProviderError:
-        return ""
-    if not hasattr(config.backend, "aside_report"):
-        return ""
-    return "".join("\n(pool: %s)" % text for _, text in config.backend.aside_report(
-        config.configurations, state))
-
-
-def shown_server(task):
-    """The SERVER column: none for a pool task whose server went back to the pool."""
-    if (task.get("data") or {}).get("released"):
-        return "- (released)"
-    return task.get("server") or "-"
-
-
-def cmd_state_compact(provider, args):
-    days = args.days
-    if days is None:
-        days = provider.config.retention_days     # a broken config is an error here
-    elif not 0 <= days < float("inf"):
-        raise UsageError("--days must be a finite number, 0 or more")
-    moved, staying = provider.store.compact(days)
-    provider.log.write("compact", moved=moved, staying=staying, days=days, by=operator_name())
-    text = "moved %d task(s) to %s; %d task(s) stay in %s" % (
-        moved, provider.paths.archive, staying, provider.paths.state)
-    holding = sorted((t["id"] for t in provider.store.load()["tasks"].values()
-                      if t.get("server_password")), key=int)
-    if holding:
-        text += ("\n%d of them still hold a root password (%s): finished tasks the caller "
-                 "has not added to its pool yet, or pending ones; a task moves once its "
-                 "password is removed (password_ttl_days, or the caller's \"add to pool\")"
-                 % (len(holding), ", ".join(holding[:10]) + (", ..." if len(holding) > 10
-                                                           else "")))
-    return text
-
-
-def cmd_task_show(provider, args):
-    task = public_task(provider.get_task(args.task_id), args.show_password)
-    if args.json:
-        return task
-    lines = []
-    for key in ("id", "config_id", "backend", "status", "phase", "server", "server_password",
-                "message"):
-        lines.append("%-16s %s" % (key + ":", task.get(key, "")))
-    for key in ("created", "updated"):
-        stamp = task.get(key)
-        lines.append("%-16s %s" % (key + ":", time.strftime(
-            "%Y-%m-%d %H:%M:%S UTC", time.gmtime(stamp)) if stamp else ""))
-    for key in sorted(task.get("data") or {}):
-        lines.append("%-16s %s" % ("data." + key + ":", json.dumps(task["data"][key],
-                                                                   ensure_ascii=False)))
-    if task.get("status") == IN_PROGRESS:
-        lines.append("%-16s %s" % ("next:", next_steps(provider.paths.name, task)))
-    return "\n".join(lines)
-
-
-def next_steps(name, task):
-    """What a person can do about a pending task, as `task show` says it."""
-    fail = "`%s task fail %s --message TEXT` gives it up" % (name, task["id"])
-    if task.get("backend") == "manual":
-        return ("`%s task finish %s --server ADDR` once the server is ready (root password on "
-                "stdin, or --no-password), or %s" % (name, task["id"], fail))
-    return "the task's worker goes on by itself; %s" % fail
-
-
-def read_password(args):
-    """The root password from stdin (a pipe) or a prompt; never from argv."""
-    if args.no_password:
-        return ""
-    if sys.stdin is None:
-        raise UsageError("no password: pipe it on stdin or give --no-password")
-    if sys.stdin.isatty():
-        import getpass
-        first = getpass.getpass("root password for %s: " % args.server)
-        if getpass.getpass("again: ") != first:
-            raise UsageError("the two passwords differ")
-        password = first
-    else:
-        # bytes, decoded here: the locale's decoding (ASCII under LANG=C on 3.6)
-        # would turn a Cyrillic password into surrogates no file can hold
-        stream = getattr(sys.stdin, "buffer", sys.stdin)
-        data = stream.read(MAX_CONFIG_BYTES)
-        try:
-            text = data.decode("utf-8") if isinstance(data, bytes) else data
-        except UnicodeDecodeError:
-            raise UsageError("the password on stdin is not UTF-8 text")
-        lines = [line.rstrip("\r") for line in text.split("\n") if line.strip("\r")]
-        if len(lines) > 1:
-            raise UsageError("%d non-empty lines on stdin: give the password alone, on one "
-                             "line" % len(lines))
-        password = lines[0] if lines else ""
-    if not password:
-        raise UsageError("empty password: give --no-password for hosts that hold the pool key")
-    problem = password_problem(password)
-    if problem:
-        raise UsageError("the password %s" % problem)
-    return password
-
-
-def pending_task(provider, task_id):
-    """The task, which must exist and be in progress (archived tasks are all terminal)."""
-    found = provider.get_task(task_id)
-    if found["status"] in TERMINAL:
-        raise ProviderError(E_TASK_STATE, "task %s is already %s" % (task_id, found["status"]))
-    return found
-
-
-def pending_task_change(provider, task_id, changes, event, guard=None):
-    """Finish or fail a pending task by hand; refuses terminal ones. A data key
-    changed to None is removed; guard(task), under the lock, raises when the
-    task changed since the caller looked at it."""
-    pending_task(provider, task_id)       # a clear "no task" before taking the lock
-
-    def change(state):
-        task = state["tasks"].get(task_id)
-        if task is None:
-            raise ProviderError(E_NO_TASK, "no task %s" % task_id)
-        if task["status"] in TERMINAL:
-            raise ProviderError(E_TASK_STATE, "task %s is already %s" % (task_id, task["status"]))
-        if guard is not None:
-            guard(task)
-        task.update((key, value) for key, value in changes.items() if key != "data")
-        if "data" in changes:
-            data = dict(task.get("data") or {}, **changes["data"])
-            task["data"] = dict((k, v) for k, v in data.items() if v is not None)
-        task["updated"] = now()
-        return task
-
-    task = provider.store.update(change)
-    provider.log.write(event, task_id, status=task["status"], server=task["server"],
-                       message=task["message"], by=operator_name())
-    return task
-
-
-def operator_name():
-    try:
-        import pwd
-        return pwd.getpwuid(os.getuid()).pw_name
-    except (ImportError, KeyError):
-        return str(os.getuid())
-
-
-def finish_settings(provider):
-    """The backend settings `task finish` checks a server with; the defaults
-    when the config cannot be read (a task can be finished all the same)."""
-    try:
-        return provider.config.backend.settings
-    except ProviderError:
-        return {}
-
-
-def cmd_task_finish(provider, args):
-    settings = finish_settings(provider)
-    server, problem = check_server(args.server, settings.get("allow_loopback", False))
-    if problem:
-        raise UsageError("--server: %s" % problem)
-    task = pending_task(provider, args.task_id)       # before asking for the password
-    claimed = task.get("server") if task.get("backend") == "pool" else None
-    if claimed and claimed != server and not args.force:
-        raise ProviderError(E_TASK_STATE, "task %s claimed pool server %s, not %s: the pool "
-                            "still counts %s as taken by it; give --force if %s really is "
-                            "the server" % (task["id"], claimed, server, claimed, server))
-    key = None
-    if args.host_key is not None:
-        key = parse_host_key(args.host_key)
-        if key is None:
-            raise UsageError("--host-key: not a public key line (TYPE BASE64, as in "
-                             "/etc/ssh/ssh_host_ed25519_key.pub)")
-    data, note = hand_finish_contact(task, server, settings, key, args.no_check)
-    changes = {"status": FINISHED, "phase": "done", "server": server, "data": data,
-               "message": "finished by the operator"}
-    changes["server_password"] = read_password(args)
-    def guard(current):       # the worker moved on meanwhile (another server, its address)
-        if first_contact_ground(current) != first_contact_ground(task):
-            raise ProviderError(E_TASK_STATE, "task %s changed while its server was checked "
-                                "(its worker went on): run task finish again" % task["id"])
-    task = pending_task_change(provider, args.task_id, changes, "finish", guard)
-    return "task %s finished: server %s, %s%s" % (
-        task["id"], task["server"], "root password saved" if changes["server_password"]
-        else "no password (key login)", note)
-
-
-FINISH_PROBE_LIMIT = 5.0        # s `task finish` waits for the SSH banner at most
-HOST_KEY_FIELDS = ("host_keys", "host_key_private", "host_key", "host_key_sha256")
-
-
-def first_contact_ground(task):
-    """What a task's host keys rest on: the address they belong to (a cloud
-    server's verified IPv4, else the task's server) and the keys themselves."""
-    data = task.get("data") or {}
-    ground = [data.get("ipv4") if "ipv4" in data else task.get("server"), task.get("server")]
-    return ground + [data.get(key) for key in HOST_KEY_FIELDS]
-
-
-def hand_finish_contact(task, server, settings, key, no_check):
-    """(data changes, note) for `task finish --server server`: the task's own
-    host keys only when they belong to server (a cloud task's plugin-made key
-    to the IPv4 its worker verified; a pool or command pin to the task's
-    server); else they go (the private half with the task's next save, as
-    any ended task's: Provider.scrub_passwords). Then --host-key pins; else
-    the server is checked (SSH banner, ssh-keyscan; pins verified) unless
-    no_check. Raises ProviderError (E_UNREACHABLE) when the check fails."""
-    port = settings.get("ssh_port", 22)
-    own = first_contact_ground(task)[0] == server
-    data = task.get("data") or {}
-    changes = dict((name, None) for name in ("host_keys", "host_key", "host_key_sha256")
-                   if name in data and not own)
-    remember = settings.get("known_hosts", True)
-    if key is not None:
-        changes.update(host_keys=[key], ssh_port=port, host_key=None, host_key_sha256=None)
-        if not remember:
-            return dict(changes, host_keys=None), "; known_hosts is off: the host key was not kept"
-        return changes, "; its host key goes to known_hosts at the next order_status"
-    pins = data if own else {}
-    if no_check:
-        if remember and pins.get("host_keys"):
-            return changes, ("; not checked (--no-check); the host key the plugin made for "
-                             "it goes to known_hosts at the next order_status")
-        return changes, ("; not checked (--no-check): nothing goes to known_hosts, so the "
-                         "caller's first login to %s must accept its host key itself (an "
-                         "OpenSSH 8+ master's \"add to pool\" fails on an unknown or "
-                         "changed key)" % server)
-    keys, detail = checked_host_keys(server, port, settings, pins, scan=remember)
-    if remember:
-        changes.update(host_keys=keys, ssh_port=port)
-    return changes, "; %s%s" % (detail, ": its host key goes to known_hosts at the next "
-                                "order_status" if remember else "; known_hosts is off")
-
-
-def checked_host_keys(server, port, settings, pins, scan=True):
-    """(keys, what was seen) of server:port, checked now: an SSH banner within
-    ssh_timeout (FINISH_PROBE_LIMIT at most), then (scan) its host keys, the
-    pinned ones (pins: the task's data) verified. Raises E_UNREACHABLE,
-    nothing saved."""
-    timeout = min(settings.get("ssh_timeout", DEFAULT_SSH_TIMEOUT), FINISH_PROBE_LIMIT)
-    ok, detail = ssh_banner_probe(server, port, timeout)
-    where = "%s port %d" % (server, port)
-    advice = ("nothing was changed: fix the address (or the server) and run task finish "
-              "again, or give --no-check to finish without looking")
-    if not ok:
-        raise ProviderError(E_UNREACHABLE, "%s does not answer SSH: %s; %s" % (
-            where, detail, advice))
-    if not scan:
-        return None, "checked: %s answers %s" % (where, printable(detail, 60))
-    scanned, why = scan_host_keys(server, port, timeout)
-    if scanned is None:
-        raise ProviderError(E_UNREACHABLE, "%s answers SSH but %s; %s" % (where, why, advice))
-    made = pins.get("host_keys")
-    if made:        # a cloud task's own key, handed to cloud-init
-        if not set(made) & set(scanned):
-            raise ProviderError(E_UNREACHABLE, "%s does not show the host key the plugin "
-                                "handed to cloud-init (it shows %s): cloud-init may not have "
-                                "run yet; %s" % (where, ", ".join(
-                                    key_fingerprint(k) for k in scanned), advice))
-        return made, "checked: %s answers SSH and shows the host key the plugin made" % where
-    keys, problem = trusted_host_keys(scanned, pins)
-    if problem:
-        raise ProviderError(E_UNREACHABLE, "%s %s; %s" % (where, problem, advice))
-    return keys, "checked: %s answers %s" % (where, printable(detail, 60))
-
-
-def cmd_task_fail(provider, args):
-    message = args.message.strip()
-    if not message:
-        raise UsageError("--message must say why the order failed")
-    task = pending_task_change(provider, args.task_id, {
-        "status": ERROR, "phase": "failed", "message": message}, "fail")
-    lines = ["task %s marked error: %s" % (task["id"], task["message"])]
-    try:
-        backend = provider.config.backend
-    except ProviderError:           # a broken config: the task is failed all the same
-        backend = None
-    if backend is not None and backend.TYPE == task.get("backend"):
-        stopping = backend.cancel(task)
-        if stopping:
-            lines.append(stopping)
-    return "\n".join(lines)
-
-
-def cmd_task_release(provider, args):
-    """Give a failed or abandoned task's server back to its backend's pool."""
-    backend = provider.config.backend
-    provider.get_task(args.task_id)
-    found = {}
-
-    def change(state):
-        task = state["tasks"].get(args.task_id)
-        if task is None:
-            raise ProviderError(E_NO_TASK, "no task %s" % args.task_id)
-        if task["status"] == FINISHED and not args.force:
-            raise ProviderError(E_TASK_STATE, "task %s is finished: the caller may have added "
-                                "%s to its pool already; give --force if it did not"
-                                % (task["id"], task.get("server") or "its server"))
-        found["what"] = backend.release(task, state)
-        found["status"] = task["status"]
-        task.setdefault("data", {})["released"] = now()
-        if task["status"] != ERROR:
-            # Pending or finished: it must never show this server as finished again.
-            task.update({"status": ERROR, "phase": "released",
-                         "message": "cancelled by the operator; the server went back to the pool"})
-        task["updated"] = now()
-        return task
-
-    task = provider.store.update(change)
-    provider.log.write("release", task["id"], server=found["what"], was=found["status"],
-                       status=task["status"], by=operator_name())
-    return "task %s released %s back to the pool; the task is %s" % (
-        task["id"], found["what"], task["status"])
-
-
-def cmd_worker(provider, args):
-    """Hidden: the detached worker for one task (pool, command, the clouds)."""
-    try:
-        backend = provider.config.backend
-    except ProviderError as exc:
-        provider.apply(args.task_id, {"status": ERROR, "phase": "failed",
-                                      "message": "the worker could not start: " + exc.message})
-        raise
-    if not hasattr(backend, "supervise"):
-        raise UsageError("the %s backend runs no workers" % backend.TYPE)
-    provider.worker_of = args.task_id   # its saves go to log/tasks/ID.log as well
-    return backend.supervise(provider, args.task_id)
-
-
-def cmd_pool(provider, args):
-    """The pool backend's servers: free, taken and set aside, per configuration
-    (no passwords)."""
-    config = provider.config
-    backend = config.backend
-    if not hasattr(backend, "inventory"):
-        raise UsageError("the %s backend keeps no pool (this needs \"type\": \"pool\")"
-                         % backend.TYPE)
-    rows, orphans = backend.inventory(config.configurations, provider.store.load())
-    if args.json:
-        def held(items):
-            return [{"server": s, "task_id": t, "status": st} for s, t, st in items]
-        return {"configurations": [{"id": c, "free": free, "taken": held(taken), "unavailable": [
-            {"server": server, "reason": record.get("reason"), "since": record.get("since"),
-             "task_id": record.get("task")} for server, record in down]}
-            for c, free, taken, down in rows], "taken_not_in_config": held(orphans)}
-    lines, notes, table = [], [], []
-    for config_id, free, taken, down in rows:
-        for server in free:
-            table.append([config_id, server, "free", "-", "-"])
-        for server, task_id, status in taken:
-            table.append([config_id, server, "taken", task_id, status])
-        for server, record in down:
-            table.append([config_id, server, "unavailable", record.get("task") or "-", "-"])
-            notes.append(backend.aside_text(server, record))
-        lines.append("%s: %d free, %d taken%s" % (config_id, len(free), len(taken), (
-            ", %d unavailable" % len(down)) if down else ""))
-    for server, task_id, status in orphans:
-        table.append(["(not in config)", server, "taken", task_id, status])
-    if not table:
-        return "the pool lists no servers"
-    return format_table(["CONFIG", "SERVER", "STATE", "TASK", "TASK STATUS"], table) + \
-        "\n\n" + "\n".join(lines + notes)
-
-
-def cmd_pool_reset(provider, args):
-    """Put a pool server set aside as unavailable back among the free ones now."""
-    backend = provider.config.backend
-    if not hasattr(backend, "inventory"):
-        raise UsageError("the %s backend keeps no pool (this needs \"type\": \"pool\")"
-                         % backend.TYPE)
-    wanted = check_server(args.server, True)[0] or args.server
-    found = {}
-
-    def change(state):
-        aside = state.get("pool_unavailable") or {}
-        names = [name for name in aside if name == args.server or
-                 check_server(name, True)[0] == wanted]
-        if not names:
-            raise UsageError("%s is not set aside (%s)" % (printable(args.server), (
-                "set aside: " + ", ".join(sorted(aside))) if aside else "no server is"))
-        found["server"], found["record"] = names[0], aside.pop(names[0])
-    provider.store.update(change)
-    provider.log.write("pool_reset", server=found["server"], by=operator_name())
-    return "%s is free again for the next order (it was set aside: %s)" % (
-        found["server"], printable(str(found["record"].get("reason")), 200))
-
-
-class NotOurs(str):
-    """`servers`: why a server carrying provider.py's marks may be another
-    installation's; such a server is listed, never adopted or deleted."""
-
-
-def cmd_servers(provider, args):
-    """Cloud backends: every server carrying provider.py's marks, and who holds it: a
-    task, nobody (an orphan of ours), or maybe another installation ("not ours?")."""
-    backend = provider.config.backend
-    if not hasattr(backend, "server_inventory"):
-        raise UsageError("the %s backend rents no servers (this is for the cloud backends)"
-                         % backend.TYPE)
-    if args.delete_orphans and not args.yes:
-        raise UsageError("--delete-orphans destroys every server no task holds; add --yes")
-    rows = backend.server_inventory(provider.store)
-    revive_workers(provider, provider.store.head())
-    deleted = []
-    for index, (server, task_id, holder) in enumerate(rows):
-        if holder is None and args.delete_orphans:
-            deleted.append(backend.delete_orphan(server, task_id))
-            provider.log.write("delete_orphan", task_id, server_id=str(server.get("id")),
-                               name=server.get("name"), by=operator_name())
-            rows[index] = (server, task_id, False)       # an orphan, deleted now
-    if args.json:
-        return {"servers": [server_json(backend, s, t, h) for s, t, h in rows],
-                "deleted": deleted}
-    if not rows:
-        return "no %s server carries provider.py's marks" % backend.LABEL
-    table = format_table(["SERVER", "NAME", "STATUS", "IPV4", "HELD BY"], [
-        [str(s.get("id")), printable(str(s.get("name")), 40), printable(backend.describe(s)[1]),
-         printable(str(backend.ipv4(s) or "-")), held_by_text(h)] for s, t, h in rows])
-    orphans = sum(1 for _, _, h in rows if h is None)
-    foreign = sum(1 for _, _, h in rows if isinstance(h, NotOurs))
-    notes = [deleted and "\n".join(deleted),
-             orphans and "%d orphan(s): billed, and no task will ever delete them: `%s servers "
-             "--delete-orphans --yes` does" % (orphans, provider.paths.name),
-             foreign and "%d server(s) NOT OURS?: another installation's, or a lost state's; "
-             "never adopted nor deleted by this plugin: delete them by hand only once you know "
-             "whose they are" % foreign]
-    return "\n\n".join([table] + [note for note in notes if note])
-
-
-def held_by_text(holder):
-    if isinstance(holder, NotOurs):
-        return "NOT OURS? " + holder
-    return holder or "ORPHAN (no task holds it)%s" % (", deleted now" if holder is False else "")
-
-
-def server_json(backend, server, task_id, holder):
-    foreign = isinstance(holder, NotOurs)
-    return {"id": str(server.get("id")), "name": server.get("name"),
-            "status": backend.describe(server)[1], "ipv4": backend.ipv4(server),
-            "task_id": task_id, "held_by": None if foreign else holder or None,
-            "orphan": holder is None or holder is False, "deleted": holder is False,
-            "ours": not foreign, "not_ours_because": str(holder) if foreign else None}
-
-
-def cmd_task_delete_server(provider, args):
-    """Destroy the cloud server of a failed or abandoned order (it costs money)."""
-    task = provider.get_task(args.task_id)
-    server_id = rented_server(task)
-    if not server_id:
-        raise ProviderError(E_TASK_STATE, "task %s rents no server%s" % (task["id"], (
-            " any more (deleted)" if (task.get("data") or {}).get("server_id") else "")))
-    if provider.caller_completed(task["id"]) and not args.force:
-        raise ProviderError(E_TASK_STATE, "task %s: server %s is in the pool (tasks/%s says "
-                            "complete); remove it from the pool first, then give --force" % (
-                                task["id"], task.get("server") or server_id, task["id"]))
-    if not args.yes:
-        raise UsageError("this destroys server %s of task %s and everything on it; "
-                         "add --yes" % (server_id, task["id"]))
-    backend = provider.config.backend
-    if task.get("backend") != backend.TYPE:
-        raise ProviderError(E_TASK_STATE, "task %s was ordered from the %s backend, the config "
-                            "now says %s" % (task["id"], task.get("backend"), backend.TYPE))
-    text = backend.delete_server(task)
-
-    def change(state):
-        saved = state["tasks"][task["id"]]
-        saved["data"] = dict(saved.get("data") or {}, server_deleted=now())
-        if saved["data"].get("cleanup") == "pending":     # the cleanup worker stops
-            saved["data"]["cleanup"] = "done"
-            saved["message"] = "%s; the operator deleted server %s" % (
-                saved["data"].get("failed_because") or saved.get("message"), server_id)
-        if saved["status"] != ERROR:
-            saved.update(status=ERROR, phase="failed",
-                         message="cancelled: the operator deleted server %s" % server_id)
-        saved["updated"] = now()
-        return saved
-
-    saved = provider.store.update(change)
-    provider.log.write("delete_server", task["id"], server_id=server_id,
-                       status=saved["status"], by=operator_name())
-    return "task %s: %s" % (task["id"], text)
-
-
-def cmd_state_restore_backup(provider, args):
-    lines = provider.store.restore_backup(getattr(args, "force", False))
-    provider.log.write("state-restore-backup", by=operator_name(), did="; ".join(lines))
-    return "\n".join("state restore-backup: " + line for line in lines)
-
-
-def cmd_state_repair(provider, args):
-    lines = provider.store.repair()
-    provider.log.write("state-repair", by=operator_name(), did="; ".join(lines))
-    return "\n".join("state repair: " + line for line in lines)
-
-
-def mode_problem(path, want_mode, home):
-    """None when path has a trusted owner (trusted_uids) and is not more open
-    than want_mode."""
-    info = os.stat(path)
-    if info.st_uid not in trusted_uids(home):
-        return "owned by uid %d, who is neither uid %d (running the plugin), root nor the " \
-               "owner of the home" % (info.st_uid, os.geteuid())
-    extra = info.st_mode & 0o777 & ~want_mode
-    if extra:
-        return "mode %03o is more open than %03o" % (info.st_mode & 0o777, want_mode)
-    return None
-
-
-def mode_fix(problem, path, want_mode):
-    """The command that fixes mode_problem's problem with path."""
-    if problem.startswith("owned"):
-        return "chown root %s" % path
-    return "chmod %03o %s" % (want_mode, path)
-
-
-def check_private_folders(paths):
-    """(ok, text) for var/, log/ and the folders under them (TrustedFiles' rule)."""
-    report = []
-    for folder, label in ((paths.var, "state folder"), (paths.log_dir, "log folder")):
-        if os.path.isdir(folder):
-            problem = mode_problem(folder, 0o700, paths.home)
-            writable = os.access(folder, os.W_OK)
-            report.append((problem is None and writable, "%s %s: %s" % (
-                label, folder, "%s; the plugin refuses to use it (fix: %s)" % (
-                    problem, mode_fix(problem, folder, 0o700)) if problem else
-                "private and writable" if writable else "not writable by uid %d (run the "
-                "plugin as root, or chown the folder to this user)" % os.geteuid())))
-        else:
-            parent = os.path.dirname(folder)
-            report.append((os.access(parent, os.W_OK), "%s %s does not exist yet; %s" % (
-                label, folder, "it will be created" if os.access(parent, os.W_OK)
-                else "and %s is not writable by uid %d (run the plugin as root, or as the user "
-                "that owns the home)" % (parent, os.geteuid()))))
-    for folder, label in ((paths.archive, "archive folder"),
-                          (os.path.join(paths.var, "workers"), "workers folder"),
-                          (os.path.join(paths.log_dir, "tasks"), "task log folder")):
-        problem = os.path.isdir(folder) and mode_problem(folder, 0o700, paths.home)
-        if problem:
-            report.append((False, "%s %s: %s; the plugin refuses to use it (fix: chmod 700 "
-                                  "%s)" % (label, folder, problem, folder)))
-    return report
-
-
-def check_caller_tasks(paths):
-    """(ok, text) for the caller's tasks/: readable, and no stray id-like names."""
-    if not os.path.isdir(paths.caller_tasks):
-        return [(True, "caller's tasks folder %s does not exist yet (bx-provider makes it)"
-                 % paths.caller_tasks)]
-    readable = os.access(paths.caller_tasks, os.R_OK | os.X_OK)
-    report = [(readable, "caller's tasks folder %s is %s" % (paths.caller_tasks, "readable"
-               if readable else "NOT readable by uid %d, so task ids cannot be kept above the "
-               "caller's (run it as root, as bx-provider does, or as the user that owns the "
-               "provider's files)" % os.geteuid()))]
-    stray = stray_caller_ids(paths)
-    if stray:
-        report.append((False, "caller's tasks folder: %d file name(s) that are not ids this "
-                              "plugin hands out, ignored when numbering (remove them if no "
-                              "order made them): %s" % (
-                                  len(stray), ", ".join(printable(name) for name in stray[:5]))))
-    return report
-
-
-def stray_caller_ids(paths):
-    """Names in the caller's tasks/ that look like ids but are not ones the plugin
-    can have handed out (leading zeros, beyond MAX_ISSUED_ID)."""
-    try:
-        names = os.listdir(paths.caller_tasks)
-    except OSError:
-        return []
-    return sorted(name for name in names if name.isdigit() and not issued_id(name))
-
-
-def check_trusted_places(paths):
-    """(ok, text) for the places that decide what root runs: the home, bin/, the
-    script, the config's folder. Another user able to change one of them could
-    replace the program or the config root obeys."""
-    trust = TrustedFiles(paths)
-    places = [(paths.home, "home"), (os.path.dirname(paths.script), "program folder"),
-              (paths.script, "program"), (os.path.dirname(paths.config), "config folder")]
-    report, seen = [], set()
-    for path, label in places:
-        if path in seen:
-            continue
-        seen.add(path)
-        try:
-            info = os.stat(path)
-        except OSError:
-            continue
-        problem = trust.owner_problem(info)
-        if problem:
-            report.append((False, "%s %s is %s: another user could change what root runs; %s"
-                           % (label, path, problem, trust.fix(path, info))))
-    if not report:
-        report.append((True, "home, program and config folder: only trusted users can "
-                             "change them"))
-    return report
-
-
-def check_bytecode_cache(paths):
-    """(ok, text) for bin/__pycache__/, by the rule of the boot at the top of this file: its
-    files (the core, and the cloud section once a config needed it) are used only when owned
-    by the program's owner or root and writable by nobody else."""
-    script = os.path.realpath(paths.script)
-    folder = os.path.join(os.path.dirname(script), "__pycache__")
-    core, cloud = (os.path.join(folder, ".".join((os.path.basename(script), part,
-                                                  sys.implementation.cache_tag, "pyc")))
-                   for part in ("core", "cloud"))
-    try:
-        owner = os.stat(script).st_uid
-    except OSError:
-        return []
-    used = []
-    for path in (folder, core, cloud):
-        try:
-            info = os.lstat(path)
-        except OSError:
-            if path == cloud:
-                break
-            return [(True, "bytecode cache %s: not written yet (the next run of %s writes "
-                           "it)" % (path, paths.script))]
-        if info.st_uid not in (owner, 0) or info.st_mode & 0o022:
-            return [(False, "bytecode cache %s is %s: the plugin does not use it and "
-                            "compiles on every call (several times slower); fix: rm -r %s "
-                            "(the next run writes a new one)" % (
-                                path, cache_problem(info, owner), folder))]
-        used.append(path)
-    return [(True, "bytecode cache %s: trusted" % ", ".join(used[1:]))]
-
-
-def cache_problem(info, owner):
-    if stat.S_ISLNK(info.st_mode):
-        return "a symbolic link"
-    if info.st_uid not in (owner, 0):
-        return "owned by uid %d (neither the program's owner nor root)" % info.st_uid
-    return "mode %03o (writable by others)" % (info.st_mode & 0o777)
-
-
-def cmd_check(provider, args):
-    paths = provider.paths
-    report = []          # (ok, text)
-
-    def add(ok, text):
-        report.append((ok, text))
-
-    add(True, "provider %s, provider.py %s, Python %s" % (
-        paths.name, __version__, sys.version.split()[0]))
-    for ok, text in check_where(paths) + check_trusted_places(paths) + \
-            check_bytecode_cache(paths) + check_python_on_path():
-        add(ok, text)
-    config = None
-    try:
-        config = provider.config
-        for ok, text in check_config(paths, config):
-            add(ok, text)
-    except ProviderError as exc:
-        add(False, exc.message if exc.code == E_ACCESS else (
-            "%s (%s); until then `help` answers disabled and bx-provider refuses every call of "
-            "this provider, order_status of orders in flight included" % (exc.message, {
-                E_DISABLED: "write one: ./install.sh --config FILE NAME, or start from examples/",
-                E_UNSAFE: "see \"Files the plugin trusts\" in docs/guarantees.md"}.get(
-                    exc.code, "fix the config, then run check again"))))
-    folders = check_private_folders(paths)
-    for ok, text in folders:
-        add(ok, text)
-    state = None
-    try:
-        state = StateStore(paths).load()
-        add(True, "state %s: %d task(s), next id %d" % (
-            paths.state, len(state["tasks"]), state["next_id"]))
-    except ProviderError as exc:
-        if exc.code != E_UNSAFE or all(ok for ok, _ in folders):   # said once above already
-            add(False, exc.message)
-    for ok, text in check_caller_tasks(paths):
-        add(ok, text)
-    if config is not None:
-        for ok, text in config.backend.check(config.configurations, state):
-            add(ok, text)
-        for ok, text in first_contact_check(paths, config):
-            add(ok, text)
-    failed = sum(1 for ok, _ in report if ok is False)
-    warned = sum(1 for ok, _ in report if ok is WARN)
-    if getattr(args, "json", False):
-        return CheckJSON({"checks": [
-            {"level": {True: "ok", WARN: "warn"}.get(ok, "fail"), "text": text}
-            for ok, text in report], "problems": failed, "warnings": warned}, failed)
-    lines = ["%s %s" % ({True: "ok  ", WARN: "WARN"}.get(ok, "FAIL"), text)
-             for ok, text in report]
-    lines.append("%d problem%s found: each FAIL line says what to do; run check again "
-                 "after fixing" % (failed, "" if failed == 1 else "s") if failed
-                 else "everything looks fine%s" % (" (%d warning%s: read the WARN lines)" % (
-                     warned, "" if warned == 1 else "s") if warned else ""))
-    return CheckReport("\n".join(lines), failed)
-
-
-def check_where(paths):
-    """(ok, text): which home and config this call uses, and why."""
-    report = [(os.path.isdir(paths.home), "home %s (%s)%s" % (
-        paths.home, paths.home_why, "" if os.path.isdir(paths.home) else
-        ": it does not exist (give --home, or run the program installed in the home)"))]
-    if os.path.islink(paths.script):
-        real = os.path.realpath(paths.script)
-        report.append((WARN, "the program %s is a symbolic link to %s: the home is taken from "
-                             "the link's path, not from %s (call %s, or give --home)" % (
-                                 paths.script, real, real, real)))
-    report.append((True, "config %s (%s)" % (paths.config, paths.config_why)))
-    script_ok = os.access(paths.script, os.X_OK)
-    report.append((script_ok, "script %s is %s" % (paths.script, "executable" if script_ok
-                                                   else "NOT executable (fix: chmod 755 %s)"
-                                                   % paths.script)))
-    return report
-
-
-def check_python_on_path():
-    """(ok, text): the python3 that bin/NAME's header starts first, when it is a
-    wrapper script (a pyenv shim) rather than Python itself: every call then
-    pays for a shell and the wrapper before Python starts."""
-    import shutil
-    path = os.environ.get("PATH", os.defpath).split(os.pathsep)
-    root = os.environ.get("PYENV_ROOT")
-    if root:            # a shim ran us: pyenv put its own folders first, the shell had not
-        own = [os.path.join(root, sub) for sub in ("versions", "libexec", "plugins")]
-        path = [entry for entry in path if not any(
-            entry == top or entry.startswith(top + os.sep) for top in own)]
-    found = shutil.which("python3", path=os.pathsep.join(path))
-    if not found:
-        return [(True, "no python3 on PATH: bin/NAME runs /usr/libexec/platform-python or "
-                       "/usr/bin/python3.N")]
-    try:
-        with open(found, "rb") as handle:
-            script = handle.read(2) == b"#!"
-    except (IOError, OSError):
-        return []
-    if not script:
-        return [(True, "python3 on PATH: %s" % found)]
-    return [(WARN, "python3 on PATH, %s, is a script (a wrapper such as a pyenv shim), not "
-                   "Python itself: bin/NAME starts it on every call, which costs the wrapper's own "
-                   "start (a pyenv shim: tens of milliseconds, several times the call itself); put "
-                   "the folder of a real python3 first in PATH (this call ran %s)" % (
-                       found, sys.executable))]
-
-
-def check_config(paths, config):
-    """(ok, text) for a config that loaded: its mode, enabled, its descriptions."""
-    report = [(True, "config %s is valid: backend %s, %d configuration(s)" % (
-        paths.config, config.backend.TYPE, len(config.configurations)))]
-    problem = mode_problem(paths.config, 0o600, paths.home)
-    report.append((problem is None, "config permissions: %s" % (
-        "0600 or stricter" if problem is None else "%s (fix: %s)" % (
-            problem, mode_fix(problem, paths.config, 0o600)))))
-    report.append((config.enabled, "provider is %s" % (
-        "enabled" if config.enabled else "DISABLED: the web interface hides it and bx-provider "
-        "refuses every call, order_status of orders in flight included (set \"enabled\": "
-        "true in %s when it is ready)" % paths.config)))
-    if not config.configurations:
-        report.append((False, "no configurations: the web interface will offer nothing "
-                              "(add one to \"configurations\")"))
-    for item in config.configurations:
-        descr = item["descr"]
-        if not all(ch in "0123456789" for ch in item["id"]):
-            report.append((WARN, "configuration %s: the id is not a number: bx-provider's plain "
-                                 "(non-JSON) output sorts ids as numbers and prints Perl "
-                                 "warnings for others (use \"1\", \"2\", ...)" % item["id"]))
-        if set(descr) & set("<>&"):
-            report.append((WARN, "configuration %s: descr holds <, > or &: the web page "
-                                 "inserts it as raw HTML (write it without them)" % item["id"]))
-        if ":" in descr:
-            report.append((WARN, "configuration %s: descr holds \":\": bx-provider's plain "
-                                 "(non-JSON) output separates fields by \":\", so that listing "
-                                 "cuts it (write it without)" % item["id"]))
-    return report
-
-
-def local_ssh_version():
-    """(major, minor) of the local OpenSSH client (`ssh -V`), or None."""
-    import re
-    import subprocess
-    try:
-        proc = subprocess.Popen(["ssh", "-V"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, close_fds=True, env=child_env())
-        out = proc.communicate(timeout=10)[0]
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    found = re.search(br"OpenSSH_(\d+)\.(\d+)", out)
-    return (int(found.group(1)), int(found.group(2))) if found else None
-
-
-def first_contact_check(paths, config):
-    """`check`: who takes care of the first SSH contact with a finished server."""
-    settings, backend = config.backend.settings, config.backend
-    report = []
-    keycopy = os.path.join(os.path.dirname(os.path.dirname(paths.home)), "bin", "ssh_keycopy")
-    if not settings.get("known_hosts", True):
-        report.append((True, "known_hosts is off: the first login to each server (its host "
-                             "key) is up to you"))
-    elif backend.TYPE == "manual":
-        report.append((True, "first contact: `task finish` checks the server's SSH and reads "
-                             "its host keys, unless given --host-key (the operator's key) or "
-                             "--no-check (then they are up to you)"))
-    elif not settings.get("ssh_probe", True) and not any(
-            "host_key" in entry for c in config.configurations for entry in c.get("servers", [])):
-        report.append((True, "first contact: the plugin does not contact the servers "
-                             "(ssh_probe is off), so their host keys are up to you"))
-    tool = backend.HOST_KEY_TOOL
-    if settings.get("known_hosts", True):
-        import shutil
-        found = shutil.which(tool)
-        report.append((bool(found), "%s %s" % (tool, "is %s: new servers' host keys are %s" % (
-            found, "made by the plugin and pinned" if tool == "ssh-keygen" else
-            "read when SSH first answers") if found else "is not in PATH: install "
-            "openssh-client, or set \"known_hosts\": false")))
-    path = known_hosts_path()
-    if settings.get("known_hosts", True) and path:
-        problem = known_hosts_problem(path)
-        report.append((problem is None, "known_hosts %s is writable by uid %d" % (
-            path, os.geteuid()) if problem is None else "known_hosts %s cannot be written "
-            "by uid %d: %s (fix that, or set \"known_hosts\": false and see to first contact "
-            "yourself)" % (path, os.geteuid(), problem)))
-    try:
-        with open(keycopy, "rb") as handle:
-            script = handle.read(65536)
-    except (IOError, OSError):
-        return report
-    version = local_ssh_version()
-    if b"(yes/no)?" in script and b"fingerprint" not in script and version and version >= (8, 0):
-        on = settings.get("known_hosts", True)
-        report.append((on, "%s answers only the old `(yes/no)?` prompt and ssh is %d.%d: an "
-                           "unknown host key fails \"add to pool\"; %s" % (
-                               keycopy, version[0], version[1],
-                               "the plugin writes known_hosts first" if on else
-                               "known_hosts is off, so set StrictHostKeyChecking accept-new "
-                               "for root")))
-    return report
-
-
-class CheckReport(str):
-    """A human report that also carries how many problems it found (main()
-    exits 1 when it found any)."""
-
-    def __new__(cls, text, failed):
-        self = str.__new__(cls, text)
-        self.failed = failed
-        return self
-
-
-class CheckJSON(dict):
-    """`check --json`'s answer, with how many problems it found."""
-
-    def __init__(self, answer, failed):
-        dict.__init__(self, answer)
-        self.failed = failed
-
-
-# ---------------------------------------------------------------------------
-# Command line: build_parser() and main()
-# ---------------------------------------------------------------------------
-
-def build_parser(prog):
-    import argparse
-
-    class Parser(argparse.ArgumentParser):
-        def __init__(self, *args, **kwargs):
-            kwargs.setdefault("allow_abbrev", False)   # "--hom" is not "--home"
-            argparse.ArgumentParser.__init__(self, *args, **kwargs)
-
-        def error(self, message):        # never argparse's exit(2) with text on stderr
-            raise UsageError(message)
-
-    common = Parser(add_help=False)
-    common.add_argument("--home", metavar="DIR", default=argparse.SUPPRESS,
-                        help="the provider's home (default: the folder above bin/; "
-                             "env BXPROVIDER_HOME)")
-    common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
-                        help="the config file (default: HOME/etc/NAME.conf; env BXPROVIDER_CONFIG)")
-    common.add_argument("--pretty", action="store_true", default=argparse.SUPPRESS,
-                        help="indent JSON output for people")
-    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
-                        help="say on stderr what the call did and why (stdout unchanged)")
-
-    parser = Parser(prog=prog, parents=[common],
-                    description="BitrixVM provider plugin. The caller runs: help, configs, "
-                                "order CONFIG_ID, order_status TASK_ID; each prints one JSON "
-                                "object. The other commands are for people.")
-    parser.add_argument("--version", action="version", version="provider.py " + __version__)
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser,
-                                     help="`COMMAND --help` says more")
-
-    def command(action, text, parent=commands):
-        """A subcommand whose handler is HANDLERS[action]."""
-        sub = parent.add_parser(action.split()[-1], parents=[common], help=text,
-                                description=text)
-        sub.set_defaults(action=action)
-        return sub
-
-    command("help", "protocol: supported options and enabled/disabled (JSON)")
-    command("configs", "protocol: the configurations a user may order (JSON)")
-    order = command("order", "protocol: order a configuration; prints the task id (JSON)")
-    order.add_argument("config_id", metavar="CONFIG_ID",
-                       help="a configuration's id, as `configs` lists it")
-    order.add_argument("--dry-run", action="store_true",
-                       help="for people, cloud backends: check the config, the token, the "
-                            "image/type/zone and the caps, print the create request (secrets "
-                            "masked); create nothing, save no task")
-    command("order_status", "protocol: the state of an order (JSON)") \
-        .add_argument("task_id", metavar="TASK_ID", help="the task id `order` answered")
-
-    listing = command("tasks", "list the tasks as a table")
-    listing.add_argument("--json", action="store_true", help="JSON instead of a table")
-    listing.add_argument("--all", action="store_true",
-                         help="also the archived tasks (finished or failed long ago)")
-    listing.add_argument("--status", choices=(IN_PROGRESS, FINISHED, ERROR),
-                         help="only the tasks in this status")
-    listing.add_argument("--holding", action="store_true",
-                         help="cloud backends: only the tasks that still rent a server, or "
-                              "may (a create sent, its server not known), archived ones too: "
-                              "task, backend, server id, name; starts no worker (install.sh "
-                              "--uninstall/--purge asks this)")
-
-    task = command("task", "look at or act on one task")
-    actions = task.add_subparsers(dest="task_command", metavar="ACTION", parser_class=Parser,
-                                  help="what to do with it (`task ACTION --help` says more)")
-    show = command("task show", "show one task (password masked)", actions)
-    show.add_argument("task_id", metavar="ID", help="the task's id, as `tasks` lists it")
-    show.add_argument("--show-password", action="store_true", help="print the root password")
-    show.add_argument("--json", action="store_true", help="JSON instead of text")
-    finish = command("task finish",
-                     "mark a task finished: the server is ready for the caller's SSH login; "
-                     "the root password is read from stdin or prompted", actions)
-    finish.add_argument("task_id", metavar="ID", help="the task's id, as `tasks` lists it")
-    finish.add_argument("--server", required=True, metavar="ADDR",
-                        help="the server's IPv4 address or host name (the caller adds "
-                             "IPv4 servers only)")
-    finish.add_argument("--force", action="store_true",
-                        help="pool tasks: finish with a --server other than the one claimed")
-    finish.add_argument("--no-password", action="store_true",
-                        help="no password: the server already holds the pool's SSH key")
-    finish.add_argument("--host-key", metavar="LINE",
-                        help="the server's public SSH host key (its /etc/ssh/ssh_host_ed25519_"
-                             "key.pub): written to the caller's known_hosts (First contact); "
-                             "the server is not contacted")
-    finish.add_argument("--no-check", action="store_true",
-                        help="do not contact the server: no SSH check, no host key read, so "
-                             "nothing goes to the caller's known_hosts")
-    fail = command("task fail", "mark a pending task failed; the command backend's program "
-                   "is stopped, a pool or cloud server stays until released or deleted", actions)
-    fail.add_argument("task_id", metavar="ID", help="the task's id, as `tasks` lists it")
-    fail.add_argument("--message", required=True, help="why it failed (shown to the admin)")
-    release = command("task release", "pool backend: give a failed or abandoned task's server "
-                      "back to the pool (a pending task becomes error)", actions)
-    release.add_argument("task_id", metavar="ID", help="the task's id, as `tasks` lists it")
-    release.add_argument("--force", action="store_true",
-                         help="release a finished task's server too (only when the caller "
-                              "never added it)")
-    delete = command("task delete-server", "cloud backends: destroy the cloud server of a "
-                     "failed or abandoned order (the task becomes error)", actions)
-    delete.add_argument("task_id", metavar="ID", help="the task's id, as `tasks` lists it")
-    delete.add_argument("--yes", action="store_true", help="yes, destroy it")
-    delete.add_argument("--force", action="store_true",
-                        help="also a server the caller added to its pool (remove it from the "
-                             "pool first); it counts for max_servers until deleted")
-    pool = command("pool", "pool backend: each configuration's free, taken and unavailable "
-                   "servers")
-    pool.add_argument("--json", action="store_true", help="JSON instead of a table")
-    pool_actions = pool.add_subparsers(dest="pool_command", metavar="ACTION",
-                                       parser_class=Parser, help="what to do (none: list "
-                                       "the servers; `pool ACTION --help` says more)")
-    reset = command("pool reset", "pool backend: put a server set aside as unavailable (it "
-                    "showed no SSH) back among the free ones now", pool_actions)
-    reset.add_argument("server", metavar="SERVER", help="the server as the config names it "
-                       "(`pool` lists the unavailable ones)")
-    servers = command("servers", "cloud backends: every server carrying this provider's owner "
-                      "tag, with the task holding it; orphans are flagged")
-    servers.add_argument("--json", action="store_true", help="JSON instead of a table")
-    servers.add_argument("--delete-orphans", action="store_true",
-                         help="delete the servers no task holds (needs --yes)")
-    servers.add_argument("--yes", action="store_true", help="yes, delete them")
-    command("check", "check the config, files, permissions and backend") \
-        .add_argument("--json", action="store_true", help="JSON instead of text: each "
-                      "check's level (ok, warn, fail) and text, and how many failed")
-    state = command("state", "maintain the state file and its archive (nothing is ever "
-                    "deleted)")
-    state_actions = state.add_subparsers(dest="state_command", metavar="ACTION",
-                                         parser_class=Parser, help="what to do (`state "
-                                         "ACTION --help` says more)")
-    compact = command("state compact",
-                      "move every finished or failed task older than retention_days to the "
-                      "archive now (writes do it bit by bit anyway)", state_actions)
-    compact.add_argument("--days", type=float, metavar="DAYS", default=None,
-                         help="this retention instead of the config's retention_days")
-    restore = command("state restore-backup", "put the backup NAME.state.json.bak back in "
-                      "place; the current file is kept aside as NAME.state.json.damaged-DATE",
-                      state_actions)
-    restore.add_argument("--force", action="store_true",
-                         help="also when the state file is valid (its last save is lost)")
-    command("state repair", "rebuild the state from the backup and the task records readable "
-            "in the damaged file, with next_id above every known id; the damaged file is kept "
-            "aside as NAME.state.json.damaged-DATE", state_actions)
-    return parser
-
-
-PROTOCOL_ARITY = {"help": 0, "configs": 0, "order": 1, "order_status": 1}
-PROTOCOL_ARG = {"order": "config_id", "order_status": "task_id"}
-
-
-# action -> handler(provider, args); each returns a dict (printed as JSON) or text.
-HANDLERS = {"help": cmd_help, "configs": cmd_configs, "order": cmd_order,
-            "order_status": cmd_order_status, "tasks": cmd_tasks, "task show": cmd_task_show,
-            "task finish": cmd_task_finish, "task fail": cmd_task_fail,
-            "task release": cmd_task_release, "task delete-server": cmd_task_delete_server,
-            "pool": cmd_pool, "pool reset": cmd_pool_reset, "servers": cmd_servers,
-            "check": cmd_check,
-            "state compact": cmd_state_compact, "_worker": cmd_worker,
-            "state restore-backup": cmd_state_restore_backup, "state repair": cmd_state_repair}
-
-
-class Args(object):
-    """The parsed command line; the protocol fast path fills it without argparse."""
-
-    def __init__(self, **values):
-        self.home = self.config = None
-        self.pretty = self.verbose = False
-        self.__dict__.update(values)
-
-
-def parse_args(argv, prog):
-    """argparse for everything; the caller's exact forms skip it (start-up time)."""
-    if argv and argv[0] in PROTOCOL_ARITY and len(argv) == 1 + PROTOCOL_ARITY[argv[0]] \
-            and not any(a.startswith("-") for a in argv[1:]):
-        values = {"action": argv[0]}
-        if argv[0] in PROTOCOL_ARG:
-            values[PROTOCOL_ARG[argv[0]]] = argv[1]
-        return Args(**values)
-    if argv[:1] == ["_worker"]:              # hidden: started by the command backend
-        if len(argv) != 2 or not valid_task_id(argv[1]):
-            raise UsageError("_worker needs one task id")
-        return Args(action="_worker", task_id=argv[1])
-    namespace = build_parser(os.path.basename(prog)).parse_args(argv)
-    args = Args(**vars(namespace))
-    if getattr(args, "action", "task") in ("task", "state"):
-        if getattr(args, "command", None) == "task":
-            raise UsageError("task needs an action: show, finish, fail, release or "
-                             "delete-server")
-        if getattr(args, "command", None) == "state":
-            raise UsageError("state needs an action: compact, restore-backup or repair")
-        raise UsageError("no option given (one of: %s)" % ", ".join(PROTOCOL_OPTIONS))
-    return args
-
-
-def guess_action(argv):
-    """The action named in a bad command line, for the error message."""
-    words = [a for a in argv if not a.startswith("-")]
-    if words and words[0] in PROTOCOL_ARITY:
-        return words[0]
-    if words[:1] == ["task"] and len(words) > 1 and words[1] in ("show", "finish", "fail",
-                                                                 "release", "delete-server"):
-        return "task " + words[1]
-    if words[:1] == ["state"] and len(words) > 1 and words[1] in ("compact", "restore-backup",
-                                                                  "repair"):
-        return "state " + words[1]
-    if words[:2] == ["pool", "reset"]:
-        return "pool reset"
-    if words and words[0] in ("tasks", "check", "pool", "servers", "_worker", "task", "state"):
-        return words[0]
-    return "usage"
-
-
-PEOPLE_COMMANDS = ("tasks", "task", "pool", "servers", "check", "state")
-
-
-def errors_as_text(action, argv):
-    """People's commands report an error as text on stderr (the exit code says
-    it failed); the caller's options, `order --dry-run`, unknown words (maybe a
-    caller's option we do not know) and anything run with --json answer the
-    one JSON object."""
-    return action.split()[0] in PEOPLE_COMMANDS and "--json" not in argv
-
-
-def emit(answer, stream, pretty=False):
-    """Write the one answer: a JSON object or text, as UTF-8 bytes whatever the locale."""
-    if isinstance(answer, dict):
-        answer = json.dumps(answer, ensure_ascii=False, indent=2 if pretty else None)
-    else:
-        answer = terminal_safe(answer)
-    text = answer + "\n"
-    try:
-        data = text.encode("utf-8")
-    except UnicodeEncodeError:
-        try:
-            # a path Python 3.6 decoded under LANG=C holds its UTF-8 bytes as escapes
-            data = text.encode("utf-8", "surrogateescape")
-            data.decode("utf-8")
-        except UnicodeError:        # not UTF-8 after all: never invalid bytes out
-            data = text.encode("utf-8", "replace")
-    try:
-        stream.flush()
-        out = getattr(stream, "buffer", None)
-        if out is None:
-            stream.write(data.decode("utf-8"))
-        else:
-            out.write(data)
-        stream.flush()
-    except (IOError, OSError):
-        pass      # the reader went away: nothing left to tell anybody
-
-
-def terminal_safe(text):
-    """Text for people's terminals: every control character but newline and tab
-    (escape sequences, C1 controls such as CSI, carriage returns) becomes "?",
-    whatever its source (an API's message, a program's output, a host name)."""
-    if all(ch.isprintable() or ch in "\n\t" for ch in text):
-        return text
-    return "".join(ch if ch.isprintable() or ch in "\n\t" else "?" for ch in text)
-
-
-def clean_arg(arg):
-    """An argument as valid text: bytes that are not UTF-8 (which Python hands
-    over as lone surrogates) become U+FFFD, so they can never reach the state
-    or the log as something json/utf-8 cannot write."""
-    if isinstance(arg, bytes):
-        return arg.decode("utf-8", "replace")
-    if not any(0xD800 <= ord(ch) <= 0xDFFF for ch in arg):
-        return arg
-    try:
-        return arg.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    except UnicodeEncodeError:      # a surrogate that is not an escaped byte
-        return arg.encode("utf-8", "replace").decode("utf-8")
-
-
-def main(argv=None, prog=None):
-    # Whatever the layout (bin/NAME's header sets it too): nothing written is group/other-writable.
-    os.umask(os.umask(0o22) | 0o22)
-    argv = [clean_arg(arg) for arg in (sys.argv[1:] if argv is None else argv)]
-    prog = prog or sys.argv[0]
-    verbose = "-v" in argv or "--verbose" in argv
-    pretty = "--pretty" in argv
-    action = guess_action(argv)
-    provider = None
-    real_stdout = sys.stdout
-    if not argv:                       # a person trying the program: the usage, not an error
-        emit(build_parser(os.path.basename(prog)).format_help().rstrip(), real_stdout)
-        return 2
-    try:
-        args = parse_args(argv, prog)
-        action, pretty, verbose = args.action, args.pretty, args.verbose
-        provider = Provider(Paths(prog, args.home, args.config), verbose)
-        provider.log.debug("%s: home %s (%s), config %s (%s), state %s" % (
-            action, provider.paths.home, provider.paths.home_why, provider.paths.config,
-            provider.paths.config_why, provider.paths.state))
-        sys.stdout = sys.stderr        # a stray print() must never reach the caller
-        answer = HANDLERS[action](provider, args)
-        code = getattr(answer, "failed", 0) and 1
-    except UsageError as exc:
-        answer, code = error_object(action, exc.code, exc.message), 2
-    except ProviderError as exc:
-        answer, code = error_object(action, exc.code, exc.message), 1
-    except SystemExit as exc:           # argparse's --help and --version
-        return exc.code or 0
-    except KeyboardInterrupt:
-        answer, code = error_object(action, E_INTERNAL, "interrupted"), 1
-    except Exception as exc:  # a bug: still one JSON object on stdout
-        import traceback
-        trace = traceback.format_exc()
-        if verbose:
-            sys.stderr.write(trace)
-        try:
-            if provider is not None:
-                provider.log.write("bug", trace=trace)
-        except Exception:
-            sys.stderr.write(trace)     # the log failed too: stderr is all that is left
-        answer = error_object(action, E_INTERNAL, "internal error (%s); the traceback is in %s"
-                              % (type(exc).__name__, provider.paths.log if provider else "-v"))
-        code = 1
-    finally:
-        sys.stdout = real_stdout
-    if verbose and isinstance(answer, dict) and "error" in answer:
-        sys.stderr.write("debug: %s failed (exit %d): %s\n" % (action, code,
-                                                              answer["error_message"]))
-    if isinstance(answer, dict) and "error" in answer and errors_as_text(action, argv):
-        message = answer["error_message"]       # one line, whatever an argument held
-        emit(printable(message, len(message)), sys.stderr)
-    else:
-        emit(answer, real_stdout, pretty)
-    return code
 
 
 if __name__ == "__main__":

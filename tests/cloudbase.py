@@ -205,7 +205,7 @@ class CloudHome(object):
     def late_window(self):
         """Seconds after a lost create before the plugin sends another (request_timeout 1
         s, set by configure, and the cloud's LATE_CREATE)."""
-        return 1 + provider.BACKENDS[self.TYPE].LATE_CREATE
+        return 1 + provider.backend_class(self.TYPE).LATE_CREATE
 
     def age_task(self, task_id, seconds):
         """Make a task older (its worker waits between steps: no lock needed)."""

@@ -325,11 +325,11 @@ class PresetTest(unittest.TestCase):
                                          "configurations": [item]})
 
     def test_presets_fill_in_only_defaults(self):
-        vk = provider.BACKENDS["vkcloud"]({"type": "vkcloud"}, None, None)
+        vk = provider.backend_class("vkcloud")({"type": "vkcloud"}, None, None)
         self.assertEqual((vk.setting("auth_url"), vk.setting("user_domain_name"),
                           vk.setting("region")),
                          ("https://infra.mail.ru:35357/v3/", "users", "RegionOne"))
-        selectel = provider.BACKENDS["selectel"]({"type": "selectel", "region": "ru-9"},
+        selectel = provider.backend_class("selectel")({"type": "selectel", "region": "ru-9"},
                                                  None, None)
         self.assertEqual((selectel.setting("auth_url"), selectel.setting("region")),
                          ("https://cloud.api.selcloud.ru/identity/v3", "ru-9"))
@@ -382,7 +382,7 @@ class PresetTest(unittest.TestCase):
                             for p in problems), problems)
 
     def test_error_bodies_of_nova_keystone_and_neutron(self):
-        backend = provider.BACKENDS["openstack"]({"type": "openstack"}, None, None)
+        backend = provider.backend_class("openstack")({"type": "openstack"}, None, None)
         self.assertEqual(backend.error_text({"itemNotFound": {"code": 404, "message": "gone"}}),
                          ("itemNotFound", "gone"))
         self.assertEqual(backend.error_text({"error": {"code": 401, "title": "Unauthorized",
@@ -400,7 +400,7 @@ class PresetTest(unittest.TestCase):
         self.assertEqual(backend.rate_limited(429, None), 0)
 
     def test_the_public_address(self):
-        backend = provider.BACKENDS["openstack"]({"type": "openstack"}, None, None)
+        backend = provider.backend_class("openstack")({"type": "openstack"}, None, None)
         server = {"addresses": {"net": [
             {"addr": "10.0.0.5", "version": 4}, {"addr": "2a00::1", "version": 6},
             {"addr": "100.64.1.1", "version": 4}, {"addr": "203.0.113.7", "version": 4},

@@ -306,7 +306,7 @@ class CloudInitCheckTest(HomeTestCase):
         server = sshd.SSHD().start()
         self.addCleanup(server.stop)
         paths = provider.Paths(self.home.script)
-        backend = provider.BACKENDS["hetzner"](
+        backend = provider.backend_class("hetzner")(
             {"type": "hetzner", "token_env": "NO_TOKEN", "ssh_port": server.port,
              "request_timeout": 2}, paths, provider.AuditLog(self.home.log_path))
         other = sshd.keygen(os.path.join(self.home.dir, "other"))

@@ -49,16 +49,13 @@ def nobody_ids():
 
 
 def cache_key(script, part):
-    """What a cache file of the boot starts with: Python's magic number, the part's name, and
-    a hash of the whole file (Python's source hash; CRC-32 and the length on 3.6)."""
+    """What a cache file of the boot starts with: the Python (sys.version), the part's name,
+    and a hash of the whole file (CRC-32, Adler-32 and the length)."""
+    import zlib
     with open(script, "rb") as f:
         source = f.read()
-    if sys.version_info >= (3, 7):
-        digest = importlib.util.source_hash(source)
-    else:
-        import zlib
-        digest = (zlib.crc32(source) << 32 | len(source)).to_bytes(8, "little")
-    return importlib.util.MAGIC_NUMBER + part.encode() + b"\0" + digest
+    digest = b"%d %d %d" % (zlib.crc32(source), zlib.adler32(source), len(source))
+    return b"%s %s %s\0" % (sys.version.encode(), part.encode(), digest)
 
 
 def cached_code(script, part, pyc):
@@ -275,7 +272,7 @@ class HeaderTests(unittest.TestCase):
     def test_the_core_reads_no_name_only_the_cloud_section_defines(self):
         """What bin/NAME runs without a cloud config never needs the section: every global
         the core's code reads is the core's own or a builtin (a cloud class named outside
-        the section must go through BACKENDS or an attribute), and the two define no name
+        the section must go through backend_class or an attribute), and the two define no name
         twice (which one wins would depend on the order they ran in)."""
         self.use_cloud()
         self.answer("help")
@@ -292,9 +289,9 @@ class HeaderTests(unittest.TestCase):
                     line = lines[inner.co_firstlineno - 1]
                     self.assertTrue(re.match(r"(def|class) %s\b|@" % inner.co_name, line),
                                     (inner.co_name, inner.co_firstlineno, line))
-        registry = load_module().BACKENDS
-        for kind, class_name in registry.items():
-            self.assertEqual(registry[kind].TYPE, kind)
+        module = load_module()
+        for kind, class_name in module.BACKENDS.items():
+            self.assertEqual(module.backend_class(kind).TYPE, kind)
             self.assertIn(class_name, stored_names(core) | stored_names(section))
 
     # ------------------------------------------------------------ a cache others could write
@@ -349,8 +346,8 @@ class HeaderTests(unittest.TestCase):
         with open(self.script) as f:
             source = f.read()
         # a comment line of the core and one of the section become code of the same size
-        for line, mark in (("# What bin/NAME's boot left out of this module", "core-ran"),
-                           ("# the other backends start without compiling", "cloud-ran")):
+        for line, mark in (("# bin/NAME's boot runs the core alone and puts here", "core-ran"),
+                           ("# by themselves. CRASHED is not among them", "cloud-ran")):
             start = source.index("\n" + line) + 1
             end = source.index("\n", start)
             code = "open(%r, \"w\").close()  # " % os.path.join(self.tmp, mark)

@@ -19,7 +19,7 @@ ACCEPTS = {"string": ("string",), "boolean": ("boolean",), "object": ("object",)
 
 def known_paths(case):
     """(json path, setter, kind) for every key the config may hold with this backend."""
-    backend = provider.BACKENDS[case.config["backend"]["type"]]
+    backend = provider.backend_class(case.config["backend"]["type"])
     out = []
     for key, (kind, _) in provider.Config.TOP_FIELDS.items():
         out.append(("$.%s" % key, lambda c, v, k=key: c.__setitem__(k, v), kind))
