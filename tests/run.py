@@ -379,7 +379,7 @@ def main(argv):
     if args.worker:
         return worker(args.verbose)
     sys.path.insert(0, TESTS)
-    import support                           # sets TMPDIR and BXPROVIDER_TEST_ROOT
+    from helpers import support              # sets TMPDIR and BXPROVIDER_TEST_ROOT
     root = support.RUN_ROOT
     started = time.time()
     env = dict(os.environ)

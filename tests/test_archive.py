@@ -7,7 +7,7 @@ import json
 import os
 import unittest
 
-from support import MANUAL_CONFIG, HomeTestCase, load_module
+from helpers.support import MANUAL_CONFIG, HomeTestCase, load_module
 
 MODULE = load_module()
 SPAN = MODULE.ARCHIVE_SPAN

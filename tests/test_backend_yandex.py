@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 """The Yandex Cloud backend: its PS256 JWT (checked with the openssl command,
-not only with our own code) and the backend against tests/fake_yandex.py."""
+not only with our own code) and the backend against tests/helpers/fake_yandex.py."""
 
 import base64
 import json
@@ -11,10 +11,10 @@ import tempfile
 import time
 import unittest
 
-from cloudbase import CloudTests
-from fake_yandex import NO_CAPACITY, FakeYandex, openssl_verifies
+from helpers.cloudbase import CloudTests
+from helpers.fake_yandex import NO_CAPACITY, FakeYandex, openssl_verifies
 from test_cloud_guardrails import GuardrailTests
-from support import RUN_ROOT, SCRIPT, load_module
+from helpers.support import RUN_ROOT, SCRIPT, load_module
 
 provider = load_module()
 KEY_ID, ACCOUNT_ID = "ajekey00000000000001", "ajesa0000000000000001"

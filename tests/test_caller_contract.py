@@ -7,7 +7,7 @@ import os
 import subprocess
 import unittest
 
-from support import HomeTestCase, caller_parse, python_folder
+from helpers.support import HomeTestCase, caller_parse, python_folder
 
 KNOWN_OPTIONS = {"help", "init", "configs", "order", "order_status"}
 

@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-"""The cloud layer's guardrails against the fake APIs (tests/fakecloud.py):
+"""The cloud layer's guardrails against the fake APIs (tests/helpers/fakecloud.py):
 max_servers and max_orders_per_hour, on_failure cleanup, fallback zones and
 types, `order --dry-run`, and the `servers` orphan sweep.
 """
@@ -10,9 +10,9 @@ import subprocess
 import unittest
 from unittest import mock
 
-from cloudbase import TOKEN, CloudHome, closed_port, provider
-from fakecloud import FakeHetzner, FakeTimeweb
-from support import caller_parse, wait_for
+from helpers.cloudbase import TOKEN, CloudHome, closed_port, provider
+from helpers.fakecloud import FakeHetzner, FakeTimeweb
+from helpers.support import caller_parse, wait_for
 
 
 class GuardrailTests(CloudHome):

@@ -10,8 +10,8 @@ import time
 import unittest
 import warnings
 
-from fakecloud import FakeHetzner
-from support import load_module
+from helpers.fakecloud import FakeHetzner
+from helpers.support import load_module
 
 provider = load_module()
 

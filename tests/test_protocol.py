@@ -6,7 +6,7 @@ import os
 import subprocess
 import unittest
 
-from support import MANUAL_CONFIG, PYTHON, SCRIPT, Home, HomeTestCase, caller_parse
+from helpers.support import MANUAL_CONFIG, PYTHON, SCRIPT, Home, HomeTestCase, caller_parse
 
 
 class ProtocolCase(HomeTestCase):

@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 
-from support import MANUAL_CONFIG, Home
+from .support import MANUAL_CONFIG, Home
 
 LONG = os.environ.get("BXPROVIDER_LONG_TESTS", "") not in ("", "0")
 
@@ -85,7 +85,7 @@ def popen(home, argv, stdin=None, preexec_fn=None, env=None):
 
 
 def run(home, argv, stdin=None, preexec_fn=None, env=None, timeout=60):
-    from support import Result
+    from .support import Result
     proc = popen(home, argv, stdin, preexec_fn, env)
     out, err = proc.communicate(stdin, timeout=timeout)
     return Result(proc.returncode, out, err)
@@ -116,7 +116,7 @@ class InProcess(object):
         self.home = home
 
     def call(self, argv, stdin=b""):
-        from support import call_main
+        from .support import call_main
         return call_main(argv, self.home.script, stdin, module=self.module)
 
 

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 """What the Hetzner and Timeweb backend tests share: a provider home whose
-backend points at a fake API (tests/fakecloud.py), an SSH banner socket, a
+backend points at a fake API (tests/helpers/fakecloud.py), an SSH banner socket, a
 stand-in `ssh` on PATH for the cloud-init check, a pool key, a token file.
 
 A provider's test module subclasses CloudTests with unittest.TestCase and says
@@ -20,8 +20,8 @@ import threading
 import time
 import unittest
 
-from fakecloud import SSHBannerServer
-from support import Home, error_message, free_port as closed_port, load_module, wait_for
+from .fakecloud import SSHBannerServer
+from .support import Home, error_message, free_port as closed_port, load_module, wait_for
 
 provider = load_module()
 
@@ -99,7 +99,7 @@ class CloudHome(object):
                     "no_proxy": "127.0.0.1,localhost", "NO_PROXY": "127.0.0.1,localhost"}
         self.home = Home(config=None)
         self.addCleanup(self.home.cleanup)
-        # the plugin's waits are recorded, not waited out (the virtual clock of tests/launch.py)
+        # the plugin's waits are recorded, not waited out (launch.py's virtual clock)
         self.home.clock = os.path.join(self.tmp, "sleeps")
         self.configure()
 

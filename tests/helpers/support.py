@@ -10,7 +10,8 @@ import sys
 import tempfile
 import unittest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HELPERS = os.path.dirname(os.path.abspath(__file__))            # tests/helpers
+ROOT = os.path.dirname(os.path.dirname(HELPERS))                # the repository
 SCRIPT = os.path.join(ROOT, "provider.py")
 PYTHON = sys.executable
 
@@ -139,7 +140,7 @@ RUN_ROOT = test_root()
 
 
 # A home's bin/NAME is a plain copy of provider.py, but Home starts it without
-# compiling it again (tests/launch.py): Home.command gives `python3 -S
+# compiling it again (tests/helpers/launch.py): Home.command gives `python3 -S
 # launch.py run CODE CLOCK bin/NAME ARGS` (the code compiled once per test
 # run, kept in the run's folder, run as __main__ with argv[0] = bin/NAME, as
 # `python3 bin/NAME` would: every path derives from argv[0]; -S skips site,
@@ -149,7 +150,7 @@ RUN_ROOT = test_root()
 # (LANG, LC_*, PYTHON*, TZ) start the file itself, the caller's way.
 # Home.clock = PATH runs it on launch.py's virtual clock (retry waits recorded
 # in PATH, not waited out).
-LAUNCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "launch.py")
+LAUNCH = os.path.join(HELPERS, "launch.py")
 STARTUP_ENV = ("LANG", "LC_", "PYTHON", "TZ")
 
 
@@ -451,7 +452,7 @@ class Home(object):
 
 
 class Zygote(object):
-    """The fork server of this test process (tests/launch.py serve): a run is a
+    """The fork server of this test process (tests/helpers/launch.py serve): a run is a
     fork of a process that has the plugin's code and imports loaded, instead
     of a new interpreter. BXPROVIDER_TEST_FORK=0 turns it off."""
 

@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 import time
 
-from support import free_port
+from .support import free_port
 
 SSHD_PATH = "/usr/sbin/sshd"
 
