@@ -38,7 +38,7 @@ STATIC_ORDER = {
     "test_install": 70, "test_cloud_guardrails": 40, "test_backend_hetzner": 20,
     "test_backend_timeweb": 20, "test_backend_command": 15, "test_backend_pool": 12,
     "test_robust_state": 10, "test_robust_argv": 8, "test_robust_concurrency": 8,
-    "test_first_contact": 6, "test_state": 6, "test_archive": 6, "test_caller_contract": 5,
+    "test_first_contact": 6, "test_state": 6, "test_state_archive": 6, "test_caller_contract": 5,
 }
 
 

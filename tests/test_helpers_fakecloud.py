@@ -2,7 +2,8 @@
 """Self-test of tests/helpers/fakecloud.py: the fakes answer like the documented APIs.
 
 Standard library only (unittest + urllib); Python 3.6 to 3.13.
-Run: python3 -m unittest tests.test_fakecloud   (or from tests/: python3 -m unittest test_fakecloud)
+Run: python3 -m unittest tests.test_helpers_fakecloud
+(or from tests/: python3 -m unittest test_helpers_fakecloud)
 """
 
 import json
