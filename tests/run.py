@@ -11,7 +11,7 @@ the last run, kept in tests/.durations.json, else a static guess) and run
 them with unittest; a worker keeps its imports between units, so each test
 module is imported once per worker. The closing line is "N passed, N failed"
 (", N skipped" when some were); the exit status is 0 only if every test
-passed and at least one ran. NAMEs (test_state, test_state.LockTest) run
+passed and at least one ran. NAMEs (test_state, test_state.DurabilityTest) run
 only those modules or classes.
 
 The run keeps its temp files in one folder, bxprov-run-PID-*, under the

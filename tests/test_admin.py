@@ -1,5 +1,6 @@
 # -*- coding: utf-8 -*-
-"""The commands for people: tasks, task show, check."""
+"""The commands for people: tasks, task show, check (and who owns what it
+checks), -v, and every command's --help."""
 
 import json
 import os

@@ -183,7 +183,8 @@ class YandexTest(YandexHome, CloudTests, unittest.TestCase):
         self.api.error_next(403, 7, "Permission denied to folder " + FakeYandex.FOLDER,
                             method="POST", path=r"^/compute/v1/instances$")
 
-    # the static API token of hetzner and timeweb: yandex has its own tests below
+    # a static token_file / token_env (hetzner, timeweb; openstack's password): yandex
+    # logs in with a key file, and has its own tests below
     test_a_bad_token_is_a_clear_error_at_order_and_in_check = None
     test_the_token_from_an_environment_variable = None
 

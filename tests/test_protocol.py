@@ -1,5 +1,7 @@
 # -*- coding: utf-8 -*-
-"""The four options the caller uses: help, configs, order, order_status."""
+"""The four options the caller uses: help, configs, order, order_status; the
+command line around them, and the paths (the home found from bin/, --home,
+--config and their environment variables)."""
 
 import json
 import os

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
-"""The archive: retention moves old terminal tasks out of the state file,
-bounded per write; archived tasks still answer; `state compact`; migration
-from schema 1; ids stay unique; a damaged archive file is refused untouched."""
+"""The state store's archive: retention moves old terminal tasks out of the
+state file, bounded per write; archived tasks still answer; `state compact`;
+migration from schema 1; ids stay unique; a damaged archive file is refused
+untouched."""
 
 import json
 import os

@@ -1,8 +1,8 @@
 # -*- coding: utf-8 -*-
 """Helpers for the tests/test_robust_*.py suites (issue 5: cannot lose or leak).
 
-BACKEND_CASES is the list the concurrency, crash, disk, hostile-input and
-secret suites run against. A backend joins them by adding one BackendCase:
+BACKEND_CASES is the list the concurrency, crash, disk, hostile-input (argv,
+config) and secret suites run against (the damaged-state suite takes its first). A backend joins them by adding one BackendCase:
 its config, the secrets its config holds (tokens: they may live only in the
 config and the state), and how a test drives one of its tasks to `finished`
 without the network (finish).

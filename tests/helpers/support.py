@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
-"""Shared helpers for the tests: a provider home in a temp folder, running
-the real script as a subprocess, and the caller's own parsing rules."""
+"""Shared helpers for the tests: a provider home in a temp folder, the plugin
+run as the caller runs it (cheaply: launch.py's compiled code and fork server)
+or in-process (call_main, load_module), and the caller's own parsing rules."""
 
 import json
 import os
@@ -275,8 +276,10 @@ class Result(object):
 
 
 def caller_parse(out):
-    """Parse stdout the way bx-provider does (PROTOCOL.md): the whole output is
-    one JSON document; empty output is an error. Raises AssertionError."""
+    """Parse stdout the way bx-provider does: the whole output is one JSON
+    document; empty output is an error (docs/reference.md, "The protocol"; the
+    caller's facts: the shared PROTOCOL.md, outside this repository). Raises
+    AssertionError."""
     if not out.strip():
         raise AssertionError("empty stdout: the caller reports 'return empty string'")
     text = out.decode("utf-8")            # raw UTF-8, never another encoding
