@@ -11,7 +11,7 @@ the last run, kept in tests/.durations.json, else a static guess) and run
 them with unittest; a worker keeps its imports between units, so each test
 module is imported once per worker. The closing line is "N passed, N failed"
 (", N skipped" when some were); the exit status is 0 only if every test
-passed and at least one ran. NAMEs (test_state, test_state.LockTest) run
+passed and at least one ran. NAMEs (test_state, test_state.DurabilityTest) run
 only those modules or classes.
 
 The run keeps its temp files in one folder, bxprov-run-PID-*, under the
@@ -38,7 +38,7 @@ STATIC_ORDER = {
     "test_install": 70, "test_cloud_guardrails": 40, "test_backend_hetzner": 20,
     "test_backend_timeweb": 20, "test_backend_command": 15, "test_backend_pool": 12,
     "test_robust_state": 10, "test_robust_argv": 8, "test_robust_concurrency": 8,
-    "test_first_contact": 6, "test_state": 6, "test_archive": 6, "test_caller_contract": 5,
+    "test_first_contact": 6, "test_state": 6, "test_state_archive": 6, "test_caller_contract": 5,
 }
 
 
@@ -379,7 +379,7 @@ def main(argv):
     if args.worker:
         return worker(args.verbose)
     sys.path.insert(0, TESTS)
-    import support                           # sets TMPDIR and BXPROVIDER_TEST_ROOT
+    from helpers import support              # sets TMPDIR and BXPROVIDER_TEST_ROOT
     root = support.RUN_ROOT
     started = time.time()
     env = dict(os.environ)

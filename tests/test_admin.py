@@ -1,5 +1,6 @@
 # -*- coding: utf-8 -*-
-"""The commands for people: tasks, task show, check."""
+"""The commands for people: tasks, task show, check (and who owns what it
+checks), -v, and every command's --help."""
 
 import json
 import os
@@ -7,7 +8,7 @@ import sys
 import unittest
 from unittest import mock
 
-from support import MANUAL_CONFIG, HomeTestCase, call_main, python_folder
+from helpers.support import MANUAL_CONFIG, HomeTestCase, call_main, python_folder
 
 PASSWORD = "Adm1n-pw-for-show"
 
@@ -301,7 +302,7 @@ class HelpTest(HomeTestCase):
     def parsers(self):
         """(command words, parser) of every command and subcommand argparse knows."""
         import argparse
-        from support import load_module
+        from helpers.support import load_module
         pending = [((), load_module().build_parser("provider"))]
         while pending:
             words, parser = pending.pop()

@@ -14,8 +14,8 @@ import stat
 import subprocess
 import unittest
 
-from support import (ROOT, HomeTestCase, SSHBanner, error_message, load_module,
-                     pid_alive, wait_for)
+from helpers.support import (ROOT, HomeTestCase, SSHBanner, error_message, load_module,
+                             pid_alive, wait_for)
 
 WAIT_FOR_GO = '''
 n=0
@@ -534,7 +534,7 @@ class FollowConfigTest(CommandTestCase):
     """A worker waiting for SSH takes a config changed meanwhile."""
 
     def test_a_lowered_ready_timeout_ends_a_waiting_task(self):
-        from support import free_port
+        from helpers.support import free_port
         port = free_port()                  # nobody listens: the wait goes on
         self.program('echo \'{"server": "127.0.0.1", "server_password": "pw"}\'\n')
         self.home.write_config(command_config(port, ready_timeout=3600))

@@ -1,10 +1,10 @@
 # -*- coding: utf-8 -*-
-"""The Hetzner Cloud backend against tests/fakecloud.py's FakeHetzner."""
+"""The Hetzner Cloud backend against tests/helpers/fakecloud.py's FakeHetzner."""
 
 import unittest
 
-from cloudbase import TOKEN, CloudTests
-from fakecloud import FakeHetzner
+from helpers.cloudbase import TOKEN, CloudTests
+from helpers.fakecloud import FakeHetzner
 
 
 class HetznerTest(CloudTests, unittest.TestCase):

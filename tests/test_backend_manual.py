@@ -4,7 +4,7 @@
 import os
 import unittest
 
-from support import HomeTestCase
+from helpers.support import HomeTestCase
 
 PASSWORD = "S3cret-manual-pw!"
 

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 """The OpenStack backend (and its selectel/vkcloud presets) against
-tests/fake_openstack.py: Keystone login, Nova, Neutron floating IPs, Glance;
+tests/helpers/fake_openstack.py: Keystone login, Nova, Neutron floating IPs, Glance;
 and the cloud guardrails (test_cloud_guardrails.GuardrailTests) on it."""
 
 import base64
@@ -8,9 +8,9 @@ import json
 import os
 import unittest
 
-from cloudbase import TOKEN, CloudTests, provider
-from fake_openstack import (APP_ID, APP_SECRET, DOMAIN, EXT_NET, IMAGES, PROJECT, USER,
-                            FakeOpenStack)
+from helpers.cloudbase import TOKEN, CloudTests, provider
+from helpers.fake_openstack import (APP_ID, APP_SECRET, DOMAIN, EXT_NET, IMAGES, PROJECT,
+                                    USER, FakeOpenStack)
 from test_cloud_guardrails import GuardrailTests
 
 
@@ -209,7 +209,7 @@ class OpenStackTest(CloudTests, unittest.TestCase):
     def test_a_catalog_sending_the_token_over_plain_http_is_refused(self):
         # Regression (issue 23, 2): auth_url on https, a catalog naming compute at
         # http://127.0.0.1:PORT got X-Auth-Token in clear there (any local user can listen)
-        from cloudbase import self_signed
+        from helpers.cloudbase import self_signed
         ours = self_signed(self.tmp, "ours", "IP:127.0.0.1")
         api = self.FAKE(token=TOKEN, polls_per_status=0, tls=ours).start()
         self.addCleanup(api.stop)

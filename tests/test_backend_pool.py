@@ -7,7 +7,7 @@ import signal
 import subprocess
 import unittest
 
-from support import HomeTestCase, SSHBanner, caller_parse, pid_alive, wait_for
+from helpers.support import HomeTestCase, SSHBanner, caller_parse, pid_alive, wait_for
 
 
 def pool_config(port, servers=None, **settings):
@@ -364,8 +364,8 @@ class WaitScheduleTest(unittest.TestCase):
     one save per new reason, and the end at ready_timeout with the reason."""
 
     def test_pauses_grow_to_10_s_and_ready_timeout_ends_the_wait(self):
-        from cloudbase import closed_port
-        from support import load_module
+        from helpers.cloudbase import closed_port
+        from helpers.support import load_module
         provider = load_module()
         # (the command backend's wait: a pool sets a refusing server aside at once)
         backend = provider.CommandBackend({"ssh_port": closed_port(), "ssh_timeout": 0.2,

@@ -1,12 +1,12 @@
 # -*- coding: utf-8 -*-
-"""The Timeweb Cloud backend against tests/fakecloud.py's FakeTimeweb."""
+"""The Timeweb Cloud backend against tests/helpers/fakecloud.py's FakeTimeweb."""
 
 import os
 import unittest
 
-from cloudbase import CloudTests
-from fakecloud import FakeTimeweb
-from support import wait_for
+from helpers.cloudbase import CloudTests
+from helpers.fakecloud import FakeTimeweb
+from helpers.support import wait_for
 
 
 class TimewebTest(CloudTests, unittest.TestCase):

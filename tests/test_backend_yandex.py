@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 """The Yandex Cloud backend: its PS256 JWT (checked with the openssl command,
-not only with our own code) and the backend against tests/fake_yandex.py."""
+not only with our own code) and the backend against tests/helpers/fake_yandex.py."""
 
 import base64
 import json
@@ -11,10 +11,10 @@ import tempfile
 import time
 import unittest
 
-from cloudbase import CloudTests
-from fake_yandex import NO_CAPACITY, FakeYandex, openssl_verifies
+from helpers.cloudbase import CloudTests
+from helpers.fake_yandex import NO_CAPACITY, FakeYandex, openssl_verifies
 from test_cloud_guardrails import GuardrailTests
-from support import RUN_ROOT, SCRIPT, load_module
+from helpers.support import RUN_ROOT, SCRIPT, load_module
 
 provider = load_module()
 KEY_ID, ACCOUNT_ID = "ajekey00000000000001", "ajesa0000000000000001"
@@ -183,7 +183,8 @@ class YandexTest(YandexHome, CloudTests, unittest.TestCase):
         self.api.error_next(403, 7, "Permission denied to folder " + FakeYandex.FOLDER,
                             method="POST", path=r"^/compute/v1/instances$")
 
-    # the static API token of hetzner and timeweb: yandex has its own tests below
+    # a static token_file / token_env (hetzner, timeweb; openstack's password): yandex
+    # logs in with a key file, and has its own tests below
     test_a_bad_token_is_a_clear_error_at_order_and_in_check = None
     test_the_token_from_an_environment_variable = None
 

@@ -1,13 +1,14 @@
 # -*- coding: utf-8 -*-
-"""The plugin driven the way bx-provider drives it (PROTOCOL.md): a command
-string through /bin/sh, stdout read to EOF and parsed as one JSON document,
-any "error" key meaning failure, tasks/<id> written by the caller."""
+"""The plugin driven the way bx-provider drives it: a command string through
+/bin/sh, stdout read to EOF and parsed as one JSON document, any "error" key
+meaning failure, tasks/<id> written by the caller (docs/reference.md, "The
+protocol"; the caller's facts: the shared PROTOCOL.md, outside this repository)."""
 
 import os
 import subprocess
 import unittest
 
-from support import HomeTestCase, caller_parse, python_folder
+from helpers.support import HomeTestCase, caller_parse, python_folder
 
 KNOWN_OPTIONS = {"help", "init", "configs", "order", "order_status"}
 

@@ -1,7 +1,9 @@
 # -*- coding: utf-8 -*-
-"""The cloud layer's guardrails against the fake APIs (tests/fakecloud.py):
-max_servers and max_orders_per_hour, on_failure cleanup, fallback zones and
-types, `order --dry-run`, and the `servers` orphan sweep.
+"""The cloud layer's guardrails against the fake APIs: max_servers and
+max_orders_per_hour, on_failure cleanup, fallback zones and types, `order
+--dry-run`, and the `servers` orphan sweep. GuardrailTests runs here on
+Hetzner and Timeweb (tests/helpers/fakecloud.py), and in test_backend_openstack
+and test_backend_yandex on theirs.
 """
 
 import os
@@ -10,9 +12,9 @@ import subprocess
 import unittest
 from unittest import mock
 
-from cloudbase import TOKEN, CloudHome, closed_port, provider
-from fakecloud import FakeHetzner, FakeTimeweb
-from support import caller_parse, wait_for
+from helpers.cloudbase import TOKEN, CloudHome, closed_port, provider
+from helpers.fakecloud import FakeHetzner, FakeTimeweb
+from helpers.support import caller_parse, wait_for
 
 
 class GuardrailTests(CloudHome):

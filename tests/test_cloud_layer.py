@@ -1,6 +1,8 @@
 # -*- coding: utf-8 -*-
 """The cloud layer's pieces, in-process: sha512-crypt, the password, config
-validation of the cloud backends, user data, the ansible key look-up."""
+validation of the cloud backends, user data, the ansible key look-up, the
+shared token cache, `check`'s line for a failed API call, a task's age, and
+listings that page."""
 
 import email
 import os
@@ -10,8 +12,8 @@ import time
 import unittest
 import warnings
 
-from fakecloud import FakeHetzner
-from support import load_module
+from helpers.fakecloud import FakeHetzner
+from helpers.support import load_module
 
 provider = load_module()
 

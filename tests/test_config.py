@@ -4,7 +4,7 @@
 import json
 import unittest
 
-from support import MANUAL_CONFIG, HomeTestCase, load_module
+from helpers.support import MANUAL_CONFIG, HomeTestCase, load_module
 
 provider = load_module()
 
@@ -131,7 +131,7 @@ class ExamplesTest(unittest.TestCase):
     def test_every_example_config_is_valid(self):
         import glob
         import os
-        from support import ROOT
+        from helpers.support import ROOT
         paths = glob.glob(os.path.join(ROOT, "examples", "*.conf"))
         self.assertTrue(paths)
         for path in paths:

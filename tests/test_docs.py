@@ -10,7 +10,7 @@ import os
 import re
 import unittest
 
-from support import ROOT
+from helpers.support import ROOT
 
 LINK = re.compile(r"\[(?:[^\]\\]|\\.)*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 INLINE_CODE = re.compile(r"`+[^`]*`+")
@@ -138,7 +138,7 @@ class ReadmeTest(unittest.TestCase):
 
 class ErrorCodesTest(unittest.TestCase):
     def test_the_reference_lists_every_code_the_plugin_has(self):
-        from support import load_module
+        from helpers.support import load_module
         with open(os.path.join(ROOT, "docs", "reference.md"), encoding="utf-8") as handle:
             listed = [int(code) for code in re.findall(r"^\| N(\d+) \|", handle.read(), re.M)]
         self.assertEqual(listed, sorted(load_module().ERROR_CODES))

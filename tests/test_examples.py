@@ -20,9 +20,9 @@ import time
 import unittest
 from unittest import mock
 
-from cloudbase import closed_port
-from fakecloud import FakeHetzner, FakeTimeweb
-from support import ROOT, Home, call_main, python_folder, wait_for
+from helpers.cloudbase import closed_port
+from helpers.fakecloud import FakeHetzner, FakeTimeweb
+from helpers.support import ROOT, Home, call_main, python_folder, wait_for
 
 EXAMPLES = os.path.join(ROOT, "examples")
 SECRET_TEXT = {"token_file": "tok-example-0123456789\n", "password_file": "Example-pw-123\n",

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 """First contact: a finished server accepts the caller's ssh_keycopy on the
-first try. A real sshd on 127.0.0.1, the stand-in ssh_keycopy (tests/sshd.py)
+first try. A real sshd on 127.0.0.1, the stand-in ssh_keycopy (tests/helpers/sshd.py)
 through the real ssh client, reading the known_hosts file the plugin writes
 (BXPROVIDER_KNOWN_HOSTS, the test override of ~/.ssh/known_hosts)."""
 
@@ -12,8 +12,8 @@ import os
 import stat
 import unittest
 
-import sshd
-from support import HomeTestCase, wait_for
+from helpers import sshd
+from helpers.support import HomeTestCase, wait_for
 
 
 def pool_config(port, entry=None, **settings):
@@ -201,7 +201,7 @@ class CloudPinnedKeyTest(HomeTestCase):
     the plugin put into the user data plays the booted server's cloud-init."""
 
     def test_the_key_handed_to_cloud_init_is_the_one_written(self):
-        from fakecloud import FakeHetzner
+        from helpers.fakecloud import FakeHetzner
         api = FakeHetzner(token="T0k3n", polls_per_status=0).start()
         self.addCleanup(api.stop)
         token = os.path.join(self.home.dir, "etc", "token")
@@ -254,7 +254,7 @@ class CloudHandFinishTest(HomeTestCase):
     server only when --server is the address its worker verified (data ipv4)."""
 
     def test_only_the_verified_address_keeps_the_plugin_made_key(self):
-        from fakecloud import FakeHetzner
+        from helpers.fakecloud import FakeHetzner
         api = FakeHetzner(token="T0k3n", polls_per_status=0).start()
         self.addCleanup(api.stop)
         token = os.path.join(self.home.dir, "etc", "token")
@@ -301,7 +301,7 @@ class CloudInitCheckTest(HomeTestCase):
     """The cloud's readiness login (ssh ... test -f boot-finished) checks the pinned key."""
 
     def test_the_pinned_key_is_checked(self):
-        from support import load_module
+        from helpers.support import load_module
         provider = load_module()
         server = sshd.SSHD().start()
         self.addCleanup(server.stop)
@@ -398,7 +398,7 @@ class ManualFirstContactTest(HomeTestCase):
         self.assertEqual(sshd.ssh_keycopy(self.sshd, self.known_hosts), 100)
 
     def test_a_server_that_does_not_answer_is_refused_and_nothing_changes(self):
-        from support import free_port
+        from helpers.support import free_port
         task_id = self.order()
         before = self.home.read(self.home.state_path)
         self.home.write_config(manual_config(free_port()))
@@ -428,7 +428,7 @@ class ManualFirstContactTest(HomeTestCase):
         self.assertNotIn("host_keys", self.home.state()["tasks"][task_id]["data"])
 
     def test_a_host_key_given_still_pins_without_contact(self):
-        from support import free_port
+        from helpers.support import free_port
         self.home.write_config(manual_config(free_port()))      # nobody there: not asked
         task_id = self.order()
         result = self.finish(task_id, "--host-key", self.other_key)
@@ -519,7 +519,7 @@ class CheckTest(HomeTestCase):
                             and why in line[0], line[0])
 
     def test_check_finds_the_callers_old_ssh_keycopy(self):
-        from support import load_module
+        from helpers.support import load_module
         version = load_module().local_ssh_version()
         if not version or version < (8, 0):
             self.skipTest("the local ssh is older than 8.0 or missing")

@@ -26,8 +26,8 @@ import time
 import types
 import unittest
 
-from fakecloud import FakeHetzner
-from support import MANUAL_CONFIG, SCRIPT, caller_parse, load_module, wait_for
+from helpers.fakecloud import FakeHetzner
+from helpers.support import MANUAL_CONFIG, SCRIPT, caller_parse, load_module, wait_for
 
 NAME = "hdr"
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0

@@ -25,7 +25,7 @@ import tarfile
 import tempfile
 import unittest
 
-from support import MANUAL_CONFIG, ROOT, RUN_ROOT, SCRIPT, caller_parse
+from helpers.support import MANUAL_CONFIG, ROOT, RUN_ROOT, SCRIPT, caller_parse
 
 INSTALL_SH = os.path.join(ROOT, "install.sh")
 NAME = "testprov"

@@ -1,12 +1,14 @@
 # -*- coding: utf-8 -*-
-"""The four options the caller uses: help, configs, order, order_status."""
+"""The four options the caller uses: help, configs, order, order_status; the
+command line around them, and the paths (the home found from bin/, --home,
+--config and their environment variables)."""
 
 import json
 import os
 import subprocess
 import unittest
 
-from support import MANUAL_CONFIG, PYTHON, SCRIPT, Home, HomeTestCase, caller_parse
+from helpers.support import MANUAL_CONFIG, PYTHON, SCRIPT, Home, HomeTestCase, caller_parse
 
 
 class ProtocolCase(HomeTestCase):

@@ -17,8 +17,9 @@ import unittest
 import subprocess
 import sys
 
-from robust_support import (BACKEND_CASES, InProcess, figure, run, scaled, seed, snapshot)
-from support import PEOPLE, PYTHON, Home, error_message, load_module
+from helpers.robust_support import (BACKEND_CASES, InProcess, figure, run, scaled, seed,
+                                    snapshot)
+from helpers.support import PEOPLE, PYTHON, Home, error_message, load_module
 
 EXISTING = ("1", "2", "3")          # the tasks the home holds; never generated as valid ids
 

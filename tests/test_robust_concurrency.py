@@ -13,8 +13,9 @@ import threading
 import time
 import unittest
 
-from robust_support import BACKEND_CASES, figure, parse_state_file, run, scaled, seed, with_config
-from support import PYTHON, Home, error_message
+from helpers.robust_support import (BACKEND_CASES, figure, parse_state_file, run, scaled, seed,
+                                    with_config)
+from helpers.support import PYTHON, Home, error_message
 
 WORKER = r"""
 import json, random, subprocess, sys

@@ -6,8 +6,8 @@ import json
 import time
 import unittest
 
-from robust_support import BACKEND_CASES, figure, with_config
-from support import MANUAL_CONFIG, Home, HomeTestCase, load_module
+from helpers.robust_support import BACKEND_CASES, figure, with_config
+from helpers.support import MANUAL_CONFIG, Home, HomeTestCase, load_module
 
 provider = load_module()
 

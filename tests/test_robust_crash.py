@@ -13,9 +13,9 @@ import signal
 import time
 import unittest
 
-from robust_support import (BACKEND_CASES, figure, parse_state_file, popen, scaled, seed,
-                            temp_leftovers)
-from support import Home, caller_parse
+from helpers.robust_support import (BACKEND_CASES, figure, parse_state_file, popen, scaled,
+                                    seed, temp_leftovers)
+from helpers.support import Home, caller_parse
 
 
 class CrashTest(unittest.TestCase):

@@ -9,8 +9,8 @@ import subprocess
 import tempfile
 import unittest
 
-from robust_support import BACKEND_CASES, fsize_limit, run, snapshot, temp_leftovers
-from support import Home, HomeTestCase, error_message
+from helpers.robust_support import BACKEND_CASES, fsize_limit, run, snapshot, temp_leftovers
+from helpers.support import Home, HomeTestCase, error_message
 
 
 class FileSizeLimitTest(unittest.TestCase):

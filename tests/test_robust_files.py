@@ -11,7 +11,7 @@ import os
 import time
 import unittest
 
-from support import MANUAL_CONFIG, HomeTestCase, load_module
+from helpers.support import MANUAL_CONFIG, HomeTestCase, load_module
 
 provider = load_module()
 OTHER_UID = 65534                       # nobody: neither root nor the home's owner

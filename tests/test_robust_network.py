@@ -12,7 +12,7 @@ import unittest
 from unittest import mock
 from urllib.parse import quote
 
-from support import HomeTestCase, load_module
+from helpers.support import HomeTestCase, load_module
 
 provider = load_module()
 
@@ -127,7 +127,7 @@ class IPv4OnlyTest(HomeTestCase):
         self.assertIn("2001:db8::5 is an IPv6 address", self.home.run("check").text)
 
     def test_a_command_result_with_an_ipv6_server_fails_the_task(self):
-        from support import wait_for
+        from helpers.support import wait_for
         program = os.path.join(self.home.dir, "provision.sh")
         with open(program, "w") as handle:
             handle.write("#!/bin/sh\necho '{\"server\": \"2001:DB8::5\", "

@@ -9,8 +9,8 @@ import stat
 import time
 import unittest
 
-from robust_support import BACKEND_CASES, run, umask_000, with_config
-from support import Home
+from helpers.robust_support import BACKEND_CASES, run, umask_000, with_config
+from helpers.support import Home
 
 PASSWORDS = ("Secret-pw-Alpha-1", "Secret-pw-Bravo-2", "Secret-pw-Charlie-3")
 
@@ -170,7 +170,7 @@ class SecretsTest(unittest.TestCase):
         # perf's first archive moved finished tasks with their passwords. An expired one is
         # never answered; order_status removes it from its archive file and that file's
         # .bak, `state compact` from every archive file.
-        from support import load_module
+        from helpers.support import load_module
         module = load_module()
         case = BACKEND_CASES[0]
         home = self.home_for(case)

@@ -8,8 +8,8 @@ import pwd
 import stat
 import unittest
 
-from robust_support import BACKEND_CASES, parse_state_file, run
-from support import HomeTestCase
+from helpers.robust_support import BACKEND_CASES, parse_state_file, run
+from helpers.support import HomeTestCase
 
 IS_ROOT = os.geteuid() == 0
 

@@ -8,7 +8,7 @@ import stat
 import subprocess
 import unittest
 
-from support import MANUAL_CONFIG, PYTHON, HomeTestCase
+from helpers.support import MANUAL_CONFIG, PYTHON, HomeTestCase
 
 
 class ConcurrencyTest(HomeTestCase):
@@ -154,7 +154,7 @@ class EncodeTest(unittest.TestCase):
     def test_a_lone_surrogate_is_saved_as_a_json_escape(self):
         # Regression: a "\\ud800" escape in text from an API or a program could
         # not be encoded as UTF-8, and the save failed (N199, a temp file left).
-        from support import load_module
+        from helpers.support import load_module
         module = load_module()
         document = {"schema": 2, "next_id": 3, "tasks": {
             "1": {"id": "1", "message": "x\ud800y"}, "2": {"id": "2", "message": "ok ✓"}}}
@@ -167,7 +167,7 @@ class EncodeTest(unittest.TestCase):
 class ApplyTest(HomeTestCase):
     in_process = True      # state/config/archive logic: main() in-process
     def test_backend_changes_merge_into_the_task_data(self):
-        from support import load_module
+        from helpers.support import load_module
         module = load_module()
         self.home.ok("order", "1")
         provider = module.Provider(module.Paths(self.home.script))

@@ -13,9 +13,9 @@ import sys
 import tempfile
 import unittest
 
-from cloudbase import CloudHome, provider
-from fakecloud import FakeHetzner
-from support import ROOT, wait_for
+from helpers.cloudbase import CloudHome, provider
+from helpers.fakecloud import FakeHetzner
+from helpers.support import ROOT, wait_for
 from test_backend_command import RESULT, WAIT_FOR_GO, CommandTestCase
 
 INSTALL_SH = os.path.join(ROOT, "install.sh")

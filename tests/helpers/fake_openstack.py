@@ -15,7 +15,7 @@ are marked GUESS.
     api.stop()
 
 The object tests hold is Nova itself, with the knobs and failure rules of
-tests/fakecloud.py's _FakeAPI (fail_next, rate_limit_next, hang_next_create, ...;
+tests/helpers/fakecloud.py's _FakeAPI (fail_next, rate_limit_next, hang_next_create, ...;
 paths below /v2.1, e.g. r"^/servers$"). Server ids are UUIDs.
 
 Keystone: the user USER in domain DOMAIN with password `token`, project PROJECT
@@ -35,7 +35,7 @@ import re
 import time
 import uuid
 
-from fakecloud import _Answer, _FakeAPI
+from .fakecloud import _Answer, _FakeAPI
 
 __all__ = ["FakeOpenStack", "USER", "DOMAIN", "PROJECT", "PROJECT_ID", "APP_ID",
            "APP_SECRET", "EXT_NET", "PRIVATE_NET", "IMAGES", "FLAVORS"]

@@ -1,13 +1,13 @@
 # -*- coding: utf-8 -*-
 """Cheap starts of the plugin for the tests (support.Home): not a test module.
 
-    python3 -S tests/launch.py run CODE CLOCK SCRIPT ARGS...
+    python3 -S tests/helpers/launch.py run CODE CLOCK SCRIPT ARGS...
         runs the code object in the file CODE (provider.py compiled once per
         test run) as __main__ with sys.argv = [SCRIPT] + ARGS, as
         `python3 SCRIPT ARGS` would run a copy of provider.py at SCRIPT;
         CLOCK, when not empty, is the virtual clock's record (below).
 
-    python3 -S tests/launch.py serve CODE SOCKET
+    python3 -S tests/helpers/launch.py serve CODE SOCKET
         a fork server for one test process: it imports what the plugin's
         calls import and runs the plugin's top level once, then for each
         request on the unix SOCKET forks a child that runs its main() as

@@ -1,8 +1,9 @@
 # -*- coding: utf-8 -*-
-"""Self-test of tests/fakecloud.py: the fakes answer like the documented APIs.
+"""Self-test of tests/helpers/fakecloud.py: the fakes answer like the documented APIs.
 
 Standard library only (unittest + urllib); Python 3.6 to 3.13.
-Run: python3 -m unittest tests.test_fakecloud   (or from tests/: python3 -m unittest test_fakecloud)
+Run: python3 -m unittest tests.test_helpers_fakecloud
+(or from tests/: python3 -m unittest test_helpers_fakecloud)
 """
 
 import json
@@ -17,8 +18,8 @@ from urllib.request import Request, urlopen
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from fakecloud import (FakeHetzner, FakeTimeweb, SSHBannerServer,  # noqa: E402
-                       label_selector_matches)
+from helpers.fakecloud import (FakeHetzner, FakeTimeweb, SSHBannerServer,  # noqa: E402
+                               label_selector_matches)
 
 TOKEN = "s3cret-token"
 

@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 import time
 
-from support import free_port
+from .support import free_port
 
 SSHD_PATH = "/usr/sbin/sshd"
 
@@ -112,7 +112,8 @@ class SSHD(object):
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-# ssh_keycopy's expect patterns, in its order, and its exit codes (PROTOCOL.md)
+# ssh_keycopy's expect patterns, in its order, and its exit codes (the caller's facts: the
+# shared PROTOCOL.md, outside this repository; docs/first-contact.md tells why they matter)
 PATTERNS = ((b"(yes/no)? ", "yes"), (b"assword has expired", 101), (b"assword:", "password"),
             (b" UNIX password:", 103), (b"Permission denied", 104), (b"No route to host", 105),
             (b"not resolve hostname", 106), (b"KEY_INSTALLED", 0))

@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
-"""Shared helpers for the tests: a provider home in a temp folder, running
-the real script as a subprocess, and the caller's own parsing rules."""
+"""Shared helpers for the tests: a provider home in a temp folder, the plugin
+run as the caller runs it (cheaply: launch.py's compiled code and fork server)
+or in-process (call_main, load_module), and the caller's own parsing rules."""
 
 import json
 import os
@@ -10,7 +11,8 @@ import sys
 import tempfile
 import unittest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HELPERS = os.path.dirname(os.path.abspath(__file__))            # tests/helpers
+ROOT = os.path.dirname(os.path.dirname(HELPERS))                # the repository
 SCRIPT = os.path.join(ROOT, "provider.py")
 PYTHON = sys.executable
 
@@ -139,7 +141,7 @@ RUN_ROOT = test_root()
 
 
 # A home's bin/NAME is a plain copy of provider.py, but Home starts it without
-# compiling it again (tests/launch.py): Home.command gives `python3 -S
+# compiling it again (tests/helpers/launch.py): Home.command gives `python3 -S
 # launch.py run CODE CLOCK bin/NAME ARGS` (the code compiled once per test
 # run, kept in the run's folder, run as __main__ with argv[0] = bin/NAME, as
 # `python3 bin/NAME` would: every path derives from argv[0]; -S skips site,
@@ -149,7 +151,7 @@ RUN_ROOT = test_root()
 # (LANG, LC_*, PYTHON*, TZ) start the file itself, the caller's way.
 # Home.clock = PATH runs it on launch.py's virtual clock (retry waits recorded
 # in PATH, not waited out).
-LAUNCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "launch.py")
+LAUNCH = os.path.join(HELPERS, "launch.py")
 STARTUP_ENV = ("LANG", "LC_", "PYTHON", "TZ")
 
 
@@ -274,8 +276,10 @@ class Result(object):
 
 
 def caller_parse(out):
-    """Parse stdout the way bx-provider does (PROTOCOL.md): the whole output is
-    one JSON document; empty output is an error. Raises AssertionError."""
+    """Parse stdout the way bx-provider does: the whole output is one JSON
+    document; empty output is an error (docs/reference.md, "The protocol"; the
+    caller's facts: the shared PROTOCOL.md, outside this repository). Raises
+    AssertionError."""
     if not out.strip():
         raise AssertionError("empty stdout: the caller reports 'return empty string'")
     text = out.decode("utf-8")            # raw UTF-8, never another encoding
@@ -451,7 +455,7 @@ class Home(object):
 
 
 class Zygote(object):
-    """The fork server of this test process (tests/launch.py serve): a run is a
+    """The fork server of this test process (tests/helpers/launch.py serve): a run is a
     fork of a process that has the plugin's code and imports loaded, instead
     of a new interpreter. BXPROVIDER_TEST_FORK=0 turns it off."""
 

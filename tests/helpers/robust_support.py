@@ -1,8 +1,8 @@
 # -*- coding: utf-8 -*-
 """Helpers for the tests/test_robust_*.py suites (issue 5: cannot lose or leak).
 
-BACKEND_CASES is the list the concurrency, crash, disk, hostile-input and
-secret suites run against. A backend joins them by adding one BackendCase:
+BACKEND_CASES is the list the concurrency, crash, disk, hostile-input (argv,
+config) and secret suites run against (the damaged-state suite takes its first). A backend joins them by adding one BackendCase:
 its config, the secrets its config holds (tokens: they may live only in the
 config and the state), and how a test drives one of its tasks to `finished`
 without the network (finish).
@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 
-from support import MANUAL_CONFIG, Home
+from .support import MANUAL_CONFIG, Home
 
 LONG = os.environ.get("BXPROVIDER_LONG_TESTS", "") not in ("", "0")
 
@@ -85,7 +85,7 @@ def popen(home, argv, stdin=None, preexec_fn=None, env=None):
 
 
 def run(home, argv, stdin=None, preexec_fn=None, env=None, timeout=60):
-    from support import Result
+    from .support import Result
     proc = popen(home, argv, stdin, preexec_fn, env)
     out, err = proc.communicate(stdin, timeout=timeout)
     return Result(proc.returncode, out, err)
@@ -116,7 +116,7 @@ class InProcess(object):
         self.home = home
 
     def call(self, argv, stdin=b""):
-        from support import call_main
+        from .support import call_main
         return call_main(argv, self.home.script, stdin, module=self.module)
 
 

@@ -15,7 +15,7 @@ operation): int64 fields as JSON strings, empty lists left out, errors as
 change an Operation polled at /operations/{id}. Where the reference is silent the fake
 guesses (marked GUESS); a backend must not depend on a guess being exact.
 
-The knobs and the failure rules of tests/fakecloud.py's _FakeAPI work here as there
+The knobs and the failure rules of tests/helpers/fakecloud.py's _FakeAPI work here as there
 (polls_per_status, ip_after_polls, fail_next, server_error_next, rate_limit_next,
 hang_next, ...); paths are the full ones ("/compute/v1/instances"). Besides:
 
@@ -47,7 +47,7 @@ import threading
 import time
 import uuid
 
-from fakecloud import _Answer, _FakeAPI
+from .fakecloud import _Answer, _FakeAPI
 
 __all__ = ["FakeYandex", "FakeYandexIAM", "YANDEX_JWT_AUDIENCE"]
 

@@ -1,11 +1,13 @@
 # -*- coding: utf-8 -*-
-"""What the Hetzner and Timeweb backend tests share: a provider home whose
-backend points at a fake API (tests/fakecloud.py), an SSH banner socket, a
-stand-in `ssh` on PATH for the cloud-init check, a pool key, a token file.
+"""What the cloud backends' tests share: a provider home whose backend points
+at a fake API (fakecloud.py's FakeHetzner and FakeTimeweb, fake_openstack.py,
+fake_yandex.py), an SSH banner socket, a stand-in `ssh` on PATH for the
+cloud-init check, a pool key, a token file.
 
-A provider's test module subclasses CloudTests with unittest.TestCase and says
-FAKE, TYPE, LABEL and its configuration fields; CloudHome is the home and the
-helpers without those tests (test_cloud_guardrails builds on it).
+A cloud backend's test module (test_backend_hetzner, _timeweb, _openstack,
+_yandex) subclasses CloudTests with unittest.TestCase and says FAKE, TYPE,
+LABEL and its configuration fields; CloudHome is the home and the helpers
+without those tests (test_cloud_guardrails and test_uninstall build on it).
 """
 
 import email
@@ -20,8 +22,8 @@ import threading
 import time
 import unittest
 
-from fakecloud import SSHBannerServer
-from support import Home, error_message, free_port as closed_port, load_module, wait_for
+from .fakecloud import SSHBannerServer
+from .support import Home, error_message, free_port as closed_port, load_module, wait_for
 
 provider = load_module()
 
@@ -59,7 +61,7 @@ class CloudHome(object):
     """A provider home on a fake cloud API, and helpers; no tests of its own
     (a module with tests of another kind builds on it)."""
 
-    FAKE = None          # FakeHetzner or FakeTimeweb
+    FAKE = None          # the fake API's class: FakeHetzner, FakeOpenStack, ...
     TYPE = None          # backend type
     LABEL = None         # how messages name the provider
     CONFIGURATION = {}   # the provider's own configuration fields
@@ -99,7 +101,7 @@ class CloudHome(object):
                     "no_proxy": "127.0.0.1,localhost", "NO_PROXY": "127.0.0.1,localhost"}
         self.home = Home(config=None)
         self.addCleanup(self.home.cleanup)
-        # the plugin's waits are recorded, not waited out (the virtual clock of tests/launch.py)
+        # the plugin's waits are recorded, not waited out (launch.py's virtual clock)
         self.home.clock = os.path.join(self.tmp, "sleeps")
         self.configure()
 
@@ -124,7 +126,8 @@ class CloudHome(object):
 
     def configure(self, configuration=None, top=None, **backend):
         # poll_interval: the worker takes a step when a call wakes it (an order, an
-        # order_status), not by itself: a test sees each step (NoPollingTest: by itself)
+        # order_status), not by itself: a test sees each step (by itself: test_cloud_guardrails'
+        # test_an_order_nobody_polls_ends_by_itself)
         settings = {"type": self.TYPE, "token_file": self.token_file, "api_url": self.api.url,
                     "pool_key": self.key, "ssh_port": self.ssh.port, "ready_grace": 0,
                     "timeout": 3600, "request_timeout": 1, "poll_interval": 3600,

@@ -1,13 +1,14 @@
 # -*- coding: utf-8 -*-
-"""The archive: retention moves old terminal tasks out of the state file,
-bounded per write; archived tasks still answer; `state compact`; migration
-from schema 1; ids stay unique; a damaged archive file is refused untouched."""
+"""The state store's archive: retention moves old terminal tasks out of the
+state file, bounded per write; archived tasks still answer; `state compact`;
+migration from schema 1; ids stay unique; a damaged archive file is refused
+untouched."""
 
 import json
 import os
 import unittest
 
-from support import MANUAL_CONFIG, HomeTestCase, load_module
+from helpers.support import MANUAL_CONFIG, HomeTestCase, load_module
 
 MODULE = load_module()
 SPAN = MODULE.ARCHIVE_SPAN
