@@ -3916,7 +3916,7 @@ class WorkerPause(object):
     """The pause of a worker between two steps: poll_interval, cut short by a call's
     SIGUSR1 (WorkerReport.wake). The signal only writes a byte to a pipe the pause
     waits on, so it never interrupts a step. Real time: a test's virtual clock
-    (tests/launch.py) leaves it alone."""
+    (tests/helpers/launch.py) leaves it alone."""
 
     def __init__(self):
         import signal
