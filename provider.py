@@ -2557,9 +2557,9 @@ class Backend(object):
         return os.path.join(self.paths.log_dir, "tasks", task_id + ".log")
 
     def start_worker(self, task, again=False):
-        """Start the task's detached worker (start_worker); again: only if none
+        """Start the task's detached worker (fork_worker); again: only if none
         holds the lock now (False when one does)."""
-        return start_worker(self, task["id"], self.task_log(task["id"]), again) is not None
+        return fork_worker(self, task["id"], self.task_log(task["id"]), again) is not None
 
 
 class ManualBackend(Backend):
@@ -2608,9 +2608,6 @@ class WorkerBackend(Backend):
     installation = None     # the state's installation id when the worker started
     unsaved_data = None     # the worker's data (its pid, the program's group) not saved yet
 
-    def worker_lock(self, task_id):
-        return worker_lock(self.paths, task_id)
-
     def ready_timeout(self):
         return self.settings.get("ready_timeout", DEFAULT_READY_TIMEOUT)
 
@@ -2619,7 +2616,7 @@ class WorkerBackend(Backend):
     def keep_waiting(self, task):
         """poll() of a task waiting for SSH: nothing while its worker runs (no
         network here); a new worker if it died; error once ready_timeout passed."""
-        if lock_is_held(self.worker_lock(task["id"])):
+        if lock_is_held(worker_lock_path(self.paths, task["id"])):
             return None
         since = (task.get("data") or {}).get("ssh_wait_since") or task.get("created", now())
         if now() - since > self.ready_timeout():
@@ -2672,7 +2669,8 @@ class WorkerBackend(Backend):
             self.save_result(provider, task_id, log, changes)
         finally:
             try:
-                os.unlink(self.worker_lock(task_id))    # only now: a free lock means "no worker"
+                # only now: a free lock means "no worker"
+                os.unlink(worker_lock_path(self.paths, task_id))
             except OSError:
                 pass
         return "task %s: %s" % (task_id, changes["status"])
@@ -3282,7 +3280,7 @@ class CommandBackend(WorkerBackend):
     def poll(self, task, configuration):
         if task.get("phase") == "waiting_ssh":
             return self.keep_waiting(task)
-        lock = self.worker_lock(task["id"])
+        lock = worker_lock_path(self.paths, task["id"])
         alive = lock_is_held(lock)
         if alive or (alive is None and task.get("phase") == "starting"
                      and now() - task.get("created", 0) < self.STARTUP_GRACE):
@@ -3305,8 +3303,9 @@ class CommandBackend(WorkerBackend):
         import signal
         data = task.get("data") or {}
         pid, started = data.get("worker_pid"), data.get("worker_start")
-        if not pid or started is None or not lock_is_held(self.worker_lock(task["id"])) \
-                or process_start_time(pid) != started:
+        lock = worker_lock_path(self.paths, task["id"])
+        if (not pid or started is None or not lock_is_held(lock)
+                or process_start_time(pid) != started):
             return None
         try:
             os.kill(pid, signal.SIGTERM)
@@ -3690,7 +3689,7 @@ def lock_is_held(path):
         os.close(fd)             # drops the lock if we took it
 
 
-def start_worker(backend, task_id, log_path, again=False):
+def fork_worker(backend, task_id, log_path, again=False):
     """Start `NAME _worker ID` (backend.supervise) detached: its own session, no
     inherited descriptors but its lock, stdout to /dev/null (the caller reads ours
     until EOF), stderr to log_path; its pid. The lock var/workers/ID.lock is
@@ -3704,7 +3703,7 @@ def start_worker(backend, task_id, log_path, again=False):
     would compile the whole file again (~100 ms of CPU for every cloud
     order_status, whose step the call waits for)."""
     import fcntl
-    lock = worker_lock(backend.paths, task_id)
+    lock = worker_lock_path(backend.paths, task_id)
     trust = TrustedFiles(backend.paths)
     trust.private_folder(os.path.dirname(lock), "workers folder")
     trust.check_folder(backend.paths.log_dir, "log folder")
@@ -3747,7 +3746,7 @@ def start_worker(backend, task_id, log_path, again=False):
 
 
 def run_forked_worker(paths, task_id, lock_fd, log_fd):
-    """In start_worker's fork: become the detached process `NAME _worker ID`
+    """In fork_worker's fork: become the detached process `NAME _worker ID`
     would be (a session of its own, cwd the home, stdin and stdout /dev/null,
     stderr the task log, no descriptor but those and the lock) and run it;
     never returns. os._exit: the caller's atexit work and buffers are not ours."""
@@ -3852,7 +3851,7 @@ def file_stamp(path):
     return info.st_mtime_ns, info.st_size, info.st_ino
 
 
-def worker_lock(paths, task_id):
+def worker_lock_path(paths, task_id):
     """The flock a task's detached worker holds while it runs."""
     return os.path.join(paths.var, "workers", task_id + ".lock")
 
@@ -4322,7 +4321,7 @@ class Deadline(object):
 
     def cancel(self):
         """Stop the timer and wait for its thread to end (at once): a worker may
-        fork next (start_worker), and a fork must not copy a thread half-way."""
+        fork next (fork_worker), and a fork must not copy a thread half-way."""
         self.timer.cancel()
         self.timer.join()
 
@@ -5226,7 +5225,7 @@ class CloudBackend(Backend):
         A live worker is woken for a step now, a dead one (killed, a reboot) started again
         (its first step judges the timeout); the call waits about a second for that step.
         {}: read the task again."""
-        report = WorkerReport.read(worker_lock(self.paths, task["id"]))
+        report = WorkerReport.read(worker_lock_path(self.paths, task["id"]))
         if report is not None and report.why:      # its last step's result is not saved
             report.wake()                          # (the disk full): it tries again now
             return {"message": "%s (%s)" % (self.base_message(task), self.unsaved(report))}
@@ -5249,7 +5248,7 @@ class CloudBackend(Backend):
     def await_step(self, task_id, steps):
         """The task as saved once its worker has done more than `steps` steps (or has
         ended), or None after STEP_WAIT s."""
-        lock = worker_lock(self.paths, task_id)
+        lock = worker_lock_path(self.paths, task_id)
         deadline = time.monotonic() + STEP_WAIT
         while True:
             report = WorkerReport.read(lock)
@@ -5267,7 +5266,7 @@ class CloudBackend(Backend):
         """The worker is still in its step: say why in the task's message (the API has
         not answered, or the worker cannot save: a full disk), unless the worker saved
         another message meanwhile."""
-        report = WorkerReport.read(worker_lock(self.paths, task["id"]))
+        report = WorkerReport.read(worker_lock_path(self.paths, task["id"]))
         if report is None:
             return
         if report.why:
@@ -5571,7 +5570,7 @@ class CloudBackend(Backend):
         """Start the task's worker, or wake the one that runs: its next step comes at
         once (for a task that has ended: the cleanup)."""
         if not self.start_worker(task, again=True):
-            report = WorkerReport.read(worker_lock(self.paths, task["id"]))
+            report = WorkerReport.read(worker_lock_path(self.paths, task["id"]))
             if report is not None:
                 report.wake()
 
@@ -6157,7 +6156,7 @@ class OrderWorker(object):
 
     def __init__(self, backend, provider, task_id):
         self.backend, self.provider, self.task_id = backend, provider, task_id
-        self.lock = worker_lock(provider.paths, task_id)
+        self.lock = worker_lock_path(provider.paths, task_id)
         self.log = TaskLog(backend.task_log(task_id))
         self.pause = WorkerPause()          # before the pid is told: SIGUSR1 is handled
         before = WorkerReport.read(self.lock)     # the worker before's steps count on
@@ -7838,7 +7837,8 @@ def revive_workers(provider, head, skip=None):
     per dead worker. Problems only warn: the call's own answer is what matters."""
     ids = head.get("workers") if isinstance(head, dict) else None
     dead = [task_id for task_id in ids if isinstance(task_id, str) and valid_task_id(task_id)
-            and task_id != skip and lock_is_held(worker_lock(provider.paths, task_id)) is not True
+            and task_id != skip
+            and lock_is_held(worker_lock_path(provider.paths, task_id)) is not True
             ] if isinstance(ids, list) else []
     if not dead:
         return

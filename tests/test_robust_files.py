@@ -344,7 +344,7 @@ class OwnFilesTest(InProcessHomeTestCase):
         self.home.write_config({"enabled": True, "configurations": [{"id": "c", "descr": "c"}],
                                 "backend": {"type": "command", "command": ["/bin/true"]}})
         backend = self.load_config().backend
-        self.assertRefused(lambda: provider.start_worker(backend, "1",
+        self.assertRefused(lambda: provider.fork_worker(backend, "1",
                                                          os.path.join(tasks_log, "1.log")),
                            110, "task log folder %s is writable by other users" % tasks_log)
 
