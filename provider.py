@@ -1768,7 +1768,7 @@ class Config(object):
         "password_ttl_days": ("number", Checker.positive),
     }
 
-    def __init__(self, data, path, paths, log):
+    def __init__(self, data, path, paths, log, provider=None):
         self.path = path
         self.data = data
         self.enabled = data.get("enabled", False)
@@ -1778,10 +1778,12 @@ class Config(object):
         self.configurations = data["configurations"]
         self.by_id = dict((c["id"], c) for c in self.configurations)
         backend_class = BACKENDS[data["backend"]["type"]]
-        self.backend = backend_class(data["backend"], paths, log)
+        self.backend = backend_class(data["backend"], paths, log, provider)
 
     @classmethod
-    def load(cls, paths, log):
+    def load(cls, paths, log, provider=None):
+        """The config at paths.config, validated; provider: the Provider whose config it
+        becomes (its backend is built with it), None for a look at the file alone."""
         path = paths.config
         raw = TrustedFiles(paths).read_private(path, "the config", MAX_CONFIG_BYTES,
                                                missing=(E_DISABLED, "no config at %s" % path))
@@ -1792,7 +1794,7 @@ class Config(object):
         if problems:
             raise ProviderError(E_CONFIG, "the config %s has %d problem%s: %s" % (
                 path, len(problems), "" if len(problems) == 1 else "s", "; ".join(problems)))
-        return cls(data, path, paths, log)
+        return cls(data, path, paths, log, provider)
 
     def configuration(self, config_id):
         found = self.by_id.get(config_id)
@@ -2502,10 +2504,15 @@ class Backend(object):
     PARAMETERS = {}
     HOST_KEY_TOOL = "ssh-keyscan"    # how a new server's host key is learnt (for `check`)
 
-    def __init__(self, settings, paths, log):
+    def __init__(self, settings, paths, log, provider=None):
         self.settings = settings
         self.paths = paths
         self.log = log
+        # provider: the Provider of the call whose config built this backend (None: a
+        # config only looked at). Its store takes the backend's own writes (a cloud
+        # token's cache); its workers run with it (start_worker).
+        self.provider = provider
+        self.store = provider.store if provider is not None else None
 
     @classmethod
     def validate_settings(cls, settings, path, check):
@@ -2557,9 +2564,13 @@ class Backend(object):
         return os.path.join(self.paths.log_dir, "tasks", task_id + ".log")
 
     def start_worker(self, task, again=False):
-        """Start the task's detached worker (fork_worker); again: only if none
-        holds the lock now (False when one does)."""
-        return fork_worker(self, task["id"], self.task_log(task["id"]), again) is not None
+        """Start the task's detached worker (fork_worker) with this backend's
+        provider; again: only if none holds the lock now (False when one does)."""
+        if self.provider is None:
+            raise ProviderError(E_INTERNAL, "the %s backend was built without a provider: "
+                                "it starts no worker" % self.TYPE)
+        return fork_worker(self.provider, task["id"], self.task_log(task["id"]),
+                           again) is not None
 
 
 class ManualBackend(Backend):
@@ -3689,10 +3700,11 @@ def lock_is_held(path):
         os.close(fd)             # drops the lock if we took it
 
 
-def fork_worker(backend, task_id, log_path, again=False):
-    """Start `NAME _worker ID` (backend.supervise) detached: its own session, no
-    inherited descriptors but its lock, stdout to /dev/null (the caller reads ours
-    until EOF), stderr to log_path; its pid. The lock var/workers/ID.lock is
+def fork_worker(provider, task_id, log_path, again=False):
+    """Start the task's worker (run_task_worker: its backend's supervise) detached,
+    with this call's provider: its own session, no inherited descriptors but its
+    lock, stdout to /dev/null (the caller reads ours until EOF), stderr to
+    log_path; its pid. The lock var/workers/ID.lock is
     taken here, before the worker starts, so nobody ever sees it free while one
     is coming. again (a worker that died is replaced): the lock file is taken as
     it is, only if nobody holds it; None when somebody does. The lock's mtime
@@ -3701,12 +3713,14 @@ def fork_worker(backend, task_id, log_path, again=False):
     The worker is a fork of this process (run_forked_worker), not a new
     interpreter: the code is loaded already, where `python3 bin/NAME _worker ID`
     would compile the whole file again (~100 ms of CPU for every cloud
-    order_status, whose step the call waits for)."""
+    order_status, whose step the call waits for); and it goes on with the
+    provider loaded here (its config, backend and store), never a command line."""
     import fcntl
-    lock = worker_lock_path(backend.paths, task_id)
-    trust = TrustedFiles(backend.paths)
+    paths = provider.paths
+    lock = worker_lock_path(paths, task_id)
+    trust = TrustedFiles(paths)
     trust.private_folder(os.path.dirname(lock), "workers folder")
-    trust.check_folder(backend.paths.log_dir, "log folder")
+    trust.check_folder(paths.log_dir, "log folder")
     trust.private_folder(os.path.dirname(log_path), "task log folder")
     temp = lock if again else "%s.%d.tmp" % (lock, os.getpid())
     lock_fd = log_fd = None
@@ -3727,7 +3741,7 @@ def fork_worker(backend, task_id, log_path, again=False):
                 pass
         pid = os.fork()
         if pid == 0:
-            run_forked_worker(backend.paths, task_id, lock_fd, log_fd)     # never returns
+            run_forked_worker(provider, task_id, lock_fd, log_fd)     # never returns
     except OSError as exc:
         for path in set((temp, lock)):
             try:
@@ -3740,19 +3754,22 @@ def fork_worker(backend, task_id, log_path, again=False):
             if fd is not None:
                 os.close(fd)
     if not again:       # the task's first worker; the later ones (a cloud task's next step,
-        backend.log.write("worker", task_id, pid=pid, log=log_path)    # a dead one replaced)
+        provider.log.write("worker", task_id, pid=pid, log=log_path)   # a dead one replaced)
     TaskLog(log_path).note("worker pid %d started by pid %d" % (pid, os.getpid()))  # go here
     return pid
 
 
-def run_forked_worker(paths, task_id, lock_fd, log_fd):
+def run_forked_worker(provider, task_id, lock_fd, log_fd):
     """In fork_worker's fork: become the detached process `NAME _worker ID`
     would be (a session of its own, cwd the home, stdin and stdout /dev/null,
-    stderr the task log, no descriptor but those and the lock) and run it;
-    never returns. os._exit: the caller's atexit work and buffers are not ours."""
+    stderr the task log, no descriptor but those and the lock) and run the
+    task's worker with provider (worker_exit_status); never returns. os._exit:
+    the caller's atexit work and buffers are not ours."""
     import io
+    paths = provider.paths
     status = 1
     try:
+        os.umask(os.umask(0o22) | 0o22)
         os.setsid()
         null = os.open(os.devnull, os.O_RDWR)
         for target, fd in ((null, 0), (null, 1), (log_fd, 2)):
@@ -3764,9 +3781,12 @@ def run_forked_worker(paths, task_id, lock_fd, log_fd):
                                                 encoding="utf-8", errors="backslashreplace",
                                                 line_buffering=True))
         os.chdir(paths.home)
+        # the programs the worker starts see the home and config it uses
         os.environ.update(BXPROVIDER_HOME=paths.home, BXPROVIDER_CONFIG=paths.config)
         name_process(paths.script, paths.name, "worker", task_id)
-        status = main(["_worker", task_id], prog=paths.script)
+        provider.log.verbose = False    # the call's -v is for the call's own stderr
+        sys.stdout = sys.stderr         # a stray print() goes to the task log
+        status = worker_exit_status(provider, task_id)
     except BaseException:               # noqa: whatever happens, this process ends here
         try:
             import traceback
@@ -3779,6 +3799,36 @@ def run_forked_worker(paths, task_id, lock_fd, log_fd):
             sys.stderr.flush()
         finally:
             os._exit(status if isinstance(status, int) else 1)
+
+
+def worker_exit_status(provider, task_id):
+    """A forked worker's run (run_task_worker), ended as main() ends a call: its exit
+    status; a bug's traceback goes to the log (event "bug")."""
+    try:
+        run_task_worker(provider, task_id)
+        return 0
+    except UsageError:
+        return 2
+    except (ProviderError, KeyboardInterrupt):
+        return 1
+    except Exception:  # a bug
+        import traceback
+        trace = traceback.format_exc()
+        try:
+            provider.log.write("bug", trace=trace)
+        except Exception:
+            sys.stderr.write(trace)     # the log failed too: the task log is all that is left
+        return 1
+
+
+def run_task_worker(provider, task_id):
+    """The worker of one task (pool, command, the clouds): its backend's supervise, with
+    the provider of the call that started it (fork_worker), or of `_worker ID`."""
+    backend = provider.config.backend
+    if not hasattr(backend, "supervise"):
+        raise UsageError("the %s backend runs no workers" % backend.TYPE)
+    provider.worker_of = task_id        # its saves go to log/tasks/ID.log as well
+    return backend.supervise(provider, task_id)
 
 
 class LogStream(object):
@@ -5048,8 +5098,8 @@ class CloudBackend(Backend):
                   "max_servers": ("integer", Checker.non_negative)}
     FALLBACKS = ()
 
-    def __init__(self, settings, paths, log):
-        Backend.__init__(self, settings, paths, log)
+    def __init__(self, settings, paths, log, provider=None):
+        Backend.__init__(self, settings, paths, log, provider)
         self.api_url = settings.get("api_url", self.DEFAULT_API_URL)
         self.ssh_port = settings.get("ssh_port", 22)
         self.ready_grace = settings.get("ready_grace", 60)
@@ -5058,7 +5108,6 @@ class CloudBackend(Backend):
         self.request_timeout = settings.get("request_timeout", 15)
         self.poll_interval = settings.get("poll_interval", DEFAULT_POLL_INTERVAL)
         self.on_failure = settings.get("on_failure", "delete")
-        self.store = None
         self.auth = self.AUTH(self)
         SECRET_VARIABLES.update(value for key, value in settings.items()
                                 if key.endswith("_env") and isinstance(value, str))
@@ -7453,8 +7502,8 @@ class YandexBackend(CloudBackend):
     LATE_CREATE = 120
     GONE = ("DELETING",)
 
-    def __init__(self, settings, paths, log):
-        CloudBackend.__init__(self, settings, paths, log)
+    def __init__(self, settings, paths, log, provider=None):
+        CloudBackend.__init__(self, settings, paths, log, provider)
         self.api_url = settings.get("compute_url", self.DEFAULT_API_URL)
         self.operation_url = settings.get("operation_url", "https://operation.api.cloud.yandex.net")
         self.vpc_url = settings.get("vpc_url", "https://vpc.api.cloud.yandex.net")
@@ -7907,11 +7956,10 @@ class Provider(object):
     def config(self):
         if self._config is None:
             try:
-                self._config = Config.load(self.paths, self.log)
+                self._config = Config.load(self.paths, self.log, self)
             except ProviderError as exc:
                 self.log.debug("config %s not usable: %s" % (self.paths.config, exc.message))
                 raise
-            self._config.backend.store = self.store    # a backend's own writes: same store
             self.log.debug("config %s read: backend %s, %d configuration(s), %s" % (
                 self.paths.config, self._config.backend.TYPE,
                 len(self._config.configurations),
@@ -7921,8 +7969,7 @@ class Provider(object):
     def reload_config(self):
         """The config read again (a worker's follow_config); ProviderError when it is not
         usable now, and then the one read before stays."""
-        config = Config.load(self.paths, self.log)
-        config.backend.store = self.store
+        config = Config.load(self.paths, self.log, self)
         self._config = config
         return config
 
@@ -8670,17 +8717,15 @@ def cmd_task_release(provider, args):
 
 
 def cmd_worker(provider, args):
-    """Hidden: the detached worker for one task (pool, command, the clouds)."""
+    """Hidden `_worker ID`: a task's worker run by hand (people, debugging); the
+    workers the plugin starts are forks (fork_worker) and parse no command line."""
     try:
-        backend = provider.config.backend
+        provider.config
     except ProviderError as exc:
         provider.apply(args.task_id, {"status": ERROR, "phase": "failed",
                                       "message": "the worker could not start: " + exc.message})
         raise
-    if not hasattr(backend, "supervise"):
-        raise UsageError("the %s backend runs no workers" % backend.TYPE)
-    provider.worker_of = args.task_id   # its saves go to log/tasks/ID.log as well
-    return backend.supervise(provider, args.task_id)
+    return run_task_worker(provider, args.task_id)
 
 
 def cmd_pool(provider, args):
