@@ -185,13 +185,15 @@ def refuse_old_python(argv):
     sh header gives when it finds no Python 3.6+ (N120), instead of a traceback
     or a wrong answer: one JSON error on stdout for the protocol (and any word
     that could be a caller's option), a line of text on stderr for people;
-    exit status 1. Kept to what every Python that parses this file can run."""
+    exit status 1. Kept to what every Python that parses this file can run: so it
+    names the commands itself, as the command table (COMMANDS, which runs later)
+    does (tests/test_admin.py checks they agree)."""
     words = [arg for arg in argv if not arg.startswith("-")]
     people = ("tasks", "task", "pool", "servers", "state", "check", "_worker")
     action = words[0] if words and words[0] in people + PROTOCOL_OPTIONS else "usage"
-    if action in ("task", "state") and len(words) > 1 and words[1] in (
-            "show", "finish", "fail", "release", "delete-server", "compact", "restore-backup",
-            "repair"):
+    actions = {"task": ("show", "finish", "fail", "release", "delete-server"),
+               "pool": ("reset",), "state": ("compact", "restore-backup", "repair")}
+    if len(words) > 1 and words[1] in actions.get(action, ()):
         action += " " + words[1]
     text = ("%s error N120, provider.py needs Python 3.6 or newer; %s is Python %d.%d: run "
             "it with python3 (3.6+)" % (action, sys.executable or "this", sys.version_info[0],
@@ -9255,6 +9257,140 @@ class CheckJSON(dict):
 # Command line: build_parser() and main()
 # ---------------------------------------------------------------------------
 
+# Every command, once: (name, who calls it, handler, help, its arguments). The parser
+# (build_parser), the dispatch (main), the caller's fast path (parse_args), the
+# protocol/people split (errors_as_text) and the messages that name the commands are
+# all derived from this table. Who calls it: PROTOCOL, the caller (one JSON answer,
+# errors too); PEOPLE (errors as text on stderr, but with --json); HIDDEN, not listed
+# anywhere (`_worker ID`: a task's worker run by hand; the plugin's own workers are
+# forks, fork_worker). A name of two words is an action of the first ("task show"),
+# whose handler is None when it needs one. ACTIONS_HELP: the help of a command's actions.
+PROTOCOL, PEOPLE, HIDDEN = "protocol", "people", "hidden"
+TASK_ID_ARG = (("task_id",), {"metavar": "ID", "help": "the task's id, as `tasks` lists it"})
+JSON_ARG = (("--json",), {"action": "store_true", "help": "JSON instead of a table"})
+
+
+def arg(*flags, **options):
+    return flags, options
+
+
+COMMANDS = (
+    ("help", PROTOCOL, cmd_help, "protocol: supported options and enabled/disabled (JSON)", ()),
+    ("configs", PROTOCOL, cmd_configs, "protocol: the configurations a user may order (JSON)",
+     ()),
+    ("order", PROTOCOL, cmd_order, "protocol: order a configuration; prints the task id (JSON)", (
+        arg("config_id", metavar="CONFIG_ID", help="a configuration's id, as `configs` lists it"),
+        arg("--dry-run", action="store_true",
+            help="for people, cloud backends: check the config, the token, the image/type/zone "
+                 "and the caps, print the create request (secrets masked); create nothing, "
+                 "save no task"))),
+    ("order_status", PROTOCOL, cmd_order_status, "protocol: the state of an order (JSON)", (
+        arg("task_id", metavar="TASK_ID", help="the task id `order` answered"),)),
+    ("tasks", PEOPLE, cmd_tasks, "list the tasks as a table", (
+        JSON_ARG,
+        arg("--all", action="store_true",
+            help="also the archived tasks (finished or failed long ago)"),
+        arg("--status", choices=(IN_PROGRESS, FINISHED, ERROR),
+            help="only the tasks in this status"),
+        arg("--holding", action="store_true",
+            help="cloud backends: only the tasks that still rent a server, or may (a create "
+                 "sent, its server not known), archived ones too: task, backend, server id, "
+                 "name; starts no worker (install.sh --uninstall/--purge asks this)"))),
+    ("task", PEOPLE, None, "look at or act on one task", ()),
+    ("task show", PEOPLE, cmd_task_show, "show one task (password masked)", (
+        TASK_ID_ARG,
+        arg("--show-password", action="store_true", help="print the root password"),
+        arg("--json", action="store_true", help="JSON instead of text"))),
+    ("task finish", PEOPLE, cmd_task_finish,
+     "mark a task finished: the server is ready for the caller's SSH login; the root password "
+     "is read from stdin or prompted", (
+         TASK_ID_ARG,
+         arg("--server", required=True, metavar="ADDR",
+             help="the server's IPv4 address or host name (the caller adds IPv4 servers only)"),
+         arg("--force", action="store_true",
+             help="pool tasks: finish with a --server other than the one claimed"),
+         arg("--no-password", action="store_true",
+             help="no password: the server already holds the pool's SSH key"),
+         arg("--host-key", metavar="LINE",
+             help="the server's public SSH host key (its /etc/ssh/ssh_host_ed25519_key.pub): "
+                  "written to the caller's known_hosts (First contact); the server is not "
+                  "contacted"),
+         arg("--no-check", action="store_true",
+             help="do not contact the server: no SSH check, no host key read, so nothing goes "
+                  "to the caller's known_hosts"))),
+    ("task fail", PEOPLE, cmd_task_fail,
+     "mark a pending task failed; the command backend's program is stopped, a pool or cloud "
+     "server stays until released or deleted", (
+         TASK_ID_ARG,
+         arg("--message", required=True, help="why it failed (shown to the admin)"))),
+    ("task release", PEOPLE, cmd_task_release,
+     "pool backend: give a failed or abandoned task's server back to the pool (a pending task "
+     "becomes error)", (
+         TASK_ID_ARG,
+         arg("--force", action="store_true",
+             help="release a finished task's server too (only when the caller never added "
+                  "it)"))),
+    ("task delete-server", PEOPLE, cmd_task_delete_server,
+     "cloud backends: destroy the cloud server of a failed or abandoned order (the task "
+     "becomes error)", (
+         TASK_ID_ARG,
+         arg("--yes", action="store_true", help="yes, destroy it"),
+         arg("--force", action="store_true",
+             help="also a server the caller added to its pool (remove it from the pool "
+                  "first); it counts for max_servers until deleted"))),
+    ("pool", PEOPLE, cmd_pool,
+     "pool backend: each configuration's free, taken and unavailable servers", (JSON_ARG,)),
+    ("pool reset", PEOPLE, cmd_pool_reset,
+     "pool backend: put a server set aside as unavailable (it showed no SSH) back among the "
+     "free ones now", (
+         arg("server", metavar="SERVER",
+             help="the server as the config names it (`pool` lists the unavailable ones)"),)),
+    ("servers", PEOPLE, cmd_servers,
+     "cloud backends: every server carrying this provider's owner tag, with the task holding "
+     "it; orphans are flagged", (
+         JSON_ARG,
+         arg("--delete-orphans", action="store_true",
+             help="delete the servers no task holds (needs --yes)"),
+         arg("--yes", action="store_true", help="yes, delete them"))),
+    ("check", PEOPLE, cmd_check, "check the config, files, permissions and backend", (
+        arg("--json", action="store_true",
+            help="JSON instead of text: each check's level (ok, warn, fail) and text, and how "
+                 "many failed"),)),
+    ("state", PEOPLE, None,
+     "maintain the state file and its archive (nothing is ever deleted)", ()),
+    ("state compact", PEOPLE, cmd_state_compact,
+     "move every finished or failed task older than retention_days to the archive now "
+     "(writes do it bit by bit anyway)", (
+         arg("--days", type=float, metavar="DAYS", default=None,
+             help="this retention instead of the config's retention_days"),)),
+    ("state restore-backup", PEOPLE, cmd_state_restore_backup,
+     "put the backup NAME.state.json.bak back in place; the current file is kept aside as "
+     "NAME.state.json.damaged-DATE", (
+         arg("--force", action="store_true",
+             help="also when the state file is valid (its last save is lost)"),)),
+    ("state repair", PEOPLE, cmd_state_repair,
+     "rebuild the state from the backup and the task records readable in the damaged file, "
+     "with next_id above every known id; the damaged file is kept aside as "
+     "NAME.state.json.damaged-DATE", ()),
+    ("_worker", HIDDEN, cmd_worker, "a task's worker, run by hand", (
+        arg("task_id", metavar="ID"),)),
+)
+ACTIONS_HELP = {
+    "task": "what to do with it (`task ACTION --help` says more)",
+    "pool": "what to do (none: list the servers; `pool ACTION --help` says more)",
+    "state": "what to do (`state ACTION --help` says more)",
+}
+
+# action -> handler(provider, args); each returns a dict (printed as JSON) or text.
+HANDLERS = dict((name, handler) for name, caller, handler, text, args in COMMANDS if handler)
+COMMAND_WORDS = frozenset(name.split()[0] for name in HANDLERS)
+PEOPLE_COMMANDS = frozenset(name.split()[0] for name, caller, handler, text, args in COMMANDS
+                            if caller == PEOPLE)
+# the caller's exact forms: option -> its positional arguments' names (parse_args's fast path)
+PROTOCOL_ARGS = dict((name, [flags[0] for flags, options in args if flags[0][0] != "-"])
+                     for name, caller, handler, text, args in COMMANDS if caller == PROTOCOL)
+
+
 def build_parser(prog):
     import argparse
 
@@ -9282,135 +9418,25 @@ def build_parser(prog):
                                 "order CONFIG_ID, order_status TASK_ID; each prints one JSON "
                                 "object. The other commands are for people.")
     parser.add_argument("--version", action="version", version="provider.py " + __version__)
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser,
-                                     help="`COMMAND --help` says more")
-
-    def command(action, text, parent=commands):
-        """A subcommand whose handler is HANDLERS[action]."""
-        sub = parent.add_parser(action.split()[-1], parents=[common], help=text,
-                                description=text)
-        sub.set_defaults(action=action)
-        return sub
-
-    command("help", "protocol: supported options and enabled/disabled (JSON)")
-    command("configs", "protocol: the configurations a user may order (JSON)")
-    order = command("order", "protocol: order a configuration; prints the task id (JSON)")
-    order.add_argument("config_id", metavar="CONFIG_ID",
-                       help="a configuration's id, as `configs` lists it")
-    order.add_argument("--dry-run", action="store_true",
-                       help="for people, cloud backends: check the config, the token, the "
-                            "image/type/zone and the caps, print the create request (secrets "
-                            "masked); create nothing, save no task")
-    command("order_status", "protocol: the state of an order (JSON)") \
-        .add_argument("task_id", metavar="TASK_ID", help="the task id `order` answered")
-
-    listing = command("tasks", "list the tasks as a table")
-    listing.add_argument("--json", action="store_true", help="JSON instead of a table")
-    listing.add_argument("--all", action="store_true",
-                         help="also the archived tasks (finished or failed long ago)")
-    listing.add_argument("--status", choices=(IN_PROGRESS, FINISHED, ERROR),
-                         help="only the tasks in this status")
-    listing.add_argument("--holding", action="store_true",
-                         help="cloud backends: only the tasks that still rent a server, or "
-                              "may (a create sent, its server not known), archived ones too: "
-                              "task, backend, server id, name; starts no worker (install.sh "
-                              "--uninstall/--purge asks this)")
-
-    task = command("task", "look at or act on one task")
-    actions = task.add_subparsers(dest="task_command", metavar="ACTION", parser_class=Parser,
-                                  help="what to do with it (`task ACTION --help` says more)")
-    show = command("task show", "show one task (password masked)", actions)
-    show.add_argument("task_id", metavar="ID", help="the task's id, as `tasks` lists it")
-    show.add_argument("--show-password", action="store_true", help="print the root password")
-    show.add_argument("--json", action="store_true", help="JSON instead of text")
-    finish = command("task finish",
-                     "mark a task finished: the server is ready for the caller's SSH login; "
-                     "the root password is read from stdin or prompted", actions)
-    finish.add_argument("task_id", metavar="ID", help="the task's id, as `tasks` lists it")
-    finish.add_argument("--server", required=True, metavar="ADDR",
-                        help="the server's IPv4 address or host name (the caller adds "
-                             "IPv4 servers only)")
-    finish.add_argument("--force", action="store_true",
-                        help="pool tasks: finish with a --server other than the one claimed")
-    finish.add_argument("--no-password", action="store_true",
-                        help="no password: the server already holds the pool's SSH key")
-    finish.add_argument("--host-key", metavar="LINE",
-                        help="the server's public SSH host key (its /etc/ssh/ssh_host_ed25519_"
-                             "key.pub): written to the caller's known_hosts (First contact); "
-                             "the server is not contacted")
-    finish.add_argument("--no-check", action="store_true",
-                        help="do not contact the server: no SSH check, no host key read, so "
-                             "nothing goes to the caller's known_hosts")
-    fail = command("task fail", "mark a pending task failed; the command backend's program "
-                   "is stopped, a pool or cloud server stays until released or deleted", actions)
-    fail.add_argument("task_id", metavar="ID", help="the task's id, as `tasks` lists it")
-    fail.add_argument("--message", required=True, help="why it failed (shown to the admin)")
-    release = command("task release", "pool backend: give a failed or abandoned task's server "
-                      "back to the pool (a pending task becomes error)", actions)
-    release.add_argument("task_id", metavar="ID", help="the task's id, as `tasks` lists it")
-    release.add_argument("--force", action="store_true",
-                         help="release a finished task's server too (only when the caller "
-                              "never added it)")
-    delete = command("task delete-server", "cloud backends: destroy the cloud server of a "
-                     "failed or abandoned order (the task becomes error)", actions)
-    delete.add_argument("task_id", metavar="ID", help="the task's id, as `tasks` lists it")
-    delete.add_argument("--yes", action="store_true", help="yes, destroy it")
-    delete.add_argument("--force", action="store_true",
-                        help="also a server the caller added to its pool (remove it from the "
-                             "pool first); it counts for max_servers until deleted")
-    pool = command("pool", "pool backend: each configuration's free, taken and unavailable "
-                   "servers")
-    pool.add_argument("--json", action="store_true", help="JSON instead of a table")
-    pool_actions = pool.add_subparsers(dest="pool_command", metavar="ACTION",
-                                       parser_class=Parser, help="what to do (none: list "
-                                       "the servers; `pool ACTION --help` says more)")
-    reset = command("pool reset", "pool backend: put a server set aside as unavailable (it "
-                    "showed no SSH) back among the free ones now", pool_actions)
-    reset.add_argument("server", metavar="SERVER", help="the server as the config names it "
-                       "(`pool` lists the unavailable ones)")
-    servers = command("servers", "cloud backends: every server carrying this provider's owner "
-                      "tag, with the task holding it; orphans are flagged")
-    servers.add_argument("--json", action="store_true", help="JSON instead of a table")
-    servers.add_argument("--delete-orphans", action="store_true",
-                         help="delete the servers no task holds (needs --yes)")
-    servers.add_argument("--yes", action="store_true", help="yes, delete them")
-    command("check", "check the config, files, permissions and backend") \
-        .add_argument("--json", action="store_true", help="JSON instead of text: each "
-                      "check's level (ok, warn, fail) and text, and how many failed")
-    state = command("state", "maintain the state file and its archive (nothing is ever "
-                    "deleted)")
-    state_actions = state.add_subparsers(dest="state_command", metavar="ACTION",
-                                         parser_class=Parser, help="what to do (`state "
-                                         "ACTION --help` says more)")
-    compact = command("state compact",
-                      "move every finished or failed task older than retention_days to the "
-                      "archive now (writes do it bit by bit anyway)", state_actions)
-    compact.add_argument("--days", type=float, metavar="DAYS", default=None,
-                         help="this retention instead of the config's retention_days")
-    restore = command("state restore-backup", "put the backup NAME.state.json.bak back in "
-                      "place; the current file is kept aside as NAME.state.json.damaged-DATE",
-                      state_actions)
-    restore.add_argument("--force", action="store_true",
-                         help="also when the state file is valid (its last save is lost)")
-    command("state repair", "rebuild the state from the backup and the task records readable "
-            "in the damaged file, with next_id above every known id; the damaged file is kept "
-            "aside as NAME.state.json.damaged-DATE", state_actions)
+    groups = {"": parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser,
+                                        help="`COMMAND --help` says more")}
+    for name, caller, handler, text, arguments in COMMANDS:
+        if caller == HIDDEN:
+            continue                    # parse_args reads them; --help never shows them
+        group, _, word = name.rpartition(" ")
+        sub = groups[group].add_parser(word, parents=[common], help=text, description=text)
+        sub.set_defaults(action=name)
+        for flags, options in arguments:
+            sub.add_argument(*flags, **options)
+        if name in ACTIONS_HELP:
+            groups[name] = sub.add_subparsers(dest=name + "_command", metavar="ACTION",
+                                              parser_class=Parser, help=ACTIONS_HELP[name])
     return parser
 
 
-PROTOCOL_ARITY = {"help": 0, "configs": 0, "order": 1, "order_status": 1}
-PROTOCOL_ARG = {"order": "config_id", "order_status": "task_id"}
-
-
-# action -> handler(provider, args); each returns a dict (printed as JSON) or text.
-HANDLERS = {"help": cmd_help, "configs": cmd_configs, "order": cmd_order,
-            "order_status": cmd_order_status, "tasks": cmd_tasks, "task show": cmd_task_show,
-            "task finish": cmd_task_finish, "task fail": cmd_task_fail,
-            "task release": cmd_task_release, "task delete-server": cmd_task_delete_server,
-            "pool": cmd_pool, "pool reset": cmd_pool_reset, "servers": cmd_servers,
-            "check": cmd_check,
-            "state compact": cmd_state_compact, "_worker": cmd_worker,
-            "state restore-backup": cmd_state_restore_backup, "state repair": cmd_state_repair}
+def one_of(words):
+    """"a, b or c"."""
+    return " or ".join(filter(None, (", ".join(words[:-1]), words[-1])))
 
 
 class Args(object):
@@ -9423,48 +9449,34 @@ class Args(object):
 
 
 def parse_args(argv, prog):
-    """argparse for everything; the caller's exact forms skip it (start-up time)."""
-    if argv and argv[0] in PROTOCOL_ARITY and len(argv) == 1 + PROTOCOL_ARITY[argv[0]] \
-            and not any(a.startswith("-") for a in argv[1:]):
-        values = {"action": argv[0]}
-        if argv[0] in PROTOCOL_ARG:
-            values[PROTOCOL_ARG[argv[0]]] = argv[1]
-        return Args(**values)
-    if argv[:1] == ["_worker"]:              # hidden: started by the command backend
+    """argparse for everything; the caller's exact forms skip it (start-up time), and
+    so do the hidden commands (`_worker ID`)."""
+    names = PROTOCOL_ARGS.get(argv[0]) if argv else None
+    if (names is not None and len(argv) == 1 + len(names)
+            and not any(a.startswith("-") for a in argv[1:])):
+        return Args(action=argv[0], **dict(zip(names, argv[1:])))
+    if argv[:1] == ["_worker"]:
         if len(argv) != 2 or not valid_task_id(argv[1]):
             raise UsageError("_worker needs one task id")
         return Args(action="_worker", task_id=argv[1])
-    namespace = build_parser(os.path.basename(prog)).parse_args(argv)
-    args = Args(**vars(namespace))
-    if getattr(args, "action", "task") in ("task", "state"):
-        if getattr(args, "command", None) == "task":
-            raise UsageError("task needs an action: show, finish, fail, release or "
-                             "delete-server")
-        if getattr(args, "command", None) == "state":
-            raise UsageError("state needs an action: compact, restore-backup or repair")
-        raise UsageError("no option given (one of: %s)" % ", ".join(PROTOCOL_OPTIONS))
+    args = Args(**vars(build_parser(os.path.basename(prog)).parse_args(argv)))
+    action = getattr(args, "action", None)
+    if action not in HANDLERS:          # no command, or one that needs an action
+        if action is None:
+            raise UsageError("no option given (one of: %s)" % ", ".join(PROTOCOL_OPTIONS))
+        raise UsageError("%s needs an action: %s" % (action, one_of(
+            [name.split()[1] for name in HANDLERS if name.startswith(action + " ")])))
     return args
 
 
 def guess_action(argv):
     """The action named in a bad command line, for the error message."""
     words = [a for a in argv if not a.startswith("-")]
-    if words and words[0] in PROTOCOL_ARITY:
-        return words[0]
-    if words[:1] == ["task"] and len(words) > 1 and words[1] in ("show", "finish", "fail",
-                                                                 "release", "delete-server"):
-        return "task " + words[1]
-    if words[:1] == ["state"] and len(words) > 1 and words[1] in ("compact", "restore-backup",
-                                                                  "repair"):
-        return "state " + words[1]
-    if words[:2] == ["pool", "reset"]:
-        return "pool reset"
-    if words and words[0] in ("tasks", "check", "pool", "servers", "_worker", "task", "state"):
-        return words[0]
-    return "usage"
-
-
-PEOPLE_COMMANDS = ("tasks", "task", "pool", "servers", "check", "state")
+    if not words or words[0] not in COMMAND_WORDS:
+        return "usage"
+    if len(words) > 1 and " ".join(words[:2]) in HANDLERS:
+        return " ".join(words[:2])
+    return words[0]
 
 
 def errors_as_text(action, argv):
