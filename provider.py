@@ -332,8 +332,8 @@ class Paths(object):
         config = config or os.environ.get("BXPROVIDER_CONFIG")
         if not config:
             self.config_why = "HOME/etc/%s.conf" % self.name
-        self.config = os.path.abspath(config) if config else \
-            os.path.join(self.home, "etc", self.name + ".conf")
+        self.config = (os.path.abspath(config) if config else
+                       os.path.join(self.home, "etc", self.name + ".conf"))
         self.var = os.path.join(self.home, "var")
         self.state = os.path.join(self.var, self.name + ".state.json")
         self.backup = self.state + ".bak"
@@ -510,8 +510,8 @@ class TrustedFiles(object):
         if not stat.S_ISDIR(info.st_mode):
             problem = "not a folder"
         elif info.st_uid not in self.uids():
-            problem = "owned by uid %d, who is neither uid %d (running the plugin), root nor " \
-                      "the owner of the home" % (info.st_uid, os.geteuid())
+            problem = ("owned by uid %d, who is neither uid %d (running the plugin), root nor "
+                       "the owner of the home" % (info.st_uid, os.geteuid()))
         elif info.st_mode & 0o022:
             problem = "writable by other users (mode %03o; it must be 0700)" % (
                 info.st_mode & 0o777)
@@ -569,8 +569,8 @@ class TrustedFiles(object):
         user's, or writable by group or others (a folder with the sticky bit, like
         /tmp, may be: nobody can replace what is not theirs in it)."""
         if info.st_uid not in self.uids():
-            return "owned by uid %d, who is neither uid %d (running the plugin), root nor " \
-                   "the owner of the home" % (info.st_uid, os.geteuid())
+            return ("owned by uid %d, who is neither uid %d (running the plugin), root nor "
+                    "the owner of the home" % (info.st_uid, os.geteuid()))
         sticky_folder = stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_ISVTX
         if info.st_mode & 0o022 and not writable_ok and not sticky_folder:
             return "writable by other users (mode %03o)" % (info.st_mode & 0o777)
@@ -723,8 +723,8 @@ class StateFile(object):
         except RecursionError:
             return None, "nested too deeply to be a provider.py state file"
         text = None
-        if not isinstance(state, dict) or not isinstance(state.get("tasks"), dict) \
-                or not isinstance(state.get("next_id"), int):
+        if (not isinstance(state, dict) or not isinstance(state.get("tasks"), dict)
+                or not isinstance(state.get("next_id"), int)):
             return None, "not a provider.py state file"
         if state.get("schema") not in READABLE_STATE_SCHEMAS:
             return None, "schema version %r, this provider.py %s reads %s" % (
@@ -778,14 +778,14 @@ class StateFile(object):
         """(head, end): the state's keys but "tasks", parsed from its first line
         alone when raw has the layout encode_tasks_file writes; else (None, -1)."""
         head_end = raw.find(b"\n")
-        if head_end > 0 and raw.endswith(TASKS_END) and len(raw) <= MAX_STATE_BYTES \
-                and raw[head_end - len(TASKS_START):head_end] == TASKS_START:
+        if (head_end > 0 and raw.endswith(TASKS_END) and len(raw) <= MAX_STATE_BYTES
+                and raw[head_end - len(TASKS_START):head_end] == TASKS_START):
             try:
                 head = json.loads(raw[:head_end].decode("utf-8") + "}}")
             except (ValueError, RecursionError):
                 head = None
-            if isinstance(head, dict) and head.get("schema") in READABLE_STATE_SCHEMAS \
-                    and isinstance(head.get("next_id"), int):
+            if (isinstance(head, dict) and head.get("schema") in READABLE_STATE_SCHEMAS
+                    and isinstance(head.get("next_id"), int)):
                 return head, head_end
         return None, -1
 
@@ -967,9 +967,9 @@ class Archive(object):
         for name in names:
             if name.startswith(prefix) and name.endswith(suffix):
                 span = name[len(prefix):-len(suffix)].split("-")
-                if len(span) == 2 and valid_task_id(span[0]) and valid_task_id(span[1]) \
-                        and int(span[0]) == archive_start(span[0]) \
-                        and int(span[1]) == int(span[0]) + ARCHIVE_SPAN - 1:
+                if (len(span) == 2 and valid_task_id(span[0]) and valid_task_id(span[1])
+                        and int(span[0]) == archive_start(span[0])
+                        and int(span[1]) == int(span[0]) + ARCHIVE_SPAN - 1):
                     starts.append(int(span[0]))
         return sorted(starts)
 
@@ -1003,8 +1003,8 @@ class Archive(object):
     def shape_problem(data, start):
         """Why data is not the archive file for ids start.., or None."""
         last = start + ARCHIVE_SPAN - 1
-        if not isinstance(data, dict) or not isinstance(data.get("tasks"), dict) \
-                or data.get("first_id") != start or data.get("last_id") != last:
+        if (not isinstance(data, dict) or not isinstance(data.get("tasks"), dict)
+                or data.get("first_id") != start or data.get("last_id") != last):
             return "not a provider.py archive file for ids %d-%d" % (start, last)
         if data.get("schema") != ARCHIVE_SCHEMA:
             return "schema version %r, this provider.py %s reads %d" % (
@@ -1268,8 +1268,8 @@ class StateRepair(object):
                 mine, archived = state["tasks"][task_id], held.get(task_id)
                 if not isinstance(archived, dict) or archived.get("status") not in TERMINAL:
                     continue
-                if not isinstance(mine, dict) or mine.get("status") not in TERMINAL \
-                        or (archived.get("updated") or 0) >= (mine.get("updated") or 0):
+                if (not isinstance(mine, dict) or mine.get("status") not in TERMINAL
+                        or (archived.get("updated") or 0) >= (mine.get("updated") or 0)):
                     del state["tasks"][task_id]
                     newer.append(task_id)
         if newer:
@@ -1540,10 +1540,10 @@ def recover_tasks(raw):
             value, end = decoder.raw_decode(text, match.start())
         except (ValueError, RecursionError):
             continue
-        if isinstance(value, dict) and isinstance(value.get("id"), str) \
-                and valid_task_id(value["id"]) and value.get("status") in (IN_PROGRESS, FINISHED,
-                                                                           ERROR) \
-                and isinstance(value.get("config_id"), str):
+        if (isinstance(value, dict) and isinstance(value.get("id"), str)
+                and valid_task_id(value["id"])
+                and value.get("status") in (IN_PROGRESS, FINISHED, ERROR)
+                and isinstance(value.get("config_id"), str)):
             task = new_task(value["id"], value["config_id"], "")
             task.update(value)
             for key in ("backend", "phase", "message", "server", "server_password"):
@@ -1684,8 +1684,8 @@ ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012345
 def valid_config_id(text):
     # a leading "-" or "." would reach the plugin as an option (`order -h`)
     # or look like a hidden file: the first character is a letter or digit
-    return 0 < len(text) <= 64 and all(ch in ID_CHARS for ch in text) \
-        and text[0] not in "-._"
+    return (0 < len(text) <= 64 and all(ch in ID_CHARS for ch in text)
+            and text[0] not in "-._")
 
 
 def type_name(value):
@@ -1710,8 +1710,8 @@ class Checker(object):
 
     def is_a(self, value, kind, path):
         """True when value has the kind; a bool is not a number here."""
-        ok = isinstance(value, self.KINDS[kind]) and \
-            not (kind in ("integer", "number") and isinstance(value, bool))
+        ok = (isinstance(value, self.KINDS[kind])
+              and not (kind in ("integer", "number") and isinstance(value, bool)))
         if not ok:
             self.add(path, "must be %s %s, not %s" % (
                 "an" if kind[0] in "aeiou" else "a",
@@ -2053,8 +2053,8 @@ def address_server(address, shown, allow_loopback):
             return None, "%s is a%s %s address: no server can be reached there" % (
                 shown, "n" if what[0] == "u" else "", what)
     if address.packed[0] == 0 or address.is_reserved:
-        return None, "%s is a reserved IPv4 address (0.0.0.0/8, 240.0.0.0/4): no server " \
-                     "can be reached there" % shown
+        return None, ("%s is a reserved IPv4 address (0.0.0.0/8, 240.0.0.0/4): no server "
+                      "can be reached there" % shown)
     return str(address), None
 
 
@@ -2434,8 +2434,8 @@ def check_host_key_pin(check, entry, where):
     if isinstance(entry.get("host_key"), str) and parse_host_key(entry["host_key"]) is None:
         check.add(where + ".host_key", "is not a public key line (TYPE BASE64, as in "
                   "/etc/ssh/ssh_host_ed25519_key.pub)")
-    if isinstance(entry.get("host_key_sha256"), str) and \
-            parse_fingerprint(entry["host_key_sha256"]) is None:
+    if (isinstance(entry.get("host_key_sha256"), str)
+            and parse_fingerprint(entry["host_key_sha256"]) is None):
         check.add(where + ".host_key_sha256", "is not a SHA256 fingerprint (SHA256: and 43 "
                   "characters, as `ssh-keygen -lf` shows it)")
 
@@ -2452,8 +2452,8 @@ def password_problem(text):
     if text.startswith("~") or any(ch in SHELL_MANGLED for ch in text):
         # the caller's escaping (Pool::esc_chars) leaves these to /bin/sh, which
         # expands them: ssh_keycopy would send another password, and fail for good
-        return "starts with ~ or holds * ? [ (the caller's shell would change it, so adding " \
-               "the server to the pool would fail)"
+        return ("starts with ~ or holds * ? [ (the caller's shell would change it, so adding "
+                "the server to the pool would fail)")
     return None
 
 
@@ -3351,8 +3351,8 @@ class CommandBackend(WorkerBackend):
         """Run the program for a task placed by `order` and wait for SSH; or
         only wait for SSH (a worker started again by keep_waiting)."""
         task = provider.store.find(task_id)
-        if task is None or task["status"] in TERMINAL or \
-                task.get("phase") not in ("starting", "waiting_ssh"):
+        if (task is None or task["status"] in TERMINAL
+                or task.get("phase") not in ("starting", "waiting_ssh")):
             return "task %s is not waiting for a worker" % task_id
         if task.get("phase") == "waiting_ssh":
             return self.run_worker(provider, task, self.wait_for_ssh)
@@ -3531,8 +3531,8 @@ class ProgramWatch(object):
                 "the program exited with status %d" % code)
             return {"status": ERROR, "phase": "failed", "message": printable(message, 300)}
         allow_loopback = self.backend.settings.get("allow_loopback", False)
-        parsed = parse_result(self.last_out, allow_loopback) if self.last_out is not None \
-            else None
+        parsed = (parse_result(self.last_out, allow_loopback) if self.last_out is not None
+                  else None)
         if not isinstance(parsed, tuple):
             return {"status": ERROR, "phase": "failed", "message": printable(
                 "the program exited 0 but its last line of output is not "
@@ -8036,8 +8036,8 @@ class Provider(object):
             if not isinstance(task, dict):
                 continue
             data = task.get("data")
-            if task.get("status") in TERMINAL and isinstance(data, dict) and \
-                    data.get("host_key_private"):
+            if (task.get("status") in TERMINAL and isinstance(data, dict)
+                    and data.get("host_key_private")):
                 del data["host_key_private"]    # a cloud server's own host key: it has it now
                 removed = True
             if not task.get("server_password"):
@@ -8064,9 +8064,9 @@ class Provider(object):
         Once per task and file (noted in data known_hosts_in); never fails the call."""
         data = task.get("data") or {}
         keys, server, port = data.get("host_keys"), task.get("server"), data.get("ssh_port", 22)
-        if not isinstance(keys, list) or not keys or not isinstance(server, str) or \
-                check_server(server, True)[1] or not isinstance(port, int) or \
-                not 0 < port < 65536:
+        if (not isinstance(keys, list) or not keys or not isinstance(server, str)
+                or check_server(server, True)[1] or not isinstance(port, int)
+                or not 0 < port < 65536):
             return
         path = known_hosts_path()
         if path is None or path in (data.get("known_hosts_in") or ()):
@@ -8761,8 +8761,8 @@ def cmd_pool(provider, args):
         table.append(["(not in config)", server, "taken", task_id, status])
     if not table:
         return "the pool lists no servers"
-    return format_table(["CONFIG", "SERVER", "STATE", "TASK", "TASK STATUS"], table) + \
-        "\n\n" + "\n".join(lines + notes)
+    return (format_table(["CONFIG", "SERVER", "STATE", "TASK", "TASK STATUS"], table)
+            + "\n\n" + "\n".join(lines + notes))
 
 
 def cmd_pool_reset(provider, args):
@@ -8901,8 +8901,8 @@ def mode_problem(path, want_mode, home):
     than want_mode."""
     info = os.stat(path)
     if info.st_uid not in trusted_uids(home):
-        return "owned by uid %d, who is neither uid %d (running the plugin), root nor the " \
-               "owner of the home" % (info.st_uid, os.geteuid())
+        return ("owned by uid %d, who is neither uid %d (running the plugin), root nor the "
+                "owner of the home" % (info.st_uid, os.geteuid()))
     extra = info.st_mode & 0o777 & ~want_mode
     if extra:
         return "mode %03o is more open than %03o" % (info.st_mode & 0o777, want_mode)
@@ -9047,8 +9047,8 @@ def cmd_check(provider, args):
 
     add(True, "provider %s, provider.py %s, Python %s" % (
         paths.name, __version__, sys.version.split()[0]))
-    for ok, text in check_where(paths) + check_trusted_places(paths) + \
-            check_bytecode_cache(paths) + check_python_on_path():
+    for ok, text in (check_where(paths) + check_trusted_places(paths)
+                     + check_bytecode_cache(paths) + check_python_on_path()):
         add(ok, text)
     config = None
     try:
