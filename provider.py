@@ -463,6 +463,29 @@ class AuditLog(object):
 # State store: the hot JSON file, its lock, atomic saves, a backup, an archive
 # ---------------------------------------------------------------------------
 #
+# The state file's format (var/NAME.state.json; an archive file var/archive/NAME.1-100.json
+# is laid out the same way). One JSON object, UTF-8, written by encode_tasks_file only:
+#
+#     line 1      the head: every key but "tasks", sorted, compact, then "tasks":{
+#                   {"installation":"..","next_id":25,"schema":2,...,"tasks":{
+#                 The state's: schema, provider, next_id, archived_max_id,
+#                 installation, workers (the ids of the tasks needing a worker),
+#                 pool, pool_unavailable, cloud_orders, legacy_owner_tags, tokens.
+#                 An archive file's: schema, provider, first_id, last_id.
+#     lines 2..   one task per line, in id order: "ID":{the task record, compact},
+#                   "24":{"backend":"pool","config_id":"1",...},
+#                 (the last one without its comma)
+#     last line   }}  (the file ends with TASKS_END, "\n}}\n")
+#
+# Why one task per line: compact JSON never holds a raw newline, so a line that starts
+# with "24":{ can only be task 24's, and the head is the first line alone. So a call
+# reads one task, or the head, without parsing the other tasks: order_status stays near
+# the floor however many tasks the file holds. Who relies on it: StateFile.find (one
+# task: its line) and StateFile.split_head, behind head() and find()'s head (the first
+# line: every call's revive_workers reads "workers" there). Both fall back to parsing
+# the whole file when it has another layout (a file edited by hand is still read); a
+# writer that broke the layout would make them slow, not wrong.
+#
 # One class per job: StateFile (the locked, atomically saved JSON file and its
 # backup), Archive (old terminal tasks in var/archive/), TaskIds (ids never
 # reused), StateRepair (restore-backup and repair, for people) and StateStore,
@@ -1572,9 +1595,10 @@ def encode_tasks_file(document):
         "24":{...}
         }}
 
-    Compact JSON never holds a raw newline, so a line starting with "24":{
-    can only be task 24: a reader finds one task without parsing the rest
-    (StateStore.find_hot). Encoding task by task also keeps the memory low.
+    The layout is stated once, at the top of the state section: a reader
+    finds one task without parsing the rest (StateFile.find) and the head from
+    the first line (StateFile.split_head). Encoding task by task also keeps the
+    memory low.
     """
     def dump(value):
         text = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
