@@ -422,6 +422,79 @@ def permission_error(doing, path):
 
 
 # ---------------------------------------------------------------------------
+# The task record: one order, from `order` to its end
+# ---------------------------------------------------------------------------
+#
+# A task is one JSON object, a line of the state file (its format: the state section).
+# new_task makes it, status_answer is what the caller sees of it, scrub_task removes
+# its password. Provider.apply saves a backend's changes: top-level keys replaced,
+# "data" merged key by key (a backend sends only the data keys it changes).
+#
+#   id                "24": a decimal, never reused (TaskIds, valid_task_id)
+#   config_id         the configuration ordered
+#   backend           the backend type that placed it ("pool", "hetzner", ...)
+#   status            in_progress, finished or error: the protocol's (TERMINAL: the last two)
+#   phase             the backend's finer step ("new", "claimed", "waiting_ssh", "creating",
+#                     "booting", "setup", "done", "failed", "released", ...): for people
+#   message           what happens now, or why it failed (the caller shows it)
+#   server            the server's address once known, else ""
+#   server_password   the root password ("" for none, or once removed); shown only finished
+#   password_removed  when scrub_task removed it
+#   created, updated  when it was ordered and last changed (now(): whole seconds)
+#   data              the backend's own keys:
+#
+#   every backend     host_keys (the server's public host keys: the caller's known_hosts),
+#                     ssh_port (their port), known_hosts_in (the known_hosts files written)
+#   pool, command     host_key, host_key_sha256 (a pin: from the config, or the program's
+#                     result), ssh_wait_since (when the SSH wait began), worker_pid and
+#                     worker_start (the worker and its start time), ended (when it ended)
+#   pool              pool_server (the server as the config names it), tried (the servers
+#                     it tried), released (when its server went back to the pool)
+#   command           pgid, pgid_start (the program's process group, its start time),
+#                     exit_code
+#   cloud             owner (the owner tag its servers carry), name (its server's name),
+#                     key_installed (the pool key goes in through user data), creates (the
+#                     creates sent, each counted before it is: the ledger), settled (the
+#                     creates settled: refused, or looked for until none could land),
+#                     create_age, create_at (the last create: task age, time), age and
+#                     age_at (the task's age by its workers' monotonic clock, and when:
+#                     task_age), choice, got (the alternative tried: its index, its
+#                     values), server_id, ipv4, ipv4_wait_age, ssh_wait_age, ssh_age (task
+#                     ages when the wait for an address, for SSH, for cloud-init began),
+#                     host_key_private (the host key the plugin made for the server;
+#                     removed once the task ends), failed_because, cleanup ("pending",
+#                     "done"), cleanup_tries, cleanup_error, cleanup_waits, looked_for (s
+#                     an unsettled create's server was looked for), server_deleted (when)
+#   openstack         floating_ip, floating_ip_id (the address it attached)
+#   yandex            operation_id (the create's operation, until it is done)
+
+def new_task(task_id, config_id, backend_type):
+    stamp = now()
+    return {"id": task_id, "config_id": config_id, "backend": backend_type,
+            "status": IN_PROGRESS, "phase": "new", "message": "",
+            "server": "", "server_password": "",
+            "created": stamp, "updated": stamp, "data": {}}
+
+
+def status_answer(task):
+    """The protocol's view: the root password only once the task is finished."""
+    finished = task["status"] == FINISHED
+    return {"task_id": task["id"], "status": task["status"],
+            "server": task.get("server", ""),
+            "server_password": task.get("server_password", "") if finished else "",
+            "message": task.get("message", "")}
+
+
+def scrub_task(task, reason, stamp, say=True):
+    """Remove the root password; say: add why to the message."""
+    task["server_password"] = ""
+    task["password_removed"] = stamp
+    if say:
+        note = "root password removed %s" % reason
+        task["message"] = "%s; %s" % (task["message"], note) if task.get("message") else note
+
+
+# ---------------------------------------------------------------------------
 # Audit log (never a password: callers pass only safe fields)
 # ---------------------------------------------------------------------------
 
@@ -7828,34 +7901,8 @@ def load_section(name):
 
 
 # ---------------------------------------------------------------------------
-# Tasks: the record, and what the protocol shows of it
+# Tasks: what they rent, their age, their workers (the record: near the top)
 # ---------------------------------------------------------------------------
-
-def new_task(task_id, config_id, backend_type):
-    stamp = now()
-    return {"id": task_id, "config_id": config_id, "backend": backend_type,
-            "status": IN_PROGRESS, "phase": "new", "message": "",
-            "server": "", "server_password": "",
-            "created": stamp, "updated": stamp, "data": {}}
-
-
-def scrub_task(task, reason, stamp, say=True):
-    """Remove the root password; say: add why to the message."""
-    task["server_password"] = ""
-    task["password_removed"] = stamp
-    if say:
-        note = "root password removed %s" % reason
-        task["message"] = "%s; %s" % (task["message"], note) if task.get("message") else note
-
-
-def status_answer(task):
-    """The protocol's view: the root password only once the task is finished."""
-    finished = task["status"] == FINISHED
-    return {"task_id": task["id"], "status": task["status"],
-            "server": task.get("server", ""),
-            "server_password": task.get("server_password", "") if finished else "",
-            "message": task.get("message", "")}
-
 
 def rented_server(task):
     """The id of the cloud server a task still rents (costs money), or None."""
