@@ -2697,8 +2697,9 @@ class ManualBackend(Backend):
 
 
 class WorkerBackend(Backend):
-    """A backend whose waiting happens in a detached worker, `NAME _worker ID`
-    (its own session, no inherited descriptors), never in a protocol call.
+    """A backend whose waiting happens in a detached worker, a fork of the call
+    (fork_worker: its own session, no inherited descriptors; ps shows "NAME
+    worker ID"), never in a protocol call.
 
     The worker holds an flock on var/workers/ID.lock from before it is started
     until it has saved its result, and notes what it does in log/tasks/ID.log.
@@ -2946,7 +2947,7 @@ class PoolBackend(WorkerBackend):
     state["pool"] = {ADDR: task_id} holds the servers handed out. place()
     claims the first free server of the configuration under the state lock,
     so two orders never get the same one; launch() starts a detached worker
-    (`NAME _worker ID`) that waits for SSH, so `order` answers at once. A
+    (fork_worker) that waits for SSH, so `order` answers at once. A
     server stays taken until `task release ID`.
 
     A claimed server that shows no SSH banner within probe_timeout (at once:
@@ -3442,7 +3443,7 @@ class CommandBackend(WorkerBackend):
                                  "program says so"))
         return report
 
-    # -- the worker: `NAME _worker ID` ---------------------------------------
+    # -- the worker (fork_worker; `NAME _worker ID` by hand) --------------------
 
     def supervise(self, provider, task_id):
         """Run the program for a task placed by `order` and wait for SSH; or
@@ -3859,11 +3860,11 @@ def fork_worker(provider, task_id, log_path, again=False):
 
 
 def run_forked_worker(provider, task_id, lock_fd, log_fd):
-    """In fork_worker's fork: become the detached process `NAME _worker ID`
-    would be (a session of its own, cwd the home, stdin and stdout /dev/null,
-    stderr the task log, no descriptor but those and the lock) and run the
-    task's worker with provider (worker_exit_status); never returns. os._exit:
-    the caller's atexit work and buffers are not ours."""
+    """In fork_worker's fork: become a detached process (a session of its own,
+    cwd the home, stdin and stdout /dev/null, stderr the task log, no descriptor
+    but those and the lock) and run the task's worker with provider
+    (worker_exit_status); never returns. os._exit: the caller's atexit work and
+    buffers are not ours."""
     import io
     paths = provider.paths
     status = 1
