@@ -494,9 +494,18 @@ class HeaderTests(unittest.TestCase):
                  "not %r" % (comm, self.proc_words(pid, "comm")))
 
     def waiting_pool(self):
-        """A pool config whose server never answers SSH: its order's worker waits."""
+        """A pool config whose server never answers SSH: its order's worker waits. The
+        port listens but says nothing (each probe waits ssh_timeout for a banner); a
+        closed port would refuse at once, and the pool would set its only server aside
+        and end the order, and its worker, before the test has looked at it."""
+        import socket
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        self.addCleanup(silent.close)
         self.write_config({"enabled": True, "backend": {
-            "type": "pool", "ssh_port": 9, "allow_loopback": True, "ready_timeout": 600},
+            "type": "pool", "ssh_port": silent.getsockname()[1], "allow_loopback": True,
+            "ready_timeout": 600},
             "configurations": [{"id": "1", "descr": "Pool", "servers": [{"server": "127.0.0.1"}]}]})
 
     def test_a_worker_shows_as_the_provider_s_worker_for_its_task(self):
