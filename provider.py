@@ -183,13 +183,15 @@ def refuse_old_python(argv):
     sh header gives when it finds no Python 3.6+ (N120), instead of a traceback
     or a wrong answer: one JSON error on stdout for the protocol (and any word
     that could be a caller's option), a line of text on stderr for people;
-    exit status 1. Kept to what every Python that parses this file can run."""
+    exit status 1. Kept to what every Python that parses this file can run: so it
+    names the commands itself, as the command table (COMMANDS, which runs later)
+    does (tests/test_admin.py checks they agree)."""
     words = [arg for arg in argv if not arg.startswith("-")]
     people = ("tasks", "task", "pool", "servers", "state", "check", "_worker")
     action = words[0] if words and words[0] in people + PROTOCOL_OPTIONS else "usage"
-    if action in ("task", "state") and len(words) > 1 and words[1] in (
-            "show", "finish", "fail", "release", "delete-server", "compact", "restore-backup",
-            "repair"):
+    actions = {"task": ("show", "finish", "fail", "release", "delete-server"),
+               "pool": ("reset",), "state": ("compact", "restore-backup", "repair")}
+    if len(words) > 1 and words[1] in actions.get(action, ()):
         action += " " + words[1]
     text = ("%s error N120, provider.py needs Python 3.6 or newer; %s is Python %d.%d: run "
             "it with python3 (3.6+)" % (action, sys.executable or "this", sys.version_info[0],
@@ -328,8 +330,8 @@ class Paths(object):
         config = config or os.environ.get("BXPROVIDER_CONFIG")
         if not config:
             self.config_why = "HOME/etc/%s.conf" % self.name
-        self.config = os.path.abspath(config) if config else \
-            os.path.join(self.home, "etc", self.name + ".conf")
+        self.config = (os.path.abspath(config) if config else
+                       os.path.join(self.home, "etc", self.name + ".conf"))
         self.var = os.path.join(self.home, "var")
         self.state = os.path.join(self.var, self.name + ".state.json")
         self.backup = self.state + ".bak"
@@ -418,6 +420,79 @@ def permission_error(doing, path):
 
 
 # ---------------------------------------------------------------------------
+# The task record: one order, from `order` to its end
+# ---------------------------------------------------------------------------
+#
+# A task is one JSON object, a line of the state file (its format: the state section).
+# new_task makes it, status_answer is what the caller sees of it, scrub_task removes
+# its password. Provider.apply saves a backend's changes: top-level keys replaced,
+# "data" merged key by key (a backend sends only the data keys it changes).
+#
+#   id                "24": a decimal, never reused (TaskIds, valid_task_id)
+#   config_id         the configuration ordered
+#   backend           the backend type that placed it ("pool", "hetzner", ...)
+#   status            in_progress, finished or error: the protocol's (TERMINAL: the last two)
+#   phase             the backend's finer step ("new", "claimed", "waiting_ssh", "creating",
+#                     "booting", "setup", "done", "failed", "released", ...): for people
+#   message           what happens now, or why it failed (the caller shows it)
+#   server            the server's address once known, else ""
+#   server_password   the root password ("" for none, or once removed); shown only finished
+#   password_removed  when scrub_task removed it
+#   created, updated  when it was ordered and last changed (now(): whole seconds)
+#   data              the backend's own keys:
+#
+#   every backend     host_keys (the server's public host keys: the caller's known_hosts),
+#                     ssh_port (their port), known_hosts_in (the known_hosts files written)
+#   pool, command     host_key, host_key_sha256 (a pin: from the config, or the program's
+#                     result), ssh_wait_since (when the SSH wait began), worker_pid and
+#                     worker_start (the worker and its start time), ended (when it ended)
+#   pool              pool_server (the server as the config names it), tried (the servers
+#                     it tried), released (when its server went back to the pool)
+#   command           pgid, pgid_start (the program's process group, its start time),
+#                     exit_code
+#   cloud             owner (the owner tag its servers carry), name (its server's name),
+#                     key_installed (the pool key goes in through user data), creates (the
+#                     creates sent, each counted before it is: the ledger), settled (the
+#                     creates settled: refused, or looked for until none could land),
+#                     create_age, create_at (the last create: task age, time), age and
+#                     age_at (the task's age by its workers' monotonic clock, and when:
+#                     task_age), choice, got (the alternative tried: its index, its
+#                     values), server_id, ipv4, ipv4_wait_age, ssh_wait_age, ssh_age (task
+#                     ages when the wait for an address, for SSH, for cloud-init began),
+#                     host_key_private (the host key the plugin made for the server;
+#                     removed once the task ends), failed_because, cleanup ("pending",
+#                     "done"), cleanup_tries, cleanup_error, cleanup_waits, looked_for (s
+#                     an unsettled create's server was looked for), server_deleted (when)
+#   openstack         floating_ip, floating_ip_id (the address it attached)
+#   yandex            operation_id (the create's operation, until it is done)
+
+def new_task(task_id, config_id, backend_type):
+    stamp = now()
+    return {"id": task_id, "config_id": config_id, "backend": backend_type,
+            "status": IN_PROGRESS, "phase": "new", "message": "",
+            "server": "", "server_password": "",
+            "created": stamp, "updated": stamp, "data": {}}
+
+
+def status_answer(task):
+    """The protocol's view: the root password only once the task is finished."""
+    finished = task["status"] == FINISHED
+    return {"task_id": task["id"], "status": task["status"],
+            "server": task.get("server", ""),
+            "server_password": task.get("server_password", "") if finished else "",
+            "message": task.get("message", "")}
+
+
+def scrub_task(task, reason, stamp, say=True):
+    """Remove the root password; say: add why to the message."""
+    task["server_password"] = ""
+    task["password_removed"] = stamp
+    if say:
+        note = "root password removed %s" % reason
+        task["message"] = "%s; %s" % (task["message"], note) if task.get("message") else note
+
+
+# ---------------------------------------------------------------------------
 # Audit log (never a password: callers pass only safe fields)
 # ---------------------------------------------------------------------------
 
@@ -458,6 +533,29 @@ class AuditLog(object):
 # ---------------------------------------------------------------------------
 # State store: the hot JSON file, its lock, atomic saves, a backup, an archive
 # ---------------------------------------------------------------------------
+#
+# The state file's format (var/NAME.state.json; an archive file var/archive/NAME.1-100.json
+# is laid out the same way). One JSON object, UTF-8, written by encode_tasks_file only:
+#
+#     line 1      the head: every key but "tasks", sorted, compact, then "tasks":{
+#                   {"installation":"..","next_id":25,"schema":2,...,"tasks":{
+#                 The state's: schema, provider, next_id, archived_max_id,
+#                 installation, workers (the ids of the tasks needing a worker),
+#                 pool, pool_unavailable, cloud_orders, legacy_owner_tags, tokens.
+#                 An archive file's: schema, provider, first_id, last_id.
+#     lines 2..   one task per line, in id order: "ID":{the task record, compact},
+#                   "24":{"backend":"pool","config_id":"1",...},
+#                 (the last one without its comma)
+#     last line   }}  (the file ends with TASKS_END, "\n}}\n")
+#
+# Why one task per line: compact JSON never holds a raw newline, so a line that starts
+# with "24":{ can only be task 24's, and the head is the first line alone. So a call
+# reads one task, or the head, without parsing the other tasks: order_status stays near
+# the floor however many tasks the file holds. Who relies on it: StateFile.find (one
+# task: its line) and StateFile.split_head, behind head() and find()'s head (the first
+# line: every call's revive_workers reads "workers" there). Both fall back to parsing
+# the whole file when it has another layout (a file edited by hand is still read); a
+# writer that broke the layout would make them slow, not wrong.
 #
 # One class per job: StateFile (the locked, atomically saved JSON file and its
 # backup), Archive (old terminal tasks in var/archive/), TaskIds (ids never
@@ -506,8 +604,8 @@ class TrustedFiles(object):
         if not stat.S_ISDIR(info.st_mode):
             problem = "not a folder"
         elif info.st_uid not in self.uids():
-            problem = "owned by uid %d, who is neither uid %d (running the plugin), root nor " \
-                      "the owner of the home" % (info.st_uid, os.geteuid())
+            problem = ("owned by uid %d, who is neither uid %d (running the plugin), root nor "
+                       "the owner of the home" % (info.st_uid, os.geteuid()))
         elif info.st_mode & 0o022:
             problem = "writable by other users (mode %03o; it must be 0700)" % (
                 info.st_mode & 0o777)
@@ -565,8 +663,8 @@ class TrustedFiles(object):
         user's, or writable by group or others (a folder with the sticky bit, like
         /tmp, may be: nobody can replace what is not theirs in it)."""
         if info.st_uid not in self.uids():
-            return "owned by uid %d, who is neither uid %d (running the plugin), root nor " \
-                   "the owner of the home" % (info.st_uid, os.geteuid())
+            return ("owned by uid %d, who is neither uid %d (running the plugin), root nor "
+                    "the owner of the home" % (info.st_uid, os.geteuid()))
         sticky_folder = stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_ISVTX
         if info.st_mode & 0o022 and not writable_ok and not sticky_folder:
             return "writable by other users (mode %03o)" % (info.st_mode & 0o777)
@@ -719,8 +817,8 @@ class StateFile(object):
         except RecursionError:
             return None, "nested too deeply to be a provider.py state file"
         text = None
-        if not isinstance(state, dict) or not isinstance(state.get("tasks"), dict) \
-                or not isinstance(state.get("next_id"), int):
+        if (not isinstance(state, dict) or not isinstance(state.get("tasks"), dict)
+                or not isinstance(state.get("next_id"), int)):
             return None, "not a provider.py state file"
         if state.get("schema") not in READABLE_STATE_SCHEMAS:
             return None, "schema version %r, this provider.py %s reads %s" % (
@@ -774,14 +872,14 @@ class StateFile(object):
         """(head, end): the state's keys but "tasks", parsed from its first line
         alone when raw has the layout encode_tasks_file writes; else (None, -1)."""
         head_end = raw.find(b"\n")
-        if head_end > 0 and raw.endswith(TASKS_END) and len(raw) <= MAX_STATE_BYTES \
-                and raw[head_end - len(TASKS_START):head_end] == TASKS_START:
+        if (head_end > 0 and raw.endswith(TASKS_END) and len(raw) <= MAX_STATE_BYTES
+                and raw[head_end - len(TASKS_START):head_end] == TASKS_START):
             try:
                 head = json.loads(raw[:head_end].decode("utf-8") + "}}")
             except (ValueError, RecursionError):
                 head = None
-            if isinstance(head, dict) and head.get("schema") in READABLE_STATE_SCHEMAS \
-                    and isinstance(head.get("next_id"), int):
+            if (isinstance(head, dict) and head.get("schema") in READABLE_STATE_SCHEMAS
+                    and isinstance(head.get("next_id"), int)):
                 return head, head_end
         return None, -1
 
@@ -963,9 +1061,9 @@ class Archive(object):
         for name in names:
             if name.startswith(prefix) and name.endswith(suffix):
                 span = name[len(prefix):-len(suffix)].split("-")
-                if len(span) == 2 and valid_task_id(span[0]) and valid_task_id(span[1]) \
-                        and int(span[0]) == archive_start(span[0]) \
-                        and int(span[1]) == int(span[0]) + ARCHIVE_SPAN - 1:
+                if (len(span) == 2 and valid_task_id(span[0]) and valid_task_id(span[1])
+                        and int(span[0]) == archive_start(span[0])
+                        and int(span[1]) == int(span[0]) + ARCHIVE_SPAN - 1):
                     starts.append(int(span[0]))
         return sorted(starts)
 
@@ -999,8 +1097,8 @@ class Archive(object):
     def shape_problem(data, start):
         """Why data is not the archive file for ids start.., or None."""
         last = start + ARCHIVE_SPAN - 1
-        if not isinstance(data, dict) or not isinstance(data.get("tasks"), dict) \
-                or data.get("first_id") != start or data.get("last_id") != last:
+        if (not isinstance(data, dict) or not isinstance(data.get("tasks"), dict)
+                or data.get("first_id") != start or data.get("last_id") != last):
             return "not a provider.py archive file for ids %d-%d" % (start, last)
         if data.get("schema") != ARCHIVE_SCHEMA:
             return "schema version %r, this provider.py %s reads %d" % (
@@ -1264,8 +1362,8 @@ class StateRepair(object):
                 mine, archived = state["tasks"][task_id], held.get(task_id)
                 if not isinstance(archived, dict) or archived.get("status") not in TERMINAL:
                     continue
-                if not isinstance(mine, dict) or mine.get("status") not in TERMINAL \
-                        or (archived.get("updated") or 0) >= (mine.get("updated") or 0):
+                if (not isinstance(mine, dict) or mine.get("status") not in TERMINAL
+                        or (archived.get("updated") or 0) >= (mine.get("updated") or 0)):
                     del state["tasks"][task_id]
                     newer.append(task_id)
         if newer:
@@ -1536,10 +1634,10 @@ def recover_tasks(raw):
             value, end = decoder.raw_decode(text, match.start())
         except (ValueError, RecursionError):
             continue
-        if isinstance(value, dict) and isinstance(value.get("id"), str) \
-                and valid_task_id(value["id"]) and value.get("status") in (IN_PROGRESS, FINISHED,
-                                                                           ERROR) \
-                and isinstance(value.get("config_id"), str):
+        if (isinstance(value, dict) and isinstance(value.get("id"), str)
+                and valid_task_id(value["id"])
+                and value.get("status") in (IN_PROGRESS, FINISHED, ERROR)
+                and isinstance(value.get("config_id"), str)):
             task = new_task(value["id"], value["config_id"], "")
             task.update(value)
             for key in ("backend", "phase", "message", "server", "server_password"):
@@ -1568,9 +1666,10 @@ def encode_tasks_file(document):
         "24":{...}
         }}
 
-    Compact JSON never holds a raw newline, so a line starting with "24":{
-    can only be task 24: a reader finds one task without parsing the rest
-    (StateStore.find_hot). Encoding task by task also keeps the memory low.
+    The layout is stated once, at the top of the state section: a reader
+    finds one task without parsing the rest (StateFile.find) and the head from
+    the first line (StateFile.split_head). Encoding task by task also keeps the
+    memory low.
     """
     def dump(value):
         text = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
@@ -1680,8 +1779,8 @@ ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012345
 def valid_config_id(text):
     # a leading "-" or "." would reach the plugin as an option (`order -h`)
     # or look like a hidden file: the first character is a letter or digit
-    return 0 < len(text) <= 64 and all(ch in ID_CHARS for ch in text) \
-        and text[0] not in "-._"
+    return (0 < len(text) <= 64 and all(ch in ID_CHARS for ch in text)
+            and text[0] not in "-._")
 
 
 def type_name(value):
@@ -1706,8 +1805,8 @@ class Checker(object):
 
     def is_a(self, value, kind, path):
         """True when value has the kind; a bool is not a number here."""
-        ok = isinstance(value, self.KINDS[kind]) and \
-            not (kind in ("integer", "number") and isinstance(value, bool))
+        ok = (isinstance(value, self.KINDS[kind])
+              and not (kind in ("integer", "number") and isinstance(value, bool)))
         if not ok:
             self.add(path, "must be %s %s, not %s" % (
                 "an" if kind[0] in "aeiou" else "a",
@@ -1766,7 +1865,7 @@ class Config(object):
         "password_ttl_days": ("number", Checker.positive),
     }
 
-    def __init__(self, data, path, paths, log):
+    def __init__(self, data, path, paths, log, provider=None):
         self.path = path
         self.data = data
         self.enabled = data.get("enabled", False)
@@ -1775,10 +1874,13 @@ class Config(object):
         self.password_ttl_days = float(data.get("password_ttl_days", DEFAULT_PASSWORD_TTL_DAYS))
         self.configurations = data["configurations"]
         self.by_id = dict((c["id"], c) for c in self.configurations)
-        self.backend = backend_class(data["backend"]["type"])(data["backend"], paths, log)
+        self.backend = backend_class(data["backend"]["type"])(data["backend"], paths, log,
+                                                             provider)
 
     @classmethod
-    def load(cls, paths, log):
+    def load(cls, paths, log, provider=None):
+        """The config at paths.config, validated; provider: the Provider whose config it
+        becomes (its backend is built with it), None for a look at the file alone."""
         path = paths.config
         raw = TrustedFiles(paths).read_private(path, "the config", MAX_CONFIG_BYTES,
                                                missing=(E_DISABLED, "no config at %s" % path))
@@ -1789,7 +1891,7 @@ class Config(object):
         if problems:
             raise ProviderError(E_CONFIG, "the config %s has %d problem%s: %s" % (
                 path, len(problems), "" if len(problems) == 1 else "s", "; ".join(problems)))
-        return cls(data, path, paths, log)
+        return cls(data, path, paths, log, provider)
 
     def configuration(self, config_id):
         found = self.by_id.get(config_id)
@@ -2046,8 +2148,8 @@ def address_server(address, shown, allow_loopback):
             return None, "%s is a%s %s address: no server can be reached there" % (
                 shown, "n" if what[0] == "u" else "", what)
     if address.packed[0] == 0 or address.is_reserved:
-        return None, "%s is a reserved IPv4 address (0.0.0.0/8, 240.0.0.0/4): no server " \
-                     "can be reached there" % shown
+        return None, ("%s is a reserved IPv4 address (0.0.0.0/8, 240.0.0.0/4): no server "
+                      "can be reached there" % shown)
     return str(address), None
 
 
@@ -2427,8 +2529,8 @@ def check_host_key_pin(check, entry, where):
     if isinstance(entry.get("host_key"), str) and parse_host_key(entry["host_key"]) is None:
         check.add(where + ".host_key", "is not a public key line (TYPE BASE64, as in "
                   "/etc/ssh/ssh_host_ed25519_key.pub)")
-    if isinstance(entry.get("host_key_sha256"), str) and \
-            parse_fingerprint(entry["host_key_sha256"]) is None:
+    if (isinstance(entry.get("host_key_sha256"), str)
+            and parse_fingerprint(entry["host_key_sha256"]) is None):
         check.add(where + ".host_key_sha256", "is not a SHA256 fingerprint (SHA256: and 43 "
                   "characters, as `ssh-keygen -lf` shows it)")
 
@@ -2445,8 +2547,8 @@ def password_problem(text):
     if text.startswith("~") or any(ch in SHELL_MANGLED for ch in text):
         # the caller's escaping (Pool::esc_chars) leaves these to /bin/sh, which
         # expands them: ssh_keycopy would send another password, and fail for good
-        return "starts with ~ or holds * ? [ (the caller's shell would change it, so adding " \
-               "the server to the pool would fail)"
+        return ("starts with ~ or holds * ? [ (the caller's shell would change it, so adding "
+                "the server to the pool would fail)")
     return None
 
 
@@ -2499,10 +2601,15 @@ class Backend(object):
     PARAMETERS = {}
     HOST_KEY_TOOL = "ssh-keyscan"    # how a new server's host key is learnt (for `check`)
 
-    def __init__(self, settings, paths, log):
+    def __init__(self, settings, paths, log, provider=None):
         self.settings = settings
         self.paths = paths
         self.log = log
+        # provider: the Provider of the call whose config built this backend (None: a
+        # config only looked at). Its store takes the backend's own writes (a cloud
+        # token's cache); its workers run with it (start_worker).
+        self.provider = provider
+        self.store = provider.store if provider is not None else None
 
     @classmethod
     def validate_settings(cls, settings, path, check):
@@ -2554,9 +2661,13 @@ class Backend(object):
         return os.path.join(self.paths.log_dir, "tasks", task_id + ".log")
 
     def start_worker(self, task, again=False):
-        """Start the task's detached worker (start_worker); again: only if none
-        holds the lock now (False when one does)."""
-        return start_worker(self, task["id"], self.task_log(task["id"]), again) is not None
+        """Start the task's detached worker (fork_worker) with this backend's
+        provider; again: only if none holds the lock now (False when one does)."""
+        if self.provider is None:
+            raise ProviderError(E_INTERNAL, "the %s backend was built without a provider: "
+                                "it starts no worker" % self.TYPE)
+        return fork_worker(self.provider, task["id"], self.task_log(task["id"]),
+                           again) is not None
 
 
 class ManualBackend(Backend):
@@ -2584,8 +2695,9 @@ class ManualBackend(Backend):
 
 
 class WorkerBackend(Backend):
-    """A backend whose waiting happens in a detached worker, `NAME _worker ID`
-    (its own session, no inherited descriptors), never in a protocol call.
+    """A backend whose waiting happens in a detached worker, a fork of the call
+    (fork_worker: its own session, no inherited descriptors; ps shows "NAME
+    worker ID"), never in a protocol call.
 
     The worker holds an flock on var/workers/ID.lock from before it is started
     until it has saved its result, and notes what it does in log/tasks/ID.log.
@@ -2605,9 +2717,6 @@ class WorkerBackend(Backend):
     installation = None     # the state's installation id when the worker started
     unsaved_data = None     # the worker's data (its pid, the program's group) not saved yet
 
-    def worker_lock(self, task_id):
-        return worker_lock(self.paths, task_id)
-
     def ready_timeout(self):
         return self.settings.get("ready_timeout", DEFAULT_READY_TIMEOUT)
 
@@ -2616,7 +2725,7 @@ class WorkerBackend(Backend):
     def keep_waiting(self, task):
         """poll() of a task waiting for SSH: nothing while its worker runs (no
         network here); a new worker if it died; error once ready_timeout passed."""
-        if lock_is_held(self.worker_lock(task["id"])):
+        if lock_is_held(worker_lock_path(self.paths, task["id"])):
             return None
         since = (task.get("data") or {}).get("ssh_wait_since") or task.get("created", now())
         if now() - since > self.ready_timeout():
@@ -2669,7 +2778,8 @@ class WorkerBackend(Backend):
             self.save_result(provider, task_id, log, changes)
         finally:
             try:
-                os.unlink(self.worker_lock(task_id))    # only now: a free lock means "no worker"
+                # only now: a free lock means "no worker"
+                os.unlink(worker_lock_path(self.paths, task_id))
             except OSError:
                 pass
         return "task %s: %s" % (task_id, changes["status"])
@@ -2835,7 +2945,7 @@ class PoolBackend(WorkerBackend):
     state["pool"] = {ADDR: task_id} holds the servers handed out. place()
     claims the first free server of the configuration under the state lock,
     so two orders never get the same one; launch() starts a detached worker
-    (`NAME _worker ID`) that waits for SSH, so `order` answers at once. A
+    (fork_worker) that waits for SSH, so `order` answers at once. A
     server stays taken until `task release ID`.
 
     A claimed server that shows no SSH banner within probe_timeout (at once:
@@ -3279,7 +3389,7 @@ class CommandBackend(WorkerBackend):
     def poll(self, task, configuration):
         if task.get("phase") == "waiting_ssh":
             return self.keep_waiting(task)
-        lock = self.worker_lock(task["id"])
+        lock = worker_lock_path(self.paths, task["id"])
         alive = lock_is_held(lock)
         if alive or (alive is None and task.get("phase") == "starting"
                      and now() - task.get("created", 0) < self.STARTUP_GRACE):
@@ -3302,8 +3412,9 @@ class CommandBackend(WorkerBackend):
         import signal
         data = task.get("data") or {}
         pid, started = data.get("worker_pid"), data.get("worker_start")
-        if not pid or started is None or not lock_is_held(self.worker_lock(task["id"])) \
-                or process_start_time(pid) != started:
+        lock = worker_lock_path(self.paths, task["id"])
+        if (not pid or started is None or not lock_is_held(lock)
+                or process_start_time(pid) != started):
             return None
         try:
             os.kill(pid, signal.SIGTERM)
@@ -3330,14 +3441,14 @@ class CommandBackend(WorkerBackend):
                                  "program says so"))
         return report
 
-    # -- the worker: `NAME _worker ID` ---------------------------------------
+    # -- the worker (fork_worker; `NAME _worker ID` by hand) --------------------
 
     def supervise(self, provider, task_id):
         """Run the program for a task placed by `order` and wait for SSH; or
         only wait for SSH (a worker started again by keep_waiting)."""
         task = provider.store.find(task_id)
-        if task is None or task["status"] in TERMINAL or \
-                task.get("phase") not in ("starting", "waiting_ssh"):
+        if (task is None or task["status"] in TERMINAL
+                or task.get("phase") not in ("starting", "waiting_ssh")):
             return "task %s is not waiting for a worker" % task_id
         if task.get("phase") == "waiting_ssh":
             return self.run_worker(provider, task, self.wait_for_ssh)
@@ -3516,8 +3627,8 @@ class ProgramWatch(object):
                 "the program exited with status %d" % code)
             return {"status": ERROR, "phase": "failed", "message": printable(message, 300)}
         allow_loopback = self.backend.settings.get("allow_loopback", False)
-        parsed = parse_result(self.last_out, allow_loopback) if self.last_out is not None \
-            else None
+        parsed = (parse_result(self.last_out, allow_loopback) if self.last_out is not None
+                  else None)
         if not isinstance(parsed, tuple):
             return {"status": ERROR, "phase": "failed", "message": printable(
                 "the program exited 0 but its last line of output is not "
@@ -3687,10 +3798,11 @@ def lock_is_held(path):
         os.close(fd)             # drops the lock if we took it
 
 
-def start_worker(backend, task_id, log_path, again=False):
-    """Start `NAME _worker ID` (backend.supervise) detached: its own session, no
-    inherited descriptors but its lock, stdout to /dev/null (the caller reads ours
-    until EOF), stderr to log_path; its pid. The lock var/workers/ID.lock is
+def fork_worker(provider, task_id, log_path, again=False):
+    """Start the task's worker (run_task_worker: its backend's supervise) detached,
+    with this call's provider: its own session, no inherited descriptors but its
+    lock, stdout to /dev/null (the caller reads ours until EOF), stderr to
+    log_path; its pid. The lock var/workers/ID.lock is
     taken here, before the worker starts, so nobody ever sees it free while one
     is coming. again (a worker that died is replaced): the lock file is taken as
     it is, only if nobody holds it; None when somebody does. The lock's mtime
@@ -3699,12 +3811,14 @@ def start_worker(backend, task_id, log_path, again=False):
     The worker is a fork of this process (run_forked_worker), not a new
     interpreter: the code is loaded already, where `python3 bin/NAME _worker ID`
     would compile the whole file again (~100 ms of CPU for every cloud
-    order_status, whose step the call waits for)."""
+    order_status, whose step the call waits for); and it goes on with the
+    provider loaded here (its config, backend and store), never a command line."""
     import fcntl
-    lock = worker_lock(backend.paths, task_id)
-    trust = TrustedFiles(backend.paths)
+    paths = provider.paths
+    lock = worker_lock_path(paths, task_id)
+    trust = TrustedFiles(paths)
     trust.private_folder(os.path.dirname(lock), "workers folder")
-    trust.check_folder(backend.paths.log_dir, "log folder")
+    trust.check_folder(paths.log_dir, "log folder")
     trust.private_folder(os.path.dirname(log_path), "task log folder")
     temp = lock if again else "%s.%d.tmp" % (lock, os.getpid())
     lock_fd = log_fd = None
@@ -3725,7 +3839,7 @@ def start_worker(backend, task_id, log_path, again=False):
                 pass
         pid = os.fork()
         if pid == 0:
-            run_forked_worker(backend.paths, task_id, lock_fd, log_fd)     # never returns
+            run_forked_worker(provider, task_id, lock_fd, log_fd)     # never returns
     except OSError as exc:
         for path in set((temp, lock)):
             try:
@@ -3738,19 +3852,22 @@ def start_worker(backend, task_id, log_path, again=False):
             if fd is not None:
                 os.close(fd)
     if not again:       # the task's first worker; the later ones (a cloud task's next step,
-        backend.log.write("worker", task_id, pid=pid, log=log_path)    # a dead one replaced)
+        provider.log.write("worker", task_id, pid=pid, log=log_path)   # a dead one replaced)
     TaskLog(log_path).note("worker pid %d started by pid %d" % (pid, os.getpid()))  # go here
     return pid
 
 
-def run_forked_worker(paths, task_id, lock_fd, log_fd):
-    """In start_worker's fork: become the detached process `NAME _worker ID`
-    would be (a session of its own, cwd the home, stdin and stdout /dev/null,
-    stderr the task log, no descriptor but those and the lock) and run it;
-    never returns. os._exit: the caller's atexit work and buffers are not ours."""
+def run_forked_worker(provider, task_id, lock_fd, log_fd):
+    """In fork_worker's fork: become a detached process (a session of its own,
+    cwd the home, stdin and stdout /dev/null, stderr the task log, no descriptor
+    but those and the lock) and run the task's worker with provider
+    (worker_exit_status); never returns. os._exit: the caller's atexit work and
+    buffers are not ours."""
     import io
+    paths = provider.paths
     status = 1
     try:
+        os.umask(os.umask(0o22) | 0o22)
         os.setsid()
         null = os.open(os.devnull, os.O_RDWR)
         for target, fd in ((null, 0), (null, 1), (log_fd, 2)):
@@ -3762,9 +3879,12 @@ def run_forked_worker(paths, task_id, lock_fd, log_fd):
                                                 encoding="utf-8", errors="backslashreplace",
                                                 line_buffering=True))
         os.chdir(paths.home)
+        # the programs the worker starts see the home and config it uses
         os.environ.update(BXPROVIDER_HOME=paths.home, BXPROVIDER_CONFIG=paths.config)
         name_process(paths.script, paths.name, "worker", task_id)
-        status = main(["_worker", task_id], prog=paths.script)
+        provider.log.verbose = False    # the call's -v is for the call's own stderr
+        sys.stdout = sys.stderr         # a stray print() goes to the task log
+        status = worker_exit_status(provider, task_id)
     except BaseException:               # noqa: whatever happens, this process ends here
         try:
             import traceback
@@ -3777,6 +3897,36 @@ def run_forked_worker(paths, task_id, lock_fd, log_fd):
             sys.stderr.flush()
         finally:
             os._exit(status if isinstance(status, int) else 1)
+
+
+def worker_exit_status(provider, task_id):
+    """A forked worker's run (run_task_worker), ended as main() ends a call: its exit
+    status; a bug's traceback goes to the log (event "bug")."""
+    try:
+        run_task_worker(provider, task_id)
+        return 0
+    except UsageError:
+        return 2
+    except (ProviderError, KeyboardInterrupt):
+        return 1
+    except Exception:  # a bug
+        import traceback
+        trace = traceback.format_exc()
+        try:
+            provider.log.write("bug", trace=trace)
+        except Exception:
+            sys.stderr.write(trace)     # the log failed too: the task log is all that is left
+        return 1
+
+
+def run_task_worker(provider, task_id):
+    """The worker of one task (pool, command, the clouds): its backend's supervise, with
+    the provider of the call that started it (fork_worker), or of `_worker ID`."""
+    backend = provider.config.backend
+    if not hasattr(backend, "supervise"):
+        raise UsageError("the %s backend runs no workers" % backend.TYPE)
+    provider.worker_of = task_id        # its saves go to log/tasks/ID.log as well
+    return backend.supervise(provider, task_id)
 
 
 class LogStream(object):
@@ -3849,7 +3999,7 @@ def file_stamp(path):
     return info.st_mtime_ns, info.st_size, info.st_ino
 
 
-def worker_lock(paths, task_id):
+def worker_lock_path(paths, task_id):
     """The flock a task's detached worker holds while it runs."""
     return os.path.join(paths.var, "workers", task_id + ".lock")
 
@@ -4050,34 +4200,8 @@ def backend_class(kind):
 
 
 # ---------------------------------------------------------------------------
-# Tasks: the record, and what the protocol shows of it
+# Tasks: what they rent, their age, their workers (the record: near the top)
 # ---------------------------------------------------------------------------
-
-def new_task(task_id, config_id, backend_type):
-    stamp = now()
-    return {"id": task_id, "config_id": config_id, "backend": backend_type,
-            "status": IN_PROGRESS, "phase": "new", "message": "",
-            "server": "", "server_password": "",
-            "created": stamp, "updated": stamp, "data": {}}
-
-
-def scrub_task(task, reason, stamp, say=True):
-    """Remove the root password; say: add why to the message."""
-    task["server_password"] = ""
-    task["password_removed"] = stamp
-    if say:
-        note = "root password removed %s" % reason
-        task["message"] = "%s; %s" % (task["message"], note) if task.get("message") else note
-
-
-def status_answer(task):
-    """The protocol's view: the root password only once the task is finished."""
-    finished = task["status"] == FINISHED
-    return {"task_id": task["id"], "status": task["status"],
-            "server": task.get("server", ""),
-            "server_password": task.get("server_password", "") if finished else "",
-            "message": task.get("message", "")}
-
 
 def rented_server(task):
     """The id of the cloud server a task still rents (costs money), or None."""
@@ -4134,7 +4258,8 @@ def revive_workers(provider, head, skip=None):
     per dead worker. Problems only warn: the call's own answer is what matters."""
     ids = head.get("workers") if isinstance(head, dict) else None
     dead = [task_id for task_id in ids if isinstance(task_id, str) and valid_task_id(task_id)
-            and task_id != skip and lock_is_held(worker_lock(provider.paths, task_id)) is not True
+            and task_id != skip
+            and lock_is_held(worker_lock_path(provider.paths, task_id)) is not True
             ] if isinstance(ids, list) else []
     if not dead:
         return
@@ -4203,11 +4328,10 @@ class Provider(object):
     def config(self):
         if self._config is None:
             try:
-                self._config = Config.load(self.paths, self.log)
+                self._config = Config.load(self.paths, self.log, self)
             except ProviderError as exc:
                 self.log.debug("config %s not usable: %s" % (self.paths.config, exc.message))
                 raise
-            self._config.backend.store = self.store    # a backend's own writes: same store
             self.log.debug("config %s read: backend %s, %d configuration(s), %s" % (
                 self.paths.config, self._config.backend.TYPE,
                 len(self._config.configurations),
@@ -4217,8 +4341,7 @@ class Provider(object):
     def reload_config(self):
         """The config read again (a worker's follow_config); ProviderError when it is not
         usable now, and then the one read before stays."""
-        config = Config.load(self.paths, self.log)
-        config.backend.store = self.store
+        config = Config.load(self.paths, self.log, self)
         self._config = config
         return config
 
@@ -4283,8 +4406,8 @@ class Provider(object):
             if not isinstance(task, dict):
                 continue
             data = task.get("data")
-            if task.get("status") in TERMINAL and isinstance(data, dict) and \
-                    data.get("host_key_private"):
+            if (task.get("status") in TERMINAL and isinstance(data, dict)
+                    and data.get("host_key_private")):
                 del data["host_key_private"]    # a cloud server's own host key: it has it now
                 removed = True
             if not task.get("server_password"):
@@ -4311,9 +4434,9 @@ class Provider(object):
         Once per task and file (noted in data known_hosts_in); never fails the call."""
         data = task.get("data") or {}
         keys, server, port = data.get("host_keys"), task.get("server"), data.get("ssh_port", 22)
-        if not isinstance(keys, list) or not keys or not isinstance(server, str) or \
-                check_server(server, True)[1] or not isinstance(port, int) or \
-                not 0 < port < 65536:
+        if (not isinstance(keys, list) or not keys or not isinstance(server, str)
+                or check_server(server, True)[1] or not isinstance(port, int)
+                or not 0 < port < 65536):
             return
         path = known_hosts_path()
         if path is None or path in (data.get("known_hosts_in") or ()):
@@ -4966,17 +5089,15 @@ def cmd_task_release(provider, args):
 
 
 def cmd_worker(provider, args):
-    """Hidden: the detached worker for one task (pool, command, the clouds)."""
+    """Hidden `_worker ID`: a task's worker run by hand (people, debugging); the
+    workers the plugin starts are forks (fork_worker) and parse no command line."""
     try:
-        backend = provider.config.backend
+        provider.config
     except ProviderError as exc:
         provider.apply(args.task_id, {"status": ERROR, "phase": "failed",
                                       "message": "the worker could not start: " + exc.message})
         raise
-    if not hasattr(backend, "supervise"):
-        raise UsageError("the %s backend runs no workers" % backend.TYPE)
-    provider.worker_of = args.task_id   # its saves go to log/tasks/ID.log as well
-    return backend.supervise(provider, args.task_id)
+    return run_task_worker(provider, args.task_id)
 
 
 def cmd_pool(provider, args):
@@ -5010,8 +5131,8 @@ def cmd_pool(provider, args):
         table.append(["(not in config)", server, "taken", task_id, status])
     if not table:
         return "the pool lists no servers"
-    return format_table(["CONFIG", "SERVER", "STATE", "TASK", "TASK STATUS"], table) + \
-        "\n\n" + "\n".join(lines + notes)
+    return (format_table(["CONFIG", "SERVER", "STATE", "TASK", "TASK STATUS"], table)
+            + "\n\n" + "\n".join(lines + notes))
 
 
 def cmd_pool_reset(provider, args):
@@ -5150,8 +5271,8 @@ def mode_problem(path, want_mode, home):
     than want_mode."""
     info = os.stat(path)
     if info.st_uid not in trusted_uids(home):
-        return "owned by uid %d, who is neither uid %d (running the plugin), root nor the " \
-               "owner of the home" % (info.st_uid, os.geteuid())
+        return ("owned by uid %d, who is neither uid %d (running the plugin), root nor the "
+                "owner of the home" % (info.st_uid, os.geteuid()))
     extra = info.st_mode & 0o777 & ~want_mode
     if extra:
         return "mode %03o is more open than %03o" % (info.st_mode & 0o777, want_mode)
@@ -5296,8 +5417,8 @@ def cmd_check(provider, args):
 
     add(True, "provider %s, provider.py %s, Python %s" % (
         paths.name, __version__, sys.version.split()[0]))
-    for ok, text in check_where(paths) + check_trusted_places(paths) + \
-            check_bytecode_cache(paths) + check_python_on_path():
+    for ok, text in (check_where(paths) + check_trusted_places(paths)
+                     + check_bytecode_cache(paths) + check_python_on_path()):
         add(ok, text)
     config = None
     try:
@@ -5506,6 +5627,140 @@ class CheckJSON(dict):
 # Command line: build_parser() and main()
 # ---------------------------------------------------------------------------
 
+# Every command, once: (name, who calls it, handler, help, its arguments). The parser
+# (build_parser), the dispatch (main), the caller's fast path (parse_args), the
+# protocol/people split (errors_as_text) and the messages that name the commands are
+# all derived from this table. Who calls it: PROTOCOL, the caller (one JSON answer,
+# errors too); PEOPLE (errors as text on stderr, but with --json); HIDDEN, not listed
+# anywhere (`_worker ID`: a task's worker run by hand; the plugin's own workers are
+# forks, fork_worker). A name of two words is an action of the first ("task show"),
+# whose handler is None when it needs one. ACTIONS_HELP: the help of a command's actions.
+PROTOCOL, PEOPLE, HIDDEN = "protocol", "people", "hidden"
+TASK_ID_ARG = (("task_id",), {"metavar": "ID", "help": "the task's id, as `tasks` lists it"})
+JSON_ARG = (("--json",), {"action": "store_true", "help": "JSON instead of a table"})
+
+
+def arg(*flags, **options):
+    return flags, options
+
+
+COMMANDS = (
+    ("help", PROTOCOL, cmd_help, "protocol: supported options and enabled/disabled (JSON)", ()),
+    ("configs", PROTOCOL, cmd_configs, "protocol: the configurations a user may order (JSON)",
+     ()),
+    ("order", PROTOCOL, cmd_order, "protocol: order a configuration; prints the task id (JSON)", (
+        arg("config_id", metavar="CONFIG_ID", help="a configuration's id, as `configs` lists it"),
+        arg("--dry-run", action="store_true",
+            help="for people, cloud backends: check the config, the token, the image/type/zone "
+                 "and the caps, print the create request (secrets masked); create nothing, "
+                 "save no task"))),
+    ("order_status", PROTOCOL, cmd_order_status, "protocol: the state of an order (JSON)", (
+        arg("task_id", metavar="TASK_ID", help="the task id `order` answered"),)),
+    ("tasks", PEOPLE, cmd_tasks, "list the tasks as a table", (
+        JSON_ARG,
+        arg("--all", action="store_true",
+            help="also the archived tasks (finished or failed long ago)"),
+        arg("--status", choices=(IN_PROGRESS, FINISHED, ERROR),
+            help="only the tasks in this status"),
+        arg("--holding", action="store_true",
+            help="cloud backends: only the tasks that still rent a server, or may (a create "
+                 "sent, its server not known), archived ones too: task, backend, server id, "
+                 "name; starts no worker (install.sh --uninstall/--purge asks this)"))),
+    ("task", PEOPLE, None, "look at or act on one task", ()),
+    ("task show", PEOPLE, cmd_task_show, "show one task (password masked)", (
+        TASK_ID_ARG,
+        arg("--show-password", action="store_true", help="print the root password"),
+        arg("--json", action="store_true", help="JSON instead of text"))),
+    ("task finish", PEOPLE, cmd_task_finish,
+     "mark a task finished: the server is ready for the caller's SSH login; the root password "
+     "is read from stdin or prompted", (
+         TASK_ID_ARG,
+         arg("--server", required=True, metavar="ADDR",
+             help="the server's IPv4 address or host name (the caller adds IPv4 servers only)"),
+         arg("--force", action="store_true",
+             help="pool tasks: finish with a --server other than the one claimed"),
+         arg("--no-password", action="store_true",
+             help="no password: the server already holds the pool's SSH key"),
+         arg("--host-key", metavar="LINE",
+             help="the server's public SSH host key (its /etc/ssh/ssh_host_ed25519_key.pub): "
+                  "written to the caller's known_hosts (First contact); the server is not "
+                  "contacted"),
+         arg("--no-check", action="store_true",
+             help="do not contact the server: no SSH check, no host key read, so nothing goes "
+                  "to the caller's known_hosts"))),
+    ("task fail", PEOPLE, cmd_task_fail,
+     "mark a pending task failed; the command backend's program is stopped, a pool or cloud "
+     "server stays until released or deleted", (
+         TASK_ID_ARG,
+         arg("--message", required=True, help="why it failed (shown to the admin)"))),
+    ("task release", PEOPLE, cmd_task_release,
+     "pool backend: give a failed or abandoned task's server back to the pool (a pending task "
+     "becomes error)", (
+         TASK_ID_ARG,
+         arg("--force", action="store_true",
+             help="release a finished task's server too (only when the caller never added "
+                  "it)"))),
+    ("task delete-server", PEOPLE, cmd_task_delete_server,
+     "cloud backends: destroy the cloud server of a failed or abandoned order (the task "
+     "becomes error)", (
+         TASK_ID_ARG,
+         arg("--yes", action="store_true", help="yes, destroy it"),
+         arg("--force", action="store_true",
+             help="also a server the caller added to its pool (remove it from the pool "
+                  "first); it counts for max_servers until deleted"))),
+    ("pool", PEOPLE, cmd_pool,
+     "pool backend: each configuration's free, taken and unavailable servers", (JSON_ARG,)),
+    ("pool reset", PEOPLE, cmd_pool_reset,
+     "pool backend: put a server set aside as unavailable (it showed no SSH) back among the "
+     "free ones now", (
+         arg("server", metavar="SERVER",
+             help="the server as the config names it (`pool` lists the unavailable ones)"),)),
+    ("servers", PEOPLE, cmd_servers,
+     "cloud backends: every server carrying this provider's owner tag, with the task holding "
+     "it; orphans are flagged", (
+         JSON_ARG,
+         arg("--delete-orphans", action="store_true",
+             help="delete the servers no task holds (needs --yes)"),
+         arg("--yes", action="store_true", help="yes, delete them"))),
+    ("check", PEOPLE, cmd_check, "check the config, files, permissions and backend", (
+        arg("--json", action="store_true",
+            help="JSON instead of text: each check's level (ok, warn, fail) and text, and how "
+                 "many failed"),)),
+    ("state", PEOPLE, None,
+     "maintain the state file and its archive (nothing is ever deleted)", ()),
+    ("state compact", PEOPLE, cmd_state_compact,
+     "move every finished or failed task older than retention_days to the archive now "
+     "(writes do it bit by bit anyway)", (
+         arg("--days", type=float, metavar="DAYS", default=None,
+             help="this retention instead of the config's retention_days"),)),
+    ("state restore-backup", PEOPLE, cmd_state_restore_backup,
+     "put the backup NAME.state.json.bak back in place; the current file is kept aside as "
+     "NAME.state.json.damaged-DATE", (
+         arg("--force", action="store_true",
+             help="also when the state file is valid (its last save is lost)"),)),
+    ("state repair", PEOPLE, cmd_state_repair,
+     "rebuild the state from the backup and the task records readable in the damaged file, "
+     "with next_id above every known id; the damaged file is kept aside as "
+     "NAME.state.json.damaged-DATE", ()),
+    ("_worker", HIDDEN, cmd_worker, "a task's worker, run by hand", (
+        arg("task_id", metavar="ID"),)),
+)
+ACTIONS_HELP = {
+    "task": "what to do with it (`task ACTION --help` says more)",
+    "pool": "what to do (none: list the servers; `pool ACTION --help` says more)",
+    "state": "what to do (`state ACTION --help` says more)",
+}
+
+# action -> handler(provider, args); each returns a dict (printed as JSON) or text.
+HANDLERS = dict((name, handler) for name, caller, handler, text, args in COMMANDS if handler)
+COMMAND_WORDS = frozenset(name.split()[0] for name in HANDLERS)
+PEOPLE_COMMANDS = frozenset(name.split()[0] for name, caller, handler, text, args in COMMANDS
+                            if caller == PEOPLE)
+# the caller's exact forms: option -> its positional arguments' names (parse_args's fast path)
+PROTOCOL_ARGS = dict((name, [flags[0] for flags, options in args if flags[0][0] != "-"])
+                     for name, caller, handler, text, args in COMMANDS if caller == PROTOCOL)
+
+
 def build_parser(prog):
     import argparse
 
@@ -5533,135 +5788,25 @@ def build_parser(prog):
                                 "order CONFIG_ID, order_status TASK_ID; each prints one JSON "
                                 "object. The other commands are for people.")
     parser.add_argument("--version", action="version", version="provider.py " + __version__)
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser,
-                                     help="`COMMAND --help` says more")
-
-    def command(action, text, parent=commands):
-        """A subcommand whose handler is HANDLERS[action]."""
-        sub = parent.add_parser(action.split()[-1], parents=[common], help=text,
-                                description=text)
-        sub.set_defaults(action=action)
-        return sub
-
-    command("help", "protocol: supported options and enabled/disabled (JSON)")
-    command("configs", "protocol: the configurations a user may order (JSON)")
-    order = command("order", "protocol: order a configuration; prints the task id (JSON)")
-    order.add_argument("config_id", metavar="CONFIG_ID",
-                       help="a configuration's id, as `configs` lists it")
-    order.add_argument("--dry-run", action="store_true",
-                       help="for people, cloud backends: check the config, the token, the "
-                            "image/type/zone and the caps, print the create request (secrets "
-                            "masked); create nothing, save no task")
-    command("order_status", "protocol: the state of an order (JSON)") \
-        .add_argument("task_id", metavar="TASK_ID", help="the task id `order` answered")
-
-    listing = command("tasks", "list the tasks as a table")
-    listing.add_argument("--json", action="store_true", help="JSON instead of a table")
-    listing.add_argument("--all", action="store_true",
-                         help="also the archived tasks (finished or failed long ago)")
-    listing.add_argument("--status", choices=(IN_PROGRESS, FINISHED, ERROR),
-                         help="only the tasks in this status")
-    listing.add_argument("--holding", action="store_true",
-                         help="cloud backends: only the tasks that still rent a server, or "
-                              "may (a create sent, its server not known), archived ones too: "
-                              "task, backend, server id, name; starts no worker (install.sh "
-                              "--uninstall/--purge asks this)")
-
-    task = command("task", "look at or act on one task")
-    actions = task.add_subparsers(dest="task_command", metavar="ACTION", parser_class=Parser,
-                                  help="what to do with it (`task ACTION --help` says more)")
-    show = command("task show", "show one task (password masked)", actions)
-    show.add_argument("task_id", metavar="ID", help="the task's id, as `tasks` lists it")
-    show.add_argument("--show-password", action="store_true", help="print the root password")
-    show.add_argument("--json", action="store_true", help="JSON instead of text")
-    finish = command("task finish",
-                     "mark a task finished: the server is ready for the caller's SSH login; "
-                     "the root password is read from stdin or prompted", actions)
-    finish.add_argument("task_id", metavar="ID", help="the task's id, as `tasks` lists it")
-    finish.add_argument("--server", required=True, metavar="ADDR",
-                        help="the server's IPv4 address or host name (the caller adds "
-                             "IPv4 servers only)")
-    finish.add_argument("--force", action="store_true",
-                        help="pool tasks: finish with a --server other than the one claimed")
-    finish.add_argument("--no-password", action="store_true",
-                        help="no password: the server already holds the pool's SSH key")
-    finish.add_argument("--host-key", metavar="LINE",
-                        help="the server's public SSH host key (its /etc/ssh/ssh_host_ed25519_"
-                             "key.pub): written to the caller's known_hosts (First contact); "
-                             "the server is not contacted")
-    finish.add_argument("--no-check", action="store_true",
-                        help="do not contact the server: no SSH check, no host key read, so "
-                             "nothing goes to the caller's known_hosts")
-    fail = command("task fail", "mark a pending task failed; the command backend's program "
-                   "is stopped, a pool or cloud server stays until released or deleted", actions)
-    fail.add_argument("task_id", metavar="ID", help="the task's id, as `tasks` lists it")
-    fail.add_argument("--message", required=True, help="why it failed (shown to the admin)")
-    release = command("task release", "pool backend: give a failed or abandoned task's server "
-                      "back to the pool (a pending task becomes error)", actions)
-    release.add_argument("task_id", metavar="ID", help="the task's id, as `tasks` lists it")
-    release.add_argument("--force", action="store_true",
-                         help="release a finished task's server too (only when the caller "
-                              "never added it)")
-    delete = command("task delete-server", "cloud backends: destroy the cloud server of a "
-                     "failed or abandoned order (the task becomes error)", actions)
-    delete.add_argument("task_id", metavar="ID", help="the task's id, as `tasks` lists it")
-    delete.add_argument("--yes", action="store_true", help="yes, destroy it")
-    delete.add_argument("--force", action="store_true",
-                        help="also a server the caller added to its pool (remove it from the "
-                             "pool first); it counts for max_servers until deleted")
-    pool = command("pool", "pool backend: each configuration's free, taken and unavailable "
-                   "servers")
-    pool.add_argument("--json", action="store_true", help="JSON instead of a table")
-    pool_actions = pool.add_subparsers(dest="pool_command", metavar="ACTION",
-                                       parser_class=Parser, help="what to do (none: list "
-                                       "the servers; `pool ACTION --help` says more)")
-    reset = command("pool reset", "pool backend: put a server set aside as unavailable (it "
-                    "showed no SSH) back among the free ones now", pool_actions)
-    reset.add_argument("server", metavar="SERVER", help="the server as the config names it "
-                       "(`pool` lists the unavailable ones)")
-    servers = command("servers", "cloud backends: every server carrying this provider's owner "
-                      "tag, with the task holding it; orphans are flagged")
-    servers.add_argument("--json", action="store_true", help="JSON instead of a table")
-    servers.add_argument("--delete-orphans", action="store_true",
-                         help="delete the servers no task holds (needs --yes)")
-    servers.add_argument("--yes", action="store_true", help="yes, delete them")
-    command("check", "check the config, files, permissions and backend") \
-        .add_argument("--json", action="store_true", help="JSON instead of text: each "
-                      "check's level (ok, warn, fail) and text, and how many failed")
-    state = command("state", "maintain the state file and its archive (nothing is ever "
-                    "deleted)")
-    state_actions = state.add_subparsers(dest="state_command", metavar="ACTION",
-                                         parser_class=Parser, help="what to do (`state "
-                                         "ACTION --help` says more)")
-    compact = command("state compact",
-                      "move every finished or failed task older than retention_days to the "
-                      "archive now (writes do it bit by bit anyway)", state_actions)
-    compact.add_argument("--days", type=float, metavar="DAYS", default=None,
-                         help="this retention instead of the config's retention_days")
-    restore = command("state restore-backup", "put the backup NAME.state.json.bak back in "
-                      "place; the current file is kept aside as NAME.state.json.damaged-DATE",
-                      state_actions)
-    restore.add_argument("--force", action="store_true",
-                         help="also when the state file is valid (its last save is lost)")
-    command("state repair", "rebuild the state from the backup and the task records readable "
-            "in the damaged file, with next_id above every known id; the damaged file is kept "
-            "aside as NAME.state.json.damaged-DATE", state_actions)
+    groups = {"": parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser,
+                                        help="`COMMAND --help` says more")}
+    for name, caller, handler, text, arguments in COMMANDS:
+        if caller == HIDDEN:
+            continue                    # parse_args reads them; --help never shows them
+        group, _, word = name.rpartition(" ")
+        sub = groups[group].add_parser(word, parents=[common], help=text, description=text)
+        sub.set_defaults(action=name)
+        for flags, options in arguments:
+            sub.add_argument(*flags, **options)
+        if name in ACTIONS_HELP:
+            groups[name] = sub.add_subparsers(dest=name + "_command", metavar="ACTION",
+                                              parser_class=Parser, help=ACTIONS_HELP[name])
     return parser
 
 
-PROTOCOL_ARITY = {"help": 0, "configs": 0, "order": 1, "order_status": 1}
-PROTOCOL_ARG = {"order": "config_id", "order_status": "task_id"}
-
-
-# action -> handler(provider, args); each returns a dict (printed as JSON) or text.
-HANDLERS = {"help": cmd_help, "configs": cmd_configs, "order": cmd_order,
-            "order_status": cmd_order_status, "tasks": cmd_tasks, "task show": cmd_task_show,
-            "task finish": cmd_task_finish, "task fail": cmd_task_fail,
-            "task release": cmd_task_release, "task delete-server": cmd_task_delete_server,
-            "pool": cmd_pool, "pool reset": cmd_pool_reset, "servers": cmd_servers,
-            "check": cmd_check,
-            "state compact": cmd_state_compact, "_worker": cmd_worker,
-            "state restore-backup": cmd_state_restore_backup, "state repair": cmd_state_repair}
+def one_of(words):
+    """"a, b or c"."""
+    return " or ".join(filter(None, (", ".join(words[:-1]), words[-1])))
 
 
 class Args(object):
@@ -5674,48 +5819,34 @@ class Args(object):
 
 
 def parse_args(argv, prog):
-    """argparse for everything; the caller's exact forms skip it (start-up time)."""
-    if argv and argv[0] in PROTOCOL_ARITY and len(argv) == 1 + PROTOCOL_ARITY[argv[0]] \
-            and not any(a.startswith("-") for a in argv[1:]):
-        values = {"action": argv[0]}
-        if argv[0] in PROTOCOL_ARG:
-            values[PROTOCOL_ARG[argv[0]]] = argv[1]
-        return Args(**values)
-    if argv[:1] == ["_worker"]:              # hidden: started by the command backend
+    """argparse for everything; the caller's exact forms skip it (start-up time), and
+    so do the hidden commands (`_worker ID`)."""
+    names = PROTOCOL_ARGS.get(argv[0]) if argv else None
+    if (names is not None and len(argv) == 1 + len(names)
+            and not any(a.startswith("-") for a in argv[1:])):
+        return Args(action=argv[0], **dict(zip(names, argv[1:])))
+    if argv[:1] == ["_worker"]:
         if len(argv) != 2 or not valid_task_id(argv[1]):
             raise UsageError("_worker needs one task id")
         return Args(action="_worker", task_id=argv[1])
-    namespace = build_parser(os.path.basename(prog)).parse_args(argv)
-    args = Args(**vars(namespace))
-    if getattr(args, "action", "task") in ("task", "state"):
-        if getattr(args, "command", None) == "task":
-            raise UsageError("task needs an action: show, finish, fail, release or "
-                             "delete-server")
-        if getattr(args, "command", None) == "state":
-            raise UsageError("state needs an action: compact, restore-backup or repair")
-        raise UsageError("no option given (one of: %s)" % ", ".join(PROTOCOL_OPTIONS))
+    args = Args(**vars(build_parser(os.path.basename(prog)).parse_args(argv)))
+    action = getattr(args, "action", None)
+    if action not in HANDLERS:          # no command, or one that needs an action
+        if action is None:
+            raise UsageError("no option given (one of: %s)" % ", ".join(PROTOCOL_OPTIONS))
+        raise UsageError("%s needs an action: %s" % (action, one_of(
+            [name.split()[1] for name in HANDLERS if name.startswith(action + " ")])))
     return args
 
 
 def guess_action(argv):
     """The action named in a bad command line, for the error message."""
     words = [a for a in argv if not a.startswith("-")]
-    if words and words[0] in PROTOCOL_ARITY:
-        return words[0]
-    if words[:1] == ["task"] and len(words) > 1 and words[1] in ("show", "finish", "fail",
-                                                                 "release", "delete-server"):
-        return "task " + words[1]
-    if words[:1] == ["state"] and len(words) > 1 and words[1] in ("compact", "restore-backup",
-                                                                  "repair"):
-        return "state " + words[1]
-    if words[:2] == ["pool", "reset"]:
-        return "pool reset"
-    if words and words[0] in ("tasks", "check", "pool", "servers", "_worker", "task", "state"):
-        return words[0]
-    return "usage"
-
-
-PEOPLE_COMMANDS = ("tasks", "task", "pool", "servers", "check", "state")
+    if not words or words[0] not in COMMAND_WORDS:
+        return "usage"
+    if len(words) > 1 and " ".join(words[:2]) in HANDLERS:
+        return " ".join(words[:2])
+    return words[0]
 
 
 def errors_as_text(action, argv):
@@ -6130,7 +6261,7 @@ class Deadline(object):
 
     def cancel(self):
         """Stop the timer and wait for its thread to end (at once): a worker may
-        fork next (start_worker), and a fork must not copy a thread half-way."""
+        fork next (fork_worker), and a fork must not copy a thread half-way."""
         self.timer.cancel()
         self.timer.join()
 
@@ -6783,9 +6914,10 @@ class CloudBackend(Backend):
     and poll (WorkerCalls: the protocol calls, no network), the worker's steps (step:
     create and adopt, advance, follow, reach, set up with CloudInit, finish), fail, and
     the cleanup (ServerCleanup); then people's commands (CloudInventory). The task record
-    and its data keys are described in the tasks section. self.store is the provider's
-    StateStore: the writes a cloud backend makes itself (claim_create, the cleanup) keep
-    the config's lock_wait, retention_days and password scrub like every other.
+    and its data keys are in one table near the top (The task record). self.store is the
+    provider's StateStore, given when the backend is built: the writes a cloud backend
+    makes itself (claim_create, the cleanup) keep the config's lock_wait, retention_days and
+    password scrub like every other.
     """
 
     LABEL = None
@@ -6822,8 +6954,8 @@ class CloudBackend(Backend):
                   "max_servers": ("integer", Checker.non_negative)}
     FALLBACKS = ()
 
-    def __init__(self, settings, paths, log):
-        Backend.__init__(self, settings, paths, log)
+    def __init__(self, settings, paths, log, provider=None):
+        Backend.__init__(self, settings, paths, log, provider)
         self.api_url = settings.get("api_url", self.DEFAULT_API_URL)
         self.ssh_port = settings.get("ssh_port", 22)
         self.ready_grace = settings.get("ready_grace", 60)
@@ -6832,7 +6964,6 @@ class CloudBackend(Backend):
         self.request_timeout = settings.get("request_timeout", 15)
         self.poll_interval = settings.get("poll_interval", DEFAULT_POLL_INTERVAL)
         self.on_failure = settings.get("on_failure", "delete")
-        self.store = None
         self.auth = self.AUTH(self)
         self.cleanup = ServerCleanup(self)
         self.cloud_init = CloudInit(self)
@@ -6950,7 +7081,8 @@ class CloudBackend(Backend):
     # -- work: the worker's steps (OrderWorker runs them) ------------------------------
 
     def supervise(self, provider, task_id):
-        """`NAME _worker ID`: drive a pending order to its end (OrderWorker), then
+        """The task's worker (a fork of the call, fork_worker): drive a pending order to
+        its end (OrderWorker), then
         delete the server of a failed one that rents or may rent one (clean_up)."""
         task = provider.store.find(task_id)
         installation = provider.store.last_head.get("installation")
@@ -7465,7 +7597,7 @@ class WorkerCalls(object):
         A live worker is woken for a step now, a dead one (killed, a reboot) started again
         (its first step judges the timeout); the call waits about a second for that step.
         {}: read the task again."""
-        report = WorkerReport.read(worker_lock(self.backend.paths, task["id"]))
+        report = WorkerReport.read(worker_lock_path(self.backend.paths, task["id"]))
         if report is not None and report.why:      # its last step's result is not saved
             report.wake()                          # (the disk full): it tries again now
             return {"message": "%s (%s)" % (self.backend.base_message(task), self.unsaved(report))}
@@ -7484,7 +7616,7 @@ class WorkerCalls(object):
     def await_step(self, task_id, steps):
         """The task as saved once its worker has done more than `steps` steps (or has
         ended), or None after STEP_WAIT s."""
-        lock = worker_lock(self.backend.paths, task_id)
+        lock = worker_lock_path(self.backend.paths, task_id)
         deadline = time.monotonic() + STEP_WAIT
         while True:
             report = WorkerReport.read(lock)
@@ -7502,7 +7634,7 @@ class WorkerCalls(object):
         """The worker is still in its step: say why in the task's message (the API has
         not answered, or the worker cannot save: a full disk), unless the worker saved
         another message meanwhile."""
-        report = WorkerReport.read(worker_lock(self.backend.paths, task["id"]))
+        report = WorkerReport.read(worker_lock_path(self.backend.paths, task["id"]))
         if report is None:
             return
         if report.why:
@@ -7695,7 +7827,7 @@ class ServerCleanup(object):
         """Start the task's worker, or wake the one that runs: its next step comes at
         once (for a task that has ended: the cleanup)."""
         if not self.backend.start_worker(task, again=True):
-            report = WorkerReport.read(worker_lock(self.backend.paths, task["id"]))
+            report = WorkerReport.read(worker_lock_path(self.backend.paths, task["id"]))
             if report is not None:
                 report.wake()
 
@@ -7999,20 +8131,20 @@ class TaskClock(object):
 
 
 class OrderWorker(object):
-    """The life of a cloud order's worker (`NAME _worker ID`, holding the task's worker
-    lock throughout): step after step until the task ends - the create, then the server
-    followed until it is ready or the order fails - each step saved, with a pause of
-    poll_interval between two that a call's wake-up cuts short (WorkerReport,
-    WorkerPause). So an order ends even when nobody polls it. The backend is taken
-    afresh from the config when the file changed: a setting changed meanwhile
-    (ready_timeout, poll_interval, on_failure) reaches the orders in flight. The task's
-    age is measured here by the monotonic clock (task_age)."""
+    """The life of a cloud order's worker (a fork of the call that started it, holding the
+    task's worker lock throughout): step after step until the task ends - the create, then
+    the server followed until it is ready or the order fails - each step saved, with a
+    pause of poll_interval between two that a call's wake-up cuts short (WorkerReport,
+    WorkerPause). So an order ends even when nobody polls it. The backend is taken afresh
+    from the config when the file changed: a setting changed meanwhile (ready_timeout,
+    poll_interval, on_failure) reaches the orders in flight. The task's age is measured
+    here by the monotonic clock (task_age)."""
 
     SAVE_PAUSES = (1, 2, 4, 8, 15, 30, 30, 30, 30, 30, 30, 30)   # ~4 min of failed saves
 
     def __init__(self, backend, provider, task_id):
         self.backend, self.provider, self.task_id = backend, provider, task_id
-        self.lock = worker_lock(provider.paths, task_id)
+        self.lock = worker_lock_path(provider.paths, task_id)
         self.log = TaskLog(backend.task_log(task_id))
         self.pause = WorkerPause()          # before the pid is told: SIGUSR1 is handled
         before = WorkerReport.read(self.lock)     # the worker before's steps count on
@@ -9318,8 +9450,8 @@ class YandexBackend(CloudBackend):
     LATE_CREATE = 120
     GONE = ("DELETING",)
 
-    def __init__(self, settings, paths, log):
-        CloudBackend.__init__(self, settings, paths, log)
+    def __init__(self, settings, paths, log, provider=None):
+        CloudBackend.__init__(self, settings, paths, log, provider)
         self.api_url = settings.get("compute_url", self.DEFAULT_API_URL)
         self.operation_url = settings.get("operation_url", "https://operation.api.cloud.yandex.net")
         self.vpc_url = settings.get("vpc_url", "https://vpc.api.cloud.yandex.net")

@@ -330,6 +330,29 @@ class HelpTest(HomeTestCase):
         self.assertEqual(result.code, 0)
         self.assertIn("the task's id, as `tasks` lists it", " ".join(result.out.decode().split()))
 
+    def test_the_command_table_is_the_one_list_of_commands(self):
+        """COMMANDS gives the parser its commands; refuse_old_python (which runs before the
+        table exists, on any Python) and the protocol's options name the same ones."""
+        from helpers.support import load_module
+        module = load_module()
+        seen = set(" ".join(words) for words, parser in self.parsers()) - {""}
+        shown = set(name for name, caller, handler, text, args in module.COMMANDS
+                    if caller != module.HIDDEN)
+        self.assertEqual(seen, shown)
+        self.assertEqual(list(module.PROTOCOL_OPTIONS), [
+            name for name, caller, handler, text, args in module.COMMANDS
+            if caller == module.PROTOCOL])
+        self.assertEqual(module.COMMAND_WORDS, module.PEOPLE_COMMANDS | {"_worker"} |
+                         set(module.PROTOCOL_OPTIONS))
+        import io
+        import contextlib
+        for name in module.HANDLERS:        # every command, as refuse_old_python names it
+            out, err = io.StringIO(), io.StringIO()
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                self.assertEqual(module.refuse_old_python(name.split() + ["7"]), 1)
+            said = err.getvalue() or json.loads(out.getvalue())["error_message"]
+            self.assertTrue(said.startswith(name + " error N120"), said)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -219,6 +219,24 @@ class BackgroundTest(CommandTestCase):
         self.go()
         self.wait_status(task_id, "finished")
 
+    def test_the_forked_worker_goes_on_with_the_calls_provider(self):
+        """The worker is a fork that runs with the Provider of the call that started it
+        (run_task_worker): it parses no command line and builds no Provider of its own,
+        so here, where main() and Provider would end the fork, the order still ends."""
+        self.program(RESULT)
+        module = load_module()
+        provider = module.Provider(module.Paths(self.home.script))
+
+        def refused(*args, **kwargs):
+            os._exit(97)            # in the fork: the order would never end
+        module.main = module.Provider = module.Paths = refused
+        answer = module.HANDLERS["order"](provider, module.Args(action="order",
+                                                                  config_id="vm2"))
+        task_id = answer["task_id"]
+        wait_for(lambda: self.task(task_id)["status"] == "finished",
+                 what="task %s to be finished by its forked worker" % task_id)
+        self.assertEqual(self.task(task_id)["server"], "127.0.0.1")
+
 
 class ResultTest(CommandTestCase):
     def test_success_gets_env_stdin_and_finishes_with_password(self):

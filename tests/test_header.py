@@ -11,7 +11,6 @@ tests itself (the header runs `python3` from PATH first).
 
 import builtins
 import dis
-import importlib.util
 import json
 import marshal
 import os
@@ -501,7 +500,10 @@ class HeaderTests(unittest.TestCase):
         return sock.getsockname()[1]
 
     def waiting_pool(self):
-        """A pool config whose server never answers SSH: its order's worker waits."""
+        """A pool config whose server never answers SSH: its order's worker waits. The
+        port listens but says nothing (each probe waits ssh_timeout for a banner); a
+        closed port would refuse at once, and the pool would set its only server aside
+        and end the order, and its worker, before the test has looked at it."""
         self.write_config({"enabled": True, "backend": {
             "type": "pool", "ssh_port": self.silent_port(), "allow_loopback": True,
             "ready_timeout": 600, "probe_timeout": 3600},

@@ -343,9 +343,8 @@ class OwnFilesTest(InProcessHomeTestCase):
                       report)
         self.home.write_config({"enabled": True, "configurations": [{"id": "c", "descr": "c"}],
                                 "backend": {"type": "command", "command": ["/bin/true"]}})
-        backend = self.load_config().backend
-        self.assertRefused(lambda: provider.start_worker(backend, "1",
-                                                         os.path.join(tasks_log, "1.log")),
+        self.assertRefused(lambda: provider.fork_worker(provider.Provider(self.paths()), "1",
+                                                        os.path.join(tasks_log, "1.log")),
                            110, "task log folder %s is writable by other users" % tasks_log)
 
     def test_a_fifo_at_the_callers_tasks_id_blocks_nothing(self):
