@@ -8181,25 +8181,41 @@ class HetznerBackend(CloudBackend):
         return (server.get("labels") or {}).get("bx-owner")
 
     def resolve(self, api, configuration):
+        """An id is read with GET /{collection}/{id} (404: unknown), a name with the list's
+        ?name= filter: the lists filter by name only, an ?id= is ignored (hcloud-go
+        hcloud/schema: ServerTypeListOpts, ImageListOpts, LocationListOpts)."""
         report = []
         for key, path, collection in (("server_type", "/server_types", "server_types"),
                                       ("image", "/images", "images"),
                                       ("location", "/locations", "locations")):
             values = configuration.get(key)
             for value in values if isinstance(values, list) else [values] if values else []:
-                field = "id" if str(value).isdigit() else "name"
                 try:
-                    items = api.call("GET", path, query={field: value},
-                                     attempts=2).get(collection) or []
+                    known = self.known(api, path, collection, value)
                 except CloudError as exc:
                     report.append((False, "%s %s: cannot be looked up: %s"
                                    % (key, value, api_fix(exc))))
                     continue
-                report.append((bool(items), "%s %s: %s" % (key, value, "known to %s" % self.LABEL
-                                                          if items else "unknown to %s (write "
-                                                          "one it lists in the config)"
-                                                          % self.LABEL)))
+                report.append((known, "%s %s: %s" % (key, value, "known to %s" % self.LABEL
+                                                     if known else "unknown to %s (write "
+                                                     "one it lists in the config)"
+                                                     % self.LABEL)))
         return report
+
+    @staticmethod
+    def known(api, path, collection, value):
+        if not str(value).isdigit():
+            answer = api.call("GET", path, query={"name": value}, attempts=2)
+            items = answer.get(collection) if isinstance(answer, dict) else None
+            return any(isinstance(item, dict) and item.get("name") == value
+                       for item in items or [])
+        try:
+            answer = api.call("GET", "%s/%s" % (path, value), attempts=2)
+        except CloudError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return isinstance(answer, dict) and isinstance(answer.get(collection[:-1]), dict)
 
     def ipv4(self, server):
         public = self.field(server, "public_net", "object", "server") or {}

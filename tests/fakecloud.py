@@ -745,17 +745,34 @@ class FakeHetzner(_FakeAPI):
                 del self.servers[rec["id"]]
                 return _Answer(200, {"action": self._action("delete_server", rec["id"])})
             return _Answer(405, self.error_body(405, "method_not_allowed", "method not allowed"))
+        m = re.match(r"^/(server_types|images|locations)/(\d+)/?$", path)
+        if m and method == "GET":
+            # GET /{collection}/{id}: {"server_type": {...}} (hcloud-go hcloud/schema/
+            # server_type.go ServerTypeGetResponse, image.go ImageGetResponse, location.go
+            # LocationGetResponse); an id it does not have: 404 not_found (hcloud-go
+            # hcloud/error.go ErrorCodeNotFound)
+            items = self._catalog(m.group(1))
+            found = [i for i in items if str(i["id"]) == m.group(2)]
+            if not found:
+                return _Answer(404, self.error_body(404, "not_found", "%s with ID '%s' not "
+                                                    "found" % (m.group(1)[:-1], m.group(2))))
+            return _Answer(200, {m.group(1)[:-1]: found[0]})
         catalog = _HZ_CATALOG.get(path.rstrip("/").lstrip("/"))
         if catalog is not None and method == "GET":
-            # the documented ?name= filter (and ?id=, as the plugin's look-up sends it)
-            items = [dict(item, id=index + 1) for index, item in enumerate(catalog)]
-            for key in ("name", "id"):
-                if key in query:
-                    items = [i for i in items if str(i[key]) == query[key][0]]
+            # the lists filter by name only (hcloud-go hcloud/server_type.go
+            # ServerTypeListOpts, image.go ImageListOpts, location.go LocationListOpts):
+            # an ?id= is ignored, as the real API ignores a parameter it does not know
+            items = self._catalog(path.strip("/"))
+            if "name" in query:
+                items = [i for i in items if str(i["name"]) == query["name"][0]]
             return _Answer(200, {path.strip("/"): items, "meta": {"pagination": {
                 "page": 1, "per_page": 25, "previous_page": None, "next_page": None,
                 "last_page": 1, "total_entries": len(items)}}})
         return _Answer(404, self.error_body(404, "not_found", "not found"))
+
+    @staticmethod
+    def _catalog(collection):
+        return [dict(item, id=index + 1) for index, item in enumerate(_HZ_CATALOG[collection])]
 
     def _list(self, query):
         items = sorted(self.servers.values(), key=lambda r: r["id"])
