@@ -8560,7 +8560,7 @@ class OpenStackBackend(CloudBackend):
     LABEL = "OpenStack"
     AUTH = KeystoneToken
     CHECK_PATH = "/flavors"
-    MAX_USER_DATA = 49152          # Nova takes 65535 bytes of base64
+    MAX_USER_DATA = 49149          # Nova takes 65535 characters of base64: 4 * 16383
     DEFAULTS = {"compute_microversion": "2.67"}
     SETTINGS = dict(dict((k, v) for k, v in CloudBackend.COMMON_SETTINGS.items()
                          if k != "api_url"), compute_url=("string", check_api_url),
@@ -8575,7 +8575,12 @@ class OpenStackBackend(CloudBackend):
                       floating_network_id=("string", Checker.nonempty))
     REQUIRED = ("flavor", "image")
     FALLBACKS = ("flavor", "availability_zone")
-    ACTIVE, FAILED = ("ACTIVE",), ("ERROR", "DELETED", "SOFT_DELETED", "SHELVED_OFFLOADED")
+    # Nova's api-ref "Server status": ERROR and the deleted ones are final; the ones in
+    # STOPPED wait for a person's action (start, resume, unpause, unshelve, unrescue, a
+    # resize's confirm) and never turn ACTIVE by themselves; the rest are transitional
+    ACTIVE, FAILED = ("ACTIVE",), ("ERROR", "DELETED", "SOFT_DELETED")
+    STOPPED = ("SHUTOFF", "SUSPENDED", "PAUSED", "SHELVED", "SHELVED_OFFLOADED", "RESCUE",
+               "VERIFY_RESIZE")
     # POST /servers answers 202 once the server's record exists, but behind a load balancer
     # a create cut off by a 504 may still be carried out later (seen: 40 s): 600 s
     LATE_CREATE = 600
@@ -8723,6 +8728,8 @@ class OpenStackBackend(CloudBackend):
             if fault.get("message"):
                 said = "%s (%s)" % (said, printable(str(fault["message"]), 200))
             return "failed", said
+        if said in self.STOPPED:
+            return "failed", "%s (it will not boot by itself)" % said
         return ("running" if said in self.ACTIVE else "booting"), said
 
     def ipv4(self, server):

@@ -400,6 +400,8 @@ class FakeOpenStack(_FakeAPI):
             user_data = base64.b64decode(server.get("user_data", ""), validate=True)
         except ValueError:
             return self._bad("User data needs to be valid base 64.")
+        # openstack/nova nova/api/openstack/compute/schemas/servers.py: user_data is a
+        # base64 string of maxLength 65535 (characters of the base64 text)
         if len(server.get("user_data", "")) > 65535:
             return self._bad("User data too large. User data must be no larger than 65535 "
                              "bytes once base64 encoded.")

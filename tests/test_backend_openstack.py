@@ -158,6 +158,29 @@ class OpenStackTest(CloudTests, unittest.TestCase):
             self.assertIn("deleting OpenStack server", handle.read())   # may be done by now)
         self.assertIn("(on_failure: delete)", answer["message"])
 
+    def test_a_server_that_will_not_boot_by_itself_fails_at_once(self):
+        self.api.status_sequence = ["BUILD", "SHUTOFF"]
+        answer = self.poll(self.order())[-1]
+        self.assertEqual(answer["status"], "error")
+        self.assertIn("is SHUTOFF (it will not boot by itself)", answer["message"])
+
+    def test_a_transitional_status_is_waited_out(self):
+        self.api.status_sequence = ["BUILD", "REBOOT", "HARD_REBOOT", "ACTIVE"]
+        self.api.polls_per_status = 1
+        answers = self.poll(self.order())
+        self.assertIn("is REBOOT", " ".join(a["message"] for a in answers))
+        self.assertEqual(answers[-1]["status"], "finished")
+
+    def test_user_data_is_cut_where_its_base64_passes_65535_characters(self):
+        self.configure({"user_data": "#!/bin/sh\n"})
+        self.finished(self.order())
+        ours = len(self.api.servers[sorted(self.api.servers)[0]]["user_data"].encode())
+        # 49,150 bytes are 65,536 base64 characters: one too many for Nova
+        self.configure({"user_data": "#!/bin/sh\n" + "#" * (49150 - ours) + "\n"})
+        message = self.assertErrorCode(self.run_plugin("order", "1"), 108)
+        self.assertIn("user_data is too long: OpenStack takes at most 49149 bytes", message)
+        self.assertEqual(len(self.api.create_requests()), 1)
+
     def test_an_unknown_flavor_or_image_is_named_by_the_order_and_by_check(self):
         self.configure({"flavor": "SL9.9-huge", "image": "Windows 95"})
         message = self.assertErrorCode(self.run_plugin("order", "1"), 108)
