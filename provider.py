@@ -8585,6 +8585,7 @@ class OpenStackBackend(CloudBackend):
     # a create cut off by a 504 may still be carried out later (seen: 40 s): 600 s
     LATE_CREATE = 600
     PAGE = 100
+    NETWORK_NEEDED = False          # True: no Neutron auto-allocated topology ("auto")
 
     @property
     def api_url(self):
@@ -8606,6 +8607,13 @@ class OpenStackBackend(CloudBackend):
         super(OpenStackBackend, cls).validate_configuration(configuration, path, check)
         if "volume_type" in configuration and "volume_size" not in configuration:
             check.add(path, "'volume_type' needs 'volume_size' (the boot volume's GB)")
+        if cls.NETWORK_NEEDED and configuration.get("network_id", "auto") in ("auto", "none"):
+            check.add(path, "%s: a %s backend needs 'network_id', the id of the network its "
+                            "servers join (%s has no auto-allocated network; `openstack "
+                            "network list` shows the ids)" % (
+                                "'network_id' %s is not allowed" % configuration["network_id"]
+                                if "network_id" in configuration else "missing key "
+                                "'network_id'", cls.TYPE, cls.LABEL))
 
     def setting(self, key):
         return self.settings.get(key, self.DEFAULTS.get(key))
@@ -8964,6 +8972,7 @@ class SelectelBackend(OpenStackBackend):
     LABEL = "Selectel"
     DEFAULTS = dict(OpenStackBackend.DEFAULTS,
                     auth_url="https://cloud.api.selcloud.ru/identity/v3")
+    NETWORK_NEEDED = True
 
 
 class VKCloudBackend(OpenStackBackend):
@@ -8974,6 +8983,7 @@ class VKCloudBackend(OpenStackBackend):
     LABEL = "VK Cloud"
     DEFAULTS = dict(OpenStackBackend.DEFAULTS, auth_url="https://infra.mail.ru:35357/v3/",
                     user_domain_name="users", region="RegionOne")
+    NETWORK_NEEDED = True
 
 
 def private_ipv4(text):

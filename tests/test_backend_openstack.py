@@ -357,15 +357,35 @@ class PresetTest(unittest.TestCase):
         self.assertEqual((selectel.setting("auth_url"), selectel.setting("region")),
                          ("https://cloud.api.selcloud.ru/identity/v3", "ru-9"))
         self.assertEqual(self.problems({"type": "vkcloud", "username": "u@example.com",
-                                        "password_env": "P", "project_id": "p"}), [])
+                                        "password_env": "P", "project_id": "p"},
+                                       network_id="n"), [])
         self.assertEqual(self.problems({"type": "selectel", "username": "u",
-                                        "password_env": "P", "project_name": "p"}),
+                                        "password_env": "P", "project_name": "p"},
+                                       network_id="n"),
                          ["$.backend: missing key 'user_domain_name' (or "
                           "application_credential_id)"])
         self.assertEqual(self.problems({"type": "openstack", "application_credential_id": "a",
                                         "application_credential_secret_env": "S"}),
                          ["$.backend: missing key 'auth_url' (the Keystone v3 URL, e.g. "
                           "https://keystone.example.com:5000/v3)"])
+
+    def test_selectel_and_vk_cloud_need_a_network(self):
+        backends = {"selectel": {"type": "selectel", "username": "u", "password_env": "P",
+                                 "user_domain_name": "123", "project_name": "p"},
+                    "vkcloud": {"type": "vkcloud", "username": "u", "password_env": "P",
+                                "project_id": "p"}}
+        for kind, backend in sorted(backends.items()):
+            [problem] = self.problems(backend)
+            self.assertIn("$.configurations[0]: missing key 'network_id': a %s backend needs "
+                          "'network_id'" % kind, problem)
+            self.assertIn("`openstack network list`", problem)
+            [problem] = self.problems(backend, network_id="auto")
+            self.assertIn("'network_id' auto is not allowed", problem)
+            self.assertEqual(self.problems(backend, network_id="5e0c7e0a"), [])
+        plain = {"type": "openstack", "auth_url": "https://k.example.com/v3", "username": "u",
+                 "user_domain_name": "d", "password_env": "P", "project_id": "p"}
+        self.assertEqual(self.problems(plain), [])
+        self.assertEqual(self.problems(plain, network_id="auto"), [])
 
     def test_the_examples_are_valid_configs(self):
         folder = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
