@@ -6233,7 +6233,7 @@ class CloudAPI(object):
         self.timeout = backend.request_timeout
         self.error_text = backend.error_text
         self.rate_limited = backend.rate_limited
-        self.headers = backend.request_headers()
+        self.headers = backend.request_headers      # asked at each request: a create
         self.debug = backend.log.debug
         self.auth = auth                # None: no credentials sent (a login request)
         self.token = None
@@ -6322,7 +6322,7 @@ class CloudAPI(object):
         import urllib.request
         self.refuse_plain_http(url, what)
         headers = {"Accept": "application/json", "User-Agent": "provider.py/" + __version__}
-        headers.update(self.headers)
+        headers.update(self.headers())          # may negotiate its version (OpenStack)
         if self.token is not None:
             headers.update(self.auth.headers(self.token))
         data = None
@@ -8539,6 +8539,14 @@ class KeystoneToken(CachedToken):
         return "Keystone %s as %s, project %s" % (self.setting("auth_url"), who, scope)
 
 
+def version_tuple(text):
+    """A microversion "2.67" as (2, 67), to compare; None for anything else."""
+    parts = text.split(".") if isinstance(text, str) else ()
+    if len(parts) != 2 or not all(part.isdigit() for part in parts):
+        return None
+    return int(parts[0]), int(parts[1])
+
+
 def check_microversion(checker, value, path):
     """A Nova microversion ("2.67", "latest"): it goes into a request header."""
     import re
@@ -8561,7 +8569,12 @@ class OpenStackBackend(CloudBackend):
     AUTH = KeystoneToken
     CHECK_PATH = "/flavors"
     MAX_USER_DATA = 49149          # Nova takes 65535 characters of base64: 4 * 16383
-    DEFAULTS = {"compute_microversion": "2.67"}
+    DEFAULTS = {}
+    # the lowest compute microversion with each feature a create body may use (openstack/nova
+    # nova/api/openstack/compute/rest_api_version_history.rst): networks "auto"/"none" 2.37,
+    # a block device's volume_type 2.67; the rest of the body (an explicit network list,
+    # metadata, user_data, availability_zone, block_device_mapping_v2) is in 2.1, the base
+    BASE_MICROVERSION = "2.1"
     SETTINGS = dict(dict((k, v) for k, v in CloudBackend.COMMON_SETTINGS.items()
                          if k != "api_url"), compute_url=("string", check_api_url),
                     network_url=("string", check_api_url), image_url=("string", check_api_url),
@@ -8585,6 +8598,7 @@ class OpenStackBackend(CloudBackend):
     # a create cut off by a 504 may still be carried out later (seen: 40 s): 600 s
     LATE_CREATE = 600
     PAGE = 100
+    microversion_now = None         # the create's, once negotiated (request_headers)
     NETWORK_NEEDED = False          # True: no Neutron auto-allocated topology ("auto")
 
     @property
@@ -8640,9 +8654,69 @@ class OpenStackBackend(CloudBackend):
         return CloudAPI(self, self.auth, base or self.endpoint("compute"))
 
     def request_headers(self):
-        version = self.setting("compute_microversion")     # the other services ignore it
+        """The microversion a create negotiated (or compute_microversion): the other
+        services ignore it; without one Nova answers as its base, 2.1."""
+        version = self.setting("compute_microversion") or self.microversion_now
+        if not version:
+            return {}
         return {"OpenStack-API-Version": "compute " + version,
                 "X-OpenStack-Nova-API-Version": version}
+
+    def features(self, configuration):
+        """[(the setting, the microversion it needs)] of a create of configuration."""
+        used = []
+        network = configuration.get("network_id", "auto")
+        if network in ("auto", "none"):
+            used.append(("network_id %s" % network, "2.37"))
+        if configuration.get("volume_type"):
+            used.append(("volume_type", "2.67"))
+        return used
+
+    def microversion(self, api, configuration):
+        """The lowest microversion with every feature the create uses; a feature the
+        cloud's compute API does not serve is a config error naming the setting."""
+        if self.setting("compute_microversion"):
+            return self.setting("compute_microversion")     # the admin's: sent as it is
+        used = self.features(configuration)
+        most = self.compute_version(api)
+        for feature, version in used:
+            if most is not None and version_tuple(version) > version_tuple(most):
+                raise ProviderError(E_CONFIG, "configuration %s: %s needs compute API "
+                                    "microversion %s; %s's compute API serves at most %s (%s)"
+                                    % (configuration.get("id"), feature, version, self.LABEL,
+                                       most, "set network_id to a network's id: `openstack "
+                                       "network list`" if feature.startswith("network_id")
+                                       else "remove volume_type: the cloud's default type"))
+        return max([version for _, version in used] + [self.BASE_MICROVERSION],
+                   key=version_tuple)
+
+    def microversion_text(self, api, configuration):
+        version = self.microversion(api, configuration)
+        most = self.compute_version(api)
+        return "%s (%s)" % (version, "compute_microversion" if self.setting(
+            "compute_microversion") else "the compute API serves up to %s" % most if most
+            else "the compute API does not say which it serves")
+
+    def compute_version(self, api):
+        """The highest microversion the compute API serves, from its version document
+        (GET of the compute base: {"version": {"version": "2.96", "min_version": "2.1"}},
+        nova api-ref "API Versions"; "" there: no microversions, the base 2.0), read once
+        per token and kept in the token's extra; None when the document does not say."""
+        extra = self.auth.extra()
+        if "compute_version" not in extra:
+            try:
+                answer = api.call("GET", "", attempts=2)
+            except CloudError as exc:
+                if exc.status is None or exc.status >= 500 or exc.status == 401:
+                    raise
+                answer = {}             # no version document here: the create will say
+            version = answer.get("version") if isinstance(answer.get("version"), dict) else {}
+            said = version.get("version")
+            extra["compute_version"] = "2.0" if said == "" else (
+                said if version_tuple(said) else None)
+            if self.auth.entry is not None and self.auth.entry.get("extra") is extra:
+                self.auth.save(self.auth.entry)
+        return extra["compute_version"]
 
     def service(self, name, version):
         """A client of Neutron ("network", "v2.0") or Glance ("image", "v2")."""
@@ -8658,6 +8732,7 @@ class OpenStackBackend(CloudBackend):
     def create_body(self, task, configuration, user_data):
         import base64
         api = self.api()
+        self.microversion_now = self.microversion(api, configuration)
         server = {"name": task["data"]["name"], "metadata": self.metadata(task),
                   "flavorRef": self.flavor_id(api, configuration["flavor"]),
                   "user_data": base64.b64encode(user_data.encode("utf-8")).decode("ascii")}
@@ -8915,6 +8990,8 @@ class OpenStackBackend(CloudBackend):
             lines.append(self.looked_up("flavor %s" % flavor, self.flavor_id, api, flavor))
         lines.append(self.looked_up("image %s" % configuration["image"], self.image_id,
                                     configuration["image"]))
+        lines.append(self.looked_up("the compute microversion", self.microversion_text, api,
+                                    configuration))
         for key in ("network_id", "floating_network_id"):
             network = configuration.get(key)
             if network and network not in ("auto", "none"):
@@ -8981,7 +9058,10 @@ class VKCloudBackend(OpenStackBackend):
 
     TYPE = "vkcloud"
     LABEL = "VK Cloud"
-    DEFAULTS = dict(OpenStackBackend.DEFAULTS, auth_url="https://infra.mail.ru:35357/v3/",
+    # vk-cs/terraform-provider-vkcs vkcs/internal/clients/opts.go (defaults) and VK Cloud's
+    # openrc since 2026-02: the identity URL below, the "users" domain, RegionOne
+    DEFAULTS = dict(OpenStackBackend.DEFAULTS,
+                    auth_url="https://msk.cloud.vk.com/infra/identity/v3/",
                     user_domain_name="users", region="RegionOne")
     NETWORK_NEEDED = True
 

@@ -25,13 +25,16 @@ Keystone: the user USER in domain DOMAIN with password `token`, project PROJECT
     api.revoke_tokens()  every token issued so far is refused from now on (401)
     api.regions          regions in the catalog (default ["RegionOne"])
 Nova: api.max_servers (quota of instances, None: none), api.floating (servers get
-only a private address; a floating IP gives the public one).
+only a private address; a floating IP gives the public one), api.max_microversion (the
+highest compute microversion served, default "2.96"; its version document at the compute
+base says so, and a request asking for a higher one is answered 406, as Nova does).
 Neutron: the external network EXT_NET; api.floating_ips (id -> record).
 Glance: the images in IMAGES.
 """
 
 import base64
 import re
+import threading
 import time
 import uuid
 
@@ -199,9 +202,12 @@ class FakeOpenStack(_FakeAPI):
     default_sequence = ["BUILD", "ACTIVE"]
     CREATE_PATH = r"^/servers$"
 
-    def __init__(self, floating=False, regions=("RegionOne",), token_ttl=3600, **kw):
+    def __init__(self, floating=False, regions=("RegionOne",), token_ttl=3600,
+                 max_microversion="2.96", **kw):
         kw.setdefault("token", "password-for-tests")
+        self.asked = threading.local()          # the request's headers, in its thread
         _FakeAPI.__init__(self, **kw)
+        self.max_microversion = max_microversion
         self.floating = floating
         self.regions = list(regions)
         self.token_ttl = token_ttl
@@ -268,7 +274,51 @@ class FakeOpenStack(_FakeAPI):
                 service("image", self.glance.base_url)]
 
     def credential_ok(self, path, headers):
+        self.asked.headers = headers
         return self.token_valid(headers.get("X-Auth-Token"))
+
+    # ---- microversions: openstack/nova nova/api/openstack/api_version_request.py and
+    # wsgi.py; api-ref "Microversions": the header "OpenStack-API-Version: compute X.Y" (or
+    # the older "X-OpenStack-Nova-API-Version: X.Y"), "latest" is the highest; none: 2.1
+    @staticmethod
+    def _tuple(text):
+        major, minor = text.split(".")
+        return int(major), int(minor)
+
+    def microversion(self):
+        """The request's microversion, or an _Answer 406 when it is not served."""
+        headers = getattr(self.asked, "headers", {})
+        asked = None
+        for key in headers.keys():
+            if key.lower() == "openstack-api-version":
+                service, _, asked = headers[key].strip().partition(" ")
+                asked = asked.strip() if service == "compute" else None
+        for key in headers.keys():
+            if asked is None and key.lower() == "x-openstack-nova-api-version":
+                asked = headers[key].strip()
+        if asked is None:
+            return "2.1"
+        if asked == "latest":
+            return self.max_microversion
+        if not re.match(r"^[0-9]+\.[0-9]+$", asked):
+            return _Answer(400, self.error_body(400, "badRequest", "API Version String %s "
+                                                "is of invalid format. Must be of format "
+                                                "MajorNum.MinorNum." % asked))
+        if not self._tuple("2.1") <= self._tuple(asked) <= self._tuple(self.max_microversion):
+            # wsgi.py: HTTPNotAcceptable; 406 is not in Fault's names: "computeFault"
+            return _Answer(406, self.error_body(
+                406, "computeFault", "Version %s is not supported by the API. Minimum is 2.1 "
+                "and maximum is %s." % (asked, self.max_microversion)))
+        return asked
+
+    def version_document(self):
+        """GET of the compute base (api-ref "Show Details of Specific API Version")."""
+        return _Answer(200, {"version": {
+            "id": "v2.1", "status": "CURRENT", "version": self.max_microversion,
+            "min_version": "2.1", "updated": "2013-07-23T11:33:21Z",
+            "links": [{"rel": "self", "href": self.compute_url + "/"}],
+            "media-types": [{"base": "application/json",
+                             "type": "application/vnd.openstack.compute+json;version=2.1"}]}})
 
     # ---- Nova's shapes ---------------------------------------------------------------
     def error_body(self, status, code, message, details=None):
@@ -345,6 +395,13 @@ class FakeOpenStack(_FakeAPI):
         return server
 
     def route(self, method, path, query, body):
+        version = self.microversion()
+        if isinstance(version, _Answer):
+            return version
+        if path == "/" and method == "GET":
+            return self.version_document()
+        if path == "/servers" and method == "POST":
+            return self._create(body, self._tuple(version))
         if path == "/flavors" and method == "GET":
             return _Answer(200, {"flavors": [dict(f, links=[]) for f in FLAVORS]})
         if path == "/servers/detail" and method == "GET":
@@ -359,8 +416,6 @@ class FakeOpenStack(_FakeAPI):
                 items = items[ids.index(query["marker"][0]) + 1:]
             items = items[:int(query.get("limit", [1000])[0])]
             return _Answer(200, {"servers": [self._observe(r) for r in items]})
-        if path == "/servers" and method == "POST":
-            return self._create(body)
         found = re.match(r"^/servers/([-0-9a-f]+)$", path)
         if found:
             rec = self.servers.get(found.group(1))
@@ -381,7 +436,7 @@ class FakeOpenStack(_FakeAPI):
                 return _Answer(204)
         return _Answer(404, self.error_body(404, "itemNotFound", "not found"))
 
-    def _create(self, body):
+    def _create(self, body, version=(2, 1)):
         server = (body or {}).get("server") if isinstance(body, dict) else None
         if not isinstance(server, dict):
             return self._bad("Invalid input for field/attribute server.")
@@ -393,9 +448,19 @@ class FakeOpenStack(_FakeAPI):
         image = server.get("imageRef") or (volumes[0].get("uuid") if volumes else None)
         if image not in [i["id"] for i in IMAGES]:
             return self._bad("Can not find requested image")
-        if "networks" not in server:          # required from microversion 2.37
+        # nova/api/openstack/compute/schemas/servers.py: from 2.37 `networks` is required
+        # and may be "auto" or "none"; before, it is an optional list; volume_type in a
+        # block device from 2.67 (additionalProperties false: refused before)
+        networks = server.get("networks")
+        if version >= (2, 37) and networks is None:
             return self._bad("Invalid input for field/attribute server. Value: ... "
                              "'networks' is a required property")
+        if version < (2, 37) and networks is not None and not isinstance(networks, list):
+            return self._bad("Invalid input for field/attribute networks. Value: %s. %r is "
+                             "not of type 'array'" % (networks, networks))
+        if version < (2, 67) and any("volume_type" in v for v in volumes):
+            return self._bad("Invalid input for field/attribute 0. Value: ... Additional "
+                             "properties are not allowed ('volume_type' was unexpected)")
         try:
             user_data = base64.b64decode(server.get("user_data", ""), validate=True)
         except ValueError:

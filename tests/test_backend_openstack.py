@@ -41,7 +41,7 @@ class OpenStackTest(CloudTests, unittest.TestCase):
         self.assertEqual(server["metadata"]["bx-task"], task_id)
         self.assertNotIn("block_device_mapping_v2", server)
         self.assertEqual(create["headers"]["X-Auth-Token"], "<redacted>")
-        self.assertEqual(create["headers"]["Openstack-Api-Version"], "compute 2.67")
+        self.assertEqual(create["headers"]["Openstack-Api-Version"], "compute 2.37")
         self.finished(task_id)
         [login] = self.api.keystone.requests
         scope = login["body"]["auth"]["scope"]["project"]
@@ -68,6 +68,53 @@ class OpenStackTest(CloudTests, unittest.TestCase):
             "boot_index": 0, "uuid": IMAGES[2]["id"], "source_type": "image",
             "destination_type": "volume", "volume_size": 20, "volume_type": "fast.ru-9a",
             "delete_on_termination": True}])
+        # volume_type needs 2.67; an explicit network list alone is in the base, 2.1
+        self.assertEqual(self.api.create_requests()[0]["headers"]["Openstack-Api-Version"],
+                         "compute 2.67")
+        self.configure({"flavor": "3021", "image": IMAGES[2]["id"], "volume_size": 20,
+                        "network_id": EXT_NET})
+        self.finished(self.order())
+        self.assertEqual(self.api.create_requests()[1]["headers"]["Openstack-Api-Version"],
+                         "compute 2.1")
+
+    def test_the_microversion_is_the_lowest_the_request_needs_and_the_cloud_serves(self):
+        self.api.max_microversion = "2.42"         # VK Cloud's provider pins 2.42
+        first, second = self.order(), self.order()
+        self.finished(first)
+        self.finished(second)
+        self.assertEqual([r["headers"]["Openstack-Api-Version"]
+                          for r in self.api.create_requests()], ["compute 2.37"] * 2)
+        # the version document: once per token, kept with it
+        self.assertEqual(len(self.api.requests_for("GET", "^/$")), 1)
+        [entry] = self.home.state()["tokens"].values()
+        self.assertEqual(entry["extra"]["compute_version"], "2.42")
+        self.assertIn("ok   configuration 1: the compute microversion is 2.37 (the compute API "
+                      "serves up to 2.42)", self.run_plugin("check").text)
+        self.configure({"volume_size": 20, "volume_type": "fast.ru-9a"})
+        message = self.assertErrorCode(self.run_plugin("order", "1"), 108)
+        self.assertIn("configuration 1: volume_type needs compute API microversion 2.67; "
+                      "OpenStack's compute API serves at most 2.42", message)
+        self.assertEqual(len(self.api.create_requests()), 2)
+        self.assertIn("FAIL configuration 1: the compute microversion: configuration 1: "
+                      "volume_type needs compute API microversion 2.67",
+                      self.run_plugin("check").text)
+        self.api.max_microversion = "2.30"
+        state = self.home.state()                 # a new token reads the document again
+        del state["tokens"]
+        with open(self.home.state_path, "w") as handle:
+            json.dump(state, handle)
+        self.configure()
+        message = self.assertErrorCode(self.run_plugin("order", "1"), 108)
+        self.assertIn("network_id auto needs compute API microversion 2.37", message)
+        self.assertIn("`openstack network list`", message)
+
+    def test_a_microversion_higher_than_served_is_refused_as_nova_does(self):
+        self.api.max_microversion = "2.42"
+        self.configure(compute_microversion="2.67")      # the admin's pin: sent as it is
+        message = self.assertErrorCode(self.run_plugin("order", "1"), 108)
+        self.assertIn("Version 2.67 is not supported by the API. Minimum is 2.1 and maximum "
+                      "is 2.42.", message)
+        self.assertIn("HTTP 406", message)
 
     def test_a_floating_ip_is_made_once_and_released_with_the_server(self):
         self.api.floating = True
@@ -351,7 +398,8 @@ class PresetTest(unittest.TestCase):
         vk = provider.backend_class("vkcloud")({"type": "vkcloud"}, None, None)
         self.assertEqual((vk.setting("auth_url"), vk.setting("user_domain_name"),
                           vk.setting("region")),
-                         ("https://infra.mail.ru:35357/v3/", "users", "RegionOne"))
+                         ("https://msk.cloud.vk.com/infra/identity/v3/", "users",
+                          "RegionOne"))
         selectel = provider.backend_class("selectel")({"type": "selectel", "region": "ru-9"},
                                                  None, None)
         self.assertEqual((selectel.setting("auth_url"), selectel.setting("region")),
