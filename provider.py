@@ -8547,6 +8547,16 @@ def version_tuple(text):
     return int(parts[0]), int(parts[1])
 
 
+def check_security_groups(checker, value, path):
+    """Security groups by name: a non-empty list of names (Nova's create takes names)."""
+    if not value:
+        checker.add(path, "must name at least one security group (e.g. [\"ssh\"])")
+    for index, name in enumerate(value):
+        where = "%s[%d]" % (path, index)
+        if checker.is_a(name, "string", where) and not 0 < len(name.strip()) <= 255:
+            checker.add(where, "must be a security group's name (1 to 255 characters)")
+
+
 def check_microversion(checker, value, path):
     """A Nova microversion ("2.67", "latest"): it goes into a request header."""
     import re
@@ -8579,13 +8589,15 @@ class OpenStackBackend(CloudBackend):
                          if k != "api_url"), compute_url=("string", check_api_url),
                     network_url=("string", check_api_url), image_url=("string", check_api_url),
                     compute_microversion=("string", check_microversion),
+                    security_groups=("array", check_security_groups),
                     **KeystoneToken.SETTINGS)
     PARAMETERS = dict(CloudBackend.PARAMETERS, flavor=alternatives("string", Checker.nonempty),
                       image=("string", Checker.nonempty), network_id=("string", Checker.nonempty),
                       availability_zone=alternatives("string", Checker.nonempty),
                       volume_size=("integer", Checker.positive),
                       volume_type=("string", Checker.nonempty),
-                      floating_network_id=("string", Checker.nonempty))
+                      floating_network_id=("string", Checker.nonempty),
+                      security_groups=("array", check_security_groups))
     REQUIRED = ("flavor", "image")
     FALLBACKS = ("flavor", "availability_zone")
     # Nova's api-ref "Server status": ERROR and the deleted ones are final; the ones in
@@ -8599,6 +8611,13 @@ class OpenStackBackend(CloudBackend):
     LATE_CREATE = 600
     PAGE = 100
     microversion_now = None         # the create's, once negotiated (request_headers)
+    # `check`'s word on a server left in the project's "default" security group: Neutron's
+    # default group admits ingress only from its own members (neutron api-ref "Security
+    # groups"; docs.openstack.org neutron "Security groups")
+    DEFAULT_GROUP = ("the server joins the project's \"default\" group, which in a stock "
+                     "OpenStack admits only its own members: SSH from this master may not "
+                     "answer and the order end at ready_timeout; name a group that allows "
+                     "TCP port 22 from this host (docs/backends/openstack.md)")
     NETWORK_NEEDED = False          # True: no Neutron auto-allocated topology ("auto")
 
     @property
@@ -8740,6 +8759,9 @@ class OpenStackBackend(CloudBackend):
         server["networks"] = network if network in ("auto", "none") else [{"uuid": network}]
         if configuration.get("availability_zone"):
             server["availability_zone"] = configuration["availability_zone"]
+        groups = self.security_groups(configuration)
+        if groups:          # nova schemas/servers.py: [{"name": ...}]; none: "default"
+            server["security_groups"] = [{"name": name} for name in groups]
         image = self.image_id(configuration["image"])
         if configuration.get("volume_size"):
             volume = {"boot_index": 0, "uuid": image, "source_type": "image",
@@ -8751,6 +8773,10 @@ class OpenStackBackend(CloudBackend):
         else:
             server["imageRef"] = image
         return {"server": server}
+
+    def security_groups(self, configuration):
+        """The configuration's security_groups, else the backend's, else []."""
+        return configuration.get("security_groups", self.settings.get("security_groups")) or []
 
     def flavor_id(self, api, flavor):
         flavors = self.field(api.call("GET", "/flavors"), "flavors", "array",
@@ -8946,6 +8972,9 @@ class OpenStackBackend(CloudBackend):
 
     def check(self, configurations, state):
         report = CloudBackend.check(self, configurations, state)
+        report.extend((WARN, "configuration %s: no security_groups: %s" % (
+            configuration["id"], self.DEFAULT_GROUP)) for configuration in configurations
+            if not self.security_groups(configuration))
         if self.auth.entry is None:
             return report               # no login: no catalog to show
         report.extend(self.endpoints_report())
@@ -9050,6 +9079,10 @@ class SelectelBackend(OpenStackBackend):
     DEFAULTS = dict(OpenStackBackend.DEFAULTS,
                     auth_url="https://cloud.api.selcloud.ru/identity/v3")
     NETWORK_NEEDED = True
+    DEFAULT_GROUP = ("Selectel applies security groups only to ports with port security on; "
+                     "where it is on, the \"default\" group admits only its own members: "
+                     "SSH from this master would not answer; name a group that allows TCP "
+                     "port 22 from this host (docs/backends/openstack.md)")
 
 
 class VKCloudBackend(OpenStackBackend):
@@ -9064,6 +9097,12 @@ class VKCloudBackend(OpenStackBackend):
                     auth_url="https://msk.cloud.vk.com/infra/identity/v3/",
                     user_domain_name="users", region="RegionOne")
     NETWORK_NEEDED = True
+    # VK Cloud docs, "Traffic limiting" (cloud.vk.com/docs/networks/vnet/concepts/
+    # traffic-limiting): the default group admits incoming traffic only from its members
+    DEFAULT_GROUP = ("VK Cloud's \"default\" group admits only its own members: SSH from "
+                     "this master will not answer and every order ends at ready_timeout; "
+                     "name a group that allows TCP port 22 from this host "
+                     "(docs/backends/openstack.md, VK Cloud)")
 
 
 def private_ipv4(text):

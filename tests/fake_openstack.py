@@ -208,6 +208,7 @@ class FakeOpenStack(_FakeAPI):
         self.asked = threading.local()          # the request's headers, in its thread
         _FakeAPI.__init__(self, **kw)
         self.max_microversion = max_microversion
+        self.security_groups = ["default", "ssh"]       # the project's groups, by name
         self.floating = floating
         self.regions = list(regions)
         self.token_ttl = token_ttl
@@ -387,6 +388,7 @@ class FakeOpenStack(_FakeAPI):
         server = {"id": rec["id"], "name": rec["name"], "status": status,
                   "metadata": dict(rec["labels"]), "addresses": addresses,
                   "created": rec["created"], "tenant_id": PROJECT_ID,
+                  "security_groups": rec.get("security_groups", [{"name": "default"}]),
                   "OS-EXT-AZ:availability_zone":
                       (rec["request"] or {}).get("availability_zone") or "ru-9a"}
         if status == "ERROR":
@@ -470,6 +472,18 @@ class FakeOpenStack(_FakeAPI):
         if len(server.get("user_data", "")) > 65535:
             return self._bad("User data too large. User data must be no larger than 65535 "
                              "bytes once base64 encoded.")
+        # schemas/servers.py: security_groups is an array of {"name": ...} (nothing else);
+        # a name the project does not have: 400 "Unable to find security_group with name or
+        # id 'X'" (nova/network/neutron.py, SecurityGroupNotFound; GUESS: exact wording)
+        groups = server.get("security_groups", [{"name": "default"}])
+        if not isinstance(groups, list) or not all(
+                isinstance(g, dict) and set(g) == {"name"} and isinstance(g["name"], str)
+                for g in groups):
+            return self._bad("Invalid input for field/attribute security_groups.")
+        for group in groups:
+            if group["name"] not in self.security_groups:
+                return self._bad("Unable to find security_group with name or id '%s'"
+                                 % group["name"])
         live = len(self.servers)
         if self.max_servers is not None and live >= self.max_servers:
             return _Answer(403, self.error_body(403, "forbidden", "Quota exceeded for "
@@ -477,9 +491,10 @@ class FakeOpenStack(_FakeAPI):
                                                 "of %d instances" % (live, self.max_servers)))
         rec = self._new_record(server["name"], server, labels=server.get("metadata") or {})
         rec["user_data"] = user_data.decode("utf-8")
+        rec["security_groups"] = [dict(g) for g in groups]
         return _Answer(202, {"server": {"id": rec["id"], "links": [],
                                         "OS-DCF:diskConfig": "MANUAL",
-                                        "security_groups": [{"name": "default"}],
+                                        "security_groups": rec["security_groups"],
                                         "adminPass": rec["root_password"]}})
 
     def _bad(self, message):

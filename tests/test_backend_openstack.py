@@ -108,6 +108,39 @@ class OpenStackTest(CloudTests, unittest.TestCase):
         self.assertIn("network_id auto needs compute API microversion 2.37", message)
         self.assertIn("`openstack network list`", message)
 
+    def test_a_vk_cloud_order_finishes_on_its_compute_api_with_a_group_for_ssh(self):
+        self.api.max_microversion = "2.42"
+        self.configure({"network_id": EXT_NET}, type="vkcloud", security_groups=["ssh"])
+        self.finished(self.order())
+        [create] = self.api.create_requests()
+        self.assertEqual(create["body"]["server"]["security_groups"], [{"name": "ssh"}])
+        self.assertEqual(create["headers"]["Openstack-Api-Version"], "compute 2.1")
+        self.assertNotIn("no security_groups", self.run_plugin("check").text)
+
+    def test_security_groups_per_configuration_before_the_backends(self):
+        self.configure({"security_groups": ["default", "ssh"]}, security_groups=["web"])
+        self.finished(self.order())
+        self.assertEqual(self.api.create_requests()[0]["body"]["server"]["security_groups"],
+                         [{"name": "default"}, {"name": "ssh"}])
+        self.configure(security_groups=["web"])         # a group the project lacks
+        message = self.assertErrorCode(self.run_plugin("order", "1"), 108)
+        self.assertIn("Unable to find security_group with name or id 'web'", message)
+
+    def test_check_warns_when_no_security_group_lets_ssh_in(self):
+        for kind, words in (("vkcloud", "VK Cloud's \"default\" group admits only its own "
+                                        "members: SSH from this master will not answer"),
+                            ("openstack", "the server joins the project's \"default\" group, "
+                                          "which in a stock OpenStack admits only its own "
+                                          "members: SSH from this master may not answer"),
+                            ("selectel", "Selectel applies security groups only to ports with "
+                                         "port security on")):
+            self.configure({"network_id": EXT_NET}, type=kind)
+            self.assertIn("WARN configuration 1: no security_groups: " + words,
+                          self.run_plugin("check").text)
+        self.configure({"security_groups": []})
+        self.assertIn("$.configurations[0].security_groups: must name at least one security "
+                      "group", self.run_plugin("check").text)
+
     def test_a_microversion_higher_than_served_is_refused_as_nova_does(self):
         self.api.max_microversion = "2.42"
         self.configure(compute_microversion="2.67")      # the admin's pin: sent as it is
