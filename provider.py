@@ -7406,7 +7406,41 @@ class CloudBackend(Backend):
             self.check_call()
             return [(True, "%s API %s accepts the token" % (self.LABEL, self.api_url))]
         except CloudError as exc:
+            self.unreachable(exc)
             return [(False, check_api_failure(self.LABEL, self.api_url, exc))]
+
+    # `order --dry-run` never needs the network: dry is set, and a call that reaches no API
+    # sets offline (why); every name that needs a look-up then shows as not resolved
+    dry = False
+    offline = None
+
+    def unreachable(self, exc):
+        """True (and offline noted) when, in a dry run, exc is a call that reached no
+        API (no connection, no answer); else False."""
+        if not (self.dry and isinstance(exc, CloudError) and exc.status is None
+                and exc.transient):
+            return False
+        if self.offline is None:
+            text = exc.message
+            starts = [at for at in (text.find("no connection to"), text.find("no answer"))
+                      if at >= 0]
+            self.offline = text[min(starts):] if starts else text
+        return True
+
+    def resolved(self, what, look_up, *args):
+        """look_up(*args); in a dry run whose cloud cannot be reached, the text
+        "<WHAT: not resolved: WHY>" in its place (no look-up is tried once one failed)."""
+        if self.offline is None:
+            try:
+                return look_up(*args)
+            except CloudError as exc:
+                if not self.unreachable(exc):
+                    raise
+        return "<%s: not resolved: %s>" % (what, self.offline)
+
+    def create_url(self):
+        """Where the create goes (`order --dry-run` shows it)."""
+        return self.api().base + self.SERVERS
 
     def check_call(self):
         self.api().call("GET", self.CHECK_PATH, attempts=2)
@@ -7873,11 +7907,16 @@ class CloudInventory(object):
         The root password's hash and the token are masked."""
         lines = ["dry run of an order of configuration %s: nothing is created and no task "
                  "is saved" % configuration["id"]]
-        lines += ["%s: %s" % ("ok" if ok else "FAIL", text)
-                  for ok, text in self.backend.check_api([configuration])]
-        api = self.backend.api()
-        for ok, text in self.backend.resolve(api, configuration):
-            lines.append("%s: %s" % ("ok" if ok else "FAIL", text))
+        self.backend.dry = True
+        report = self.backend.check_api([configuration])
+        if self.backend.offline is None:
+            lines += ["%s: %s" % ("ok" if ok else "FAIL", text) for ok, text in report]
+            lines += ["%s: %s" % ("ok" if ok else "FAIL", text)
+                      for ok, text in self.backend.resolve(self.backend.api(), configuration)]
+        else:
+            lines.append("note: could not reach %s (%s): the request below is the one an "
+                         "order would send, each name it looks up shown as not resolved"
+                         % (self.backend.LABEL, self.backend.offline))
         problem = self.backend.cap_problem(configuration, state)
         lines.append("FAIL: the order would be refused (N109): %s" % problem if problem else
                      "ok: caps: " + self.guardrails_text(state, configuration))
@@ -7891,9 +7930,10 @@ class CloudInventory(object):
         choices = self.backend.alternatives(configuration)
         body = self.backend.create_body(task, dict(configuration, **choices[0]), user_data)
         lines += ["", "the create it would send (as task %s):" % task_id,
-                  "POST %s%s" % (api.base, self.backend.SERVERS),
-                  "%s: <masked>" % ", ".join(sorted(self.backend.auth.headers("x"))),
-                  json.dumps(body, indent=2, ensure_ascii=False, sort_keys=True)]
+                  "POST %s" % self.backend.create_url(),
+                  "%s: <masked>" % ", ".join(sorted(self.backend.auth.headers("x")))]
+        lines += ["%s: %s" % item for item in sorted(self.backend.request_headers().items())]
+        lines.append(json.dumps(body, indent=2, ensure_ascii=False, sort_keys=True))
         for choice in choices[1:]:
             lines.append("then, only if %s has no capacity for the one before: %s"
                          % (self.backend.LABEL, self.backend.choice_text(choice)))
@@ -8697,7 +8737,7 @@ class OpenStackBackend(CloudBackend):
         if self.setting("compute_microversion"):
             return self.setting("compute_microversion")     # the admin's: sent as it is
         used = self.features(configuration)
-        most = self.compute_version(api)
+        most = self.compute_version(api) if self.offline is None else None
         for feature, version in used:
             if most is not None and version_tuple(version) > version_tuple(most):
                 raise ProviderError(E_CONFIG, "configuration %s: %s needs compute API "
@@ -8750,10 +8790,11 @@ class OpenStackBackend(CloudBackend):
 
     def create_body(self, task, configuration, user_data):
         import base64
-        api = self.api()
+        api = self.api() if self.offline is None else None
         self.microversion_now = self.microversion(api, configuration)
+        flavor = configuration["flavor"]
         server = {"name": task["data"]["name"], "metadata": self.metadata(task),
-                  "flavorRef": self.flavor_id(api, configuration["flavor"]),
+                  "flavorRef": self.resolved("flavor %s" % flavor, self.flavor_id, api, flavor),
                   "user_data": base64.b64encode(user_data.encode("utf-8")).decode("ascii")}
         network = configuration.get("network_id", "auto")
         server["networks"] = network if network in ("auto", "none") else [{"uuid": network}]
@@ -8762,7 +8803,8 @@ class OpenStackBackend(CloudBackend):
         groups = self.security_groups(configuration)
         if groups:          # nova schemas/servers.py: [{"name": ...}]; none: "default"
             server["security_groups"] = [{"name": name} for name in groups]
-        image = self.image_id(configuration["image"])
+        image = self.resolved("image %s" % configuration["image"], self.image_id,
+                              configuration["image"])
         if configuration.get("volume_size"):
             volume = {"boot_index": 0, "uuid": image, "source_type": "image",
                       "destination_type": "volume", "volume_size": configuration["volume_size"],
@@ -8989,8 +9031,15 @@ class OpenStackBackend(CloudBackend):
         try:
             self.endpoint("compute")
         except ProviderError as exc:    # a catalog's endpoint refused: no request sent
+            self.unreachable(exc)
             return [(False, exc.message)]
         return CloudBackend.check_api(self, configurations)
+
+    def create_url(self):
+        if self.setting("compute_url"):
+            return self.endpoint("compute").rstrip("/") + self.SERVERS
+        return self.resolved("the catalog's compute endpoint", lambda: self.endpoint(
+            "compute").rstrip("/")) + self.SERVERS
 
     def endpoints_report(self):
         """Every endpoint the token can go to, with where it comes from (a setting or
@@ -9529,7 +9578,9 @@ class YandexBackend(CloudBackend):
         def get(key):
             return self.setting(configuration, key)
         disk = {"size": str(get("disk_gb") * GIB), "typeId": get("disk_type"),
-                "imageId": self.image_id(configuration)}
+                "imageId": configuration.get("image_id") or self.resolved(
+                    "image family %s" % configuration.get("image_family"), self.image_id,
+                    configuration)}
         return {"folderId": self.folder_id, "name": task["data"]["name"],
                 "labels": self.labels(task), "zoneId": configuration["zone_id"],
                 "platformId": get("platform_id"),

@@ -8,7 +8,7 @@ import json
 import os
 import unittest
 
-from cloudbase import TOKEN, CloudTests, provider
+from cloudbase import TOKEN, CloudTests, closed_port, provider
 from fake_openstack import (APP_ID, APP_SECRET, DOMAIN, EXT_NET, IMAGES, PROJECT, USER,
                             FakeOpenStack)
 from test_cloud_guardrails import GuardrailTests
@@ -376,6 +376,10 @@ class OpenStackGuardrails(GuardrailTests, OpenStackTest):
     TOKEN_HEADER = "X-Auth-Token"
     RESOLVED = ["ok: flavor SL1.1-2048 is 1011", "ok: image Ubuntu 22.04 LTS 64-bit is "
                 + IMAGES[1]["id"]]
+    UNRESOLVED = ["POST <the catalog's compute endpoint: not resolved: no connection to ",
+                  '"flavorRef": "<flavor SL1.1-2048: not resolved: no connection to http://',
+                  '"imageRef": "<image Ubuntu 22.04 LTS 64-bit: not resolved: no connection to',
+                  "OpenStack-API-Version: compute 2.37"]
 
     def servers_url(self):
         return self.api.compute_url
@@ -385,6 +389,17 @@ class OpenStackGuardrails(GuardrailTests, OpenStackTest):
 
     def marks(self, tag, task_id):
         return {"labels": {"managed-by": "provider.py", "bx-owner": tag, "bx-task": task_id}}
+
+    def test_dry_run_without_the_cloud_for_the_presets(self):
+        for kind, label in (("selectel", "Selectel"), ("vkcloud", "VK Cloud")):
+            self.configure({"network_id": EXT_NET, "security_groups": ["ssh"]}, type=kind,
+                           api_url="http://127.0.0.1:%d/v3" % closed_port())
+            result = self.run_plugin("order", "1", "--dry-run")
+            self.assertEqual(result.code, 0, result)
+            self.assertIn("note: could not reach %s (no connection to " % label, result.text)
+            self.assertIn('"flavorRef": "<flavor SL1.1-2048: not resolved: ', result.text)
+            self.assertIn('"networks": [\n      {\n        "uuid": "%s"' % EXT_NET,
+                          result.text)
 
     def test_servers_pages_through_many(self):
         held = self.order()
