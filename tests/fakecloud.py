@@ -554,6 +554,9 @@ class _FakeAPI(object):
 # Hetzner Cloud
 # ======================================================================================
 
+# the code a status gets when a test names none: the codes of hcloud-go hcloud/error.go and
+# docs.hetzner.cloud "Errors" (unavailable: "a service or product is currently not
+# available"); method_not_allowed is a GUESS (no code is documented for a wrong method)
 _HZ_CODES = {400: "json_error", 401: "unauthorized", 403: "forbidden", 404: "not_found",
              405: "method_not_allowed", 409: "conflict", 412: "resource_unavailable",
              422: "invalid_input", 423: "locked", 429: "rate_limit_exceeded",
@@ -640,7 +643,13 @@ _HZ_CATALOG = {
 
 
 class FakeHetzner(_FakeAPI):
-    """Fake of https://api.hetzner.cloud/v1 (servers, locations, server types, images)."""
+    """Fake of https://api.hetzner.cloud/v1 (servers, locations, server types, images).
+
+    Sources: hetznercloud/hcloud-go hcloud/schema/ (server.go: ServerCreateRequest,
+    ServerCreateResponse, ServerGetResponse, ServerListResponse, ServerDeleteResponse;
+    meta.go: the pagination; error.go: the error body; server_type.go, image.go,
+    location.go), hcloud/error.go (the error codes), hcloud/server.go (ServerStatus),
+    and docs.hetzner.cloud ("Errors", "Rate Limiting", "Labels", "Create a Server")."""
 
     prefix = "/v1"
     default_sequence = ["initializing", "starting", "running"]
@@ -653,12 +662,14 @@ class FakeHetzner(_FakeAPI):
 
     # ---- shapes ----------------------------------------------------------------------
     def error_body(self, status, code, message, details=None):
+        # hcloud-go hcloud/schema/error.go: {"error": {"code", "message", "details"}}
         return {"error": {"code": code, "message": message, "details": details}}
 
     def default_code(self, status):
         return _HZ_CODES.get(status, "server_error" if status >= 500 else "invalid_input")
 
     def common_headers(self):
+        # docs.hetzner.cloud "Rate Limiting": 3600 requests an hour per project;
         # documented behaviour: RateLimit-Remaining drops by one per request and recovers by
         # one per second; RateLimit-Reset is the UNIX time of full recovery
         now = time.time()
@@ -701,6 +712,9 @@ class FakeHetzner(_FakeAPI):
                 "resources": [{"id": server_id, "type": "server"}], "error": None}
 
     def render(self, rec):
+        """hcloud-go hcloud/schema/server.go Server; status one of hcloud/server.go's
+        ServerStatus: initializing, off, running, starting, stopping, migrating,
+        rebuilding, deleting, unknown."""
         req = rec["request"] or {}
         ip = self.current_ipv4(rec)
         ipv4 = None
@@ -736,12 +750,12 @@ class FakeHetzner(_FakeAPI):
         m = re.match(r"^/servers/(\d+)/?$", path)
         if m:
             rec = self.servers.get(int(m.group(1)))
-            if rec is None:
+            if rec is None:              # hcloud-go hcloud/error.go ErrorCodeNotFound
                 return _Answer(404, self.error_body(404, "not_found", "server with ID '%s' "
                                                     "not found" % m.group(1)))
             if method == "GET":
                 return _Answer(200, {"server": self._observe(rec)})
-            if method == "DELETE":
+            if method == "DELETE":       # ServerDeleteResponse: {"action"}
                 del self.servers[rec["id"]]
                 return _Answer(200, {"action": self._action("delete_server", rec["id"])})
             return _Answer(405, self.error_body(405, "method_not_allowed", "method not allowed"))
@@ -775,6 +789,8 @@ class FakeHetzner(_FakeAPI):
         return [dict(item, id=index + 1) for index, item in enumerate(_HZ_CATALOG[collection])]
 
     def _list(self, query):
+        # GET /servers: ServerListOpts (name, label_selector, status; page, per_page at most
+        # 50: hcloud-go hcloud/client.go ListOpts); ServerListResponse + meta.pagination
         items = sorted(self.servers.values(), key=lambda r: r["id"])
         if self.ignore_filters:
             query = {}
@@ -804,11 +820,18 @@ class FakeHetzner(_FakeAPI):
                                     "last_page": last, "total_entries": total}}})
 
     def _invalid(self, field, message):
+        # invalid_input (hcloud-go hcloud/error.go) with details.fields[{name, messages}]
+        # (ErrorDetailsInvalidInput); the API answers it with HTTP 422 (seen in its answers;
+        # hcloud-go does not say)
         return _Answer(422, self.error_body(
             422, "invalid_input", "invalid input in field '%s': %s" % (field, message),
             {"fields": [{"name": field, "messages": [message]}]}))
 
     def _create(self, body):
+        """POST /servers: ServerCreateRequest (name, server_type and image required: an id
+        or a name; user_data at most 32 KiB, docs.hetzner.cloud "Create a Server"; labels as
+        in docs "Labels"); 201 ServerCreateResponse {server, action, next_actions,
+        root_password (null with ssh_keys)}; a name in use: 409 uniqueness_error."""
         if not isinstance(body, dict):
             return self._invalid("body", "must be an object")
         for field in ("name", "server_type", "image"):
@@ -850,13 +873,20 @@ class FakeHetzner(_FakeAPI):
 # Timeweb Cloud
 # ======================================================================================
 
+# the availability-zone schema's enum
+_TW_ZONES = ("spb-1", "spb-2", "spb-3", "spb-4", "msk-1", "nsk-1", "ams-1", "ala-1", "fra-1")
 _TW_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
              409: "conflict", 423: "locked", 429: "too_many_requests",
              500: "internal_error"}  # GUESS except not_found / forbidden (documented)
 
 
 class FakeTimeweb(_FakeAPI):
-    """Fake of https://api.timeweb.cloud/api/v1 (servers, account status, presets)."""
+    """Fake of https://api.timeweb.cloud/api/v1 (servers, account status, presets).
+
+    Source: Timeweb Cloud's OpenAPI, timeweb-cloud/sdk-go api/openapi.yaml: the paths
+    /api/v1/servers (getServers, createServer), /api/v1/servers/{server_id} (getServer,
+    deleteServer), /api/v1/account/status, /api/v1/presets/servers; the schemas
+    create-server, vds, availability-zone, getFinances_400_response (the error body)."""
 
     prefix = "/api/v1"
     default_sequence = ["installing", "on"]
@@ -866,6 +896,9 @@ class FakeTimeweb(_FakeAPI):
         self.delete_needs_confirmation = delete_needs_confirmation
 
     def error_body(self, status, code, message, details=None):
+        # getFinances_400_response (and _401/_429/_500, getImage_404_response): status_code,
+        # error_code, message (a string), response_id (uuid); error_code, response_id and
+        # status_code required
         body = {"status_code": status, "error_code": code, "message": message,
                 "response_id": str(uuid.uuid4())}
         return body
@@ -887,6 +920,11 @@ class FakeTimeweb(_FakeAPI):
                        headers)
 
     def render(self, rec):
+        """The vds schema: status one of its enum (installing, software_install,
+        reinstalling, on, off, turning_on, turning_off, hard_turning_off, rebooting,
+        hard_rebooting, removing, removed, cloning, transfer, blocked, configuring, no_paid,
+        permanent_blocked); location one of ru-1, ru-2, ru-3, pl-1, kz-1, nl-1; networks[]
+        with ips[] {type, ip, ptr, is_main}; disks[] status "done" in its example."""
         req = rec["request"] or {}
         ip = self.current_ipv4(rec)
         ips = []
@@ -903,7 +941,7 @@ class FakeTimeweb(_FakeAPI):
             "cpu": 1, "cpu_frequency": "3.3", "ram": 1024,
             "disks": [{"id": rec["id"] + 100, "size": 15360, "used": 0, "type": "nvme",
                        "is_mounted": True, "is_system": True, "system_name": "vda",
-                       "status": "on"}],
+                       "status": "done"}],
             "avatar_id": None, "vnc_pass": "vnc" + uuid.uuid4().hex[:8],
             "root_pass": rec["root_password"],
             "image": {"id": req["image_id"]} if req.get("image_id") else None,
@@ -955,6 +993,8 @@ class FakeTimeweb(_FakeAPI):
         return _Answer(404, self.error_body(404, "not_found", "Not found"))
 
     def _list(self, query):
+        # getServers: limit (default 100), offset (default 0); 200 {"meta": {"total"},
+        # "servers": [vds], "response_id"}; no filter by name or comment
         items = sorted(self.servers.values(), key=lambda r: r["id"])
         try:
             limit = max(1, int(query.get("limit", ["100"])[0]))
@@ -969,9 +1009,14 @@ class FakeTimeweb(_FakeAPI):
                              "response_id": str(uuid.uuid4())})
 
     def _bad(self, message):
-        return _Answer(400, self.error_body(400, "bad_request", [message]))
+        # the spec's message is a string (getFinances_400_response)
+        return _Answer(400, self.error_body(400, "bad_request", message))
 
     def _create(self, body):
+        """createServer: the create-server schema (name required, at most 255 characters;
+        comment at most 255; os_id or image_id, not both; preset_id or configuration;
+        availability_zone from the availability-zone enum); 201 {"server": vds,
+        "response_id"}; 409 conflict is among its answers (createDatabaseBackup_409_response)."""
         if not isinstance(body, dict):
             return self._bad("body must be an object")
         name = body.get("name")
@@ -986,6 +1031,8 @@ class FakeTimeweb(_FakeAPI):
             return self._bad("comment must be a string of at most 255 characters")
         if "cloud_init" in body and not isinstance(body["cloud_init"], str):
             return self._bad("cloud_init must be a string")
+        if "availability_zone" in body and body["availability_zone"] not in _TW_ZONES:
+            return self._bad("availability_zone must be one of " + ", ".join(_TW_ZONES))
         if self.unique_names and any(r["name"] == name for r in self.servers.values()):
             return _Answer(409, self.error_body(409, "conflict",  # GUESS: code not documented
                                                 "Server with this name already exists"))
