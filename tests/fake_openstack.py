@@ -2,11 +2,15 @@
 """A fake OpenStack cloud for tests: Keystone v3, Nova (compute v2.1), Neutron (network
 v2.0) and Glance (image v2), each on its own 127.0.0.1 port, sharing one cloud.
 
-Written from the public API references (docs.openstack.org/api-ref: identity v3
-"Password authentication with scoped authorization", "Application credential";
-compute "Create Server", "List Servers Detailed", microversions 2.37/2.67; networking
-"Floating IPs", "Ports"; image v2 "List images"). Shapes the references leave open
-are marked GUESS.
+Sources: openstack/keystone (api-ref/source/v3/authenticate-v3.inc "Password
+authentication with scoped authorization", "Authenticating with an Application Credential";
+keystone/exception.py for the error body), openstack/nova (api-ref "Create Server", "List
+Servers Detailed", "Delete Server", "List Flavors", "Server status", "API Versions";
+nova/api/openstack/compute/schemas/servers.py for the create body;
+nova/api/openstack/compute/rest_api_version_history.rst for the microversions;
+nova/api/openstack/wsgi.py for the error body), openstack/neutron api-ref ("Floating IPs",
+"Ports", "Networks"; neutron-lib's faults for the error body), openstack/glance api-ref
+("List images", "Show image"). Shapes the references leave open are marked GUESS.
 
     api = FakeOpenStack(token="PASSWORD", polls_per_status=0).start()
     api.url            the Keystone auth_url (https when tls=(cert, key))
@@ -57,9 +61,11 @@ IMAGES = [
     {"id": "8e2d1c9b-0000-4000-8000-000000000003", "name": "Rocky Linux 9",
      "status": "active", "created_at": "2026-03-01T10:00:00Z"},
 ]
+# nova/api/openstack/wsgi.py Fault._fault_names (any other status: "computeFault")
 NOVA_CODES = {400: "badRequest", 401: "unauthorized", 403: "forbidden", 404: "itemNotFound",
               409: "conflictingRequest", 413: "overLimit", 429: "overLimit",
               500: "computeFault", 503: "serviceUnavailable"}
+# keystone/exception.py Unauthorized: {"error": {"code", "title", "message"}}
 UNAUTHORIZED = {"error": {"code": 401, "title": "Unauthorized",
                           "message": "The request you have made requires authentication."}}
 
@@ -103,6 +109,9 @@ class FakeKeystone(_Service):
         return {"error": {"code": status, "title": code, "message": message}}
 
     def route(self, method, path, query, body):
+        """POST /v3/auth/tokens: 201, the token in X-Subject-Token, the body {"token":
+        {methods, issued_at, expires_at, user, project, catalog}} (authenticate-v3.inc);
+        wrong credentials: 401 Unauthorized."""
         if path != "/auth/tokens" or method != "POST":
             return _Answer(404, self.error_body(404, "Not Found", "not found"))
         auth = (body or {}).get("auth") if isinstance(body, dict) else None
@@ -126,9 +135,14 @@ class FakeNeutron(_Service):
     prefix = "/v2.0"
 
     def error_body(self, status, code, message, details=None):
+        # neutron-lib neutron_lib/api/faults.py: {"NeutronError": {"type", "message",
+        # "detail"}}, type the exception's name (NetworkNotFound, OverQuota, ...)
         return {"NeutronError": {"type": code, "message": message, "detail": ""}}
 
     def route(self, method, path, query, body):
+        """GET /v2.0/ports?device_id=, GET and POST /v2.0/floatingips (?port_id=; 201
+        {"floatingip"}; status ACTIVE, DOWN or ERROR), DELETE /v2.0/floatingips/{id}
+        (204), GET /v2.0/networks/{id} (neutron api-ref)."""
         cloud = self.cloud
         if path == "/ports" and method == "GET":
             device = query.get("device_id", [None])[0]
@@ -181,6 +195,8 @@ class FakeGlance(_Service):
         return None          # GUESS: Glance answers errors as text/plain pages
 
     def route(self, method, path, query, body):
+        """GET /v2/images?name=&status= ({"images", "first", "schema"}), GET
+        /v2/images/{id} (the image itself) (glance api-ref "List images", "Show image")."""
         if path == "/images" and method == "GET":
             images = [i for i in IMAGES if query.get("name", [i["name"]])[0] == i["name"]
                       and query.get("status", [i["status"]])[0] == i["status"]]
@@ -404,9 +420,11 @@ class FakeOpenStack(_FakeAPI):
             return self.version_document()
         if path == "/servers" and method == "POST":
             return self._create(body, self._tuple(version))
-        if path == "/flavors" and method == "GET":
+        if path == "/flavors" and method == "GET":          # api-ref "List Flavors"
             return _Answer(200, {"flavors": [dict(f, links=[]) for f in FLAVORS]})
         if path == "/servers/detail" and method == "GET":
+            # api-ref "List Servers Detailed": name is a regular expression; limit, marker
+            # (an unknown marker: 400 "marker [X] not found"); {"servers": [...]}
             pattern = query.get("name", [""])[0]
             items = [r for r in sorted(self.servers.values(), key=lambda r: r["id"])
                      if re.search(pattern, r["name"])]
@@ -427,7 +445,7 @@ class FakeOpenStack(_FakeAPI):
                                                     % found.group(1)))
             if method == "GET":
                 return _Answer(200, {"server": self._observe(rec)})
-            if method == "DELETE":
+            if method == "DELETE":          # api-ref "Delete Server": 204, no body
                 del self.servers[rec["id"]]
                 for port_id in [p for p, port in self.ports.items()
                                 if port["device_id"] == rec["id"]]:
@@ -439,6 +457,8 @@ class FakeOpenStack(_FakeAPI):
         return _Answer(404, self.error_body(404, "itemNotFound", "not found"))
 
     def _create(self, body, version=(2, 1)):
+        """api-ref "Create Server": 202 {"server": {id, links, OS-DCF:diskConfig,
+        security_groups, adminPass}}; the body as schemas/servers.py takes it."""
         server = (body or {}).get("server") if isinstance(body, dict) else None
         if not isinstance(server, dict):
             return self._bad("Invalid input for field/attribute server.")

@@ -7,9 +7,10 @@ Standard library only; Python 3.6 to 3.13.  Everything listens on 127.0.0.1, por
     ... point the plugin's backend "api_url" at api.url ...
     api.stop()
 
-Both fakes follow the shapes in /work/notes/cloud-apis.md (documented request/response fields,
-error bodies, status names).  Where the public references are silent, the fake makes a guess
-that is marked "GUESS" below; a backend must not depend on a guess being exact.
+Both fakes follow their APIs' official definitions, named where each shape is made:
+Hetzner hetznercloud/hcloud-go (hcloud/schema/, hcloud/error.go) and docs.hetzner.cloud;
+Timeweb its OpenAPI (timeweb-cloud/sdk-go api/openapi.yaml).  Where they are silent, the fake
+makes a guess that is marked "GUESS" below; a backend must not depend on a guess being exact.
 
 Knobs common to both fakes (constructor keyword arguments, also plain attributes):
 
