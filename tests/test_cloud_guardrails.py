@@ -305,6 +305,7 @@ class GuardrailTests(CloudHome):
 
     def test_a_full_disk_while_the_create_is_saved_is_named(self):
         import resource
+        self.configure(request_timeout=30)   # the held create is waited for, not timed out
         held = self.api.hold_next_create()
         task_id = self.order(wait=False)
         wait_for(lambda: self.api.servers, what="the server made")
