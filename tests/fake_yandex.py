@@ -395,7 +395,14 @@ class FakeYandex(_YandexShapes, _FakeAPI):
 
 
 class FakeYandexIAM(_YandexShapes, _FakeAPI):
-    """IAM's POST /iam/v1/tokens and the metadata service's token, on one server."""
+    """IAM's POST /iam/v1/tokens and the metadata service's token, on one server.
+
+    Sources: yandex-cloud/cloudapi yandex/cloud/iam/v1/iam_token_service.proto (Create:
+    POST /iam/v1/tokens with one of yandex_passport_oauth_token or jwt; the answer
+    CreateIamTokenResponse {iam_token, expires_at}); the JWT as the IAM docs "Creating an
+    IAM token for a service account" describe it (PS256, kid, iss, aud, iat, exp); the
+    metadata service as the Compute docs "Working with a service account inside a VM" do
+    (Metadata-Flavor: Google; {access_token, expires_in, token_type})."""
 
     TOKEN_PATH = "/iam/v1/tokens"
     METADATA_PATH = "/computeMetadata/v1/instance/service-accounts/default/token"
