@@ -8758,13 +8758,15 @@ class OpenStackBackend(CloudBackend):
 
     def compute_version(self, api):
         """The highest microversion the compute API serves, from its version document
-        (GET of the compute base: {"version": {"version": "2.96", "min_version": "2.1"}},
-        nova api-ref "API Versions"; "" there: no microversions, the base 2.0), read once
-        per token and kept in the token's extra; None when the document does not say."""
+        (GET of the compute base with its "/": {"version": {"version": "2.96",
+        "min_version": "2.1"}}, nova api-ref "API Versions"; the base without "/" is a
+        redirect to it, nova/api/openstack/compute/routes.py; "" there: no microversions,
+        the base 2.0), read once per token and kept in the token's extra; None when the
+        document does not say."""
         extra = self.auth.extra()
         if "compute_version" not in extra:
             try:
-                answer = api.call("GET", "", attempts=2)
+                answer = api.call("GET", "/", attempts=2)
             except CloudError as exc:
                 if exc.status is None or exc.status >= 500 or exc.status == 401:
                     raise

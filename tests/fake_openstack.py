@@ -42,6 +42,8 @@ import threading
 import time
 import uuid
 
+from urllib.parse import urlsplit
+
 from fakecloud import _Answer, _FakeAPI
 
 __all__ = ["FakeOpenStack", "USER", "DOMAIN", "PROJECT", "PROJECT_ID", "APP_ID",
@@ -294,6 +296,10 @@ class FakeOpenStack(_FakeAPI):
         self.asked.headers = headers
         return self.token_valid(headers.get("X-Auth-Token"))
 
+    def _handle(self, h):
+        self.asked.bare = urlsplit(h.path).path == self.prefix     # no "/" after v2.1
+        _FakeAPI._handle(self, h)
+
     # ---- microversions: openstack/nova nova/api/openstack/api_version_request.py and
     # wsgi.py; api-ref "Microversions": the header "OpenStack-API-Version: compute X.Y" (or
     # the older "X-OpenStack-Nova-API-Version: X.Y"), "latest" is the highest; none: 2.1
@@ -329,7 +335,8 @@ class FakeOpenStack(_FakeAPI):
         return asked
 
     def version_document(self):
-        """GET of the compute base (api-ref "Show Details of Specific API Version")."""
+        """GET of the compute base's "/" (api-ref "Show Details of Specific API Version";
+        nova/api/openstack/compute/routes.py maps "/" to the version controller)."""
         return _Answer(200, {"version": {
             "id": "v2.1", "status": "CURRENT", "version": self.max_microversion,
             "min_version": "2.1", "updated": "2013-07-23T11:33:21Z",
@@ -417,6 +424,8 @@ class FakeOpenStack(_FakeAPI):
         if isinstance(version, _Answer):
             return version
         if path == "/" and method == "GET":
+            if getattr(self.asked, "bare", False):     # routes.py: ('', '/'), a redirect
+                return _Answer(302, raw=b"", headers={"Location": self.compute_url + "/"})
             return self.version_document()
         if path == "/servers" and method == "POST":
             return self._create(body, self._tuple(version))
