@@ -489,6 +489,12 @@ class FakeOpenStack(_FakeAPI):
         if version < (2, 37) and networks is not None and not isinstance(networks, list):
             return self._bad("Invalid input for field/attribute networks. Value: %s. %r is "
                              "not of type 'array'" % (networks, networks))
+        if version >= (2, 37) and isinstance(networks, list) and not all(
+                isinstance(n, dict) and ("uuid" not in n or re.match(
+                    r"^[0-9a-fA-F]{8}(-?[0-9a-fA-F]{4}){3}-?[0-9a-fA-F]{12}$", str(n["uuid"])))
+                for n in networks):              # 2.37: uuid strictly in UUID format
+            return self._bad("Invalid input for field/attribute uuid. Value: %s. is not a "
+                             "'uuid'" % networks)
         if version < (2, 67) and any("volume_type" in v for v in volumes):
             return self._bad("Invalid input for field/attribute 0. Value: ... Additional "
                              "properties are not allowed ('volume_type' was unexpected)")
