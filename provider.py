@@ -6364,7 +6364,7 @@ class CloudAPI(object):
         self.timeout = backend.request_timeout
         self.error_text = backend.error_text
         self.rate_limited = backend.rate_limited
-        self.headers = backend.request_headers()
+        self.headers = backend.request_headers      # asked at each request: a create
         self.debug = backend.log.debug
         self.auth = auth                # None: no credentials sent (a login request)
         self.token = None
@@ -6453,7 +6453,7 @@ class CloudAPI(object):
         import urllib.request
         self.refuse_plain_http(url, what)
         headers = {"Accept": "application/json", "User-Agent": "provider.py/" + __version__}
-        headers.update(self.headers)
+        headers.update(self.headers())          # may negotiate its version (OpenStack)
         if self.token is not None:
             headers.update(self.auth.headers(self.token))
         data = None
@@ -7538,7 +7538,41 @@ class CloudBackend(Backend):
             self.check_call()
             return [(True, "%s API %s accepts the token" % (self.LABEL, self.api_url))]
         except CloudError as exc:
+            self.unreachable(exc)
             return [(False, check_api_failure(self.LABEL, self.api_url, exc))]
+
+    # `order --dry-run` never needs the network: dry is set, and a call that reaches no API
+    # sets offline (why); every name that needs a look-up then shows as not resolved
+    dry = False
+    offline = None
+
+    def unreachable(self, exc):
+        """True (and offline noted) when, in a dry run, exc is a call that reached no
+        API (no connection, no answer); else False."""
+        if not (self.dry and isinstance(exc, CloudError) and exc.status is None
+                and exc.transient):
+            return False
+        if self.offline is None:
+            text = exc.message
+            starts = [at for at in (text.find("no connection to"), text.find("no answer"))
+                      if at >= 0]
+            self.offline = text[min(starts):] if starts else text
+        return True
+
+    def resolved(self, what, look_up, *args):
+        """look_up(*args); in a dry run whose cloud cannot be reached, the text
+        "<WHAT: not resolved: WHY>" in its place (no look-up is tried once one failed)."""
+        if self.offline is None:
+            try:
+                return look_up(*args)
+            except CloudError as exc:
+                if not self.unreachable(exc):
+                    raise
+        return "<%s: not resolved: %s>" % (what, self.offline)
+
+    def create_url(self):
+        """Where the create goes (`order --dry-run` shows it)."""
+        return self.api().base + self.SERVERS
 
     def check_call(self):
         self.api().call("GET", self.CHECK_PATH, attempts=2)
@@ -8005,11 +8039,16 @@ class CloudInventory(object):
         The root password's hash and the token are masked."""
         lines = ["dry run of an order of configuration %s: nothing is created and no task "
                  "is saved" % configuration["id"]]
-        lines += ["%s: %s" % ("ok" if ok else "FAIL", text)
-                  for ok, text in self.backend.check_api([configuration])]
-        api = self.backend.api()
-        for ok, text in self.backend.resolve(api, configuration):
-            lines.append("%s: %s" % ("ok" if ok else "FAIL", text))
+        self.backend.dry = True
+        report = self.backend.check_api([configuration])
+        if self.backend.offline is None:
+            lines += ["%s: %s" % ("ok" if ok else "FAIL", text) for ok, text in report]
+            lines += ["%s: %s" % ("ok" if ok else "FAIL", text)
+                      for ok, text in self.backend.resolve(self.backend.api(), configuration)]
+        else:
+            lines.append("note: could not reach %s (%s): the request below is the one an "
+                         "order would send, each name it looks up shown as not resolved"
+                         % (self.backend.LABEL, self.backend.offline))
         problem = self.backend.cap_problem(configuration, state)
         lines.append("FAIL: the order would be refused (N109): %s" % problem if problem else
                      "ok: caps: " + self.guardrails_text(state, configuration))
@@ -8023,9 +8062,10 @@ class CloudInventory(object):
         choices = self.backend.alternatives(configuration)
         body = self.backend.create_body(task, dict(configuration, **choices[0]), user_data)
         lines += ["", "the create it would send (as task %s):" % task_id,
-                  "POST %s%s" % (api.base, self.backend.SERVERS),
-                  "%s: <masked>" % ", ".join(sorted(self.backend.auth.headers("x"))),
-                  json.dumps(body, indent=2, ensure_ascii=False, sort_keys=True)]
+                  "POST %s" % self.backend.create_url(),
+                  "%s: <masked>" % ", ".join(sorted(self.backend.auth.headers("x")))]
+        lines += ["%s: %s" % item for item in sorted(self.backend.request_headers().items())]
+        lines.append(json.dumps(body, indent=2, ensure_ascii=False, sort_keys=True))
         for choice in choices[1:]:
             lines.append("then, only if %s has no capacity for the one before: %s"
                          % (self.backend.LABEL, self.backend.choice_text(choice)))
@@ -8313,25 +8353,41 @@ class HetznerBackend(CloudBackend):
         return (server.get("labels") or {}).get("bx-owner")
 
     def resolve(self, api, configuration):
+        """An id is read with GET /{collection}/{id} (404: unknown), a name with the list's
+        ?name= filter: the lists filter by name only, an ?id= is ignored (hcloud-go
+        hcloud/schema: ServerTypeListOpts, ImageListOpts, LocationListOpts)."""
         report = []
         for key, path, collection in (("server_type", "/server_types", "server_types"),
                                       ("image", "/images", "images"),
                                       ("location", "/locations", "locations")):
             values = configuration.get(key)
             for value in values if isinstance(values, list) else [values] if values else []:
-                field = "id" if str(value).isdigit() else "name"
                 try:
-                    items = api.call("GET", path, query={field: value},
-                                     attempts=2).get(collection) or []
+                    known = self.known(api, path, collection, value)
                 except CloudError as exc:
                     report.append((False, "%s %s: cannot be looked up: %s"
                                    % (key, value, api_fix(exc))))
                     continue
-                report.append((bool(items), "%s %s: %s" % (key, value, "known to %s" % self.LABEL
-                                                          if items else "unknown to %s (write "
-                                                          "one it lists in the config)"
-                                                          % self.LABEL)))
+                report.append((known, "%s %s: %s" % (key, value, "known to %s" % self.LABEL
+                                                     if known else "unknown to %s (write "
+                                                     "one it lists in the config)"
+                                                     % self.LABEL)))
         return report
+
+    @staticmethod
+    def known(api, path, collection, value):
+        if not str(value).isdigit():
+            answer = api.call("GET", path, query={"name": value}, attempts=2)
+            items = answer.get(collection) if isinstance(answer, dict) else None
+            return any(isinstance(item, dict) and item.get("name") == value
+                       for item in items or [])
+        try:
+            answer = api.call("GET", "%s/%s" % (path, value), attempts=2)
+        except CloudError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return isinstance(answer, dict) and isinstance(answer.get(collection[:-1]), dict)
 
     def ipv4(self, server):
         public = self.field(server, "public_net", "object", "server") or {}
@@ -8655,6 +8711,24 @@ class KeystoneToken(CachedToken):
         return "Keystone %s as %s, project %s" % (self.setting("auth_url"), who, scope)
 
 
+def version_tuple(text):
+    """A microversion "2.67" as (2, 67), to compare; None for anything else."""
+    parts = text.split(".") if isinstance(text, str) else ()
+    if len(parts) != 2 or not all(part.isdigit() for part in parts):
+        return None
+    return int(parts[0]), int(parts[1])
+
+
+def check_security_groups(checker, value, path):
+    """Security groups by name: a non-empty list of names (Nova's create takes names)."""
+    if not value:
+        checker.add(path, "must name at least one security group (e.g. [\"ssh\"])")
+    for index, name in enumerate(value):
+        where = "%s[%d]" % (path, index)
+        if checker.is_a(name, "string", where) and not 0 < len(name.strip()) <= 255:
+            checker.add(where, "must be a security group's name (1 to 255 characters)")
+
+
 def check_microversion(checker, value, path):
     """A Nova microversion ("2.67", "latest"): it goes into a request header."""
     import re
@@ -8676,26 +8750,47 @@ class OpenStackBackend(CloudBackend):
     LABEL = "OpenStack"
     AUTH = KeystoneToken
     CHECK_PATH = "/flavors"
-    MAX_USER_DATA = 49152          # Nova takes 65535 bytes of base64
-    DEFAULTS = {"compute_microversion": "2.67"}
+    MAX_USER_DATA = 49149          # Nova takes 65535 characters of base64: 4 * 16383
+    DEFAULTS = {}
+    # the lowest compute microversion with each feature a create body may use (openstack/nova
+    # nova/api/openstack/compute/rest_api_version_history.rst): networks "auto"/"none" 2.37,
+    # a block device's volume_type 2.67; the rest of the body (an explicit network list,
+    # metadata, user_data, availability_zone, block_device_mapping_v2) is in 2.1, the base
+    BASE_MICROVERSION = "2.1"
     SETTINGS = dict(dict((k, v) for k, v in CloudBackend.COMMON_SETTINGS.items()
                          if k != "api_url"), compute_url=("string", check_api_url),
                     network_url=("string", check_api_url), image_url=("string", check_api_url),
                     compute_microversion=("string", check_microversion),
+                    security_groups=("array", check_security_groups),
                     **KeystoneToken.SETTINGS)
     PARAMETERS = dict(CloudBackend.PARAMETERS, flavor=alternatives("string", Checker.nonempty),
                       image=("string", Checker.nonempty), network_id=("string", Checker.nonempty),
                       availability_zone=alternatives("string", Checker.nonempty),
                       volume_size=("integer", Checker.positive),
                       volume_type=("string", Checker.nonempty),
-                      floating_network_id=("string", Checker.nonempty))
+                      floating_network_id=("string", Checker.nonempty),
+                      security_groups=("array", check_security_groups))
     REQUIRED = ("flavor", "image")
     FALLBACKS = ("flavor", "availability_zone")
-    ACTIVE, FAILED = ("ACTIVE",), ("ERROR", "DELETED", "SOFT_DELETED", "SHELVED_OFFLOADED")
+    # Nova's api-ref "Server status": ERROR and the deleted ones are final; the ones in
+    # STOPPED wait for a person's action (start, resume, unpause, unshelve, unrescue, a
+    # resize's confirm) and never turn ACTIVE by themselves; the rest are transitional
+    ACTIVE, FAILED = ("ACTIVE",), ("ERROR", "DELETED", "SOFT_DELETED")
+    STOPPED = ("SHUTOFF", "SUSPENDED", "PAUSED", "SHELVED", "SHELVED_OFFLOADED", "RESCUE",
+               "VERIFY_RESIZE")
     # POST /servers answers 202 once the server's record exists, but behind a load balancer
     # a create cut off by a 504 may still be carried out later (seen: 40 s): 600 s
     LATE_CREATE = 600
     PAGE = 100
+    microversion_now = None         # the create's, once negotiated (request_headers)
+    # `check`'s word on a server left in the project's "default" security group: Neutron's
+    # default group admits ingress only from its own members (neutron api-ref "Security
+    # groups"; docs.openstack.org neutron "Security groups")
+    DEFAULT_GROUP = ("the server joins the project's \"default\" group, which in a stock "
+                     "OpenStack admits only its own members: SSH from this master may not "
+                     "answer and the order end at ready_timeout; name a group that allows "
+                     "TCP port 22 from this host (docs/backends/openstack.md)")
+    NETWORK_NEEDED = False          # True: no Neutron auto-allocated topology ("auto")
 
     @property
     def api_url(self):
@@ -8717,6 +8812,13 @@ class OpenStackBackend(CloudBackend):
         super(OpenStackBackend, cls).validate_configuration(configuration, path, check)
         if "volume_type" in configuration and "volume_size" not in configuration:
             check.add(path, "'volume_type' needs 'volume_size' (the boot volume's GB)")
+        if cls.NETWORK_NEEDED and configuration.get("network_id", "auto") in ("auto", "none"):
+            check.add(path, "%s: a %s backend needs 'network_id', the id of the network its "
+                            "servers join (%s has no auto-allocated network; `openstack "
+                            "network list` shows the ids)" % (
+                                "'network_id' %s is not allowed" % configuration["network_id"]
+                                if "network_id" in configuration else "missing key "
+                                "'network_id'", cls.TYPE, cls.LABEL))
 
     def setting(self, key):
         return self.settings.get(key, self.DEFAULTS.get(key))
@@ -8743,9 +8845,71 @@ class OpenStackBackend(CloudBackend):
         return CloudAPI(self, self.auth, base or self.endpoint("compute"))
 
     def request_headers(self):
-        version = self.setting("compute_microversion")     # the other services ignore it
+        """The microversion a create negotiated (or compute_microversion): the other
+        services ignore it; without one Nova answers as its base, 2.1."""
+        version = self.setting("compute_microversion") or self.microversion_now
+        if not version:
+            return {}
         return {"OpenStack-API-Version": "compute " + version,
                 "X-OpenStack-Nova-API-Version": version}
+
+    def features(self, configuration):
+        """[(the setting, the microversion it needs)] of a create of configuration."""
+        used = []
+        network = configuration.get("network_id", "auto")
+        if network in ("auto", "none"):
+            used.append(("network_id %s" % network, "2.37"))
+        if configuration.get("volume_type"):
+            used.append(("volume_type", "2.67"))
+        return used
+
+    def microversion(self, api, configuration):
+        """The lowest microversion with every feature the create uses; a feature the
+        cloud's compute API does not serve is a config error naming the setting."""
+        if self.setting("compute_microversion"):
+            return self.setting("compute_microversion")     # the admin's: sent as it is
+        used = self.features(configuration)
+        most = self.compute_version(api) if self.offline is None else None
+        for feature, version in used:
+            if most is not None and version_tuple(version) > version_tuple(most):
+                raise ProviderError(E_CONFIG, "configuration %s: %s needs compute API "
+                                    "microversion %s; %s's compute API serves at most %s (%s)"
+                                    % (configuration.get("id"), feature, version, self.LABEL,
+                                       most, "set network_id to a network's id: `openstack "
+                                       "network list`" if feature.startswith("network_id")
+                                       else "remove volume_type: the cloud's default type"))
+        return max([version for _, version in used] + [self.BASE_MICROVERSION],
+                   key=version_tuple)
+
+    def microversion_text(self, api, configuration):
+        version = self.microversion(api, configuration)
+        most = self.compute_version(api)
+        return "%s (%s)" % (version, "compute_microversion" if self.setting(
+            "compute_microversion") else "the compute API serves up to %s" % most if most
+            else "the compute API does not say which it serves")
+
+    def compute_version(self, api):
+        """The highest microversion the compute API serves, from its version document
+        (GET of the compute base with its "/": {"version": {"version": "2.96",
+        "min_version": "2.1"}}, nova api-ref "API Versions"; the base without "/" is a
+        redirect to it, nova/api/openstack/compute/routes.py; "" there: no microversions,
+        the base 2.0), read once per token and kept in the token's extra; None when the
+        document does not say."""
+        extra = self.auth.extra()
+        if "compute_version" not in extra:
+            try:
+                answer = api.call("GET", "/", attempts=2)
+            except CloudError as exc:
+                if exc.status is None or exc.status >= 500 or exc.status == 401:
+                    raise
+                answer = {}             # no version document here: the create will say
+            version = answer.get("version") if isinstance(answer.get("version"), dict) else {}
+            said = version.get("version")
+            extra["compute_version"] = "2.0" if said == "" else (
+                said if version_tuple(said) else None)
+            if self.auth.entry is not None and self.auth.entry.get("extra") is extra:
+                self.auth.save(self.auth.entry)
+        return extra["compute_version"]
 
     def service(self, name, version):
         """A client of Neutron ("network", "v2.0") or Glance ("image", "v2")."""
@@ -8760,15 +8924,21 @@ class OpenStackBackend(CloudBackend):
 
     def create_body(self, task, configuration, user_data):
         import base64
-        api = self.api()
+        api = self.api() if self.offline is None else None
+        self.microversion_now = self.microversion(api, configuration)
+        flavor = configuration["flavor"]
         server = {"name": task["data"]["name"], "metadata": self.metadata(task),
-                  "flavorRef": self.flavor_id(api, configuration["flavor"]),
+                  "flavorRef": self.resolved("flavor %s" % flavor, self.flavor_id, api, flavor),
                   "user_data": base64.b64encode(user_data.encode("utf-8")).decode("ascii")}
         network = configuration.get("network_id", "auto")
         server["networks"] = network if network in ("auto", "none") else [{"uuid": network}]
         if configuration.get("availability_zone"):
             server["availability_zone"] = configuration["availability_zone"]
-        image = self.image_id(configuration["image"])
+        groups = self.security_groups(configuration)
+        if groups:          # nova schemas/servers.py: [{"name": ...}]; none: "default"
+            server["security_groups"] = [{"name": name} for name in groups]
+        image = self.resolved("image %s" % configuration["image"], self.image_id,
+                              configuration["image"])
         if configuration.get("volume_size"):
             volume = {"boot_index": 0, "uuid": image, "source_type": "image",
                       "destination_type": "volume", "volume_size": configuration["volume_size"],
@@ -8779,6 +8949,10 @@ class OpenStackBackend(CloudBackend):
         else:
             server["imageRef"] = image
         return {"server": server}
+
+    def security_groups(self, configuration):
+        """The configuration's security_groups, else the backend's, else []."""
+        return configuration.get("security_groups", self.settings.get("security_groups")) or []
 
     def flavor_id(self, api, flavor):
         flavors = self.field(api.call("GET", "/flavors"), "flavors", "array",
@@ -8839,6 +9013,8 @@ class OpenStackBackend(CloudBackend):
             if fault.get("message"):
                 said = "%s (%s)" % (said, printable(str(fault["message"]), 200))
             return "failed", said
+        if said in self.STOPPED:
+            return "failed", "%s (it will not boot by itself)" % said
         return ("running" if said in self.ACTIVE else "booting"), said
 
     def ipv4(self, server):
@@ -8972,6 +9148,9 @@ class OpenStackBackend(CloudBackend):
 
     def check(self, configurations, state):
         report = CloudBackend.check(self, configurations, state)
+        report.extend((WARN, "configuration %s: no security_groups: %s" % (
+            configuration["id"], self.DEFAULT_GROUP)) for configuration in configurations
+            if not self.security_groups(configuration))
         if self.auth.entry is None:
             return report               # no login: no catalog to show
         report.extend(self.endpoints_report())
@@ -8986,8 +9165,15 @@ class OpenStackBackend(CloudBackend):
         try:
             self.endpoint("compute")
         except ProviderError as exc:    # a catalog's endpoint refused: no request sent
+            self.unreachable(exc)
             return [(False, exc.message)]
         return CloudBackend.check_api(self, configurations)
+
+    def create_url(self):
+        if self.setting("compute_url"):
+            return self.endpoint("compute").rstrip("/") + self.SERVERS
+        return self.resolved("the catalog's compute endpoint", lambda: self.endpoint(
+            "compute").rstrip("/")) + self.SERVERS
 
     def endpoints_report(self):
         """Every endpoint the token can go to, with where it comes from (a setting or
@@ -9016,6 +9202,8 @@ class OpenStackBackend(CloudBackend):
             lines.append(self.looked_up("flavor %s" % flavor, self.flavor_id, api, flavor))
         lines.append(self.looked_up("image %s" % configuration["image"], self.image_id,
                                     configuration["image"]))
+        lines.append(self.looked_up("the compute microversion", self.microversion_text, api,
+                                    configuration))
         for key in ("network_id", "floating_network_id"):
             network = configuration.get(key)
             if network and network not in ("auto", "none"):
@@ -9073,6 +9261,11 @@ class SelectelBackend(OpenStackBackend):
     LABEL = "Selectel"
     DEFAULTS = dict(OpenStackBackend.DEFAULTS,
                     auth_url="https://cloud.api.selcloud.ru/identity/v3")
+    NETWORK_NEEDED = True
+    DEFAULT_GROUP = ("Selectel applies security groups only to ports with port security on; "
+                     "where it is on, the \"default\" group admits only its own members: "
+                     "SSH from this master would not answer; name a group that allows TCP "
+                     "port 22 from this host (docs/backends/openstack.md)")
 
 
 class VKCloudBackend(OpenStackBackend):
@@ -9081,8 +9274,18 @@ class VKCloudBackend(OpenStackBackend):
 
     TYPE = "vkcloud"
     LABEL = "VK Cloud"
-    DEFAULTS = dict(OpenStackBackend.DEFAULTS, auth_url="https://infra.mail.ru:35357/v3/",
+    # vk-cs/terraform-provider-vkcs vkcs/internal/clients/opts.go (defaults) and VK Cloud's
+    # openrc since 2026-02: the identity URL below, the "users" domain, RegionOne
+    DEFAULTS = dict(OpenStackBackend.DEFAULTS,
+                    auth_url="https://msk.cloud.vk.com/infra/identity/v3/",
                     user_domain_name="users", region="RegionOne")
+    NETWORK_NEEDED = True
+    # VK Cloud docs, "Traffic limiting" (cloud.vk.com/docs/networks/vnet/concepts/
+    # traffic-limiting): the default group admits incoming traffic only from its members
+    DEFAULT_GROUP = ("VK Cloud's \"default\" group admits only its own members: SSH from "
+                     "this master will not answer and every order ends at ready_timeout; "
+                     "name a group that allows TCP port 22 from this host "
+                     "(docs/backends/openstack.md, VK Cloud)")
 
 
 def private_ipv4(text):
@@ -9509,7 +9712,9 @@ class YandexBackend(CloudBackend):
         def get(key):
             return self.setting(configuration, key)
         disk = {"size": str(get("disk_gb") * GIB), "typeId": get("disk_type"),
-                "imageId": self.image_id(configuration)}
+                "imageId": configuration.get("image_id") or self.resolved(
+                    "image family %s" % configuration.get("image_family"), self.image_id,
+                    configuration)}
         return {"folderId": self.folder_id, "name": task["data"]["name"],
                 "labels": self.labels(task), "zoneId": configuration["zone_id"],
                 "platformId": get("platform_id"),

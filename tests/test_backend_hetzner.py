@@ -69,6 +69,21 @@ class HetznerTest(CloudTests, unittest.TestCase):
         self.assertIn("user_data is too long", message)
         self.assertEqual(self.api.create_requests(), [])
 
+    def test_ids_are_read_one_by_one_and_names_by_the_name_filter(self):
+        # the lists filter by name only: an unknown id is unknown, not "any list"
+        self.configure({"server_type": ["1", "999"], "image": "rocky-9",
+                        "location": ["nbg1", "atlantis"]})
+        text = self.run_plugin("order", "1", "--dry-run").text
+        for line in ("ok: server_type 1: known to Hetzner", "ok: image rocky-9: known to Hetzner",
+                     "ok: location nbg1: known to Hetzner"):
+            self.assertIn(line, text)
+        for line in ("server_type 999: unknown to Hetzner", "location atlantis: unknown to "
+                     "Hetzner"):
+            self.assertIn("FAIL: %s" % line, text)
+        asked = [(r["path"], r["query"]) for r in self.api.requests_for("GET")]
+        self.assertIn(("/server_types/999", {}), asked)
+        self.assertIn(("/images", {"name": ["rocky-9"]}), asked)
+
 
 if __name__ == "__main__":
     unittest.main()

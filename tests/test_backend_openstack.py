@@ -8,7 +8,7 @@ import json
 import os
 import unittest
 
-from helpers.cloudbase import TOKEN, CloudTests, provider
+from helpers.cloudbase import TOKEN, CloudTests, closed_port, provider
 from helpers.fake_openstack import (APP_ID, APP_SECRET, DOMAIN, EXT_NET, IMAGES, PROJECT,
                                     USER, FakeOpenStack)
 from test_cloud_guardrails import GuardrailTests
@@ -41,7 +41,7 @@ class OpenStackTest(CloudTests, unittest.TestCase):
         self.assertEqual(server["metadata"]["bx-task"], task_id)
         self.assertNotIn("block_device_mapping_v2", server)
         self.assertEqual(create["headers"]["X-Auth-Token"], "<redacted>")
-        self.assertEqual(create["headers"]["Openstack-Api-Version"], "compute 2.67")
+        self.assertEqual(create["headers"]["Openstack-Api-Version"], "compute 2.37")
         self.finished(task_id)
         [login] = self.api.keystone.requests
         scope = login["body"]["auth"]["scope"]["project"]
@@ -68,6 +68,86 @@ class OpenStackTest(CloudTests, unittest.TestCase):
             "boot_index": 0, "uuid": IMAGES[2]["id"], "source_type": "image",
             "destination_type": "volume", "volume_size": 20, "volume_type": "fast.ru-9a",
             "delete_on_termination": True}])
+        # volume_type needs 2.67; an explicit network list alone is in the base, 2.1
+        self.assertEqual(self.api.create_requests()[0]["headers"]["Openstack-Api-Version"],
+                         "compute 2.67")
+        self.configure({"flavor": "3021", "image": IMAGES[2]["id"], "volume_size": 20,
+                        "network_id": EXT_NET})
+        self.finished(self.order())
+        self.assertEqual(self.api.create_requests()[1]["headers"]["Openstack-Api-Version"],
+                         "compute 2.1")
+
+    def test_the_microversion_is_the_lowest_the_request_needs_and_the_cloud_serves(self):
+        self.api.max_microversion = "2.42"         # VK Cloud's provider pins 2.42
+        first, second = self.order(), self.order()
+        self.finished(first)
+        self.finished(second)
+        self.assertEqual([r["headers"]["Openstack-Api-Version"]
+                          for r in self.api.create_requests()], ["compute 2.37"] * 2)
+        # the version document: once per token, kept with it
+        self.assertEqual(len(self.api.requests_for("GET", "^/$")), 1)
+        [entry] = self.home.state()["tokens"].values()
+        self.assertEqual(entry["extra"]["compute_version"], "2.42")
+        self.assertIn("ok   configuration 1: the compute microversion is 2.37 (the compute API "
+                      "serves up to 2.42)", self.run_plugin("check").text)
+        self.configure({"volume_size": 20, "volume_type": "fast.ru-9a"})
+        message = self.assertErrorCode(self.run_plugin("order", "1"), 108)
+        self.assertIn("configuration 1: volume_type needs compute API microversion 2.67; "
+                      "OpenStack's compute API serves at most 2.42", message)
+        self.assertEqual(len(self.api.create_requests()), 2)
+        self.assertIn("FAIL configuration 1: the compute microversion: configuration 1: "
+                      "volume_type needs compute API microversion 2.67",
+                      self.run_plugin("check").text)
+        self.api.max_microversion = "2.30"
+        state = self.home.state()                 # a new token reads the document again
+        del state["tokens"]
+        with open(self.home.state_path, "w") as handle:
+            json.dump(state, handle)
+        self.configure()
+        message = self.assertErrorCode(self.run_plugin("order", "1"), 108)
+        self.assertIn("network_id auto needs compute API microversion 2.37", message)
+        self.assertIn("`openstack network list`", message)
+
+    def test_a_vk_cloud_order_finishes_on_its_compute_api_with_a_group_for_ssh(self):
+        self.api.max_microversion = "2.42"
+        self.configure({"network_id": EXT_NET}, type="vkcloud", security_groups=["ssh"])
+        self.finished(self.order())
+        [create] = self.api.create_requests()
+        self.assertEqual(create["body"]["server"]["security_groups"], [{"name": "ssh"}])
+        self.assertEqual(create["headers"]["Openstack-Api-Version"], "compute 2.1")
+        self.assertNotIn("no security_groups", self.run_plugin("check").text)
+
+    def test_security_groups_per_configuration_before_the_backends(self):
+        self.configure({"security_groups": ["default", "ssh"]}, security_groups=["web"])
+        self.finished(self.order())
+        self.assertEqual(self.api.create_requests()[0]["body"]["server"]["security_groups"],
+                         [{"name": "default"}, {"name": "ssh"}])
+        self.configure(security_groups=["web"])         # a group the project lacks
+        message = self.assertErrorCode(self.run_plugin("order", "1"), 108)
+        self.assertIn("Unable to find security_group with name or id 'web'", message)
+
+    def test_check_warns_when_no_security_group_lets_ssh_in(self):
+        for kind, words in (("vkcloud", "VK Cloud's \"default\" group admits only its own "
+                                        "members: SSH from this master will not answer"),
+                            ("openstack", "the server joins the project's \"default\" group, "
+                                          "which in a stock OpenStack admits only its own "
+                                          "members: SSH from this master may not answer"),
+                            ("selectel", "Selectel applies security groups only to ports with "
+                                         "port security on")):
+            self.configure({"network_id": EXT_NET}, type=kind)
+            self.assertIn("WARN configuration 1: no security_groups: " + words,
+                          self.run_plugin("check").text)
+        self.configure({"security_groups": []})
+        self.assertIn("$.configurations[0].security_groups: must name at least one security "
+                      "group", self.run_plugin("check").text)
+
+    def test_a_microversion_higher_than_served_is_refused_as_nova_does(self):
+        self.api.max_microversion = "2.42"
+        self.configure(compute_microversion="2.67")      # the admin's pin: sent as it is
+        message = self.assertErrorCode(self.run_plugin("order", "1"), 108)
+        self.assertIn("Version 2.67 is not supported by the API. Minimum is 2.1 and maximum "
+                      "is 2.42.", message)
+        self.assertIn("HTTP 406", message)
 
     def test_a_floating_ip_is_made_once_and_released_with_the_server(self):
         self.api.floating = True
@@ -157,6 +237,29 @@ class OpenStackTest(CloudTests, unittest.TestCase):
         with open(self.home.log_path) as handle:         # on_failure (the cleanup worker
             self.assertIn("deleting OpenStack server", handle.read())   # may be done by now)
         self.assertIn("(on_failure: delete)", answer["message"])
+
+    def test_a_server_that_will_not_boot_by_itself_fails_at_once(self):
+        self.api.status_sequence = ["BUILD", "SHUTOFF"]
+        answer = self.poll(self.order())[-1]
+        self.assertEqual(answer["status"], "error")
+        self.assertIn("is SHUTOFF (it will not boot by itself)", answer["message"])
+
+    def test_a_transitional_status_is_waited_out(self):
+        self.api.status_sequence = ["BUILD", "REBOOT", "HARD_REBOOT", "ACTIVE"]
+        self.api.polls_per_status = 1
+        answers = self.poll(self.order())
+        self.assertIn("is REBOOT", " ".join(a["message"] for a in answers))
+        self.assertEqual(answers[-1]["status"], "finished")
+
+    def test_user_data_is_cut_where_its_base64_passes_65535_characters(self):
+        self.configure({"user_data": "#!/bin/sh\n"})
+        self.finished(self.order())
+        ours = len(self.api.servers[sorted(self.api.servers)[0]]["user_data"].encode())
+        # 49,150 bytes are 65,536 base64 characters: one too many for Nova
+        self.configure({"user_data": "#!/bin/sh\n" + "#" * (49150 - ours) + "\n"})
+        message = self.assertErrorCode(self.run_plugin("order", "1"), 108)
+        self.assertIn("user_data is too long: OpenStack takes at most 49149 bytes", message)
+        self.assertEqual(len(self.api.create_requests()), 1)
 
     def test_an_unknown_flavor_or_image_is_named_by_the_order_and_by_check(self):
         self.configure({"flavor": "SL9.9-huge", "image": "Windows 95"})
@@ -273,6 +376,10 @@ class OpenStackGuardrails(GuardrailTests, OpenStackTest):
     TOKEN_HEADER = "X-Auth-Token"
     RESOLVED = ["ok: flavor SL1.1-2048 is 1011", "ok: image Ubuntu 22.04 LTS 64-bit is "
                 + IMAGES[1]["id"]]
+    UNRESOLVED = ["POST <the catalog's compute endpoint: not resolved: no connection to ",
+                  '"flavorRef": "<flavor SL1.1-2048: not resolved: no connection to http://',
+                  '"imageRef": "<image Ubuntu 22.04 LTS 64-bit: not resolved: no connection to',
+                  "OpenStack-API-Version: compute 2.37"]
 
     def servers_url(self):
         return self.api.compute_url
@@ -282,6 +389,17 @@ class OpenStackGuardrails(GuardrailTests, OpenStackTest):
 
     def marks(self, tag, task_id):
         return {"labels": {"managed-by": "provider.py", "bx-owner": tag, "bx-task": task_id}}
+
+    def test_dry_run_without_the_cloud_for_the_presets(self):
+        for kind, label in (("selectel", "Selectel"), ("vkcloud", "VK Cloud")):
+            self.configure({"network_id": EXT_NET, "security_groups": ["ssh"]}, type=kind,
+                           api_url="http://127.0.0.1:%d/v3" % closed_port())
+            result = self.run_plugin("order", "1", "--dry-run")
+            self.assertEqual(result.code, 0, result)
+            self.assertIn("note: could not reach %s (no connection to " % label, result.text)
+            self.assertIn('"flavorRef": "<flavor SL1.1-2048: not resolved: ', result.text)
+            self.assertIn('"networks": [\n      {\n        "uuid": "%s"' % EXT_NET,
+                          result.text)
 
     def test_servers_pages_through_many(self):
         held = self.order()
@@ -328,21 +446,42 @@ class PresetTest(unittest.TestCase):
         vk = provider.backend_class("vkcloud")({"type": "vkcloud"}, None, None)
         self.assertEqual((vk.setting("auth_url"), vk.setting("user_domain_name"),
                           vk.setting("region")),
-                         ("https://infra.mail.ru:35357/v3/", "users", "RegionOne"))
+                         ("https://msk.cloud.vk.com/infra/identity/v3/", "users",
+                          "RegionOne"))
         selectel = provider.backend_class("selectel")({"type": "selectel", "region": "ru-9"},
                                                  None, None)
         self.assertEqual((selectel.setting("auth_url"), selectel.setting("region")),
                          ("https://cloud.api.selcloud.ru/identity/v3", "ru-9"))
         self.assertEqual(self.problems({"type": "vkcloud", "username": "u@example.com",
-                                        "password_env": "P", "project_id": "p"}), [])
+                                        "password_env": "P", "project_id": "p"},
+                                       network_id="n"), [])
         self.assertEqual(self.problems({"type": "selectel", "username": "u",
-                                        "password_env": "P", "project_name": "p"}),
+                                        "password_env": "P", "project_name": "p"},
+                                       network_id="n"),
                          ["$.backend: missing key 'user_domain_name' (or "
                           "application_credential_id)"])
         self.assertEqual(self.problems({"type": "openstack", "application_credential_id": "a",
                                         "application_credential_secret_env": "S"}),
                          ["$.backend: missing key 'auth_url' (the Keystone v3 URL, e.g. "
                           "https://keystone.example.com:5000/v3)"])
+
+    def test_selectel_and_vk_cloud_need_a_network(self):
+        backends = {"selectel": {"type": "selectel", "username": "u", "password_env": "P",
+                                 "user_domain_name": "123", "project_name": "p"},
+                    "vkcloud": {"type": "vkcloud", "username": "u", "password_env": "P",
+                                "project_id": "p"}}
+        for kind, backend in sorted(backends.items()):
+            [problem] = self.problems(backend)
+            self.assertIn("$.configurations[0]: missing key 'network_id': a %s backend needs "
+                          "'network_id'" % kind, problem)
+            self.assertIn("`openstack network list`", problem)
+            [problem] = self.problems(backend, network_id="auto")
+            self.assertIn("'network_id' auto is not allowed", problem)
+            self.assertEqual(self.problems(backend, network_id="5e0c7e0a"), [])
+        plain = {"type": "openstack", "auth_url": "https://k.example.com/v3", "username": "u",
+                 "user_domain_name": "d", "password_env": "P", "project_id": "p"}
+        self.assertEqual(self.problems(plain), [])
+        self.assertEqual(self.problems(plain, network_id="auto"), [])
 
     def test_the_examples_are_valid_configs(self):
         folder = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),

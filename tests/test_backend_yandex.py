@@ -428,6 +428,14 @@ class YandexGuardrails(YandexHome, GuardrailTests, unittest.TestCase):
     def marks(self, tag, task_id):
         return {"labels": {"managed-by": "provider.py", "bx-owner": tag, "bx-task": task_id}}
 
+    def test_dry_run_without_the_cloud_shows_an_image_family_unresolved(self):
+        self.configure({"image_id": None, "image_family": "ubuntu-2204-lts"})
+        self.api.stop()
+        result = self.run_plugin("order", "1", "--dry-run")
+        self.assertEqual(result.code, 0, result)
+        self.assertIn('"imageId": "<image family ubuntu-2204-lts: not resolved: no connection '
+                      'to ', result.text)
+
     def test_an_operation_failing_for_capacity_falls_through_to_the_next_zone(self):
         self.api.op_polls = 1
         self.configure({"zone_id": self.ZONES[:2], "platform_id": ["standard-v3",

@@ -378,6 +378,21 @@ class GuardrailTests(CloudHome):
             self.assertIn(line, text)
         self.assertEqual(self.order(), "1")      # the dry run used no task id
 
+    UNRESOLVED = ()         # lines of a dry run without the cloud: names not looked up
+
+    def test_dry_run_without_the_cloud_shows_the_request_all_the_same(self):
+        self.api.stop()                    # nothing listens: every connection is refused
+        result = self.run_plugin("order", "1", "--dry-run")
+        self.assertEqual(result.code, 0, result)
+        text = result.text
+        self.assertIn("note: could not reach %s (" % self.LABEL, text)
+        self.assertIn("no connection to ", text)
+        self.assertIn("the create it would send (as task 1):\nPOST ", text)
+        self.assertIn("<sha512-crypt hash of the root password>", text)
+        self.assertNotIn("FAIL", text)
+        for line in self.UNRESOLVED:
+            self.assertIn(line, text)
+
     # -- servers, orphans --------------------------------------------------------------
 
     def test_orphans_are_found_and_deleted_and_others_servers_never(self):
@@ -422,6 +437,7 @@ class HetznerGuardrails(GuardrailTests, unittest.TestCase):
     CAPACITY = (412, "resource_unavailable", "server type cx22 is unavailable in this location")
     RESOLVED = ["ok: server_type cx22: known to Hetzner", "ok: image ubuntu-24.04: known to "
                 "Hetzner", "ok: location hel1: known to Hetzner"]
+    UNRESOLVED = ['"server_type": "cx22"']      # sent as written: nothing to look up
 
     def user_data(self, request):
         return request["body"]["user_data"]

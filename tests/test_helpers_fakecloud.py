@@ -332,7 +332,9 @@ class TimewebTest(unittest.TestCase):
         bad = dict(TW_CREATE, image_id="abc")
         status, _, got = call(self.api, "POST", "/servers", bad)
         self.assertEqual((status, got["status_code"]), (400, 400))
-        self.assertIsInstance(got["message"], list)
+        self.assertIsInstance(got["message"], str)     # getFinances_400_response: a string
+        self.assertEqual(call(self.api, "POST", "/servers", dict(
+            TW_CREATE, availability_zone="mars-1"))[0], 400)   # the availability-zone enum
         nopreset = dict(TW_CREATE)
         del nopreset["preset_id"]
         self.assertEqual(call(self.api, "POST", "/servers", nopreset)[0], 400)

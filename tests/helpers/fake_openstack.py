@@ -2,11 +2,15 @@
 """A fake OpenStack cloud for tests: Keystone v3, Nova (compute v2.1), Neutron (network
 v2.0) and Glance (image v2), each on its own 127.0.0.1 port, sharing one cloud.
 
-Written from the public API references (docs.openstack.org/api-ref: identity v3
-"Password authentication with scoped authorization", "Application credential";
-compute "Create Server", "List Servers Detailed", microversions 2.37/2.67; networking
-"Floating IPs", "Ports"; image v2 "List images"). Shapes the references leave open
-are marked GUESS.
+Sources: openstack/keystone (api-ref/source/v3/authenticate-v3.inc "Password
+authentication with scoped authorization", "Authenticating with an Application Credential";
+keystone/exception.py for the error body), openstack/nova (api-ref "Create Server", "List
+Servers Detailed", "Delete Server", "List Flavors", "Server status", "API Versions";
+nova/api/openstack/compute/schemas/servers.py for the create body;
+nova/api/openstack/compute/rest_api_version_history.rst for the microversions;
+nova/api/openstack/wsgi.py for the error body), openstack/neutron api-ref ("Floating IPs",
+"Ports", "Networks"; neutron-lib's faults for the error body), openstack/glance api-ref
+("List images", "Show image"). Shapes the references leave open are marked GUESS.
 
     api = FakeOpenStack(token="PASSWORD", polls_per_status=0).start()
     api.url            the Keystone auth_url (https when tls=(cert, key))
@@ -25,15 +29,20 @@ Keystone: the user USER in domain DOMAIN with password `token`, project PROJECT
     api.revoke_tokens()  every token issued so far is refused from now on (401)
     api.regions          regions in the catalog (default ["RegionOne"])
 Nova: api.max_servers (quota of instances, None: none), api.floating (servers get
-only a private address; a floating IP gives the public one).
+only a private address; a floating IP gives the public one), api.max_microversion (the
+highest compute microversion served, default "2.96"; its version document at the compute
+base says so, and a request asking for a higher one is answered 406, as Nova does).
 Neutron: the external network EXT_NET; api.floating_ips (id -> record).
 Glance: the images in IMAGES.
 """
 
 import base64
 import re
+import threading
 import time
 import uuid
+
+from urllib.parse import urlsplit
 
 from .fakecloud import _Answer, _FakeAPI
 
@@ -54,9 +63,11 @@ IMAGES = [
     {"id": "8e2d1c9b-0000-4000-8000-000000000003", "name": "Rocky Linux 9",
      "status": "active", "created_at": "2026-03-01T10:00:00Z"},
 ]
+# nova/api/openstack/wsgi.py Fault._fault_names (any other status: "computeFault")
 NOVA_CODES = {400: "badRequest", 401: "unauthorized", 403: "forbidden", 404: "itemNotFound",
               409: "conflictingRequest", 413: "overLimit", 429: "overLimit",
               500: "computeFault", 503: "serviceUnavailable"}
+# keystone/exception.py Unauthorized: {"error": {"code", "title", "message"}}
 UNAUTHORIZED = {"error": {"code": 401, "title": "Unauthorized",
                           "message": "The request you have made requires authentication."}}
 
@@ -100,6 +111,9 @@ class FakeKeystone(_Service):
         return {"error": {"code": status, "title": code, "message": message}}
 
     def route(self, method, path, query, body):
+        """POST /v3/auth/tokens: 201, the token in X-Subject-Token, the body {"token":
+        {methods, issued_at, expires_at, user, project, catalog}} (authenticate-v3.inc);
+        wrong credentials: 401 Unauthorized."""
         if path != "/auth/tokens" or method != "POST":
             return _Answer(404, self.error_body(404, "Not Found", "not found"))
         auth = (body or {}).get("auth") if isinstance(body, dict) else None
@@ -123,9 +137,14 @@ class FakeNeutron(_Service):
     prefix = "/v2.0"
 
     def error_body(self, status, code, message, details=None):
+        # neutron-lib neutron_lib/api/faults.py: {"NeutronError": {"type", "message",
+        # "detail"}}, type the exception's name (NetworkNotFound, OverQuota, ...)
         return {"NeutronError": {"type": code, "message": message, "detail": ""}}
 
     def route(self, method, path, query, body):
+        """GET /v2.0/ports?device_id=, GET and POST /v2.0/floatingips (?port_id=; 201
+        {"floatingip"}; status ACTIVE, DOWN or ERROR), DELETE /v2.0/floatingips/{id}
+        (204), GET /v2.0/networks/{id} (neutron api-ref)."""
         cloud = self.cloud
         if path == "/ports" and method == "GET":
             device = query.get("device_id", [None])[0]
@@ -178,6 +197,8 @@ class FakeGlance(_Service):
         return None          # GUESS: Glance answers errors as text/plain pages
 
     def route(self, method, path, query, body):
+        """GET /v2/images?name=&status= ({"images", "first", "schema"}), GET
+        /v2/images/{id} (the image itself) (glance api-ref "List images", "Show image")."""
         if path == "/images" and method == "GET":
             images = [i for i in IMAGES if query.get("name", [i["name"]])[0] == i["name"]
                       and query.get("status", [i["status"]])[0] == i["status"]]
@@ -199,9 +220,13 @@ class FakeOpenStack(_FakeAPI):
     default_sequence = ["BUILD", "ACTIVE"]
     CREATE_PATH = r"^/servers$"
 
-    def __init__(self, floating=False, regions=("RegionOne",), token_ttl=3600, **kw):
+    def __init__(self, floating=False, regions=("RegionOne",), token_ttl=3600,
+                 max_microversion="2.96", **kw):
         kw.setdefault("token", "password-for-tests")
+        self.asked = threading.local()          # the request's headers, in its thread
         _FakeAPI.__init__(self, **kw)
+        self.max_microversion = max_microversion
+        self.security_groups = ["default", "ssh"]       # the project's groups, by name
         self.floating = floating
         self.regions = list(regions)
         self.token_ttl = token_ttl
@@ -268,7 +293,56 @@ class FakeOpenStack(_FakeAPI):
                 service("image", self.glance.base_url)]
 
     def credential_ok(self, path, headers):
+        self.asked.headers = headers
         return self.token_valid(headers.get("X-Auth-Token"))
+
+    def _handle(self, h):
+        self.asked.bare = urlsplit(h.path).path == self.prefix     # no "/" after v2.1
+        _FakeAPI._handle(self, h)
+
+    # ---- microversions: openstack/nova nova/api/openstack/api_version_request.py and
+    # wsgi.py; api-ref "Microversions": the header "OpenStack-API-Version: compute X.Y" (or
+    # the older "X-OpenStack-Nova-API-Version: X.Y"), "latest" is the highest; none: 2.1
+    @staticmethod
+    def _tuple(text):
+        major, minor = text.split(".")
+        return int(major), int(minor)
+
+    def microversion(self):
+        """The request's microversion, or an _Answer 406 when it is not served."""
+        headers = getattr(self.asked, "headers", {})
+        asked = None
+        for key in headers.keys():
+            if key.lower() == "openstack-api-version":
+                service, _, asked = headers[key].strip().partition(" ")
+                asked = asked.strip() if service == "compute" else None
+        for key in headers.keys():
+            if asked is None and key.lower() == "x-openstack-nova-api-version":
+                asked = headers[key].strip()
+        if asked is None:
+            return "2.1"
+        if asked == "latest":
+            return self.max_microversion
+        if not re.match(r"^[0-9]+\.[0-9]+$", asked):
+            return _Answer(400, self.error_body(400, "badRequest", "API Version String %s "
+                                                "is of invalid format. Must be of format "
+                                                "MajorNum.MinorNum." % asked))
+        if not self._tuple("2.1") <= self._tuple(asked) <= self._tuple(self.max_microversion):
+            # wsgi.py: HTTPNotAcceptable; 406 is not in Fault's names: "computeFault"
+            return _Answer(406, self.error_body(
+                406, "computeFault", "Version %s is not supported by the API. Minimum is 2.1 "
+                "and maximum is %s." % (asked, self.max_microversion)))
+        return asked
+
+    def version_document(self):
+        """GET of the compute base's "/" (api-ref "Show Details of Specific API Version";
+        nova/api/openstack/compute/routes.py maps "/" to the version controller)."""
+        return _Answer(200, {"version": {
+            "id": "v2.1", "status": "CURRENT", "version": self.max_microversion,
+            "min_version": "2.1", "updated": "2013-07-23T11:33:21Z",
+            "links": [{"rel": "self", "href": self.compute_url + "/"}],
+            "media-types": [{"base": "application/json",
+                             "type": "application/vnd.openstack.compute+json;version=2.1"}]}})
 
     # ---- Nova's shapes ---------------------------------------------------------------
     def error_body(self, status, code, message, details=None):
@@ -337,6 +411,7 @@ class FakeOpenStack(_FakeAPI):
         server = {"id": rec["id"], "name": rec["name"], "status": status,
                   "metadata": dict(rec["labels"]), "addresses": addresses,
                   "created": rec["created"], "tenant_id": PROJECT_ID,
+                  "security_groups": rec.get("security_groups", [{"name": "default"}]),
                   "OS-EXT-AZ:availability_zone":
                       (rec["request"] or {}).get("availability_zone") or "ru-9a"}
         if status == "ERROR":
@@ -345,9 +420,20 @@ class FakeOpenStack(_FakeAPI):
         return server
 
     def route(self, method, path, query, body):
-        if path == "/flavors" and method == "GET":
+        version = self.microversion()
+        if isinstance(version, _Answer):
+            return version
+        if path == "/" and method == "GET":
+            if getattr(self.asked, "bare", False):     # routes.py: ('', '/'), a redirect
+                return _Answer(302, raw=b"", headers={"Location": self.compute_url + "/"})
+            return self.version_document()
+        if path == "/servers" and method == "POST":
+            return self._create(body, self._tuple(version))
+        if path == "/flavors" and method == "GET":          # api-ref "List Flavors"
             return _Answer(200, {"flavors": [dict(f, links=[]) for f in FLAVORS]})
         if path == "/servers/detail" and method == "GET":
+            # api-ref "List Servers Detailed": name is a regular expression; limit, marker
+            # (an unknown marker: 400 "marker [X] not found"); {"servers": [...]}
             pattern = query.get("name", [""])[0]
             items = [r for r in sorted(self.servers.values(), key=lambda r: r["id"])
                      if re.search(pattern, r["name"])]
@@ -359,8 +445,6 @@ class FakeOpenStack(_FakeAPI):
                 items = items[ids.index(query["marker"][0]) + 1:]
             items = items[:int(query.get("limit", [1000])[0])]
             return _Answer(200, {"servers": [self._observe(r) for r in items]})
-        if path == "/servers" and method == "POST":
-            return self._create(body)
         found = re.match(r"^/servers/([-0-9a-f]+)$", path)
         if found:
             rec = self.servers.get(found.group(1))
@@ -370,7 +454,7 @@ class FakeOpenStack(_FakeAPI):
                                                     % found.group(1)))
             if method == "GET":
                 return _Answer(200, {"server": self._observe(rec)})
-            if method == "DELETE":
+            if method == "DELETE":          # api-ref "Delete Server": 204, no body
                 del self.servers[rec["id"]]
                 for port_id in [p for p, port in self.ports.items()
                                 if port["device_id"] == rec["id"]]:
@@ -381,7 +465,9 @@ class FakeOpenStack(_FakeAPI):
                 return _Answer(204)
         return _Answer(404, self.error_body(404, "itemNotFound", "not found"))
 
-    def _create(self, body):
+    def _create(self, body, version=(2, 1)):
+        """api-ref "Create Server": 202 {"server": {id, links, OS-DCF:diskConfig,
+        security_groups, adminPass}}; the body as schemas/servers.py takes it."""
         server = (body or {}).get("server") if isinstance(body, dict) else None
         if not isinstance(server, dict):
             return self._bad("Invalid input for field/attribute server.")
@@ -393,16 +479,46 @@ class FakeOpenStack(_FakeAPI):
         image = server.get("imageRef") or (volumes[0].get("uuid") if volumes else None)
         if image not in [i["id"] for i in IMAGES]:
             return self._bad("Can not find requested image")
-        if "networks" not in server:          # required from microversion 2.37
+        # nova/api/openstack/compute/schemas/servers.py: from 2.37 `networks` is required
+        # and may be "auto" or "none"; before, it is an optional list; volume_type in a
+        # block device from 2.67 (additionalProperties false: refused before)
+        networks = server.get("networks")
+        if version >= (2, 37) and networks is None:
             return self._bad("Invalid input for field/attribute server. Value: ... "
                              "'networks' is a required property")
+        if version < (2, 37) and networks is not None and not isinstance(networks, list):
+            return self._bad("Invalid input for field/attribute networks. Value: %s. %r is "
+                             "not of type 'array'" % (networks, networks))
+        if version >= (2, 37) and isinstance(networks, list) and not all(
+                isinstance(n, dict) and ("uuid" not in n or re.match(
+                    r"^[0-9a-fA-F]{8}(-?[0-9a-fA-F]{4}){3}-?[0-9a-fA-F]{12}$", str(n["uuid"])))
+                for n in networks):              # 2.37: uuid strictly in UUID format
+            return self._bad("Invalid input for field/attribute uuid. Value: %s. is not a "
+                             "'uuid'" % networks)
+        if version < (2, 67) and any("volume_type" in v for v in volumes):
+            return self._bad("Invalid input for field/attribute 0. Value: ... Additional "
+                             "properties are not allowed ('volume_type' was unexpected)")
         try:
             user_data = base64.b64decode(server.get("user_data", ""), validate=True)
         except ValueError:
             return self._bad("User data needs to be valid base 64.")
+        # openstack/nova nova/api/openstack/compute/schemas/servers.py: user_data is a
+        # base64 string of maxLength 65535 (characters of the base64 text)
         if len(server.get("user_data", "")) > 65535:
             return self._bad("User data too large. User data must be no larger than 65535 "
                              "bytes once base64 encoded.")
+        # schemas/servers.py: security_groups is an array of {"name": ...} (nothing else);
+        # a name the project does not have: 400 "Unable to find security_group with name or
+        # id 'X'" (nova/network/neutron.py, SecurityGroupNotFound; GUESS: exact wording)
+        groups = server.get("security_groups", [{"name": "default"}])
+        if not isinstance(groups, list) or not all(
+                isinstance(g, dict) and set(g) == {"name"} and isinstance(g["name"], str)
+                for g in groups):
+            return self._bad("Invalid input for field/attribute security_groups.")
+        for group in groups:
+            if group["name"] not in self.security_groups:
+                return self._bad("Unable to find security_group with name or id '%s'"
+                                 % group["name"])
         live = len(self.servers)
         if self.max_servers is not None and live >= self.max_servers:
             return _Answer(403, self.error_body(403, "forbidden", "Quota exceeded for "
@@ -410,9 +526,10 @@ class FakeOpenStack(_FakeAPI):
                                                 "of %d instances" % (live, self.max_servers)))
         rec = self._new_record(server["name"], server, labels=server.get("metadata") or {})
         rec["user_data"] = user_data.decode("utf-8")
+        rec["security_groups"] = [dict(g) for g in groups]
         return _Answer(202, {"server": {"id": rec["id"], "links": [],
                                         "OS-DCF:diskConfig": "MANUAL",
-                                        "security_groups": [{"name": "default"}],
+                                        "security_groups": rec["security_groups"],
                                         "adminPass": rec["root_password"]}})
 
     def _bad(self, message):

@@ -9,8 +9,11 @@ Standard library only; Python 3.6 to 3.13; everything on 127.0.0.1, port 0.
                  iam_url = metadata_url = api.iam.url
     api.stop()
 
-Shapes from the public REST reference (yandex.cloud/docs/compute/api-ref, iam/api-ref,
-operation): int64 fields as JSON strings, empty lists left out, errors as
+Sources: yandex-cloud/cloudapi (the protos the REST API is generated from:
+yandex/cloud/compute/v1/instance_service.proto and instance.proto, image_service.proto,
+yandex/cloud/vpc/v1/subnet.proto, yandex/cloud/operation/operation.proto,
+yandex/cloud/iam/v1/iam_token_service.proto) and the REST reference
+(yandex.cloud/docs/compute/api-ref, iam/api-ref, operation): int64 fields as JSON strings, empty lists left out, errors as
 {"code": <gRPC code>, "message", "details"} with the HTTP status of that code, every
 change an Operation polled at /operations/{id}. Where the reference is silent the fake
 guesses (marked GUESS); a backend must not depend on a guess being exact.
@@ -56,7 +59,10 @@ HTTP_OF_CODE = {1: 499, 2: 500, 3: 400, 4: 504, 5: 404, 6: 409, 7: 403, 8: 429, 
                 10: 409, 11: 400, 12: 501, 13: 500, 14: 503, 16: 401}
 CODE_OF_HTTP = {400: 3, 401: 16, 403: 7, 404: 5, 409: 6, 429: 8, 500: 13, 501: 12,
                 503: 14, 504: 4}
-NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+# yandex-cloud/cloudapi yandex/cloud/compute/v1/instance_service.proto CreateInstanceRequest: name `|[a-z]([-_a-z0-9]{0,61}[a-z0-9])?`;
+# labels: keys `[a-z][-_./\\@0-9a-z]*` of 1 to 63, values `[-_./\\@0-9a-z]*` of at most 63,
+# at most 64 of them; metadata values at most 256 KB, all of it less than 512 KB
+NAME = re.compile(r"^[a-z]([-_a-z0-9]{0,61}[a-z0-9])?$")
 LABEL_KEY = re.compile(r"^[a-z][-_./\\@0-9a-z]{0,62}$")
 LABEL_VALUE = re.compile(r"^[-_./\\@0-9a-z]{0,63}$")
 ZONES = ("ru-central1-a", "ru-central1-b", "ru-central1-d")
@@ -70,6 +76,8 @@ def stamp(seconds=None):
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + ".123456Z"
 
 
+# google.rpc.Status, as the REST gateway of every Yandex Cloud API answers an error: code
+# (a gRPC code), message, details; the HTTP status is the gRPC code's (google/rpc/code.proto)
 def yandex_error(code, message):
     return {"code": code, "message": message, "details": [{
         "@type": "type.googleapis.com/google.rpc.RequestInfo",
@@ -182,6 +190,8 @@ class FakeYandex(_YandexShapes, _FakeAPI):
             self.servers.pop(server_id, None)
 
     def render(self, rec):
+        """instance.proto Instance; status one of PROVISIONING, RUNNING, STOPPING, STOPPED,
+        STARTING, RESTARTING, UPDATING, ERROR, CRASHED, DELETING."""
         req = rec["request"] or {}
         spec = req.get("resourcesSpec") or {}
         nat = {"ipVersion": "IPV4"}
@@ -237,7 +247,11 @@ class FakeYandex(_YandexShapes, _FakeAPI):
                 self._settle(op_id)
         return _Answer(200, dict(entry["op"]))
 
-    # ---- routes --------------------------------------------------------------------------
+    # ---- routes: instance_service.proto (GET/POST /compute/v1/instances, GET/DELETE
+    # /compute/v1/instances/{instance_id}: Create and Delete answer an Operation),
+    # image_service.proto (GET /compute/v1/images/{image_id}, images:latestByFamily),
+    # vpc/v1/subnet_service.proto (GET /vpc/v1/subnets/{subnet_id}), operation_service.proto
+    # (GET /operations/{operation_id})
     def route(self, method, path, query, body):
         if path == "/compute/v1/instances":
             if method == "GET":
@@ -295,7 +309,10 @@ class FakeYandex(_YandexShapes, _FakeAPI):
             if not match:
                 return error(3, "Invalid filter expression")
             items = [r for r in items if r["name"] == match.group(1)]
-        size = int64(query.get("pageSize", ["50"])[0]) or 50     # GUESS: the default size
+        # instance_service.proto ListInstancesRequest: page_size at most 1000 (its default
+        # is not documented: GUESS 50), page_token, filter (name = "..."); the answer
+        # ListInstancesResponse {instances, next_page_token}
+        size = int64(query.get("pageSize", ["50"])[0]) or 50
         start = int64(query.get("pageToken", ["0"])[0]) or 0
         if size > 1000:
             return error(3, "Illegal argument pageSize")
@@ -325,7 +342,9 @@ class FakeYandex(_YandexShapes, _FakeAPI):
                                             rec["id"], polls, result))
 
     def _create_problem(self, body):
-        """An error answer for a create body the real API refuses, or None."""
+        """An error answer for a create body the real API refuses, or None
+        (instance_service.proto CreateInstanceRequest: folder_id, zone_id, platform_id,
+        resources_spec, boot_disk_spec, network_interface_specs required)."""
         if not isinstance(body, dict):
             return error(3, "Request body must be an object")
         if body.get("folderId") != self.FOLDER:
@@ -350,16 +369,19 @@ class FakeYandex(_YandexShapes, _FakeAPI):
         if not isinstance(metadata, dict) or not all(isinstance(v, str)
                                                      for v in metadata.values()):
             return error(3, "Illegal argument metadata")
-        if len(metadata.get("user-data", "").encode("utf-8")) > 256 * 1024:  # GUESS
-            return error(3, "Metadata value user-data is too long")
+        if any(len(v.encode("utf-8")) > 256 * 1024 for v in metadata.values()):
+            return error(3, "Metadata value is too long")      # 256 KB a value
+        if sum(len(k.encode("utf-8")) + len(v.encode("utf-8"))
+               for k, v in metadata.items()) >= 512 * 1024:
+            return error(3, "Metadata is too long")             # less than 512 KB in all
         disk = (body.get("bootDiskSpec") or {}).get("diskSpec") or {}
         if not isinstance(disk.get("size"), str) or not int64(disk["size"]) \
                 or disk.get("typeId") not in DISK_TYPES:
             return error(3, "Illegal argument bootDiskSpec")
         if disk.get("imageId") not in self.IMAGES:
             return error(5, "Image %s not found" % disk.get("imageId"))
-        interfaces = body.get("networkInterfaceSpecs")
-        if not isinstance(interfaces, list) or len(interfaces) != 1:
+        interfaces = body.get("networkInterfaceSpecs")      # required (one or more)
+        if not isinstance(interfaces, list) or not interfaces:
             return error(3, "Illegal argument networkInterfaceSpecs")
         subnet = interfaces[0].get("subnetId")
         if subnet not in self.SUBNETS.values():
@@ -373,7 +395,14 @@ class FakeYandex(_YandexShapes, _FakeAPI):
 
 
 class FakeYandexIAM(_YandexShapes, _FakeAPI):
-    """IAM's POST /iam/v1/tokens and the metadata service's token, on one server."""
+    """IAM's POST /iam/v1/tokens and the metadata service's token, on one server.
+
+    Sources: yandex-cloud/cloudapi yandex/cloud/iam/v1/iam_token_service.proto (Create:
+    POST /iam/v1/tokens with one of yandex_passport_oauth_token or jwt; the answer
+    CreateIamTokenResponse {iam_token, expires_at}); the JWT as the IAM docs "Creating an
+    IAM token for a service account" describe it (PS256, kid, iss, aud, iat, exp); the
+    metadata service as the Compute docs "Working with a service account inside a VM" do
+    (Metadata-Flavor: Google; {access_token, expires_in, token_type})."""
 
     TOKEN_PATH = "/iam/v1/tokens"
     METADATA_PATH = "/computeMetadata/v1/instance/service-accounts/default/token"

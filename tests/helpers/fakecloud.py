@@ -7,10 +7,10 @@ Standard library only; Python 3.6 to 3.13.  Everything listens on 127.0.0.1, por
     ... point the plugin's backend "api_url" at api.url ...
     api.stop()
 
-Both fakes follow the shapes of the public API references (https://docs.hetzner.cloud/,
-https://timeweb.cloud/api-docs: documented request/response fields, error bodies, status
-names).  Where the public references are silent, the fake makes a guess that is marked "GUESS"
-below; a backend must not depend on a guess being exact.
+Both fakes follow their APIs' official definitions, named where each shape is made:
+Hetzner hetznercloud/hcloud-go (hcloud/schema/, hcloud/error.go) and docs.hetzner.cloud;
+Timeweb its OpenAPI (timeweb-cloud/sdk-go api/openapi.yaml).  Where they are silent, the fake
+makes a guess that is marked "GUESS" below; a backend must not depend on a guess being exact.
 
 Knobs common to both fakes (constructor keyword arguments, also plain attributes):
 
@@ -555,6 +555,9 @@ class _FakeAPI(object):
 # Hetzner Cloud
 # ======================================================================================
 
+# the code a status gets when a test names none: the codes of hcloud-go hcloud/error.go and
+# docs.hetzner.cloud "Errors" (unavailable: "a service or product is currently not
+# available"); method_not_allowed is a GUESS (no code is documented for a wrong method)
 _HZ_CODES = {400: "json_error", 401: "unauthorized", 403: "forbidden", 404: "not_found",
              405: "method_not_allowed", 409: "conflict", 412: "resource_unavailable",
              422: "invalid_input", 423: "locked", 429: "rate_limit_exceeded",
@@ -641,7 +644,13 @@ _HZ_CATALOG = {
 
 
 class FakeHetzner(_FakeAPI):
-    """Fake of https://api.hetzner.cloud/v1 (servers, locations, server types, images)."""
+    """Fake of https://api.hetzner.cloud/v1 (servers, locations, server types, images).
+
+    Sources: hetznercloud/hcloud-go hcloud/schema/ (server.go: ServerCreateRequest,
+    ServerCreateResponse, ServerGetResponse, ServerListResponse, ServerDeleteResponse;
+    meta.go: the pagination; error.go: the error body; server_type.go, image.go,
+    location.go), hcloud/error.go (the error codes), hcloud/server.go (ServerStatus),
+    and docs.hetzner.cloud ("Errors", "Rate Limiting", "Labels", "Create a Server")."""
 
     prefix = "/v1"
     default_sequence = ["initializing", "starting", "running"]
@@ -654,12 +663,14 @@ class FakeHetzner(_FakeAPI):
 
     # ---- shapes ----------------------------------------------------------------------
     def error_body(self, status, code, message, details=None):
+        # hcloud-go hcloud/schema/error.go: {"error": {"code", "message", "details"}}
         return {"error": {"code": code, "message": message, "details": details}}
 
     def default_code(self, status):
         return _HZ_CODES.get(status, "server_error" if status >= 500 else "invalid_input")
 
     def common_headers(self):
+        # docs.hetzner.cloud "Rate Limiting": 3600 requests an hour per project;
         # documented behaviour: RateLimit-Remaining drops by one per request and recovers by
         # one per second; RateLimit-Reset is the UNIX time of full recovery
         now = time.time()
@@ -702,6 +713,9 @@ class FakeHetzner(_FakeAPI):
                 "resources": [{"id": server_id, "type": "server"}], "error": None}
 
     def render(self, rec):
+        """hcloud-go hcloud/schema/server.go Server; status one of hcloud/server.go's
+        ServerStatus: initializing, off, running, starting, stopping, migrating,
+        rebuilding, deleting, unknown."""
         req = rec["request"] or {}
         ip = self.current_ipv4(rec)
         ipv4 = None
@@ -737,28 +751,47 @@ class FakeHetzner(_FakeAPI):
         m = re.match(r"^/servers/(\d+)/?$", path)
         if m:
             rec = self.servers.get(int(m.group(1)))
-            if rec is None:
+            if rec is None:              # hcloud-go hcloud/error.go ErrorCodeNotFound
                 return _Answer(404, self.error_body(404, "not_found", "server with ID '%s' "
                                                     "not found" % m.group(1)))
             if method == "GET":
                 return _Answer(200, {"server": self._observe(rec)})
-            if method == "DELETE":
+            if method == "DELETE":       # ServerDeleteResponse: {"action"}
                 del self.servers[rec["id"]]
                 return _Answer(200, {"action": self._action("delete_server", rec["id"])})
             return _Answer(405, self.error_body(405, "method_not_allowed", "method not allowed"))
+        m = re.match(r"^/(server_types|images|locations)/(\d+)/?$", path)
+        if m and method == "GET":
+            # GET /{collection}/{id}: {"server_type": {...}} (hcloud-go hcloud/schema/
+            # server_type.go ServerTypeGetResponse, image.go ImageGetResponse, location.go
+            # LocationGetResponse); an id it does not have: 404 not_found (hcloud-go
+            # hcloud/error.go ErrorCodeNotFound)
+            items = self._catalog(m.group(1))
+            found = [i for i in items if str(i["id"]) == m.group(2)]
+            if not found:
+                return _Answer(404, self.error_body(404, "not_found", "%s with ID '%s' not "
+                                                    "found" % (m.group(1)[:-1], m.group(2))))
+            return _Answer(200, {m.group(1)[:-1]: found[0]})
         catalog = _HZ_CATALOG.get(path.rstrip("/").lstrip("/"))
         if catalog is not None and method == "GET":
-            # the documented ?name= filter (and ?id=, as the plugin's look-up sends it)
-            items = [dict(item, id=index + 1) for index, item in enumerate(catalog)]
-            for key in ("name", "id"):
-                if key in query:
-                    items = [i for i in items if str(i[key]) == query[key][0]]
+            # the lists filter by name only (hcloud-go hcloud/server_type.go
+            # ServerTypeListOpts, image.go ImageListOpts, location.go LocationListOpts):
+            # an ?id= is ignored, as the real API ignores a parameter it does not know
+            items = self._catalog(path.strip("/"))
+            if "name" in query:
+                items = [i for i in items if str(i["name"]) == query["name"][0]]
             return _Answer(200, {path.strip("/"): items, "meta": {"pagination": {
                 "page": 1, "per_page": 25, "previous_page": None, "next_page": None,
                 "last_page": 1, "total_entries": len(items)}}})
         return _Answer(404, self.error_body(404, "not_found", "not found"))
 
+    @staticmethod
+    def _catalog(collection):
+        return [dict(item, id=index + 1) for index, item in enumerate(_HZ_CATALOG[collection])]
+
     def _list(self, query):
+        # GET /servers: ServerListOpts (name, label_selector, status; page, per_page at most
+        # 50: hcloud-go hcloud/client.go ListOpts); ServerListResponse + meta.pagination
         items = sorted(self.servers.values(), key=lambda r: r["id"])
         if self.ignore_filters:
             query = {}
@@ -788,11 +821,18 @@ class FakeHetzner(_FakeAPI):
                                     "last_page": last, "total_entries": total}}})
 
     def _invalid(self, field, message):
+        # invalid_input (hcloud-go hcloud/error.go) with details.fields[{name, messages}]
+        # (ErrorDetailsInvalidInput); the API answers it with HTTP 422 (seen in its answers;
+        # hcloud-go does not say)
         return _Answer(422, self.error_body(
             422, "invalid_input", "invalid input in field '%s': %s" % (field, message),
             {"fields": [{"name": field, "messages": [message]}]}))
 
     def _create(self, body):
+        """POST /servers: ServerCreateRequest (name, server_type and image required: an id
+        or a name; user_data at most 32 KiB, docs.hetzner.cloud "Create a Server"; labels as
+        in docs "Labels"); 201 ServerCreateResponse {server, action, next_actions,
+        root_password (null with ssh_keys)}; a name in use: 409 uniqueness_error."""
         if not isinstance(body, dict):
             return self._invalid("body", "must be an object")
         for field in ("name", "server_type", "image"):
@@ -834,13 +874,20 @@ class FakeHetzner(_FakeAPI):
 # Timeweb Cloud
 # ======================================================================================
 
+# the availability-zone schema's enum
+_TW_ZONES = ("spb-1", "spb-2", "spb-3", "spb-4", "msk-1", "nsk-1", "ams-1", "ala-1", "fra-1")
 _TW_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
              409: "conflict", 423: "locked", 429: "too_many_requests",
              500: "internal_error"}  # GUESS except not_found / forbidden (documented)
 
 
 class FakeTimeweb(_FakeAPI):
-    """Fake of https://api.timeweb.cloud/api/v1 (servers, account status, presets)."""
+    """Fake of https://api.timeweb.cloud/api/v1 (servers, account status, presets).
+
+    Source: Timeweb Cloud's OpenAPI, timeweb-cloud/sdk-go api/openapi.yaml: the paths
+    /api/v1/servers (getServers, createServer), /api/v1/servers/{server_id} (getServer,
+    deleteServer), /api/v1/account/status, /api/v1/presets/servers; the schemas
+    create-server, vds, availability-zone, getFinances_400_response (the error body)."""
 
     prefix = "/api/v1"
     default_sequence = ["installing", "on"]
@@ -850,6 +897,9 @@ class FakeTimeweb(_FakeAPI):
         self.delete_needs_confirmation = delete_needs_confirmation
 
     def error_body(self, status, code, message, details=None):
+        # getFinances_400_response (and _401/_429/_500, getImage_404_response): status_code,
+        # error_code, message (a string), response_id (uuid); error_code, response_id and
+        # status_code required
         body = {"status_code": status, "error_code": code, "message": message,
                 "response_id": str(uuid.uuid4())}
         return body
@@ -871,6 +921,11 @@ class FakeTimeweb(_FakeAPI):
                        headers)
 
     def render(self, rec):
+        """The vds schema: status one of its enum (installing, software_install,
+        reinstalling, on, off, turning_on, turning_off, hard_turning_off, rebooting,
+        hard_rebooting, removing, removed, cloning, transfer, blocked, configuring, no_paid,
+        permanent_blocked); location one of ru-1, ru-2, ru-3, pl-1, kz-1, nl-1; networks[]
+        with ips[] {type, ip, ptr, is_main}; disks[] status "done" in its example."""
         req = rec["request"] or {}
         ip = self.current_ipv4(rec)
         ips = []
@@ -887,7 +942,7 @@ class FakeTimeweb(_FakeAPI):
             "cpu": 1, "cpu_frequency": "3.3", "ram": 1024,
             "disks": [{"id": rec["id"] + 100, "size": 15360, "used": 0, "type": "nvme",
                        "is_mounted": True, "is_system": True, "system_name": "vda",
-                       "status": "on"}],
+                       "status": "done"}],
             "avatar_id": None, "vnc_pass": "vnc" + uuid.uuid4().hex[:8],
             "root_pass": rec["root_password"],
             "image": {"id": req["image_id"]} if req.get("image_id") else None,
@@ -939,6 +994,8 @@ class FakeTimeweb(_FakeAPI):
         return _Answer(404, self.error_body(404, "not_found", "Not found"))
 
     def _list(self, query):
+        # getServers: limit (default 100), offset (default 0); 200 {"meta": {"total"},
+        # "servers": [vds], "response_id"}; no filter by name or comment
         items = sorted(self.servers.values(), key=lambda r: r["id"])
         try:
             limit = max(1, int(query.get("limit", ["100"])[0]))
@@ -953,9 +1010,14 @@ class FakeTimeweb(_FakeAPI):
                              "response_id": str(uuid.uuid4())})
 
     def _bad(self, message):
-        return _Answer(400, self.error_body(400, "bad_request", [message]))
+        # the spec's message is a string (getFinances_400_response)
+        return _Answer(400, self.error_body(400, "bad_request", message))
 
     def _create(self, body):
+        """createServer: the create-server schema (name required, at most 255 characters;
+        comment at most 255; os_id or image_id, not both; preset_id or configuration;
+        availability_zone from the availability-zone enum); 201 {"server": vds,
+        "response_id"}; 409 conflict is among its answers (createDatabaseBackup_409_response)."""
         if not isinstance(body, dict):
             return self._bad("body must be an object")
         name = body.get("name")
@@ -970,6 +1032,8 @@ class FakeTimeweb(_FakeAPI):
             return self._bad("comment must be a string of at most 255 characters")
         if "cloud_init" in body and not isinstance(body["cloud_init"], str):
             return self._bad("cloud_init must be a string")
+        if "availability_zone" in body and body["availability_zone"] not in _TW_ZONES:
+            return self._bad("availability_zone must be one of " + ", ".join(_TW_ZONES))
         if self.unique_names and any(r["name"] == name for r in self.servers.values()):
             return _Answer(409, self.error_body(409, "conflict",  # GUESS: code not documented
                                                 "Server with this name already exists"))
