@@ -6994,61 +6994,22 @@ class CloudBackend(Backend):
     def rate_limited(self, status, answer):
         return 0 if status == 429 else None
 
-    # -- prepare: the caps, then the new task (under the state lock, no network) -------
-
-    def held(self, state, config_id=None):
-        """Ids of this backend's tasks that hold a server (max_servers counts
-        them): pending ones, and any other that rents one or may (may_rent)."""
-        return sorted((task["id"] for task in state["tasks"].values()
-                       if isinstance(task, dict) and task.get("backend") == self.TYPE
-                       and (config_id is None or task.get("config_id") == config_id)
-                       and (task.get("status") == IN_PROGRESS or may_rent(task))), key=int)
-
-    def recent_orders(self, state):
-        """Times of this backend's orders in the last hour (max_orders_per_hour);
-        kept in the state itself: archived tasks must still count."""
-        stamps = state.get("cloud_orders")
-        hour_ago = now() - 3600
-        return ([t for t in stamps if isinstance(t, (int, float)) and t > hour_ago]
-            if isinstance(stamps, list) else [])
-
-    def cap_problem(self, configuration, state):
-        """Why one more order would go over a cap, or None. Under the state lock."""
-        for limit, what, config_id in (
-                (self.settings.get("max_servers"), "backend.max_servers", None),
-                (configuration.get("max_servers"), "max_servers of configuration %s"
-                 % configuration["id"], configuration["id"])):
-            holding = self.held(state, config_id) if limit is not None else ()
-            if limit is not None and len(holding) >= limit:
-                return "%s is %d and %d %s server%s held%s" % (
-                    what, limit, len(holding), self.LABEL, "" if len(holding) == 1 else "s",
-                    " (task%s %s); a failed or unwanted one is freed by `%s task "
-                    "delete-server ID --yes`" % (
-                        "" if len(holding) == 1 else "s",
-                        ", ".join(holding[:10]) + (", ..." if len(holding) > 10 else ""),
-                        self.paths.name) if holding else "")
-        per_hour = self.settings.get("max_orders_per_hour")
-        recent = self.recent_orders(state)
-        if per_hour is not None and len(recent) >= per_hour:
-            return "backend.max_orders_per_hour is %d%s" % (per_hour, (
-                " and %d orders came in the last hour; the next one is possible in %d s" % (
-                    len(recent), max(1, int(min(recent) + 3601 - now())))) if recent else "")
-        return None
+    # -- prepare: the caps (CloudCaps), then the new task (under the state lock, no network)
 
     def configs_need_state(self):
         return bool(self.settings.get("hide_when_full", False))
 
     def available(self, configuration, state):
-        return self.cap_problem(configuration, state) is None
+        return CloudCaps(self).cap_problem(configuration, state) is None
 
     def place(self, task, configuration, state):
         self.auth.ready()            # a missing or open token file fails before any task
-        problem = self.cap_problem(configuration, state)
+        problem = CloudCaps(self).cap_problem(configuration, state)
         if problem:
             raise ProviderError(E_EXHAUSTED, "configuration %s cannot be ordered now: %s"
                                 % (configuration["id"], problem))
         if "max_orders_per_hour" in self.settings:
-            state["cloud_orders"] = self.recent_orders(state) + [now()]
+            state["cloud_orders"] = CloudCaps(self).recent_orders(state) + [now()]
         self.prepare(task, configuration, state)
 
     def prepare(self, task, configuration, state):
@@ -7604,6 +7565,54 @@ class CloudBackend(Backend):
         return CloudInventory(self).delete_orphan(server, task_id)
 
 
+class CloudCaps(object):
+    """The caps of a cloud backend, counted under the state lock: max_servers (the
+    backend's and a configuration's: the servers its tasks hold, may_rent) and
+    max_orders_per_hour (the order times kept in the state: archived tasks count too)."""
+
+    def __init__(self, backend):
+        self.backend = backend
+
+    def held(self, state, config_id=None):
+        """Ids of this backend's tasks that hold a server (max_servers counts
+        them): pending ones, and any other that rents one or may (may_rent)."""
+        return sorted((task["id"] for task in state["tasks"].values()
+                       if isinstance(task, dict) and task.get("backend") == self.backend.TYPE
+                       and (config_id is None or task.get("config_id") == config_id)
+                       and (task.get("status") == IN_PROGRESS or may_rent(task))), key=int)
+
+    def recent_orders(self, state):
+        """Times of this backend's orders in the last hour (max_orders_per_hour);
+        kept in the state itself: archived tasks must still count."""
+        stamps = state.get("cloud_orders")
+        hour_ago = now() - 3600
+        return ([t for t in stamps if isinstance(t, (int, float)) and t > hour_ago]
+            if isinstance(stamps, list) else [])
+
+    def cap_problem(self, configuration, state):
+        """Why one more order would go over a cap, or None. Under the state lock."""
+        for limit, what, config_id in (
+                (self.backend.settings.get("max_servers"), "backend.max_servers", None),
+                (configuration.get("max_servers"), "max_servers of configuration %s"
+                 % configuration["id"], configuration["id"])):
+            holding = self.held(state, config_id) if limit is not None else ()
+            if limit is not None and len(holding) >= limit:
+                return "%s is %d and %d %s server%s held%s" % (
+                    what, limit, len(holding), self.backend.LABEL, "" if len(holding) == 1 else "s",
+                    " (task%s %s); a failed or unwanted one is freed by `%s task "
+                    "delete-server ID --yes`" % (
+                        "" if len(holding) == 1 else "s",
+                        ", ".join(holding[:10]) + (", ..." if len(holding) > 10 else ""),
+                        self.backend.paths.name) if holding else "")
+        per_hour = self.backend.settings.get("max_orders_per_hour")
+        recent = self.recent_orders(state)
+        if per_hour is not None and len(recent) >= per_hour:
+            return "backend.max_orders_per_hour is %d%s" % (per_hour, (
+                " and %d orders came in the last hour; the next one is possible in %d s" % (
+                    len(recent), max(1, int(min(recent) + 3601 - now())))) if recent else "")
+        return None
+
+
 class WorkerCalls(object):
     """How the protocol calls deal with a cloud order's worker, with no network of their
     own: `order` starts it and waits about a second for its create; `order_status` wakes
@@ -8027,7 +8036,7 @@ class CloudInventory(object):
     def guardrails_text(self, state, configuration=None):
         """The caps and what counts against them now, for people."""
         return "%d %s server(s) held now%s; on_failure %s" % (
-            len(self.backend.held(state)), self.backend.LABEL, "".join(
+            len(CloudCaps(self.backend).held(state)), self.backend.LABEL, "".join(
                 ", %s %s" % (what, limit) for what, limit in (
                     ("backend.max_servers", self.backend.settings.get("max_servers")),
                     ("configuration max_servers", (configuration or {}).get("max_servers")),
@@ -8049,7 +8058,7 @@ class CloudInventory(object):
             lines.append("note: could not reach %s (%s): the request below is the one an "
                          "order would send, each name it looks up shown as not resolved"
                          % (self.backend.LABEL, self.backend.offline))
-        problem = self.backend.cap_problem(configuration, state)
+        problem = CloudCaps(self.backend).cap_problem(configuration, state)
         lines.append("FAIL: the order would be refused (N109): %s" % problem if problem else
                      "ok: caps: " + self.guardrails_text(state, configuration))
         task = new_task(task_id, configuration["id"], self.backend.TYPE)
