@@ -14,12 +14,13 @@
 # __pycache__/ beside the file, hands the core one callable that runs the cloud tail (only
 # when a config names a cloud backend), calls main() and exits without the interpreter's
 # teardown once the answer is out. Each part is cached apart (NAME.core.TAG.pyc,
-# NAME.cloud.TAG.pyc), keyed by the Python, the part and a hash of the whole file, and used
+# NAME.cloud.TAG.pyc), keyed by the Python, the part and the file's size, mtime, inode and
+# ctime (any write moves ctime on: a cache hit reads only this header), and used
 # only when the cache folder and file belong to the file's owner or root and nobody else can
 # write them. To Python all this is the string _sh: `python3 provider.py ...` runs the whole
 # file as usual. docs/performance.md says more.
 _sh=r""":"
-boot='import sys;s=open(sys.argv[1],"rb").read();exec(s.split(b"\n#boot\n")[1])'
+boot='import sys;f=open(sys.argv[1],"rb");exec(f.read(16384).split(b"\n#boot\n")[1])'
 : '
 #boot
 import os, sys
@@ -33,8 +34,9 @@ os.environ.pop("BXPROVIDER_PYTHON_WHY", None)
 os.umask(os.umask(0o22) | 0o22)     # nothing written or cached is group/other-writable
 del sys.argv[0]                     # "-c": argv[0] is the script as invoked, as usual
 path = os.path.realpath(sys.argv[0])
-import marshal, zlib
-owner = os.stat(path).st_uid
+import marshal
+st = os.fstat(f.fileno())           # f: this file, opened by the -c line
+owner = st.st_uid
 folder = os.path.join(os.path.dirname(path), "__pycache__")
 def trusted(name):                  # missing, or nobody but the owner and root can write it
     try:
@@ -44,24 +46,27 @@ def trusted(name):                  # missing, or nobody but the owner and root 
     except OSError:
         return False
     return st.st_uid in (owner, 0) and not st.st_mode & 0o22
-source = s                          # the whole file, read by the -c line
-file_hash = b"%d %d %d" % (zlib.crc32(source), zlib.adler32(source), len(source))
+# A cache file is made from this very file: its size, mtime, inode and ctime (which every
+# write and chmod moves on, and nobody can set back), so a hit needs no read of the file.
+file_key = b"%d %d %d %d" % (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 # The core is the file up to the line "# >>> the cloud section"; the tail after it runs only
 # when a config names a cloud backend. Blank lines before the tail keep its line numbers.
-split = source.find(b"\n# >>> the cloud section") + 1 or len(source)
-def text(part):
+def text(part):                     # read only when a part is compiled
+    f.seek(0)
+    source = f.read()
+    split = source.find(b"\n# >>> the cloud section") + 1 or len(source)
     if part == "core":
         return source[:split]
     return b"\n" * source.count(b"\n", 0, split) + source[split:]
 def compiled(part):                 # the code of a part, cached in folder when that is safe
     pyc = os.path.join(folder, ".".join((os.path.basename(path), part,
                                          sys.implementation.cache_tag, "pyc")))
-    key = b"%s %s %s\0" % (sys.version.encode(), part.encode(), file_hash)
+    key = b"%s %s %s\0" % (sys.version.encode(), part.encode(), file_key)
     if not (trusted(folder) and trusted(pyc)):
         return compile(text(part), path, "exec")    # others could write the cache
     try:
-        with open(pyc, "rb") as f:
-            data = f.read()
+        with open(pyc, "rb") as cached:
+            data = cached.read()
         if data.startswith(key):    # made from this very file, by this very Python
             return marshal.loads(data[len(key):])
     except (OSError, ValueError, EOFError, TypeError):
@@ -71,8 +76,8 @@ def compiled(part):                 # the code of a part, cached in folder when 
     try:                            # a new file of its own (never through a planted name),
         if not os.path.isdir(folder):   # then renamed into place: readers see whole files
             os.mkdir(folder)
-        with open(temp, "xb") as f:
-            f.write(key + marshal.dumps(code))
+        with open(temp, "xb") as out:
+            out.write(key + marshal.dumps(code))
         os.replace(temp, pyc)
     except OSError:                 # a read-only bin/, say: no cache
         try:

@@ -49,12 +49,10 @@ def nobody_ids():
 
 def cache_key(script, part):
     """What a cache file of the boot starts with: the Python (sys.version), the part's name,
-    and a hash of the whole file (CRC-32, Adler-32 and the length)."""
-    import zlib
-    with open(script, "rb") as f:
-        source = f.read()
-    digest = b"%d %d %d" % (zlib.crc32(source), zlib.adler32(source), len(source))
-    return b"%s %s %s\0" % (sys.version.encode(), part.encode(), digest)
+    and the file's size, mtime, inode and ctime (every write moves ctime on)."""
+    st = os.stat(script)
+    stamp = b"%d %d %d %d" % (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+    return b"%s %s %s\0" % (sys.version.encode(), part.encode(), stamp)
 
 
 def cached_code(script, part, pyc):
