@@ -218,6 +218,7 @@ ARCHIVE_SPAN = 100                # task ids per archive file: NAME.1-100.json, 
 ARCHIVE_BATCH = 200               # most tasks one write moves to the archive
 DEFAULT_RETENTION_DAYS = 30       # terminal tasks stay in the state file this long
 DEFAULT_LOCK_WAIT = 10.0          # seconds to wait for the state lock
+DEFAULT_NOTIFY_TIMEOUT = 30.0     # seconds the notify hook may run
 MAX_TASK_ID = 10 ** 20 - 1        # ids have at most 20 digits (valid_task_id)
 MAX_ISSUED_ID = 10 ** 15 - 1      # the plugin hands out no id above this; a larger one
                                   # found anywhere (a stray tasks/9999...) is not its own
@@ -438,6 +439,7 @@ def permission_error(doing, path):
 #   server            the server's address once known, else ""
 #   server_password   the root password ("" for none, or once removed); shown only finished
 #   password_removed  when scrub_task removed it
+#   notified          the events the notify hook was run for (notify_marked: each once)
 #   created, updated  when it was ordered and last changed (now(): whole seconds)
 #   data              the backend's own keys:
 #
@@ -541,7 +543,8 @@ class AuditLog(object):
 #                   {"installation":"..","next_id":25,"schema":2,...,"tasks":{
 #                 The state's: schema, provider, next_id, archived_max_id,
 #                 installation, workers (the ids of the tasks needing a worker),
-#                 pool, pool_unavailable, cloud_orders, legacy_owner_tags, tokens.
+#                 pool, pool_unavailable, cloud_orders, legacy_owner_tags, tokens,
+#                 notified_orphans (the orphans of tasks gone from it the hook was run for).
 #                 An archive file's: schema, provider, first_id, last_id.
 #     lines 2..   one task per line, in id order: "ID":{the task record, compact},
 #                   "24":{"backend":"pool","config_id":"1",...},
@@ -1863,6 +1866,8 @@ class Config(object):
         "lock_wait": ("number", Checker.positive),
         "retention_days": ("number", Checker.non_negative),
         "password_ttl_days": ("number", Checker.positive),
+        "notify": ("array", None),
+        "notify_timeout": ("number", Checker.positive),
     }
 
     def __init__(self, data, path, paths, log, provider=None):
@@ -1872,6 +1877,8 @@ class Config(object):
         self.lock_wait = float(data.get("lock_wait", DEFAULT_LOCK_WAIT))
         self.retention_days = float(data.get("retention_days", DEFAULT_RETENTION_DAYS))
         self.password_ttl_days = float(data.get("password_ttl_days", DEFAULT_PASSWORD_TTL_DAYS))
+        self.notify = data.get("notify")
+        self.notify_timeout = float(data.get("notify_timeout", DEFAULT_NOTIFY_TIMEOUT))
         self.configurations = data["configurations"]
         self.by_id = dict((c["id"], c) for c in self.configurations)
         self.backend = backend_class(data["backend"]["type"])(data["backend"], paths, log,
@@ -1988,6 +1995,8 @@ def validate_config(data):
         check.add("$", "the config must be a JSON object, not %s" % type_name(data))
         return check.problems
     check.keys(data, "$", Config.TOP_FIELDS, required=("enabled", "backend", "configurations"))
+    if isinstance(data.get("notify"), list):
+        check_argv(check, data["notify"], "$.notify")
     kind_class = None
     backend = data.get("backend")
     if isinstance(backend, dict):
@@ -3277,6 +3286,52 @@ class PoolBackend(WorkerBackend):
         return report
 
 
+def check_argv(check, command, where):
+    """A program and its arguments (the command backend's `command`, `notify`)."""
+    if not command:
+        check.add(where, "must name a program")
+        return
+    for index, arg in enumerate(command):
+        at = "%s[%d]" % (where, index)
+        if check.is_a(arg, "string", at) and "\0" in arg:
+            check.add(at, "must not contain a NUL character")
+    if isinstance(command[0], str) and not command[0].strip():
+        check.add(where + "[0]", "must not be empty")
+
+
+def program_argv(paths, command):
+    """A command's argv: a relative program path with a "/" is relative to the home."""
+    argv = list(command)
+    if os.sep in argv[0] and not os.path.isabs(argv[0]):
+        argv[0] = home_path(paths, argv[0])
+    return argv
+
+
+def program_path(paths, command):
+    """The program a command names, as PATH finds it."""
+    program = program_argv(paths, command)[0]
+    if os.sep not in program:
+        found = [os.path.join(d, program) for d in
+                 os.environ.get("PATH", os.defpath).split(os.pathsep) if d]
+        found = [p for p in found if os.access(p, os.X_OK)]
+        program = found[0] if found else program
+    return program
+
+
+def program_problem(paths, command):
+    """Why a command must not run as root, or None: another user could change
+    the program, or a file an argument names (a script given to an interpreter:
+    ["/bin/sh", "make-vm.sh"]; relative to the home, the program's folder)."""
+    trust = TrustedFiles(paths)
+    named = [program_path(paths, command)] + [os.path.join(paths.home, arg) for arg in
+                                              command[1:] if os.sep in arg]
+    for path in named:
+        problem = os.sep in path and os.path.isfile(path) and trust.path_problem(path)
+        if problem:
+            return problem
+    return None
+
+
 class CommandBackend(WorkerBackend):
     """Any provisioning program you already have, run once per order.
 
@@ -3323,15 +3378,8 @@ class CommandBackend(WorkerBackend):
         command = settings.get("command")
         if command is None:
             check.add(path, "missing key 'command' (the program and its arguments, a list)")
-        elif not command:
-            check.add(path + ".command", "must name a program")
         else:
-            for index, arg in enumerate(command):
-                where = "%s.command[%d]" % (path, index)
-                if check.is_a(arg, "string", where) and "\0" in arg:
-                    check.add(where, "must not contain a NUL character")
-            if isinstance(command[0], str) and not command[0].strip():
-                check.add(path + ".command[0]", "must not be empty")
+            check_argv(check, command, path + ".command")
         for key, value in sorted(settings.get("env", {}).items()):
             where = "%s.env.%s" % (path, key)
             if not key or "=" in key or "\0" in key:
@@ -3342,10 +3390,7 @@ class CommandBackend(WorkerBackend):
                 check.add(where, "must not contain a NUL character")
 
     def program(self):
-        argv = list(self.settings["command"])
-        if os.sep in argv[0] and not os.path.isabs(argv[0]):
-            argv[0] = home_path(self.paths, argv[0])
-        return argv
+        return program_argv(self.paths, self.settings["command"])
 
     def timeout(self):
         return self.settings.get("timeout", self.DEFAULT_TIMEOUT)
@@ -3361,26 +3406,10 @@ class CommandBackend(WorkerBackend):
 
     def program_path(self):
         """The program the command names, as PATH finds it."""
-        program = self.program()[0]
-        if os.sep not in program:
-            found = [os.path.join(d, program) for d in
-                     os.environ.get("PATH", os.defpath).split(os.pathsep) if d]
-            found = [p for p in found if os.access(p, os.X_OK)]
-            program = found[0] if found else program
-        return program
+        return program_path(self.paths, self.settings["command"])
 
     def program_problem(self):
-        """Why the command must not run as root, or None: another user could change
-        the program, or a file an argument names (a script given to an interpreter:
-        ["/bin/sh", "make-vm.sh"]; relative to the home, the program's folder)."""
-        trust = TrustedFiles(self.paths)
-        named = [self.program_path()] + [os.path.join(self.paths.home, arg) for arg in
-                                         self.settings["command"][1:] if os.sep in arg]
-        for path in named:
-            problem = os.sep in path and os.path.isfile(path) and trust.path_problem(path)
-            if problem:
-                return problem
-        return None
+        return program_problem(self.paths, self.settings["command"])
 
     def launch(self, task, configuration):
         self.start_worker(task)
@@ -3990,6 +4019,107 @@ def close_descriptors(keep):
                 pass
 
 
+NOTIFY_KILL_GRACE = 2       # s between SIGTERM and SIGKILL of a hook that overran
+NOTIFY_LOG_LINES = 200      # lines of a hook's stdout and of its stderr kept in the task log
+
+
+def notify_marked(task, event):
+    """Under the state lock: True the first time event is marked in the task (the
+    caller then runs the hook, once the change is saved); False when it was already."""
+    done = task.get("notified")
+    done = list(done) if isinstance(done, list) else []
+    if event in done:
+        return False
+    task["notified"] = done + [event]
+    return True
+
+
+def notify(provider, event, task, server_id=None):
+    """Run the config's notify hook for an event of a task, detached (notify_hook):
+    this call goes on at once and never waits for it. Nothing it does changes the
+    task; a config without `notify`, or one unusable now, runs nothing."""
+    try:
+        config = provider.config
+    except ProviderError:
+        return
+    if not config.notify or not valid_task_id(str(task.get("id"))):
+        return
+    data = task.get("data") if isinstance(task.get("data"), dict) else {}
+    request = {"event": event, "provider": provider.paths.name, "task_id": task["id"],
+               "config_id": task.get("config_id", ""), "status": task.get("status", ""),
+               "message": task.get("message", ""), "server": task.get("server", ""),
+               "server_id": str(server_id or data.get("server_id") or "")}
+    log_path = os.path.join(provider.paths.log_dir, "tasks", task["id"] + ".log")
+    provider.log.write("notify", task["id"], notify_event=event)
+    try:
+        detach(lambda: notify_hook(provider.paths, config, request, log_path))
+    except OSError as exc:
+        TaskLog(log_path).note("notify %s: cannot start the hook: %s" % (
+            event, exc.strerror or exc))
+
+
+def detach(run):
+    """Run run() in a grandchild of its own session, stdin/stdout/stderr /dev/null, no
+    other descriptor (the caller's pipes must not live on in it); the child between
+    exits at once and is reaped here, so nothing is left to wait for."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()          # or the fork would write it again
+        except (IOError, OSError, ValueError):
+            pass
+    pid = os.fork()
+    if pid:
+        os.waitpid(pid, 0)
+        return
+    try:
+        os.setsid()
+        if os.fork() == 0:
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            close_descriptors(keep=(0, 1, 2))
+            run()
+    except BaseException:           # noqa: whatever happens, this process ends here
+        pass
+    finally:
+        os._exit(0)
+
+
+def notify_hook(paths, config, request, log_path):
+    """In detach's grandchild: the hook gets request as one JSON line on stdin, at
+    most notify_timeout s (then its process group is killed); its output and exit
+    status go to the task log."""
+    import subprocess
+    log, event = TaskLog(log_path), request["event"]
+    problem = program_problem(paths, config.notify)
+    if problem:
+        log.note("notify %s: refusing to run the hook as root: %s" % (event, problem))
+        return
+    argv = program_argv(paths, config.notify)
+    log.note("notify %s: run %s (timeout %g s)" % (
+        event, json.dumps(argv, ensure_ascii=False), config.notify_timeout))
+    try:
+        proc = subprocess.Popen([a.encode("utf-8") for a in argv], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                close_fds=True, start_new_session=True, cwd=paths.home,
+                                env=child_env(binary=True))
+    except OSError as exc:
+        log.note("notify %s: cannot run %s: %s" % (event, argv[0], exc.strerror or exc))
+        return
+    data = (json.dumps(request, ensure_ascii=False) + "\n").encode("utf-8")
+    try:
+        out, err = proc.communicate(data, timeout=config.notify_timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(proc, NOTIFY_KILL_GRACE)
+        log.note("notify %s: the hook ran over notify_timeout (%g s): its process group "
+                 "was killed" % (event, config.notify_timeout))
+        return
+    for stream, text in (("notify out", out), ("notify err", err)):
+        for line in text.decode("utf-8", "replace").splitlines()[:NOTIFY_LOG_LINES]:
+            log.line(stream, line)
+    log.note("notify %s: the hook exited with status %d" % (event, proc.returncode))
+
+
 def file_stamp(path):
     """What tells a changed file: (mtime in ns, size, inode), None when it is missing."""
     try:
@@ -4474,8 +4604,18 @@ class Provider(object):
         self.log.debug("task %s read from %s: %s" % (task_id, self.paths.state, task_summary(task)))
         return task
 
+    def notify_wanted(self):
+        """True when the config names a notify hook (an unusable config: False)."""
+        try:
+            return bool(self.config.notify)
+        except ProviderError:
+            return False
+
     def apply(self, task_id, changes, event="status"):
-        """Save a backend's changes to a pending task; returns the task as saved."""
+        """Save a backend's changes to a pending task; returns the task as saved. The
+        one call that ends it runs the notify hook (marked under the lock: once)."""
+        wanted, marked = self.notify_wanted(), []
+
         def change(state):
             task = state["tasks"].get(task_id)
             if task is None or task["status"] in TERMINAL:
@@ -4490,8 +4630,12 @@ class Provider(object):
             if (task["status"], task.get("phase"), task.get("message")) != before:
                 self.log.write(event, task_id, status=task["status"], phase=task.get("phase"),
                                server=task.get("server", ""), message=task.get("message", ""))
+            if wanted and task["status"] in TERMINAL and notify_marked(task, task["status"]):
+                marked.append(task["status"])
             return task
         saved = self.store.update(change)
+        for notified in marked:
+            notify(self, notified, saved)
         if saved is not None and task_id == self.worker_of:   # each step, in the task's log
             TaskLog(os.path.join(self.paths.log_dir, "tasks", task_id + ".log")).note(
                 "saved: %s (%s): %s" % (saved["status"], saved.get("phase"), saved.get("message")))
@@ -4890,6 +5034,7 @@ def pending_task_change(provider, task_id, changes, event, guard=None):
     changed to None is removed; guard(task), under the lock, raises when the
     task changed since the caller looked at it."""
     pending_task(provider, task_id)       # a clear "no task" before taking the lock
+    wanted, marked = provider.notify_wanted(), []
 
     def change(state):
         task = state["tasks"].get(task_id)
@@ -4904,11 +5049,15 @@ def pending_task_change(provider, task_id, changes, event, guard=None):
             data = dict(task.get("data") or {}, **changes["data"])
             task["data"] = dict((k, v) for k, v in data.items() if v is not None)
         task["updated"] = now()
+        if wanted and task["status"] in TERMINAL and notify_marked(task, task["status"]):
+            marked.append(task["status"])
         return task
 
     task = provider.store.update(change)
     provider.log.write(event, task_id, status=task["status"], server=task["server"],
                        message=task["message"], by=operator_name())
+    for notified in marked:
+        notify(provider, notified, task)
     return task
 
 
@@ -5174,6 +5323,7 @@ def cmd_servers(provider, args):
         raise UsageError("--delete-orphans destroys every server no task holds; add --yes")
     rows = backend.server_inventory(provider.store)
     revive_workers(provider, provider.store.head())
+    notify_orphans(provider, backend, rows)
     deleted = []
     for index, (server, task_id, holder) in enumerate(rows):
         if holder is None and args.delete_orphans:
@@ -5198,6 +5348,41 @@ def cmd_servers(provider, args):
              "never adopted nor deleted by this plugin: delete them by hand only once you know "
              "whose they are" % foreign]
     return "\n\n".join([table] + [note for note in notes if note])
+
+
+NOTIFIED_ORPHANS_KEPT = 100     # orphans of tasks no longer in the state, notified once
+
+
+def notify_orphans(provider, backend, rows):
+    """The notify hook, once per orphan `servers` finds: marked in its task (or, its task
+    gone from the state, in the state's notified_orphans) under the lock first."""
+    found = [(server, task_id) for server, task_id, holder in rows if holder is None]
+    if not found or not provider.notify_wanted():
+        return
+    marked = []
+
+    def change(state):
+        for server, task_id in found:
+            server_id, task = str(server.get("id")), state["tasks"].get(task_id)
+            if task is not None:
+                new = notify_marked(task, "orphan " + server_id)
+            else:
+                seen = state.get("notified_orphans")
+                seen = seen if isinstance(seen, list) else []
+                new = server_id not in seen
+                state["notified_orphans"] = (seen + [server_id] * new)[-NOTIFIED_ORPHANS_KEPT:]
+            if new:
+                marked.append((server, task_id, task))
+    try:
+        provider.store.update(change)
+    except ProviderError:
+        return                          # not marked: the next `servers` tries again
+    for server, task_id, task in marked:
+        about = dict(task or {"id": task_id, "config_id": "", "status": ""},
+                     server=str(backend.ipv4(server) or ""),
+                     message="an orphan: no task holds %s server %s (%s); it is billed" % (
+                         backend.LABEL, server.get("id"), printable(str(server.get("name")))))
+        notify(provider, "orphan", about, server.get("id"))
 
 
 def held_by_text(holder):
@@ -5234,9 +5419,11 @@ def cmd_task_delete_server(provider, args):
         raise ProviderError(E_TASK_STATE, "task %s was ordered from the %s backend, the config "
                             "now says %s" % (task["id"], task.get("backend"), backend.TYPE))
     text = backend.delete_server(task)
+    wanted, marked = provider.notify_wanted(), []
 
     def change(state):
         saved = state["tasks"][task["id"]]
+        ended = saved["status"] != ERROR
         saved["data"] = dict(saved.get("data") or {}, server_deleted=now())
         if saved["data"].get("cleanup") == "pending":     # the cleanup worker stops
             saved["data"]["cleanup"] = "done"
@@ -5246,11 +5433,15 @@ def cmd_task_delete_server(provider, args):
             saved.update(status=ERROR, phase="failed",
                          message="cancelled: the operator deleted server %s" % server_id)
         saved["updated"] = now()
+        events = ([ERROR] if ended else []) + ["server_deleted"]
+        marked.extend(e for e in events if wanted and notify_marked(saved, e))
         return saved
 
     saved = provider.store.update(change)
     provider.log.write("delete_server", task["id"], server_id=server_id,
                        status=saved["status"], by=operator_name())
+    for notified in marked:
+        notify(provider, notified, saved, server_id)
     return "task %s: %s" % (task["id"], text)
 
 
@@ -7984,6 +8175,15 @@ class ServerCleanup(object):
             self.backend.paths.name)
 
     def save_cleanup(self, task_id, data_changes, note, wanted=True):
+        """Save a cleanup step; its end (the server deleted, or given up on: kept, or
+        never found) runs the notify hook, once (marked under the lock)."""
+        provider = self.backend.provider
+        event = None
+        if data_changes.get("cleanup") in ("done", "kept") and provider is not None:
+            event = ("server_deleted" if data_changes.get("server_deleted")
+                     else "server_given_up") if provider.notify_wanted() else None
+        marked = []
+
         def change(state):
             task = state["tasks"].get(task_id)
             if task is None or (wanted and not self.cleanup_wanted(task)):
@@ -7992,8 +8192,13 @@ class ServerCleanup(object):
             task["message"] = "%s; %s" % (task["data"].get("failed_because")
                                           or "the order failed", note)
             task["updated"] = now()
+            if event and notify_marked(task, event):
+                marked.append(event)
             return task
-        return self.backend.store.update(change)
+        saved = self.backend.store.update(change)
+        for notified in marked:
+            notify(provider, notified, saved)
+        return saved
 
     def save_cleanup_start(self, task, data_changes):
         """Save data changes of a failed task; the task as saved (or as it would be,
