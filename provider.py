@@ -1798,6 +1798,7 @@ class Checker(object):
              "integer": (int,), "number": (int, float),
              # a value or a list of alternatives (the cloud layer's fallbacks)
              "string or array": (str, list), "integer or array": (int, list),
+             "string or integer": (str, int),
              "string or object": (str, dict)}
 
     def __init__(self):
@@ -6817,6 +6818,59 @@ def alternatives(kind, check=None):
     return kind + " or array", check_items
 
 
+def check_address(checker, value, path):
+    """`address`: which IPv4 the caller gets (public, or the one in the private network)."""
+    if value not in ("public", "private"):
+        checker.add(path, "must be \"public\" (the default) or \"private\" (the server's "
+                    "address in the configured private network)")
+
+
+def host_ipv4s():
+    """This host's own IPv4 addresses (each interface's, SIOCGIFADDR; Linux)."""
+    import fcntl
+    import socket
+    import struct
+    found = set()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for _, name in socket.if_nameindex():
+            try:
+                answer = fcntl.ioctl(sock.fileno(), 0x8915, struct.pack(   # SIOCGIFADDR
+                    "256s", name.encode("utf-8")[:15]))
+            except (IOError, OSError):
+                continue            # an interface without an IPv4 address
+            found.add(socket.inet_ntoa(answer[20:24]))
+    finally:
+        sock.close()
+    return found
+
+
+def in_network(addresses, cidr):
+    """True when one of the addresses lies in cidr ("10.0.0.0/16"); None: not a network."""
+    import ipaddress
+    try:
+        network = ipaddress.ip_network(str(cidr), strict=False)
+    except ValueError:
+        return None
+    return any(ipaddress.ip_address(a) in network for a in addresses)
+
+
+def check_refs(checker, value, path):
+    """Cloud resources by id or name (Hetzner networks, firewalls): a non-empty list."""
+    if not value:
+        checker.add(path, "must name at least one (an id or a name)")
+    for index, item in enumerate(value):
+        check_ref(checker, item, "%s[%d]" % (path, index))
+
+
+def check_ref(checker, value, path):
+    """One cloud resource by id (a number, or its digits) or name."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        checker.add(path, "must be an id or a name, not %s" % type_name(value))
+    elif isinstance(value, int) and value <= 0 or isinstance(value, str) and not value.strip():
+        checker.add(path, "must be an id (a positive number) or a name")
+
+
 def safe_server_id(value):
     """A server id from an API as text fit for a URL path and a terminal, or None
     (ids of every API we speak are numbers, UUIDs or short [a-z0-9] names)."""
@@ -7722,6 +7776,13 @@ class CloudBackend(Backend):
                     raise
         return "<%s: not resolved: %s>" % (what, self.offline)
 
+    def task_configuration(self, task):
+        """The configuration a task was ordered from, as the config says now ({}: gone)."""
+        try:
+            return self.provider.config.by_id.get(task["config_id"]) or {}
+        except (ProviderError, AttributeError):
+            return {}
+
     def create_url(self):
         """Where the create goes (`order --dry-run` shows it)."""
         return self.api().base + self.SERVERS
@@ -8257,7 +8318,7 @@ class CloudInventory(object):
         report = self.backend.check_api([configuration])
         if self.backend.offline is None:
             lines += ["%s: %s" % ("ok" if ok else "FAIL", text) for ok, text in report]
-            lines += ["%s: %s" % ("ok" if ok else "FAIL", text)
+            lines += ["%s: %s" % ("warn" if ok == WARN else "ok" if ok else "FAIL", text)
                       for ok, text in self.backend.resolve(self.backend.api(), configuration)]
         else:
             lines.append("note: could not reach %s (%s): the request below is the one an "
@@ -8513,6 +8574,14 @@ class HetznerBackend(CloudBackend):
                       server_type=alternatives("string", Checker.nonempty),
                       image=("string", Checker.nonempty),
                       location=alternatives("string", Checker.nonempty))
+    # cluster networking (issue 27), in the backend (the default) or a configuration: the
+    # create body's networks, firewalls [{"firewall": id}], placement_group (hcloud-go
+    # hcloud/schema/server.go ServerCreateRequest, ServerCreateFirewalls)
+    CLUSTER = {"networks": ("array", check_refs), "firewalls": ("array", check_refs),
+               "placement_group": ("string or integer", check_ref),
+               "address": ("string", check_address)}
+    SETTINGS = dict(CloudBackend.SETTINGS, **CLUSTER)
+    PARAMETERS = dict(PARAMETERS, **CLUSTER)
     REQUIRED = ("server_type", "image")
     FALLBACKS = ("server_type", "location")
     # POST /servers answers once the server exists (it is listed at once): a lost answer's
@@ -8528,7 +8597,58 @@ class HetznerBackend(CloudBackend):
                 "labels": self.labels(task), "start_after_create": True}
         if configuration.get("location"):
             body["location"] = configuration["location"]
+        api = self.api() if self.offline is None else None
+        networks = self.cluster(configuration, "networks")
+        if networks:
+            body["networks"] = [self.ref_id(api, "networks", v) for v in networks]
+        firewalls = self.cluster(configuration, "firewalls")
+        if firewalls:
+            body["firewalls"] = [{"firewall": self.ref_id(api, "firewalls", v)}
+                                 for v in firewalls]
+        group = self.cluster(configuration, "placement_group")
+        if group is not None:
+            body["placement_group"] = self.ref_id(api, "placement_groups", group)
         return body
+
+    @classmethod
+    def validate_across(cls, settings, configurations, path, check):
+        CloudBackend.validate_across(settings, configurations, path, check)
+        for index, configuration in enumerate(configurations):
+            if (configuration.get("address", settings.get("address")) == "private"
+                    and not configuration.get("networks", settings.get("networks"))):
+                check.add("%s[%d]" % (path, index), "address \"private\" needs networks (the "
+                          "first one's address is the one the caller gets)")
+
+    def cluster(self, configuration, key):
+        """A cluster setting: the configuration's, else the backend's, else None."""
+        return configuration.get(key, self.settings.get(key))
+
+    def ref_id(self, api, collection, value):
+        """A network's, firewall's or placement group's id from its id or name (the list's
+        ?name= filter: hcloud-go hcloud/network.go NetworkListOpts, firewall.go
+        FirewallListOpts, placement_group.go PlacementGroupListOpts), looked up once per
+        backend (an order's worker); in a dry run with the cloud unreachable, a text."""
+        if isinstance(value, int) or str(value).isdigit():
+            return int(value)
+        what = "%s %s" % (collection[:-1].replace("_", " "), value)
+        cache = self.__dict__.setdefault("ref_ids", {})
+        if (collection, value) not in cache:
+            found = self.resolved(what, self.ref_lookup, api, collection, value)
+            if not isinstance(found, int):
+                return found
+            cache[(collection, value)] = found
+        return cache[(collection, value)]
+
+    def ref_lookup(self, api, collection, value):
+        answer = api.call("GET", "/" + collection, query={"name": value})
+        for item in self.field(answer, collection, "array", "GET /" + collection) or []:
+            if isinstance(item, dict) and item.get("name") == value and isinstance(
+                    item.get("id"), int):
+                return item["id"]
+        raise ProviderError(E_CONFIG, "%s has no %s named %s (GET /%s?name=%s found none): "
+                            "write its id or its exact name in the config" % (
+                                self.LABEL, collection[:-1].replace("_", " "),
+                                printable(value), collection, printable(value)))
 
     def find(self, api, task, attempts=RETRY_ATTEMPTS):
         selector = ",".join("%s=%s" % item for item in sorted(self.labels(task).items()))
@@ -8586,7 +8706,49 @@ class HetznerBackend(CloudBackend):
                                                      if known else "unknown to %s (write "
                                                      "one it lists in the config)"
                                                      % self.LABEL)))
+        return report + self.cluster_report(api, configuration)
+
+    def check(self, configurations, state):
+        report = CloudBackend.check(self, configurations, state)
+        if any(ok and text.endswith("accepts the token") for ok, text in report):
+            for configuration in configurations:
+                report.extend((ok, "configuration %s: %s" % (configuration["id"], text))
+                              for ok, text in self.cluster_report(self.api(), configuration))
         return report
+
+    def cluster_report(self, api, configuration):
+        """`check`, `order --dry-run`: the networks, firewalls and placement group named,
+        and with address "private" whether this master has an address in that network."""
+        report = []
+        refs = [("networks", v) for v in self.cluster(configuration, "networks") or []]
+        refs += [("firewalls", v) for v in self.cluster(configuration, "firewalls") or []]
+        group = self.cluster(configuration, "placement_group")
+        refs += [("placement_groups", group)] if group is not None else []
+        for collection, value in refs:
+            what = "%s %s" % (collection[:-1].replace("_", " "), value)
+            try:
+                self.ref_id(api, collection, value)
+                report.append((True, "%s: known to %s" % (what, self.LABEL)))
+            except ProviderError as exc:
+                report.append((False, "%s: %s" % (what, exc.message)))
+        if self.cluster(configuration, "address") == "private" and refs[:1]:
+            report.extend(self.private_report(api, refs[0][1]))
+        return report
+
+    def private_report(self, api, network):
+        try:
+            answer = api.call("GET", "/networks/%d" % self.ref_id(api, "networks", network))
+            cidr = (answer.get("network") or {}).get("ip_range")
+        except (ProviderError, AttributeError):
+            return []                   # said above
+        mine = host_ipv4s()
+        if in_network(mine, cidr):
+            return [(True, "address private: this master is in network %s (%s)" % (
+                network, cidr))]
+        return [(WARN, "address private: this master has no address in network %s (%s; its "
+                       "own: %s): the caller could not reach the servers; attach it to the "
+                       "network, or use address \"public\"" % (
+                           network, printable(str(cidr)), ", ".join(sorted(mine)) or "none"))]
 
     @staticmethod
     def known(api, path, collection, value):
@@ -8606,6 +8768,30 @@ class HetznerBackend(CloudBackend):
     def ipv4(self, server):
         public = self.field(server, "public_net", "object", "server") or {}
         return (self.field(public, "ipv4", "object", "server.public_net") or {}).get("ip")
+
+    def private_ips(self, server):
+        """[(network id, IPv4)] of the server's private networks (hcloud-go
+        hcloud/schema/server.go ServerPrivateNet: network, ip)."""
+        nets = self.field(server, "private_net", "array", "server") or []
+        return [(net.get("network"), net.get("ip")) for net in nets
+                if isinstance(net, dict) and isinstance(net.get("ip"), str)]
+
+    def public_address(self, api, task, server):
+        """The address the caller gets: the public IPv4, or with address "private" the
+        IPv4 in the first configured network; the task keeps every IPv4 (ipv4_all)."""
+        public = self.ipv4(server)
+        private = self.private_ips(server)
+        data = dict(task["data"], ipv4_all=[a for a in [public] + [ip for _, ip in private]
+                                            if a])
+        configuration = self.task_configuration(task)
+        if self.cluster(configuration, "address") != "private":
+            return public, data
+        networks = self.cluster(configuration, "networks") or []
+        if not networks:
+            return None, data
+        wanted = self.ref_id(api, "networks", networks[0])
+        found = [ip for network, ip in private if network == wanted]
+        return (found[0] if found else None), data
 
     def error_text(self, answer):
         """Never raises: a body not in Hetzner's shape (a proxy's 502 page, an empty

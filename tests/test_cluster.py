@@ -1,0 +1,114 @@
+# -*- coding: utf-8 -*-
+"""Cluster networking (issue 27) against the fakes: private networks, firewalls and
+placement reach the create body in the API's own shape (the fakes name the
+definitions each field comes from), the task keeps every IPv4 of its server, and
+`address: private` hands the caller the server's address in the configured network,
+the one readiness uses as well."""
+
+import json
+import unittest
+
+from helpers.cloudbase import CloudHome, provider
+from helpers.fakecloud import FakeHetzner
+
+
+class HetznerClusterTest(CloudHome, unittest.TestCase):
+    FAKE = FakeHetzner
+    TYPE = "hetzner"
+    LABEL = "Hetzner"
+    CONFIGURATION = {"server_type": "cx22", "image": "ubuntu-24.04", "location": "fsn1"}
+
+    def create_body(self):
+        [create] = self.api.create_requests()
+        return create["body"]
+
+    def test_networks_firewalls_and_placement_reach_the_create_body_as_ids(self):
+        # names and ids, backend-wide and per configuration (the configuration's win)
+        self.configure({"firewalls": ["bx-ssh", 2]}, networks=["bx-net", "2"],
+                       firewalls=["bx-web"], placement_group="bx-spread")
+        task_id = self.order()
+        body = self.create_body()
+        self.assertEqual(body["networks"], [1, 2])
+        self.assertEqual(body["firewalls"], [{"firewall": 1}, {"firewall": 2}])
+        self.assertEqual(body["placement_group"], 1)
+        answer = self.finished(task_id)
+        self.assertEqual(answer["server"], "127.0.0.1")          # address public: the default
+        data = self.home.state()["tasks"][task_id]["data"]
+        server_id = data["server_id"]
+        self.assertEqual(data["ipv4_all"], ["127.0.0.1", "10.0.0.%s" % server_id,
+                                            "10.0.0.%s" % server_id])
+        looked = [(r["path"], r["query"].get("name")) for r in self.api.requests_for("GET")
+                  if r["query"].get("name")]
+        self.assertEqual(sorted(looked), [("/firewalls", ["bx-ssh"]), ("/networks", ["bx-net"]),
+                                          ("/placement_groups", ["bx-spread"])])
+
+    def test_without_cluster_settings_the_body_has_none_of_them(self):
+        self.finished(self.order())
+        body = self.create_body()
+        for key in ("networks", "firewalls", "placement_group"):
+            self.assertNotIn(key, body)
+
+    def test_address_private_gives_the_caller_the_address_in_the_network(self):
+        # the public address answers nothing here: only the private one can get ready
+        self.api.ipv4 = "203.0.113.5"
+        self.api.private_ip = "127.0.0.1"
+        self.configure(networks=["bx-net"], address="private")
+        task_id = self.order()
+        answer = self.finished(task_id)
+        self.assertEqual(answer["server"], "127.0.0.1")
+        task = self.home.state()["tasks"][task_id]
+        self.assertEqual(task["server"], "127.0.0.1")
+        self.assertEqual(task["data"]["ipv4_all"], ["203.0.113.5", "127.0.0.1"])
+        self.assertIn("203.0.113.5", self.run_plugin("servers").text)
+
+    def test_a_name_not_found_is_a_clear_error(self):
+        self.configure(firewalls=["bx-ssh", "no-such-fw"])
+        result = self.run_plugin("order", "1")
+        message = result.json.get("error_message") or ""
+        if not message:        # the worker took it: the task says it
+            answer = self.poll(result.json["task_id"])[-1]
+            self.assertEqual(answer["status"], "error")
+            message = answer["message"]
+        self.assertIn("Hetzner has no firewall named no-such-fw (GET /firewalls?name="
+                      "no-such-fw found none)", message)
+        self.assertEqual(self.api.create_requests(), [])
+
+    def test_the_settings_are_checked(self):
+        self.configure(networks=[], firewalls=[True], placement_group=0, address="internal")
+        message = self.run_plugin("configs").json["error_message"]
+        for text in ("$.backend.networks: must name at least one",
+                     "$.backend.firewalls[0]: must be an id or a name, not boolean",
+                     "$.backend.placement_group: must be an id (a positive number) or a name",
+                     '$.backend.address: must be "public" (the default) or "private"'):
+            self.assertIn(text, message)
+        self.configure({"address": "private"})
+        self.assertIn('$.configurations[0]: address "private" needs networks',
+                      self.run_plugin("configs").json["error_message"])
+
+    def test_check_and_dry_run_name_them_and_warn_of_an_unreachable_network(self):
+        self.configure({"networks": ["bx-net"], "address": "private"},
+                       firewalls=["no-such-fw"])
+        text = self.run_plugin("check").text
+        self.assertIn("configuration 1: network bx-net: known to Hetzner", text)
+        self.assertIn("configuration 1: firewall no-such-fw: Hetzner has no firewall named "
+                      "no-such-fw", text)
+        if not provider.in_network(provider.host_ipv4s(), "10.0.0.0/16"):
+            self.assertIn("address private: this master has no address in network bx-net "
+                          "(10.0.0.0/16", text)
+        self.configure({"networks": ["loop-net"], "address": "private"},
+                       firewalls=["bx-ssh"], placement_group=1)
+        text = self.run_plugin("check").text
+        self.assertIn("configuration 1: address private: this master is in network loop-net "
+                      "(127.0.0.0/8)", text)
+        result = self.run_plugin("order", "1", "--dry-run")
+        self.assertEqual(result.code, 0, result)
+        self.assertIn('"networks": [\n', result.text)
+        body = result.text[result.text.index("{", result.text.index("POST ")):]
+        body = json.JSONDecoder().raw_decode(body)[0]
+        self.assertEqual((body["networks"], body["firewalls"], body["placement_group"]),
+                         ([3], [{"firewall": 1}], 1))
+        self.assertEqual(self.api.create_requests(), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
