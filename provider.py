@@ -9873,6 +9873,16 @@ def check_metadata_url(checker, value, path):
         check_api_url(checker, value, path)      # only the metadata service itself is http
 
 
+def check_yandex_ids(checker, value, path):
+    """A non-empty list of Yandex Cloud ids (security groups)."""
+    if not value:
+        checker.add(path, "must name at least one id")
+    for index, item in enumerate(value):
+        where = "%s[%d]" % (path, index)
+        if checker.is_a(item, "string", where):
+            check_yandex_name(checker, item, where)
+
+
 def check_subnets(checker, value, path):
     """A subnet id, or {zone id: subnet id} for a configuration that lists zones."""
     if isinstance(value, str):
@@ -10035,6 +10045,14 @@ class YandexBackend(CloudBackend):
                     compute_url=("string", check_api_url),
                     operation_url=("string", check_api_url),
                     vpc_url=("string", check_api_url), **YandexIAMToken.SETTINGS)
+    # cluster networking (issue 27), backend-wide or per configuration: the interface's
+    # securityGroupIds, placementPolicy.placementGroupId (yandex-cloud/cloudapi
+    # yandex/cloud/compute/v1/instance_service.proto NetworkInterfaceSpec, instance.proto
+    # PlacementPolicy); address private: primaryV4Address.address
+    CLUSTER = {"security_group_ids": ("array", check_yandex_ids),
+               "placement_group_id": ("string", check_yandex_name),
+               "address": ("string", check_address)}
+    SETTINGS = dict(SETTINGS, **CLUSTER)
     DEFAULTS = {"platform_id": "standard-v3", "cores": 2, "memory_gb": 2, "core_fraction": 100,
                 "disk_gb": 20, "disk_type": "network-ssd", "image_folder_id": "standard-images"}
     PARAMETERS = dict(CloudBackend.PARAMETERS, cores=("integer", Checker.positive),
@@ -10044,8 +10062,8 @@ class YandexBackend(CloudBackend):
                       zone_id=alternatives("string", check_yandex_name),
                       platform_id=alternatives("string", check_yandex_name),
                       subnet_id=("string or object", check_subnets),
-                      **dict((key, ("string", check_yandex_name)) for key in (
-                          "disk_type", "image_id", "image_family", "image_folder_id")))
+                      **dict(CLUSTER, **dict((key, ("string", check_yandex_name)) for key in (
+                          "disk_type", "image_id", "image_family", "image_folder_id"))))
     REQUIRED = ("zone_id", "subnet_id")
     FALLBACKS = ("platform_id", "zone_id")
     # the create's Operation names the instance at once and the instance is listed from
@@ -10115,16 +10133,38 @@ class YandexBackend(CloudBackend):
                 "imageId": configuration.get("image_id") or self.resolved(
                     "image family %s" % configuration.get("image_family"), self.image_id,
                     configuration)}
-        return {"folderId": self.folder_id, "name": task["data"]["name"],
+        interface = {"subnetId": self.subnet_id(configuration),
+                     "primaryV4AddressSpec": {"oneToOneNatSpec": {"ipVersion": "IPV4"}}}
+        if self.cluster(configuration, "security_group_ids"):
+            interface["securityGroupIds"] = list(self.cluster(configuration,
+                                                              "security_group_ids"))
+        body = {"folderId": self.folder_id, "name": task["data"]["name"],
                 "labels": self.labels(task), "zoneId": configuration["zone_id"],
                 "platformId": get("platform_id"),
                 "resourcesSpec": {"memory": str(int(get("memory_gb") * GIB)),
                                   "cores": get("cores"), "coreFraction": get("core_fraction")},
                 "metadata": {"user-data": user_data},
                 "bootDiskSpec": {"autoDelete": True, "diskSpec": disk},
-                "networkInterfaceSpecs": [{"subnetId": self.subnet_id(configuration),
-                                           "primaryV4AddressSpec": {
-                                               "oneToOneNatSpec": {"ipVersion": "IPV4"}}}]}
+                "networkInterfaceSpecs": [interface]}
+        if self.cluster(configuration, "placement_group_id"):
+            body["placementPolicy"] = {
+                "placementGroupId": self.cluster(configuration, "placement_group_id")}
+        return body
+
+    def cluster(self, configuration, key):
+        """A cluster setting: the configuration's, else the backend's, else None."""
+        return configuration.get(key, self.settings.get(key))
+
+    def public_address(self, api, task, server):
+        """The public (one-to-one NAT) IPv4, or with address "private" the interface's
+        primaryV4Address; the task keeps both (ipv4_all)."""
+        public = self.ipv4(server)
+        private = dig(server, "networkInterfaces", 0, "primaryV4Address", "address")
+        private = private if isinstance(private, str) else None
+        data = dict(task["data"], ipv4_all=[a for a in (public, private) if a])
+        if self.cluster(self.task_configuration(task), "address") == "private":
+            return private, data
+        return public, data
 
     def created(self, operation):
         """The create's answer is an Operation naming the instance it makes."""
@@ -10318,6 +10358,13 @@ class YandexBackend(CloudBackend):
         if subnet.get("zoneId") != zone:
             return False, "%s is in zone %s (name a subnet of zone %s: `yc vpc subnet list`)" % (
                 text, printable(str(subnet.get("zoneId"))), zone)
+        if self.cluster(configuration, "address") == "private" and isinstance(blocks, list):
+            mine = host_ipv4s()
+            if not any(in_network(mine, block) for block in blocks):
+                return WARN, ("%s; address private: this master has no address in it (its "
+                              "own: %s): the caller could not reach the servers; put it in "
+                              "the network, or use address \"public\"" % (
+                                  text, ", ".join(sorted(mine)) or "none"))
         return True, text
 
 

@@ -10,6 +10,7 @@ import unittest
 
 from helpers.cloudbase import CloudHome, provider
 from helpers.fakecloud import FakeHetzner
+from test_backend_yandex import YandexHome
 
 
 class HetznerClusterTest(CloudHome, unittest.TestCase):
@@ -108,6 +109,43 @@ class HetznerClusterTest(CloudHome, unittest.TestCase):
         self.assertEqual((body["networks"], body["firewalls"], body["placement_group"]),
                          ([3], [{"firewall": 1}], 1))
         self.assertEqual(self.api.create_requests(), [])
+
+
+class YandexClusterTest(YandexHome, CloudHome, unittest.TestCase):
+    def test_security_groups_and_placement_reach_the_create_body(self):
+        self.configure({"placement_group_id": "fd8pg00000000000001"},
+                       security_group_ids=["enpsg0000000000000a", "enpsg0000000000000b"])
+        task_id = self.order()
+        [create] = self.api.create_requests()
+        body = create["body"]
+        self.assertEqual(body["networkInterfaceSpecs"][0]["securityGroupIds"],
+                         ["enpsg0000000000000a", "enpsg0000000000000b"])
+        self.assertEqual(body["placementPolicy"], {"placementGroupId": "fd8pg00000000000001"})
+        self.assertEqual(self.finished(task_id)["server"], "127.0.0.1")
+        self.assertEqual(self.home.state()["tasks"][task_id]["data"]["ipv4_all"],
+                         ["127.0.0.1", "10.128.0.24"])
+
+    def test_address_private_gives_the_caller_the_subnets_address(self):
+        self.api.ipv4 = "203.0.113.5"       # the public one answers nothing here
+        self.api.private_ip = "127.0.0.1"
+        self.configure({"address": "private"})
+        task_id = self.order()
+        self.assertEqual(self.finished(task_id)["server"], "127.0.0.1")
+        self.assertEqual(self.home.state()["tasks"][task_id]["data"]["ipv4_all"],
+                         ["203.0.113.5", "127.0.0.1"])
+
+    def test_check_warns_when_this_master_is_not_in_the_subnet(self):
+        self.configure({"address": "private"})
+        text = self.run_plugin("check").text
+        if not provider.in_network(provider.host_ipv4s(), "10.128.0.0/24"):
+            self.assertIn("subnet %s (default-ru-central1-a, 10.128.0.0/24); address private: "
+                          "this master has no address in it" % self.api.SUBNET, text)
+
+    def test_the_settings_are_checked(self):
+        self.configure(security_group_ids=[], address="lan")
+        message = self.run_plugin("configs").json["error_message"]
+        self.assertIn("$.backend.security_group_ids: must name at least one id", message)
+        self.assertIn('$.backend.address: must be "public"', message)
 
 
 if __name__ == "__main__":
