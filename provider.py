@@ -9129,6 +9129,16 @@ def check_security_groups(checker, value, path):
             checker.add(where, "must be a security group's name (1 to 255 characters)")
 
 
+def check_network_ids(checker, value, path):
+    """More networks for a server (Neutron network ids)."""
+    if not value:
+        checker.add(path, "must name at least one network id")
+    for index, item in enumerate(value):
+        where = "%s[%d]" % (path, index)
+        if checker.is_a(item, "string", where) and not item.strip():
+            checker.add(where, "must not be empty")
+
+
 def check_microversion(checker, value, path):
     """A Nova microversion ("2.67", "latest"): it goes into a request header."""
     import re
@@ -9162,6 +9172,8 @@ class OpenStackBackend(CloudBackend):
                     network_url=("string", check_api_url), image_url=("string", check_api_url),
                     compute_microversion=("string", check_microversion),
                     security_groups=("array", check_security_groups),
+                    server_group=("string", Checker.nonempty),
+                    networks=("array", check_network_ids), address=("string", check_address),
                     **KeystoneToken.SETTINGS)
     PARAMETERS = dict(CloudBackend.PARAMETERS, flavor=alternatives("string", Checker.nonempty),
                       image=("string", Checker.nonempty), network_id=("string", Checker.nonempty),
@@ -9169,7 +9181,10 @@ class OpenStackBackend(CloudBackend):
                       volume_size=("integer", Checker.positive),
                       volume_type=("string", Checker.nonempty),
                       floating_network_id=("string", Checker.nonempty),
-                      security_groups=("array", check_security_groups))
+                      security_groups=("array", check_security_groups),
+                      # cluster networking (issue 27): more networks, a server group
+                      server_group=("string", Checker.nonempty),
+                      networks=("array", check_network_ids), address=("string", check_address))
     REQUIRED = ("flavor", "image")
     FALLBACKS = ("flavor", "availability_zone")
     # Nova's api-ref "Server status": ERROR and the deleted ones are final; the ones in
@@ -9332,6 +9347,10 @@ class OpenStackBackend(CloudBackend):
                   "user_data": base64.b64encode(user_data.encode("utf-8")).decode("ascii")}
         network = configuration.get("network_id", "auto")
         server["networks"] = network if network in ("auto", "none") else [{"uuid": network}]
+        more = self.cluster(configuration, "networks")
+        if more:            # nova schemas/servers.py: a list of {"uuid": ...}
+            server["networks"] = [{"uuid": n} for n in more] if network in (
+                "auto", "none") else server["networks"] + [{"uuid": n} for n in more]
         if configuration.get("availability_zone"):
             server["availability_zone"] = configuration["availability_zone"]
         groups = self.security_groups(configuration)
@@ -9348,7 +9367,53 @@ class OpenStackBackend(CloudBackend):
             server["block_device_mapping_v2"] = [volume]
         else:
             server["imageRef"] = image
-        return {"server": server}
+        body = {"server": server}
+        group = self.cluster(configuration, "server_group")
+        if group:           # nova schemas/servers.py: os:scheduler_hints beside server
+            body["os:scheduler_hints"] = {"group": self.resolved(
+                "server group %s" % group, self.server_group_id, api, group)}
+        return body
+
+    def cluster(self, configuration, key):
+        """A cluster setting: the configuration's, else the backend's, else None."""
+        return configuration.get(key, self.settings.get(key))
+
+    def server_group_id(self, api, group):
+        """A server group's id from its id or name: GET /os-server-groups has no name
+        filter (nova api-ref "List Server Groups"), so the list is read and matched."""
+        groups = self.field(api.call("GET", "/os-server-groups"), "server_groups", "array",
+                            "GET /os-server-groups") or []
+        for key in ("id", "name"):
+            for item in groups:
+                if isinstance(item, dict) and item.get(key) == group and item.get("id"):
+                    return item["id"]
+        raise ProviderError(E_CONFIG, "%s has no server group %s (GET /os-server-groups "
+                            "lists %s)" % (self.LABEL, printable(group), ", ".join(sorted(
+                                printable(str(g.get("name")), 40) for g in groups
+                                if isinstance(g, dict))[:30]) or "none"))
+
+    def private_address(self, server, configuration):
+        """The IPv4 in the first of networks, else network_id, found in addresses under
+        that network's name as Neutron names it (GET /v2.0/networks/ID); None: none yet."""
+        network = (self.cluster(configuration, "networks") or [None])[0] or configuration.get(
+            "network_id")
+        if not network or network in ("auto", "none"):
+            return None
+        cache = self.__dict__.setdefault("network_names", {})
+        if network not in cache:
+            answer = self.service("network", "v2.0").call("GET", "/networks/%s" % urllib_quote(
+                network))
+            cache[network] = (answer.get("network") or {}).get("name")
+        entries = (server.get("addresses") or {}).get(cache[network]) or []
+        found = [e.get("addr") for e in entries if isinstance(e, dict) and e.get("version") == 4
+                 and e.get("OS-EXT-IPS:type") != "floating"]
+        return found[0] if found else None
+
+    def all_ipv4(self, server):
+        addresses = server.get("addresses") if isinstance(server.get("addresses"), dict) else {}
+        return [e["addr"] for entries in addresses.values() if isinstance(entries, list)
+                for e in entries if isinstance(e, dict) and e.get("version") == 4
+                and isinstance(e.get("addr"), str)]
 
     def security_groups(self, configuration):
         """The configuration's security_groups, else the backend's, else []."""
@@ -9432,6 +9497,10 @@ class OpenStackBackend(CloudBackend):
     def public_address(self, api, task, server):
         """With floating_network_id: a floating IP on the server's port, made once
         (a lost answer is found again by the port)."""
+        task = dict(task, data=dict(task["data"], ipv4_all=self.all_ipv4(server)))
+        configuration = self.task_configuration(task)
+        if self.cluster(configuration, "address") == "private":
+            return self.private_address(server, configuration), task["data"]
         configuration_network = task["data"].get("floating_network_id")
         if not configuration_network:
             return self.ipv4(server), task["data"]

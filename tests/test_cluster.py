@@ -9,6 +9,8 @@ import json
 import unittest
 
 from helpers.cloudbase import CloudHome, provider
+from helpers.fake_openstack import (DOMAIN, EXT_NET, PRIVATE_NET, PROJECT, USER,
+                                    FakeOpenStack)
 from helpers.fakecloud import FakeHetzner
 from test_backend_yandex import YandexHome
 
@@ -146,6 +148,50 @@ class YandexClusterTest(YandexHome, CloudHome, unittest.TestCase):
         message = self.run_plugin("configs").json["error_message"]
         self.assertIn("$.backend.security_group_ids: must name at least one id", message)
         self.assertIn('$.backend.address: must be "public"', message)
+
+
+class OpenStackClusterTest(CloudHome, unittest.TestCase):
+    FAKE = FakeOpenStack
+    TYPE = "openstack"
+    LABEL = "OpenStack"
+    CONFIGURATION = {"flavor": "SL1.1-2048", "image": "Ubuntu 22.04 LTS 64-bit"}
+    SETTINGS = {"username": USER, "user_domain_name": DOMAIN, "project_name": PROJECT}
+    RENAME = {"token_file": "password_file", "token_env": "password_env",
+              "api_url": "auth_url"}
+    FIRST_REQUEST = "POST /auth/tokens"
+
+    def test_networks_and_the_server_group_reach_the_create_body(self):
+        self.configure({"network_id": PRIVATE_NET, "networks": [EXT_NET]},
+                       server_group="bx-spread")
+        task_id = self.order()
+        [create] = self.api.create_requests()
+        self.assertEqual(create["body"]["server"]["networks"],
+                         [{"uuid": PRIVATE_NET}, {"uuid": EXT_NET}])
+        self.assertEqual(create["body"]["os:scheduler_hints"],
+                         {"group": self.api.server_groups[0]["id"]})
+        self.assertEqual(self.finished(task_id)["server"], "127.0.0.1")
+        self.assertEqual(sorted(self.home.state()["tasks"][task_id]["data"]["ipv4_all"]),
+                         ["127.0.0.1", "192.168.0.10"])
+
+    def test_address_private_gives_the_caller_the_address_in_that_network(self):
+        self.api.ipv4 = "203.0.113.5"       # the public one answers nothing here
+        self.api.fixed_ip = "127.0.0.1"     # the fixed address, in the network "private"
+        self.configure({"network_id": PRIVATE_NET, "address": "private"})
+        task_id = self.order()
+        self.assertEqual(self.finished(task_id)["server"], "127.0.0.1")
+        self.assertEqual(sorted(self.home.state()["tasks"][task_id]["data"]["ipv4_all"]),
+                         ["127.0.0.1", "203.0.113.5"])
+
+    def test_a_server_group_not_found_is_a_clear_error(self):
+        self.configure({"network_id": PRIVATE_NET}, server_group="no-such-group")
+        result = self.run_plugin("order", "1")
+        message = result.json.get("error_message") or ""
+        if not message:
+            answer = self.poll(result.json["task_id"])[-1]
+            message = answer["message"]
+        self.assertIn("OpenStack has no server group no-such-group (GET /os-server-groups "
+                      "lists bx-spread)", message)
+        self.assertEqual(self.api.create_requests(), [])
 
 
 if __name__ == "__main__":
