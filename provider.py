@@ -8832,6 +8832,13 @@ class TimewebBackend(CloudBackend):
                       preset_id=alternatives("integer", Checker.positive),
                       os_id=("integer", Checker.positive), image_id=("string", Checker.nonempty),
                       availability_zone=alternatives("string", Checker.nonempty))
+    # cluster networking (issue 27), backend-wide or per configuration: the VPC the server
+    # joins, the create body's network {id, local_ip} (timeweb-cloud/sdk-go api/openapi.yaml
+    # create_server_network); address private: its "local" network's IPv4 (vds_networks_inner)
+    CLUSTER = {"network_id": ("string", Checker.nonempty),
+               "local_ip": ("string", Checker.nonempty), "address": ("string", check_address)}
+    SETTINGS = dict(CloudBackend.SETTINGS, **CLUSTER)
+    PARAMETERS = dict(PARAMETERS, **CLUSTER)
     REQUIRED = ("preset_id",)
     FALLBACKS = ("preset_id", "availability_zone")
     FAILED = ("removing", "removed", "blocked", "permanent_blocked", "no_paid")
@@ -8857,7 +8864,49 @@ class TimewebBackend(CloudBackend):
         for key in ("os_id", "image_id", "availability_zone"):
             if key in configuration:
                 body[key] = configuration[key]
+        if self.cluster(configuration, "network_id"):
+            body["network"] = {"id": self.cluster(configuration, "network_id")}
+            if self.cluster(configuration, "local_ip"):
+                body["network"]["local_ip"] = self.cluster(configuration, "local_ip")
         return body
+
+    @classmethod
+    def validate_across(cls, settings, configurations, path, check):
+        CloudBackend.validate_across(settings, configurations, path, check)
+        for index, configuration in enumerate(configurations):
+            def get(key):
+                return configuration.get(key, settings.get(key))
+            if not get("network_id") and (get("address") == "private" or get("local_ip")):
+                check.add("%s[%d]" % (path, index), "address \"private\" and local_ip need "
+                          "network_id (the VPC the server joins)")
+
+    def cluster(self, configuration, key):
+        """A cluster setting: the configuration's, else the backend's, else None."""
+        return configuration.get(key, self.settings.get(key))
+
+    def local_ips(self, server):
+        """[(network id, IPv4)] of the server's "local" networks (its VPCs)."""
+        found = []
+        for net in self.field(server, "networks", "array", "server") or []:
+            if not isinstance(net, dict) or net.get("type") != "local":
+                continue
+            for ip in net.get("ips") if isinstance(net.get("ips"), list) else []:
+                if isinstance(ip, dict) and ip.get("type") == "ipv4" and isinstance(
+                        ip.get("ip"), str):
+                    found.append((net.get("id"), ip["ip"]))
+        return found
+
+    def public_address(self, api, task, server):
+        """The public IPv4, or with address "private" the one in network_id's VPC; the
+        task keeps every IPv4 (ipv4_all)."""
+        public, local = self.ipv4(server), self.local_ips(server)
+        data = dict(task["data"], ipv4_all=[a for a in [public] + [ip for _, ip in local] if a])
+        configuration = self.task_configuration(task)
+        if self.cluster(configuration, "address") != "private":
+            return public, data
+        wanted = self.cluster(configuration, "network_id")
+        found = [ip for network, ip in local if network == wanted]
+        return (found[0] if found else None), data
 
     def all_servers(self, api, attempts=RETRY_ATTEMPTS):
         """Every server of the account. No server-side filter: pages through them

@@ -11,7 +11,7 @@ import unittest
 from helpers.cloudbase import CloudHome, provider
 from helpers.fake_openstack import (DOMAIN, EXT_NET, PRIVATE_NET, PROJECT, USER,
                                     FakeOpenStack)
-from helpers.fakecloud import FakeHetzner
+from helpers.fakecloud import FakeHetzner, FakeTimeweb
 from test_backend_yandex import YandexHome
 
 
@@ -192,6 +192,35 @@ class OpenStackClusterTest(CloudHome, unittest.TestCase):
         self.assertIn("OpenStack has no server group no-such-group (GET /os-server-groups "
                       "lists bx-spread)", message)
         self.assertEqual(self.api.create_requests(), [])
+
+
+class TimewebClusterTest(CloudHome, unittest.TestCase):
+    FAKE = FakeTimeweb
+    TYPE = "timeweb"
+    LABEL = "Timeweb"
+    CONFIGURATION = {"preset_id": 2451, "os_id": 79}
+    NET = "network-2fe8ab6ed82949d09d3db230337254a8"
+
+    def test_the_vpc_reaches_the_create_body(self):
+        self.configure({"local_ip": "192.168.0.9"}, network_id=self.NET)
+        task_id = self.order()
+        [create] = self.api.create_requests()
+        self.assertEqual(create["body"]["network"], {"id": self.NET, "local_ip": "192.168.0.9"})
+        self.assertEqual(self.finished(task_id)["server"], "127.0.0.1")
+        self.assertEqual(self.home.state()["tasks"][task_id]["data"]["ipv4_all"],
+                         ["127.0.0.1", "192.168.0.9"])
+
+    def test_address_private_gives_the_caller_the_vpc_address(self):
+        self.api.ipv4 = "203.0.113.5"       # the public one answers nothing here
+        self.api.private_ip = "127.0.0.1"
+        self.configure({"address": "private"}, network_id=self.NET)
+        task_id = self.order()
+        self.assertEqual(self.finished(task_id)["server"], "127.0.0.1")
+
+    def test_address_private_needs_a_network(self):
+        self.configure({"address": "private"})
+        self.assertIn('$.configurations[0]: address "private" and local_ip need network_id',
+                      self.run_plugin("configs").json["error_message"])
 
 
 if __name__ == "__main__":

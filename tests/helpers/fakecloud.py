@@ -942,6 +942,7 @@ class FakeTimeweb(_FakeAPI):
 
     def __init__(self, delete_needs_confirmation=False, **kw):
         _FakeAPI.__init__(self, **kw)
+        self.private_ip = "192.168.0.4"     # a server's IPv4 in the VPC a create named
         self.delete_needs_confirmation = delete_needs_confirmation
 
     def error_body(self, status, code, message, details=None):
@@ -994,8 +995,13 @@ class FakeTimeweb(_FakeAPI):
             "avatar_id": None, "vnc_pass": "vnc" + uuid.uuid4().hex[:8],
             "root_pass": rec["root_password"],
             "image": {"id": req["image_id"]} if req.get("image_id") else None,
+            # vds_networks_inner: a VPC the create named is a "local" network with its id
             "networks": [{"type": "public", "ips": ips, "is_ddos_guard": False,
-                          "bandwidth": 200}],
+                          "bandwidth": 200}] + ([{
+                              "type": "local", "id": req["network"]["id"], "ips": [{
+                                  "ip": req["network"].get("local_ip") or self.private_ip,
+                                  "type": "ipv4", "is_main": True}]}]
+                              if req.get("network") else []),
             "cloud_init": req.get("cloud_init"), "is_qemu_agent": True,
             "availability_zone": req.get("availability_zone") or "spb-3",
         }
@@ -1082,6 +1088,11 @@ class FakeTimeweb(_FakeAPI):
             return self._bad("cloud_init must be a string")
         if "availability_zone" in body and body["availability_zone"] not in _TW_ZONES:
             return self._bad("availability_zone must be one of " + ", ".join(_TW_ZONES))
+        # create_server_network: {id, floating_ip, local_ip, ip (deprecated), ...}
+        network = body.get("network", {})
+        if not isinstance(network, dict) or not all(isinstance(network.get(k, ""), str)
+                                                    for k in ("id", "local_ip")):
+            return self._bad("network must be an object with id and local_ip strings")
         if self.unique_names and any(r["name"] == name for r in self.servers.values()):
             return _Answer(409, self.error_body(409, "conflict",  # GUESS: code not documented
                                                 "Server with this name already exists"))
