@@ -9727,7 +9727,38 @@ class OpenStackBackend(CloudBackend):
             if network and network not in ("auto", "none"):
                 lines.append(self.looked_up("%s %s" % (key, network), self.network_name,
                                             network))
+        for network in self.cluster(configuration, "networks") or []:
+            lines.append(self.looked_up("networks: %s" % network, self.network_name, network))
+        group = self.cluster(configuration, "server_group")
+        if group:
+            lines.append(self.looked_up("server_group %s" % group, self.server_group_id,
+                                        api, group))
+        if self.cluster(configuration, "address") == "private":
+            lines.extend(self.private_report(configuration))
         return lines
+
+    def private_report(self, configuration):
+        """address private: is this master in one of the network's subnets (Neutron
+        GET /v2.0/subnets?network_id=: subnets[].cidr)?"""
+        network = (self.cluster(configuration, "networks") or [None])[0] or configuration.get(
+            "network_id")
+        if not network or network in ("auto", "none"):
+            return [(False, "address private: name the network (network_id or networks)")]
+        try:
+            answer = self.service("network", "v2.0").call(
+                "GET", "/subnets", query={"network_id": network}, attempts=2)
+        except ProviderError as exc:
+            return [(False, "address private: the subnets of %s: %s" % (network, exc.message))]
+        cidrs = [str(item.get("cidr")) for item in answer.get("subnets") or []
+                 if isinstance(item, dict) and item.get("ip_version") == 4]
+        mine = host_ipv4s()
+        if any(in_network(mine, cidr) for cidr in cidrs):
+            return [(True, "address private: this master is in network %s (%s)" % (
+                network, ", ".join(cidrs)))]
+        return [(WARN, "address private: this master has no address in network %s (%s; its "
+                       "own: %s): the caller could not reach the servers" % (
+                           network, printable(", ".join(cidrs) or "no IPv4 subnet"),
+                           ", ".join(sorted(mine)) or "none"))]
 
     @staticmethod
     def looked_up(what, look_up, *args):

@@ -182,6 +182,19 @@ class OpenStackClusterTest(CloudHome, unittest.TestCase):
         self.assertEqual(sorted(self.home.state()["tasks"][task_id]["data"]["ipv4_all"]),
                          ["127.0.0.1", "203.0.113.5"])
 
+    def test_check_names_them_and_warns_of_an_unreachable_network(self):
+        self.configure({"network_id": PRIVATE_NET, "address": "private"},
+                       server_group="bx-spread", security_groups=["ssh"])
+        text = self.run_plugin("check").text
+        self.assertIn("configuration 1: server_group bx-spread is 5e1f0000-", text)
+        if not provider.in_network(provider.host_ipv4s(), "192.168.0.0/24"):
+            self.assertIn("configuration 1: address private: this master has no address in "
+                          "network %s (192.168.0.0/24" % PRIVATE_NET, text)
+        self.configure({"network_id": PRIVATE_NET, "networks": [EXT_NET],
+                        "address": "private"}, security_groups=["ssh"])
+        self.assertIn("configuration 1: address private: this master is in network %s "
+                      "(127.0.0.0/8)" % EXT_NET, self.run_plugin("check").text)
+
     def test_a_server_group_not_found_is_a_clear_error(self):
         self.configure({"network_id": PRIVATE_NET}, server_group="no-such-group")
         result = self.run_plugin("order", "1")

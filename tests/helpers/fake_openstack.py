@@ -163,6 +163,17 @@ class FakeNeutron(_Service):
                                                     "Floating IP %s could not be found"
                                                     % found.group(1)))
             return _Answer(204)
+        if path == "/subnets" and method == "GET":
+            # neutron api-ref "List subnets": ?network_id= filters; {"subnets": [{id,
+            # network_id, ip_version, cidr, ...}]}
+            subnets = [{"id": "5b0e0000-0000-4000-8000-00000000000%d" % n, "network_id": net,
+                        "ip_version": 4, "cidr": cidr, "name": name}
+                       for n, (net, cidr, name) in enumerate((
+                           (PRIVATE_NET, "192.168.0.0/24", "private-subnet"),
+                           (EXT_NET, "127.0.0.0/8", "external-subnet")))]
+            wanted = query.get("network_id", [None])[0]
+            return _Answer(200, {"subnets": [s for s in subnets
+                                             if wanted is None or s["network_id"] == wanted]})
         found = re.match(r"^/networks/([^/]+)$", path)
         if found and method == "GET":
             name = {EXT_NET: "external-network", PRIVATE_NET: "private"}.get(found.group(1))
