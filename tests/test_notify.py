@@ -290,6 +290,23 @@ class HetznerNotifyTest(CloudHome, HookFiles, unittest.TestCase):
             self.assertNotIn(TOKEN.encode(), handle.read())
         self.assertEqual(len(self.events()), 2)
 
+    def test_a_server_left_when_on_failure_becomes_keep_is_told_as_given_up(self):
+        self.configure(top=self.top, ssh_port=closed_port(), ready_timeout=0.3)
+        self.api.fail_next(403, count=1000, method="DELETE")    # no delete gets through
+        task_id = self.order()
+        self.poll(task_id, limit=100)
+        self.hook_ended(self.home, task_id, "error")
+        self.configure(top=self.top, ssh_port=closed_port(), ready_timeout=0.3,
+                       on_failure="keep")
+        wait_for(lambda: self.ok("order_status", task_id) and
+                 "server_given_up" in self.home.state()["tasks"][task_id].get("notified", []),
+                 what="the cleanup worker to give the server up")
+        self.hook_ended(self.home, task_id, "server_given_up")
+        events = self.events()
+        self.assertEqual([e["event"] for e in events], ["error", "server_given_up"])
+        self.assertIn('on_failure is now "keep"', events[1]["message"])
+        self.assertEqual(len(self.api.servers), 1)
+
     def test_delete_server_by_hand_tells_the_error_and_the_deletion(self):
         task_id = self.order()
         self.finished(task_id)
