@@ -4070,7 +4070,10 @@ def detach(run):
             pass
     pid = os.fork()
     if pid:
-        os.waitpid(pid, 0)
+        try:
+            os.waitpid(pid, 0)
+        except OSError:
+            pass                    # (SIGCHLD ignored: nothing is left to reap)
         return
     try:
         os.setsid()
