@@ -223,6 +223,7 @@ ARCHIVE_SPAN = 100                # task ids per archive file: NAME.1-100.json, 
 ARCHIVE_BATCH = 200               # most tasks one write moves to the archive
 DEFAULT_RETENTION_DAYS = 30       # terminal tasks stay in the state file this long
 DEFAULT_LOCK_WAIT = 10.0          # seconds to wait for the state lock
+DEFAULT_NOTIFY_TIMEOUT = 30.0     # seconds the notify hook may run
 MAX_TASK_ID = 10 ** 20 - 1        # ids have at most 20 digits (valid_task_id)
 MAX_ISSUED_ID = 10 ** 15 - 1      # the plugin hands out no id above this; a larger one
                                   # found anywhere (a stray tasks/9999...) is not its own
@@ -443,6 +444,7 @@ def permission_error(doing, path):
 #   server            the server's address once known, else ""
 #   server_password   the root password ("" for none, or once removed); shown only finished
 #   password_removed  when scrub_task removed it
+#   notified          the events the notify hook was run for (notify_marked: each once)
 #   created, updated  when it was ordered and last changed (now(): whole seconds)
 #   data              the backend's own keys:
 #
@@ -546,7 +548,8 @@ class AuditLog(object):
 #                   {"installation":"..","next_id":25,"schema":2,...,"tasks":{
 #                 The state's: schema, provider, next_id, archived_max_id,
 #                 installation, workers (the ids of the tasks needing a worker),
-#                 pool, pool_unavailable, cloud_orders, legacy_owner_tags, tokens.
+#                 pool, pool_unavailable, cloud_orders, legacy_owner_tags, tokens,
+#                 notified_orphans (the orphans of tasks gone from it the hook was run for).
 #                 An archive file's: schema, provider, first_id, last_id.
 #     lines 2..   one task per line, in id order: "ID":{the task record, compact},
 #                   "24":{"backend":"pool","config_id":"1",...},
@@ -1800,6 +1803,7 @@ class Checker(object):
              "integer": (int,), "number": (int, float),
              # a value or a list of alternatives (the cloud layer's fallbacks)
              "string or array": (str, list), "integer or array": (int, list),
+             "string or integer": (str, int),
              "string or object": (str, dict)}
 
     def __init__(self):
@@ -1868,6 +1872,8 @@ class Config(object):
         "lock_wait": ("number", Checker.positive),
         "retention_days": ("number", Checker.non_negative),
         "password_ttl_days": ("number", Checker.positive),
+        "notify": ("array", None),
+        "notify_timeout": ("number", Checker.positive),
     }
 
     def __init__(self, data, path, paths, log, provider=None):
@@ -1877,6 +1883,8 @@ class Config(object):
         self.lock_wait = float(data.get("lock_wait", DEFAULT_LOCK_WAIT))
         self.retention_days = float(data.get("retention_days", DEFAULT_RETENTION_DAYS))
         self.password_ttl_days = float(data.get("password_ttl_days", DEFAULT_PASSWORD_TTL_DAYS))
+        self.notify = data.get("notify")
+        self.notify_timeout = float(data.get("notify_timeout", DEFAULT_NOTIFY_TIMEOUT))
         self.configurations = data["configurations"]
         self.by_id = dict((c["id"], c) for c in self.configurations)
         self.backend = backend_class(data["backend"]["type"])(data["backend"], paths, log,
@@ -1993,6 +2001,8 @@ def validate_config(data):
         check.add("$", "the config must be a JSON object, not %s" % type_name(data))
         return check.problems
     check.keys(data, "$", Config.TOP_FIELDS, required=("enabled", "backend", "configurations"))
+    if isinstance(data.get("notify"), list):
+        check_argv(check, data["notify"], "$.notify")
     kind_class = None
     backend = data.get("backend")
     if isinstance(backend, dict):
@@ -3282,6 +3292,52 @@ class PoolBackend(WorkerBackend):
         return report
 
 
+def check_argv(check, command, where):
+    """A program and its arguments (the command backend's `command`, `notify`)."""
+    if not command:
+        check.add(where, "must name a program")
+        return
+    for index, arg in enumerate(command):
+        at = "%s[%d]" % (where, index)
+        if check.is_a(arg, "string", at) and "\0" in arg:
+            check.add(at, "must not contain a NUL character")
+    if isinstance(command[0], str) and not command[0].strip():
+        check.add(where + "[0]", "must not be empty")
+
+
+def program_argv(paths, command):
+    """A command's argv: a relative program path with a "/" is relative to the home."""
+    argv = list(command)
+    if os.sep in argv[0] and not os.path.isabs(argv[0]):
+        argv[0] = home_path(paths, argv[0])
+    return argv
+
+
+def program_path(paths, command):
+    """The program a command names, as PATH finds it."""
+    program = program_argv(paths, command)[0]
+    if os.sep not in program:
+        found = [os.path.join(d, program) for d in
+                 os.environ.get("PATH", os.defpath).split(os.pathsep) if d]
+        found = [p for p in found if os.access(p, os.X_OK)]
+        program = found[0] if found else program
+    return program
+
+
+def program_problem(paths, command):
+    """Why a command must not run as root, or None: another user could change
+    the program, or a file an argument names (a script given to an interpreter:
+    ["/bin/sh", "make-vm.sh"]; relative to the home, the program's folder)."""
+    trust = TrustedFiles(paths)
+    named = [program_path(paths, command)] + [os.path.join(paths.home, arg) for arg in
+                                              command[1:] if os.sep in arg]
+    for path in named:
+        problem = os.sep in path and os.path.isfile(path) and trust.path_problem(path)
+        if problem:
+            return problem
+    return None
+
+
 class CommandBackend(WorkerBackend):
     """Any provisioning program you already have, run once per order.
 
@@ -3328,15 +3384,8 @@ class CommandBackend(WorkerBackend):
         command = settings.get("command")
         if command is None:
             check.add(path, "missing key 'command' (the program and its arguments, a list)")
-        elif not command:
-            check.add(path + ".command", "must name a program")
         else:
-            for index, arg in enumerate(command):
-                where = "%s.command[%d]" % (path, index)
-                if check.is_a(arg, "string", where) and "\0" in arg:
-                    check.add(where, "must not contain a NUL character")
-            if isinstance(command[0], str) and not command[0].strip():
-                check.add(path + ".command[0]", "must not be empty")
+            check_argv(check, command, path + ".command")
         for key, value in sorted(settings.get("env", {}).items()):
             where = "%s.env.%s" % (path, key)
             if not key or "=" in key or "\0" in key:
@@ -3347,10 +3396,7 @@ class CommandBackend(WorkerBackend):
                 check.add(where, "must not contain a NUL character")
 
     def program(self):
-        argv = list(self.settings["command"])
-        if os.sep in argv[0] and not os.path.isabs(argv[0]):
-            argv[0] = home_path(self.paths, argv[0])
-        return argv
+        return program_argv(self.paths, self.settings["command"])
 
     def timeout(self):
         return self.settings.get("timeout", self.DEFAULT_TIMEOUT)
@@ -3366,26 +3412,10 @@ class CommandBackend(WorkerBackend):
 
     def program_path(self):
         """The program the command names, as PATH finds it."""
-        program = self.program()[0]
-        if os.sep not in program:
-            found = [os.path.join(d, program) for d in
-                     os.environ.get("PATH", os.defpath).split(os.pathsep) if d]
-            found = [p for p in found if os.access(p, os.X_OK)]
-            program = found[0] if found else program
-        return program
+        return program_path(self.paths, self.settings["command"])
 
     def program_problem(self):
-        """Why the command must not run as root, or None: another user could change
-        the program, or a file an argument names (a script given to an interpreter:
-        ["/bin/sh", "make-vm.sh"]; relative to the home, the program's folder)."""
-        trust = TrustedFiles(self.paths)
-        named = [self.program_path()] + [os.path.join(self.paths.home, arg) for arg in
-                                         self.settings["command"][1:] if os.sep in arg]
-        for path in named:
-            problem = os.sep in path and os.path.isfile(path) and trust.path_problem(path)
-            if problem:
-                return problem
-        return None
+        return program_problem(self.paths, self.settings["command"])
 
     def launch(self, task, configuration):
         self.start_worker(task)
@@ -3995,6 +4025,110 @@ def close_descriptors(keep):
                 pass
 
 
+NOTIFY_KILL_GRACE = 2       # s between SIGTERM and SIGKILL of a hook that overran
+NOTIFY_LOG_LINES = 200      # lines of a hook's stdout and of its stderr kept in the task log
+
+
+def notify_marked(task, event):
+    """Under the state lock: True the first time event is marked in the task (the
+    caller then runs the hook, once the change is saved); False when it was already."""
+    done = task.get("notified")
+    done = list(done) if isinstance(done, list) else []
+    if event in done:
+        return False
+    task["notified"] = done + [event]
+    return True
+
+
+def notify(provider, event, task, server_id=None):
+    """Run the config's notify hook for an event of a task, detached (notify_hook):
+    this call goes on at once and never waits for it. Nothing it does changes the
+    task; a config without `notify`, or one unusable now, runs nothing."""
+    try:
+        config = provider.config
+    except ProviderError:
+        return
+    if not config.notify or not valid_task_id(str(task.get("id"))):
+        return
+    data = task.get("data") if isinstance(task.get("data"), dict) else {}
+    request = {"event": event, "provider": provider.paths.name, "task_id": task["id"],
+               "config_id": task.get("config_id", ""), "status": task.get("status", ""),
+               "message": task.get("message", ""), "server": task.get("server", ""),
+               "server_id": str(server_id or data.get("server_id") or "")}
+    log_path = os.path.join(provider.paths.log_dir, "tasks", task["id"] + ".log")
+    provider.log.write("notify", task["id"], notify_event=event)
+    try:
+        detach(lambda: notify_hook(provider.paths, config, request, log_path))
+    except OSError as exc:
+        TaskLog(log_path).note("notify %s: cannot start the hook: %s" % (
+            event, exc.strerror or exc))
+
+
+def detach(run):
+    """Run run() in a grandchild of its own session, stdin/stdout/stderr /dev/null, no
+    other descriptor (the caller's pipes must not live on in it); the child between
+    exits at once and is reaped here, so nothing is left to wait for."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()          # or the fork would write it again
+        except (IOError, OSError, ValueError):
+            pass
+    pid = os.fork()
+    if pid:
+        try:
+            os.waitpid(pid, 0)
+        except OSError:
+            pass                    # (SIGCHLD ignored: nothing is left to reap)
+        return
+    try:
+        os.setsid()
+        if os.fork() == 0:
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            close_descriptors(keep=(0, 1, 2))
+            run()
+    except BaseException:           # noqa: whatever happens, this process ends here
+        pass
+    finally:
+        os._exit(0)
+
+
+def notify_hook(paths, config, request, log_path):
+    """In detach's grandchild: the hook gets request as one JSON line on stdin, at
+    most notify_timeout s (then its process group is killed); its output and exit
+    status go to the task log."""
+    import subprocess
+    log, event = TaskLog(log_path), request["event"]
+    problem = program_problem(paths, config.notify)
+    if problem:
+        log.note("notify %s: refusing to run the hook as root: %s" % (event, problem))
+        return
+    argv = program_argv(paths, config.notify)
+    log.note("notify %s: run %s (timeout %g s)" % (
+        event, json.dumps(argv, ensure_ascii=False), config.notify_timeout))
+    try:
+        proc = subprocess.Popen([a.encode("utf-8") for a in argv], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                close_fds=True, start_new_session=True, cwd=paths.home,
+                                env=child_env(binary=True))
+    except OSError as exc:
+        log.note("notify %s: cannot run %s: %s" % (event, argv[0], exc.strerror or exc))
+        return
+    data = (json.dumps(request, ensure_ascii=False) + "\n").encode("utf-8")
+    try:
+        out, err = proc.communicate(data, timeout=config.notify_timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(proc, NOTIFY_KILL_GRACE)
+        log.note("notify %s: the hook ran over notify_timeout (%g s): its process group "
+                 "was killed" % (event, config.notify_timeout))
+        return
+    for stream, text in (("notify out", out), ("notify err", err)):
+        for line in text.decode("utf-8", "replace").splitlines()[:NOTIFY_LOG_LINES]:
+            log.line(stream, line)
+    log.note("notify %s: the hook exited with status %d" % (event, proc.returncode))
+
+
 def file_stamp(path):
     """What tells a changed file: (mtime in ns, size, inode), None when it is missing."""
     try:
@@ -4479,8 +4613,18 @@ class Provider(object):
         self.log.debug("task %s read from %s: %s" % (task_id, self.paths.state, task_summary(task)))
         return task
 
+    def notify_wanted(self):
+        """True when the config names a notify hook (an unusable config: False)."""
+        try:
+            return bool(self.config.notify)
+        except ProviderError:
+            return False
+
     def apply(self, task_id, changes, event="status"):
-        """Save a backend's changes to a pending task; returns the task as saved."""
+        """Save a backend's changes to a pending task; returns the task as saved. The
+        one call that ends it runs the notify hook (marked under the lock: once)."""
+        wanted, marked = self.notify_wanted(), []
+
         def change(state):
             task = state["tasks"].get(task_id)
             if task is None or task["status"] in TERMINAL:
@@ -4495,8 +4639,12 @@ class Provider(object):
             if (task["status"], task.get("phase"), task.get("message")) != before:
                 self.log.write(event, task_id, status=task["status"], phase=task.get("phase"),
                                server=task.get("server", ""), message=task.get("message", ""))
+            if wanted and task["status"] in TERMINAL and notify_marked(task, task["status"]):
+                marked.append(task["status"])
             return task
         saved = self.store.update(change)
+        for notified in marked:
+            notify(self, notified, saved)
         if saved is not None and task_id == self.worker_of:   # each step, in the task's log
             TaskLog(os.path.join(self.paths.log_dir, "tasks", task_id + ".log")).note(
                 "saved: %s (%s): %s" % (saved["status"], saved.get("phase"), saved.get("message")))
@@ -4895,6 +5043,7 @@ def pending_task_change(provider, task_id, changes, event, guard=None):
     changed to None is removed; guard(task), under the lock, raises when the
     task changed since the caller looked at it."""
     pending_task(provider, task_id)       # a clear "no task" before taking the lock
+    wanted, marked = provider.notify_wanted(), []
 
     def change(state):
         task = state["tasks"].get(task_id)
@@ -4909,11 +5058,15 @@ def pending_task_change(provider, task_id, changes, event, guard=None):
             data = dict(task.get("data") or {}, **changes["data"])
             task["data"] = dict((k, v) for k, v in data.items() if v is not None)
         task["updated"] = now()
+        if wanted and task["status"] in TERMINAL and notify_marked(task, task["status"]):
+            marked.append(task["status"])
         return task
 
     task = provider.store.update(change)
     provider.log.write(event, task_id, status=task["status"], server=task["server"],
                        message=task["message"], by=operator_name())
+    for notified in marked:
+        notify(provider, notified, task)
     return task
 
 
@@ -5179,6 +5332,7 @@ def cmd_servers(provider, args):
         raise UsageError("--delete-orphans destroys every server no task holds; add --yes")
     rows = backend.server_inventory(provider.store)
     revive_workers(provider, provider.store.head())
+    notify_orphans(provider, backend, rows)
     deleted = []
     for index, (server, task_id, holder) in enumerate(rows):
         if holder is None and args.delete_orphans:
@@ -5203,6 +5357,41 @@ def cmd_servers(provider, args):
              "never adopted nor deleted by this plugin: delete them by hand only once you know "
              "whose they are" % foreign]
     return "\n\n".join([table] + [note for note in notes if note])
+
+
+NOTIFIED_ORPHANS_KEPT = 100     # orphans of tasks no longer in the state, notified once
+
+
+def notify_orphans(provider, backend, rows):
+    """The notify hook, once per orphan `servers` finds: marked in its task (or, its task
+    gone from the state, in the state's notified_orphans) under the lock first."""
+    found = [(server, task_id) for server, task_id, holder in rows if holder is None]
+    if not found or not provider.notify_wanted():
+        return
+    marked = []
+
+    def change(state):
+        for server, task_id in found:
+            server_id, task = str(server.get("id")), state["tasks"].get(task_id)
+            if task is not None:
+                new = notify_marked(task, "orphan " + server_id)
+            else:
+                seen = state.get("notified_orphans")
+                seen = seen if isinstance(seen, list) else []
+                new = server_id not in seen
+                state["notified_orphans"] = (seen + [server_id] * new)[-NOTIFIED_ORPHANS_KEPT:]
+            if new:
+                marked.append((server, task_id, task))
+    try:
+        provider.store.update(change)
+    except ProviderError:
+        return                          # not marked: the next `servers` tries again
+    for server, task_id, task in marked:
+        about = dict(task or {"id": task_id, "config_id": "", "status": ""},
+                     server=str(backend.ipv4(server) or ""),
+                     message="an orphan: no task holds %s server %s (%s); it is billed" % (
+                         backend.LABEL, server.get("id"), printable(str(server.get("name")))))
+        notify(provider, "orphan", about, server.get("id"))
 
 
 def held_by_text(holder):
@@ -5239,9 +5428,11 @@ def cmd_task_delete_server(provider, args):
         raise ProviderError(E_TASK_STATE, "task %s was ordered from the %s backend, the config "
                             "now says %s" % (task["id"], task.get("backend"), backend.TYPE))
     text = backend.delete_server(task)
+    wanted, marked = provider.notify_wanted(), []
 
     def change(state):
         saved = state["tasks"][task["id"]]
+        ended = saved["status"] != ERROR
         saved["data"] = dict(saved.get("data") or {}, server_deleted=now())
         if saved["data"].get("cleanup") == "pending":     # the cleanup worker stops
             saved["data"]["cleanup"] = "done"
@@ -5251,11 +5442,15 @@ def cmd_task_delete_server(provider, args):
             saved.update(status=ERROR, phase="failed",
                          message="cancelled: the operator deleted server %s" % server_id)
         saved["updated"] = now()
+        events = ([ERROR] if ended else []) + ["server_deleted"]
+        marked.extend(e for e in events if wanted and notify_marked(saved, e))
         return saved
 
     saved = provider.store.update(change)
     provider.log.write("delete_server", task["id"], server_id=server_id,
                        status=saved["status"], by=operator_name())
+    for notified in marked:
+        notify(provider, notified, saved, server_id)
     return "task %s: %s" % (task["id"], text)
 
 
@@ -6631,6 +6826,59 @@ def alternatives(kind, check=None):
     return kind + " or array", check_items
 
 
+def check_address(checker, value, path):
+    """`address`: which IPv4 the caller gets (public, or the one in the private network)."""
+    if value not in ("public", "private"):
+        checker.add(path, "must be \"public\" (the default) or \"private\" (the server's "
+                    "address in the configured private network)")
+
+
+def host_ipv4s():
+    """This host's own IPv4 addresses (each interface's, SIOCGIFADDR; Linux)."""
+    import fcntl
+    import socket
+    import struct
+    found = set()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for _, name in socket.if_nameindex():
+            try:
+                answer = fcntl.ioctl(sock.fileno(), 0x8915, struct.pack(   # SIOCGIFADDR
+                    "256s", name.encode("utf-8")[:15]))
+            except (IOError, OSError):
+                continue            # an interface without an IPv4 address
+            found.add(socket.inet_ntoa(answer[20:24]))
+    finally:
+        sock.close()
+    return found
+
+
+def in_network(addresses, cidr):
+    """True when one of the addresses lies in cidr ("10.0.0.0/16"); None: not a network."""
+    import ipaddress
+    try:
+        network = ipaddress.ip_network(str(cidr), strict=False)
+    except ValueError:
+        return None
+    return any(ipaddress.ip_address(a) in network for a in addresses)
+
+
+def check_refs(checker, value, path):
+    """Cloud resources by id or name (Hetzner networks, firewalls): a non-empty list."""
+    if not value:
+        checker.add(path, "must name at least one (an id or a name)")
+    for index, item in enumerate(value):
+        check_ref(checker, item, "%s[%d]" % (path, index))
+
+
+def check_ref(checker, value, path):
+    """One cloud resource by id (a number, or its digits) or name."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        checker.add(path, "must be an id or a name, not %s" % type_name(value))
+    elif isinstance(value, int) and value <= 0 or isinstance(value, str) and not value.strip():
+        checker.add(path, "must be an id (a positive number) or a name")
+
+
 def safe_server_id(value):
     """A server id from an API as text fit for a URL path and a terminal, or None
     (ids of every API we speak are numbers, UUIDs or short [a-z0-9] names)."""
@@ -7536,6 +7784,13 @@ class CloudBackend(Backend):
                     raise
         return "<%s: not resolved: %s>" % (what, self.offline)
 
+    def task_configuration(self, task):
+        """The configuration a task was ordered from, as the config says now ({}: gone)."""
+        try:
+            return self.provider.config.by_id.get(task["config_id"]) or {}
+        except (ProviderError, AttributeError):
+            return {}
+
     def create_url(self):
         """Where the create goes (`order --dry-run` shows it)."""
         return self.api().base + self.SERVERS
@@ -7989,6 +8244,15 @@ class ServerCleanup(object):
             self.backend.paths.name)
 
     def save_cleanup(self, task_id, data_changes, note, wanted=True):
+        """Save a cleanup step; its end (the server deleted, or given up on: kept, or
+        never found) runs the notify hook, once (marked under the lock)."""
+        provider = self.backend.provider
+        event = None
+        if data_changes.get("cleanup") in ("done", "kept") and provider is not None:
+            event = ("server_deleted" if data_changes.get("server_deleted")
+                     else "server_given_up") if provider.notify_wanted() else None
+        marked = []
+
         def change(state):
             task = state["tasks"].get(task_id)
             if task is None or (wanted and not self.cleanup_wanted(task)):
@@ -7997,8 +8261,13 @@ class ServerCleanup(object):
             task["message"] = "%s; %s" % (task["data"].get("failed_because")
                                           or "the order failed", note)
             task["updated"] = now()
+            if event and notify_marked(task, event):
+                marked.append(event)
             return task
-        return self.backend.store.update(change)
+        saved = self.backend.store.update(change)
+        for notified in marked:
+            notify(provider, notified, saved)
+        return saved
 
     def save_cleanup_start(self, task, data_changes):
         """Save data changes of a failed task; the task as saved (or as it would be,
@@ -8057,7 +8326,7 @@ class CloudInventory(object):
         report = self.backend.check_api([configuration])
         if self.backend.offline is None:
             lines += ["%s: %s" % ("ok" if ok else "FAIL", text) for ok, text in report]
-            lines += ["%s: %s" % ("ok" if ok else "FAIL", text)
+            lines += ["%s: %s" % ("warn" if ok == WARN else "ok" if ok else "FAIL", text)
                       for ok, text in self.backend.resolve(self.backend.api(), configuration)]
         else:
             lines.append("note: could not reach %s (%s): the request below is the one an "
@@ -8313,6 +8582,14 @@ class HetznerBackend(CloudBackend):
                       server_type=alternatives("string", Checker.nonempty),
                       image=("string", Checker.nonempty),
                       location=alternatives("string", Checker.nonempty))
+    # cluster networking (issue 27), in the backend (the default) or a configuration: the
+    # create body's networks, firewalls [{"firewall": id}], placement_group (hcloud-go
+    # hcloud/schema/server.go ServerCreateRequest, ServerCreateFirewalls)
+    CLUSTER = {"networks": ("array", check_refs), "firewalls": ("array", check_refs),
+               "placement_group": ("string or integer", check_ref),
+               "address": ("string", check_address)}
+    SETTINGS = dict(CloudBackend.SETTINGS, **CLUSTER)
+    PARAMETERS = dict(PARAMETERS, **CLUSTER)
     REQUIRED = ("server_type", "image")
     FALLBACKS = ("server_type", "location")
     # POST /servers answers once the server exists (it is listed at once): a lost answer's
@@ -8328,7 +8605,58 @@ class HetznerBackend(CloudBackend):
                 "labels": self.labels(task), "start_after_create": True}
         if configuration.get("location"):
             body["location"] = configuration["location"]
+        api = self.api() if self.offline is None else None
+        networks = self.cluster(configuration, "networks")
+        if networks:
+            body["networks"] = [self.ref_id(api, "networks", v) for v in networks]
+        firewalls = self.cluster(configuration, "firewalls")
+        if firewalls:
+            body["firewalls"] = [{"firewall": self.ref_id(api, "firewalls", v)}
+                                 for v in firewalls]
+        group = self.cluster(configuration, "placement_group")
+        if group is not None:
+            body["placement_group"] = self.ref_id(api, "placement_groups", group)
         return body
+
+    @classmethod
+    def validate_across(cls, settings, configurations, path, check):
+        CloudBackend.validate_across(settings, configurations, path, check)
+        for index, configuration in enumerate(configurations):
+            if (configuration.get("address", settings.get("address")) == "private"
+                    and not configuration.get("networks", settings.get("networks"))):
+                check.add("%s[%d]" % (path, index), "address \"private\" needs networks (the "
+                          "first one's address is the one the caller gets)")
+
+    def cluster(self, configuration, key):
+        """A cluster setting: the configuration's, else the backend's, else None."""
+        return configuration.get(key, self.settings.get(key))
+
+    def ref_id(self, api, collection, value):
+        """A network's, firewall's or placement group's id from its id or name (the list's
+        ?name= filter: hcloud-go hcloud/network.go NetworkListOpts, firewall.go
+        FirewallListOpts, placement_group.go PlacementGroupListOpts), looked up once per
+        backend (an order's worker); in a dry run with the cloud unreachable, a text."""
+        if isinstance(value, int) or str(value).isdigit():
+            return int(value)
+        what = "%s %s" % (collection[:-1].replace("_", " "), value)
+        cache = self.__dict__.setdefault("ref_ids", {})
+        if (collection, value) not in cache:
+            found = self.resolved(what, self.ref_lookup, api, collection, value)
+            if not isinstance(found, int):
+                return found
+            cache[(collection, value)] = found
+        return cache[(collection, value)]
+
+    def ref_lookup(self, api, collection, value):
+        answer = api.call("GET", "/" + collection, query={"name": value})
+        for item in self.field(answer, collection, "array", "GET /" + collection) or []:
+            if isinstance(item, dict) and item.get("name") == value and isinstance(
+                    item.get("id"), int):
+                return item["id"]
+        raise ProviderError(E_CONFIG, "%s has no %s named %s (GET /%s?name=%s found none): "
+                            "write its id or its exact name in the config" % (
+                                self.LABEL, collection[:-1].replace("_", " "),
+                                printable(value), collection, printable(value)))
 
     def find(self, api, task, attempts=RETRY_ATTEMPTS):
         selector = ",".join("%s=%s" % item for item in sorted(self.labels(task).items()))
@@ -8386,7 +8714,49 @@ class HetznerBackend(CloudBackend):
                                                      if known else "unknown to %s (write "
                                                      "one it lists in the config)"
                                                      % self.LABEL)))
+        return report + self.cluster_report(api, configuration)
+
+    def check(self, configurations, state):
+        report = CloudBackend.check(self, configurations, state)
+        if any(ok and text.endswith("accepts the token") for ok, text in report):
+            for configuration in configurations:
+                report.extend((ok, "configuration %s: %s" % (configuration["id"], text))
+                              for ok, text in self.cluster_report(self.api(), configuration))
         return report
+
+    def cluster_report(self, api, configuration):
+        """`check`, `order --dry-run`: the networks, firewalls and placement group named,
+        and with address "private" whether this master has an address in that network."""
+        report = []
+        refs = [("networks", v) for v in self.cluster(configuration, "networks") or []]
+        refs += [("firewalls", v) for v in self.cluster(configuration, "firewalls") or []]
+        group = self.cluster(configuration, "placement_group")
+        refs += [("placement_groups", group)] if group is not None else []
+        for collection, value in refs:
+            what = "%s %s" % (collection[:-1].replace("_", " "), value)
+            try:
+                self.ref_id(api, collection, value)
+                report.append((True, "%s: known to %s" % (what, self.LABEL)))
+            except ProviderError as exc:
+                report.append((False, "%s: %s" % (what, exc.message)))
+        if self.cluster(configuration, "address") == "private" and refs[:1]:
+            report.extend(self.private_report(api, refs[0][1]))
+        return report
+
+    def private_report(self, api, network):
+        try:
+            answer = api.call("GET", "/networks/%d" % self.ref_id(api, "networks", network))
+            cidr = (answer.get("network") or {}).get("ip_range")
+        except (ProviderError, AttributeError):
+            return []                   # said above
+        mine = host_ipv4s()
+        if in_network(mine, cidr):
+            return [(True, "address private: this master is in network %s (%s)" % (
+                network, cidr))]
+        return [(WARN, "address private: this master has no address in network %s (%s; its "
+                       "own: %s): the caller could not reach the servers; attach it to the "
+                       "network, or use address \"public\"" % (
+                           network, printable(str(cidr)), ", ".join(sorted(mine)) or "none"))]
 
     @staticmethod
     def known(api, path, collection, value):
@@ -8406,6 +8776,30 @@ class HetznerBackend(CloudBackend):
     def ipv4(self, server):
         public = self.field(server, "public_net", "object", "server") or {}
         return (self.field(public, "ipv4", "object", "server.public_net") or {}).get("ip")
+
+    def private_ips(self, server):
+        """[(network id, IPv4)] of the server's private networks (hcloud-go
+        hcloud/schema/server.go ServerPrivateNet: network, ip)."""
+        nets = self.field(server, "private_net", "array", "server") or []
+        return [(net.get("network"), net.get("ip")) for net in nets
+                if isinstance(net, dict) and isinstance(net.get("ip"), str)]
+
+    def public_address(self, api, task, server):
+        """The address the caller gets: the public IPv4, or with address "private" the
+        IPv4 in the first configured network; the task keeps every IPv4 (ipv4_all)."""
+        public = self.ipv4(server)
+        private = self.private_ips(server)
+        data = dict(task["data"], ipv4_all=[a for a in [public] + [ip for _, ip in private]
+                                            if a])
+        configuration = self.task_configuration(task)
+        if self.cluster(configuration, "address") != "private":
+            return public, data
+        networks = self.cluster(configuration, "networks") or []
+        if not networks:
+            return None, data
+        wanted = self.ref_id(api, "networks", networks[0])
+        found = [ip for network, ip in private if network == wanted]
+        return (found[0] if found else None), data
 
     def error_text(self, answer):
         """Never raises: a body not in Hetzner's shape (a proxy's 502 page, an empty
@@ -8446,6 +8840,13 @@ class TimewebBackend(CloudBackend):
                       preset_id=alternatives("integer", Checker.positive),
                       os_id=("integer", Checker.positive), image_id=("string", Checker.nonempty),
                       availability_zone=alternatives("string", Checker.nonempty))
+    # cluster networking (issue 27), backend-wide or per configuration: the VPC the server
+    # joins, the create body's network {id, local_ip} (timeweb-cloud/sdk-go api/openapi.yaml
+    # create_server_network); address private: its "local" network's IPv4 (vds_networks_inner)
+    CLUSTER = {"network_id": ("string", Checker.nonempty),
+               "local_ip": ("string", Checker.nonempty), "address": ("string", check_address)}
+    SETTINGS = dict(CloudBackend.SETTINGS, **CLUSTER)
+    PARAMETERS = dict(PARAMETERS, **CLUSTER)
     REQUIRED = ("preset_id",)
     FALLBACKS = ("preset_id", "availability_zone")
     FAILED = ("removing", "removed", "blocked", "permanent_blocked", "no_paid")
@@ -8471,7 +8872,49 @@ class TimewebBackend(CloudBackend):
         for key in ("os_id", "image_id", "availability_zone"):
             if key in configuration:
                 body[key] = configuration[key]
+        if self.cluster(configuration, "network_id"):
+            body["network"] = {"id": self.cluster(configuration, "network_id")}
+            if self.cluster(configuration, "local_ip"):
+                body["network"]["local_ip"] = self.cluster(configuration, "local_ip")
         return body
+
+    @classmethod
+    def validate_across(cls, settings, configurations, path, check):
+        CloudBackend.validate_across(settings, configurations, path, check)
+        for index, configuration in enumerate(configurations):
+            def get(key):
+                return configuration.get(key, settings.get(key))
+            if not get("network_id") and (get("address") == "private" or get("local_ip")):
+                check.add("%s[%d]" % (path, index), "address \"private\" and local_ip need "
+                          "network_id (the VPC the server joins)")
+
+    def cluster(self, configuration, key):
+        """A cluster setting: the configuration's, else the backend's, else None."""
+        return configuration.get(key, self.settings.get(key))
+
+    def local_ips(self, server):
+        """[(network id, IPv4)] of the server's "local" networks (its VPCs)."""
+        found = []
+        for net in self.field(server, "networks", "array", "server") or []:
+            if not isinstance(net, dict) or net.get("type") != "local":
+                continue
+            for ip in net.get("ips") if isinstance(net.get("ips"), list) else []:
+                if isinstance(ip, dict) and ip.get("type") == "ipv4" and isinstance(
+                        ip.get("ip"), str):
+                    found.append((net.get("id"), ip["ip"]))
+        return found
+
+    def public_address(self, api, task, server):
+        """The public IPv4, or with address "private" the one in network_id's VPC; the
+        task keeps every IPv4 (ipv4_all)."""
+        public, local = self.ipv4(server), self.local_ips(server)
+        data = dict(task["data"], ipv4_all=[a for a in [public] + [ip for _, ip in local] if a])
+        configuration = self.task_configuration(task)
+        if self.cluster(configuration, "address") != "private":
+            return public, data
+        wanted = self.cluster(configuration, "network_id")
+        found = [ip for network, ip in local if network == wanted]
+        return (found[0] if found else None), data
 
     def all_servers(self, api, attempts=RETRY_ATTEMPTS):
         """Every server of the account. No server-side filter: pages through them
@@ -8743,6 +9186,16 @@ def check_security_groups(checker, value, path):
             checker.add(where, "must be a security group's name (1 to 255 characters)")
 
 
+def check_network_ids(checker, value, path):
+    """More networks for a server (Neutron network ids)."""
+    if not value:
+        checker.add(path, "must name at least one network id")
+    for index, item in enumerate(value):
+        where = "%s[%d]" % (path, index)
+        if checker.is_a(item, "string", where) and not item.strip():
+            checker.add(where, "must not be empty")
+
+
 def check_microversion(checker, value, path):
     """A Nova microversion ("2.67", "latest"): it goes into a request header."""
     import re
@@ -8776,6 +9229,8 @@ class OpenStackBackend(CloudBackend):
                     network_url=("string", check_api_url), image_url=("string", check_api_url),
                     compute_microversion=("string", check_microversion),
                     security_groups=("array", check_security_groups),
+                    server_group=("string", Checker.nonempty),
+                    networks=("array", check_network_ids), address=("string", check_address),
                     **KeystoneToken.SETTINGS)
     PARAMETERS = dict(CloudBackend.PARAMETERS, flavor=alternatives("string", Checker.nonempty),
                       image=("string", Checker.nonempty), network_id=("string", Checker.nonempty),
@@ -8783,7 +9238,10 @@ class OpenStackBackend(CloudBackend):
                       volume_size=("integer", Checker.positive),
                       volume_type=("string", Checker.nonempty),
                       floating_network_id=("string", Checker.nonempty),
-                      security_groups=("array", check_security_groups))
+                      security_groups=("array", check_security_groups),
+                      # cluster networking (issue 27): more networks, a server group
+                      server_group=("string", Checker.nonempty),
+                      networks=("array", check_network_ids), address=("string", check_address))
     REQUIRED = ("flavor", "image")
     FALLBACKS = ("flavor", "availability_zone")
     # Nova's api-ref "Server status": ERROR and the deleted ones are final; the ones in
@@ -8946,6 +9404,10 @@ class OpenStackBackend(CloudBackend):
                   "user_data": base64.b64encode(user_data.encode("utf-8")).decode("ascii")}
         network = configuration.get("network_id", "auto")
         server["networks"] = network if network in ("auto", "none") else [{"uuid": network}]
+        more = self.cluster(configuration, "networks")
+        if more:            # nova schemas/servers.py: a list of {"uuid": ...}
+            server["networks"] = [{"uuid": n} for n in more] if network in (
+                "auto", "none") else server["networks"] + [{"uuid": n} for n in more]
         if configuration.get("availability_zone"):
             server["availability_zone"] = configuration["availability_zone"]
         groups = self.security_groups(configuration)
@@ -8962,7 +9424,53 @@ class OpenStackBackend(CloudBackend):
             server["block_device_mapping_v2"] = [volume]
         else:
             server["imageRef"] = image
-        return {"server": server}
+        body = {"server": server}
+        group = self.cluster(configuration, "server_group")
+        if group:           # nova schemas/servers.py: os:scheduler_hints beside server
+            body["os:scheduler_hints"] = {"group": self.resolved(
+                "server group %s" % group, self.server_group_id, api, group)}
+        return body
+
+    def cluster(self, configuration, key):
+        """A cluster setting: the configuration's, else the backend's, else None."""
+        return configuration.get(key, self.settings.get(key))
+
+    def server_group_id(self, api, group):
+        """A server group's id from its id or name: GET /os-server-groups has no name
+        filter (nova api-ref "List Server Groups"), so the list is read and matched."""
+        groups = self.field(api.call("GET", "/os-server-groups"), "server_groups", "array",
+                            "GET /os-server-groups") or []
+        for key in ("id", "name"):
+            for item in groups:
+                if isinstance(item, dict) and item.get(key) == group and item.get("id"):
+                    return item["id"]
+        raise ProviderError(E_CONFIG, "%s has no server group %s (GET /os-server-groups "
+                            "lists %s)" % (self.LABEL, printable(group), ", ".join(sorted(
+                                printable(str(g.get("name")), 40) for g in groups
+                                if isinstance(g, dict))[:30]) or "none"))
+
+    def private_address(self, server, configuration):
+        """The IPv4 in the first of networks, else network_id, found in addresses under
+        that network's name as Neutron names it (GET /v2.0/networks/ID); None: none yet."""
+        network = (self.cluster(configuration, "networks") or [None])[0] or configuration.get(
+            "network_id")
+        if not network or network in ("auto", "none"):
+            return None
+        cache = self.__dict__.setdefault("network_names", {})
+        if network not in cache:
+            answer = self.service("network", "v2.0").call("GET", "/networks/%s" % urllib_quote(
+                network))
+            cache[network] = (answer.get("network") or {}).get("name")
+        entries = (server.get("addresses") or {}).get(cache[network]) or []
+        found = [e.get("addr") for e in entries if isinstance(e, dict) and e.get("version") == 4
+                 and e.get("OS-EXT-IPS:type") != "floating"]
+        return found[0] if found else None
+
+    def all_ipv4(self, server):
+        addresses = server.get("addresses") if isinstance(server.get("addresses"), dict) else {}
+        return [e["addr"] for entries in addresses.values() if isinstance(entries, list)
+                for e in entries if isinstance(e, dict) and e.get("version") == 4
+                and isinstance(e.get("addr"), str)]
 
     def security_groups(self, configuration):
         """The configuration's security_groups, else the backend's, else []."""
@@ -9046,6 +9554,10 @@ class OpenStackBackend(CloudBackend):
     def public_address(self, api, task, server):
         """With floating_network_id: a floating IP on the server's port, made once
         (a lost answer is found again by the port)."""
+        task = dict(task, data=dict(task["data"], ipv4_all=self.all_ipv4(server)))
+        configuration = self.task_configuration(task)
+        if self.cluster(configuration, "address") == "private":
+            return self.private_address(server, configuration), task["data"]
         configuration_network = task["data"].get("floating_network_id")
         if not configuration_network:
             return self.ipv4(server), task["data"]
@@ -9223,7 +9735,38 @@ class OpenStackBackend(CloudBackend):
             if network and network not in ("auto", "none"):
                 lines.append(self.looked_up("%s %s" % (key, network), self.network_name,
                                             network))
+        for network in self.cluster(configuration, "networks") or []:
+            lines.append(self.looked_up("networks: %s" % network, self.network_name, network))
+        group = self.cluster(configuration, "server_group")
+        if group:
+            lines.append(self.looked_up("server_group %s" % group, self.server_group_id,
+                                        api, group))
+        if self.cluster(configuration, "address") == "private":
+            lines.extend(self.private_report(configuration))
         return lines
+
+    def private_report(self, configuration):
+        """address private: is this master in one of the network's subnets (Neutron
+        GET /v2.0/subnets?network_id=: subnets[].cidr)?"""
+        network = (self.cluster(configuration, "networks") or [None])[0] or configuration.get(
+            "network_id")
+        if not network or network in ("auto", "none"):
+            return [(False, "address private: name the network (network_id or networks)")]
+        try:
+            answer = self.service("network", "v2.0").call(
+                "GET", "/subnets", query={"network_id": network}, attempts=2)
+        except ProviderError as exc:
+            return [(False, "address private: the subnets of %s: %s" % (network, exc.message))]
+        cidrs = [str(item.get("cidr")) for item in answer.get("subnets") or []
+                 if isinstance(item, dict) and item.get("ip_version") == 4]
+        mine = host_ipv4s()
+        if any(in_network(mine, cidr) for cidr in cidrs):
+            return [(True, "address private: this master is in network %s (%s)" % (
+                network, ", ".join(cidrs)))]
+        return [(WARN, "address private: this master has no address in network %s (%s; its "
+                       "own: %s): the caller could not reach the servers" % (
+                           network, printable(", ".join(cidrs) or "no IPv4 subnet"),
+                           ", ".join(sorted(mine)) or "none"))]
 
     @staticmethod
     def looked_up(what, look_up, *args):
@@ -9487,6 +10030,16 @@ def check_metadata_url(checker, value, path):
         check_api_url(checker, value, path)      # only the metadata service itself is http
 
 
+def check_yandex_ids(checker, value, path):
+    """A non-empty list of Yandex Cloud ids (security groups)."""
+    if not value:
+        checker.add(path, "must name at least one id")
+    for index, item in enumerate(value):
+        where = "%s[%d]" % (path, index)
+        if checker.is_a(item, "string", where):
+            check_yandex_name(checker, item, where)
+
+
 def check_subnets(checker, value, path):
     """A subnet id, or {zone id: subnet id} for a configuration that lists zones."""
     if isinstance(value, str):
@@ -9649,6 +10202,14 @@ class YandexBackend(CloudBackend):
                     compute_url=("string", check_api_url),
                     operation_url=("string", check_api_url),
                     vpc_url=("string", check_api_url), **YandexIAMToken.SETTINGS)
+    # cluster networking (issue 27), backend-wide or per configuration: the interface's
+    # securityGroupIds, placementPolicy.placementGroupId (yandex-cloud/cloudapi
+    # yandex/cloud/compute/v1/instance_service.proto NetworkInterfaceSpec, instance.proto
+    # PlacementPolicy); address private: primaryV4Address.address
+    CLUSTER = {"security_group_ids": ("array", check_yandex_ids),
+               "placement_group_id": ("string", check_yandex_name),
+               "address": ("string", check_address)}
+    SETTINGS = dict(SETTINGS, **CLUSTER)
     DEFAULTS = {"platform_id": "standard-v3", "cores": 2, "memory_gb": 2, "core_fraction": 100,
                 "disk_gb": 20, "disk_type": "network-ssd", "image_folder_id": "standard-images"}
     PARAMETERS = dict(CloudBackend.PARAMETERS, cores=("integer", Checker.positive),
@@ -9658,8 +10219,8 @@ class YandexBackend(CloudBackend):
                       zone_id=alternatives("string", check_yandex_name),
                       platform_id=alternatives("string", check_yandex_name),
                       subnet_id=("string or object", check_subnets),
-                      **dict((key, ("string", check_yandex_name)) for key in (
-                          "disk_type", "image_id", "image_family", "image_folder_id")))
+                      **dict(CLUSTER, **dict((key, ("string", check_yandex_name)) for key in (
+                          "disk_type", "image_id", "image_family", "image_folder_id"))))
     REQUIRED = ("zone_id", "subnet_id")
     FALLBACKS = ("platform_id", "zone_id")
     # the create's Operation names the instance at once and the instance is listed from
@@ -9729,16 +10290,38 @@ class YandexBackend(CloudBackend):
                 "imageId": configuration.get("image_id") or self.resolved(
                     "image family %s" % configuration.get("image_family"), self.image_id,
                     configuration)}
-        return {"folderId": self.folder_id, "name": task["data"]["name"],
+        interface = {"subnetId": self.subnet_id(configuration),
+                     "primaryV4AddressSpec": {"oneToOneNatSpec": {"ipVersion": "IPV4"}}}
+        if self.cluster(configuration, "security_group_ids"):
+            interface["securityGroupIds"] = list(self.cluster(configuration,
+                                                              "security_group_ids"))
+        body = {"folderId": self.folder_id, "name": task["data"]["name"],
                 "labels": self.labels(task), "zoneId": configuration["zone_id"],
                 "platformId": get("platform_id"),
                 "resourcesSpec": {"memory": str(int(get("memory_gb") * GIB)),
                                   "cores": get("cores"), "coreFraction": get("core_fraction")},
                 "metadata": {"user-data": user_data},
                 "bootDiskSpec": {"autoDelete": True, "diskSpec": disk},
-                "networkInterfaceSpecs": [{"subnetId": self.subnet_id(configuration),
-                                           "primaryV4AddressSpec": {
-                                               "oneToOneNatSpec": {"ipVersion": "IPV4"}}}]}
+                "networkInterfaceSpecs": [interface]}
+        if self.cluster(configuration, "placement_group_id"):
+            body["placementPolicy"] = {
+                "placementGroupId": self.cluster(configuration, "placement_group_id")}
+        return body
+
+    def cluster(self, configuration, key):
+        """A cluster setting: the configuration's, else the backend's, else None."""
+        return configuration.get(key, self.settings.get(key))
+
+    def public_address(self, api, task, server):
+        """The public (one-to-one NAT) IPv4, or with address "private" the interface's
+        primaryV4Address; the task keeps both (ipv4_all)."""
+        public = self.ipv4(server)
+        private = dig(server, "networkInterfaces", 0, "primaryV4Address", "address")
+        private = private if isinstance(private, str) else None
+        data = dict(task["data"], ipv4_all=[a for a in (public, private) if a])
+        if self.cluster(self.task_configuration(task), "address") == "private":
+            return private, data
+        return public, data
 
     def created(self, operation):
         """The create's answer is an Operation naming the instance it makes."""
@@ -9932,6 +10515,13 @@ class YandexBackend(CloudBackend):
         if subnet.get("zoneId") != zone:
             return False, "%s is in zone %s (name a subnet of zone %s: `yc vpc subnet list`)" % (
                 text, printable(str(subnet.get("zoneId"))), zone)
+        if self.cluster(configuration, "address") == "private" and isinstance(blocks, list):
+            mine = host_ipv4s()
+            if not any(in_network(mine, block) for block in blocks):
+                return WARN, ("%s; address private: this master has no address in it (its "
+                              "own: %s): the caller could not reach the servers; put it in "
+                              "the network, or use address \"public\"" % (
+                                  text, ", ".join(sorted(mine)) or "none"))
         return True, text
 
 

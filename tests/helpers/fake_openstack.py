@@ -163,6 +163,17 @@ class FakeNeutron(_Service):
                                                     "Floating IP %s could not be found"
                                                     % found.group(1)))
             return _Answer(204)
+        if path == "/subnets" and method == "GET":
+            # neutron api-ref "List subnets": ?network_id= filters; {"subnets": [{id,
+            # network_id, ip_version, cidr, ...}]}
+            subnets = [{"id": "5b0e0000-0000-4000-8000-00000000000%d" % n, "network_id": net,
+                        "ip_version": 4, "cidr": cidr, "name": name}
+                       for n, (net, cidr, name) in enumerate((
+                           (PRIVATE_NET, "192.168.0.0/24", "private-subnet"),
+                           (EXT_NET, "127.0.0.0/8", "external-subnet")))]
+            wanted = query.get("network_id", [None])[0]
+            return _Answer(200, {"subnets": [s for s in subnets
+                                             if wanted is None or s["network_id"] == wanted]})
         found = re.match(r"^/networks/([^/]+)$", path)
         if found and method == "GET":
             name = {EXT_NET: "external-network", PRIVATE_NET: "private"}.get(found.group(1))
@@ -227,6 +238,14 @@ class FakeOpenStack(_FakeAPI):
         _FakeAPI.__init__(self, **kw)
         self.max_microversion = max_microversion
         self.security_groups = ["default", "ssh"]       # the project's groups, by name
+        # nova api-ref "List Server Groups": {"server_groups": [{id, name, policy, members,
+        # ...}]} (no name filter); the hints a create carried are kept in its record
+        self.server_groups = [{"id": "5e1f0000-0000-4000-8000-00000000a001",
+                               "name": "bx-spread", "policy": "anti-affinity",
+                               "members": [], "rules": {}}]
+        # a server's fixed address: "PREFIX<n>" (a test that must reach it over SSH sets
+        # a whole address: every server gets it)
+        self.fixed_ip = "192.168.0."
         self.floating = floating
         self.regions = list(regions)
         self.token_ttl = token_ttl
@@ -376,7 +395,8 @@ class FakeOpenStack(_FakeAPI):
             self.servers[rec["id"]] = rec
             port = {"id": str(uuid.uuid4()), "device_id": rec["id"],
                     "network_id": PRIVATE_NET if self.floating else EXT_NET,
-                    "fixed_ips": [{"ip_address": "192.168.0.%d" % (len(self.ports) + 10)}]}
+                    "fixed_ips": [{"ip_address": self.fixed_ip + str(len(self.ports) + 10)
+                                   if self.fixed_ip.endswith(".") else self.fixed_ip}]}
             self.ports[port["id"]] = port
             return rec
 
@@ -429,6 +449,8 @@ class FakeOpenStack(_FakeAPI):
             return self.version_document()
         if path == "/servers" and method == "POST":
             return self._create(body, self._tuple(version))
+        if path == "/os-server-groups" and method == "GET":
+            return _Answer(200, {"server_groups": [dict(g) for g in self.server_groups]})
         if path == "/flavors" and method == "GET":          # api-ref "List Flavors"
             return _Answer(200, {"flavors": [dict(f, links=[]) for f in FLAVORS]})
         if path == "/servers/detail" and method == "GET":
@@ -519,6 +541,14 @@ class FakeOpenStack(_FakeAPI):
             if group["name"] not in self.security_groups:
                 return self._bad("Unable to find security_group with name or id '%s'"
                                  % group["name"])
+        # schemas/servers.py: os:scheduler_hints, a top-level key beside server; its group
+        # a server group's UUID (an unknown one: 400, GUESS: exact wording)
+        hints = body.get("os:scheduler_hints", {})
+        if not isinstance(hints, dict) or ("group" in hints and not re.match(
+                r"^[0-9a-fA-F]{8}(-?[0-9a-fA-F]{4}){3}-?[0-9a-fA-F]{12}$", str(hints["group"]))):
+            return self._bad("Invalid input for field/attribute os:scheduler_hints.")
+        if "group" in hints and hints["group"] not in [g["id"] for g in self.server_groups]:
+            return self._bad("Unable to find server group %s" % hints["group"])
         live = len(self.servers)
         if self.max_servers is not None and live >= self.max_servers:
             return _Answer(403, self.error_body(403, "forbidden", "Quota exceeded for "

@@ -138,6 +138,7 @@ class FakeYandex(_YandexShapes, _FakeAPI):
     def __init__(self, op_polls=None, iam=None, **kw):
         _FakeAPI.__init__(self, **kw)
         self.op_polls = op_polls
+        self.private_ip = "10.128.0.24"     # every instance's primaryV4Address.address
         self.iam = iam if iam is not None else FakeYandexIAM(compute=self)
 
     def reset(self):
@@ -209,13 +210,16 @@ class FakeYandex(_YandexShapes, _FakeAPI):
             "status": self.current_status(rec),
             "bootDisk": {"mode": "READ_WRITE", "deviceName": "boot", "autoDelete": True,
                          "diskId": "fhmdisk" + rec["id"][7:]},
-            "networkInterfaces": [{
+            # instance.proto NetworkInterface (securityGroupIds: the spec's), PlacementPolicy
+            "networkInterfaces": [dict({
                 "index": "0", "macAddress": "d0:0d:12:34:56:78",
                 "subnetId": interface.get("subnetId", self.SUBNET),
-                "primaryV4Address": {"address": "10.128.0.24", "oneToOneNat": nat}}],
+                "primaryV4Address": {"address": self.private_ip, "oneToOneNat": nat}},
+                **({"securityGroupIds": interface["securityGroupIds"]}
+                   if interface.get("securityGroupIds") else {}))],
             "fqdn": "%s.ru-central1.internal" % rec["id"],
             "schedulingPolicy": {}, "networkSettings": {"type": "STANDARD"},
-            "placementPolicy": {},
+            "placementPolicy": dict(req.get("placementPolicy") or {}),
         }
 
     # ---- operations ----------------------------------------------------------------------
@@ -391,6 +395,15 @@ class FakeYandex(_YandexShapes, _FakeAPI):
         nat = (interfaces[0].get("primaryV4AddressSpec") or {}).get("oneToOneNatSpec")
         if nat != {"ipVersion": "IPV4"}:
             return error(3, "Illegal argument primaryV4AddressSpec")
+        # instance_service.proto NetworkInterfaceSpec.security_group_ids (repeated string),
+        # PlacementPolicy.placement_group_id (string)
+        groups = interfaces[0].get("securityGroupIds", [])
+        if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+            return error(3, "Illegal argument securityGroupIds")
+        policy = body.get("placementPolicy", {})
+        if not isinstance(policy, dict) or not isinstance(
+                policy.get("placementGroupId", ""), str):
+            return error(3, "Illegal argument placementPolicy")
         return None
 
 

@@ -640,6 +640,16 @@ _HZ_CATALOG = {
                      {"name": "cx32", "cores": 4, "memory": 8.0, "disk": 80}],
     "images": [{"name": "ubuntu-24.04", "type": "system", "os_flavor": "ubuntu"},
                {"name": "rocky-9", "type": "system", "os_flavor": "rocky"}],
+    # hcloud-go hcloud/schema/network.go Network (id, name, ip_range, ...), firewall.go
+    # Firewall, placement_group.go PlacementGroup (type "spread"); listed as the others,
+    # filtered by ?name= (hcloud/network.go NetworkListOpts, firewall.go FirewallListOpts,
+    # placement_group.go PlacementGroupListOpts)
+    # (loop-net: a network the test machine is in, for `check`; no real one is 127/8)
+    "networks": [{"name": "bx-net", "ip_range": "10.0.0.0/16"},
+                 {"name": "backup-net", "ip_range": "10.1.0.0/16"},
+                 {"name": "loop-net", "ip_range": "127.0.0.0/8"}],
+    "firewalls": [{"name": "bx-ssh"}, {"name": "bx-web"}],
+    "placement_groups": [{"name": "bx-spread", "type": "spread"}],
 }
 
 
@@ -660,6 +670,9 @@ class FakeHetzner(_FakeAPI):
         _FakeAPI.__init__(self, **kw)
         self.remaining = self.rate_limit
         self._last_refill = time.time()
+        # a server's IPv4 in a private network it was created in: "PREFIX.<server id>"
+        # (a test that must reach it over SSH sets a whole address: every server gets it)
+        self.private_ip = "10.0.0."
 
     # ---- shapes ----------------------------------------------------------------------
     def error_body(self, status, code, message, details=None):
@@ -726,8 +739,13 @@ class FakeHetzner(_FakeAPI):
         return {
             "id": rec["id"], "name": rec["name"], "status": self.current_status(rec),
             "created": rec["created"],
-            "public_net": {"ipv4": ipv4, "ipv6": None, "floating_ips": [], "firewalls": []},
-            "private_net": [],
+            # hcloud-go hcloud/schema/server.go ServerPublicNet (firewalls: [{id, status}]),
+            # ServerPrivateNet {network, ip, alias_ips, mac_address}
+            "public_net": {"ipv4": ipv4, "ipv6": None, "floating_ips": [], "firewalls": [
+                {"id": f["firewall"], "status": "applied"} for f in req.get("firewalls") or []]},
+            "private_net": [{"network": n, "ip": self.private_address(rec), "alias_ips": [],
+                             "mac_address": "86:00:00:00:00:%02x" % (rec["id"] % 256)}
+                            for n in req.get("networks") or []],
             "server_type": {"id": 1, "name": req.get("server_type") or "cx22"},
             "location": {"id": 1, "name": location},
             "datacenter": {"id": 1, "name": location + "-dc1",
@@ -737,8 +755,14 @@ class FakeHetzner(_FakeAPI):
             "outgoing_traffic": 0, "ingoing_traffic": 0, "included_traffic": 21990232555520,
             "protection": {"delete": False, "rebuild": False},
             "labels": dict(rec["labels"]), "volumes": [], "load_balancers": [],
-            "primary_disk_size": 40, "placement_group": None,
+            "primary_disk_size": 40, "placement_group": {
+                "id": req["placement_group"], "type": "spread"}
+            if req.get("placement_group") else None,
         }
+
+    def private_address(self, rec):
+        prefix = self.private_ip
+        return prefix + str(rec["id"]) if prefix.endswith(".") else prefix
 
     # ---- routes ----------------------------------------------------------------------
     def route(self, method, path, query, body):
@@ -760,7 +784,8 @@ class FakeHetzner(_FakeAPI):
                 del self.servers[rec["id"]]
                 return _Answer(200, {"action": self._action("delete_server", rec["id"])})
             return _Answer(405, self.error_body(405, "method_not_allowed", "method not allowed"))
-        m = re.match(r"^/(server_types|images|locations)/(\d+)/?$", path)
+        m = re.match(r"^/(server_types|images|locations|networks|firewalls|placement_groups)"
+                     r"/(\d+)/?$", path)
         if m and method == "GET":
             # GET /{collection}/{id}: {"server_type": {...}} (hcloud-go hcloud/schema/
             # server_type.go ServerTypeGetResponse, image.go ImageGetResponse, location.go
@@ -857,6 +882,9 @@ class FakeHetzner(_FakeAPI):
         if self.unique_names and any(r["name"] == name for r in self.servers.values()):
             return _Answer(409, self.error_body(409, "uniqueness_error", "server name is "
                                                 "already used", {"fields": [{"name": "name"}]}))
+        problem = self._cluster_problem(body)
+        if problem:
+            return problem
         rec = self._new_record(name, body, labels=labels)
         server = self.render(rec)  # the create answer is not a poll
         next_actions = []
@@ -868,6 +896,26 @@ class FakeHetzner(_FakeAPI):
             "next_actions": next_actions,
             "root_password": None if body.get("ssh_keys") else rec["root_password"],
         })
+
+    def _cluster_problem(self, body):
+        """ServerCreateRequest's networks []int64, firewalls []ServerCreateFirewalls
+        {firewall int64}, placement_group int64 (hcloud-go hcloud/schema/server.go): ids
+        only, each one the project has (else 404 not_found, as for any unknown id)."""
+        wanted = [("networks", n) for n in body.get("networks") or []]
+        firewalls = body.get("firewalls") or []
+        if not isinstance(firewalls, list) or not all(
+                isinstance(f, dict) and set(f) == {"firewall"} for f in firewalls):
+            return self._invalid("firewalls", "must be a list of {\"firewall\": id}")
+        wanted += [("firewalls", f["firewall"]) for f in firewalls]
+        if "placement_group" in body:
+            wanted.append(("placement_groups", body["placement_group"]))
+        for collection, value in wanted:
+            if not isinstance(value, int) or isinstance(value, bool):
+                return self._invalid(collection, "must be an id (an integer)")
+            if value not in [i["id"] for i in self._catalog(collection)]:
+                return _Answer(404, self.error_body(404, "not_found", "%s with ID '%s' not "
+                                                    "found" % (collection[:-1], value)))
+        return None
 
 
 # ======================================================================================
@@ -894,6 +942,7 @@ class FakeTimeweb(_FakeAPI):
 
     def __init__(self, delete_needs_confirmation=False, **kw):
         _FakeAPI.__init__(self, **kw)
+        self.private_ip = "192.168.0.4"     # a server's IPv4 in the VPC a create named
         self.delete_needs_confirmation = delete_needs_confirmation
 
     def error_body(self, status, code, message, details=None):
@@ -946,8 +995,13 @@ class FakeTimeweb(_FakeAPI):
             "avatar_id": None, "vnc_pass": "vnc" + uuid.uuid4().hex[:8],
             "root_pass": rec["root_password"],
             "image": {"id": req["image_id"]} if req.get("image_id") else None,
+            # vds_networks_inner: a VPC the create named is a "local" network with its id
             "networks": [{"type": "public", "ips": ips, "is_ddos_guard": False,
-                          "bandwidth": 200}],
+                          "bandwidth": 200}] + ([{
+                              "type": "local", "id": req["network"]["id"], "ips": [{
+                                  "ip": req["network"].get("local_ip") or self.private_ip,
+                                  "type": "ipv4", "is_main": True}]}]
+                              if req.get("network") else []),
             "cloud_init": req.get("cloud_init"), "is_qemu_agent": True,
             "availability_zone": req.get("availability_zone") or "spb-3",
         }
@@ -1034,6 +1088,11 @@ class FakeTimeweb(_FakeAPI):
             return self._bad("cloud_init must be a string")
         if "availability_zone" in body and body["availability_zone"] not in _TW_ZONES:
             return self._bad("availability_zone must be one of " + ", ".join(_TW_ZONES))
+        # create_server_network: {id, floating_ip, local_ip, ip (deprecated), ...}
+        network = body.get("network", {})
+        if not isinstance(network, dict) or not all(isinstance(network.get(k, ""), str)
+                                                    for k in ("id", "local_ip")):
+            return self._bad("network must be an object with id and local_ip strings")
         if self.unique_names and any(r["name"] == name for r in self.servers.values()):
             return _Answer(409, self.error_body(409, "conflict",  # GUESS: code not documented
                                                 "Server with this name already exists"))
