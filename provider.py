@@ -7590,13 +7590,15 @@ class CloudBackend(Backend):
         address, data = self.shaped(self.public_address, api, task, server)
         if not address:
             data = dict(data, ipv4_wait_age=data.get("ipv4_wait_age", task_age(task)))
+            which = self.task_configuration(task).get("address", self.settings.get("address"))
+            which = "private" if which == "private" else "public"
             if task_age(task) - data["ipv4_wait_age"] > self.ready_timeout:
                 task["data"] = data
-                return self.fail(task, "%s runs but has no public IPv4 address after "
+                return self.fail(task, "%s runs but has no %s IPv4 address after "
                                  "ready_timeout %g s: the caller adds IPv4 servers only" % (
-                                     where, self.ready_timeout))
+                                     where, which, self.ready_timeout))
             return {"data": data, "phase": "booting", "message": "booting: %s runs, waiting "
-                    "for its public IPv4 address" % where}
+                    "for its %s IPv4 address" % (where, which)}
         address, problem = check_server(address, self.settings.get("allow_loopback", False))
         if problem:
             return self.fail(task, "%s: the API's address is refused: %s" % (where, problem))
