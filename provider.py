@@ -6266,10 +6266,12 @@ class Deadline(object):
         self.timer.join()
 
 
-def http_opener(deadline):
+def http_opener(deadline, trust=None):
     """A urllib opener that follows no redirect (a 3xx comes back as it is), takes
     only an https proxy from the environment (the token never travels in clear to
-    a proxy) and puts every connection under deadline."""
+    a proxy) and puts every connection under deadline. trust (tls_context's) says
+    which certificate an https API may show: with a pinned fingerprint, a
+    connection to any other certificate is closed before a request is sent."""
     import http.client
     import socket
     import urllib.request
@@ -6287,6 +6289,9 @@ def http_opener(deadline):
         return Connection
 
     plain, secure = watched(http.client.HTTPConnection), watched(http.client.HTTPSConnection)
+    pin = (trust or {}).get("fingerprint")
+    if pin:
+        secure = pinned(secure, pin)
 
     class PlainHandler(urllib.request.HTTPHandler):
         def do_open(self, http_class, request, **kwargs):
@@ -6297,7 +6302,7 @@ def http_opener(deadline):
             urllib.request.AbstractHTTPHandler.__init__(self)
 
         def https_open(self, request):
-            return self.do_open(secure, request, context=tls_context())
+            return self.do_open(secure, request, context=tls_context(trust))
 
     class NoRedirect(urllib.request.HTTPRedirectHandler):
         def redirect_request(self, *args, **kwargs):
@@ -6309,18 +6314,71 @@ def http_opener(deadline):
                                        SecureHandler, NoRedirect)
 
 
-TLS_CONTEXT = []     # tls_context()'s, once made
+TLS_CONTEXT = {}     # tls_context()'s, once made: {ca_file or "" or "pinned": context}
 
 
-def tls_context():
-    """This process's one TLS context: the system's CA store (or SSL_CERT_FILE's),
-    verified names. Loading the store costs 20-35 ms: once per process, not per
-    connection (and never for plain http, which Python 3.13's HTTPSHandler
-    would pay for at every opener)."""
-    if not TLS_CONTEXT:
-        import ssl
-        TLS_CONTEXT.append(ssl.create_default_context())
-    return TLS_CONTEXT[0]
+def tls_context(trust=None):
+    """The TLS context of an API's trust (None or {}: the system's CA store, or
+    SSL_CERT_FILE's; {"ca_file": PATH}: that CA file's; {"fingerprint": HEX}: no
+    chain or name check, pinned() compares the certificate itself), verified names
+    otherwise. Loading a store costs 20-35 ms: once per process, not per connection
+    (and never for plain http, which Python 3.13's HTTPSHandler would pay for at
+    every opener)."""
+    import ssl
+    trust = trust or {}
+    key = "pinned" if trust.get("fingerprint") else trust.get("ca_file") or ""
+    if key not in TLS_CONTEXT:
+        if key == "pinned":
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.check_hostname = False          # the fingerprint names the server
+            context.verify_mode = ssl.CERT_NONE
+        else:
+            context = ssl.create_default_context(cafile=key or None)
+        TLS_CONTEXT[key] = context
+    return TLS_CONTEXT[key]
+
+
+def pinned(base, fingerprint):
+    """An HTTPSConnection class (of base) that accepts exactly the certificate whose
+    SHA-256 digest is fingerprint (hex): any other closes the connection at once,
+    before a byte of the request (and its token) is sent, as ssl.CertificateError."""
+    import hashlib
+    import ssl
+
+    class Mismatch(ssl.CertificateError):
+        def __str__(self):              # (3.7+: an SSLError, which shows its args tuple)
+            return self.args[0]
+
+    class Pinned(base):
+        def connect(self):
+            base.connect(self)
+            der = self.sock.getpeercert(binary_form=True) or b""
+            seen = hashlib.sha256(der).hexdigest()
+            if seen != fingerprint:
+                self.sock.close()
+                self.sock = None
+                raise Mismatch("its SHA-256 fingerprint is %s, not the tls_fingerprint %s" % (
+                    colon_hex(seen), colon_hex(fingerprint)))
+    return Pinned
+
+
+def colon_hex(digest):
+    """A hex digest as pveproxy and openssl show it: AA:BB:..."""
+    return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2)).upper()
+
+
+def tls_fingerprint(value):
+    """The lowercase hex of a SHA-256 fingerprint written AA:BB:... (colons, blanks
+    optional, any case), or None when value is not one."""
+    import re
+    text = re.sub(r"[\s:]", "", value).lower() if isinstance(value, str) else ""
+    return text if re.match(r"[0-9a-f]{64}\Z", text) else None
+
+
+def check_tls_fingerprint(checker, value, path):
+    if tls_fingerprint(value) is None:
+        checker.add(path, "must be a SHA-256 fingerprint, 32 hex bytes (AA:BB:...:FF, as "
+                          "`pvenode cert info` or `openssl x509 -fingerprint -sha256` shows it)")
 
 
 def is_loopback_host(host):
@@ -6370,6 +6428,9 @@ class CloudAPI(object):
         self.token = None
         self.secrets = []               # a login's credentials: masked like the token
         self.reply_headers = {}         # the headers of the last answer
+        self.reason = ""                # the status line's reason phrase of the last answer
+        # which certificate the API may show (tls_context): a backend may pin one
+        self.trust = getattr(backend, "tls_trust", None) or {}
 
     def call(self, method, path, body=None, query=None, attempts=RETRY_ATTEMPTS, budget=None,
              create=None):
@@ -6430,8 +6491,8 @@ class CloudAPI(object):
         except Exception:     # a body in no shape we know: the HTTP status says it all
             code, text = None, None
         code = printable(code, 60) if isinstance(code, str) and code else None
-        if not text:
-            text = http.client.responses.get(status, "unexpected answer")
+        if not text:          # Proxmox says why in the status line only
+            text = self.reason or http.client.responses.get(status, "unexpected answer")
         try:
             limited = self.rate_limited(status, answer)
         except Exception:     # (as error_text) a body in no shape we know
@@ -6464,13 +6525,15 @@ class CloudAPI(object):
         deadline = Deadline(self.timeout)
         try:
             try:
-                response = http_opener(deadline).open(request, timeout=deadline.left())
+                response = http_opener(deadline, self.trust).open(request,
+                                                                  timeout=deadline.left())
             except urllib.error.HTTPError as exc:
                 response = exc
             try:
                 raw = self.read(response, what, create)
             finally:
                 response.close()
+            self.reason = self.mask(printable(str(getattr(response, "reason", "") or ""), 300))
             if deadline.passed:          # cut short: whatever came is not the whole answer
                 raise socket.timeout("the deadline passed")
             return response.getcode(), response.headers, raw
@@ -6899,7 +6962,8 @@ class CloudBackend(Backend):
         error_text(answer)       (code, message) of an error body; never raises
         AUTH                     StaticToken, or a CachedToken (Keystone, Yandex IAM)
         rate_limited(status, answer), request_headers(), public_address(api, task,
-        server) (a floating IP), created(answer), fetch(api, server_id),
+        server) (a floating IP), send_create(api, task, configuration, body) (a create
+        that is more than one POST), created(answer), fetch(api, server_id),
         await_create(api, task, configuration) (an operation still running),
         capacity_error(exc) (a refusal that tries the next alternative: never an
         uncertain create), delete_server(task), being_deleted(server),
@@ -7155,7 +7219,8 @@ class CloudBackend(Backend):
                 data["got"] = choice
             body = self.create_body(task, dict(configuration, **choice), user_data)
             try:
-                answer = api.call("POST", self.SERVERS, body=body)
+                answer = self.send_create(api, dict(task, data=data),
+                                          dict(configuration, **choice), body)
                 break
             except CloudError as exc:
                 error = exc
@@ -7180,6 +7245,11 @@ class CloudBackend(Backend):
                         % (self.LABEL, error.message)}
             return self.adopt(dict(task, data=data), server)
         return self.adopt(dict(task, data=data), self.created(answer), "; ".join(skipped))
+
+    def send_create(self, api, task, configuration, body):
+        """Hook: send the create (body: create_body's) and return its answer; it
+        may note data keys in task["data"] (saved with the outcome)."""
+        return api.call("POST", self.SERVERS, body=body)
 
     def created(self, answer):
         return answer.get("server") or {}
