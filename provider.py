@@ -10258,6 +10258,12 @@ class ProxmoxBackend(CloudBackend):
         address, prefix = self.claim_address(task, configuration, state)
         task["data"].update(address=address, prefix=prefix)
 
+    def available(self, configuration, state):
+        """hide_when_full: a configuration whose addresses are all held is full too."""
+        held = self.held_addresses(state, None)
+        return CloudBackend.available(self, configuration, state) and any(
+            address not in held for address, _ in address_candidates(configuration))
+
     def held_addresses(self, state, task_id):
         """{address: task id} of the addresses Proxmox tasks hold: a pending order's, a
         finished one's until its VM is deleted, a failed one's until its VM is gone

@@ -158,6 +158,19 @@ class ProxmoxTest(ProxmoxHome, CloudTests, unittest.TestCase):
         third = self.order()
         self.assertEqual(self.home.state()["tasks"][third]["data"]["address"], "127.0.0.2")
 
+    def test_a_configuration_without_a_free_address_is_full(self):
+        self.configure({"addresses": ["127.0.0.1/8"]}, hide_when_full=True)
+        self.assertEqual([c["id"] for c in self.ok("configs")["configurations"]], ["1"])
+        task_id = self.order()
+        self.assertEqual(self.ok("configs")["configurations"], [])
+        message = self.assertErrorCode(self.run_plugin("order", "1"), 109)
+        self.assertIn("configuration 1 has no free address: 1 held by orders", message)
+        self.assertIn("configuration 1: 0 of 1 addresses free", self.run_plugin("check").text)
+        self.finished(task_id)
+        result = self.run_plugin("task", "delete-server", task_id, "--yes", "--force")
+        self.assertEqual(result.code, 0, result)
+        self.assertEqual([c["id"] for c in self.ok("configs")["configurations"]], ["1"])
+
     def test_an_address_something_answers_on_is_skipped_and_named(self):
         other = SSHBannerServer(host="127.0.0.1", port=self.ssh.port).start()
         self.addCleanup(other.stop)
