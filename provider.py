@@ -10713,12 +10713,12 @@ class ProxmoxBackend(CloudBackend):
         held = self.held_addresses(state, None)
         candidates = [address for address, _ in address_candidates(configuration)]
         free = [address for address in candidates if address not in held]
-        return bool(free), "configuration %s: %d of %d addresses free (not yet tried for a " \
-            "TCP answer on port %d)%s" % (
-                configuration["id"], len(free), len(candidates), self.ssh_port,
-                "; held: " + ", ".join("%s (task %s)" % (address, held[address])
-                                       for address in candidates if address in held)[:300]
-                if len(free) < len(candidates) else "")
+        taken = ", ".join("%s (task %s)" % (address, held[address])
+                          for address in candidates if address in held)
+        return bool(free), ("configuration %s: %d of %d addresses free (not yet tried for a "
+                            "TCP answer on port %d)%s" % (
+                                configuration["id"], len(free), len(candidates), self.ssh_port,
+                                "; held: " + taken[:300] if taken else ""))
 
     def resolve(self, api, configuration):
         """The template (a template VM, with a cloud-init drive) and the clone's storage."""
