@@ -472,6 +472,9 @@ def permission_error(doing, path):
 #                     an unsettled create's server was looked for), server_deleted (when)
 #   openstack         floating_ip, floating_ip_id (the address it attached)
 #   yandex            operation_id (the create's operation, until it is done)
+#   proxmox           address, prefix (the configuration's address claimed at the order:
+#                     held while the task may rent its VM), node (the VM's), upid (the
+#                     task waited for), pve_step (clone, config, resize, start, started)
 
 def new_task(task_id, config_id, backend_type):
     stamp = now()
@@ -4318,10 +4321,12 @@ def owner_tag(state):
 BACKENDS = {"manual": "ManualBackend", "pool": "PoolBackend", "command": "CommandBackend",
             "hetzner": "HetznerBackend", "timeweb": "TimewebBackend",
             "openstack": "OpenStackBackend", "selectel": "SelectelBackend",
-            "vkcloud": "VKCloudBackend", "yandex": "YandexBackend"}
+            "vkcloud": "VKCloudBackend", "yandex": "YandexBackend",
+            "proxmox": "ProxmoxBackend"}
 
 # The backends of the cloud section: their orders are driven by a worker (needs_worker).
-CLOUD_TYPES = frozenset(("hetzner", "timeweb", "openstack", "selectel", "vkcloud", "yandex"))
+CLOUD_TYPES = frozenset(("hetzner", "timeweb", "openstack", "selectel", "vkcloud", "yandex",
+                         "proxmox"))
 
 # bin/NAME's boot runs the core alone and puts here the one callable that runs the cloud
 # section (compiled through its cache) in this module; empty when the whole file ran
@@ -6466,10 +6471,12 @@ class Deadline(object):
         self.timer.join()
 
 
-def http_opener(deadline):
+def http_opener(deadline, trust=None):
     """A urllib opener that follows no redirect (a 3xx comes back as it is), takes
     only an https proxy from the environment (the token never travels in clear to
-    a proxy) and puts every connection under deadline."""
+    a proxy) and puts every connection under deadline. trust (tls_context's) says
+    which certificate an https API may show: with a pinned fingerprint, a
+    connection to any other certificate is closed before a request is sent."""
     import http.client
     import socket
     import urllib.request
@@ -6487,6 +6494,9 @@ def http_opener(deadline):
         return Connection
 
     plain, secure = watched(http.client.HTTPConnection), watched(http.client.HTTPSConnection)
+    pin = (trust or {}).get("fingerprint")
+    if pin:
+        secure = pinned(secure, pin)
 
     class PlainHandler(urllib.request.HTTPHandler):
         def do_open(self, http_class, request, **kwargs):
@@ -6497,7 +6507,7 @@ def http_opener(deadline):
             urllib.request.AbstractHTTPHandler.__init__(self)
 
         def https_open(self, request):
-            return self.do_open(secure, request, context=tls_context())
+            return self.do_open(secure, request, context=tls_context(trust))
 
     class NoRedirect(urllib.request.HTTPRedirectHandler):
         def redirect_request(self, *args, **kwargs):
@@ -6509,18 +6519,71 @@ def http_opener(deadline):
                                        SecureHandler, NoRedirect)
 
 
-TLS_CONTEXT = []     # tls_context()'s, once made
+TLS_CONTEXT = {}     # tls_context()'s, once made: {ca_file or "" or "pinned": context}
 
 
-def tls_context():
-    """This process's one TLS context: the system's CA store (or SSL_CERT_FILE's),
-    verified names. Loading the store costs 20-35 ms: once per process, not per
-    connection (and never for plain http, which Python 3.13's HTTPSHandler
-    would pay for at every opener)."""
-    if not TLS_CONTEXT:
-        import ssl
-        TLS_CONTEXT.append(ssl.create_default_context())
-    return TLS_CONTEXT[0]
+def tls_context(trust=None):
+    """The TLS context of an API's trust (None or {}: the system's CA store, or
+    SSL_CERT_FILE's; {"ca_file": PATH}: that CA file's; {"fingerprint": HEX}: no
+    chain or name check, pinned() compares the certificate itself), verified names
+    otherwise. Loading a store costs 20-35 ms: once per process, not per connection
+    (and never for plain http, which Python 3.13's HTTPSHandler would pay for at
+    every opener)."""
+    import ssl
+    trust = trust or {}
+    key = "pinned" if trust.get("fingerprint") else trust.get("ca_file") or ""
+    if key not in TLS_CONTEXT:
+        if key == "pinned":
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.check_hostname = False          # the fingerprint names the server
+            context.verify_mode = ssl.CERT_NONE
+        else:
+            context = ssl.create_default_context(cafile=key or None)
+        TLS_CONTEXT[key] = context
+    return TLS_CONTEXT[key]
+
+
+def pinned(base, fingerprint):
+    """An HTTPSConnection class (of base) that accepts exactly the certificate whose
+    SHA-256 digest is fingerprint (hex): any other closes the connection at once,
+    before a byte of the request (and its token) is sent, as ssl.CertificateError."""
+    import hashlib
+    import ssl
+
+    class Mismatch(ssl.CertificateError):
+        def __str__(self):              # (3.7+: an SSLError, which shows its args tuple)
+            return self.args[0]
+
+    class Pinned(base):
+        def connect(self):
+            base.connect(self)
+            der = self.sock.getpeercert(binary_form=True) or b""
+            seen = hashlib.sha256(der).hexdigest()
+            if seen != fingerprint:
+                self.sock.close()
+                self.sock = None
+                raise Mismatch("its SHA-256 fingerprint is %s, not the tls_fingerprint %s" % (
+                    colon_hex(seen), colon_hex(fingerprint)))
+    return Pinned
+
+
+def colon_hex(digest):
+    """A hex digest as pveproxy and openssl show it: AA:BB:..."""
+    return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2)).upper()
+
+
+def tls_fingerprint(value):
+    """The lowercase hex of a SHA-256 fingerprint written AA:BB:... (colons, blanks
+    optional, any case), or None when value is not one."""
+    import re
+    text = re.sub(r"[\s:]", "", value).lower() if isinstance(value, str) else ""
+    return text if re.match(r"[0-9a-f]{64}\Z", text) else None
+
+
+def check_tls_fingerprint(checker, value, path):
+    if tls_fingerprint(value) is None:
+        checker.add(path, "must be a SHA-256 fingerprint, 32 hex bytes (AA:BB:...:FF, as "
+                          "`pvenode cert info` or `openssl x509 -fingerprint -sha256` shows it)")
 
 
 def is_loopback_host(host):
@@ -6570,6 +6633,9 @@ class CloudAPI(object):
         self.token = None
         self.secrets = []               # a login's credentials: masked like the token
         self.reply_headers = {}         # the headers of the last answer
+        self.reason = ""                # the status line's reason phrase of the last answer
+        # which certificate the API may show (tls_context): a backend may pin one
+        self.trust = getattr(backend, "tls_trust", None) or {}
 
     def call(self, method, path, body=None, query=None, attempts=RETRY_ATTEMPTS, budget=None,
              create=None):
@@ -6630,8 +6696,8 @@ class CloudAPI(object):
         except Exception:     # a body in no shape we know: the HTTP status says it all
             code, text = None, None
         code = printable(code, 60) if isinstance(code, str) and code else None
-        if not text:
-            text = http.client.responses.get(status, "unexpected answer")
+        if not text:          # Proxmox says why in the status line only
+            text = self.reason or http.client.responses.get(status, "unexpected answer")
         try:
             limited = self.rate_limited(status, answer)
         except Exception:     # (as error_text) a body in no shape we know
@@ -6664,13 +6730,15 @@ class CloudAPI(object):
         deadline = Deadline(self.timeout)
         try:
             try:
-                response = http_opener(deadline).open(request, timeout=deadline.left())
+                response = http_opener(deadline, self.trust).open(request,
+                                                                  timeout=deadline.left())
             except urllib.error.HTTPError as exc:
                 response = exc
             try:
                 raw = self.read(response, what, create)
             finally:
                 response.close()
+            self.reason = self.mask(printable(str(getattr(response, "reason", "") or ""), 300))
             if deadline.passed:          # cut short: whatever came is not the whole answer
                 raise socket.timeout("the deadline passed")
             return response.getcode(), response.headers, raw
@@ -7152,7 +7220,8 @@ class CloudBackend(Backend):
         error_text(answer)       (code, message) of an error body; never raises
         AUTH                     StaticToken, or a CachedToken (Keystone, Yandex IAM)
         rate_limited(status, answer), request_headers(), public_address(api, task,
-        server) (a floating IP), created(answer), fetch(api, server_id),
+        server) (a floating IP), send_create(api, task, configuration, body) (a create
+        that is more than one POST), created(answer), fetch(api, server_id),
         await_create(api, task, configuration) (an operation still running),
         capacity_error(exc) (a refusal that tries the next alternative: never an
         uncertain create), delete_server(task), being_deleted(server),
@@ -7408,7 +7477,8 @@ class CloudBackend(Backend):
                 data["got"] = choice
             body = self.create_body(task, dict(configuration, **choice), user_data)
             try:
-                answer = api.call("POST", self.SERVERS, body=body)
+                answer = self.send_create(api, dict(task, data=data),
+                                          dict(configuration, **choice), body)
                 break
             except CloudError as exc:
                 error = exc
@@ -7433,6 +7503,11 @@ class CloudBackend(Backend):
                         % (self.LABEL, error.message)}
             return self.adopt(dict(task, data=data), server)
         return self.adopt(dict(task, data=data), self.created(answer), "; ".join(skipped))
+
+    def send_create(self, api, task, configuration, body):
+        """Hook: send the create (body: create_body's) and return its answer; it
+        may note data keys in task["data"] (saved with the outcome)."""
+        return api.call("POST", self.SERVERS, body=body)
 
     def created(self, answer):
         return answer.get("server") or {}
@@ -10525,6 +10600,802 @@ class YandexBackend(CloudBackend):
                               "the network, or use address \"public\"" % (
                                   text, ", ".join(sorted(mine)) or "none"))
         return True, text
+
+
+# -- Proxmox VE: clones of a cloud-init template on the agency's own cluster ----------
+
+# A VMID taken between /cluster/nextid and the clone (another admin, another master):
+# the clone is refused and tried again with the next free id, this many times in all
+VMID_TRIES = 5
+# Addresses of an order's candidates that answer a TCP connect on ssh_port (something
+# else uses them) are skipped, at most this many per order: each costs a connect
+MAX_ADDRESS_PROBES = 16
+ADDRESS_PROBE_TIMEOUT = 0.5         # s for one such connect (under the state lock)
+MAX_ADDRESS_RANGE = 65536           # addresses in one ADDR1-ADDR2/PREFIX item
+# qemu-server's cloud-init sshkeys: the keys URI-encoded, every character outside these
+PVE_SSHKEYS_SAFE = "-_.!~*'()"
+PVE_MARK = "managed-by=provider.py"   # the description line's first word: ours
+
+
+def check_token_id(checker, value, path):
+    """USER@REALM!TOKENNAME (pve-access-control's token id: a user id, "!", a name
+    that starts with a letter)."""
+    import re
+    if not re.match(r"[^\s@!:=/]{1,64}@[A-Za-z][A-Za-z0-9._-]{0,31}![A-Za-z][A-Za-z0-9._-]{1,63}\Z",
+                    value):
+        checker.add(path, "must be an API token id, USER@REALM!TOKENNAME (e.g. "
+                          "bitrix@pve!provider)")
+
+
+def pve_name_check(what, pattern, example):
+    """A check of a Proxmox identifier (a node, a storage, a pool, a bridge)."""
+    def check(checker, value, path):
+        import re
+        if not re.match(pattern + r"\Z", value):
+            checker.add(path, "must be a Proxmox %s name (e.g. %s)" % (what, example))
+    return check
+
+
+def ipv4_int(text):
+    """The integer of a dotted-quad IPv4 address (no leading zeros), or None."""
+    import re
+    parts = text.split(".") if isinstance(text, str) else []
+    if len(parts) != 4 or not all(re.match(r"(0|[1-9][0-9]{0,2})\Z", p) and int(p) < 256
+                                  for p in parts):
+        return None
+    numbers = [int(p) for p in parts]
+    return (numbers[0] << 24) | (numbers[1] << 16) | (numbers[2] << 8) | numbers[3]
+
+
+def ipv4_text(number):
+    return ".".join(str((number >> shift) & 255) for shift in (24, 16, 8, 0))
+
+
+def address_block(item):
+    """(first, last, prefix) of an `addresses` item (ADDR/PREFIX or ADDR1-ADDR2/PREFIX),
+    or (None, why)."""
+    text, _, prefix = item.partition("/") if isinstance(item, str) else ("", "", "")
+    first, _, last = text.partition("-")
+    start, end = ipv4_int(first.strip()), ipv4_int((last or first).strip())
+    if start is None or end is None or not prefix.isdigit() or not 8 <= int(prefix) <= 32:
+        return None, "must be ADDR/PREFIX or ADDR1-ADDR2/PREFIX (IPv4, prefix 8-32)"
+    bits = int(prefix)
+    mask = (0xFFFFFFFF << (32 - bits)) & 0xFFFFFFFF
+    if end < start or (start & mask) != (end & mask):
+        return None, "the range must run upwards inside one /%d network" % bits
+    if end - start >= MAX_ADDRESS_RANGE:
+        return None, "a range holds at most %d addresses" % MAX_ADDRESS_RANGE
+    if bits < 31 and (start & ~mask & 0xFFFFFFFF == 0 or end | ~mask & 0xFFFFFFFF == end):
+        return None, "the network's own address and its broadcast address are not servers'"
+    return (start, end, bits), None
+
+
+def check_addresses(checker, value, path):
+    if not value:
+        checker.add(path, "must list at least one address or range")
+    for index, item in enumerate(value):
+        where = "%s[%d]" % (path, index)
+        if checker.is_a(item, "string", where):
+            block, why = address_block(item)
+            if block is None:
+                checker.add(where, why)
+
+
+def check_ipv4(checker, value, path):
+    if ipv4_int(value) is None:
+        checker.add(path, "must be an IPv4 address (dotted quad)")
+
+
+def check_nameservers(checker, value, path):
+    for index, item in enumerate(value):
+        where = "%s[%d]" % (path, index)
+        if checker.is_a(item, "string", where):
+            check_ipv4(checker, item, where)
+
+
+def address_candidates(configuration):
+    """Every (address, prefix) of a configuration's `addresses`, in order."""
+    for item in configuration.get("addresses") or []:
+        block = address_block(item)[0]
+        if block is not None:
+            for number in range(block[0], block[1] + 1):
+                yield ipv4_text(number), block[2]
+
+
+def tcp_answers(address, port):
+    """True when address:port accepts a TCP connection within ADDRESS_PROBE_TIMEOUT."""
+    import socket
+    try:
+        socket.create_connection((address, port), ADDRESS_PROBE_TIMEOUT).close()
+        return True
+    except (OSError, socket.timeout):
+        return False
+
+
+def pve_marks(description):
+    """{key: value} of the mark line provider.py writes into a VM's description
+    ("managed-by=provider.py bx-owner=TAG bx-task=ID ..."), {} for none."""
+    for line in (description if isinstance(description, str) else "").splitlines():
+        words = line.split()
+        if words[:1] == [PVE_MARK]:
+            return dict(word.split("=", 1) for word in words if "=" in word)
+    return {}
+
+
+class ProxmoxToken(StaticToken):
+    """A Proxmox VE API token: token_id USER@REALM!TOKENNAME and its secret (token_secret_file
+    or token_secret_env), sent as "Authorization: PVEAPIToken=USER@REALM!TOKENNAME=SECRET"
+    (pve-http-server: PVE::APIServer::Formatter's API token header)."""
+
+    SETTINGS = {"token_id": ("string", check_token_id),
+                "token_secret_file": ("string", Checker.nonempty),
+                "token_secret_env": ("string", Checker.nonempty)}
+
+    @classmethod
+    def validate_settings(cls, settings, path, check):
+        if "token_id" not in settings:
+            check.add(path, "missing key 'token_id' (the API token's id, USER@REALM!TOKENNAME)")
+        check_secret_source(check, settings, path, "token_secret", "API token's secret")
+
+    def token(self):
+        return one_line_secret(*read_secret(self.backend, "token_secret", "API token's secret"),
+                               what="API token secret")
+
+    def headers(self, token):
+        return {"Authorization": "PVEAPIToken=%s=%s" % (self.backend.settings.get("token_id"),
+                                                        token)}
+
+    def source(self):
+        settings = self.backend.settings
+        return "API token %s, its secret from %s" % (
+            settings.get("token_id"), settings.get("token_secret_file")
+            or "$" + settings.get("token_secret_env", ""))
+
+
+class ProxmoxBackend(CloudBackend):
+    """Proxmox VE: a clone of a cloud-init template per order (the API: pve-docs'
+    api-viewer; qemu-server PVE/API2/Qemu.pm, pve-manager PVE/API2/Cluster.pm and
+    Tasks.pm). Answers are {"data": ...}; an error's text is the status line's reason
+    (pve-http-server), a parameter error's details are {"errors": {name: text}}. The
+    clone, the config, the resize and the start are tasks (UPIDs) waited for through
+    /nodes/{node}/tasks/{upid}/status. The address is the configuration's, claimed at the
+    order under the state lock (no guest agent); the VM's description carries the marks
+    (the clone takes no tags; they come with the config)."""
+
+    TYPE = "proxmox"
+    LABEL = "Proxmox"
+    CHECK_PATH = "/version"
+    AUTH = ProxmoxToken
+    # the clone writes the new VM's config (name, description, lock "clone") before it
+    # answers: a lost answer's VM is listed within the request's own time
+    LATE_CREATE = 60
+    GONE = ("destroyed",)           # the lock of a VM being destroyed
+    HOST_KEY_TOOL = "ssh-keyscan"   # no user data: the host key is read at first contact
+    SETTINGS = dict(CloudBackend.COMMON_SETTINGS, **ProxmoxToken.SETTINGS)
+    SETTINGS.update(
+        tls_fingerprint=("string", check_tls_fingerprint),
+        ca_file=("string", Checker.nonempty),
+        node=("string", pve_name_check("node", r"[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?",
+                                       "pve1")),
+        pool=("string", pve_name_check("pool", r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}", "bitrix")),
+        storage=("string", pve_name_check("storage", r"[a-z][a-z0-9_.-]{0,62}[a-z0-9]",
+                                          "local-lvm")))
+    PARAMETERS = {"login": ("string", check_login),
+                  "max_servers": ("integer", Checker.non_negative),
+                  "template": ("string", Checker.nonempty),
+                  "full_clone": ("boolean", None),
+                  "cores": ("integer", Checker.positive),
+                  "memory_mb": ("integer", Checker.positive),
+                  "disk_gb": ("integer", Checker.positive),
+                  "bridge": ("string", pve_name_check("bridge", r"[A-Za-z][A-Za-z0-9_.-]{0,14}",
+                                                      "vmbr0")),
+                  "addresses": ("array", check_addresses),
+                  "gateway": ("string", check_ipv4),
+                  "nameservers": ("array", check_nameservers)}
+    REQUIRED = ("template", "addresses")
+
+    def __init__(self, settings, paths, log, provider=None):
+        CloudBackend.__init__(self, settings, paths, log, provider)
+        base = (settings.get("api_url") or "").rstrip("/")
+        if base.endswith("/api2/json"):
+            base = base[:-len("/api2/json")]
+        self.api_url = base + "/api2/json"
+        self.ssh_port = settings.get("ssh_port", 22)
+        fingerprint = tls_fingerprint(settings.get("tls_fingerprint"))
+        self.tls_trust = ({"fingerprint": fingerprint} if fingerprint else
+                          {"ca_file": settings["ca_file"]} if settings.get("ca_file") else {})
+        self.nodes = {}                 # VMID -> node, as /cluster/resources told it
+
+    @classmethod
+    def validate_settings(cls, settings, path, check):
+        CloudBackend.validate_settings.__func__(cls, settings, path, check)
+        if "api_url" not in settings:
+            check.add(path, "missing key 'api_url' (e.g. https://pve1.example.com:8006)")
+        if "tls_fingerprint" in settings and "ca_file" in settings:
+            check.add(path, "needs at most one of 'tls_fingerprint' (the certificate pinned) "
+                            "and 'ca_file' (the CA that signed it)")
+        ca_file = settings.get("ca_file")
+        if isinstance(ca_file, str) and ca_file and not ca_file.startswith("/"):
+            check.add(path + ".ca_file", "must be an absolute path")
+
+    @classmethod
+    def validate_configuration(cls, configuration, path, check):
+        CloudBackend.validate_configuration.__func__(cls, configuration, path, check)
+        gateway = ipv4_int(configuration.get("gateway"))
+        for index, item in enumerate(configuration.get("addresses") or []):
+            block = address_block(item)[0]
+            if block is None or gateway is None:
+                continue
+            mask = (0xFFFFFFFF << (32 - block[2])) & 0xFFFFFFFF
+            if gateway & mask != block[0] & mask:
+                check.add("%s.gateway" % path, "%s is outside the network of addresses[%d] "
+                          "(%s)" % (configuration["gateway"], index, item))
+            elif block[0] <= gateway <= block[1]:
+                check.add("%s.gateway" % path, "%s is one of addresses[%d] (%s)" % (
+                    configuration["gateway"], index, item))
+
+    def error_text(self, answer):
+        """A parameter error's details ({"errors": {name: text}}); the rest says the
+        status line's reason (CloudAPI uses it when this gives no text)."""
+        errors = answer.get("errors") if isinstance(answer, dict) else None
+        if isinstance(errors, dict) and errors:
+            return None, "; ".join("%s: %s" % (printable(str(key), 40), printable(str(text), 200))
+                                   for key, text in sorted(errors.items()))
+        return None, ""
+
+    # -- the order: an address claimed under the state lock ------------------------------
+
+    def pin_host_key(self, task):
+        """No user data reaches a clone (cloud-init's cicustom needs a snippets storage):
+        the host key is trusted on first use, as `check` says."""
+        return {}
+
+    def prepare(self, task, configuration, state):
+        CloudBackend.prepare(self, task, configuration, state)
+        address, prefix = self.claim_address(task, configuration, state)
+        task["data"].update(address=address, prefix=prefix)
+
+    def available(self, configuration, state):
+        """hide_when_full: a configuration whose addresses are all held is full too."""
+        held = self.held_addresses(state, None)
+        return CloudBackend.available(self, configuration, state) and any(
+            address not in held for address, _ in address_candidates(configuration))
+
+    def held_addresses(self, state, task_id):
+        """{address: task id} of the addresses Proxmox tasks hold: a pending order's, a
+        finished one's until its VM is deleted, a failed one's until its VM is gone
+        (may_rent)."""
+        held = {}
+        for task in state["tasks"].values():
+            data = task.get("data") if isinstance(task, dict) else None
+            if (isinstance(data, dict) and task.get("backend") == self.TYPE and
+                    task.get("id") != task_id and isinstance(data.get("address"), str) and
+                    (task.get("status") == IN_PROGRESS or may_rent(task))):
+                held[data["address"]] = task.get("id")
+        return held
+
+    def claim_address(self, task, configuration, state):
+        """(address, prefix): the configuration's first address no other task holds and
+        nothing answers on at ssh_port. Under the state lock: two orders never get one."""
+        held, answering = self.held_addresses(state, task["id"]), []
+        for address, prefix in address_candidates(configuration):
+            if address in held:
+                continue
+            if len(answering) >= MAX_ADDRESS_PROBES:
+                break
+            if tcp_answers(address, self.ssh_port):
+                answering.append(address)
+                self.log.write("address_in_use", task["id"], address=address,
+                               port=self.ssh_port)
+                continue
+            return address, prefix
+        raise ProviderError(E_EXHAUSTED, "configuration %s has no free address: %d held by "
+                            "orders%s%s" % (
+                                configuration["id"], sum(1 for a, _ in address_candidates(
+                                    configuration) if a in held),
+                                "; answering on port %d (something else uses them): %s" % (
+                                    self.ssh_port, ", ".join(answering)) if answering else "",
+                                "; add addresses to the configuration, or free a failed "
+                                "order's with `%s task delete-server ID --yes`" % (
+                                    self.paths.name if self.paths else "provider")))
+
+    # -- the clone: /cluster/nextid, then POST .../clone, a taken VMID tried again ---------
+
+    def description(self, task):
+        data = task["data"]
+        return ("Made by provider.py (BitrixVM) for provider %s, installation %s, task %s.\n"
+                "%s bx-owner=%s bx-task=%s" % (
+                    self.paths.name if self.paths else "?", data["owner"], task["id"],
+                    PVE_MARK, data["owner"], task["id"]))
+
+    def create_body(self, task, configuration, user_data):
+        full = configuration.get("full_clone", True)
+        body = {"newid": "<from GET /cluster/nextid>", "name": task["data"]["name"],
+                "description": self.description(task), "full": 1 if full else 0}
+        if full and self.settings.get("storage"):
+            body["storage"] = self.settings["storage"]
+        if self.settings.get("pool"):
+            body["pool"] = self.settings["pool"]
+        return body
+
+    def template(self, api, configuration, attempts=RETRY_ATTEMPTS):
+        """(vmid, node, name) of the configuration's template, from /cluster/resources;
+        a ProviderError when there is no such template (or two of that name)."""
+        wanted = configuration["template"]
+        answer = api.call("GET", "/cluster/resources", query={"type": "vm"},
+                          attempts=attempts)
+        found = [vm for vm in self.field(answer, "data", "array", "the answer") or []
+                 if isinstance(vm, dict) and vm.get("template") in (1, "1", True) and (
+                     str(vm.get("vmid")) == wanted or vm.get("name") == wanted)]
+        if len(found) != 1:
+            raise ProviderError(E_CONFIG, "template %s: %s" % (
+                printable(wanted, 60), "Proxmox lists %d templates of that name: name it by "
+                "its VMID" % len(found) if found else "no template VM of that VMID or name "
+                "(`qm template VMID` makes one)"))
+        vmid, node = safe_server_id(found[0].get("vmid")), found[0].get("node")
+        if vmid is None or not isinstance(node, str) or safe_server_id(node) is None:
+            raise self.odd_shape("template %s: no usable vmid and node" % printable(wanted, 60))
+        return vmid, node, found[0].get("name")
+
+    def next_id(self, api):
+        answer = api.call("GET", "/cluster/nextid")
+        vmid = answer.get("data")          # a string (pve-manager PVE/API2/Cluster.pm)
+        if not (isinstance(vmid, (str, int)) and str(vmid).isdigit()):
+            raise self.odd_shape("/cluster/nextid answered %s" % printable(str(vmid), 40))
+        return int(vmid)
+
+    @staticmethod
+    def vmid_taken(exc):
+        return not exc.limited and "already exists" in exc.message
+
+    def send_create(self, api, task, configuration, body):
+        data = task["data"]
+        template, node, _ = self.template(api, configuration)
+        target = self.settings.get("node") or node
+        data.update(node=target, upid=None, pve_step="clone")  # find() looks there
+        clone = dict(body)
+        if target != node:
+            clone["target"] = target
+        for _ in range(VMID_TRIES):
+            clone["newid"] = self.next_id(api)
+            try:
+                answer = api.call("POST", "/nodes/%s/qemu/%s/clone" % (node, template),
+                                  body=clone)
+                break
+            except CloudError as exc:
+                if not self.vmid_taken(exc):
+                    raise
+                self.log.write("vmid_taken", task["id"], vmid=clone["newid"])
+        else:
+            raise CloudError("Proxmox: the clone was refused %d times, each VMID taken "
+                             "meanwhile" % VMID_TRIES)
+        data["upid"] = self.upid(answer.get("data"))
+        return {"server": {"id": str(clone["newid"])}}
+
+    def create_url(self):
+        return self.api_url + "/nodes/{the template's node}/qemu/{template}/clone"
+
+    def adopt(self, task, server, skipped=""):
+        """A VM found by a look-up (a lost clone answer): its node goes into the task."""
+        node = server.get("node") if isinstance(server, dict) else None
+        if isinstance(node, str) and safe_server_id(node) is not None:
+            task = dict(task, data=dict(task["data"], node=node))
+        return CloudBackend.adopt(self, task, server, skipped)
+
+    def upid(self, value):
+        """A task's UPID from an answer (UPID:NODE:PID:PSTART:STARTTIME:TYPE:ID:USER:), or
+        None for an answer without one (a synchronous call); odd text is an odd shape."""
+        import re
+        if value is None:
+            return None
+        if not (isinstance(value, str) and len(value) <= 512 and
+                re.match(r"UPID:[a-zA-Z0-9][a-zA-Z0-9.-]*:[!-~]+\Z", value)):
+            raise self.odd_shape("a task id that is no UPID: %s" % printable(str(value), 80))
+        return value
+
+    def task_result(self, api, upid):
+        """None while the task runs, "" when it ended well (exitstatus OK or WARNINGS: N),
+        else the failure's text (pve-manager PVE/API2/Tasks.pm read_task_status)."""
+        import urllib.parse
+        node = upid.split(":")[1]
+        answer = api.call("GET", "/nodes/%s/tasks/%s/status" % (
+            node, urllib.parse.quote(upid, safe="")))
+        status = self.field(answer, "data", "object", "the answer") or {}
+        if self.field(status, "status", "string", "the task") != "stopped":
+            return None
+        said = self.field(status, "exitstatus", "string", "the task") or "no exit status"
+        return "" if said == "OK" or said.startswith("WARNINGS") else printable(said, 300)
+
+    # -- after the clone: the config, the disk, the start, each a task waited for --------
+
+    STEPS = ("clone", "config", "resize", "start", "started")
+
+    def await_create(self, api, task, configuration):
+        """The steps after the clone, one request each, its task (UPID) waited for:
+        the VM's config (cloud-init user, password or key, address, size, tags), the boot
+        disk grown, the start. None once it was started; else the task's changes."""
+        data = dict(task["data"])
+        if not data.get("node"):             # a VM the cleanup kept: where it is now
+            data["node"] = self.node_of(api, data["server_id"])
+        step = data.get("pve_step") or "clone"
+        where = "Proxmox VM %s" % data["server_id"]
+        while step != "started":
+            if data.get("upid"):
+                failure = self.task_result(api, data["upid"])
+                if failure is None:
+                    return {"data": data, "phase": "booting", "message": "booting: %s: the %s "
+                            "runs" % (where, step)}
+                if failure:
+                    task["data"] = data
+                    return self.fail(task, "%s: the %s failed: %s" % (where, step, failure))
+            elif step == "clone" and self.vm_lock(api, data) == "clone":
+                return {"data": data, "phase": "booting", "message": "booting: %s: the clone "
+                        "runs" % where}
+            step = self.STEPS[self.STEPS.index(step) + 1]
+            data.update(pve_step=step, upid=None)
+            if step != "started":
+                data["upid"] = self.send_step(api, task, configuration, step, data)
+        task["data"] = data
+        return None
+
+    def vm_path(self, data, tail=""):
+        return "/nodes/%s/qemu/%s%s" % (data["node"], data["server_id"], tail)
+
+    def vm_lock(self, api, data):
+        answer = api.call("GET", self.vm_path(data, "/config"))
+        config = self.field(answer, "data", "object", "the answer") or {}
+        return config.get("lock")
+
+    def send_step(self, api, task, configuration, step, data):
+        """Send one step's request; its task's UPID, or None (nothing to wait for)."""
+        if step == "config":
+            answer = api.call("POST", self.vm_path(data, "/config"),
+                              body=self.vm_config(task, configuration), create=False)
+        elif step == "resize":
+            if not configuration.get("disk_gb"):
+                return None
+            disk = self.boot_disk(api, data)
+            answer = api.call("PUT", self.vm_path(data, "/resize"), body={
+                "disk": disk, "size": "%dG" % configuration["disk_gb"]})
+        else:
+            current = api.call("GET", self.vm_path(data, "/status/current"))
+            if (self.field(current, "data", "object", "the answer") or {}).get(
+                    "status") == "running":
+                return None
+            answer = api.call("POST", self.vm_path(data, "/status/start"), create=False)
+        return self.upid(answer.get("data"))
+
+    def vm_config(self, task, configuration):
+        """The config POST's body: cloud-init's user root with our password (its
+        SHA-512 crypt hash: qemu-server keeps a hash as it is) and the pool key, the
+        address, the size, the tags (qemu-server PVE/QemuServer.pm, cloudinit)."""
+        import urllib.parse
+        data = task["data"]
+        body = {"ciuser": "root", "ipconfig0": "ip=%s/%s" % (data["address"], data["prefix"]),
+                "tags": "bx-owner-%s;bx-task-%s" % (data["owner"], task["id"])}
+        if configuration.get("gateway"):
+            body["ipconfig0"] += ",gw=" + configuration["gateway"]
+        password = task.get("server_password")
+        if password:
+            body["cipassword"] = sha512_crypt(password, random_text(CRYPT_ALPHABET, 16))
+        public = self.cloud_init.pool_key()[1] if data.get("key_installed") else None
+        if public:
+            body["sshkeys"] = urllib.parse.quote(public, safe=PVE_SSHKEYS_SAFE)
+        if configuration.get("nameservers"):
+            body["nameserver"] = " ".join(configuration["nameservers"])
+        for key, name in (("cores", "cores"), ("memory_mb", "memory")):
+            if configuration.get(key):
+                body[name] = configuration[key]
+        if configuration.get("bridge"):
+            body["net0"] = "virtio,bridge=" + configuration["bridge"]
+        return body
+
+    def boot_disk(self, api, data):
+        """The disk the VM boots from: the first disk of its boot order, else the first
+        of scsi0, virtio0, sata0, ide0 that is no CD-ROM or cloud-init drive."""
+        answer = api.call("GET", self.vm_path(data, "/config"))
+        config = self.field(answer, "data", "object", "the answer") or {}
+        order = str(config.get("boot") or "").partition("order=")[2].split(",")[0]
+        names = [name for name in order.split(";") if name] + [
+            "scsi0", "virtio0", "sata0", "ide0"]
+        for name in names:
+            value = config.get(name)
+            if isinstance(value, str) and "media=cdrom" not in value and (
+                    "cloudinit" not in value) and name[:-1].rstrip("0123456789") in (
+                        "scsi", "virtio", "sata", "ide"):
+                return name
+        raise CloudError("Proxmox VM %s: no boot disk to grow to disk_gb (its config names "
+                         "none of %s)" % (data["server_id"], ", ".join(names)))
+
+    # -- the VM as the API shows it ----------------------------------------------------
+
+    def node_of(self, api, vmid):
+        """The node of a VM, from /cluster/resources (the cluster's VM list: a new VM is
+        in it at once); a CloudError with status 404 when the cluster has no such VM."""
+        answer = api.call("GET", "/cluster/resources", query={"type": "vm"})
+        for vm in self.field(answer, "data", "array", "the answer") or []:
+            if isinstance(vm, dict) and str(vm.get("vmid")) == str(vmid):
+                node = vm.get("node")
+                if isinstance(node, str) and safe_server_id(node) is not None:
+                    return node
+        raise CloudError("Proxmox: the cluster has no VM %s" % vmid, status=404)
+
+    def fetch(self, api, server_id):
+        node = self.node_of(api, server_id)
+        try:
+            answer = api.call("GET", "/nodes/%s/qemu/%s/status/current" % (node, server_id))
+        except CloudError as exc:
+            if "does not exist" in exc.message:      # destroyed meanwhile
+                exc.status = 404
+            raise
+        current = self.field(answer, "data", "object", "the answer") or {}
+        return dict(current, id=server_id, node=node)
+
+    def describe(self, server):
+        said = self.field(server, "status", "string", "VM") or "unknown"
+        lock = server.get("lock")
+        if lock in self.GONE:
+            return "failed", "being destroyed"
+        if said == "running" and not lock:
+            return "running", said
+        return "booting", said + (" (lock %s)" % printable(str(lock), 30) if lock else "")
+
+    def being_deleted(self, server):
+        return server.get("lock") in self.GONE
+
+    def public_address(self, api, task, server):
+        return task["data"].get("address"), task["data"]
+
+    def finish(self, task, address, data):
+        """Ready: the host keys the VM shows now go to the caller's known_hosts (trust on
+        first use: no user data reaches a clone to hand it a key made here)."""
+        if self.settings.get("known_hosts", True) and not data.get("host_keys"):
+            keys = scan_host_keys(address, self.ssh_port, min(2.0, self.request_timeout))[0]
+            if keys:
+                data = dict(data, host_keys=keys, ssh_port=self.ssh_port)
+        return CloudBackend.finish(self, task, address, data)
+
+    def ipv4(self, server):
+        """The address of ipconfig0 (ip=ADDR/PREFIX,gw=...) in a VM's config."""
+        for part in str(server.get("ipconfig0") or "").split(","):
+            if part.startswith("ip="):
+                return part[3:].split("/")[0] or None
+        return None
+
+    # -- look-ups: a lost clone answer's VM, by name and description -------------------
+
+    def find(self, api, task, attempts=RETRY_ATTEMPTS):
+        """The VMs of the task's name on every online node (GET /nodes/{node}/qemu: the
+        nodes' own config files, not /cluster/resources, whose names lag; every node: a
+        lost clone answer never told which), each with its config."""
+        found = []
+        for node in self.online_nodes(api, attempts):
+            answer = api.call("GET", "/nodes/%s/qemu" % node, attempts=attempts)
+            for vm in self.field(answer, "data", "array", "the answer") or []:
+                if isinstance(vm, dict) and vm.get("name") == task["data"]["name"]:
+                    found.append(self.with_config(api, node, vm, attempts))
+        return [vm for vm in found if vm is not None]
+
+    def online_nodes(self, api, attempts=RETRY_ATTEMPTS):
+        answer = api.call("GET", "/nodes", attempts=attempts)
+        nodes = []
+        for item in self.field(answer, "data", "array", "the answer") or []:
+            node = item.get("node") if isinstance(item, dict) else None
+            if isinstance(node, str) and safe_server_id(node) is not None and (
+                    item.get("status") in (None, "online")):
+                nodes.append(node)
+        return nodes
+
+    def with_config(self, api, node, vm, attempts=RETRY_ATTEMPTS):
+        """A VM of a node's list as a server: id, node, its config's keys."""
+        vmid = safe_server_id(vm.get("vmid"))
+        if vmid is None:
+            return None
+        answer = api.call("GET", "/nodes/%s/qemu/%s/config" % (node, vmid), attempts=attempts)
+        config = self.field(answer, "data", "object", "the answer") or {}
+        return dict(config, status=vm.get("status") or "unknown", id=vmid, node=node,
+                    name=config.get("name", vm.get("name")))
+
+    def owns(self, server, task):
+        if not CloudBackend.owns(self, server, task):
+            return False
+        marks = pve_marks(server.get("description"))
+        return marks.get("bx-owner") == task["data"]["owner"] and (
+            task["id"] == "-" or marks.get("bx-task") == task["id"])
+
+    def task_of(self, server):
+        return pve_marks(server.get("description")).get("bx-task")
+
+    def tag_of(self, server):
+        return pve_marks(server.get("description")).get("bx-owner")
+
+    def owned_servers(self, api):
+        """Every VM of every node whose description carries provider.py's mark (each
+        config read: the marks are in the description)."""
+        servers = []
+        for node in self.online_nodes(api):
+            listing = api.call("GET", "/nodes/%s/qemu" % node)
+            for vm in self.field(listing, "data", "array", "the answer") or []:
+                if isinstance(vm, dict) and not vm.get("template"):
+                    server = self.with_config(api, node, vm)
+                    if server is not None and pve_marks(server.get("description")):
+                        servers.append(server)
+        return servers
+
+    # -- delete: stop, then DELETE with purge, only a VM carrying the task's marks ------
+
+    def delete_server(self, task):
+        """Stop the VM (a running VM is not destroyed), then DELETE it with purge=1 and
+        destroy-unreferenced-disks=1 in the query (DELETE takes no body), and make sure
+        the cluster no longer lists it. Only a VM whose description carries the task's
+        marks: never a VMID taken over by someone else's VM."""
+        server_id = task["data"]["server_id"]
+        api = self.api()
+        try:
+            node = self.node_of(api, server_id)
+        except CloudError as exc:
+            if exc.status != 404:
+                raise
+            return "Proxmox VM %s was already gone" % server_id
+        server = self.with_config(api, node, {"vmid": server_id, "status": "unknown"})
+        marks = pve_marks(server.get("description"))
+        if marks.get("bx-owner") != task["data"].get("owner") or (
+                task["id"] != "-" and marks.get("bx-task") != task["id"]):
+            raise ProviderError(E_BACKEND, "Proxmox VM %s does not carry task %s's marks in "
+                                "its description: not deleted (someone else's VM?)" % (
+                                    server_id, task["id"]))
+        data = {"node": node, "server_id": server_id}
+        self.stop_vm(api, data)
+        try:
+            api.call("DELETE", self.vm_path(data), query={
+                "purge": 1, "destroy-unreferenced-disks": 1})
+        except CloudError as exc:
+            if "does not exist" not in exc.message:
+                raise
+        return self.confirm_gone(api, server_id)
+
+    def stop_vm(self, api, data):
+        """Stop a running VM and wait a little for it: a CloudError when it still runs
+        (the cleanup tries again)."""
+        current = api.call("GET", self.vm_path(data, "/status/current"))
+        if (self.field(current, "data", "object", "the answer") or {}).get("status") != (
+                "running"):
+            return
+        upid = self.upid(api.call("POST", self.vm_path(data, "/status/stop"),
+                                  create=False).get("data"))
+        for pause in DELETE_CONFIRM_PAUSES + (None,):
+            failure = self.task_result(api, upid) if upid else ""
+            if failure is not None:
+                if failure:
+                    raise CloudError("Proxmox VM %s: the stop failed: %s" % (
+                        data["server_id"], failure))
+                return
+            if pause is None:
+                break
+            time.sleep(pause)
+        raise CloudError("Proxmox VM %s: the stop still runs" % data["server_id"])
+
+    # -- people's commands: `check`, `order --dry-run` ----------------------------------
+
+    def check_api(self, configurations):
+        report = CloudBackend.check_api(self, configurations)
+        if not all(ok for ok, _ in report):
+            return report
+        api = self.api()
+        for key, path, what in (("node", "/nodes/%s/status", "node"),
+                                ("pool", "/pools/%s", "resource pool")):
+            name = self.settings.get(key)
+            if name:
+                try:
+                    self.resolved(what, api.call, "GET", path % name, None, None, 2)
+                    report.append((True, "%s %s: known to Proxmox" % (what, name)))
+                except CloudError as exc:
+                    report.append((False, "%s %s: %s" % (what, name, api_fix(exc))))
+        return report
+
+    def check(self, configurations, state):
+        report = CloudBackend.check(self, configurations, state)
+        if all(ok for ok, _ in report[:1]) and not any(
+                "Proxmox API" in text and not ok for ok, text in report):
+            api = self.api()
+            for configuration in configurations:
+                report += [(ok, "configuration %s: %s" % (configuration["id"], text))
+                           for ok, text in self.resolve(api, configuration)]
+        if state is not None:
+            report += [self.free_addresses(configuration, state)
+                       for configuration in configurations]
+        return report
+
+    def free_addresses(self, configuration, state):
+        held = self.held_addresses(state, None)
+        candidates = [address for address, _ in address_candidates(configuration)]
+        free = [address for address in candidates if address not in held]
+        taken = ", ".join("%s (task %s)" % (address, held[address])
+                          for address in candidates if address in held)
+        return bool(free), ("configuration %s: %d of %d addresses free (not yet tried for a "
+                            "TCP answer on port %d)%s" % (
+                                configuration["id"], len(free), len(candidates), self.ssh_port,
+                                "; held: " + taken[:300] if taken else ""))
+
+    def resolve(self, api, configuration):
+        """The template (a template VM, with a cloud-init drive) and the clone's storage."""
+        try:
+            found = self.resolved("template", self.template, api, configuration, 2)
+        except ProviderError as exc:
+            return [(False, exc.message if not isinstance(exc, CloudError) else
+                     "template %s: %s" % (configuration["template"], api_fix(exc)))]
+        if isinstance(found, str):              # a dry run that cannot reach the API
+            return [(False, "template %s: %s" % (configuration["template"], found))]
+        vmid, node, name = found
+        report = []
+        try:
+            answer = api.call("GET", "/nodes/%s/qemu/%s/config" % (node, vmid), attempts=2)
+            config = self.field(answer, "data", "object", "the answer") or {}
+            drive = [key for key, value in sorted(config.items())
+                     if isinstance(value, str) and "cloudinit" in value]
+            report.append((bool(drive), "template %s: VM %s (%s) on node %s, %s" % (
+                configuration["template"], vmid, printable(str(name or "?"), 60), node,
+                "cloud-init drive %s" % drive[0] if drive else "no cloud-init drive: `qm set "
+                "%s --ide2 STORAGE:cloudinit` adds one" % vmid)))
+        except CloudError as exc:
+            report.append((False, "template %s: %s" % (configuration["template"], api_fix(exc))))
+        storage = self.settings.get("storage")
+        if storage and configuration.get("full_clone", True):
+            report.append(self.storage_report(api, self.settings.get("node") or node, storage))
+        return report
+
+    def dry_run(self, configuration, state, task_id):
+        """`order CONFIG --dry-run`: the clone and the config an order would send, the
+        address it would claim now; creates nothing (no user data: the config is it)."""
+        lines = ["dry run of an order of configuration %s: nothing is created and no task "
+                 "is saved" % configuration["id"]]
+        self.dry = True
+        report = self.check_api([configuration])
+        if self.offline is None:
+            report += self.resolve(self.api(), configuration)
+            lines += ["%s: %s" % ("ok" if ok else "FAIL", text) for ok, text in report]
+        else:
+            lines.append("note: could not reach %s (%s): the requests below are the ones an "
+                         "order would send, the template not looked up" % (
+                             self.LABEL, self.offline))
+        problem = CloudCaps(self).cap_problem(configuration, state)
+        lines.append("FAIL: the order would be refused (N109): %s" % problem if problem else
+                     "ok: caps: " + CloudInventory(self).guardrails_text(state, configuration))
+        task = new_task(task_id, configuration["id"], self.TYPE)
+        try:
+            self.prepare(task, configuration, state)
+        except ProviderError as exc:
+            lines.append("FAIL: the order would be refused (N%d): %s" % (exc.code, exc.message))
+            task["data"].update(address="<none free>", prefix="?")
+        config = self.vm_config(task, configuration)
+        if "cipassword" in config:
+            config["cipassword"] = "<sha512-crypt hash of the root password>"
+        vm = self.api_url + "/nodes/{node}/qemu/{newid}"
+        lines += ["", "the clone it would send (as task %s):" % task_id,
+                  "POST %s" % self.create_url(), "Authorization: <masked>",
+                  json.dumps(self.create_body(task, configuration, ""), indent=2,
+                             sort_keys=True),
+                  "", "once the clone's task has ended, the VM's config:",
+                  "POST %s/config" % vm, json.dumps(config, indent=2, sort_keys=True)]
+        if configuration.get("disk_gb"):
+            lines += ["then PUT %s/resize {\"disk\": \"<its boot disk>\", \"size\": \"%dG\"}"
+                      % (vm, configuration["disk_gb"])]
+        lines += ["then POST %s/status/start; ready once SSH answers on %s port %d and "
+                  "cloud-init has finished" % (vm, task["data"]["address"], self.ssh_port)]
+        return CheckReport("\n".join(lines), sum(1 for line in lines
+                                                 if line.startswith("FAIL: ")))
+
+    def storage_report(self, api, node, storage):
+        try:
+            answer = api.call("GET", "/nodes/%s/storage" % node, query={"content": "images"},
+                              attempts=2)
+        except CloudError as exc:
+            return False, "storage %s: %s" % (storage, api_fix(exc))
+        names = [item.get("storage") for item in self.field(answer, "data", "array",
+                                                            "the answer") or []
+                 if isinstance(item, dict)]
+        return storage in names, "storage %s: %s on node %s" % (
+            storage, "holds VM disks" if storage in names else "not a VM disk storage", node)
 
 
 if __name__ == "__main__":

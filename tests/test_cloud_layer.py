@@ -1,12 +1,14 @@
 # -*- coding: utf-8 -*-
 """The cloud layer's pieces, in-process: sha512-crypt, the password, config
 validation of the cloud backends, user data, the ansible key look-up, the
-shared token cache, `check`'s line for a failed API call, a task's age, and
-listings that page."""
+shared token cache, `check`'s line for a failed API call, a task's age,
+listings that page, and a pinned certificate (tls_trust)."""
 
 import email
+import hashlib
 import os
 import shutil
+import ssl
 import tempfile
 import time
 import unittest
@@ -334,6 +336,59 @@ class TaskClockTest(unittest.TestCase):
         clock.kept()
         task["data"].update(age=4000.0, age_at=provider.now())     # a person made it older
         self.assertGreaterEqual(clock.measure(task)[0], 4000.0)
+
+
+class QuietLog(object):
+    def debug(self, text):
+        pass
+
+    def write(self, event, task_id=None, **fields):
+        pass
+
+
+class PinnedCertificateTest(unittest.TestCase):
+    """A backend's tls_trust {"fingerprint": HEX}: CloudAPI accepts exactly that
+    certificate, whoever signed it, and closes any other before a request is sent."""
+
+    def setUp(self):
+        from helpers.cloudbase import self_signed
+        self.tmp = tempfile.mkdtemp(prefix="bxpin-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        cert, key = self_signed(self.tmp, "api", "DNS:api.example.invalid")  # not 127.0.0.1
+        self.api = FakeHetzner(token="T0", tls=(cert, key)).start()
+        self.addCleanup(self.api.stop)
+        with open(cert) as handle:
+            der = ssl.PEM_cert_to_DER_cert(handle.read())
+        self.right = hashlib.sha256(der).hexdigest()
+        os.environ["PIN_TEST_TOKEN"] = "T0"
+        self.addCleanup(os.environ.pop, "PIN_TEST_TOKEN", None)
+
+    def call(self, fingerprint):
+        backend = provider.HetznerBackend({"type": "hetzner", "token_env": "PIN_TEST_TOKEN",
+                                           "api_url": self.api.url, "request_timeout": 5},
+                                          None, QuietLog())
+        backend.tls_trust = {"fingerprint": fingerprint}
+        return provider.CloudAPI(backend, backend.auth).call("GET", "/locations", attempts=1)
+
+    def test_the_pinned_certificate_passes_and_another_is_refused_unsent(self):
+        self.assertIn("locations", self.call(self.right))
+        self.assertEqual(len(self.api.requests), 1)
+        wrong = "ab" * 32
+        with self.assertRaises(provider.CloudError) as caught:
+            self.call(wrong)
+        self.assertIn("GET /locations was not sent: the TLS certificate of %s failed the "
+                      "check (its SHA-256 fingerprint is %s, not the tls_fingerprint %s)" % (
+                          self.api.url, provider.colon_hex(self.right),
+                          provider.colon_hex(wrong)), caught.exception.message)
+        self.assertFalse(caught.exception.transient)        # trying again will not help
+        self.assertEqual(len(self.api.requests), 1)         # the token never left
+
+    def test_fingerprints_are_read_as_pveproxy_and_openssl_write_them(self):
+        spelled = provider.colon_hex(self.right)
+        self.assertEqual(provider.tls_fingerprint(spelled), self.right)
+        self.assertEqual(provider.tls_fingerprint(spelled.lower().replace(":", "")), self.right)
+        for bad in ("AB:CD", spelled + ":00", "zz" * 32, None, 7):
+            self.assertIsNone(provider.tls_fingerprint(bad), bad)
 
 
 if __name__ == "__main__":

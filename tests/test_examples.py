@@ -22,6 +22,7 @@ from unittest import mock
 
 from helpers.cloudbase import closed_port
 from helpers.fakecloud import FakeHetzner, FakeTimeweb
+from helpers.fake_proxmox import FakeProxmox
 from helpers.support import ROOT, Home, call_main, python_folder, wait_for
 
 EXAMPLES = os.path.join(ROOT, "examples")
@@ -140,6 +141,22 @@ class ExamplesTest(unittest.TestCase):
 
     def test_timeweb(self):
         self.cloud("timeweb.conf", FakeTimeweb)
+
+    def test_proxmox(self):
+        # the example's api_url is https with a pinned fingerprint; here it is the fake
+        # over plain http on loopback, which the fingerprint does not concern
+        secret = "0f3c9a52-7e1d-4b8a-9c6e-1d2f3a4b5c6d"
+        data = json.loads(example("proxmox.conf").decode("utf-8"))
+        api = FakeProxmox(token=secret, token_id=data["backend"]["token_id"]).start()
+        self.addCleanup(api.stop)
+        self.install("proxmox.conf", {"api_url": api.base_url},
+                     {"token_secret_file": secret + "\n"})
+        text = self.assertClean()
+        self.assertIn("API token bitrix@pve!provider, its secret from etc/proxmox-token", text)
+        self.assertIn("accepts the token", text)
+        self.assertIn("configuration 1: template 9000: VM 9000 (rocky9-cloud) on node pve1, "
+                      "cloud-init drive ide2", text)
+        self.assertIn("configuration 2: 10 of 10 addresses free", text)
 
     def offline(self, name, urls, secrets=None):
         """An example whose login needs a cloud of its own: every line but that login's

@@ -130,11 +130,12 @@ class _Handler(BaseHTTPRequestHandler):
 class _Answer(object):
     """What the fake decided to answer: status, JSON body (or None) and extra headers."""
 
-    def __init__(self, status, body=None, headers=None, raw=None):
+    def __init__(self, status, body=None, headers=None, raw=None, reason=None):
         self.status = status
         self.body = body
         self.headers = dict(headers or {})
         self.raw = raw.encode("utf-8") if isinstance(raw, str) else raw   # sent as is
+        self.reason = reason    # the status line's text (None: the standard phrase)
 
 
 class Pause(object):
@@ -506,7 +507,7 @@ class _FakeAPI(object):
         headers = self.common_headers()
         headers.update(answer.headers)
         try:
-            h.send_response(answer.status)
+            h.send_response(answer.status, answer.reason)
             if json_body:
                 h.send_header("Content-Type", "application/json")
             h.send_header("Content-Length", str(len(data)))
@@ -1108,13 +1109,13 @@ class SSHBannerServer(object):
     """A TCP socket on 127.0.0.1 that speaks an SSH banner (or, silent, nothing at all)."""
 
     def __init__(self, banner=b"SSH-2.0-OpenSSH_8.0\r\n", silent=False, hold=0.2,
-                 silent_hold=30.0):
+                 silent_hold=30.0, host="127.0.0.1", port=0):
         self.banner = banner
         self.silent = silent
         self.hold = hold
         self.silent_hold = silent_hold
-        self.host = "127.0.0.1"
-        self.port = None
+        self.host = host        # another loopback address (127.0.0.2) for a second server
+        self.port = port or None    # 0: any free port, known once started
         self.connections = 0
         self._sock = None
         self._thread = None
@@ -1124,7 +1125,7 @@ class SSHBannerServer(object):
         self._stop.clear()
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((self.host, 0))
+        self._sock.bind((self.host, self.port or 0))
         self._sock.listen(16)
         self.port = self._sock.getsockname()[1]
         self._thread = threading.Thread(target=self._serve)
