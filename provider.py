@@ -180,7 +180,7 @@ import stat
 import sys
 import time
 
-__version__ = "1.2.0"
+__version__ = "1.3.0"
 
 
 def refuse_old_python(argv):
