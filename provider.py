@@ -6931,6 +6931,20 @@ def in_network(addresses, cidr):
     return any(ipaddress.ip_address(a) in network for a in addresses)
 
 
+def master_in_network(network, cidrs):
+    """`check` with address "private": the line that says whether this master has an address
+    in one of the private network's IPv4 ranges (the caller reaches the servers from here)."""
+    mine = host_ipv4s()
+    if any(in_network(mine, cidr) for cidr in cidrs):
+        return True, "address private: this master is in network %s (%s)" % (
+            network, printable(", ".join(cidrs)))
+    return WARN, ("address private: this master has no address in network %s (%s; its own: "
+                  "%s): the caller could not reach the servers; attach it to the network, or "
+                  "use address \"public\"" % (network, printable(", ".join(cidrs) or
+                                                                 "no IPv4 range"),
+                                               ", ".join(sorted(mine)) or "none"))
+
+
 def check_refs(checker, value, path):
     """Cloud resources by id or name (Hetzner networks, firewalls): a non-empty list."""
     if not value:
@@ -8826,14 +8840,7 @@ class HetznerBackend(CloudBackend):
             cidr = (answer.get("network") or {}).get("ip_range")
         except (ProviderError, AttributeError):
             return []                   # said above
-        mine = host_ipv4s()
-        if in_network(mine, cidr):
-            return [(True, "address private: this master is in network %s (%s)" % (
-                network, cidr))]
-        return [(WARN, "address private: this master has no address in network %s (%s; its "
-                       "own: %s): the caller could not reach the servers; attach it to the "
-                       "network, or use address \"public\"" % (
-                           network, printable(str(cidr)), ", ".join(sorted(mine)) or "none"))]
+        return [master_in_network(network, [str(cidr)] if cidr else [])]
 
     @staticmethod
     def known(api, path, collection, value):
@@ -9038,6 +9045,34 @@ class TimewebBackend(CloudBackend):
 
     def tag_of(self, server):
         return (self.comment_marks(server) or (None, None))[0]
+
+    def check(self, configurations, state):
+        report = CloudBackend.check(self, configurations, state)
+        if any(ok and text.endswith("accepts the token") for ok, text in report):
+            report.extend((ok, "configuration %s: %s" % (configuration["id"], text))
+                          for configuration in configurations
+                          if self.cluster(configuration, "address") == "private"
+                          for ok, text in [self.vpc_report(configuration)])
+        return report
+
+    def vpc_report(self, configuration):
+        """address private: is this master in the VPC's range? getVPC, GET
+        /api/v2/vpcs/{vpc_id}: {"vpc": {"subnet_v4": "192.168.0.0/24", ...}} (Timeweb
+        Cloud's OpenAPI, timeweb-cloud/sdk-go api/openapi.yaml), beside api_url's /api/v1."""
+        vpc = self.cluster(configuration, "network_id")
+        base = self.api_url.rstrip("/")
+        if not base.endswith("/v1"):
+            return WARN, ("address private: VPC %s not looked up (api_url does not end in /v1, "
+                          "so its /v2 is unknown)" % vpc)
+        try:
+            answer = self.api(base[:-len("/v1")] + "/v2").call(
+                "GET", "/vpcs/%s" % urllib_quote(vpc), attempts=2)
+            cidr = answer["vpc"]["subnet_v4"]
+        except CloudError as exc:
+            return False, "address private: VPC %s: %s" % (vpc, api_fix(exc))
+        except (KeyError, TypeError):
+            return False, "address private: VPC %s: the answer has no vpc.subnet_v4" % vpc
+        return master_in_network(vpc, [str(cidr)])
 
     def check_api(self, configurations):
         report = CloudBackend.check_api(self, configurations)
@@ -9836,14 +9871,7 @@ class OpenStackBackend(CloudBackend):
             return [(False, "address private: the subnets of %s: %s" % (network, exc.message))]
         cidrs = [str(item.get("cidr")) for item in answer.get("subnets") or []
                  if isinstance(item, dict) and item.get("ip_version") == 4]
-        mine = host_ipv4s()
-        if any(in_network(mine, cidr) for cidr in cidrs):
-            return [(True, "address private: this master is in network %s (%s)" % (
-                network, ", ".join(cidrs)))]
-        return [(WARN, "address private: this master has no address in network %s (%s; its "
-                       "own: %s): the caller could not reach the servers" % (
-                           network, printable(", ".join(cidrs) or "no IPv4 subnet"),
-                           ", ".join(sorted(mine)) or "none"))]
+        return [master_in_network(network, cidrs)]
 
     @staticmethod
     def looked_up(what, look_up, *args):

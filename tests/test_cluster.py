@@ -230,6 +230,25 @@ class TimewebClusterTest(CloudHome, unittest.TestCase):
         task_id = self.order()
         self.assertEqual(self.finished(task_id)["server"], "127.0.0.1")
 
+    def test_check_warns_when_this_master_is_not_in_the_vpc(self):
+        mine = provider.host_ipv4s()
+        elsewhere = [net for net in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
+                     if not provider.in_network(mine, net)][0]    # none of this host's
+        self.api.vpcs[self.NET] = elsewhere
+        self.configure({"address": "private"}, network_id=self.NET)
+        text = self.run_plugin("check").text
+        self.assertIn("configuration 1: address private: this master has no address in "
+                      "network %s (%s; its own: " % (self.NET, elsewhere), text)
+        self.api.vpcs[self.NET] = "127.0.0.0/8"
+        self.assertIn("configuration 1: address private: this master is in network %s "
+                      "(127.0.0.0/8)" % self.NET, self.run_plugin("check").text)
+        self.assertEqual([r["path"] for r in self.api.requests if "vpcs" in r["path"]],
+                         ["/api/v2/vpcs/" + self.NET] * 2)
+        del self.api.vpcs[self.NET]
+        self.assertIn("configuration 1: address private: VPC %s: " % self.NET,
+                      self.run_plugin("check").text)
+        self.assertEqual(self.api.create_requests(), [])
+
     def test_address_private_needs_a_network(self):
         self.configure({"address": "private"})
         self.assertIn('$.configurations[0]: address "private" and local_ip need network_id',

@@ -153,6 +153,7 @@ class _FakeAPI(object):
     """Common machinery: server lifecycle, auth, recording, failure rules, server states."""
 
     prefix = ""                      # API path prefix, e.g. "/v1"
+    other_prefixes = ()              # paths outside it that route() takes whole
     default_sequence = ["running"]
     CREATE_PATH = r"^/servers/?$"   # the create request's path (below the prefix)
 
@@ -408,6 +409,8 @@ class _FakeAPI(object):
         path = split.path
         if self.prefix and path.startswith(self.prefix):
             path = path[len(self.prefix):] or "/"
+        elif path.startswith(self.other_prefixes):
+            pass                                # routed whole (an API's other version)
         elif self.prefix:
             path = "!outside-prefix!" + path
         query = parse_qs(split.query, keep_blank_values=True)
@@ -931,20 +934,23 @@ _TW_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "no
 
 
 class FakeTimeweb(_FakeAPI):
-    """Fake of https://api.timeweb.cloud/api/v1 (servers, account status, presets).
+    """Fake of https://api.timeweb.cloud/api/v1 (servers, account status, presets; a VPC).
 
     Source: Timeweb Cloud's OpenAPI, timeweb-cloud/sdk-go api/openapi.yaml: the paths
     /api/v1/servers (getServers, createServer), /api/v1/servers/{server_id} (getServer,
-    deleteServer), /api/v1/account/status, /api/v1/presets/servers; the schemas
+    deleteServer), /api/v1/account/status, /api/v1/presets/servers, /api/v2/vpcs/{vpc_id}
+    (getVPC); the schemas
     create-server, vds, availability-zone, getFinances_400_response (the error body)."""
 
     prefix = "/api/v1"
+    other_prefixes = ("/api/v2/",)   # the VPCs: getVPC, GET /api/v2/vpcs/{vpc_id}
     default_sequence = ["installing", "on"]
 
     def __init__(self, delete_needs_confirmation=False, **kw):
         _FakeAPI.__init__(self, **kw)
         self.private_ip = "192.168.0.4"     # a server's IPv4 in the VPC a create named
         self.delete_needs_confirmation = delete_needs_confirmation
+        self.vpcs = {}                      # VPC id -> its subnet_v4
 
     def error_body(self, status, code, message, details=None):
         # getFinances_400_response (and _401/_429/_500, getImage_404_response): status_code,
@@ -1035,6 +1041,17 @@ class FakeTimeweb(_FakeAPI):
                 return _Answer(200, {"server_delete": {"is_moved_in_quarantine": False},
                                      "response_id": str(uuid.uuid4())})
             return _Answer(405, self.error_body(405, "method_not_allowed", "Method not allowed"))
+        m = re.match(r"^/api/v2/vpcs/([^/]+)/?$", path)
+        if m and method == "GET":
+            # getVPC: 200 {"vpc": vpc, "response_id"} (createVPC_201_response; the vpc
+            # schema's required fields), 404 for an unknown id
+            if m.group(1) not in self.vpcs:
+                return _Answer(404, self.error_body(404, "not_found", "VPC not found"))
+            return _Answer(200, {"vpc": {
+                "id": m.group(1), "name": "bx-vpc", "subnet_v4": self.vpcs[m.group(1)],
+                "location": "ru-1", "created_at": "2026-01-01T00:00:00Z", "description": "",
+                "availability_zone": "spb-3", "public_ip": None, "type": "ovn",
+                "busy_address": []}, "response_id": str(uuid.uuid4())})
         if path.rstrip("/") == "/account/status" and method == "GET":
             return _Answer(200, {"status": {"is_blocked": False, "is_permanent_blocked": False,
                                             "is_send_bill_letters": True,
