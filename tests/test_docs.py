@@ -129,7 +129,8 @@ class ReadmeTest(unittest.TestCase):
         self.assertIn("python3 tests/run.py", self.text)
 
     def test_one_line_per_backend_with_its_page(self):
-        table = [line for line in self.text.split("\n") if line.startswith("| `")]
+        section = self.text.split("\n## Backends\n", 1)[1].split("\n## ", 1)[0]
+        table = [line for line in section.split("\n") if line.startswith("| `")]
         for backend in ("manual", "pool", "command", "hetzner", "timeweb", "openstack", "yandex"):
             rows = [line for line in table if line.startswith("| `%s`" % backend)]
             self.assertEqual(len(rows), 1, backend)
