@@ -468,7 +468,7 @@ def permission_error(doing, path):
 #                     ages when the wait for an address, for SSH, for cloud-init began),
 #                     host_key_private (the host key the plugin made for the server;
 #                     removed once the task ends), failed_because, cleanup ("pending",
-#                     "done"), cleanup_tries, cleanup_error, cleanup_waits, looked_for (s
+#                     "done", "kept"), cleanup_tries, cleanup_error, cleanup_waits, looked_for (s
 #                     an unsettled create's server was looked for), server_deleted (when)
 #   openstack         floating_ip, floating_ip_id (the address it attached)
 #   yandex            operation_id (the create's operation, until it is done)
@@ -1204,7 +1204,7 @@ class Archive(object):
                and valid_task_id(task_id)
                and (task.get("updated") or task.get("created") or 0) <= cutoff
                # still holding something an admin command acts on: stays here
-               and task_id not in claims and not rented_server(task)
+               and task_id not in claims and not may_rent(task)
                and not task.get("server_password")]
         if not old:
             return 0
@@ -1571,11 +1571,19 @@ class StateStore(object):
         """Give the state its installation id, once: 128 random bits that the owner tag
         of its servers comes from (owner_tag). A restored backup keeps it; a new state makes
         a new one. A state of provider.py 1.x (it has had tasks) keeps the tag its servers
-        carry, the host name's, in legacy_owner_tags."""
+        carry, the host name's, in legacy_owner_tags, and its failed orders with an
+        unsettled create get a cleanup that looks their server up."""
         if is_hex(state.get("installation"), 32):
             return
         if state.get("next_id", 1) > 1 or state.get("archived_max_id"):
             state["legacy_owner_tags"] = [legacy_owner_tag(self.paths)]
+            for task in state.get("tasks", {}).values():
+                # a failed 1.x order whose create may have made a server nobody found: its
+                # worker looks it up (ServerCleanup), to delete or keep, as on_failure says
+                if (isinstance(task, dict) and task.get("status") == ERROR
+                        and task.get("backend") in CLOUD_TYPES and unsettled_create(task)):
+                    task["data"] = dict(task["data"], cleanup="pending",
+                                        failed_because=task.get("message"))
         state["installation"] = "".join("%02x" % byte for byte in bytearray(os.urandom(16)))
 
     def compact(self, days=None):
@@ -2610,7 +2618,8 @@ class Backend(object):
           error: stop the work still running for it, or say what it still
           holds; returns a text or None.
       settle(task)  no lock held, after order_status saved a task, and for a
-          terminal task marked cleanup "pending" (cloud on_failure delete):
+          terminal task marked cleanup "pending" (cloud: a server to delete, or
+          the server of an unsettled create to look for):
           start background work the task still needs. Quick, no network.
     """
 
@@ -4382,10 +4391,11 @@ def task_age(task):
 
 def needs_worker(task):
     """True for a task a detached worker must drive: a cloud order in progress, or a
-    failed one whose server is still to be deleted (data "cleanup" pending)."""
+    failed one whose server (or a create's) is still to be deleted or looked for (data
+    "cleanup" pending, while it rents or may rent one)."""
     return (isinstance(task, dict) and task.get("backend") in CLOUD_TYPES
             and (task.get("status") == IN_PROGRESS
-                 or (task.get("data") or {}).get("cleanup") == "pending"))
+                 or ((task.get("data") or {}).get("cleanup") == "pending" and may_rent(task))))
 
 
 def index_workers(state):
@@ -4717,7 +4727,14 @@ def cmd_order(provider, args):
         heads.append(state)
         return task
 
-    task = provider.store.update(change)
+    try:
+        task = provider.store.update(change)
+    except ProviderError:
+        try:        # a refusal (the cap full of tasks whose workers died, say): revive them
+            revive_workers(provider, provider.store.head())
+        except ProviderError:
+            pass
+        raise
     provider.log.write("order", task["id"], config=task["config_id"], backend=backend.TYPE,
                        status=task["status"], phase=task["phase"], message=task["message"])
     try:
@@ -4726,8 +4743,11 @@ def cmd_order(provider, args):
         # The caller will not know this id: the task must not stay pending.
         known = isinstance(exc, ProviderError)
         reason = exc.message if known else "internal error (%s)" % type(exc).__name__
+        failed = {"status": ERROR, "phase": "failed", "message": reason}
+        if task["backend"] in CLOUD_TYPES:  # its worker may have sent a create: looked for
+            failed["data"] = {"cleanup": "pending", "failed_because": reason}
         try:
-            provider.apply(task["id"], {"status": ERROR, "phase": "failed", "message": reason})
+            provider.apply(task["id"], failed)
         except ProviderError as save_error:     # the launch's error is the one to tell
             sys.stderr.write("warning: task %s stays in_progress: %s\n"
                              % (task["id"], save_error.message))
@@ -4859,9 +4879,12 @@ def public_task(task, show_password=False):
 
 
 def holding_tasks(store):
-    """Every task (archived ones too) that rents a cloud server, or may (may_rent: a
-    create sent whose server it does not know), by id. Starts no worker."""
-    tasks = store.archived_tasks()
+    """Every task that rents a cloud server, or may (may_rent: a create sent whose server
+    it does not know: its cleanup looks for it), and every archived task that rents one
+    (a create an archived 1.x task never saw settled shows as an orphan in `servers`),
+    by id. Starts no worker."""
+    tasks = dict((task_id, task) for task_id, task in store.archived_tasks().items()
+                 if rented_server(task))
     tasks.update(store.load()["tasks"])
     held = []
     for task in sorted(tasks.values(), key=lambda t: int(t["id"])):
@@ -7722,25 +7745,24 @@ class CloudBackend(Backend):
         on_failure "delete" (the cleanup looks it up: settle() and the worker start it),
         else named."""
         data = task["data"]
-        if self.on_failure == "delete" and may_rent(task):
+        if (self.on_failure == "delete" and may_rent(task)) or unsettled_create(task):
             return {"status": ERROR, "phase": "failed",
                     "data": dict(data, cleanup="pending", failed_because=text),
-                    "message": "%s; %s (on_failure: delete)" % (text, self.deleting(task))}
+                    "message": "%s; %s (on_failure: %s)" % (text, self.deleting(task),
+                                                            self.on_failure)}
         server_id = rented_server(task)
         if server_id:
             text += ("; %s server %s still exists and is billed: `%s task delete-server %s "
                      "--yes` removes it (on_failure: keep)" % (
                          self.LABEL, server_id, self.paths.name, task["id"]))
-        elif unsettled_create(task):
-            text += ("; a create the plugin sent may have made a server: `%s servers` shows "
-                     "it (on_failure: keep)" % self.paths.name)
         return {"status": ERROR, "phase": "failed", "message": text, "data": data}
 
     def deleting(self, task):
         if rented_server(task):
             return "deleting %s server %s" % (self.LABEL, rented_server(task))
         return ("looking for the server a create the plugin sent may have made (%s), "
-                "to delete it" % task["data"].get("name"))
+                "to %s it" % (task["data"].get("name"),
+                              "delete" if self.on_failure == "delete" else "keep"))
 
     def keep_late_server(self, task, server_id):
         """A create answered after its task ended (`task fail`, a timeout): the server
@@ -8207,9 +8229,12 @@ class ServerCleanup(object):
 
 
     def cleanup_wanted(self, task):
+        """A failed task whose server is to be deleted, or looked for: the server of a
+        create it never saw settled is looked up whatever on_failure says (to be kept,
+        and counted, when found), until found or shown never made."""
         return bool(task and task.get("status") == ERROR and may_rent(task)
                     and task["data"].get("cleanup") == "pending"
-                    and self.backend.on_failure == "delete")
+                    and (self.backend.on_failure == "delete" or unsettled_create(task)))
 
     def settle(self, task):
         """After order_status: a failed task whose server must go gets a cleanup
@@ -8231,12 +8256,7 @@ class ServerCleanup(object):
         server of a create the task never saw settled, once)."""
         if not may_rent(task):
             return None
-        if self.backend.on_failure != "delete":
-            if unsettled_create(task):
-                try:
-                    task = self.adopt_late(task)
-                except ProviderError:
-                    pass              # not found now: `servers` finds it
+        if self.backend.on_failure != "delete" and not unsettled_create(task):
             return "%s (on_failure: keep)" % self.kept_text(task)
         data_changes = {"cleanup": "pending", "failed_because": task["message"]}
         task = self.save_cleanup_start(task, data_changes)
@@ -8264,7 +8284,8 @@ class ServerCleanup(object):
                 backend.on_failure = Config.load(provider.paths, provider.log).backend.on_failure
             except ProviderError:
                 pass    # a config broken meanwhile: go on as started
-            if task and backend.on_failure != "delete" and task["data"].get("cleanup") == "pending":
+            if (task and backend.on_failure != "delete" and not unsettled_create(task)
+                    and task["data"].get("cleanup") == "pending"):
                 self.save_cleanup(task_id, {"cleanup": "kept"}, "on_failure is now \"%s\": %s"
                                   % (self.backend.on_failure, self.kept_text(task)), wanted=False)
             if not self.cleanup_wanted(task):
@@ -8288,14 +8309,18 @@ class ServerCleanup(object):
         try:
             if unsettled_create(task):
                 task = self.adopt_late(task)
+            if self.backend.on_failure != "delete" and rented_server(task):
+                text = "%s (on_failure: keep)" % self.kept_text(task)     # found: kept
+                self.save_cleanup(task["id"], {"cleanup": "kept"}, text, wanted=False)
+                return True, text
             if unsettled_create(task):
                 if tries >= CLEANUP_LOOKUPS and looked >= self.backend.late_window():
                     self.save_cleanup(task["id"], {"cleanup": "done", "settled": data["creates"],
                                                    "looked_for": looked},
                                       "no server was found in %d look-ups over %s (a create "
-                                      "shows on %s within %d s) (on_failure: delete)" % (
+                                      "shows on %s within %d s) (on_failure: %s)" % (
                                           tries, format_age(looked), self.backend.LABEL,
-                                          self.backend.late_window()))
+                                          self.backend.late_window(), self.backend.on_failure))
                     return True, "no server to delete"
                 raise ProviderError(E_BACKEND, "not found yet; a create may show for %d s "
                                     "more" % max(0, self.backend.late_window() - looked))

@@ -6,6 +6,7 @@ Hetzner and Timeweb (tests/helpers/fakecloud.py), and in test_backend_openstack
 and test_backend_yandex on theirs.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -216,6 +217,66 @@ class GuardrailTests(CloudHome):
         self.assertEqual((task["status"], task["data"]["cleanup"]), ("error", "done"))
         self.assertRegex(task["message"], r"^not needed; %s server \S+ deleted" % self.LABEL)
         self.assertEqual(len(self.api.create_requests()), 1)
+
+    def test_with_on_failure_keep_a_lost_create_landing_late_is_found_and_kept(self):
+        self.configure(request_timeout=30, on_failure="keep")
+        late = self.api.late_next_create(status=504)
+        task_id = self.order()
+        look = self.api.pause_next(method="GET", path=self.SERVERS_PATH, skip=1)
+        result = self.run_plugin("task", "fail", task_id, "--message", "not needed")
+        self.assertEqual(result.code, 0, result)
+        self.assertIn("may have made (%s), to keep it" % self.home.state()["tasks"][task_id][
+            "data"]["name"], result.text)
+        self.assertTrue(look.reached.wait(30), "the cleanup's look-up never came")
+        late.set()
+        wait_for(lambda: self.api.servers, what="the late server")
+        look.release()
+        task = wait_for(lambda: self.home.state()["tasks"][task_id]["data"].get(
+            "cleanup") == "kept" and self.home.state()["tasks"][task_id], what="the server kept")
+        self.assertEqual([str(key) for key in self.api.servers], [task["data"]["server_id"]])
+        self.assertTrue(provider.may_rent(task))      # billed: counted, and deleted by hand
+        self.assertIn("task delete-server %s --yes" % task_id, task["message"])
+        self.assertIn(task_id, self.run_plugin("tasks", "--holding").text)
+        self.worker_gone(task_id)
+        self.assertEqual((len(self.api.servers), len(self.api.create_requests())), (1, 1))
+
+    def test_a_lost_create_never_made_is_settled_after_its_look_ups_whatever_on_failure(self):
+        for count, on_failure in enumerate(("delete", "keep"), 1):
+            self.configure(on_failure=on_failure)
+            self.api.hang_next(5, method="POST", path=self.create_path(), apply=False)
+            task_id = self.order()                   # its create's answer never came
+            self.assertTrue(provider.may_rent(self.home.state()["tasks"][task_id]))
+            result = self.run_plugin("task", "fail", task_id, "--message", "not needed")
+            self.assertIn("to %s it" % on_failure, result.text)
+            task = wait_for(lambda: self.home.state()["tasks"][task_id]["data"].get(
+                "cleanup") == "done" and self.home.state()["tasks"][task_id],
+                what="the look-ups' end")                # their pauses: the virtual clock's
+            self.assertRegex(task["message"], r"^not needed; no server was found in \d+ "
+                             r"look-ups over .* \(on_failure: %s\)$" % on_failure)
+            self.assertFalse(provider.may_rent(task))
+            self.assertNotIn(task_id, self.run_plugin("tasks", "--holding").text)
+            self.assertEqual((self.api.servers, len(self.api.create_requests())), ({}, count))
+
+    def test_a_failed_1x_order_whose_create_went_unanswered_is_looked_up_after_the_upgrade(self):
+        held = self.api.hold_next_create()           # made; its answer never reaches us
+        task_id = self.order(wait=False)
+        wait_for(lambda: self.api.servers, what="the server made")
+        self.kill_worker(task_id)
+        held.set()
+        state = self.home.state()                    # as provider.py 1.x left it
+        for key in ("installation", "workers"):
+            state.pop(key, None)
+        state["tasks"][task_id].update(status="error", phase="failed", message="timed out")
+        with open(self.home.state_path, "w") as handle:
+            json.dump(state, handle)
+        self.assertIn(task_id, self.run_plugin("tasks", "--holding").text)
+        second = self.order()                        # the first write after the upgrade
+        wait_for(lambda: len(self.api.servers) == 1, what="the 1.x order's server deleted")
+        task = self.worker_gone(task_id) or self.home.state()["tasks"][task_id]
+        self.assertEqual((task["status"], task["data"]["cleanup"]), ("error", "done"))
+        self.assertRegex(task["message"], r"^timed out; %s server \S+ deleted" % self.LABEL)
+        self.assertRegex(" ".join(self.home.state()["legacy_owner_tags"]), "^[0-9a-f]{8}$")
+        self.assertEqual(self.home.state()["tasks"][second]["status"], "in_progress")
 
     def test_a_killed_worker_and_nobody_polling_past_timeout_still_deletes_the_server(self):
         held = self.api.hold_next_create()           # made; its answer never reaches us
@@ -444,6 +505,20 @@ class HetznerGuardrails(GuardrailTests, unittest.TestCase):
 
     def marks(self, tag, task_id):
         return {"labels": {"managed-by": "provider.py", "bx-owner": tag, "bx-task": task_id}}
+
+    def test_an_order_refused_at_the_cap_revives_the_dead_worker_of_the_task_holding_it(self):
+        self.configure(max_servers=1)
+        held = self.api.hold_next_create()
+        task_id = self.order(wait=False)
+        wait_for(lambda: self.api.servers, what="the server made")
+        self.kill_worker(task_id)                    # a reboot, say; nobody polls task_id
+        held.set()
+        self.configure(max_servers=1, poll_interval=0.1)
+        refused = self.run_plugin("order", "1")
+        self.assertIn("order error N109", refused.json["error_message"])
+        wait_for(lambda: self.home.state()["tasks"][task_id]["status"] == "finished",
+                 what="the order finished by its revived worker")
+        self.assertEqual((len(self.api.servers), len(self.api.create_requests())), (1, 1))
 
 
 class TimewebGuardrails(GuardrailTests, unittest.TestCase):
