@@ -506,6 +506,20 @@ class HetznerGuardrails(GuardrailTests, unittest.TestCase):
     def marks(self, tag, task_id):
         return {"labels": {"managed-by": "provider.py", "bx-owner": tag, "bx-task": task_id}}
 
+    def test_a_server_of_provider_py_1x_carries_the_legacy_tag_and_is_ours(self):
+        state = self.home.new_state()
+        state.update(next_id=10, legacy_owner_tags=["abcd1234"])   # as migrate leaves a 1.x one
+        with open(self.home.state_path, "w") as handle:
+            json.dump(state, handle)
+        self.api.add_server("provider-5-abcd1234", **self.marks("abcd1234", "5"))
+        self.api.add_server("provider-5-00000000", **self.marks("00000000", "5"))
+        [legacy_id, foreign_id] = sorted(self.api.servers)
+        table = self.run_plugin("servers").text
+        self.assertRegex(table, r"\n%s +provider-5-abcd1234 .*ORPHAN" % legacy_id)
+        self.assertRegex(table, r"\n%s +provider-5-00000000 .*NOT OURS\?" % foreign_id)
+        self.assertEqual(self.run_plugin("servers", "--delete-orphans", "--yes").code, 0)
+        self.assertEqual(sorted(self.api.servers), [foreign_id])
+
     def test_an_order_refused_at_the_cap_revives_the_dead_worker_of_the_task_holding_it(self):
         self.configure(max_servers=1)
         held = self.api.hold_next_create()
