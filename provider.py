@@ -297,6 +297,14 @@ class UsageError(ProviderError):
         ProviderError.__init__(self, E_USAGE, message)
 
 
+class OtherInstallation(ProviderError):
+    """A worker's write refused: the state is another installation's now (StateStore.bound)."""
+
+    def __init__(self):
+        ProviderError.__init__(self, E_STATE, "the state now belongs to another installation "
+                               "(the provider was installed again): this worker writes nothing")
+
+
 def error_object(action, code, message):
     return {"error": 1,
             "error_message": "%s error N%s, %s" % (action, code, message)}
@@ -1506,6 +1514,7 @@ class StateStore(object):
         self.tidy = tidy
         self.index = index              # index(state) before every save: the head's lists
         self.last_head = {}             # the head of the state file find() last read
+        self.bound = None               # a worker's installation: no write to another's
         self.trust = TrustedFiles(paths)
         self.file = StateFile(paths, self.trust, lock_wait)
         self.old = Archive(paths, self.trust, retention_days, tidy)
@@ -1557,6 +1566,8 @@ class StateStore(object):
         try:
             state = self.file.load()
             self.migrate(state)
+            if self.bound is not None and state.get("installation") != self.bound:
+                raise OtherInstallation()   # purged and installed again: task N is not ours
             result = change(state)
             secret_removed = self.tidy(state) if self.tidy else False
             if self.index:
@@ -2791,6 +2802,8 @@ class WorkerBackend(Backend):
             changes = work(provider, task, log, data)
         except WorkerStopped as exc:
             changes = {"status": ERROR, "phase": "failed", "message": exc.why}
+        except OtherInstallation as exc:
+            changes = {"status": ERROR, "phase": "failed", "message": exc.message}
         except Exception:
             import traceback
             log.note("worker bug: " + traceback.format_exc())
@@ -2928,6 +2941,8 @@ class WorkerBackend(Backend):
         signal.pthread_sigmask(signal.SIG_BLOCK, stops)
         try:
             saved = provider.apply(task_id, changes)
+        except OtherInstallation as exc:
+            raise WorkerStopped(None, exc.message)
         except ProviderError as exc:
             log.note("progress not saved, the %s goes on: %s" % (self.WORK, exc.message))
             if "data" in changes:
@@ -2947,6 +2962,9 @@ class WorkerBackend(Backend):
         for pause in self.SAVE_RESULT_PAUSES + (None,):
             try:
                 provider.apply(task_id, changes)
+                return
+            except OtherInstallation as exc:
+                log.note("the result is not saved: %s" % exc.message)
                 return
             except ProviderError as exc:
                 if pause is None:
@@ -3973,6 +3991,10 @@ def run_task_worker(provider, task_id):
     if not hasattr(backend, "supervise"):
         raise UsageError("the %s backend runs no workers" % backend.TYPE)
     provider.worker_of = task_id        # its saves go to log/tasks/ID.log as well
+    try:
+        provider.store.bound = provider.store.head().get("installation")
+    except ProviderError:
+        pass                            # no state to read: its own saves will say why
     return backend.supervise(provider, task_id)
 
 

@@ -531,6 +531,28 @@ class FollowConfigTest(PoolTestCase):
         self.assertIn("127.0.0.1: no longer in the config: given back", self.task_log(task_id))
 
 
+class ReinstalledTest(PoolTestCase):
+    def test_a_worker_of_the_old_installation_writes_nothing_into_the_new_state(self):
+        self.ssh.silent = True                      # the claimed server shows no banner yet
+        task_id = self.order("small")
+        wait_for(lambda: self.home.state()["tasks"][task_id]["message"].startswith(
+            "waiting for SSH"), timeout=60, what="the wait")
+        # purged and installed again under the same name: its own order got the same id
+        old = self.home.state()["tasks"][task_id]
+        state = self.home.new_state("b" * 32)
+        state["tasks"][task_id] = dict(old, message="the new installation's order", data={})
+        state["next_id"] = int(task_id) + 1
+        with open(self.home.state_path, "w") as handle:
+            json.dump(state, handle)
+        self.ssh.silent = False                     # the old worker's server answers now
+        lock = os.path.join(self.home.dir, "var", "workers", task_id + ".lock")
+        wait_for(lambda: not os.path.exists(lock) or not lock_held(lock), timeout=60,
+                 what="the old worker gone")
+        self.assertEqual(self.home.state(), state)  # nothing written: no status, no claim
+        with open(os.path.join(self.home.dir, "log", "tasks", task_id + ".log")) as handle:
+            self.assertIn("the state now belongs to another installation", handle.read())
+
+
 def lock_held(path):
     import fcntl
     fd = os.open(path, os.O_RDONLY)
