@@ -2211,13 +2211,14 @@ def ssh_banner_probe(host, port=22, timeout=5.0):
     """(True, banner) when host:port answers with an SSH banner within timeout
     seconds, connection and banner together; else (False, why), why a short
     cause: "name does not resolve", "connection refused", "no route to host",
-    "no SSH banner within N s", ..."""
+    "no SSH banner within N s", ... IPv4 only, as the caller (a host name by its A record)."""
     import socket
     deadline = time.monotonic() + timeout
     try:
-        conn = socket.create_connection((host, port), timeout=timeout)
+        address = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_STREAM)[0][4]
+        conn = socket.create_connection(address, timeout=timeout)
     except socket.gaierror:
-        return False, "name does not resolve"
+        return False, "name does not resolve (to an IPv4 address)"
     except socket.timeout:
         return False, "no connection within %g s" % timeout
     except (socket.error, ValueError) as exc:
@@ -2302,7 +2303,7 @@ def scan_host_keys(host, port, timeout):
     """(["TYPE BASE64", ...], None): the host keys host:port shows (ssh-keyscan),
     or (None, why)."""
     import subprocess
-    argv = ["ssh-keyscan", "-T", str(max(1, int(timeout + 0.999))), "-p", str(port), host]
+    argv = ["ssh-keyscan", "-4", "-T", str(max(1, int(timeout + 0.999))), "-p", str(port), host]
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, close_fds=True, env=child_env())

@@ -621,6 +621,19 @@ class CloudTests(CloudHome):
         self.assertTrue(self.ssh_calls())
         self.assertNotIn("CLOUD_TOKEN inherited", self.ssh_calls())   # ssh never sees it
 
+    def test_a_config_changed_meanwhile_applies_from_the_workers_next_step(self):
+        self.ssh_answers(1)                        # cloud-init never finishes
+        task_id = self.order()
+        self.age_task(task_id, 601)
+        self.assertEqual(self.ok("order_status", task_id)["status"], "in_progress")
+        self.configure(timeout=600)                # lowered while the order runs
+        answer = self.ok("order_status", task_id)
+        self.assertEqual(answer["status"], "error", answer)
+        self.assertIn("timed out after", answer["message"])
+        with open(os.path.join(self.home.dir, "log", "tasks", task_id + ".log")) as handle:
+            self.assertIn("the config changed: its settings apply from this step on",
+                          handle.read())
+
     def test_a_task_past_its_timeout_becomes_error_and_its_server_can_be_deleted(self):
         self.configure(timeout=600, on_failure="keep")
         self.ssh_answers(1)                        # cloud-init never finishes
