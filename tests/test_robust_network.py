@@ -145,9 +145,6 @@ class IPv4OnlyTest(HomeTestCase):
                       "IPv4 servers only", answer["message"])
 
 
-if __name__ == "__main__":
-    unittest.main()
-
 
 # -- the HTTP client: a scripted server on 127.0.0.1 ------------------------------
 
@@ -417,3 +414,7 @@ class OwnershipTest(unittest.TestCase):
                        {"networks": [{"type": "public", "ips": "1.2.3.4"}]}):
             with self.assertRaises(provider.CloudError):
                 timeweb.shaped(timeweb.ipv4, server)
+
+
+if __name__ == "__main__":
+    unittest.main()
