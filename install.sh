@@ -24,7 +24,7 @@ NAME: 1-64 letters, digits, '_' and '-' (not starting with '-').
 
 Re-running upgrades the plugin only: config, state and logs are left as they are.
 Without --config, and with no config yet, a starting config is written that keeps the
-provider disabled; edit it (see README.md), then run: PREFIX/NAME/bin/NAME check
+provider disabled; edit it (see docs/reference.md), then run: PREFIX/NAME/bin/NAME check
 
 Options:
   --prefix DIR      install into DIR/NAME instead of $DEFAULT_PREFIX/NAME
@@ -191,7 +191,7 @@ conf_rel=etc/$name.conf
 conf=$home/$conf_rel
 
 # The program files, relative to the home; install and archive use this list. bin/NAME is
-# provider.py byte for byte: its sh header makes it cache its own bytecode (README: Performance).
+# provider.py byte for byte: its sh header makes it cache its own bytecode (docs/performance.md).
 program_files() {
     printf '%s\n' "bin/$name"
     if [ -n "$program_name" ]; then printf '%s\n' "bin/$program_name"; fi
@@ -260,10 +260,10 @@ PY
 starting_config() {
     cat <<EOF
 {
-  "_comment": "Config of the BitrixVM provider plugin '$name', written by install.sh. JSON has no comments: the plugin ignores every key that starts with '_'. The full reference is in README.md, section 'Config reference'. After editing, run: bin/$name check",
+  "_comment": "Config of the BitrixVM provider plugin '$name', written by install.sh. JSON has no comments: the plugin ignores every key that starts with '_'. The full reference is in docs/reference.md, section 'Config reference'. After editing, run: bin/$name check",
   "_enabled": "false keeps the provider off: 'help' answers status disabled and the Bitrix web interface hides it. Set true when the configurations below are what you sell.",
   "enabled": false,
-  "_backend": "How servers are provisioned. manual: every order waits for the operator, who runs 'bin/$name task finish ID --server ADDR' (root password on stdin) or 'bin/$name task fail ID --message TEXT'. Other backend types and their settings: README.md, section 'Backends'.",
+  "_backend": "How servers are provisioned. manual: every order waits for the operator, who runs 'bin/$name task finish ID --server ADDR' (root password on stdin) or 'bin/$name task fail ID --message TEXT'. Other backend types and their settings: README.md, section 'Backends', and docs/backends/.",
   "backend": {
     "type": "manual"
   },
@@ -332,6 +332,76 @@ validate_with_plugin() {
     esac
 }
 
+# named_files CONFIG: the files CONFIG names (every "..._file" key, pool_key, the command
+# and notify programs given with a "/"), one line each: "carry<TAB>REL<TAB>SOURCE<TAB>MODE" for a
+# path relative to the home (or under /opt/webdir/providers/NAME/), looked for at the same
+# relative path from the config's own home: the folder above it when it lies in an etc/
+# folder (HOME/etc/NAME.conf), else its folder; "missing<TAB>REL<TAB>KEY" when not there;
+# "master<TAB>PATH<TAB>KEY" for an absolute path elsewhere (it must exist on the master).
+named_files() {
+    "$python" -I -S - "$1" "/opt/webdir/providers/$name/" <<'PY'
+import json, os, re, sys
+config, installed = sys.argv[1], sys.argv[2]
+folder = os.path.dirname(os.path.abspath(config))
+home = os.path.dirname(folder) if os.path.basename(folder) == "etc" else folder
+with open(config, "rb") as handle:
+    data = json.loads(handle.read().decode("utf-8-sig"))
+named = []
+def walk(value):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, str) and (key.endswith("_file") or key == "pool_key"):
+                named.append((key, item, "0600"))
+            elif (key in ("command", "notify") and isinstance(item, list) and item
+                  and isinstance(item[0], str) and "/" in item[0]):
+                named.append((key, item[0], "0700"))
+            else:
+                walk(item)
+    elif isinstance(value, list):
+        for item in value:
+            walk(item)
+walk(data)
+seen = set()
+for key, path, mode in named:
+    if path.startswith(installed):
+        path = path[len(installed):]
+    if os.path.isabs(path):
+        print("master\t%s\t%s" % (path, key))
+        continue
+    rel = os.path.normpath(path)
+    if rel.startswith("..") or not re.match(r"^[A-Za-z0-9._/+-]+$", rel):
+        print("missing\t%s\t%s: a path outside the home, or with other characters" % (rel, key))
+    elif rel not in seen:
+        seen.add(rel)
+        source = os.path.join(home, rel)
+        print(("carry\t%s\t%s\t%s" % (rel, source, mode)) if os.path.isfile(source)
+              else "missing\t%s\t%s" % (rel, key))
+PY
+}
+
+# carry_named_files: named_files' files into $stage (their modes; folders 0700), their
+# relative paths in $carried; refuses, naming each, when any is not there.
+carry_named_files() {
+    files=$(named_files "$config_src") || die 1 "cannot read the files config file '$config_src' names"
+    missing=
+    while IFS=$TAB read -r kind rel source mode; do
+        case $kind in
+            missing) missing="$missing $rel ($source)," ;;
+            master) say "Not in the archive: $rel ($source) is a path on the master; it must exist there." ;;
+            carry)
+                case " $(program_files) $conf_rel $carried " in *" $rel "*) continue ;; esac
+                mkdir -p -m 0700 "$stage/$(dirname "$rel")"
+                put_file "$stage/$rel" "$mode" <"$source"
+                carried="$carried $rel" ;;
+        esac
+    done <<FILES
+$files
+FILES
+    if [ -n "$missing" ]; then
+        die 1 "config file '$config_src' names files that are not beside it (looked for relative to the folder above its etc/, or to its own folder):${missing%,}; put each there (the archive carries them, 0600), or name the master's own path"
+    fi
+}
+
 do_archive() {
     check_source
     check_python
@@ -341,8 +411,10 @@ do_archive() {
     stage=$(mktemp -d "${TMPDIR:-/tmp}/provider-archive.XXXXXX")
     install_program "$stage"
     mkdir -m 0700 "$stage/etc"
+    carried=
     if [ -n "$config_src" ]; then
         put_file "$stage/$conf_rel" 0600 <"$config_src"
+        carry_named_files
     else
         put_file "$stage/$conf_rel" 0600 <<EOF
 $(starting_config)
@@ -357,7 +429,8 @@ EOF
     # so no name someone else made first is ever followed or written. The finished FILE is
     # checked: a regular file, the one just written, ours, 0600.
     # shellcheck disable=SC2046 # program_files prints plain relative paths
-    "$python" -I -S - "$archive" "$stage" $(program_files) "$conf_rel" <<'PY' || die 1 "cannot write archive '$archive'"
+    # shellcheck disable=SC2086 # $carried: plain relative paths (named_files checks them)
+    "$python" -I -S - "$archive" "$stage" $(program_files) "$conf_rel" $carried <<'PY' || die 1 "cannot write archive '$archive'"
 import binascii, errno, os, stat, sys, tarfile, time
 out, stage, members = sys.argv[1], sys.argv[2], sys.argv[3:]
 now = int(time.time())
@@ -421,7 +494,7 @@ for rel in members:
 PY
     say "Built $archive with the members above. Install it on the host with:"
     say "  /opt/webdir/bin/bx-provider -a install --provider $name --archive '$archive'"
-    say "It holds the config ($conf_rel, with any tokens and passwords in it): it is mode 0600; keep it private."
+    say "It holds the config ($conf_rel) and the files it names, with any tokens and passwords in them: it is mode 0600; keep it private."
     if [ -z "$config_src" ]; then
         say "Its etc/$name.conf is the starting config: the provider stays disabled until it is edited."
     fi
@@ -745,7 +818,7 @@ EOF
         say "The check passed."
     else
         say "The check reported problems (above): each line says what to do. Edit $conf"
-        say "(README.md, section 'Config reference'), then run: $home/bin/$name check"
+        say "(docs/reference.md, section 'Config reference'), then run: $home/bin/$name check"
     fi
     if [ "$(id -u)" = 0 ]; then
         say "The files are owned by root (install.sh does no chown; bx-provider -a install chowns to bitrix)."

@@ -612,6 +612,35 @@ class InstallTestsBase(object):
             self.assertEqual(answer["configurations"][0]["id"],
                              MANUAL_CONFIG["configurations"][0]["id"], label)
 
+    def test_archive_carries_the_files_the_config_names_or_refuses_naming_each(self):
+        config = json.loads(read_bytes(os.path.join(ROOT, "examples", "pool.conf")).decode())
+        config["notify"] = ["bin/notify-mail.sh", "admin@example.com"]
+        config["configurations"][0]["servers"].append(    # a file of the master's own
+            {"server": "192.0.2.13", "password_file": "/root/pool-13.pw"})
+        home = os.path.join(self.tmp, "src")              # laid out as the home will be
+        os.makedirs(os.path.join(home, "etc"))
+        src = os.path.join(home, "etc", "my.conf")
+        with open(src, "w") as handle:
+            json.dump(config, handle)
+        self.write("src/etc/pool-192.0.2.11.pw", b"pw-11\n")
+        path = os.path.join(self.tmp, "x.tar.gz")
+        rc, out, err = self.run_install("--config", src, "--archive", path, NAME)
+        self.assertEqual(rc, 1, (out, err))
+        self.assertIn("etc/pool-192.0.2.12.pw (password_file), bin/notify-mail.sh (notify)", err)
+        self.assertFalse(os.path.exists(path))
+        self.write("src/etc/pool-192.0.2.12.pw", b"pw-12\n")
+        os.mkdir(os.path.join(home, "bin"))
+        shutil.copy(os.path.join(ROOT, "examples", "notify-mail.sh"), os.path.join(home, "bin"))
+        out = self.install_ok("--config", src, "--archive", path, NAME)
+        self.assertIn("Not in the archive: /root/pool-13.pw (password_file) is a path on the "
+                      "master", out)
+        names, files = self.archive_members(path)
+        self.assertEqual(sorted(names), sorted(["bin/" + NAME, "etc/%s.conf" % NAME,
+                                                "etc/pool-192.0.2.11.pw", "etc/pool-192.0.2.12.pw",
+                                                "bin/notify-mail.sh"]))
+        self.assertEqual(files["etc/pool-192.0.2.12.pw"], (0o600, b"pw-12\n"))
+        self.assertEqual(files["bin/notify-mail.sh"][0], 0o700)
+
     def test_archive_never_writes_through_a_name_made_first(self):
         # Regression (issue 23, 1): FILE.tmpPID was opened plainly; whoever made those
         # names first (PIDs are sequential) owned the archive, or had it written where a
