@@ -10828,6 +10828,16 @@ class ProxmoxToken(StaticToken):
             or "$" + settings.get("token_secret_env", ""))
 
 
+class CloneRunning(CloudError):
+    """A VMID a task sent a clone to is still being cloned (ProxmoxBackend.lookup)."""
+
+    def __init__(self, vmid, node):
+        CloudError.__init__(self, "Proxmox VM %s on node %s is still being cloned and has no "
+                            "name yet (the clone this task sent, whose answer was lost, or "
+                            "another's at the same VMID): waiting for it to end" % (vmid, node),
+                            transient=True)
+
+
 class ProxmoxBackend(CloudBackend):
     """Proxmox VE: a clone of a cloud-init template per order (the API: pve-docs'
     api-viewer; qemu-server PVE/API2/Qemu.pm, pve-manager PVE/API2/Cluster.pm and
@@ -10842,8 +10852,10 @@ class ProxmoxBackend(CloudBackend):
     LABEL = "Proxmox"
     CHECK_PATH = "/version"
     AUTH = ProxmoxToken
-    # the clone writes the new VM's config (name, description, lock "clone") before it
-    # answers: a lost answer's VM is listed within the request's own time
+    # the clone makes the new VM's config before it answers, but only a temporary one
+    # ("# qmclone temporary file", lock "clone", no name, no description) until its first
+    # disk is copied (qemu-server PVE/API2/Qemu.pm clone_vm): a lost answer's VM shows at
+    # once under the VMID sent (vmids_sent: waited for while so, CloneRunning), by name later
     LATE_CREATE = 60
     GONE = ("destroyed",)           # the lock of a VM being destroyed
     HOST_KEY_TOOL = "ssh-keyscan"   # no user data: the host key is read at first contact
@@ -11034,6 +11046,7 @@ class ProxmoxBackend(CloudBackend):
             clone["target"] = target
         for _ in range(VMID_TRIES):
             clone["newid"] = self.next_id(api)
+            self.note_vmid(task["id"], clone["newid"])    # saved before the clone is sent
             try:
                 answer = api.call("POST", "/nodes/%s/qemu/%s/clone" % (node, template),
                                   body=clone)
@@ -11047,6 +11060,22 @@ class ProxmoxBackend(CloudBackend):
                              "meanwhile" % VMID_TRIES)
         data["upid"] = self.upid(answer.get("data"))
         return {"server": {"id": str(clone["newid"])}}
+
+    def note_vmid(self, task_id, vmid):
+        """Save a VMID a clone is about to be sent to (data vmids_sent), so that the VM a
+        lost answer's clone is still copying is recognised (lookup)."""
+        def change(state):
+            saved = state["tasks"].get(task_id)
+            if saved is not None:
+                sent = saved["data"].get("vmids_sent") or []
+                saved["data"]["vmids_sent"] = sent[-VMID_TRIES:] + [str(vmid)]
+        self.store.update(change)
+
+    def find_or_create(self, api, task, configuration):
+        try:
+            return CloudBackend.find_or_create(self, api, task, configuration)
+        except CloneRunning as exc:
+            return {"phase": "creating", "message": "creating: %s" % exc.message}
 
     def create_url(self):
         return self.api_url + "/nodes/{the template's node}/qemu/{template}/clone"
@@ -11243,14 +11272,26 @@ class ProxmoxBackend(CloudBackend):
     def find(self, api, task, attempts=RETRY_ATTEMPTS):
         """The VMs of the task's name on every online node (GET /nodes/{node}/qemu: the
         nodes' own config files, not /cluster/resources, whose names lag; every node: a
-        lost clone answer never told which), each with its config."""
-        found = []
+        lost clone answer never told which), each with its config. None of them, but a
+        VMID the task sent a clone to still being cloned (locked "clone", no marks yet: its
+        name and description come once the first disk is copied): CloneRunning, neither
+        ours yet nor never made, so no clone is sent again and nothing is settled."""
+        found, cloning = [], []
+        sent = task["data"].get("vmids_sent") or []
         for node in self.online_nodes(api, attempts):
             answer = api.call("GET", "/nodes/%s/qemu" % node, attempts=attempts)
             for vm in self.field(answer, "data", "array", "the answer") or []:
                 if isinstance(vm, dict) and vm.get("name") == task["data"]["name"]:
                     found.append(self.with_config(api, node, vm, attempts))
-        return [vm for vm in found if vm is not None]
+                elif isinstance(vm, dict) and str(vm.get("vmid")) in sent:
+                    config = self.with_config(api, node, vm, attempts) or {}
+                    if config.get("lock") == "clone" and not pve_marks(
+                            config.get("description")):
+                        cloning.append(CloneRunning(config["id"], node))
+        found = [vm for vm in found if vm is not None]
+        if cloning and not found:
+            raise cloning[0]
+        return found
 
     def online_nodes(self, api, attempts=RETRY_ATTEMPTS):
         answer = api.call("GET", "/nodes", attempts=attempts)

@@ -200,6 +200,22 @@ class ProxmoxTest(ProxmoxHome, CloudTests, unittest.TestCase):
         self.assertEqual(len(self.api.servers), 1)
         self.assertTrue(self.api.requests_for("GET", r"^/nodes/pve1/qemu$"))
 
+    def test_a_lost_clone_answer_while_its_disk_is_copied_is_waited_for_never_cloned_twice(self):
+        # qemu-server names the new VM only once its disk is copied: till then it is
+        # "VM N", locked "clone", with the temporary file's comment as its description
+        self.api.long_clones()
+        self.api.drop_next_create()
+        task_id = self.order()
+        self.age_task(task_id, self.late_window() + 1)     # past the window a clone lands in
+        answer = self.ok("order_status", task_id)
+        self.assertEqual(answer["status"], "in_progress")
+        self.assertRegex(answer["message"], r"^creating: Proxmox VM 100 on node pve1 is still "
+                                            r"being cloned and has no name yet")
+        self.assertEqual(len(self.api.create_requests()), 1)
+        self.api.end_clones()
+        self.finished(task_id)
+        self.assertEqual((len(self.api.create_requests()), len(self.api.servers)), (1, 1))
+
     def test_a_failed_clone_fails_the_order_and_gives_the_address_back(self):
         self.api.task_fails_next("qmclone", "storage 'local-lvm' is full")
         answer = self.poll(self.order())[-1]

@@ -27,14 +27,17 @@ Sources (read for their facts, nothing copied):
     running|stopped, exitstatus: "OK" | "WARNINGS: N" | the error}); the UPID format
     UPID:NODE:PID:PSTART:STARTTIME:TYPE:ID:USER: (pve-common PVE/Tools.pm upid_encode).
   - qemu-server PVE/API2/Qemu.pm: POST .../qemu/{vmid}/clone (newid, name, description,
-    full, target, storage only with a full clone, pool; the new VM's config written at
-    once with lock "clone"; a VMID in use: "VM N already exists"), GET/POST/PUT
+    full, target, storage only with a full clone, pool; clone_vm writes a temporary config
+    at once, "# qmclone temporary file\nlock: clone\n" (the comment becomes the
+    description), and the VM's name, description and disks only once its disk is copied
+    (here: when the clone task ends); a VMID in use: "VM N already exists"), GET/POST/PUT
     .../config (POST runs as a task and answers its UPID, PUT answers null), PUT
     .../resize (disk, size "32G" or "+1G"; a UPID on current versions; "shrinking disks
     is not supported"), POST .../status/start|stop (UPIDs; "VM N already running"),
     GET .../status/current, DELETE .../qemu/{vmid} (purge, destroy-unreferenced-disks;
     "VM N is running - destroy failed"), GET /nodes/{node}/qemu (the node's VMs from
-    their config files: name at once); a missing VM: HTTP 500 "Configuration file
+    their config files, PVE/QemuServer.pm vmstatus: name "VM N" when the config has none,
+    lock when it has one); a missing VM: HTTP 500 "Configuration file
     'nodes/NODE/qemu-server/N.conf' does not exist" (PVE/QemuConfig.pm load_config).
   - qemu-server PVE/QemuServer.pm and PVE/QemuServer/Cloudinit.pm: ciuser, cipassword
     (a crypt hash kept as it is), sshkeys URI-encoded, ipconfig0 "ip=ADDR/PREFIX,gw=GW",
@@ -46,6 +49,7 @@ hang_next, drop_next_create, hold_next_create, requests, requests_for, create_re
 
     polls_per_status   GETs of a task's status (or of its VM) before it has stopped (0:
                        stopped at once)
+    api.long_clones()  every clone runs until api.end_clones() (a big disk copied)
     resources_lag      /cluster/resources listings before a new VM's name shows in them
     on_start(address), on_stop(address)   called when a VM starts or stops (the address
                        of its ipconfig0): a test's SSH banner comes and goes with it
@@ -116,6 +120,7 @@ class FakeProxmox(_FakeAPI):
             self.next_vmid = 100
             self.taken = 0
             self.task_failures = {}
+            self.clones_run = False
             self._pid = 4000
 
     # ---- knobs -----------------------------------------------------------------------
@@ -193,13 +198,24 @@ class FakeProxmox(_FakeAPI):
                                                        int(time.time()), kind, vmid,
                                                        self.token_id)
         exitstatus = self.task_failures.pop(kind, "OK")
+        left = 10 ** 9 if kind == "qmclone" and self.clones_run else self.polls_per_status
         self.tasks[upid] = {"node": node, "type": kind, "id": str(vmid), "done": done,
                             "vm": vm or vmid,
-                            "failed": failed, "left": self.polls_per_status,
+                            "failed": failed, "left": left,
                             "exitstatus": exitstatus, "stopped": False}
-        if self.polls_per_status <= 0:
+        if left <= 0:
             self._stop_task(self.tasks[upid])
         return _Answer(200, {"data": upid})
+
+    def long_clones(self):
+        self.clones_run = True
+
+    def end_clones(self):
+        with self.lock:
+            self.clones_run = False
+            for task in self.tasks.values():
+                if task["type"] == "qmclone" and not task["stopped"]:
+                    task["left"] = 0            # stops at its next look
 
     def _stop_task(self, task):
         if task["stopped"]:
@@ -290,7 +306,8 @@ class FakeProxmox(_FakeAPI):
         return None
 
     def _listed(self, rec):
-        item = {"vmid": rec["vmid"], "name": rec["config"].get("name"), "status": rec["status"],
+        item = {"vmid": rec["vmid"], "name": rec["config"].get("name") or "VM %d" % rec["vmid"],
+                "status": rec["status"],
                 "cpus": rec["config"].get("cores", 1), "maxmem": 1 << 31}
         for key in ("template", "lock", "tags"):
             if key in rec["config"]:
@@ -374,18 +391,18 @@ class FakeProxmox(_FakeAPI):
         if body.get("pool") and body["pool"] not in self.POOLS:
             return pve_error(500, "pool '%s' does not exist" % body["pool"])
         config = dict((k, v) for k, v in template["config"].items() if k != "template")
-        config.update(name=body.get("name") or "Copy-of-VM-%d" % vmid, lock="clone")
+        config.update(name=body.get("name") or "Copy-of-VM-%d" % vmid)
         config["scsi0"] = "%s:vm-%d-disk-0,size=10G" % (body.get("storage") or "local-lvm", newid)
         if body.get("description"):
             config["description"] = body["description"]
         rec = {"id": newid, "vmid": newid, "node": target, "status": "stopped",
-               "config": config, "lists": 0, "request": body, "name": config["name"],
-               "pool": body.get("pool")}
+               "config": {"lock": "clone", "description": " qmclone temporary file\n"},
+               "lists": 0, "request": body, "name": config["name"], "pool": body.get("pool")}
         self.servers[newid] = rec
         self.next_vmid = max(self.next_vmid, newid + 1)
 
-        def done():
-            config.pop("lock", None)
+        def done():                     # the disk copied: the VM's own config, unlocked
+            rec["config"] = config
 
         def failed():                    # qemu-server removes a failed clone's config
             self.servers.pop(newid, None)
