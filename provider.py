@@ -9834,9 +9834,11 @@ class OpenStackBackend(CloudBackend):
 
     def check(self, configurations, state):
         report = CloudBackend.check(self, configurations, state)
-        report.extend((WARN, "configuration %s: no security_groups: %s" % (
-            configuration["id"], self.DEFAULT_GROUP)) for configuration in configurations
-            if not self.security_groups(configuration))
+        report.extend((WARN, "configuration %s: %s: %s" % (
+            configuration["id"], "security_groups names only \"default\"" if groups else
+            "no security_groups", self.DEFAULT_GROUP)) for configuration in configurations
+            for groups in [self.security_groups(configuration)]
+            if not groups or set(groups) == {"default"})
         if self.auth.entry is None:
             return report               # no login: no catalog to show
         report.extend(self.endpoints_report())

@@ -137,6 +137,9 @@ class OpenStackTest(CloudTests, unittest.TestCase):
             self.configure({"network_id": EXT_NET}, type=kind)
             self.assertIn("WARN configuration 1: no security_groups: " + words,
                           self.run_plugin("check").text)
+        self.configure({"network_id": EXT_NET, "security_groups": ["default"]}, type="vkcloud")
+        self.assertIn("WARN configuration 1: security_groups names only \"default\": VK Cloud's",
+                      self.run_plugin("check").text)
         self.configure({"security_groups": []})
         self.assertIn("$.configurations[0].security_groups: must name at least one security "
                       "group", self.run_plugin("check").text)
