@@ -242,10 +242,12 @@ class OpenStackTest(CloudTests, unittest.TestCase):
         self.assertIn("(on_failure: delete)", answer["message"])
 
     def test_a_server_that_will_not_boot_by_itself_fails_at_once(self):
-        self.api.status_sequence = ["BUILD", "SHUTOFF"]
-        answer = self.poll(self.order())[-1]
-        self.assertEqual(answer["status"], "error")
-        self.assertIn("is SHUTOFF (it will not boot by itself)", answer["message"])
+        for state in ("SHUTOFF", "SUSPENDED", "PAUSED", "SHELVED", "SHELVED_OFFLOADED",
+                      "RESCUE", "VERIFY_RESIZE"):      # nova api-ref: "Server Status"
+            self.api.status_sequence = ["BUILD", state]
+            answer = self.poll(self.order())[-1]
+            self.assertEqual(answer["status"], "error", state)
+            self.assertIn("is %s (it will not boot by itself)" % state, answer["message"])
 
     def test_a_transitional_status_is_waited_out(self):
         self.api.status_sequence = ["BUILD", "REBOOT", "HARD_REBOOT", "ACTIVE"]
