@@ -219,11 +219,11 @@ class HetznerTest(unittest.TestCase):
         self.assertEqual(len(self.api.servers), 1)
 
     def test_create_applied_but_answer_hangs(self):
-        self.api.hang_next_create(3)
+        self.api.hang_next_create(60)
         start = time.time()
         with self.assertRaises((socket.timeout, URLError, OSError)):
             call(self.api, "POST", "/servers", HZ_CREATE, timeout=0.5)
-        self.assertLess(time.time() - start, 2.5)
+        self.assertLess(time.time() - start, 30)    # the client's timeout, not the hang
         self.assertEqual(len(self.api.servers), 1)  # the server WAS made
         self.assertEqual(len(self.api.create_requests()), 1)
         _, _, got = call(self.api, "GET", "/servers?label_selector=" + quote("task=7"))
@@ -238,7 +238,7 @@ class HetznerTest(unittest.TestCase):
             pass
         start = time.time()
         api.stop()
-        self.assertLess(time.time() - start, 3)
+        self.assertLess(time.time() - start, 30)    # released, not the hang's 60 s
 
     def test_delete(self):
         _, _, got = call(self.api, "POST", "/servers", HZ_CREATE)
@@ -422,10 +422,10 @@ class SSHBannerTest(unittest.TestCase):
         sock.settimeout(0.3)
         with self.assertRaises(socket.timeout):
             sock.recv(64)
-        start = time.time()
+        thread = srv._thread
         srv.stop()
         sock.close()
-        self.assertLess(time.time() - start, 3)
+        self.assertFalse(thread.is_alive())     # it ended, not left behind by join's timeout
 
 
 if __name__ == "__main__":

@@ -351,10 +351,10 @@ class CloudTests(CloudHome):
 
     def test_a_create_that_times_out_after_the_server_was_made_makes_one_server(self):
         self.configure(request_timeout=0.3)     # the one order that waits a timeout out
-        self.api.hang_next_create(10)
+        self.api.hang_next_create(60)
         started = time.time()
         task_id = self.order()
-        self.assertLess(time.time() - started, 8)
+        self.assertLess(time.time() - started, 30)      # request_timeout, not the hang
         self.worker_done(task_id)
         with open(self.home.log_path) as handle:
             self.assertRegex(handle.read(),
