@@ -506,6 +506,23 @@ class HetznerGuardrails(GuardrailTests, unittest.TestCase):
     def marks(self, tag, task_id):
         return {"labels": {"managed-by": "provider.py", "bx-owner": tag, "bx-task": task_id}}
 
+    def test_a_deletion_counts_only_once_the_server_is_no_longer_listed(self):
+        task_id = self.order()
+        self.finished(task_id)
+        [server_id] = [str(key) for key in self.api.servers]
+        self.api.delete_lag = 6                 # its delete action outlasts the plugin's looks
+        result = self.run_plugin("task", "delete-server", task_id, "--yes")
+        self.assertNotEqual(result.code, 0, result)
+        self.assertIn("Hetzner still lists server %s as running after its DELETE" % server_id,
+                      result.text + result.err.decode())
+        self.assertEqual(provider.rented_server(self.home.state()["tasks"][task_id]), server_id)
+        self.assertIn(task_id, self.run_plugin("tasks", "--holding").text)
+        result = self.run_plugin("task", "delete-server", task_id, "--yes")
+        self.assertEqual(result.code, 0, result)
+        self.assertIn("deleted (Hetzner no longer lists it)", result.text)
+        self.assertEqual((self.api.servers, provider.rented_server(
+            self.home.state()["tasks"][task_id])), ({}, None))
+
     def test_a_server_of_provider_py_1x_carries_the_legacy_tag_and_is_ours(self):
         state = self.home.new_state()
         state.update(next_id=10, legacy_owner_tags=["abcd1234"])   # as migrate leaves a 1.x one

@@ -677,6 +677,8 @@ class FakeHetzner(_FakeAPI):
         # a server's IPv4 in a private network it was created in: "PREFIX.<server id>"
         # (a test that must reach it over SSH sets a whole address: every server gets it)
         self.private_ip = "10.0.0."
+        # GETs a deleted server still answers (as it was) before its delete action is done
+        self.delete_lag = 0
 
     # ---- shapes ----------------------------------------------------------------------
     def error_body(self, status, code, message, details=None):
@@ -782,10 +784,19 @@ class FakeHetzner(_FakeAPI):
             if rec is None:              # hcloud-go hcloud/error.go ErrorCodeNotFound
                 return _Answer(404, self.error_body(404, "not_found", "server with ID '%s' "
                                                     "not found" % m.group(1)))
+            if method == "GET" and rec.get("listed_for") == 0:
+                del self.servers[rec["id"]]      # its delete action done: gone
+                return _Answer(404, self.error_body(404, "not_found", "server with ID '%s' "
+                                                    "not found" % m.group(1)))
             if method == "GET":
+                if rec.get("listed_for"):
+                    rec["listed_for"] -= 1
                 return _Answer(200, {"server": self._observe(rec)})
-            if method == "DELETE":       # ServerDeleteResponse: {"action"}
-                del self.servers[rec["id"]]
+            if method == "DELETE":       # ServerDeleteResponse: {"action"}, carried out later
+                if self.delete_lag:
+                    rec.setdefault("listed_for", self.delete_lag)
+                else:
+                    del self.servers[rec["id"]]
                 return _Answer(200, {"action": self._action("delete_server", rec["id"])})
             return _Answer(405, self.error_body(405, "method_not_allowed", "method not allowed"))
         m = re.match(r"^/(server_types|images|locations|networks|firewalls|placement_groups)"
