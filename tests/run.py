@@ -4,8 +4,9 @@
     python3 tests/run.py [-j N] [--durations N] [-v] [NAME ...]
 
 Each test class is one unit of work (a class of more than SLICE tests, several:
-Class[0/3] runs its tests 0, 3, 6, ...). Two worker processes per core (half a
-test's wall time is spent waiting on the plugin's processes and sockets)
+Class[0/3] runs its tests 0, 3, 6, ...). Four worker processes per core, 32 at most
+(most of a test's wall time is spent waiting on the plugin's processes, its workers
+and sockets: fewer leave a core idle)
 (tests/run.py --worker) take units longest first (the durations measured by
 the last run, kept in tests/.durations.json, else a static guess) and run
 them with unittest; a worker keeps its imports between units, so each test
@@ -364,7 +365,7 @@ def summary(replies, durations_to_show):
 def parse_args(argv):
     import argparse
     parser = argparse.ArgumentParser(prog="tests/run.py", description=__doc__.split("\n")[0])
-    parser.add_argument("-j", "--jobs", type=int, default=2 * (os.cpu_count() or 1))
+    parser.add_argument("-j", "--jobs", type=int, default=min(32, 4 * (os.cpu_count() or 1)))
     parser.add_argument("--durations", type=int, default=0, metavar="N",
                         help="list the N slowest tests")
     parser.add_argument("-v", "--verbose", action="store_true",
