@@ -4,10 +4,10 @@
     python3 tests/run.py [-j N] [--durations N] [-v] [NAME ...]
 
 Each test class is one unit of work (a class of more than SLICE tests, several:
-Class[0/3] runs its tests 0, 3, 6, ...). Four worker processes per core, 32 at most
-(most of a test's wall time is spent waiting on the plugin's processes, its workers
-and sockets: fewer leave a core idle)
-(tests/run.py --worker) take units longest first (the durations measured by
+Class[0/3] runs its tests 0, 3, 6, ...). Worker processes (tests/run.py --worker),
+four per core and 32 at most (most of a test's wall time is spent waiting on the
+plugin's processes, its workers and sockets: fewer leave a core idle), take units
+longest first (the durations measured by
 the last run, kept in tests/.durations.json, else a static guess) and run
 them with unittest; a worker keeps its imports between units, so each test
 module is imported once per worker. The closing line is "N passed, N failed"
