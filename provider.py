@@ -469,9 +469,10 @@ def permission_error(doing, path):
 #                     key_installed (the pool key goes in through user data), creates (the
 #                     creates sent, each counted before it is: the ledger), settled (the
 #                     creates settled: refused, or looked for until none could land),
-#                     create_age, create_at (the last create: task age, time), age and
-#                     age_at (the task's age by its workers' monotonic clock, and when:
-#                     task_age), choice, got (the alternative tried: its index, its
+#                     create_age, create_at (the last create: task age, time), age,
+#                     age_at, age_mono, age_boot (the task's age by its workers' monotonic
+#                     clock, and when: by the wall clock, the monotonic clock, in which
+#                     boot: task_age), choice, got (the alternative tried: its index, its
 #                     values), server_id, ipv4, ipv4_wait_age, ssh_wait_age, ssh_age (task
 #                     ages when the wait for an address, for SSH, for cloud-init began),
 #                     host_key_private (the host key the plugin made for the server;
@@ -4402,14 +4403,39 @@ def may_rent(task):
 
 def task_age(task):
     """Seconds since the order, as its workers measured them ("age", by the monotonic
-    clock: a wall-clock step while a worker runs changes nothing) plus the wall time
-    since their last measure ("age_at"; never negative); else since "created"."""
+    clock: a wall-clock step while a worker runs changes nothing) plus the time since
+    their last measure: by the monotonic clock while the machine has not restarted since
+    ("age_mono", "age_boot": a wall-clock step while no worker runs changes nothing
+    either), else by the wall clock ("age_at"; never negative); else since "created"."""
     data = task.get("data") or {}
-    age, at = data.get("age"), data.get("age_at")
+    age, at, mono = data.get("age"), data.get("age_at"), data.get("age_mono")
+    if (isinstance(age, (int, float)) and isinstance(mono, (int, float))
+            and data.get("age_boot") and data.get("age_boot") == boot_id()):
+        return age + max(0.0, time.monotonic() - mono)
     if isinstance(age, (int, float)) and isinstance(at, (int, float)):
         return age + max(0.0, now() - at)
     created = task.get("created")
     return max(0.0, now() - created) if isinstance(created, (int, float)) else 0.0
+
+
+def age_marks(age, at):
+    """The data keys of a measured age: task_age reads them."""
+    return {"age": age, "age_at": at, "age_mono": time.monotonic(), "age_boot": boot_id()}
+
+
+def boot_id():
+    """This boot's id (Linux's /proc/sys/kernel/random/boot_id): the monotonic clock counts
+    from it, the same for every process; "" where there is none."""
+    if not BOOT_ID:
+        try:
+            with open("/proc/sys/kernel/random/boot_id", "rb") as handle:
+                BOOT_ID.append(handle.read(64).decode("ascii", "replace").strip())
+        except (IOError, OSError):
+            BOOT_ID.append("")
+    return BOOT_ID[0]
+
+
+BOOT_ID = []
 
 
 def needs_worker(task):
@@ -7465,7 +7491,7 @@ class CloudBackend(Backend):
         task = self.claim_create(task["id"], age, self.pin_host_key(task))
         if task is None:
             return None
-        task["data"] = dict(task["data"], age=age, age_at=now())
+        task["data"] = dict(task["data"], **age_marks(age, now()))
         try:
             return self.create(task, configuration)
         except ProviderError as exc:      # refused (or a flavor gone): nothing was made
@@ -8175,7 +8201,7 @@ class CloudInit(object):
                 return {"data": data, "phase": "setup", "message": "running setup: %s" % shown}
             return self.backend.finish(task, address, data)
         return {"data": data, "phase": "setup", "message": "running setup: SSH answers; "
-                "ready in %d s (ready_grace: no pool key to ask cloud-init)" % left}
+                "ready in %d s (ready_grace: no pool key to ask cloud-init)" % -(-left // 1)}
 
     def shows_pinned_key(self, address, data):
         """True when the server shows the host key handed to cloud-init (or none was
@@ -8646,7 +8672,8 @@ class OrderWorker(object):
         taken from the state's cache again (a 401 then renews it: CachedToken.renew)."""
         self.backend.auth.forget()
         age, age_at = self.clock.measure(task)
-        task["data"] = dict(task["data"], age=age, age_at=age_at)
+        marks = age_marks(age, age_at)
+        task["data"] = dict(task["data"], **marks)
         configuration = self.provider.config.by_id.get(task["config_id"], {})
         try:
             changes = self.backend.step(task, configuration) or {}
@@ -8656,7 +8683,7 @@ class OrderWorker(object):
             changes = {"message": "%s (the step failed: %s: %s; trying again in %g s; see %s)"
                        % (self.backend.base_message(task), type(exc).__name__,
                           printable(str(exc), 200), self.backend.poll_interval, self.log.path)}
-        changes["data"] = dict(changes.get("data") or {}, age=age, age_at=age_at)
+        changes["data"] = dict(changes.get("data") or {}, **marks)
         return changes
 
     def save(self, task, changes):

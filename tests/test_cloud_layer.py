@@ -329,6 +329,18 @@ class TaskClockTest(unittest.TestCase):
         self.assertGreaterEqual(again, age)
         self.assertLess(again, age + 60)
 
+    def test_without_a_worker_the_age_goes_on_by_the_monotonic_clock_of_this_boot(self):
+        # a worker measured 100 s, 5 s ago by the monotonic clock; the wall clock has since
+        # jumped two hours ahead (age_at two hours old): no worker runs, and still the age
+        # is 105 s, not two hours more
+        marks = provider.age_marks(100.0, provider.now() - 7200)
+        marks["age_mono"] -= 5
+        task = {"created": provider.now() - 7300, "data": marks}
+        self.assertGreaterEqual(provider.task_age(task), 105.0)
+        self.assertLess(provider.task_age(task), 105.0 + 60)
+        marks["age_boot"] = "another-boot"         # the machine restarted: the wall clock
+        self.assertGreaterEqual(provider.task_age(task), 7300.0)
+
     def test_another_measure_in_the_state_is_taken_as_it_is(self):
         clock = provider.TaskClock()
         task = {"created": provider.now(), "data": {"age": 5.0, "age_at": provider.now()}}
