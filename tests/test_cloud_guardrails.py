@@ -1,9 +1,10 @@
 # -*- coding: utf-8 -*-
 """The cloud layer's guardrails against the fake APIs: max_servers and
 max_orders_per_hour, on_failure cleanup, fallback zones and types, `order
---dry-run`, and the `servers` orphan sweep. GuardrailTests runs here on
-Hetzner and Timeweb (tests/helpers/fakecloud.py), and in test_backend_openstack
-and test_backend_yandex on theirs.
+--dry-run`, the `servers` orphan sweep, and every rented server accounted for
+whatever fails. GuardrailTests runs here on Hetzner and Timeweb
+(tests/helpers/fakecloud.py), and in test_backend_openstack, test_backend_yandex and
+test_backend_proxmox on theirs.
 """
 
 import json
