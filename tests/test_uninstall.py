@@ -147,6 +147,24 @@ class UninstallTest(CloudHome, unittest.TestCase):
         self.assertFalse(provider.lock_is_held(os.path.join(self.kept(), "var", "workers",
                                                             task_id + ".lock")))
 
+    def test_purge_stops_the_workers_before_it_deletes_the_files(self):
+        self.configure(request_timeout=120)             # the worker waits for the answer
+        release = self.api.hold_next(method="POST")     # the create is made, its answer held
+        self.addCleanup(release.set)
+        task_id = self.order(wait=False)
+        lock = os.path.join(self.home.dir, "var", "workers", task_id + ".lock")
+        wait_for(lambda: provider.lock_is_held(lock), what="the worker to hold its lock")
+        holders = [int(pid) for pid in os.listdir("/proc") if pid.isdigit()
+                   and self.holds(int(pid), lock)]
+        self.assertTrue(holders, "the worker holds its lock file open")
+        code, out, err = self.install_sh("--purge", "--yes", "--keep-servers")
+        self.assertEqual(code, 0, (out, err))
+        for pid in holders:
+            self.assertIn("Stopping the worker of task %s (pid %d)" % (task_id, pid), out)
+            wait_for(lambda: not pid_alive(pid), what="worker %d to end" % pid)
+        self.assertFalse(os.path.exists(os.path.join(self.home.dir, "var")))
+        self.assertFalse(os.path.exists(os.path.join(self.home.dir, "bin")))
+
     def test_tasks_holding_lists_what_uninstalling_would_leave_billed(self):
         self.assertEqual(self.ok("tasks", "--holding", "--json"), {"holding": []})
         task_id, server = self.rented()
