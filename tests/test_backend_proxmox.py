@@ -329,6 +329,21 @@ class ProxmoxTest(ProxmoxHome, CloudTests, unittest.TestCase):
         self.assertEqual(self.gets_since(before)[:3], [500, 500, 200])
         self.assertEqual(self.home.sleeps(), [0.25, 0.5])
 
+    def test_check_names_an_unknown_node_pool_storage_and_a_template_without_cloud_init(self):
+        del self.api.templates[9000]["config"]["ide2"]     # no cloud-init drive
+        self.configure(pool="nopool", storage="nostore")
+        result = self.run_plugin("check")
+        self.assertEqual(result.code, 1, result)
+        for text in ("FAIL resource pool nopool: Proxmox: http_500: pool 'nopool' does not exist",
+                     "FAIL configuration 1: template 9000: VM 9000 (rocky9-cloud) on node pve1, "
+                     "no cloud-init drive: `qm set 9000 --ide2 STORAGE:cloudinit` adds one",
+                     "FAIL configuration 1: storage nostore: not a VM disk storage on node pve1"):
+            self.assertIn(text, result.text)
+        self.configure(node="pve9")
+        self.assertIn("FAIL node pve9: Proxmox: http_595: no such cluster node 'pve9'",
+                      self.run_plugin("check").text)
+        self.assertEqual(self.api.servers, {})
+
     def test_a_bad_token_is_a_clear_error_at_order_and_in_check(self):
         self.write_token("wrong-token")
         message = self.assertErrorCode(self.run_plugin("order", "1"), 108)
