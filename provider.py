@@ -11318,7 +11318,7 @@ class ProxmoxBackend(CloudBackend):
                             config.get("description")):
                         cloning.append(CloneRunning(config["id"], node))
         found = [vm for vm in found if vm is not None]
-        if cloning and not found:
+        if cloning and not any(self.owns(vm, task) for vm in found):
             raise cloning[0]
         return found
 
