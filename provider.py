@@ -9874,7 +9874,29 @@ class OpenStackBackend(CloudBackend):
         for configuration in configurations:
             report.extend((ok, "configuration %s: %s" % (configuration["id"], text))
                           for ok, text in self.resolve(self.api(), configuration))
-        return report
+        groups = sorted(set(group for configuration in configurations
+                            for group in self.security_groups(configuration)))
+        return report + ([self.groups_report(groups)] if groups else [])
+
+    def groups_report(self, groups):
+        """`check`: the security groups the configurations name, as Neutron lists the
+        project's (GET /v2.0/security-groups, neutron api-ref "List security groups"); Nova
+        takes a group's name or id and refuses the create for any other."""
+        try:
+            answer = self.service("network", "v2.0").call("GET", "/security-groups",
+                                                          attempts=2)
+            listed = self.field(answer, "security_groups", "array", "GET /security-groups")
+        except ProviderError as exc:
+            return False, "security groups: cannot be listed: %s" % exc.message
+        known = set(str(item.get(key)) for item in listed or [] if isinstance(item, dict)
+                    for key in ("id", "name"))
+        missing = [group for group in groups if group not in known]
+        if missing:
+            return False, ("security groups %s: the project has none of that name or id "
+                           "(GET /v2.0/security-groups): the create would be refused; make "
+                           "it, or name one it lists" % printable(", ".join(missing)))
+        return True, "security groups %s: known to %s" % (printable(", ".join(groups)),
+                                                          self.LABEL)
 
     def check_api(self, configurations):
         try:

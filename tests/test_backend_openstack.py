@@ -119,10 +119,14 @@ class OpenStackTest(CloudTests, unittest.TestCase):
 
     def test_security_groups_per_configuration_before_the_backends(self):
         self.configure({"security_groups": ["default", "ssh"]}, security_groups=["web"])
+        self.assertIn("ok   security groups default, ssh: known to OpenStack",
+                      self.run_plugin("check").text)      # the configuration's win
         self.finished(self.order())
         self.assertEqual(self.api.create_requests()[0]["body"]["server"]["security_groups"],
                          [{"name": "default"}, {"name": "ssh"}])
         self.configure(security_groups=["web"])         # a group the project lacks
+        self.assertIn("FAIL security groups web: the project has none of that name or id",
+                      self.run_plugin("check").text)
         message = self.assertErrorCode(self.run_plugin("order", "1"), 108)
         self.assertIn("Unable to find security_group with name or id 'web'", message)
 

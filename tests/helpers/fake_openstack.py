@@ -144,7 +144,7 @@ class FakeNeutron(_Service):
     def route(self, method, path, query, body):
         """GET /v2.0/ports?device_id=, GET and POST /v2.0/floatingips (?port_id=; 201
         {"floatingip"}; status ACTIVE, DOWN or ERROR), DELETE /v2.0/floatingips/{id}
-        (204), GET /v2.0/networks/{id} (neutron api-ref)."""
+        (204), GET /v2.0/networks/{id}, GET /v2.0/security-groups (neutron api-ref)."""
         cloud = self.cloud
         if path == "/ports" and method == "GET":
             device = query.get("device_id", [None])[0]
@@ -163,6 +163,13 @@ class FakeNeutron(_Service):
                                                     "Floating IP %s could not be found"
                                                     % found.group(1)))
             return _Answer(204)
+        if path == "/security-groups" and method == "GET":
+            # neutron api-ref "List security groups": {"security_groups": [{id, name,
+            # project_id, description, security_group_rules, ...}]}
+            return _Answer(200, {"security_groups": [{
+                "id": "5ec0%028x" % n, "name": name, "project_id": PROJECT_ID,
+                "description": "", "security_group_rules": []}
+                for n, name in enumerate(cloud.security_groups)]})
         if path == "/subnets" and method == "GET":
             # neutron api-ref "List subnets": ?network_id= filters; {"subnets": [{id,
             # network_id, ip_version, cidr, ...}]}
