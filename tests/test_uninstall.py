@@ -115,8 +115,9 @@ class UninstallTest(CloudHome, unittest.TestCase):
             self.assertIn("Deleted %s/" % os.path.join(self.home.dir, sub), out)
         self.assertFalse(os.path.exists(self.home.dir))
 
-    def test_the_workers_are_stopped_first_and_only_they(self):
-        # Regression (issue 23, 5): a detached worker outlived its provider
+    def waiting_worker(self):
+        """An order whose worker waits for its create's answer (held): (task id, its worker
+        lock, the pids holding that lock open)."""
         self.configure(request_timeout=120)             # the worker waits for the answer
         release = self.api.hold_next(method="POST")     # the create is made, its answer held
         self.addCleanup(release.set)
@@ -126,6 +127,16 @@ class UninstallTest(CloudHome, unittest.TestCase):
         holders = [int(pid) for pid in os.listdir("/proc") if pid.isdigit()
                    and self.holds(int(pid), lock)]
         self.assertTrue(holders, "the worker holds its lock file open")
+        return task_id, lock, holders
+
+    def assert_stopped(self, out, task_id, holders):
+        for pid in holders:
+            self.assertIn("Stopping the worker of task %s (pid %d)" % (task_id, pid), out)
+            wait_for(lambda: not pid_alive(pid), what="worker %d to end" % pid)
+
+    def test_the_workers_are_stopped_first_and_only_they(self):
+        # Regression (issue 23, 5): a detached worker outlived its provider
+        task_id, lock, holders = self.waiting_worker()
         bystander = subprocess.Popen(        # holds the lock file open too, but is no worker
             [sys.executable, "-c", "import os, sys, time; os.open(sys.argv[1], os.O_RDONLY); "
              "time.sleep(120)", lock])
@@ -139,29 +150,17 @@ class UninstallTest(CloudHome, unittest.TestCase):
         self.assertTrue(all(pid_alive(pid) for pid in holders))
         code, out, err = self.install_sh("--uninstall", "--keep-servers")
         self.assertEqual(code, 0, (out, err))
-        for pid in holders:
-            self.assertIn("Stopping the worker of task %s (pid %d)" % (task_id, pid), out)
-            wait_for(lambda: not pid_alive(pid), what="worker %d to end" % pid)
+        self.assert_stopped(out, task_id, holders)
         self.assertTrue(pid_alive(bystander.pid), "a process that is no worker is left alone")
         self.assertIn("Kept rented", out)
         self.assertFalse(provider.lock_is_held(os.path.join(self.kept(), "var", "workers",
                                                             task_id + ".lock")))
 
     def test_purge_stops_the_workers_before_it_deletes_the_files(self):
-        self.configure(request_timeout=120)             # the worker waits for the answer
-        release = self.api.hold_next(method="POST")     # the create is made, its answer held
-        self.addCleanup(release.set)
-        task_id = self.order(wait=False)
-        lock = os.path.join(self.home.dir, "var", "workers", task_id + ".lock")
-        wait_for(lambda: provider.lock_is_held(lock), what="the worker to hold its lock")
-        holders = [int(pid) for pid in os.listdir("/proc") if pid.isdigit()
-                   and self.holds(int(pid), lock)]
-        self.assertTrue(holders, "the worker holds its lock file open")
+        task_id, _, holders = self.waiting_worker()
         code, out, err = self.install_sh("--purge", "--yes", "--keep-servers")
         self.assertEqual(code, 0, (out, err))
-        for pid in holders:
-            self.assertIn("Stopping the worker of task %s (pid %d)" % (task_id, pid), out)
-            wait_for(lambda: not pid_alive(pid), what="worker %d to end" % pid)
+        self.assert_stopped(out, task_id, holders)
         self.assertFalse(os.path.exists(os.path.join(self.home.dir, "var")))
         self.assertFalse(os.path.exists(os.path.join(self.home.dir, "bin")))
 
