@@ -1482,6 +1482,7 @@ class StateRepair(object):
             state = empty_state(self.paths.name)
             lines.append("the backup %s is %s: starting from an empty state"
                          % (self.paths.backup, why))
+            lines.extend(carry_installation(raw, state))
         else:
             lines.append("started from the backup %s: %d task(s)"
                          % (self.paths.backup, len(state["tasks"])))
@@ -1494,6 +1495,21 @@ class StateRepair(object):
                          len(recovered), len(newer), ", ".join(sorted(newer, key=int)) or "none"))
         lines.extend(self.reconcile(state))
         return state
+
+
+def carry_installation(raw, state):
+    """A state rebuilt from nothing keeps the installation id (and the 1.x owner tags) of
+    the damaged file's head when they can be read there, so that its servers' owner tag
+    and its running workers (StateStore.bound) stay this installation's; the lines said."""
+    import re
+    found = re.search(rb'"installation": *"([0-9a-f]{32})"', raw or b"")
+    if not found:
+        return []
+    state["installation"] = found.group(1).decode("ascii")
+    tags = re.search(rb'"legacy_owner_tags": *\[((?: *"[0-9a-f]{8}",?)*) *\]', raw)
+    if tags:
+        state["legacy_owner_tags"] = re.findall(r"[0-9a-f]{8}", tags.group(1).decode("ascii"))
+    return ["kept the damaged file's installation id %s..." % state["installation"][:8]]
 
 
 class StateStore(object):

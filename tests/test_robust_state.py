@@ -182,6 +182,9 @@ class RepairTest(HomeTestCase):
         self.assertEqual(self.home.read(os.path.join(self.var, kept)), self.damage)
         self.assertEqual(stat.S_IMODE(os.stat(os.path.join(self.var, kept)).st_mode), 0o600)
         self.assertEqual(self.home.ok("order", "1")["task_id"], "8")
+        # the installation is the same: its servers' owner tag and its workers go on
+        self.assertIn("kept the damaged file's installation id", text)
+        self.assertEqual(state["installation"], json.loads(good.decode())["installation"])
 
     def test_repair_of_a_directory_and_of_a_valid_state(self):
         result = self.home.run("state", "repair")
