@@ -1502,11 +1502,11 @@ def carry_installation(raw, state):
     the damaged file's head when they can be read there, so that its servers' owner tag
     and its running workers (StateStore.bound) stay this installation's; the lines said."""
     import re
-    found = re.search(rb'"installation": *"([0-9a-f]{32})"', raw or b"")
+    found = re.search(br'"installation": *"([0-9a-f]{32})"', raw or b"")
     if not found:
         return []
     state["installation"] = found.group(1).decode("ascii")
-    tags = re.search(rb'"legacy_owner_tags": *\[((?: *"[0-9a-f]{8}",?)*) *\]', raw)
+    tags = re.search(br'"legacy_owner_tags": *\[((?: *"[0-9a-f]{8}",?)*) *\]', raw)
     if tags:
         state["legacy_owner_tags"] = re.findall(r"[0-9a-f]{8}", tags.group(1).decode("ascii"))
     return ["kept the damaged file's installation id %s..." % state["installation"][:8]]
