@@ -469,6 +469,9 @@ class ProxmoxGuardrails(ProxmoxHome, GuardrailTests, unittest.TestCase):
         self.assertEqual((len(created), len(refused)), (4, 4), answers)
         for message in refused:
             self.assertIn("backend.max_servers is 4 and 4 Proxmox servers held", message)
+        # `order` waits about a second for its worker's clone: a loaded machine may take more
+        wait_for(lambda: len([r for r in self.api.create_requests() if r["status"] == 200])
+                 >= 4, what="the four clones")
         for task_id in created:
             self.worker_done(task_id)
         clones = [r for r in self.api.create_requests() if r["status"] == 200]

@@ -72,6 +72,10 @@ class GuardrailTests(CloudHome):
             self.assertIn("order error N109, ", message)
             self.assertIn("backend.max_servers is 4 and 4 %s servers held" % self.LABEL,
                           message)
+        # `order` waits about a second for its worker's create: a loaded machine may take more
+        wait_for(lambda: len(self.api.create_requests()) >= 4, what="the four creates")
+        for task_id in created:
+            self.worker_done(task_id)
         self.assertEqual(len(self.api.create_requests()), 4)
         self.assertEqual(len(self.api.servers), 4)
 
