@@ -41,7 +41,7 @@ class ProxmoxHome(object):
     def setUp(self):
         self.banners = {}
         super(ProxmoxHome, self).setUp()
-        self.ssh.stop()                 # the port stays the test's: the VM's sshd later
+        self.ssh.stop(hold_port=True)   # the port stays the test's: the VM's sshd later
         self.addCleanup(self.stop_banners)
 
     def FAKE(self, **kw):
@@ -57,13 +57,15 @@ class ProxmoxHome(object):
             self.banners[address] = SSHBannerServer(host=address, port=self.ssh.port).start()
 
     def vm_stopped(self, address):
-        banner = self.ssh if address == "127.0.0.1" else self.banners.pop(address, None)
-        if banner is not None:
-            banner.stop()
+        if address == "127.0.0.1":
+            self.ssh.stop(hold_port=True)
+        elif address in self.banners:
+            self.banners.pop(address).stop()
 
     def stop_banners(self):
         for banner in self.banners.values():
             banner.stop()
+        self.ssh.stop()                 # the port held is given back
 
     def config_posts(self):
         return [r for r in self.api.requests_for("POST", r"/config$") if r["status"] == 200]

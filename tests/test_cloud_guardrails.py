@@ -279,7 +279,15 @@ class GuardrailTests(CloudHome):
             json.dump(state, handle)
         self.assertIn(task_id, self.run_plugin("tasks", "--holding").text)
         second = self.order()                        # the first write after the upgrade
-        wait_for(lambda: len(self.api.servers) == 1, what="the 1.x order's server deleted")
+        def deleted():                               # each look a call (any call revives)
+            return len(self.api.servers) == 1 or self.run_plugin("tasks") and False
+        try:
+            wait_for(deleted, timeout=60, what="the 1.x order's server deleted")
+        except AssertionError:
+            log = os.path.join(self.home.dir, "log", "tasks", task_id + ".log")
+            raise AssertionError("the 1.x order's server is not deleted: %r\n%s\n%s" % (
+                self.home.state()["tasks"][task_id], open(log).read() if os.path.exists(log)
+                else "(no task log)", open(self.home.log_path).read()[-3000:]))
         task = self.worker_gone(task_id) or self.home.state()["tasks"][task_id]
         self.assertEqual((task["status"], task["data"]["cleanup"]), ("error", "done"))
         self.assertRegex(task["message"], r"^timed out; %s server \S+ deleted" % self.LABEL)

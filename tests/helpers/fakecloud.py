@@ -1146,11 +1146,13 @@ class SSHBannerServer(object):
         self.port = port or None    # 0: any free port, known once started
         self.connections = 0
         self._sock = None
+        self._held = None       # stop(hold_port=True): the port kept, nothing listening
         self._thread = None
         self._stop = threading.Event()
 
     def start(self):
         self._stop.clear()
+        self.release_port()
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((self.host, self.port or 0))
@@ -1161,7 +1163,9 @@ class SSHBannerServer(object):
         self._thread.start()
         return self
 
-    def stop(self):
+    def stop(self, hold_port=False):
+        """Stop listening; hold_port: keep the port bound (a connection is refused, as to a
+        host whose sshd is down) so that no test beside this one takes it meanwhile."""
         self._stop.set()
         if self._thread is not None:
             wake((self.host, self.port))
@@ -1170,6 +1174,18 @@ class SSHBannerServer(object):
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+        self.release_port()
+        if hold_port and self.port:
+            # bound, not listening: a connection is refused; a bind to port 0 elsewhere
+            # never picks a port a socket is bound to (the kernel's autobind)
+            self._held = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self._held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._held.bind((self.host, self.port))
+
+    def release_port(self):
+        if self._held is not None:
+            self._held.close()
+            self._held = None
 
     def __enter__(self):
         return self.start()
