@@ -1531,7 +1531,8 @@ class StateStore(object):
         self.tidy = tidy
         self.index = index              # index(state) before every save: the head's lists
         self.last_head = {}             # the head of the state file find() last read
-        self.bound = None               # a worker's installation: no write to another's
+        self.bound = None               # a worker's installation (run_task_worker): no write
+                                        # to another's; same_installation compares it
         self.trust = TrustedFiles(paths)
         self.file = StateFile(paths, self.trust, lock_wait)
         self.old = Archive(paths, self.trust, retention_days, tidy)
@@ -1554,12 +1555,13 @@ class StateStore(object):
             task = self.old.load(archive_start(task_id)).get(task_id)
         return task
 
-    def same_installation(self, installation):
-        """False when the state find() last read belongs to another installation than
-        `installation` (the provider was purged and installed again: its task ids start
-        over, and a worker of the old one must not act on a new task); True when unknown."""
+    def same_installation(self):
+        """False when the state find() last read belongs to another installation than the
+        one this worker was started for (bound: the provider was purged and installed
+        again, its task ids start over, and a worker of the old one must not act on a new
+        task); True when unknown."""
         found = self.last_head.get("installation") if isinstance(self.last_head, dict) else None
-        return installation is None or found is None or found == installation
+        return self.bound is None or found is None or found == self.bound
 
     def archive_starts(self):
         return self.old.starts()
@@ -2807,7 +2809,6 @@ class WorkerBackend(Backend):
         import signal
         task_id = task["id"]
         log = TaskLog(self.task_log(task_id))
-        self.installation = provider.store.last_head.get("installation")
         data = dict(task.get("data") or {}, worker_pid=os.getpid(),
                     worker_start=process_start_time(os.getpid()))
 
@@ -2928,7 +2929,7 @@ class WorkerBackend(Backend):
         """WorkerStopped when the task was ended by hand or removed, or the state is
         another installation's (a purge and a new install: its task N is not ours)."""
         task = provider.store.find(task_id)
-        if not provider.store.same_installation(self.installation):
+        if not provider.store.same_installation():
             raise WorkerStopped(None, "the state now belongs to another installation")
         if task is None or task["status"] in TERMINAL:
             raise WorkerStopped(None, "the task was %s meanwhile" % (
@@ -7470,11 +7471,10 @@ class CloudBackend(Backend):
         its end (OrderWorker), then
         delete the server of a failed one that rents or may rent one (clean_up)."""
         task = provider.store.find(task_id)
-        installation = provider.store.last_head.get("installation")
         if task is not None and task["status"] == IN_PROGRESS and (
                 task.get("backend") == self.TYPE):
             OrderWorker(self, provider, task_id).run()
-        return self.cleanup.clean_up(provider, task_id, installation)
+        return self.cleanup.clean_up(provider, task_id)
 
     def step(self, task, configuration):
         """One step of an order (in the worker): task changes or None. The task's
@@ -8332,7 +8332,7 @@ class ServerCleanup(object):
                 self.backend.paths.name, task["id"])
         return text
 
-    def clean_up(self, provider, task_id, installation=None):
+    def clean_up(self, provider, task_id):
         """The cleanup worker: delete the failed task's server (looking it up first when
         the task never learnt its id), trying again after a growing pause until it is
         gone, shown never made, the operator deleted it, or on_failure is no longer
@@ -8342,7 +8342,7 @@ class ServerCleanup(object):
         wait, slept = CLEANUP_FIRST_WAIT, 0.0
         while True:
             task = provider.store.find(task_id)
-            if not provider.store.same_installation(installation):
+            if not provider.store.same_installation():
                 return "task %s: the state now belongs to another installation" % task_id
             backend = self.backend
             try:        # an operator may have set on_failure "keep" since
@@ -8655,7 +8655,6 @@ class OrderWorker(object):
         self.report = WorkerReport(os.getpid(), process_start_time(os.getpid()),
                                    before.steps if before and before.pid else 0, "new")
         self.config_stamp = file_stamp(provider.paths.config)
-        self.installation = provider.store.last_head.get("installation")
         self.clock = TaskClock()
         self.unsaved = ""       # why the last save failed (the calls show it), or ""
 
@@ -8664,7 +8663,7 @@ class OrderWorker(object):
         said = None
         while True:
             task = self.provider.store.find(self.task_id)
-            if not self.provider.store.same_installation(self.installation):
+            if not self.provider.store.same_installation():
                 self.log.note("the state now belongs to another installation (purged and "
                               "installed again?): this worker stops")
                 return None

@@ -381,7 +381,7 @@ class WaitScheduleTest(unittest.TestCase):
             def find(self, task_id):
                 return {"status": "in_progress"}
 
-            def same_installation(self, installation):
+            def same_installation(self):
                 return True
 
         class Caller(object):
