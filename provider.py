@@ -6480,6 +6480,15 @@ class CloudError(ProviderError):
         self.final = False
 
 
+class CreateLanding(CloudError):
+    """A look-up saw the task's create still being carried out (a backend's find raises
+    it): neither found nor never made. An order waits (find_or_create), a cleanup counts
+    a failed try; no create is sent again and nothing is settled meanwhile."""
+
+    def __init__(self, message):
+        CloudError.__init__(self, message, transient=True)
+
+
 def check_api_failure(label, url, exc):
     """`check`'s line for an API call that failed (a CloudError)."""
     if exc.status is None:
@@ -7717,7 +7726,10 @@ class CloudBackend(Backend):
         most MAX_CREATES in all): never while an unsettled create could still land
         (late_window after it), so one task never gets two servers."""
         data = task["data"]
-        server = self.lookup(api, task)
+        try:
+            server = self.lookup(api, task)
+        except CreateLanding as exc:
+            return {"phase": "creating", "message": "creating: %s" % exc.message}
         if server is not None:
             return self.adopt(task, server)
         left = self.late_window() - (task_age(task) - data.get("create_age", 0))
@@ -7836,7 +7848,7 @@ class CloudBackend(Backend):
         data_changes = {"server_id": server_id}
         if task["status"] == ERROR and self.on_failure == "delete":
             data_changes.update(cleanup="pending", failed_because=task["message"])
-        return self.cleanup.save_cleanup_start(task, data_changes)
+        return self.cleanup.save_data(task, data_changes)
 
     def settle(self, task):
         """After order_status saved a task: its cleanup, if it needs one (ServerCleanup)."""
@@ -8324,7 +8336,7 @@ class ServerCleanup(object):
         if self.backend.on_failure != "delete" and not unsettled_create(task):
             return "%s (on_failure: keep)" % self.kept_text(task)
         data_changes = {"cleanup": "pending", "failed_because": task["message"]}
-        task = self.save_cleanup_start(task, data_changes)
+        task = self.save_data(task, data_changes)
         done, text = self.cleanup_once(task)
         if not done:
             self.ensure_worker(task)
@@ -8415,7 +8427,7 @@ class ServerCleanup(object):
         if server_id is None:
             return task
         self.backend.log.write("server", task["id"], server_id=server_id, late=True)
-        return self.save_cleanup_start(task, {"server_id": server_id})
+        return self.save_data(task, {"server_id": server_id})
 
     def kept_text(self, task):
         if rented_server(task):
@@ -8450,9 +8462,10 @@ class ServerCleanup(object):
             notify(provider, notified, saved)
         return saved
 
-    def save_cleanup_start(self, task, data_changes):
-        """Save data changes of a failed task; the task as saved (or as it would be,
-        should it have left the state file meanwhile)."""
+    def save_data(self, task, data_changes):
+        """Save data changes of a task (a failed one's cleanup, a clone's VMID before it is
+        sent); the task as saved (or as it would be, should it have left the state file
+        meanwhile)."""
         def change(state):
             saved = state["tasks"].get(task["id"])
             if saved is not None:
@@ -10894,14 +10907,14 @@ class ProxmoxToken(StaticToken):
             or "$" + settings.get("token_secret_env", ""))
 
 
-class CloneRunning(CloudError):
-    """A VMID a task sent a clone to is still being cloned (ProxmoxBackend.lookup)."""
+class CloneRunning(CreateLanding):
+    """A VMID a task sent a clone to is still being cloned (ProxmoxBackend.find)."""
 
     def __init__(self, vmid, node):
-        CloudError.__init__(self, "Proxmox VM %s on node %s is still being cloned and has no "
-                            "name yet (the clone this task sent, whose answer was lost, or "
-                            "another's at the same VMID): waiting for it to end" % (vmid, node),
-                            transient=True)
+        CreateLanding.__init__(self, "Proxmox VM %s on node %s is still being cloned and has "
+                               "no name yet (the clone this task sent, whose answer was lost, "
+                               "or another's at the same VMID): waiting for it to end" % (
+                                   vmid, node))
 
 
 class ProxmoxBackend(CloudBackend):
@@ -11112,7 +11125,9 @@ class ProxmoxBackend(CloudBackend):
             clone["target"] = target
         for _ in range(VMID_TRIES):
             clone["newid"] = self.next_id(api)
-            self.note_vmid(task["id"], clone["newid"])    # saved before the clone is sent
+            data["vmids_sent"] = (data.get("vmids_sent") or [])[-VMID_TRIES:] + [
+                str(clone["newid"])]        # saved before the clone is sent (find)
+            self.cleanup.save_data(task, {"vmids_sent": data["vmids_sent"]})
             try:
                 answer = api.call("POST", "/nodes/%s/qemu/%s/clone" % (node, template),
                                   body=clone)
@@ -11126,22 +11141,6 @@ class ProxmoxBackend(CloudBackend):
                              "meanwhile" % VMID_TRIES)
         data["upid"] = self.upid(answer.get("data"))
         return {"server": {"id": str(clone["newid"])}}
-
-    def note_vmid(self, task_id, vmid):
-        """Save a VMID a clone is about to be sent to (data vmids_sent), so that the VM a
-        lost answer's clone is still copying is recognised (lookup)."""
-        def change(state):
-            saved = state["tasks"].get(task_id)
-            if saved is not None:
-                sent = saved["data"].get("vmids_sent") or []
-                saved["data"]["vmids_sent"] = sent[-VMID_TRIES:] + [str(vmid)]
-        self.store.update(change)
-
-    def find_or_create(self, api, task, configuration):
-        try:
-            return CloudBackend.find_or_create(self, api, task, configuration)
-        except CloneRunning as exc:
-            return {"phase": "creating", "message": "creating: %s" % exc.message}
 
     def create_url(self):
         return self.api_url + "/nodes/{the template's node}/qemu/{template}/clone"
