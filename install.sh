@@ -340,7 +340,7 @@ validate_with_plugin() {
 # "master<TAB>PATH<TAB>KEY" for an absolute path elsewhere (it must exist on the master).
 named_files() {
     "$python" -I -S - "$1" "/opt/webdir/providers/$name/" <<'PY'
-import json, os, re, sys
+import json, os, re, stat, sys
 config, installed = sys.argv[1], sys.argv[2]
 folder = os.path.dirname(os.path.abspath(config))
 home = os.path.dirname(folder) if os.path.basename(folder) == "etc" else folder
@@ -374,8 +374,17 @@ for key, path, mode in named:
     elif rel not in seen:
         seen.add(rel)
         source = os.path.join(home, rel)
-        print(("carry\t%s\t%s\t%s" % (rel, source, mode)) if os.path.isfile(source)
-              else "missing\t%s\t%s" % (rel, key))
+        try:                    # the plugin's own rule: a regular file only its owner
+            st = os.lstat(source)   # (this user or root) can change, never a symlink
+        except OSError:
+            st = None
+        if st is None or not stat.S_ISREG(st.st_mode):
+            print("missing\t%s\t%s" % (rel, key if st is None else
+                                        key + ": not a regular file (a symlink?)"))
+        elif st.st_uid not in (os.geteuid(), 0) or st.st_mode & 0o022:
+            print("missing\t%s\t%s: another user owns it or may write it" % (rel, key))
+        else:
+            print("carry\t%s\t%s\t%s" % (rel, source, mode))
 PY
 }
 

@@ -628,6 +628,11 @@ class InstallTestsBase(object):
         self.assertEqual(rc, 1, (out, err))
         self.assertIn("etc/pool-192.0.2.12.pw (password_file), bin/notify-mail.sh (notify)", err)
         self.assertFalse(os.path.exists(path))
+        os.symlink("/etc/hostname", os.path.join(home, "etc", "pool-192.0.2.12.pw"))
+        rc, out, err = self.run_install("--config", src, "--archive", path, NAME)
+        self.assertEqual(rc, 1, (out, err))         # a symlink is never followed into it
+        self.assertIn("etc/pool-192.0.2.12.pw (password_file: not a regular file", err)
+        os.unlink(os.path.join(home, "etc", "pool-192.0.2.12.pw"))
         self.write("src/etc/pool-192.0.2.12.pw", b"pw-12\n")
         os.mkdir(os.path.join(home, "bin"))
         shutil.copy(os.path.join(ROOT, "examples", "notify-mail.sh"), os.path.join(home, "bin"))
