@@ -251,7 +251,7 @@ class GuardrailTests(CloudHome):
     def test_a_lost_create_never_made_is_settled_after_its_look_ups_whatever_on_failure(self):
         for count, on_failure in enumerate(("delete", "keep"), 1):
             self.configure(on_failure=on_failure)
-            self.api.hang_next(5, method="POST", path=self.create_path(), apply=False)
+            self.api.hang_next(0, method="POST", path=self.create_path(), apply=False)
             task_id = self.order()                   # its create's answer never came
             self.assertTrue(provider.may_rent(self.home.state()["tasks"][task_id]))
             result = self.run_plugin("task", "fail", task_id, "--message", "not needed")
