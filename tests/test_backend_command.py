@@ -553,8 +553,8 @@ class FollowConfigTest(CommandTestCase):
     """A worker waiting for SSH takes a config changed meanwhile."""
 
     def test_a_lowered_ready_timeout_ends_a_waiting_task(self):
-        from helpers.support import free_port
-        port = free_port()                  # nobody listens: the wait goes on
+        from helpers.support import closed_port
+        port = closed_port()                # nobody listens: the wait goes on
         self.program('echo \'{"server": "127.0.0.1", "server_password": "pw"}\'\n')
         self.home.write_config(command_config(port, ready_timeout=3600))
         task_id = self.order()

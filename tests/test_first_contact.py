@@ -398,10 +398,10 @@ class ManualFirstContactTest(HomeTestCase):
         self.assertEqual(sshd.ssh_keycopy(self.sshd, self.known_hosts), 100)
 
     def test_a_server_that_does_not_answer_is_refused_and_nothing_changes(self):
-        from helpers.support import free_port
+        from helpers.support import closed_port
         task_id = self.order()
         before = self.home.read(self.home.state_path)
-        self.home.write_config(manual_config(free_port()))
+        self.home.write_config(manual_config(closed_port()))
         message = self.assertError(self.finish(task_id), 112, "task finish")
         self.assertIn("127.0.0.1 port ", message)
         self.assertIn(" does not answer SSH: connection refused; nothing was changed: fix the "
@@ -428,8 +428,8 @@ class ManualFirstContactTest(HomeTestCase):
         self.assertNotIn("host_keys", self.home.state()["tasks"][task_id]["data"])
 
     def test_a_host_key_given_still_pins_without_contact(self):
-        from helpers.support import free_port
-        self.home.write_config(manual_config(free_port()))      # nobody there: not asked
+        from helpers.support import closed_port
+        self.home.write_config(manual_config(closed_port()))    # nobody there: not asked
         task_id = self.order()
         result = self.finish(task_id, "--host-key", self.other_key)
         self.assertEqual(result.code, 0, result)

@@ -23,7 +23,7 @@ import time
 import unittest
 
 from .fakecloud import SSHBannerServer
-from .support import Home, error_message, free_port as closed_port, load_module, wait_for
+from .support import Home, closed_port, error_message, load_module, wait_for
 
 provider = load_module()
 

@@ -705,6 +705,22 @@ def free_port():
     return port
 
 
+HELD_PORTS = []         # closed_port's sockets: bound, never listening, for the process's life
+
+
+def closed_port():
+    """A local TCP port where nobody listens, now or later in the run: a socket of this
+    process keeps it bound without listening. A connection is refused, and the kernel
+    never hands the port to a bind to port 0 elsewhere, so no test beside this one (the
+    runner starts several at once) can begin to listen there meanwhile."""
+    import socket
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    HELD_PORTS.append(sock)
+    return sock.getsockname()[1]
+
+
 def pid_alive(pid):
     """True while pid runs; a zombie (nobody reaped it yet) counts as gone."""
     try:
