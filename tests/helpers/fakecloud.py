@@ -1149,33 +1149,44 @@ class SSHBannerServer(object):
         self._held = None       # stop(hold_port=True): the port kept, nothing listening
         self._thread = None
         self._stop = threading.Event()
+        self._guard = threading.Lock()  # a fake's thread (a VM stopped) and a test's cleanup
 
     def start(self):
-        self._stop.clear()
-        self.release_port()
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((self.host, self.port or 0))
-        self._sock.listen(16)
-        self.port = self._sock.getsockname()[1]
-        self._thread = threading.Thread(target=self._serve)
-        self._thread.daemon = True
-        self._thread.start()
+        with self._guard:
+            self._stop.clear()
+            self.release_port()
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.port or 0))
+            sock.listen(16)
+            self.port = sock.getsockname()[1]
+            self._sock = sock
+            self._thread = threading.Thread(target=self._serve, args=(sock,))
+            self._thread.daemon = True
+            self._thread.start()
         return self
 
     def stop(self, hold_port=False):
         """Stop listening; hold_port: keep the port bound (a connection is refused, as to a
         host whose sshd is down) so that no test beside this one takes it meanwhile."""
         self._stop.set()
-        if self._thread is not None:
+        with self._guard:
+            thread, self._thread = self._thread, None
+            sock, self._sock = self._sock, None
+        if thread is not None:
             wake((self.host, self.port))
-            self._thread.join(5)
-            self._thread = None
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+            thread.join(5)
+        if sock is not None:
+            sock.close()
+        with self._guard:
+            if hold_port:
+                self.hold_port()
+            else:
+                self.release_port()
+
+    def hold_port(self):
         self.release_port()
-        if hold_port and self.port:
+        if self.port:
             # bound, not listening: a connection is refused; a bind to port 0 elsewhere
             # never picks a port a socket is bound to (the kernel's autobind)
             self._held = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -1193,10 +1204,10 @@ class SSHBannerServer(object):
     def __exit__(self, *exc):
         self.stop()
 
-    def _serve(self):
+    def _serve(self, sock):
         while True:
             try:
-                conn, _ = self._sock.accept()
+                conn, _ = sock.accept()
             except OSError:
                 break
             if self._stop.is_set():         # stop()'s own connection
